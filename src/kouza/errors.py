@@ -1,0 +1,89 @@
+"""One error hierarchy for all of kouza.
+
+Every error a caller can cause is a :class:`KouzaError` with a message meant for that caller and
+an HTTP status. The API renders them with one handler (``kouza.api.app``); the CLI prints the
+message and exits with a non-zero code. Domains subclass the families below in their own
+``errors.py``; nothing raises a bare ``KouzaError``::
+
+    KouzaError (400)
+    ├── BadRequest (400)            malformed or out-of-range input
+    │   ├── ledger.UnbalancedEntry, ledger.InvalidAmount
+    │   └── wallet.InvalidQr, wallet.SelfTransfer, ...
+    ├── Unauthorized (401)          no or bad credentials
+    ├── Forbidden (403)             authenticated, but not allowed (not the owner, wrong level)
+    ├── NotFound (404)              unknown id (also used for ids the caller does not own)
+    ├── Conflict (409)              state conflict
+    │   ├── IdempotencyConflict     same key, different request
+    │   ├── IdempotencyInFlight     same key, first request still running
+    │   └── ledger.HoldNotPending, ledger.AlreadyReversed, ...
+    ├── Unprocessable (422)         well-formed, refused by a business rule
+    │   ├── ledger.InsufficientFunds
+    │   └── wallet.LimitExceeded, ...
+    └── TooManyRequests (429)       throttled
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class KouzaError(Exception):
+    """Base of every error a caller can cause; carries a message and an HTTP status."""
+
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body the API returns for this error."""
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class BadRequest(KouzaError):
+    status_code = 400
+    code = "bad_request"
+
+
+class Unauthorized(KouzaError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(KouzaError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(KouzaError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(KouzaError):
+    status_code = 409
+    code = "conflict"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+
+
+class IdempotencyInFlight(Conflict):
+    code = "idempotency_in_flight"
+
+
+class Unprocessable(KouzaError):
+    status_code = 422
+    code = "unprocessable"
+
+
+class TooManyRequests(KouzaError):
+    status_code = 429
+    code = "too_many_requests"
