@@ -1,0 +1,67 @@
+"""Settings, read from the environment (``KOUZA_*``) and an optional ``.env`` file.
+
+Defaults give the embedded setup: SQLite files under ``./var/`` and development providers
+(e-mail to an outbox table). Production sets ``KOUZA_DATABASE_URL`` to PostgreSQL and provides
+real secrets; ``KOUZA_SECRET_KEY`` unset means a random key is generated once and kept in
+``var/secret.key`` so that restarts keep signed QR codes and sessions valid.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of the wallet operator."""
+
+    model_config = SettingsConfigDict(env_prefix="KOUZA_", env_file=".env", extra="ignore")
+
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    secret_key: str = ""
+    operator_name: str = "kouza"
+
+    token_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    email_code_ttl_seconds: int = Field(default=15 * 60, gt=0)
+    email_code_max_attempts: int = Field(default=5, gt=0)
+    idempotency_lease_seconds: int = Field(default=60, gt=0)
+    qr_ttl_seconds: int = Field(default=15 * 60, gt=0)
+
+    # Limits (yen). Policy objects are built from these in kouza.wallet.limits.
+    limit_per_transaction_yen: int = Field(default=500_000, gt=0)
+    limit_per_day_yen: int = Field(default=500_000, gt=0)
+    limit_rolling_30d_yen: int = Field(default=1_000_000, gt=0)
+    limit_type2_ceiling_yen: int = Field(default=1_000_000, gt=0)
+    limit_category_per_day_yen: dict[str, int] = Field(
+        default_factory=lambda: {"electronics": 300_000, "tobacco": 50_000, "gift_cards": 50_000}
+    )
+    max_wallet_balance_yen: int = Field(default=1_000_000, gt=0)
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under ``var_dir``."""
+        if self.database_url:
+            return self.database_url
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.var_dir / 'kouza.db').as_posix()}"
+
+    def resolved_secret_key(self) -> bytes:
+        """The server secret (HMAC keys for codes and tokens), created once if not configured."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        path = self.var_dir / "secret.key"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests build their own ``Settings``)."""
+    return Settings()

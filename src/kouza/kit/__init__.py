@@ -1,0 +1,1 @@
+"""Infrastructure with no business words: database, clock, money, ids, idempotency, outbox."""
