@@ -33,10 +33,12 @@ class KouzaError(Exception):
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "error"
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, *, keep_changes: bool = False, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        self.keep_changes = keep_changes
+        """Commit the unit of work before reporting (e.g. to count a failed attempt)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body the API returns for this error."""

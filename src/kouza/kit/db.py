@@ -32,6 +32,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from kouza.errors import KouzaError
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -126,6 +128,10 @@ class Database:
         try:
             yield session
             session.commit()
+        except KouzaError as exc:
+            # a refused request changes nothing, except what it must record (failed attempts)
+            session.commit() if exc.keep_changes else session.rollback()
+            raise
         except BaseException:
             session.rollback()
             raise

@@ -15,7 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Integer,
+    cast,
     and_,
     column,
     func,
@@ -87,8 +89,10 @@ def apply_balance_deltas(session: Session, deltas: Mapping[int, int]) -> set[int
     refused: set[int] = set()
     items = sorted(deltas.items())
     for chunk in _chunks(items):
-        table = values(column("id", BigId), column("delta", Integer), name="deltas").data(
-            list(chunk)
+        table = (
+            values(column("id", BigId), column("delta", Integer), name="deltas")
+            .data(list(chunk))
+            .cte("deltas")
         )
         statement = (
             update(LedgerAccount)
@@ -217,8 +221,8 @@ def statement_rows(
     session: Session, account_id: int, *, since: datetime | None, limit: int, before_id: int | None
 ) -> list[StatementRow]:
     """Postings of one account, newest first, with the balance after each."""
-    running = (
-        func.sum(Posting.amount).over(order_by=Posting.id).label("balance_after")
+    running = cast(func.sum(Posting.amount).over(order_by=Posting.id), BigInteger).label(
+        "balance_after"
     )
     inner = (
         select(
@@ -286,7 +290,7 @@ def inflow_since(
 
 def balance_mismatches(session: Session) -> list[tuple[int, str, int, int]]:
     """(id, code, cached balance, sum of postings) where they differ."""
-    total = func.coalesce(func.sum(Posting.amount), 0)
+    total = cast(func.coalesce(func.sum(Posting.amount), 0), BigInteger)
     statement = (
         select(LedgerAccount.id, LedgerAccount.code, LedgerAccount.balance, total)
         .outerjoin(Posting, Posting.account_id == LedgerAccount.id)
@@ -308,7 +312,7 @@ def pending_mismatches(session: Session) -> list[tuple[int, str, str, int, int]]
             .subquery()
         )
         cached = getattr(LedgerAccount, which)
-        recomputed = func.coalesce(held.c.held, 0)
+        recomputed = cast(func.coalesce(held.c.held, 0), BigInteger)
         statement = (
             select(LedgerAccount.id, LedgerAccount.code, cached, recomputed)
             .outerjoin(held, held.c.account_id == LedgerAccount.id)
@@ -320,7 +324,7 @@ def pending_mismatches(session: Session) -> list[tuple[int, str, str, int, int]]
 
 def unbalanced_entries(session: Session) -> list[tuple[int, int, int]]:
     """(entry id, sum, posting count) for entries that are not balanced double entries."""
-    total = func.coalesce(func.sum(Posting.amount), 0)
+    total = cast(func.coalesce(func.sum(Posting.amount), 0), BigInteger)
     count = func.count(Posting.id)
     statement = (
         select(JournalEntry.id, total, count)

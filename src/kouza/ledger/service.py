@@ -302,6 +302,10 @@ class LedgerService:
                 session, {account: deltas[account] for account in refused}
             )
         if refused:
+            # undo what was applied, so a refused call leaves no trace even if the caller
+            # swallows the error and commits
+            applied = {k: -v for k, v in deltas.items() if k not in refused}
+            repository.apply_balance_deltas(session, applied)
             raise InsufficientFunds(
                 "insufficient available balance", account_ids=sorted(refused)
             )

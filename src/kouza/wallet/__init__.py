@@ -1,0 +1,1 @@
+"""Wallets, merchants, top-ups, payments, refunds, transfers and limits."""

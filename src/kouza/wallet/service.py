@@ -1,0 +1,359 @@
+"""Wallet operations: open, top up, pay by QR, refund, transfer, statement.
+
+Every money-moving operation follows the same steps inside the caller's unit of work: lock the
+wallet row(s) in id order (:mod:`kouza.kit.locking`), check status and limits under that lock,
+move the money through :mod:`kouza.ledger.service`, then record the business fact pointing at
+the journal entry. Ownership is the caller's job (the endpoints resolve wallets through
+:meth:`WalletService.owned_wallet`, which answers "not found" for another user's wallet so ids
+cannot be probed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kouza.identity.models import User, VerificationLevel
+from kouza.identity.service import identity
+from kouza.kit.locking import lock_row, lock_rows
+from kouza.kit.runtime import Runtime, runtime_of
+from kouza.ledger.models import AccountKind, EntryKind
+from kouza.ledger.repository import StatementRow
+from kouza.ledger.service import Balance, ledger
+from kouza.wallet import qr as qr_codes
+from kouza.wallet.errors import (
+    AmountMismatch,
+    InvalidQr,
+    MerchantNotActive,
+    QrAlreadyPaid,
+    RefundTooLarge,
+    SelfTransfer,
+    UnknownMerchant,
+    UnknownPayment,
+    UnknownWallet,
+    WalletExists,
+    WalletNotActive,
+)
+from kouza.wallet.limits import LimitSet, Movement
+from kouza.wallet.models import (
+    MerchantCategory,
+    Merchant,
+    MovementKind,
+    Payment,
+    Refund,
+    TopUp,
+    Transfer,
+    Wallet,
+    WalletStatus,
+)
+
+
+def limits_of(runtime: Runtime) -> LimitSet:
+    """The limit set in force for this runtime (built from settings unless one was injected)."""
+    limits = runtime.providers.get("limits")
+    if limits is None:
+        limits = runtime.providers["limits"] = LimitSet.from_settings(runtime.settings)
+    assert isinstance(limits, LimitSet)
+    return limits
+
+
+class WalletService:
+    """Wallets, merchants and the movements between them."""
+
+    # --- wallets -------------------------------------------------------------------------
+
+    def open_wallet(self, session: Session, *, user: User) -> Wallet:
+        """Open the user's wallet (one per user; needs a verified e-mail)."""
+        identity.require_level(user, VerificationLevel.EMAIL, action="opening a wallet")
+        wallet_id = uuid.uuid4()
+        account = ledger.open_account(
+            session, kind=AccountKind.CUSTOMER_WALLET, code=f"wallet:{wallet_id}",
+            name=f"wallet of {user.email}",
+        )
+        wallet = Wallet(
+            id=wallet_id, user_id=user.id, ledger_account_id=account.id,
+            status=WalletStatus.ACTIVE.value, created_at=runtime_of(session).now(),
+        )
+        session.add(wallet)
+        try:
+            with session.begin_nested():
+                session.flush()
+        except IntegrityError:
+            raise WalletExists("this user already has a wallet") from None
+        return wallet
+
+    def get_wallet(self, session: Session, wallet_id: uuid.UUID) -> Wallet:
+        wallet = session.get(Wallet, wallet_id)
+        if wallet is None:
+            raise UnknownWallet("no such wallet", wallet_id=str(wallet_id))
+        return wallet
+
+    def owned_wallet(self, session: Session, *, user: User, wallet_id: uuid.UUID) -> Wallet:
+        """The wallet if ``user`` owns it; otherwise the same "not found" as an unknown id."""
+        wallet = session.get(Wallet, wallet_id)
+        if wallet is None or wallet.user_id != user.id:
+            raise UnknownWallet("no such wallet", wallet_id=str(wallet_id))
+        return wallet
+
+    def wallets_of(self, session: Session, *, user: User) -> Sequence[Wallet]:
+        return session.scalars(select(Wallet).where(Wallet.user_id == user.id)).all()
+
+    def balance(self, session: Session, wallet: Wallet) -> Balance:
+        return ledger.balance(session, wallet.ledger_account_id)
+
+    def statement(
+        self, session: Session, wallet: Wallet, *, limit: int = 100, before_id: int | None = None
+    ) -> list[StatementRow]:
+        return ledger.statement(session, wallet.ledger_account_id, limit=limit,
+                                before_id=before_id)
+
+    def set_status(self, session: Session, *, wallet_id: uuid.UUID, status: WalletStatus) -> Wallet:
+        wallet = self._lock_wallet(session, wallet_id)
+        wallet.status = status.value
+        session.flush()
+        return wallet
+
+    # --- merchants -----------------------------------------------------------------------
+
+    def create_merchant(
+        self, session: Session, *, name: str, category: MerchantCategory
+    ) -> Merchant:
+        merchant_id = uuid.uuid4()
+        account = ledger.open_account(
+            session, kind=AccountKind.MERCHANT, code=f"merchant:{merchant_id}", name=name
+        )
+        merchant = Merchant(
+            id=merchant_id, name=name, category=category.value,
+            ledger_account_id=account.id, active=True, created_at=runtime_of(session).now(),
+        )
+        session.add(merchant)
+        session.flush()
+        return merchant
+
+    def get_merchant(self, session: Session, merchant_id: uuid.UUID) -> Merchant:
+        merchant = session.get(Merchant, merchant_id)
+        if merchant is None:
+            raise UnknownMerchant("no such merchant", merchant_id=str(merchant_id))
+        return merchant
+
+    def list_merchants(self, session: Session) -> Sequence[Merchant]:
+        return session.scalars(select(Merchant).order_by(Merchant.created_at)).all()
+
+    def merchant_qr(
+        self,
+        session: Session,
+        *,
+        merchant_id: uuid.UUID,
+        amount: int | None = None,
+        order_ref: str | None = None,
+    ) -> str:
+        """A signed QR payload: dynamic (amount + one-time order ref) or static."""
+        merchant = self.get_merchant(session, merchant_id)
+        runtime = runtime_of(session)
+        ttl = None
+        if amount is not None:
+            order_ref = order_ref or uuid.uuid4().hex
+            ttl = timedelta(seconds=runtime.settings.qr_ttl_seconds)
+        return qr_codes.sign(
+            runtime.secret, merchant_id=merchant.id, now=runtime.now(), amount=amount,
+            order_ref=order_ref, ttl=ttl,
+        )
+
+    # --- movements -----------------------------------------------------------------------
+
+    def credit_from_float(
+        self,
+        session: Session,
+        *,
+        wallet_id: uuid.UUID,
+        amount: int,
+        reason: str,
+        idempotency_key: str | None = None,
+    ) -> TopUp:
+        """Operator credit from the operator float (testing, goodwill); limits apply."""
+        wallet = self._lock_wallet(session, wallet_id)
+        self._require_active(wallet, incoming=True)
+        self._check_limits(session, wallet, MovementKind.TOPUP, amount)
+        float_account = ledger.system_account(session, AccountKind.OPERATOR_FLOAT)
+        posted = ledger.transfer(
+            session, kind=EntryKind.TOPUP, source=float_account,
+            destination=wallet.ledger_account_id, amount=amount,
+            description=f"credit from operator float: {reason}"[:500],
+            idempotency_key=f"float:{idempotency_key}" if idempotency_key else None,
+            reference={"wallet": str(wallet.id), "source": "operator_float"},
+        )
+        return self._record_topup(session, wallet, amount, posted.id, reason, posted.replayed)
+
+    def _record_topup(self, session: Session, wallet: Wallet, amount: int, entry_id: int,
+                      reason: str, replayed: bool) -> TopUp:
+        if replayed:
+            existing = session.scalars(select(TopUp).where(TopUp.entry_id == entry_id)).first()
+            if existing is not None:
+                return existing
+        topup = TopUp(
+            wallet_id=wallet.id, source=AccountKind.OPERATOR_FLOAT.value, amount=amount,
+            entry_id=entry_id, reason=reason, created_at=runtime_of(session).now(),
+        )
+        session.add(topup)
+        session.flush()
+        return topup
+
+    def pay(
+        self, session: Session, *, user: User, wallet_id: uuid.UUID, qr: str,
+        amount: int | None = None,
+    ) -> Payment:
+        """Pay the merchant named by a kouza-signed QR code."""
+        identity.require_level(user, VerificationLevel.EMAIL, action="paying")
+        runtime = runtime_of(session)
+        payload = qr_codes.verify(runtime.secret, qr, now=runtime.now())
+        amount = self._payment_amount(payload, amount)
+        merchant = session.get(Merchant, payload.merchant_id)
+        if merchant is None:
+            raise InvalidQr("the QR code names an unknown merchant")
+        if not merchant.active:
+            raise MerchantNotActive("this merchant does not accept payments now")
+        wallet = self._lock_owned(session, user=user, wallet_id=wallet_id)
+        self._require_active(wallet)
+        self._check_limits(session, wallet, MovementKind.PAYMENT, amount, merchant.category)
+        return self._record_payment(session, wallet, merchant, amount, payload.order_ref)
+
+    def _payment_amount(self, payload: qr_codes.QrPayload, amount: int | None) -> int:
+        if payload.amount is None:
+            if amount is None:
+                raise AmountMismatch("this QR code has no amount: send one")
+            return amount
+        if amount is not None and amount != payload.amount:
+            raise AmountMismatch("the amount differs from the one in the QR code",
+                                 qr_amount=payload.amount)
+        return payload.amount
+
+    def _record_payment(self, session: Session, wallet: Wallet, merchant: Merchant, amount: int,
+                        order_ref: str | None) -> Payment:
+        payment_id = uuid.uuid4()
+        posted = ledger.transfer(
+            session, kind=EntryKind.PAYMENT, source=wallet.ledger_account_id,
+            destination=merchant.ledger_account_id, amount=amount,
+            description=f"payment to {merchant.name}"[:500],
+            reference={"payment": str(payment_id), "merchant": str(merchant.id),
+                       "merchant_name": merchant.name, "category": merchant.category},
+        )
+        payment = Payment(
+            id=payment_id, wallet_id=wallet.id, merchant_id=merchant.id,
+            category=merchant.category, amount=amount, refunded_amount=0, order_ref=order_ref,
+            entry_id=posted.id, created_at=runtime_of(session).now(),
+        )
+        session.add(payment)
+        try:
+            with session.begin_nested():
+                session.flush()
+        except IntegrityError:
+            raise QrAlreadyPaid("this QR code has already been paid") from None
+        return payment
+
+    def refund(
+        self, session: Session, *, payment_id: uuid.UUID, amount: int, reason: str
+    ) -> Refund:
+        """Return (part of) a payment from the merchant to the wallet."""
+        payment = lock_row(session, Payment, payment_id)
+        if payment is None:
+            raise UnknownPayment("no such payment", payment_id=str(payment_id))
+        if amount > payment.amount - payment.refunded_amount:
+            raise RefundTooLarge(
+                "refund exceeds what is left of the payment",
+                refundable=payment.amount - payment.refunded_amount,
+            )
+        merchant = self.get_merchant(session, payment.merchant_id)
+        wallet = self._lock_wallet(session, payment.wallet_id)
+        posted = ledger.transfer(
+            session, kind=EntryKind.REFUND, source=merchant.ledger_account_id,
+            destination=wallet.ledger_account_id, amount=amount,
+            description=f"refund from {merchant.name}: {reason}"[:500],
+            reference={"payment": str(payment.id), "merchant": str(merchant.id),
+                       "merchant_name": merchant.name},
+        )
+        payment.refunded_amount += amount
+        refund = Refund(payment_id=payment.id, amount=amount, reason=reason,
+                        entry_id=posted.id, created_at=runtime_of(session).now())
+        session.add(refund)
+        session.flush()
+        return refund
+
+    def transfer(
+        self,
+        session: Session,
+        *,
+        user: User,
+        source_wallet_id: uuid.UUID,
+        destination_wallet_id: uuid.UUID,
+        amount: int,
+        message: str = "",
+    ) -> Transfer:
+        """Send money from the user's wallet to another wallet."""
+        identity.require_level(user, VerificationLevel.EMAIL, action="sending money")
+        if source_wallet_id == destination_wallet_id:
+            raise SelfTransfer("cannot send money to the same wallet")
+        wallets = {w.id: w for w in lock_rows(session, Wallet,
+                                              [source_wallet_id, destination_wallet_id])}
+        source, destination = wallets.get(source_wallet_id), wallets.get(destination_wallet_id)
+        if source is None or source.user_id != user.id:
+            raise UnknownWallet("no such wallet", wallet_id=str(source_wallet_id))
+        if destination is None:
+            raise UnknownWallet("no such recipient wallet",
+                                wallet_id=str(destination_wallet_id))
+        self._require_active(source)
+        self._require_active(destination, incoming=True)
+        self._check_limits(session, source, MovementKind.TRANSFER, amount)
+        transfer_id = uuid.uuid4()
+        posted = ledger.transfer(
+            session, kind=EntryKind.TRANSFER, source=source.ledger_account_id,
+            destination=destination.ledger_account_id, amount=amount,
+            description=f"transfer: {message}"[:500] if message else "transfer",
+            reference={"transfer": str(transfer_id), "from": str(source.id),
+                       "to": str(destination.id)},
+        )
+        transfer = Transfer(
+            id=transfer_id, source_wallet_id=source.id, destination_wallet_id=destination.id,
+            amount=amount, message=message, entry_id=posted.id,
+            created_at=runtime_of(session).now(),
+        )
+        session.add(transfer)
+        session.flush()
+        return transfer
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _lock_wallet(self, session: Session, wallet_id: uuid.UUID) -> Wallet:
+        wallet = lock_row(session, Wallet, wallet_id)
+        if wallet is None:
+            raise UnknownWallet("no such wallet", wallet_id=str(wallet_id))
+        return wallet
+
+    def _lock_owned(self, session: Session, *, user: User, wallet_id: uuid.UUID) -> Wallet:
+        wallet = lock_row(session, Wallet, wallet_id)
+        if wallet is None or wallet.user_id != user.id:
+            raise UnknownWallet("no such wallet", wallet_id=str(wallet_id))
+        return wallet
+
+    def _require_active(self, wallet: Wallet, *, incoming: bool = False) -> None:
+        if wallet.status == WalletStatus.ACTIVE.value:
+            return
+        direction = "receive money" if incoming else "move money"
+        raise WalletNotActive(f"this wallet is {wallet.status} and cannot {direction}",
+                              wallet_id=str(wallet.id))
+
+    def _check_limits(self, session: Session, wallet: Wallet, kind: MovementKind, amount: int,
+                      category: str | None = None) -> None:
+        runtime = runtime_of(session)
+        movement = Movement(kind=kind, wallet_id=wallet.id,
+                            ledger_account_id=wallet.ledger_account_id, amount=amount,
+                            now=runtime.now(), category=category)
+        limits_of(runtime).check(session, movement)
+
+
+wallets = WalletService()
+"""The wallet service singleton."""
