@@ -1,0 +1,63 @@
+"""The wallet operator's FastAPI application.
+
+:func:`create_app` wires the domain routers to a :class:`~kouza.kit.runtime.Runtime` and renders
+every :class:`~kouza.errors.KouzaError` — and every request that fails validation — as a JSON
+body ``{"error", "message", "details"}`` with a 4xx status, never a trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+import kouza
+from kouza.errors import KouzaError
+from kouza.identity.endpoints import router as identity_router
+from kouza.kit.runtime import Runtime
+from kouza.wallet.endpoints import router as wallet_router
+
+
+async def _kouza_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KouzaError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+
+def _describe(error: Any) -> dict[str, Any]:
+    location = ".".join(str(part) for part in error.get("loc", ()))
+    return {"field": location, "problem": error.get("msg", "invalid")}
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [_describe(error) for error in exc.errors()]
+    message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "invalid request"
+    body = {"error": "validation_error", "message": message, "details": {"problems": problems}}
+    return JSONResponse(body, status_code=422)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """The wallet API bound to ``runtime`` (its database must already be migrated)."""
+    app = FastAPI(
+        title="kouza wallet API",
+        version=kouza.__version__,
+        description="E-money wallet that tops up from bank accounts, hardened against the "
+        "2020 Docomo Kouza fraud. Amounts are integer yen.",
+    )
+    app.state.runtime = runtime
+    app.add_exception_handler(KouzaError, _kouza_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(identity_router)
+    app.include_router(wallet_router)
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        """Liveness: the process answers and its database is reachable."""
+        with runtime.db.session() as session:
+            session.connection()
+        return {"status": "ok", "database": runtime.db.dialect}
+
+    return app

@@ -1,0 +1,136 @@
+"""Customer wallet endpoints (``/v1/wallets``): open, balance, statement, pay, transfer.
+
+Every wallet id in a path is resolved through the caller's ownership; another user's wallet is
+"not found", exactly like an id that does not exist. Money-moving calls require an
+``Idempotency-Key`` header (see :mod:`kouza.kit.idempotency`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, status
+
+from kouza.errors import IdempotencyConflict, IdempotencyInFlight
+from kouza.identity.dependencies import CurrentUser
+from kouza.identity.errors import InvalidToken, LevelRequired
+from kouza.kit.openapi import error_responses
+from kouza.kit.web import RuntimeDep, SessionDep, run_idempotent
+from kouza.ledger.errors import InsufficientFunds
+from kouza.wallet.errors import (
+    AmountMismatch,
+    InvalidQr,
+    LimitExceeded,
+    MerchantNotActive,
+    QrAlreadyPaid,
+    SelfTransfer,
+    UnknownWallet,
+    WalletExists,
+    WalletNotActive,
+)
+from kouza.wallet.models import Wallet
+from kouza.wallet.schemas import (
+    PaymentCreate,
+    PaymentRead,
+    StatementLine,
+    StatementRead,
+    TransferCreate,
+    TransferRead,
+    WalletRead,
+)
+from kouza.wallet.service import wallets
+
+router = APIRouter(tags=["wallet"])
+
+IdempotencyKey = Annotated[
+    str,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255,
+           description="Unique per intended operation; a retry with the same key and body "
+           "returns the first result"),
+]
+MOVE_ERRORS = (InvalidToken, UnknownWallet, WalletNotActive, LevelRequired, InsufficientFunds,
+               LimitExceeded, IdempotencyConflict, IdempotencyInFlight)
+
+
+def _wallet_read(session: SessionDep, wallet: Wallet) -> WalletRead:
+    balance = wallets.balance(session, wallet)
+    return WalletRead(id=wallet.id, status=wallet.status, balance=balance.balance,
+                      available=balance.available, held=balance.pending_out,
+                      created_at=wallet.created_at)
+
+
+@router.post("/v1/wallets", status_code=status.HTTP_201_CREATED, response_model=WalletRead,
+             responses=error_responses(InvalidToken, LevelRequired, WalletExists))
+def open_wallet(user: CurrentUser, session: SessionDep) -> WalletRead:
+    """Open the caller's wallet (needs a verified e-mail address)."""
+    return _wallet_read(session, wallets.open_wallet(session, user=user))
+
+
+@router.get("/v1/wallets", response_model=list[WalletRead],
+            responses=error_responses(InvalidToken))
+def list_wallets(user: CurrentUser, session: SessionDep) -> list[WalletRead]:
+    """The caller's wallets."""
+    return [_wallet_read(session, w) for w in wallets.wallets_of(session, user=user)]
+
+
+@router.get("/v1/wallets/{wallet_id}", response_model=WalletRead,
+            responses=error_responses(InvalidToken, UnknownWallet))
+def get_wallet(wallet_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> WalletRead:
+    """Balance and status of one of the caller's wallets."""
+    return _wallet_read(session, wallets.owned_wallet(session, user=user, wallet_id=wallet_id))
+
+
+@router.get("/v1/wallets/{wallet_id}/statement", response_model=StatementRead,
+            responses=error_responses(InvalidToken, UnknownWallet))
+def statement(
+    wallet_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before: Annotated[int | None, Query(ge=1, description="posting id to page from")] = None,
+) -> StatementRead:
+    """Movements of the wallet, newest first, with the balance after each."""
+    wallet = wallets.owned_wallet(session, user=user, wallet_id=wallet_id)
+    rows = wallets.statement(session, wallet, limit=limit, before_id=before)
+    lines = [StatementLine(**row.__dict__) for row in rows]
+    return StatementRead(
+        wallet_id=wallet.id, balance=wallets.balance(session, wallet).balance, lines=lines,
+        next_before=lines[-1].posting_id if len(lines) == limit else None,
+    )
+
+
+@router.post(
+    "/v1/wallets/{wallet_id}/payments", status_code=status.HTTP_201_CREATED,
+    response_model=PaymentRead,
+    responses=error_responses(*MOVE_ERRORS, InvalidQr, AmountMismatch, QrAlreadyPaid,
+                              MerchantNotActive),
+)
+def pay(wallet_id: uuid.UUID, body: PaymentCreate, user: CurrentUser, runtime: RuntimeDep,
+        idempotency_key: IdempotencyKey) -> PaymentRead:
+    """Pay a merchant from its kouza-signed QR code."""
+    return run_idempotent(
+        runtime, scope=f"user:{user.id}", key=idempotency_key, model=PaymentRead,
+        request_payload=["pay", str(wallet_id), body.model_dump(mode="json")],
+        operation=lambda session: PaymentRead.model_validate(
+            wallets.pay(session, user=user, wallet_id=wallet_id, qr=body.qr, amount=body.amount)
+        ),
+    )
+
+
+@router.post(
+    "/v1/wallets/{wallet_id}/transfers", status_code=status.HTTP_201_CREATED,
+    response_model=TransferRead, responses=error_responses(*MOVE_ERRORS, SelfTransfer),
+)
+def transfer(wallet_id: uuid.UUID, body: TransferCreate, user: CurrentUser, runtime: RuntimeDep,
+             idempotency_key: IdempotencyKey) -> TransferRead:
+    """Send money to another wallet."""
+    return run_idempotent(
+        runtime, scope=f"user:{user.id}", key=idempotency_key, model=TransferRead,
+        request_payload=["transfer", str(wallet_id), body.model_dump(mode="json")],
+        operation=lambda session: TransferRead.model_validate(
+            wallets.transfer(session, user=user, source_wallet_id=wallet_id,
+                             destination_wallet_id=body.to_wallet_id, amount=body.amount,
+                             message=body.message)
+        ),
+    )
