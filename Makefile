@@ -1,0 +1,40 @@
+# kouza — make verbs. Only Python 3.11+, git and make are needed; everything else is installed
+# into ./.venv from PyPI with the versions pinned in pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint typecheck bench clean
+
+help: ## List the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("kouza needs Python 3.11+") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install kouza with its pinned dependencies
+
+run: $(STAMP) ## Serve the wallet API on SQLite under ./var/ (docs at http://127.0.0.1:8000/docs)
+	$(BIN)/kouza serve
+
+test: $(STAMP) ## Run the whole test suite (PostgreSQL too when KOUZA_TEST_POSTGRES_URL is set)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP) ## ruff check + format check
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP) ## mypy --strict
+	$(BIN)/mypy
+
+bench: $(STAMP) ## Ledger benchmark (SQLite, and PostgreSQL when KOUZA_BENCH_POSTGRES_URL is set)
+	$(BIN)/python benchmarks/ledger.py
+
+clean: ## Remove .venv and ./var
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""The ``kouza`` command line (typer + rich)."""

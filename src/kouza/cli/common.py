@@ -1,0 +1,74 @@
+"""Shared CLI plumbing: the runtime, error reporting, tables."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from kouza.config import get_settings
+from kouza.errors import KouzaError
+from kouza.kit.migrate import upgrade
+from kouza.kit.runtime import Runtime, build_runtime
+
+console = Console()
+error_console = Console(stderr=True)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The CLI's runtime: configured database, migrated on first use."""
+    global _runtime
+    if _runtime is None:
+        _runtime = build_runtime(get_settings())
+        upgrade(_runtime.db.engine)
+    return _runtime
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    error_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def reports_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Turn a KouzaError into one red line and exit code 1 (no traceback)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except KouzaError as exc:
+            raise fail(exc.message + (f" {exc.details}" if exc.details else "")) from None
+
+    return wrapper
+
+
+def parse_uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise fail(f"not a valid {what} id: {value!r}") from None
+
+
+def confirm_or_exit(question: str, yes: bool) -> None:
+    """Destructive commands ask first; ``--yes`` answers for scripts."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise fail("refusing without confirmation: pass --yes")
+    if not typer.confirm(question):
+        raise typer.Exit(1)
+
+
+def money(amount: Any) -> str:
+    from kouza.kit.money import format_yen
+
+    return format_yen(int(amount))

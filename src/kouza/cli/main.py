@@ -1,0 +1,56 @@
+"""``kouza``: serve the API and operate the wallet from the command line."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kouza.cli import dev, ledger_cli, merchants, wallets_cli
+from kouza.cli.common import console, runtime
+
+app = typer.Typer(
+    name="kouza",
+    help="kouza: an e-money wallet that tops up from bank accounts, hardened against the "
+    "2020 Docomo Kouza fraud.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(merchants.app, name="merchants")
+app.add_typer(wallets_cli.app, name="wallets")
+app.add_typer(wallets_cli.payments_app, name="payments")
+app.add_typer(ledger_cli.app, name="ledger")
+app.add_typer(dev.app, name="dev")
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+) -> None:
+    """Serve the wallet API (OpenAPI docs at /docs) on the configured database."""
+    import uvicorn
+
+    from kouza.api.app import create_app
+
+    rt = runtime()
+    console.print(
+        f"[bold]kouza[/] wallet API on http://{host}:{port}  (docs: /docs, "
+        f"database: {rt.db.dialect} {rt.db.engine.url.render_as_string(hide_password=True)})"
+    )
+    uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations (also done automatically by every command)."""
+    from kouza.kit.migrate import current
+
+    rt = runtime()
+    console.print(f"database at revision [bold]{current(rt.db.engine)}[/]")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,98 @@
+"""``kouza wallets`` and ``kouza payments``: operator views and test credits."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from kouza.cli.common import confirm_or_exit, console, money, parse_uuid, reports_errors, runtime
+from kouza.identity.models import User
+from kouza.wallet.models import Wallet
+from kouza.wallet.service import wallets
+
+app = typer.Typer(help="Customer wallets.", no_args_is_help=True)
+payments_app = typer.Typer(help="Payments.", no_args_is_help=True)
+
+
+@app.command("list")
+@reports_errors
+def list_wallets() -> None:
+    """Every wallet with its owner and balance."""
+    table = Table("wallet", "owner", "level", "status", "balance", "available")
+    with runtime().db.unit_of_work() as session:
+        rows = session.execute(
+            select(Wallet, User).join(User, User.id == Wallet.user_id).order_by(Wallet.created_at)
+        )
+        for wallet, user in rows:
+            balance = wallets.balance(session, wallet)
+            table.add_row(str(wallet.id), user.email, user.level, wallet.status,
+                          money(balance.balance), money(balance.available))
+    console.print(table)
+
+
+@app.command("show")
+@reports_errors
+def show(wallet_id: Annotated[str, typer.Argument(help="Wallet id")]) -> None:
+    """Balance of one wallet."""
+    with runtime().db.unit_of_work() as session:
+        wallet = wallets.get_wallet(session, parse_uuid(wallet_id, "wallet"))
+        balance = wallets.balance(session, wallet)
+        console.print(
+            f"wallet [bold]{wallet.id}[/] ({wallet.status}): balance {money(balance.balance)}, "
+            f"available {money(balance.available)}, held {money(balance.pending_out)}"
+        )
+
+
+@app.command("statement")
+@reports_errors
+def statement(
+    wallet_id: Annotated[str, typer.Argument(help="Wallet id")],
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """Movements of one wallet, newest first."""
+    table = Table("time (UTC)", "entry", "kind", "description", "amount", "balance")
+    with runtime().db.unit_of_work() as session:
+        wallet = wallets.get_wallet(session, parse_uuid(wallet_id, "wallet"))
+        for row in wallets.statement(session, wallet, limit=limit):
+            table.add_row(row.created_at.strftime("%Y-%m-%d %H:%M:%S"), str(row.entry_id),
+                          row.kind, row.description, money(row.amount), money(row.balance_after))
+    console.print(table)
+
+
+@app.command("credit")
+@reports_errors
+def credit(
+    wallet_id: Annotated[str, typer.Argument(help="Wallet id")],
+    amount: Annotated[int, typer.Argument(min=1, help="Yen")],
+    reason: Annotated[str, typer.Option(help="Why (recorded on the entry)")] = "test credit",
+    idempotency_key: Annotated[str | None, typer.Option(help="Makes a retry safe")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Credit a wallet from the operator float (for testing)."""
+    target = parse_uuid(wallet_id, "wallet")
+    confirm_or_exit(f"Credit {money(amount)} to wallet {target} from the operator float?", yes)
+    with runtime().db.unit_of_work() as session:
+        topup = wallets.credit_from_float(session, wallet_id=target, amount=amount,
+                                          reason=reason, idempotency_key=idempotency_key)
+        balance = wallets.balance(session, wallets.get_wallet(session, target))
+    console.print(f"credited {money(topup.amount)} (entry {topup.entry_id}); "
+                  f"balance now {money(balance.balance)}")
+
+
+@payments_app.command("refund")
+@reports_errors
+def refund(
+    payment_id: Annotated[str, typer.Argument(help="Payment id")],
+    amount: Annotated[int, typer.Argument(min=1, help="Yen to refund")],
+    reason: Annotated[str, typer.Option(help="Why")] = "refund",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Refund (part of) a payment from the merchant back to the wallet."""
+    target = parse_uuid(payment_id, "payment")
+    confirm_or_exit(f"Refund {money(amount)} of payment {target}?", yes)
+    with runtime().db.unit_of_work() as session:
+        done = wallets.refund(session, payment_id=target, amount=amount, reason=reason)
+    console.print(f"refunded {money(done.amount)} (entry {done.entry_id})")
