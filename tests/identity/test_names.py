@@ -35,6 +35,7 @@ PERSONAL_NAMES = [
     ("ｧｨｩｪｫｬｭｮｯ", "ｱｲｳｴｵﾔﾕﾖﾂ"),
     ("ぁぃぅぇぉゃゅょっゎ", "ｱｲｳｴｵﾔﾕﾖﾂﾜ"),
     ("ヵヶ", "ｶｹ"),
+    ("ㇰㇱㇷㇼ", "ｸｼﾌﾘ"),
     ("ちょう じぇにふぁー", "ﾁﾖｳ ｼﾞｴﾆﾌｱ-"),
     # Voiced and semi-voiced marks as separate characters
     ("がぎぐげご ざじずぜぞ", "ｶﾞｷﾞｸﾞｹﾞｺﾞ ｻﾞｼﾞｽﾞｾﾞｿﾞ"),
@@ -249,10 +250,16 @@ class TestNormalizeZenginName:
             "details": {"character": "太", "codepoint": "U+592A"},
         }
 
-    def test_kanji_company_and_kana_abbreviation_are_equal(self) -> None:
-        assert normalize_zengin_name("株式会社やまだしょうじ") == normalize_zengin_name(
-            "ｶ)ﾔﾏﾀﾞｼﾖｳｼﾞ"
+    def test_character_set_is_the_zengin_name_set(self) -> None:
+        kana = "".join(chr(code) for code in range(0xFF71, 0xFF9E))
+
+        assert kana[0] + kana[-1] == "ｱﾝ"
+        assert frozenset(kana + "ﾞﾟ" + string.ascii_uppercase + string.digits + " ()-./") == (
+            ZENGIN_CHARACTERS
         )
+
+    def test_kanji_company_and_kana_abbreviation_are_equal(self) -> None:
+        assert normalize_zengin_name("株式会社やまだしょうじ") == normalize_zengin_name("ｶ)ﾔﾏﾀﾞｼﾖｳｼﾞ")
 
 
 def _match(declared: str, holder: str) -> NameMatch:

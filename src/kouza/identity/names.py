@@ -86,7 +86,7 @@ stand, without parentheses: 協同組合 ｷﾖｳｸﾐ, 連合会 ﾚﾝ, 労�
 in place is what the published converters do. 社会福祉協議会 ｼﾔｷﾖｳ is left out on purpose: a
 maintained converter dropped it after it caused holder-name errors at banks.
 
-Sources (checked 2025): Keiyo Bank, "入力できる文字"
+Sources: Keiyo Bank, "入力できる文字"
 https://www.keiyobank.co.jp/alpha_dbank/internet/typing.html (法人略語, 営業所略語, 事業略語,
 middle dot to space, start/middle/end examples); Joyo Bank, "受取人名入力に関するご注意点"
 https://www.joyobank.co.jp/j_help/1901/attention.html (``○×(カ)△□(エイ``); a municipal
@@ -106,9 +106,10 @@ reason):
 * **separators**: equal after deleting every space and ``.`` (``ﾔﾏﾀﾞﾀﾛｳ`` / ``ﾔﾏﾀﾞ ﾀﾛｳ``);
 * **word order**: the same words (split on space and ``.``) in another order
   (``ﾀﾛｳ ﾔﾏﾀﾞ`` / ``ﾔﾏﾀﾞ ﾀﾛｳ``, family and given name swapped);
-* **vowel length**: equal after deleting separators and every length mark: a ``-`` after kana,
-  a vowel kana repeating the previous kana's vowel, ``ｳ`` after an o-row kana and ``ｲ`` after
-  an e-row kana (``ｻﾄ-`` / ``ｻﾄｳ`` / ``ｻﾄｵ``, ``ｵｵﾉ`` / ``ｵﾉ``);
+* **vowel length**: equal after deleting separators and every length mark, that is, after a
+  kana with a vowel (``ﾝ`` has none; ``ﾞ ﾟ`` keep the vowel of their kana): a ``-``, a vowel
+  kana repeating that vowel, ``ｳ`` after an o-row kana and ``ｲ`` after an e-row kana
+  (``ｻﾄ-`` / ``ｻﾄｳ`` / ``ｻﾄｵ``, ``ｵｵﾉ`` / ``ｵﾉ``, ``ｹｲｺ`` / ``ｹ-ｺ``);
 * **voicing**: equal after deleting separators and every ``ﾞ`` and ``ﾟ``
   (``ﾔﾏｻﾞｷ`` / ``ﾔﾏｻｷ``);
 * **one edit**: Levenshtein distance 1 between the normalised names (one character inserted,
@@ -177,12 +178,7 @@ _MIDDLE_DOTS: Final = "\u30fb\u00b7\u2027"
 
 # jaconv.enlarge_smallkana covers ァィゥェォャュョッヵヶ (and hiragana); these it does not.
 _SMALL_KANA_JACONV_LACKS: Final = dict(
-    zip(
-        "ヮ\u31f0\u31f1\u31f2\u31f3\u31f4\u31f5\u31f6\u31f7\u31f8\u31f9\u31fa\u31fb\u31fc"
-        "\u31fd\u31fe\u31ff",
-        "ワクシストヌハヒフヘホムラリルレロ",
-        strict=True,
-    )
+    zip("ヮㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ", "ワクシストヌハヒフヘホムラリルレロ", strict=True)
 )
 
 _FULL_WIDTH_FIXES: Final = str.maketrans(

@@ -460,7 +460,7 @@ class LedgerService:
         now = runtime_of(session).now()
         if hold.expires_at <= now:
             self._finish_expired(session, hold_id, now)
-            raise HoldExpired("hold has expired", hold_id=hold_id)
+            raise HoldExpired("hold has expired", hold_id=hold_id, keep_changes=True)
         return hold
 
     def _finish_expired(self, session: Session, hold_id: int, now: datetime) -> int:
