@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Integer,
     cast,
     and_,
     column,
@@ -90,7 +89,7 @@ def apply_balance_deltas(session: Session, deltas: Mapping[int, int]) -> set[int
     items = sorted(deltas.items())
     for chunk in _chunks(items):
         table = (
-            values(column("id", BigId), column("delta", Integer), name="deltas")
+            values(column("id", BigId), column("delta", BigInteger), name="deltas")
             .data(list(chunk))
             .cte("deltas")
         )

@@ -179,7 +179,7 @@ def active_authentication_message(nonce: str) -> bytes:
 @dataclass(frozen=True)
 class _SecurityObject:
     algorithm: hashes.HashAlgorithm
-    hashes: dict[int, bytes] = field(default_factory=dict)
+    digests: dict[int, bytes] = field(default_factory=dict)
 
 
 def _malformed(what: str, error: Exception | None = None) -> Refusal:
@@ -289,7 +289,7 @@ def _hash_for(key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> hashes.HashA
 def require_intact_groups(chip: ChipRead, security_object: _SecurityObject) -> None:
     """Every group read must be signed and unchanged; every required group must be there."""
     for number, data in chip.data_groups.items():
-        expected = security_object.hashes.get(number)
+        expected = security_object.digests.get(number)
         if expected is None:
             raise Refusal(EkycFailure.DATA_GROUP_TAMPERED, f"DG{number} is not in the signed list")
         if der.digest(security_object.algorithm, data) != expected:
@@ -352,7 +352,9 @@ class IcChipVerifier:
         attributes = self._attributes(chip, now)
         self._require_chip_authentication(chip, security_object, nonce)
         record.revocation = require_not_revoked(chain, self._revocation, now)
-        record.face_match_score = self._require_face_match(_face(chip.data_groups[2]), selfie)
+        record.face_match_score = self._require_face_match(
+            _face(chip.data_groups[DataGroup.FACE]), selfie
+        )
         return attributes
 
     def _verify_signer(
@@ -391,7 +393,7 @@ class IcChipVerifier:
     def _require_chip_authentication(
         self, chip: ChipRead, security_object: _SecurityObject, nonce: str
     ) -> None:
-        signed_key = DataGroup.CHIP_KEY in security_object.hashes
+        signed_key = DataGroup.CHIP_KEY in security_object.digests
         if not signed_key:
             if self._require_active_authentication:
                 raise Refusal(EkycFailure.CHIP_NOT_AUTHENTICATED, "the chip has no AA key")

@@ -146,9 +146,12 @@ class CrlRevocationChecker:
         self, certificate: x509.Certificate, issuer: x509.Certificate, now: datetime
     ) -> RevocationStatus:
         """Find the issuer's CRL, prove it authentic and fresh, then look up the serial."""
-        crl = self._authentic_crl(issuer)
+        crl = self._authentic_crl(certificate, issuer)
         if crl is None:
-            return _unknown(f"no CRL signed by {issuer.subject.rfc4514_string()}", self.source)
+            return _unknown(
+                f"no CRL signed by {issuer.subject.rfc4514_string()} covers this certificate",
+                self.source,
+            )
         stale = self._staleness(crl, now)
         if stale is not None:
             return _unknown(stale, self.source)
@@ -160,15 +163,22 @@ class CrlRevocationChecker:
     def _candidates(self, issuer: x509.Certificate) -> list[bytes]:
         if self._loader is None:
             return self._crls
-        loaded = self._loader(issuer)
+        # The loader is the caller's I/O (a download, a file); whatever it raises, the
+        # contract of a checker is to answer "unknown", never to raise.
+        try:
+            loaded = self._loader(issuer)
+        except Exception:
+            return []
         return [loaded] if loaded is not None else []
 
-    def _authentic_crl(self, issuer: x509.Certificate) -> x509.CertificateRevocationList | None:
+    def _authentic_crl(
+        self, certificate: x509.Certificate, issuer: x509.Certificate
+    ) -> x509.CertificateRevocationList | None:
         for raw in self._candidates(issuer):
             crl = _parse_crl(raw)
             if crl is None or crl.issuer != issuer.subject:
                 continue
-            if _is_complete_crl(crl) and _crl_signed_by(crl, issuer):
+            if _crl_covers(crl, certificate) and _crl_signed_by(crl, issuer):
                 return crl
         return None
 
@@ -194,19 +204,46 @@ def _parse_crl(raw: bytes) -> x509.CertificateRevocationList | None:
         return None
 
 
-def _is_complete_crl(crl: x509.CertificateRevocationList) -> bool:
-    # A delta CRL lists only changes since a base CRL, and an indirect CRL can list other
-    # issuers' certificates: reading either as "the full list" could turn revoked into good.
+def _crl_covers(crl: x509.CertificateRevocationList, certificate: x509.Certificate) -> bool:
+    """True if ``crl`` is a complete list for the scope ``certificate`` falls in.
+
+    Reading a CRL as "the full list" when it is not could turn revoked into good: a delta CRL
+    lists only changes, an indirect CRL can speak for other issuers, and a partitioned CRL
+    (JPKI partitions its CRLs) only covers the certificates whose CRL distribution point names
+    that partition.
+    """
     try:
-        extensions = crl.extensions
-        if any(isinstance(ext.value, x509.DeltaCRLIndicator) for ext in extensions):
+        if any(isinstance(ext.value, x509.DeltaCRLIndicator) for ext in crl.extensions):
             return False
-        idp = extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+        idp = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
     except x509.ExtensionNotFound:
         return True
     except ValueError:
         return False
-    return not (idp.indirect_crl or idp.only_some_reasons or idp.only_contains_attribute_certs)
+    if idp.indirect_crl or idp.only_some_reasons or idp.only_contains_attribute_certs:
+        return False
+    if idp.relative_name is not None:
+        return False  # not used by JPKI; refusing is safer than guessing its scope
+    is_ca = _is_ca(certificate)
+    if (idp.only_contains_user_certs and is_ca) or (idp.only_contains_ca_certs and not is_ca):
+        return False
+    return idp.full_name is None or _names_partition(certificate, idp.full_name)
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _names_partition(certificate: x509.Certificate, partition: list[x509.GeneralName]) -> bool:
+    try:
+        points = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return False
+    wanted = set(partition)
+    return any(point.full_name and wanted & set(point.full_name) for point in points)
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
