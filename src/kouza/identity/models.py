@@ -15,7 +15,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kouza.kit.db import BigId, Base
+from kouza.kit.db import Base, BigId
 
 
 class VerificationLevel(StrEnum):

@@ -99,7 +99,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    # no pre-ping: it would cost a round trip per unit of work; recycle stale connections instead
+    return create_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_recycle=1800)
 
 
 class Database:

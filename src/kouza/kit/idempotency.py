@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
-from kouza.kit.db import BigId, Base, Database
+from kouza.kit.db import Base, BigId, Database
 
 
 class IdempotencyRecord(Base):

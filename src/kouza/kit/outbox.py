@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from kouza.kit.db import BigId, Base
+from kouza.kit.db import Base, BigId
 from kouza.kit.notify import Message
 
 

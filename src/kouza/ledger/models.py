@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kouza.kit.db import BigId, Base
+from kouza.kit.db import Base, BigId
 
 
 class AccountKind(StrEnum):

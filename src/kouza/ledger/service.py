@@ -263,29 +263,22 @@ class LedgerService:
             for leg in spec.legs:
                 deltas[leg.account_id] += leg.amount
         self._apply_deltas(session, {k: v for k, v in deltas.items() if v != 0}, set(deltas), now)
-        entry_rows = [
-            {
-                "kind": spec.kind.value,
-                "description": spec.description[:500],
-                "idempotency_key": spec.idempotency_key,
-                "request_hash": spec.fingerprint() if spec.idempotency_key else None,
-                "reverses_id": spec.reverses_id,
-                "reference": spec.reference,
-                "created_at": now,
-            }
+        rows = [
+            repository.NewEntry(
+                kind=spec.kind.value,
+                description=spec.description[:500],
+                idempotency_key=spec.idempotency_key,
+                request_hash=spec.fingerprint() if spec.idempotency_key else None,
+                reverses_id=spec.reverses_id,
+                reference=spec.reference,
+                legs=tuple((leg.account_id, leg.amount) for leg in spec.legs),
+            )
             for spec in specs
         ]
         try:
-            entry_ids = repository.insert_entries(session, entry_rows)
+            entry_ids = repository.insert_entries(session, rows, now=now)
         except IntegrityError as exc:
             raise _integrity_to_error(exc) from None
-        posting_rows = [
-            {"entry_id": entry_id, "account_id": leg.account_id, "amount": leg.amount,
-             "created_at": now}
-            for entry_id, spec in zip(entry_ids, specs, strict=True)
-            for leg in spec.legs
-        ]
-        repository.insert_postings(session, posting_rows)
         for index, entry_id, spec in zip(indexes, entry_ids, specs, strict=True):
             out[index] = PostedEntry(entry_id, spec.kind.value, spec.legs, now)
 

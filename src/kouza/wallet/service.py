@@ -41,8 +41,8 @@ from kouza.wallet.errors import (
 )
 from kouza.wallet.limits import LimitSet, Movement
 from kouza.wallet.models import (
-    MerchantCategory,
     Merchant,
+    MerchantCategory,
     MovementKind,
     Payment,
     Refund,
