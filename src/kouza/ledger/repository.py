@@ -74,28 +74,46 @@ def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def _pg_array(numbers: Iterable[int]) -> str:
+    """A PostgreSQL array literal of integers: cheaper to send than a bound list, and it lets
+    the planner see how many rows to expect (so it picks the primary-key index)."""
+    return "{" + ",".join(str(int(n)) for n in numbers) + "}"
+
+
 _PG_LOCK = text(
-    "SELECT id, kind FROM ledger_accounts WHERE id IN ("
-    "SELECT CAST(value AS bigint) FROM json_array_elements_text(CAST(:ids AS json))) "
+    "SELECT id, kind FROM ledger_accounts WHERE id = ANY(CAST(:ids AS bigint[])) "
     "ORDER BY id FOR UPDATE"
 )
 _SQLITE_LOCK = text("SELECT id, kind FROM ledger_accounts WHERE id IN :ids").bindparams(
     bindparam("ids", expanding=True)
 )
 _FLOOR = f"(kind NOT IN {tuple(_RESTRICTED)!r} OR balance - pending_out + {{delta}} >= 0)"
+# The MATERIALIZED CTE locks the rows in id order before (or as) the UPDATE reaches them: the
+# UPDATE can only touch a row the CTE has already emitted, so locks are always taken in id order
+# and two concurrent writers cannot deadlock — in one round trip instead of two.
 _PG_APPLY = text(
+    "WITH locked AS MATERIALIZED (SELECT id FROM ledger_accounts "
+    "WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE) "
     "UPDATE ledger_accounts AS a SET balance = a.balance + d.delta "
-    "FROM json_to_recordset(CAST(:deltas AS json)) AS d(id bigint, delta bigint) "
-    "WHERE a.id = d.id AND "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[])) AS d(id, delta) "
+    "JOIN locked ON locked.id = d.id WHERE a.id = d.id AND "
     + _FLOOR.replace("kind", "a.kind").replace("balance -", "a.balance -")
     .replace("pending_out", "a.pending_out").format(delta="d.delta")
     + " RETURNING a.id"
 )
 _SQLITE_APPLY = text(
-    "UPDATE ledger_accounts SET balance = balance + :delta WHERE id = :id AND "
-    + _FLOOR.format(delta=":delta")
-    + " RETURNING id"
+    "UPDATE ledger_accounts SET balance = balance + d.delta FROM (SELECT "
+    "json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS delta "
+    "FROM json_each(:deltas)) AS d WHERE ledger_accounts.id = d.id AND "
+    + _FLOOR.format(delta="d.delta")
+    + " RETURNING ledger_accounts.id"
 )
+
+
+def existing_accounts(session: Session, account_ids: Iterable[int]) -> set[int]:
+    """Which of these account ids exist."""
+    ids = sorted(set(account_ids))
+    return set(session.scalars(select(LedgerAccount.id).where(LedgerAccount.id.in_(ids))))
 
 
 def lock_accounts(session: Session, account_ids: Iterable[int]) -> dict[int, str]:
@@ -106,25 +124,28 @@ def lock_accounts(session: Session, account_ids: Iterable[int]) -> dict[int, str
     statement = _PG_LOCK if postgres else _SQLITE_LOCK
     found: dict[int, str] = {}
     for chunk in _chunks(ids):
-        rows = connection.execute(statement, {"ids": json.dumps(chunk) if postgres else chunk})
+        rows = connection.execute(statement, {"ids": _pg_array(chunk) if postgres else chunk})
         found.update({int(row[0]): str(row[1]) for row in rows})
     return found
 
 
 def apply_balance_deltas(session: Session, deltas: Mapping[int, int]) -> set[int]:
-    """Add each delta to its account's balance; returns the ids refused (would overdraw)."""
+    """Lock (in id order) and add each delta to its account's balance.
+
+    Returns the ids not updated: unknown accounts, or ones the change would overdraw.
+    """
     connection = session.connection()
     items = sorted(deltas.items())
     applied: set[int] = set()
-    if _is_postgres(session):
-        for chunk in _chunks(items):
-            deltas_json = json.dumps([{"id": i, "delta": d} for i, d in chunk])
-            applied.update(connection.execute(_PG_APPLY, {"deltas": deltas_json}).scalars())
-    else:
-        for account_id, delta in items:
-            row = connection.execute(_SQLITE_APPLY, {"id": account_id, "delta": delta}).first()
-            if row is not None:
-                applied.add(account_id)
+    postgres = _is_postgres(session)
+    for chunk in _chunks(items):
+        if postgres:
+            parameters = {"ids": _pg_array(i for i, _ in chunk),
+                          "deltas": _pg_array(d for _, d in chunk)}
+            applied.update(connection.execute(_PG_APPLY, parameters).scalars())
+        else:
+            parameters = {"deltas": json.dumps(chunk)}
+            applied.update(int(i) for i in connection.execute(_SQLITE_APPLY, parameters).scalars())
     session.expire_all()  # cached LedgerAccount objects no longer show the balance
     return {account_id for account_id, _ in items} - applied
 

@@ -262,7 +262,7 @@ class LedgerService:
         for spec in specs:
             for leg in spec.legs:
                 deltas[leg.account_id] += leg.amount
-        self._apply_deltas(session, {k: v for k, v in deltas.items() if v != 0}, set(deltas), now)
+        self._apply_deltas(session, dict(deltas), now)
         rows = [
             repository.NewEntry(
                 kind=spec.kind.value,
@@ -282,26 +282,26 @@ class LedgerService:
         for index, entry_id, spec in zip(indexes, entry_ids, specs, strict=True):
             out[index] = PostedEntry(entry_id, spec.kind.value, spec.legs, now)
 
-    def _apply_deltas(
-        self, session: Session, deltas: dict[int, int], touched: set[int], now: datetime
-    ) -> None:
-        kinds = repository.lock_accounts(session, touched)
-        missing = touched - set(kinds)
-        if missing:
-            raise UnknownAccount("no such ledger account", account_ids=sorted(missing))
+    def _apply_deltas(self, session: Session, deltas: dict[int, int], now: datetime) -> None:
+        """Apply every account's net change (zero included: it still locks and checks it)."""
         refused = repository.apply_balance_deltas(session, deltas)
-        if refused and self._release_expired(session, refused, now):
+        if not refused:
+            return
+        missing = refused - repository.existing_accounts(session, refused)
+        if not missing and self._release_expired(session, refused, now):
             refused = repository.apply_balance_deltas(
                 session, {account: deltas[account] for account in refused}
             )
-        if refused:
-            # undo what was applied, so a refused call leaves no trace even if the caller
-            # swallows the error and commits
-            applied = {k: -v for k, v in deltas.items() if k not in refused}
-            repository.apply_balance_deltas(session, applied)
-            raise InsufficientFunds(
-                "insufficient available balance", account_ids=sorted(refused)
-            )
+        if not refused:
+            return
+        # undo what was applied, so a refused call leaves no trace even if the caller swallows
+        # the error and commits
+        repository.apply_balance_deltas(
+            session, {k: -v for k, v in deltas.items() if k not in refused}
+        )
+        if missing:
+            raise UnknownAccount("no such ledger account", account_ids=sorted(missing))
+        raise InsufficientFunds("insufficient available balance", account_ids=sorted(refused))
 
     def _release_expired(self, session: Session, account_ids: set[int], now: datetime) -> int:
         released = 0

@@ -1,0 +1,422 @@
+"""Ledger throughput and latency on SQLite and PostgreSQL, against plain INSERTs.
+
+Usage::
+
+    python benchmarks/ledger.py                 # SQLite, plus PostgreSQL if configured
+    python benchmarks/ledger.py --json          # one JSON object of the figures
+    KOUZA_BENCH_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
+        python benchmarks/ledger.py
+
+PostgreSQL is taken from ``KOUZA_BENCH_POSTGRES_URL`` (or ``KOUZA_TEST_POSTGRES_URL``); the
+benchmark works in its own schema ``kouza_bench`` and drops it first.
+
+What is measured, per database, each through the real ledger service and real migrations:
+
+* ``single``: one transfer per unit of work (validate, lock, balance update, entry, postings,
+  commit with the zero-sum trigger), from 8 concurrent clients on PostgreSQL as behind an API
+  server (one on SQLite, which has a single writer) — transfers/s and p50/p99 latency;
+* ``batched``: ``post_batch`` of 1,000 transfers per unit of work — transfers/s; on PostgreSQL
+  from two writers (one per core), each posting among its own half of the accounts, as a
+  high-rate caller sharded by account would (``--writers 1`` for one writer);
+* ``hot``: batched, with 90% of transfers going to one of 10 hot accounts;
+* ``raw``: the same entry and posting rows written the same way (one statement per batch on
+  PostgreSQL, ``executemany`` on SQLite) into copies of the tables without constraints,
+  triggers, locks or balance updates — what the hardware does with no ledger logic — and the
+  ratio ledger/raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    text,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from kouza.config import Settings
+from kouza.kit.clock import SystemClock
+from kouza.kit.migrate import upgrade
+from kouza.kit.runtime import Runtime, build_runtime
+from kouza.ledger.models import AccountKind, EntryKind
+from kouza.ledger.service import EntrySpec, ledger, transfer_spec
+
+ACCOUNTS = 10_000
+HOT = 10
+BATCH = 1_000
+
+
+def _runtime(url: str, var: Path) -> Runtime:
+    settings = Settings(var_dir=var, secret_key="benchmark")
+    return build_runtime(settings, clock=SystemClock(), database_url=url)
+
+
+def _prepare_postgres(base: str) -> str:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(base)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS kouza_bench CASCADE"))
+        connection.execute(text("CREATE SCHEMA kouza_bench"))
+    engine.dispose()
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}options=-csearch_path%3Dkouza_bench"
+
+
+def _open_accounts(rt: Runtime) -> list[int]:
+    with rt.db.unit_of_work() as session:
+        source = ledger.system_account(session, AccountKind.OPERATOR_FLOAT)
+        ids = [
+            ledger.open_account(
+                session, kind=AccountKind.CUSTOMER_WALLET, code=f"wallet:{i}", name=f"bench {i}"
+            ).id
+            for i in range(ACCOUNTS)
+        ]
+    funding = [
+        transfer_spec(kind=EntryKind.TOPUP, source=source, destination=account, amount=100_000_000)
+        for account in ids
+    ]
+    with rt.db.unit_of_work() as session:
+        ledger.post_batch(session, funding)
+    if rt.db.dialect == "postgresql":  # what autovacuum would do on a live system
+        with rt.db.engine.connect() as connection:
+            connection.execute(text("ANALYZE"))
+    return ids
+
+
+def _specs(ids: list[int], count: int, rng: random.Random, hot: int = 0) -> list[EntrySpec]:
+    """Random transfers among ``ids``; with ``hot``, 90% go to one of the first ``hot`` ids."""
+    specs = []
+    for _ in range(count):
+        source, destination = rng.sample(ids, 2)
+        if hot and rng.random() < 0.9:
+            destination = ids[rng.randrange(hot)]
+            if destination == source:
+                source = ids[hot + rng.randrange(len(ids) - hot)]
+        specs.append(
+            transfer_spec(
+                kind=EntryKind.TRANSFER,
+                source=source,
+                destination=destination,
+                amount=rng.randint(1, 500),
+            )
+        )
+    return specs
+
+
+def _partition(
+    ids: list[int], count: int, writers: int, rng: random.Random, hot: int = 0
+) -> list[list[EntrySpec]]:
+    """Transfers for ``writers`` callers, each on its own disjoint share of the accounts (as a
+    high-rate caller sharded by account would be); ``hot`` hot accounts in all."""
+    return [_specs(ids[w::writers], count // writers, rng, hot // writers) for w in range(writers)]
+
+
+def _single(rt: Runtime, specs: list[EntrySpec], clients: int) -> dict[str, float]:
+    """One transfer per unit of work, from ``clients`` concurrent clients (as an API would)."""
+    latencies: list[float] = []
+    queue = iter(specs)
+    lock = threading.Lock()
+
+    def client() -> None:
+        while True:
+            with lock:
+                spec = next(queue, None)
+            if spec is None:
+                return
+            t0 = time.perf_counter()
+            with rt.db.unit_of_work() as session:
+                ledger.post_entry(session, spec)
+            elapsed_ms = (time.perf_counter() - t0) * 1000
+            with lock:
+                latencies.append(elapsed_ms)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "tps": len(specs) / elapsed,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+    }
+
+
+def _parallel(work: Any, partitions: list[list[EntrySpec]]) -> float:
+    """Run ``work(partition)`` in one thread per partition; transfers/s over all of them."""
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(part,)) for part in partitions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(len(p) for p in partitions) / (time.perf_counter() - started)
+
+
+def _batched(rt: Runtime, partitions: list[list[EntrySpec]]) -> float:
+    """``post_batch`` of BATCH transfers per unit of work, one writer per partition."""
+
+    def writer(specs: list[EntrySpec]) -> None:
+        for start in range(0, len(specs), BATCH):
+            with rt.db.unit_of_work() as session:
+                ledger.post_batch(session, specs[start : start + BATCH])
+
+    return _parallel(writer, partitions)
+
+
+def _raw_tables(rt: Runtime) -> tuple[Table, Table]:
+    metadata = MetaData()
+    entries = Table(
+        "bench_raw_entries",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+        Column("kind", String(32)),
+        Column("description", String(500)),
+        Column("created_at", DateTime(timezone=True)),
+    )
+    postings = Table(
+        "bench_raw_postings",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+        Column("entry_id", BigInteger),
+        Column("account_id", BigInteger),
+        Column("amount", BigInteger),
+        Column("created_at", DateTime(timezone=True)),
+    )
+    metadata.drop_all(rt.db.engine)
+    metadata.create_all(rt.db.engine)
+    return entries, postings
+
+
+_RAW_PG = text(
+    "WITH source AS (SELECT * FROM ROWS FROM (json_to_recordset(CAST(:entries AS json)) AS ("
+    " kind varchar, description varchar)) WITH ORDINALITY AS s(kind, description, ord)),"
+    " numbered AS (SELECT nextval(pg_get_serial_sequence('bench_raw_entries', 'id')) AS id,"
+    " source.* FROM source ORDER BY ord),"
+    " e AS (INSERT INTO bench_raw_entries (id, kind, description, created_at)"
+    " SELECT id, kind, description, :now FROM numbered),"
+    " p AS (INSERT INTO bench_raw_postings (entry_id, account_id, amount, created_at)"
+    " SELECT numbered.id, leg.account_id, leg.amount, :now"
+    " FROM json_to_recordset(CAST(:postings AS json)) AS leg(ord bigint, account_id bigint,"
+    " amount bigint) JOIN numbered ON numbered.ord = leg.ord)"
+    " SELECT id FROM numbered ORDER BY ord"
+)
+
+
+def _raw(rt: Runtime, partitions: list[list[EntrySpec]], batch: int) -> float:
+    """The same rows written the same way (one statement per batch on PostgreSQL, executemany
+    on SQLite) into tables with no constraints, triggers or balance updates: no ledger logic."""
+    entries, postings = _raw_tables(rt)
+    ids = itertools.count(1)
+    lock = threading.Lock()
+
+    def writer(specs: list[EntrySpec]) -> None:
+        for start in range(0, len(specs), batch):
+            chunk = specs[start : start + batch]
+            with lock:
+                first = next(ids)
+                for _ in range(len(chunk) - 1):
+                    next(ids)
+            with rt.db.engine.begin() as connection:
+                _raw_write(connection, entries, postings, chunk, first)
+
+    return _parallel(writer, partitions)
+
+
+def _raw_write(
+    connection: Connection, entries: Table, postings: Table, chunk: list[EntrySpec], first_id: int
+) -> None:
+    now = datetime.now(UTC)
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            _RAW_PG,
+            {
+                "entries": json.dumps(
+                    [{"kind": s.kind.value, "description": s.description} for s in chunk]
+                ),
+                "postings": json.dumps(
+                    [
+                        {"ord": n, "account_id": leg.account_id, "amount": leg.amount}
+                        for n, spec in enumerate(chunk, start=1)
+                        for leg in spec.legs
+                    ]
+                ),
+                "now": now,
+            },
+        ).scalars().all()
+        return
+    ids = range(first_id, first_id + len(chunk))
+    connection.execute(
+        entries.insert(),
+        [
+            {"id": i, "kind": s.kind.value, "description": s.description, "created_at": now}
+            for i, s in zip(ids, chunk, strict=True)
+        ],
+    )
+    connection.execute(
+        postings.insert(),
+        [
+            {"entry_id": i, "account_id": leg.account_id, "amount": leg.amount, "created_at": now}
+            for i, spec in zip(ids, chunk, strict=True)
+            for leg in spec.legs
+        ],
+    )
+
+
+def run(
+    name: str, url: str, *, single: int, batched: int, clients: int, writers: int, log: Any
+) -> dict[str, float]:
+    """Every measurement on one database; returns the figures prefixed with ``name``."""
+    with tempfile.TemporaryDirectory() as var:
+        rt = _runtime(url, Path(var))
+        upgrade(rt.db.engine)
+        log(f"[{name}] opening and funding {ACCOUNTS:,} accounts …")
+        ids = _open_accounts(rt)
+        rng = random.Random(7)
+        single_specs = _specs(ids, single, rng)
+        batch_parts = _partition(ids, batched, writers, rng)
+        hot_parts = _partition(ids, batched, writers, rng, hot=HOT)
+        log(f"[{name}] single transfers ({single:,}, {clients} concurrent clients) …")
+        one = _single(rt, single_specs, clients)
+        log(f"[{name}] batched transfers ({batched:,}, {BATCH:,} per batch, {writers} writers) …")
+        many = _batched(rt, batch_parts)
+        log(f"[{name}] batched, 90% on {HOT} hot accounts …")
+        hot = _batched(rt, hot_parts)
+        log(f"[{name}] plain INSERTs of the same rows …")
+        raw_batched = _raw(rt, batch_parts, BATCH)
+        raw_single = _raw(rt, [single_specs[c::clients] for c in range(clients)], 1)
+        with rt.db.unit_of_work() as session:
+            report = ledger.verify(session)
+        if not report.ok:
+            raise SystemExit(f"ledger verification failed after the benchmark: {report.problems}")
+        rt.db.dispose()
+    return {
+        f"{name}_single_tps": one["tps"],
+        f"{name}_single_p50_ms": one["p50_ms"],
+        f"{name}_single_p99_ms": one["p99_ms"],
+        f"{name}_batched_tps": many,
+        f"{name}_hot_batched_tps": hot,
+        f"{name}_raw_insert_tps": raw_batched,
+        f"{name}_raw_insert_single_tps": raw_single,
+        f"{name}_batched_vs_raw_ratio": many / raw_batched,
+        f"{name}_single_vs_raw_ratio": one["tps"] / raw_single,
+    }
+
+
+def _print_table(figures: dict[str, float]) -> None:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    table = RichTable(
+        "database",
+        "single tx/s",
+        "p50 ms",
+        "p99 ms",
+        "batched tx/s",
+        "hot batched tx/s",
+        "plain INSERT tx/s",
+        "ledger/plain (batched)",
+        "ledger/plain (single)",
+        title="kouza ledger benchmark",
+    )
+    for name in ("sqlite", "postgres"):
+        if f"{name}_single_tps" not in figures:
+            continue
+        f = {k.removeprefix(name + "_"): v for k, v in figures.items() if k.startswith(name)}
+        table.add_row(
+            name,
+            f"{f['single_tps']:,.0f}",
+            f"{f['single_p50_ms']:.2f}",
+            f"{f['single_p99_ms']:.2f}",
+            f"{f['batched_tps']:,.0f}",
+            f"{f['hot_batched_tps']:,.0f}",
+            f"{f['raw_insert_tps']:,.0f}",
+            f"{f['batched_vs_raw_ratio']:.0%}",
+            f"{f['single_vs_raw_ratio']:.0%}",
+        )
+    Console().print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--single", type=int, default=3_000, help="single transfers")
+    parser.add_argument("--batched", type=int, default=50_000, help="batched transfers")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=8,
+        help="concurrent clients for single transfers on PostgreSQL "
+        "(SQLite has one writer: one client)",
+    )
+    parser.add_argument(
+        "--writers",
+        type=int,
+        default=2,
+        help="concurrent batch writers on PostgreSQL, each on its own accounts (SQLite: one)",
+    )
+    parser.add_argument("--skip-sqlite", action="store_true")
+    args = parser.parse_args()
+    log = (lambda _m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+    figures: dict[str, float] = {}
+    if not args.skip_sqlite:
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{folder}/bench.db"
+            figures |= run(
+                "sqlite",
+                url,
+                single=args.single,
+                batched=args.batched,
+                clients=1,
+                writers=1,
+                log=log,
+            )
+    postgres = os.environ.get("KOUZA_BENCH_POSTGRES_URL") or os.environ.get(
+        "KOUZA_TEST_POSTGRES_URL"
+    )
+    if postgres:
+        url = _prepare_postgres(postgres)
+        figures |= run(
+            "postgres",
+            url,
+            single=args.single,
+            batched=args.batched,
+            clients=args.clients,
+            writers=args.writers,
+            log=log,
+        )
+    else:
+        log("PostgreSQL skipped: set KOUZA_BENCH_POSTGRES_URL")
+    if args.json:
+        print(json.dumps({k: round(v, 3) for k, v in figures.items()}))
+    else:
+        _print_table(figures)
+
+
+if __name__ == "__main__":
+    main()
