@@ -154,16 +154,16 @@ def adjust_pending(
     session: Session, *, account_id: int, pending_out: int = 0, pending_in: int = 0
 ) -> bool:
     """Change the pending totals of one account; False if it would overdraw it."""
-    statement = (
-        update(LedgerAccount)
-        .where(LedgerAccount.id == account_id)
-        .where(
+    statement = update(LedgerAccount).where(LedgerAccount.id == account_id)
+    if pending_out > 0:  # reserving more: the floor applies; releasing never fails
+        statement = statement.where(
             or_(
                 LedgerAccount.kind.not_in(_RESTRICTED),
-                pending_out <= 0,
                 LedgerAccount.balance - LedgerAccount.pending_out - pending_out >= 0,
             )
         )
+    statement = (
+        statement
         .values(
             pending_out=LedgerAccount.pending_out + pending_out,
             pending_in=LedgerAccount.pending_in + pending_in,

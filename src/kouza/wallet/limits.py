@@ -47,7 +47,8 @@ class Movement:
 class LimitPolicy(Protocol):
     """One limit."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def check(self, session: Session, movement: Movement) -> None: ...
 
