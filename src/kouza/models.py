@@ -5,10 +5,12 @@ from kouza.kit.db import Base
 from kouza.kit.idempotency import IdempotencyRecord
 from kouza.kit.outbox import OutboxMessage
 from kouza.ledger.models import Hold, JournalEntry, LedgerAccount, Posting
+from kouza.ops.models import AuditEvent, Operator
 from kouza.wallet.models import Merchant, Payment, Refund, TopUp, Transfer, Wallet
 
 __all__ = [
     "AccessToken",
+    "AuditEvent",
     "Base",
     "EmailVerification",
     "Hold",
@@ -16,6 +18,7 @@ __all__ = [
     "JournalEntry",
     "LedgerAccount",
     "Merchant",
+    "Operator",
     "OutboxMessage",
     "Payment",
     "Posting",

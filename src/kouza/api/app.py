@@ -17,6 +17,7 @@ import kouza
 from kouza.errors import KouzaError
 from kouza.identity.endpoints import router as identity_router
 from kouza.kit.runtime import Runtime
+from kouza.ops.endpoints import router as ops_router
 from kouza.wallet.endpoints import router as wallet_router
 
 
@@ -52,6 +53,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(identity_router)
     app.include_router(wallet_router)
+    app.include_router(ops_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

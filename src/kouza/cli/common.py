@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import getpass
 import sys
 import uuid
 from collections.abc import Callable
@@ -31,6 +32,11 @@ def runtime() -> Runtime:
         _runtime = build_runtime(get_settings())
         upgrade(_runtime.db.engine)
     return _runtime
+
+
+def cli_actor() -> str:
+    """Who is acting from this shell, for the audit trail."""
+    return f"cli:{getpass.getuser()}"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kouza.cli.common import console, fail, money, parse_uuid, reports_errors, runtime
+from kouza.cli.common import (
+    cli_actor,
+    console,
+    fail,
+    money,
+    parse_uuid,
+    reports_errors,
+    runtime,
+)
+from kouza.ops.service import ops
 from kouza.wallet.models import MerchantCategory
 from kouza.wallet.service import wallets
 
@@ -27,6 +36,8 @@ def create(
         raise fail("the merchant name is empty")
     with runtime().db.unit_of_work() as session:
         merchant = wallets.create_merchant(session, name=name.strip(), category=category)
+        ops.audit(session, actor=cli_actor(), action="merchant.create",
+                  subject=str(merchant.id), reason="new merchant", details={"name": name})
         console.print(f"merchant [bold]{merchant.id}[/] {merchant.name} ({merchant.category})")
 
 

@@ -8,8 +8,17 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from kouza.cli.common import confirm_or_exit, console, money, parse_uuid, reports_errors, runtime
+from kouza.cli.common import (
+    cli_actor,
+    confirm_or_exit,
+    console,
+    money,
+    parse_uuid,
+    reports_errors,
+    runtime,
+)
 from kouza.identity.models import User
+from kouza.ops.service import ops
 from kouza.wallet.models import Wallet
 from kouza.wallet.service import wallets
 
@@ -77,6 +86,8 @@ def credit(
     with runtime().db.unit_of_work() as session:
         topup = wallets.credit_from_float(session, wallet_id=target, amount=amount,
                                           reason=reason, idempotency_key=idempotency_key)
+        ops.audit(session, actor=cli_actor(), action="wallet.credit", subject=str(target),
+                  reason=reason, details={"amount": amount})
         balance = wallets.balance(session, wallets.get_wallet(session, target))
     console.print(f"credited {money(topup.amount)} (entry {topup.entry_id}); "
                   f"balance now {money(balance.balance)}")
@@ -95,4 +106,6 @@ def refund(
     confirm_or_exit(f"Refund {money(amount)} of payment {target}?", yes)
     with runtime().db.unit_of_work() as session:
         done = wallets.refund(session, payment_id=target, amount=amount, reason=reason)
+        ops.audit(session, actor=cli_actor(), action="payment.refund", subject=str(target),
+                  reason=reason, details={"amount": amount})
     console.print(f"refunded {money(done.amount)} (entry {done.entry_id})")

@@ -66,6 +66,16 @@ def account_by_code(session: Session, code: str) -> LedgerAccount | None:
     return session.scalars(select(LedgerAccount).where(LedgerAccount.code == code)).one_or_none()
 
 
+def account_ids_by_codes(session: Session, codes: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(sorted(set(codes))):
+        rows = session.execute(
+            select(LedgerAccount.code, LedgerAccount.id).where(LedgerAccount.code.in_(chunk))
+        )
+        found.update({str(row[0]): int(row[1]) for row in rows})
+    return found
+
+
 def account_by_id(session: Session, account_id: int) -> LedgerAccount | None:
     return session.get(LedgerAccount, account_id, populate_existing=True)
 

@@ -184,6 +184,14 @@ class LedgerService:
         name = kind.value.replace("_", " ") + (f" {suffix}" if suffix else "")
         return self.open_account(session, kind=kind, code=code, name=name).id
 
+    def account_ids(self, session: Session, codes: Sequence[str]) -> dict[str, int]:
+        """Ids of the accounts with these codes; UnknownAccount names any that do not exist."""
+        found = repository.account_ids_by_codes(session, codes)
+        missing = sorted(set(codes) - set(found))
+        if missing:
+            raise UnknownAccount("no such ledger account", codes=missing[:20])
+        return found
+
     def get_account(self, session: Session, account_id: int) -> LedgerAccount:
         account = repository.account_by_id(session, account_id)
         if account is None:

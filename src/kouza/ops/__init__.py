@@ -1,0 +1,1 @@
+"""Operations: operator accounts, the audit trail, and (later) switches, locks, cases."""

@@ -1,0 +1,161 @@
+"""Operator API (``/v1/ops``): ledger batches and verification, merchants, credits, refunds.
+
+Only operator tokens are accepted here; every write needs a reason and is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, status
+from sqlalchemy.orm import Session
+
+from kouza.errors import IdempotencyConflict, IdempotencyInFlight
+from kouza.kit.openapi import error_responses
+from kouza.kit.web import RuntimeDep, SessionDep, run_idempotent
+from kouza.ledger.errors import InsufficientFunds, InvalidAmount, InvalidEntry, UnknownAccount
+from kouza.ledger.service import EntrySpec, Leg, ledger
+from kouza.ops.dependencies import CurrentAdmin, CurrentOperator
+from kouza.ops.errors import InvalidOperatorToken, RoleRequired
+from kouza.ops.models import Operator
+from kouza.ops.schemas import (
+    AccountRead,
+    BatchCreate,
+    BatchRead,
+    CreditCreate,
+    MerchantCreate,
+    MerchantRead,
+    PostedRead,
+    QrRead,
+    RefundCreate,
+    RefundRead,
+    TopUpRead,
+    VerifyRead,
+)
+from kouza.ops.service import ops
+from kouza.wallet.errors import (
+    LimitExceeded,
+    RefundTooLarge,
+    UnknownMerchant,
+    UnknownPayment,
+    UnknownWallet,
+    WalletNotActive,
+)
+from kouza.wallet.service import wallets
+
+router = APIRouter(prefix="/v1/ops", tags=["operator"])
+AUTH = (InvalidOperatorToken, RoleRequired)
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+
+
+def _actor(operator: Operator) -> str:
+    return f"operator:{operator.name}"
+
+
+@router.post("/ledger/batches", status_code=status.HTTP_201_CREATED, response_model=BatchRead,
+             responses=error_responses(*AUTH, InvalidEntry, InvalidAmount, UnknownAccount,
+                                       InsufficientFunds, IdempotencyConflict,
+                                       IdempotencyInFlight))
+def post_batch(body: BatchCreate, operator: CurrentAdmin, runtime: RuntimeDep,
+               idempotency_key: IdempotencyKey) -> BatchRead:
+    """Post up to 10,000 journal entries atomically (all or none), for high-rate callers."""
+
+    def operation(session: Session) -> BatchRead:
+        codes = [leg.account for entry in body.entries for leg in entry.legs]
+        ids = ledger.account_ids(session, codes)
+        specs = [
+            EntrySpec(kind=entry.kind, description=entry.description,
+                      legs=tuple(Leg(ids[leg.account], leg.amount) for leg in entry.legs),
+                      idempotency_key=entry.idempotency_key, reference=entry.reference)
+            for entry in body.entries
+        ]
+        posted = ledger.post_batch(session, specs)
+        ops.audit(session, actor=_actor(operator), action="ledger.batch", reason=body.reason,
+                  details={"entries": len(posted), "first": posted[0].id})
+        return BatchRead(count=len(posted),
+                         entries=[PostedRead(id=p.id, kind=p.kind, replayed=p.replayed)
+                                  for p in posted])
+
+    return run_idempotent(runtime, scope=f"operator:{operator.id}", key=idempotency_key,
+                          request_payload=["batch", body.model_dump(mode="json")],
+                          model=BatchRead, operation=operation)
+
+
+@router.get("/ledger/verify", response_model=VerifyRead, responses=error_responses(*AUTH))
+def verify(operator: CurrentOperator, session: SessionDep) -> VerifyRead:
+    """Recompute every balance from the postings and report any difference."""
+    report = ledger.verify(session)
+    return VerifyRead(ok=report.ok, accounts=report.accounts, entries=report.entries,
+                      postings=report.postings, total_balance=report.total_balance,
+                      problems=report.problems)
+
+
+@router.get("/ledger/accounts/{code}", response_model=AccountRead,
+            responses=error_responses(*AUTH, UnknownAccount))
+def account(code: str, operator: CurrentOperator, session: SessionDep) -> AccountRead:
+    """Balance of a ledger account by code."""
+    account_id = ledger.account_ids(session, [code])[code]
+    row = ledger.get_account(session, account_id)
+    return AccountRead(code=row.code, kind=row.kind, balance=row.balance,
+                       available=row.balance - row.pending_out, pending_out=row.pending_out,
+                       pending_in=row.pending_in)
+
+
+@router.post("/merchants", status_code=status.HTTP_201_CREATED, response_model=MerchantRead,
+             responses=error_responses(*AUTH))
+def create_merchant(body: MerchantCreate, operator: CurrentAdmin,
+                    session: SessionDep) -> MerchantRead:
+    """Create a merchant with its own ledger account."""
+    merchant = wallets.create_merchant(session, name=body.name, category=body.category)
+    ops.audit(session, actor=_actor(operator), action="merchant.create",
+              subject=str(merchant.id), reason="new merchant", details={"name": body.name})
+    return MerchantRead.model_validate(merchant)
+
+
+@router.get("/merchants/{merchant_id}/qr", response_model=QrRead,
+            responses=error_responses(*AUTH, UnknownMerchant))
+def merchant_qr(merchant_id: uuid.UUID, operator: CurrentOperator, session: SessionDep,
+                amount: Annotated[int | None, Query(gt=0, le=1_000_000)] = None) -> QrRead:
+    """A signed QR payload for the merchant (dynamic with ``amount``, else static)."""
+    return QrRead(qr=wallets.merchant_qr(session, merchant_id=merchant_id, amount=amount))
+
+
+@router.post("/wallets/{wallet_id}/credits", status_code=status.HTTP_201_CREATED,
+             response_model=TopUpRead,
+             responses=error_responses(*AUTH, UnknownWallet, WalletNotActive, LimitExceeded,
+                                       IdempotencyConflict, IdempotencyInFlight))
+def credit(wallet_id: uuid.UUID, body: CreditCreate, operator: CurrentAdmin,
+           runtime: RuntimeDep, idempotency_key: IdempotencyKey) -> TopUpRead:
+    """Credit a wallet from the operator float (testing, goodwill)."""
+
+    def operation(session: Session) -> TopUpRead:
+        topup = wallets.credit_from_float(session, wallet_id=wallet_id, amount=body.amount,
+                                          reason=body.reason)
+        ops.audit(session, actor=_actor(operator), action="wallet.credit",
+                  subject=str(wallet_id), reason=body.reason, details={"amount": body.amount})
+        return TopUpRead.model_validate(topup)
+
+    return run_idempotent(runtime, scope=f"operator:{operator.id}", key=idempotency_key,
+                          request_payload=["credit", str(wallet_id), body.model_dump()],
+                          model=TopUpRead, operation=operation)
+
+
+@router.post("/payments/{payment_id}/refunds", status_code=status.HTTP_201_CREATED,
+             response_model=RefundRead,
+             responses=error_responses(*AUTH, UnknownPayment, RefundTooLarge,
+                                       IdempotencyConflict, IdempotencyInFlight))
+def refund(payment_id: uuid.UUID, body: RefundCreate, operator: CurrentAdmin,
+           runtime: RuntimeDep, idempotency_key: IdempotencyKey) -> RefundRead:
+    """Refund (part of) a payment from the merchant back to the wallet."""
+
+    def operation(session: Session) -> RefundRead:
+        done = wallets.refund(session, payment_id=payment_id, amount=body.amount,
+                              reason=body.reason)
+        ops.audit(session, actor=_actor(operator), action="payment.refund",
+                  subject=str(payment_id), reason=body.reason, details={"amount": body.amount})
+        return RefundRead.model_validate(done)
+
+    return run_idempotent(runtime, scope=f"operator:{operator.id}", key=idempotency_key,
+                          request_payload=["refund", str(payment_id), body.model_dump()],
+                          model=RefundRead, operation=operation)

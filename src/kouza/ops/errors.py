@@ -1,0 +1,21 @@
+"""Errors of the operations domain (see the tree in ``kouza.errors``)."""
+
+from __future__ import annotations
+
+from kouza.errors import BadRequest, Conflict, Forbidden, Unauthorized
+
+
+class InvalidOperatorToken(Unauthorized):
+    code = "invalid_operator_token"
+
+
+class RoleRequired(Forbidden):
+    code = "operator_role_required"
+
+
+class OperatorExists(Conflict):
+    code = "operator_exists"
+
+
+class ReasonRequired(BadRequest):
+    code = "reason_required"
