@@ -20,9 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 
 from kouza.config import Settings
+from kouza.kit import security
 from kouza.kit.clock import ManualClock
 from kouza.kit.db import make_engine
 from kouza.kit.migrate import upgrade
@@ -56,8 +58,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _worker_schema() -> str:
+    """One schema per test process, so parallel runs on one server never share tables."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return "kouza_test_" + re.sub(r"\W", "_", worker)
+    return "kouza_test_" + re.sub(r"\W", "_", worker) + f"_{os.getpid()}"
 
 
 def _schema_url(base: str, schema: str) -> str:
@@ -66,14 +69,15 @@ def _schema_url(base: str, schema: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
     if not POSTGRES_URL:
         if REQUIRE_POSTGRES:
             pytest.fail("KOUZA_REQUIRE_POSTGRES=1 but KOUZA_TEST_POSTGRES_URL is not set")
         pytest.skip("PostgreSQL tests need KOUZA_TEST_POSTGRES_URL")
     schema = _worker_schema()
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-                          if POSTGRES_URL.startswith("postgresql://") else POSTGRES_URL)
+    admin_url = (POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+                 if POSTGRES_URL.startswith("postgresql://") else POSTGRES_URL)
+    admin = create_engine(admin_url)
     with admin.begin() as connection:
         connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         connection.execute(text(f"CREATE SCHEMA {schema}"))
@@ -82,7 +86,11 @@ def postgres_url() -> str:
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    return url
+    yield url
+    admin = create_engine(admin_url)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
 
 
 def _truncate_postgres(url: str) -> None:
@@ -98,6 +106,15 @@ def make_runtime(url: str, tmp_path: Path, clock: ManualClock, mailbox: MemoryMa
     config = Settings(var_dir=tmp_path / "var", secret_key=TEST_SECRET, **settings)  # type: ignore[arg-type]
     return build_runtime(config, clock=clock, senders={"email": mailbox, "sms": mailbox},
                          database_url=url)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id with tiny parameters: the tests exercise the logic, not the hash cost
+    (0.27 s per hash with the production parameters on this machine)."""
+    monkeypatch.setattr(
+        security, "_password_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
 
 
 @pytest.fixture
@@ -123,7 +140,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def rt(db_url: str, tmp_path: Path, clock: ManualClock, mailbox: MemoryMailbox) -> Iterator[Runtime]:
+def rt(
+    db_url: str, tmp_path: Path, clock: ManualClock, mailbox: MemoryMailbox
+) -> Iterator[Runtime]:
     runtime = make_runtime(db_url, tmp_path, clock, mailbox)
     yield runtime
     runtime.db.dispose()

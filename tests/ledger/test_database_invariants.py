@@ -42,7 +42,7 @@ class TestBehindTheServicesBack:
             )
 
     def test_zero_amount_posting_refused(self, rt: Runtime) -> None:
-        alice, bob, entry_id = _funded_pair(rt)
+        alice, _bob, entry_id = _funded_pair(rt)
         with pytest.raises(DatabaseError), rt.db.engine.begin() as connection:
             connection.execute(
                 text("INSERT INTO postings (entry_id, account_id, amount, created_at) "
@@ -115,7 +115,7 @@ class TestZeroSumTrigger:
                 self._insert_entry(connection, [])
 
     def test_posting_added_to_old_entry_rejected(self, rt: Runtime) -> None:
-        alice, bob, entry_id = _funded_pair(rt)
+        _alice, bob, entry_id = _funded_pair(rt)
         with pytest.raises(DatabaseError, match="not a balanced double entry"):
             with rt.db.engine.begin() as connection:
                 connection.execute(

@@ -73,10 +73,9 @@ class TestTransfer:
     def test_refusal_leaves_no_trace_even_if_caller_commits(self, rt: Runtime) -> None:
         alice, bob = accounts(rt, "wallet:alice", "wallet:bob")
         _fund(rt, alice, 1_000)
-        with rt.db.unit_of_work() as session:
-            with pytest.raises(InsufficientFunds):
-                ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice,
-                                destination=bob, amount=5_000)
+        with rt.db.unit_of_work() as session, pytest.raises(InsufficientFunds):
+            ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice,
+                            destination=bob, amount=5_000)
         assert balances(rt, alice, bob) == [1_000, 0]
         assert verified(rt)
 
@@ -376,7 +375,7 @@ class TestStatement:
 
 class TestVerify:
     def test_clean_ledger(self, rt: Runtime) -> None:
-        alice, bob = accounts(rt, "wallet:a", "wallet:b")
+        alice, _bob = accounts(rt, "wallet:a", "wallet:b")
         _fund(rt, alice, 500)
         assert verified(rt)
 
@@ -396,7 +395,7 @@ class TestVerify:
         assert any("wallet:a" in p and "507" in p and "500" in p for p in report.problems)
 
     def test_postings_count(self, rt: Runtime) -> None:
-        alice, bob = accounts(rt, "wallet:a", "wallet:b")
+        alice, _bob = accounts(rt, "wallet:a", "wallet:b")
         _fund(rt, alice, 500)
         with rt.db.unit_of_work() as session:
             report = ledger.verify(session)

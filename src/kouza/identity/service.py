@@ -12,7 +12,6 @@ from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kouza.errors import BadRequest, NotFound
@@ -36,6 +35,7 @@ from kouza.identity.models import (
     VerificationLevel,
 )
 from kouza.kit import outbox
+from kouza.kit.db import add_unique
 from kouza.kit.runtime import runtime_of
 from kouza.kit.security import (
     constant_time_equal,
@@ -77,12 +77,7 @@ class IdentityService:
             level=VerificationLevel.NONE.value, status=UserStatus.ACTIVE.value,
             created_at=runtime_of(session).now(),
         )
-        session.add(user)
-        try:
-            with session.begin_nested():
-                session.flush()
-        except IntegrityError:
-            raise EmailTaken("an account with this e-mail address exists") from None
+        add_unique(session, user, EmailTaken("an account with this e-mail address exists"))
         self._send_code(session, user)
         return user
 
@@ -127,7 +122,7 @@ class IdentityService:
             raise AlreadyVerified("this e-mail address is already verified")
         runtime = runtime_of(session)
         now = runtime.now()
-        latest = self._latest_code(session, user.id)
+        latest = self._latest_code(session, user.id, lock=True)
         if latest is None or latest.consumed_at is not None:
             raise InvalidCode("no active code; ask for a new one")
         if latest.expires_at <= now:
@@ -221,13 +216,20 @@ class IdentityService:
     def _user_by_email(self, session: Session, address: str) -> User | None:
         return session.scalars(select(User).where(User.email == address)).one_or_none()
 
-    def _latest_code(self, session: Session, user_id: uuid.UUID) -> EmailVerification | None:
-        return session.scalars(
+    def _latest_code(
+        self, session: Session, user_id: uuid.UUID, *, lock: bool = False
+    ) -> EmailVerification | None:
+        """The newest code; with ``lock``, its row is locked so parallel guesses are counted
+        one after another (an unlocked read-modify-write would let them bypass the limit)."""
+        statement = (
             select(EmailVerification)
             .where(EmailVerification.user_id == user_id)
             .order_by(EmailVerification.id.desc())
             .limit(1)
-        ).first()
+        )
+        if lock:
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+        return session.scalars(statement).first()
 
 
 identity = IdentityService()

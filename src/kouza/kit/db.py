@@ -29,6 +29,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -101,6 +102,20 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # no pre-ping: it would cost a round trip per unit of work; recycle stale connections instead
     return create_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_recycle=1800)
+
+
+def add_unique(session: Session, row: object, error: KouzaError) -> None:
+    """Insert ``row``; if a unique constraint refuses it, raise ``error``.
+
+    The insert runs in a savepoint, so the refusal leaves the session (and the rest of the unit
+    of work) usable — no check-then-insert race, no half-added row.
+    """
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        raise error from None
 
 
 class Database:

@@ -79,7 +79,12 @@ def deliver(any_session: Session, *, ids: list[int] | None = None) -> int:
     fernet = _fernet(runtime.secret)
     delivered = 0
     with runtime.db.session() as session:
-        query = select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None))
+        # SKIP LOCKED: a message another deliverer is sending is left to it, never sent twice
+        query = (
+            select(OutboxMessage)
+            .where(OutboxMessage.delivered_at.is_(None))
+            .with_for_update(skip_locked=True)
+        )
         if ids is not None:
             query = query.where(OutboxMessage.id.in_(ids))
         for row in session.scalars(query.order_by(OutboxMessage.id)):

@@ -224,6 +224,16 @@ class LedgerService:
         )
         return self.post_entry(session, spec)
 
+    def replay(self, session: Session, spec: EntrySpec) -> PostedEntry | None:
+        """The entry already written under ``spec``'s idempotency key, if any (conflict if the
+        key was used for something else) — so callers can answer a retry before re-checking
+        limits that the first attempt has since used up."""
+        if not spec.idempotency_key:
+            return None
+        validate(spec)
+        replays, _ = self._split_replays(session, [spec])
+        return replays.get(0)
+
     def post_entry(self, session: Session, spec: EntrySpec) -> PostedEntry:
         """Write one entry (or replay it if its idempotency key was seen)."""
         return self.post_batch(session, [spec])[0]

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kouza.kit.db import add_unique
 from kouza.kit.runtime import runtime_of
 from kouza.kit.security import keyed_hash, random_token
 from kouza.ops.errors import InvalidOperatorToken, OperatorExists, ReasonRequired, RoleRequired
@@ -27,12 +27,8 @@ class OpsService:
         token = "op_" + random_token()
         operator = Operator(name=name, role=role.value, created_at=runtime.now(),
                             token_hash=keyed_hash(runtime.secret, token, purpose="operator"))
-        session.add(operator)
-        try:
-            with session.begin_nested():
-                session.flush()
-        except IntegrityError:
-            raise OperatorExists("an operator with this name exists", name=name) from None
+        add_unique(session, operator, OperatorExists("an operator with this name exists",
+                                                     name=name))
         self.audit(session, actor=actor, action="operator.create", subject=name,
                    reason="new operator", details={"role": role.value})
         return operator, token

@@ -161,13 +161,14 @@ class CategoryWindowLimit:
 
 @dataclass(frozen=True)
 class MaxBalanceLimit:
-    """A wallet may hold at most ``cap`` yen (checked on money coming in)."""
+    """A wallet may hold at most ``cap`` yen (checked on top-ups and incoming transfers;
+    a refund returns the customer's own money and is not refused)."""
 
     cap: int
     name: str = "maximum wallet balance"
 
     def check(self, session: Session, movement: Movement) -> None:
-        if movement.kind is not MovementKind.TOPUP:
+        if movement.kind not in (MovementKind.TOPUP, MovementKind.INCOMING_TRANSFER):
             return
         account = ledger_repository.account_by_id(session, movement.ledger_account_id)
         balance = account.balance if account else 0

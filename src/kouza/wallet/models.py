@@ -65,6 +65,8 @@ class MovementKind(StrEnum):
     """Wallet to another wallet."""
     WITHDRAWAL = "withdrawal"
     """Wallet to a bank account."""
+    INCOMING_TRANSFER = "incoming_transfer"
+    """Another wallet's transfer arriving (checked against the recipient's balance cap)."""
 
 
 class Wallet(Base):

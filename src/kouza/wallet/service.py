@@ -15,16 +15,16 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kouza.identity.models import User, VerificationLevel
 from kouza.identity.service import identity
+from kouza.kit.db import add_unique
 from kouza.kit.locking import lock_row, lock_rows
 from kouza.kit.runtime import Runtime, runtime_of
 from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.repository import StatementRow
-from kouza.ledger.service import Balance, ledger
+from kouza.ledger.service import Balance, ledger, transfer_spec
 from kouza.wallet import qr as qr_codes
 from kouza.wallet.errors import (
     AmountMismatch,
@@ -79,12 +79,7 @@ class WalletService:
             id=wallet_id, user_id=user.id, ledger_account_id=account.id,
             status=WalletStatus.ACTIVE.value, created_at=runtime_of(session).now(),
         )
-        session.add(wallet)
-        try:
-            with session.begin_nested():
-                session.flush()
-        except IntegrityError:
-            raise WalletExists("this user already has a wallet") from None
+        add_unique(session, wallet, WalletExists("this user already has a wallet"))
         return wallet
 
     def get_wallet(self, session: Session, wallet_id: uuid.UUID) -> Wallet:
@@ -175,18 +170,25 @@ class WalletService:
         reason: str,
         idempotency_key: str | None = None,
     ) -> TopUp:
-        """Operator credit from the operator float (testing, goodwill); limits apply."""
+        """Operator credit from the operator float (testing, goodwill); limits apply.
+
+        A retry with the same ``idempotency_key`` returns the first top-up before any check, so
+        limits the first attempt used up cannot refuse its own retry.
+        """
         wallet = self._lock_wallet(session, wallet_id)
-        self._require_active(wallet, incoming=True)
-        self._check_limits(session, wallet, MovementKind.TOPUP, amount)
         float_account = ledger.system_account(session, AccountKind.OPERATOR_FLOAT)
-        posted = ledger.transfer(
-            session, kind=EntryKind.TOPUP, source=float_account,
-            destination=wallet.ledger_account_id, amount=amount,
-            description=f"credit from operator float: {reason}"[:500],
+        spec = transfer_spec(
+            kind=EntryKind.TOPUP, source=float_account, destination=wallet.ledger_account_id,
+            amount=amount, description=f"credit from operator float: {reason}"[:500],
             idempotency_key=f"float:{idempotency_key}" if idempotency_key else None,
             reference={"wallet": str(wallet.id), "source": "operator_float"},
         )
+        replayed = ledger.replay(session, spec)
+        if replayed is not None:
+            return self._record_topup(session, wallet, amount, replayed.id, reason, True)
+        self._require_active(wallet, incoming=True)
+        self._check_limits(session, wallet, MovementKind.TOPUP, amount)
+        posted = ledger.post_entry(session, spec)
         return self._record_topup(session, wallet, amount, posted.id, reason, posted.replayed)
 
     def _record_topup(self, session: Session, wallet: Wallet, amount: int, entry_id: int,
@@ -247,12 +249,7 @@ class WalletService:
             category=merchant.category, amount=amount, refunded_amount=0, order_ref=order_ref,
             entry_id=posted.id, created_at=runtime_of(session).now(),
         )
-        session.add(payment)
-        try:
-            with session.begin_nested():
-                session.flush()
-        except IntegrityError:
-            raise QrAlreadyPaid("this QR code has already been paid") from None
+        add_unique(session, payment, QrAlreadyPaid("this QR code has already been paid"))
         return payment
 
     def refund(
@@ -308,6 +305,7 @@ class WalletService:
         self._require_active(source)
         self._require_active(destination, incoming=True)
         self._check_limits(session, source, MovementKind.TRANSFER, amount)
+        self._check_limits(session, destination, MovementKind.INCOMING_TRANSFER, amount)
         transfer_id = uuid.uuid4()
         posted = ledger.transfer(
             session, kind=EntryKind.TRANSFER, source=source.ledger_account_id,

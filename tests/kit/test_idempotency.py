@@ -1,0 +1,195 @@
+"""Idempotency keys (kouza.kit.idempotency), directly and under concurrent HTTP retries."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from kouza.api.app import create_app
+from kouza.errors import BadRequest, IdempotencyConflict, IdempotencyInFlight
+from kouza.identity.service import identity
+from kouza.kit import idempotency
+from kouza.kit.clock import ManualClock
+from kouza.kit.idempotency import IdempotencyRecord, Replay
+from kouza.kit.notify import MemoryMailbox
+from kouza.kit.runtime import Runtime
+from kouza.ledger.models import EntryKind, JournalEntry
+from kouza.ledger.service import ledger
+from kouza.wallet.models import Payment
+from kouza.wallet.service import wallets
+from tests.factories import PASSWORD, balance_of, customer, merchant
+
+LEASE = timedelta(seconds=60)
+SCOPE = "user:test"
+
+
+
+def claim(rt: Runtime, fingerprint: str, *, key: str = "key-1", scope: str = SCOPE
+          ) -> Replay | None:
+    return idempotency.claim(rt.db, scope=scope, key=key, fingerprint=fingerprint,
+                             now=rt.now(), lease=LEASE)
+
+
+def complete(rt: Runtime, body: Any, *, key: str = "key-1", status: int = 201) -> None:
+    with rt.db.unit_of_work() as session:
+        idempotency.complete(session, scope=SCOPE, key=key, status_code=status, body=body)
+
+
+def records(rt: Runtime) -> list[tuple[str, str, str, str, int | None]]:
+    with rt.db.session() as session:
+        return [(r.scope, r.key, r.request_hash, r.status, r.response_status)
+                for r in session.scalars(select(IdempotencyRecord).order_by(IdempotencyRecord.id))]
+
+
+HASH_A = idempotency.request_hash(["pay", "wallet-1", {"amount": 100}])
+HASH_B = idempotency.request_hash(["pay", "wallet-1", {"amount": 200}])
+
+
+class TestRequestHash:
+    def test_is_canonical(self) -> None:
+        assert idempotency.request_hash({"a": 1, "b": [1, 2]}) == \
+            idempotency.request_hash({"b": [1, 2], "a": 1})
+        assert idempotency.request_hash({"a": 1}) != idempotency.request_hash({"a": "1"})
+        assert len(HASH_A) == 64 and HASH_A != HASH_B
+
+
+class TestValidateKey:
+    @pytest.mark.parametrize("key", ["", "k" * 256, "clé", "tab\there", "new\nline"])
+    def test_refuses(self, key: str) -> None:
+        with pytest.raises(BadRequest):
+            idempotency.validate_key(key)
+
+    @pytest.mark.parametrize("key", ["a", "k" * 255, "order-42/retry 1", "~!@#$%^&*()"])
+    def test_accepts(self, key: str) -> None:
+        assert idempotency.validate_key(key) == key
+
+
+class TestClaim:
+    def test_first_claim_runs(self, rt: Runtime, clock: ManualClock) -> None:
+        assert claim(rt, HASH_A) is None
+        assert records(rt) == [(SCOPE, "key-1", HASH_A, "in_flight", None)]
+        with rt.db.session() as session:
+            record = session.scalars(select(IdempotencyRecord)).one()
+        assert record.locked_until == clock.now() + LEASE
+
+    def test_same_request_after_completion_replays(self, rt: Runtime) -> None:
+        claim(rt, HASH_A)
+        complete(rt, {"id": "p-1", "amount": 100})
+        assert claim(rt, HASH_A) == Replay(201, {"id": "p-1", "amount": 100})
+        assert claim(rt, HASH_A) == Replay(201, {"id": "p-1", "amount": 100})
+        assert records(rt) == [(SCOPE, "key-1", HASH_A, "completed", 201)]
+
+    def test_other_request_after_completion_conflicts(self, rt: Runtime) -> None:
+        claim(rt, HASH_A)
+        complete(rt, {"id": "p-1"})
+        with pytest.raises(IdempotencyConflict) as caught:
+            claim(rt, HASH_B)
+        assert (caught.value.status_code, caught.value.code) == (409, "idempotency_conflict")
+        assert caught.value.details == {"key": "key-1"}
+        assert records(rt) == [(SCOPE, "key-1", HASH_A, "completed", 201)]
+
+    def test_same_request_while_in_flight(self, rt: Runtime) -> None:
+        claim(rt, HASH_A)
+        with pytest.raises(IdempotencyInFlight) as caught:
+            claim(rt, HASH_A)
+        assert (caught.value.status_code, caught.value.code) == (409, "idempotency_in_flight")
+
+    def test_other_request_while_in_flight_conflicts(self, rt: Runtime) -> None:
+        claim(rt, HASH_A)
+        with pytest.raises(IdempotencyConflict):
+            claim(rt, HASH_B)
+
+    def test_expired_lease_is_taken_over(self, rt: Runtime, clock: ManualClock) -> None:
+        claim(rt, HASH_A)
+        clock.advance(LEASE)
+        with pytest.raises(IdempotencyInFlight):  # the lease runs until its last instant
+            claim(rt, HASH_A)
+        clock.advance(seconds=1)
+        assert claim(rt, HASH_A) is None  # the crashed first attempt is taken over
+        with rt.db.session() as session:
+            record = session.scalars(select(IdempotencyRecord)).one()
+        assert record.locked_until == clock.now() + LEASE
+        with pytest.raises(IdempotencyInFlight):  # and the new lease protects the retry
+            claim(rt, HASH_A)
+
+    def test_release_lets_a_corrected_retry_run(self, rt: Runtime) -> None:
+        claim(rt, HASH_A)
+        idempotency.release(rt.db, scope=SCOPE, key="key-1")
+        assert records(rt) == []
+        assert claim(rt, HASH_B) is None
+        assert records(rt) == [(SCOPE, "key-1", HASH_B, "in_flight", None)]
+
+    def test_release_does_not_forget_a_completed_result(self, rt: Runtime) -> None:
+        claim(rt, HASH_A)
+        complete(rt, {"id": "p-1"})
+        idempotency.release(rt.db, scope=SCOPE, key="key-1")
+        assert claim(rt, HASH_A) == Replay(201, {"id": "p-1"})
+
+    def test_keys_are_per_scope(self, rt: Runtime) -> None:
+        assert claim(rt, HASH_A) is None
+        assert claim(rt, HASH_B, scope="user:other") is None
+        assert len(records(rt)) == 2
+
+    def test_completion_rolls_back_with_the_business_write(self, rt: Runtime) -> None:
+        claim(rt, HASH_A)
+        with pytest.raises(RuntimeError), rt.db.unit_of_work() as session:
+            idempotency.complete(session, scope=SCOPE, key="key-1", status_code=201,
+                                 body={"id": "p-1"})
+            raise RuntimeError("the business write failed after complete()")
+        assert records(rt) == [(SCOPE, "key-1", HASH_A, "in_flight", None)]
+        with pytest.raises(IdempotencyInFlight):
+            claim(rt, HASH_A)
+
+
+class TestConcurrentRetries:
+    def test_eight_identical_payments_pay_once(
+        self, rt: Runtime, mailbox: MemoryMailbox, clock: ManualClock
+    ) -> None:
+        if rt.db.dialect != "postgresql":
+            pytest.skip("concurrency is proven on PostgreSQL (SQLite serialises writers)")
+        alice = customer(rt, mailbox, balance=10_000)
+        shop = merchant(rt)
+        with rt.db.unit_of_work() as session:
+            qr = wallets.merchant_qr(session, merchant_id=shop.id, amount=3_200)
+            token = identity.login(session, email=alice.email, password=PASSWORD)
+        app = create_app(rt)
+        barrier = threading.Barrier(8)
+        responses: list[Any] = [None] * 8
+
+        def retry(index: int) -> None:
+            with TestClient(app) as client:
+                barrier.wait()
+                try:
+                    responses[index] = client.post(
+                        f"/v1/wallets/{alice.wallet.id}/payments", json={"qr": qr},
+                        headers={"Authorization": f"Bearer {token}",
+                                 "Idempotency-Key": "checkout-7"},
+                    )
+                except Exception as exc:  # reported below
+                    responses[index] = exc
+
+        threads = [threading.Thread(target=retry, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert all(isinstance(r, httpx.Response) for r in responses), responses
+        created = [r for r in responses if r.status_code == 201]
+        in_flight = [r for r in responses if r.status_code == 409]
+        assert len(created) + len(in_flight) == 8, [r.text for r in responses]
+        assert created, "at least the first request succeeds"
+        assert len({r.text for r in created}) == 1  # replays are the very same response
+        assert {r.json()["error"] for r in in_flight} <= {"idempotency_in_flight"}
+        with rt.db.session() as session:
+            assert session.scalar(select(func.count()).select_from(Payment)) == 1
+            assert session.scalar(select(func.count()).select_from(JournalEntry).where(
+                JournalEntry.kind == EntryKind.PAYMENT.value)) == 1
+            assert ledger.verify(session).ok
+        assert balance_of(rt, alice.wallet) == 6_800
+        assert records(rt)[0][3] == "completed"
