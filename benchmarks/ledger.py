@@ -20,9 +20,9 @@ What is measured, per database, each through the real ledger service and real mi
   high-rate caller sharded by account would (``--writers 1`` for one writer);
 * ``hot``: batched, with 90% of transfers going to one of 10 hot accounts;
 * ``raw``: the same entry and posting rows written the same way (one statement per batch on
-  PostgreSQL, ``executemany`` on SQLite) into copies of the tables without constraints,
-  triggers, locks or balance updates — what the hardware does with no ledger logic — and the
-  ratio ledger/raw.
+  PostgreSQL, ``executemany`` on SQLite) into copies of the two tables with the same columns,
+  indexes and unique keys but no foreign keys, CHECKs or triggers, and no balance updates or
+  account locks — what the hardware does with no ledger logic — and the ratio ledger/raw.
 """
 
 from __future__ import annotations
@@ -42,10 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     Connection,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -190,23 +192,33 @@ def _batched(rt: Runtime, partitions: list[list[EntrySpec]]) -> float:
 
 
 def _raw_tables(rt: Runtime) -> tuple[Table, Table]:
+    """Copies of ``journal_entries`` and ``postings``: the same columns, indexes and unique keys,
+    but no foreign keys, CHECKs or triggers — and nobody updates balances or locks accounts."""
     metadata = MetaData()
+    big_id = BigInteger().with_variant(Integer(), "sqlite")
     entries = Table(
         "bench_raw_entries",
         metadata,
-        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
-        Column("kind", String(32)),
-        Column("description", String(500)),
-        Column("created_at", DateTime(timezone=True)),
+        Column("id", big_id, primary_key=True),
+        Column("kind", String(32), nullable=False),
+        Column("description", String(500), nullable=False),
+        Column("idempotency_key", String(255), unique=True),
+        Column("request_hash", String(64)),
+        Column("reverses_id", big_id, unique=True),
+        Column("reference", JSON),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Index("ix_bench_raw_entries_created_at", "created_at"),
     )
     postings = Table(
         "bench_raw_postings",
         metadata,
-        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
-        Column("entry_id", BigInteger),
-        Column("account_id", BigInteger),
-        Column("amount", BigInteger),
-        Column("created_at", DateTime(timezone=True)),
+        Column("id", big_id, primary_key=True),
+        Column("entry_id", big_id, nullable=False),
+        Column("account_id", big_id, nullable=False),
+        Column("amount", BigInteger, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Index("ix_bench_raw_postings_account_created", "account_id", "created_at"),
+        Index("ix_bench_raw_postings_entry", "entry_id"),
     )
     metadata.drop_all(rt.db.engine)
     metadata.create_all(rt.db.engine)

@@ -63,7 +63,9 @@ def insert_account_if_absent(
 
 
 def account_by_code(session: Session, code: str) -> LedgerAccount | None:
-    return session.scalars(select(LedgerAccount).where(LedgerAccount.code == code)).one_or_none()
+    # populate_existing: balances change through Core statements the identity map cannot see
+    statement = select(LedgerAccount).where(LedgerAccount.code == code)
+    return session.scalars(statement.execution_options(populate_existing=True)).one_or_none()
 
 
 def account_ids_by_codes(session: Session, codes: Sequence[str]) -> dict[str, int]:
@@ -156,7 +158,6 @@ def apply_balance_deltas(session: Session, deltas: Mapping[int, int]) -> set[int
         else:
             parameters = {"deltas": json.dumps(chunk)}
             applied.update(int(i) for i in connection.execute(_SQLITE_APPLY, parameters).scalars())
-    session.expire_all()  # cached LedgerAccount objects no longer show the balance
     return {account_id for account_id, _ in items} - applied
 
 
@@ -183,14 +184,26 @@ def adjust_pending(
     return session.scalars(statement).first() is not None
 
 
-# One round trip writes a whole batch: entries and postings arrive as two JSON arrays, ids come
-# from the sequence in input order, and the ids are returned in that order.
-_PG_INSERT = text(
-    "WITH source AS ("
+# One round trip writes a whole batch on PostgreSQL: lock the touched accounts in id order,
+# apply every balance change under the floor, and — only if every change was accepted — write the
+# entries (ids from the sequence in input order) and their postings. It returns the accounts
+# whose change was applied and the new entry ids in input order.
+_PG_WRITE = text(
+    "WITH locked AS MATERIALIZED (SELECT id FROM ledger_accounts"
+    "  WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE),"
+    " applied AS ("
+    "  UPDATE ledger_accounts AS a SET balance = a.balance + d.delta"
+    "  FROM unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[])) AS d(id, delta)"
+    "  JOIN locked ON locked.id = d.id WHERE a.id = d.id AND "
+    + _FLOOR.replace("kind", "a.kind").replace("balance -", "a.balance -")
+    .replace("pending_out", "a.pending_out").format(delta="d.delta")
+    + "  RETURNING a.id),"
+    " source AS ("
     "  SELECT * FROM ROWS FROM (json_to_recordset(CAST(:entries AS json)) AS ("
     "    kind varchar, description varchar, idempotency_key varchar, request_hash varchar,"
     "    reverses_id bigint, reference json)) WITH ORDINALITY AS s("
-    "    kind, description, idempotency_key, request_hash, reverses_id, reference, ord)),"
+    "    kind, description, idempotency_key, request_hash, reverses_id, reference, ord)"
+    "  WHERE (SELECT count(*) FROM applied) = :accounts),"
     " numbered AS ("
     "  SELECT nextval(pg_get_serial_sequence('journal_entries', 'id')) AS id, source.*"
     "  FROM source ORDER BY ord),"
@@ -204,7 +217,8 @@ _PG_INSERT = text(
     "  SELECT numbered.id, leg.account_id, leg.amount, :created_at"
     "  FROM json_to_recordset(CAST(:postings AS json)) AS leg(ord bigint, account_id bigint,"
     "    amount bigint) JOIN numbered ON numbered.ord = leg.ord)"
-    " SELECT id FROM numbered ORDER BY ord"
+    " SELECT (SELECT coalesce(array_agg(id), '{}') FROM applied) AS applied,"
+    " (SELECT coalesce(array_agg(id ORDER BY ord), '{}') FROM numbered) AS entry_ids"
 )
 _SQLITE_NEXT_ENTRY_ID = text("SELECT coalesce(max(id), 0) + 1 FROM journal_entries")
 _SQLITE_INSERT_ENTRY = text(
@@ -220,7 +234,7 @@ _SQLITE_INSERT_POSTING = text(
 
 @dataclass(frozen=True)
 class NewEntry:
-    """An entry row about to be written (ids are assigned by :func:`insert_entries`)."""
+    """An entry row about to be written (ids are assigned by :func:`write_entries`)."""
 
     kind: str
     description: str
@@ -231,17 +245,33 @@ class NewEntry:
     legs: tuple[tuple[int, int], ...]
 
 
-def insert_entries(session: Session, entries: Sequence[NewEntry], *, now: datetime) -> list[int]:
-    """Write entries and their postings in bulk; returns the entry ids in the order given."""
-    connection = session.connection()
+@dataclass(frozen=True)
+class WriteResult:
+    """What :func:`write_entries` did: entry ids in input order, or the refused accounts."""
+
+    entry_ids: list[int]
+    refused: set[int]
+
+
+def write_entries(
+    session: Session, deltas: Mapping[int, int], entries: Sequence[NewEntry], *, now: datetime
+) -> WriteResult:
+    """Apply the balance changes and, if none is refused, write the entries and postings.
+
+    A refusal writes no entry, but changes already applied to other accounts stay applied:
+    the caller reverts them (see ``LedgerService._write``).
+    """
     if _is_postgres(session):
-        ids = _pg_insert(connection, entries, now)
-    else:
-        # safe: SQLite transactions here hold the write lock from BEGIN IMMEDIATE
-        first = int(connection.execute(_SQLITE_NEXT_ENTRY_ID).scalar_one())
-        ids = list(range(first, first + len(entries)))
-        _sqlite_insert(connection, entries, ids, _sqlite_time(now))
-    return ids
+        return _pg_write(session.connection(), deltas, entries, now)
+    refused = apply_balance_deltas(session, deltas)
+    if refused:
+        return WriteResult([], refused)
+    connection = session.connection()
+    # safe: SQLite transactions here hold the write lock from BEGIN IMMEDIATE
+    first = int(connection.execute(_SQLITE_NEXT_ENTRY_ID).scalar_one())
+    ids = list(range(first, first + len(entries)))
+    _sqlite_insert(connection, entries, ids, _sqlite_time(now))
+    return WriteResult(ids, set())
 
 
 def _sqlite_time(now: datetime) -> str:
@@ -253,7 +283,10 @@ def _reference_json(reference: dict[str, Any] | None) -> str | None:
     return None if reference is None else json.dumps(reference, ensure_ascii=False)
 
 
-def _pg_insert(connection: Connection, entries: Sequence[NewEntry], now: datetime) -> list[int]:
+def _pg_write(connection: Connection, deltas: Mapping[int, int], entries: Sequence[NewEntry],
+              now: datetime) -> WriteResult:
+    """The single-statement write of :data:`_PG_WRITE`."""
+    items = sorted(deltas.items())
     rows = [
         {"kind": e.kind, "description": e.description, "idempotency_key": e.idempotency_key,
          "request_hash": e.request_hash, "reverses_id": e.reverses_id, "reference": e.reference}
@@ -265,11 +298,16 @@ def _pg_insert(connection: Connection, entries: Sequence[NewEntry], now: datetim
         for account, amount in entry.legs
     ]
     parameters = {
+        "ids": _pg_array(i for i, _ in items),
+        "deltas": _pg_array(d for _, d in items),
+        "accounts": len(items),
         "entries": json.dumps(rows, ensure_ascii=False),
         "postings": json.dumps(legs),
         "created_at": now,
     }
-    return [int(i) for i in connection.execute(_PG_INSERT, parameters).scalars()]
+    applied, entry_ids = connection.execute(_PG_WRITE, parameters).one()
+    refused = {account for account, _ in items} - {int(a) for a in applied}
+    return WriteResult([] if refused else [int(i) for i in entry_ids], refused)
 
 
 def _sqlite_insert(connection: Connection, entries: Sequence[NewEntry], ids: list[int],

@@ -279,8 +279,7 @@ class LedgerService:
         deltas: dict[int, int] = defaultdict(int)
         for spec in specs:
             for leg in spec.legs:
-                deltas[leg.account_id] += leg.amount
-        self._apply_deltas(session, dict(deltas), now)
+                deltas[leg.account_id] += leg.amount  # zero nets still lock and check
         rows = [
             repository.NewEntry(
                 kind=spec.kind.value,
@@ -293,33 +292,33 @@ class LedgerService:
             )
             for spec in specs
         ]
-        try:
-            entry_ids = repository.insert_entries(session, rows, now=now)
-        except IntegrityError as exc:
-            raise _integrity_to_error(exc) from None
+        entry_ids = self._write_rows(session, dict(deltas), rows, now)
         for index, entry_id, spec in zip(indexes, entry_ids, specs, strict=True):
             out[index] = PostedEntry(entry_id, spec.kind.value, spec.legs, now)
 
-    def _apply_deltas(self, session: Session, deltas: dict[int, int], now: datetime) -> None:
-        """Apply every account's net change (zero included: it still locks and checks it)."""
-        refused = repository.apply_balance_deltas(session, deltas)
-        if not refused:
-            return
-        missing = refused - repository.existing_accounts(session, refused)
-        if not missing and self._release_expired(session, refused, now):
-            refused = repository.apply_balance_deltas(
-                session, {account: deltas[account] for account in refused}
+    def _write_rows(self, session: Session, deltas: dict[int, int],
+                    rows: list[repository.NewEntry], now: datetime) -> list[int]:
+        """Write, retrying once if releasing expired holds frees the refused accounts."""
+        for attempt in (1, 2):
+            try:
+                result = repository.write_entries(session, deltas, rows, now=now)
+            except IntegrityError as exc:
+                raise _integrity_to_error(exc) from None
+            if not result.refused:
+                return result.entry_ids
+            # undo the changes that were applied, so a refused call leaves no trace even if
+            # the caller swallows the error and commits
+            repository.apply_balance_deltas(
+                session, {k: -v for k, v in deltas.items() if k not in result.refused}
             )
-        if not refused:
-            return
-        # undo what was applied, so a refused call leaves no trace even if the caller swallows
-        # the error and commits
-        repository.apply_balance_deltas(
-            session, {k: -v for k, v in deltas.items() if k not in refused}
+            missing = result.refused - repository.existing_accounts(session, result.refused)
+            if missing:
+                raise UnknownAccount("no such ledger account", account_ids=sorted(missing))
+            if attempt == 2 or not self._release_expired(session, result.refused, now):
+                break
+        raise InsufficientFunds(
+            "insufficient available balance", account_ids=sorted(result.refused)
         )
-        if missing:
-            raise UnknownAccount("no such ledger account", account_ids=sorted(missing))
-        raise InsufficientFunds("insufficient available balance", account_ids=sorted(refused))
 
     def _release_expired(self, session: Session, account_ids: set[int], now: datetime) -> int:
         released = 0
