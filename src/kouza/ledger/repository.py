@@ -420,10 +420,10 @@ def statement_rows(
     return [StatementRow(**row._mapping) for row in session.execute(statement)]
 
 
-def outflow_since(
-    session: Session, account_id: int, *, since: datetime, kinds: Sequence[str]
+def _flow_since(
+    session: Session, account_id: int, *, since: datetime, kinds: Sequence[str], outgoing: bool
 ) -> int:
-    """Yen that left ``account_id`` through entries of ``kinds`` since ``since`` (≥ 0)."""
+    direction = Posting.amount < 0 if outgoing else Posting.amount > 0
     statement = (
         select(func.coalesce(func.sum(Posting.amount), 0))
         .join(JournalEntry, JournalEntry.id == Posting.entry_id)
@@ -431,31 +431,26 @@ def outflow_since(
             and_(
                 Posting.account_id == account_id,
                 Posting.created_at >= since,
-                Posting.amount < 0,
+                direction,
                 JournalEntry.kind.in_(kinds),
             )
         )
     )
-    return -int(session.scalar(statement) or 0)
+    return abs(int(session.scalar(statement) or 0))
+
+
+def outflow_since(
+    session: Session, account_id: int, *, since: datetime, kinds: Sequence[str]
+) -> int:
+    """Yen that left ``account_id`` through entries of ``kinds`` since ``since`` (≥ 0)."""
+    return _flow_since(session, account_id, since=since, kinds=kinds, outgoing=True)
 
 
 def inflow_since(
     session: Session, account_id: int, *, since: datetime, kinds: Sequence[str]
 ) -> int:
     """Yen that reached ``account_id`` through entries of ``kinds`` since ``since``."""
-    statement = (
-        select(func.coalesce(func.sum(Posting.amount), 0))
-        .join(JournalEntry, JournalEntry.id == Posting.entry_id)
-        .where(
-            and_(
-                Posting.account_id == account_id,
-                Posting.created_at >= since,
-                Posting.amount > 0,
-                JournalEntry.kind.in_(kinds),
-            )
-        )
-    )
-    return int(session.scalar(statement) or 0)
+    return _flow_since(session, account_id, since=since, kinds=kinds, outgoing=False)
 
 
 # --- verification ------------------------------------------------------------------------
