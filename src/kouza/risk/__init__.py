@@ -1,0 +1,1 @@
+"""Real-time risk: events, exact sliding-window features, rules as data, decisions."""
