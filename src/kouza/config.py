@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     )
     max_wallet_balance_yen: int = Field(default=1_000_000, gt=0)
 
+    risk_rules: str = ""
+    """Path of the risk rule set (YAML); empty means the shipped default."""
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under ``var_dir``."""
         if self.database_url:

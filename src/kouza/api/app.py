@@ -18,6 +18,7 @@ from kouza.errors import KouzaError
 from kouza.identity.endpoints import router as identity_router
 from kouza.kit.runtime import Runtime
 from kouza.ops.endpoints import router as ops_router
+from kouza.risk.endpoints import router as risk_router
 from kouza.wallet.endpoints import router as wallet_router
 
 
@@ -54,6 +55,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(identity_router)
     app.include_router(wallet_router)
     app.include_router(ops_router)
+    app.include_router(risk_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from kouza.cli import dev, ledger_cli, merchants, operators, wallets_cli
+from kouza.cli import dev, ledger_cli, merchants, operators, risk_cli, wallets_cli
 from kouza.cli.common import console, runtime
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(wallets_cli.payments_app, name="payments")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(operators.app, name="operators")
 app.add_typer(operators.audit_app, name="audit")
+app.add_typer(risk_cli.app, name="risk")
 app.add_typer(dev.app, name="dev")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

@@ -50,7 +50,7 @@ class EventType(StrEnum):
     """Phone, e-mail or device changed."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RiskEvent:
     """One security-relevant action, as the risk engine sees it."""
 
@@ -73,13 +73,43 @@ class RiskEvent:
     """``ok`` or a refusal reason (``wrong_pin``, ``name_mismatch``, ``insufficient_funds``, …)."""
     attributes: dict[str, Any] = field(default_factory=dict)
 
-    def field(self, name: str) -> Any:
+    def value_of(self, name: str) -> Any:
         """An event field by name (``type`` as its string value); ``attributes`` as fallback."""
         if name == "type":
             return self.type.value
         if name in _FIELDS:
             return getattr(self, name)
         return self.attributes.get(name)
+
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (time in ISO 8601); empty fields are left out."""
+        record: dict[str, Any] = {"type": self.type.value, "at": self.at.isoformat()}
+        for name in _FIELDS - {"at"}:
+            value = getattr(self, name)
+            if value not in ("", 0) or name == "outcome":
+                record[name] = value
+        if self.attributes:
+            record["attributes"] = self.attributes
+        return record
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> RiskEvent:
+        """The inverse of :meth:`to_json`; raises ValueError on a malformed record."""
+        try:
+            at = datetime.fromisoformat(record["at"])
+            kind = EventType(record["type"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"event needs a valid 'type' and ISO 'at': {exc}") from None
+        if at.tzinfo is None:
+            raise ValueError("event time must carry a timezone")
+        unknown = set(record) - _FIELDS - {"type", "attributes", "label"}
+        if unknown:
+            raise ValueError(f"unknown event fields: {sorted(unknown)}")
+        fields = {name: record[name] for name in _FIELDS - {"at"} if name in record}
+        if not isinstance(fields.get("amount", 0), int):
+            raise ValueError("amount is whole yen")
+        return cls(type=kind, at=at, attributes=dict(record.get("attributes") or {}), **fields)
 
 
 _FIELDS = frozenset(

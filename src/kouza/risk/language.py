@@ -141,7 +141,7 @@ def _distinct(
     outcome_not: str | None = None,
 ) -> int:
     values = {
-        e.field(field_name)
+        e.value_of(field_name)
         for e in _events(ctx, key, parse_window(window), type, outcome, outcome_not)
     }
     values.discard("")
@@ -152,9 +152,9 @@ def _distinct(
 def _others(ctx: Context, key: str | None, field_name: str, window: str,
             type: str | None = None, outcome: str | None = None,
             outcome_not: str | None = None) -> int:
-    values = {e.field(field_name) for e in _events(ctx, key, parse_window(window), type,
+    values = {e.value_of(field_name) for e in _events(ctx, key, parse_window(window), type,
                                                   outcome, outcome_not)}
-    values -= {"", None, ctx.event.field(field_name)}
+    values -= {"", None, ctx.event.value_of(field_name)}
     return len(values)
 
 
@@ -173,7 +173,7 @@ def _first(ctx: Context, key: str | None, field_name: str, type: str) -> Any:
     found = None
     for event in _events(ctx, key, timedelta(days=36500), type, None, None):
         found = event  # newest first: the last one seen is the oldest
-    return None if found is None else found.field(field_name)
+    return None if found is None else found.value_of(field_name)
 
 
 def _model(ctx: Context, name: str) -> float:
@@ -262,7 +262,7 @@ def _attribute(node: ast.AST) -> Compiled:
     if node.attr.startswith("_"):
         raise _refuse(node, f"the field {node.attr!r}")
     attr = node.attr
-    return lambda ctx: ctx.event.field(attr)
+    return lambda ctx: ctx.event.value_of(attr)
 
 
 def _sequence(node: ast.AST) -> Compiled:

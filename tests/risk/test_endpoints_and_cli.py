@@ -1,0 +1,96 @@
+"""Risk over HTTP (operators only; rule reload keeps the old set on error) and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from kouza.api.app import create_app
+from kouza.cli.main import app as cli
+from kouza.kit.runtime import Runtime
+from kouza.ops.models import OperatorRole
+from kouza.ops.service import ops
+from kouza.risk.events import EventType, RiskEvent
+from kouza.risk.service import risk
+from tests.risk.test_engine import SHIPPED, ev
+
+E = EventType
+
+
+def _headers(rt: Runtime, role: OperatorRole) -> dict[str, str]:
+    with rt.db.unit_of_work() as session:
+        _, token = ops.create_operator(session, name=f"op-{role}", role=role, actor="test")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_assess_over_http(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    headers = _headers(rt, OperatorRole.ANALYST)
+    for event in [ev(E.SIGNUP, 0), ev(E.LINK_ATTEMPT, 2, account="a1")]:
+        response = client.post("/v1/ops/risk/assess", json=event.to_json(), headers=headers)
+        assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["outcome"], body["score"]) == ("step_up", 30)
+    assert [r["id"] for r in body["fired"]] == ["link-soon-after-signup"]
+    bad = client.post("/v1/ops/risk/assess", json={"type": "teleport", "at": "x"},
+                      headers=headers)
+    assert bad.status_code == 422
+    assert client.post("/v1/ops/risk/assess", json=event.to_json()).status_code == 401
+
+
+def test_rule_reload_keeps_the_old_set_on_error(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    admin = _headers(rt, OperatorRole.ADMIN)
+    before = risk.engine(rt).rules.version
+    bad = client.put("/v1/ops/risk/rules", content="rules:\n  - id: x\n    events: [topup]\n"
+                     "    when: import os\n", headers=admin | {"Content-Type": "application/yaml"})
+    assert bad.status_code == 400
+    assert "line 2 (x)" in bad.json()["message"]
+    assert risk.engine(rt).rules.version == before
+    good = client.put("/v1/ops/risk/rules", headers=admin, content=(
+        "version: v2\nrules:\n  - {id: y, events: [topup], when: 'event.amount > 1', "
+        "outcome: block}\n"))
+    assert (good.status_code, good.json()) == (200, {"version": "v2", "rules": 1})
+    analyst = _headers(rt, OperatorRole.ANALYST)
+    assert client.put("/v1/ops/risk/rules", content="rules: []",
+                      headers=analyst).status_code == 403
+
+
+def test_events_json_round_trip() -> None:
+    event = ev(E.TOPUP, 3, amount=90_000, account="fp", attributes={"k": "v"})
+    assert RiskEvent.from_json(json.loads(json.dumps(event.to_json()))) == event
+
+
+def test_cli_backtest(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(e.to_json()) for e in [
+        ev(E.SIGNUP, 0), ev(E.LINK_ATTEMPT, 2, account="a1"),
+        ev(E.LINK_CREATED, 2, account="a1"), ev(E.TOPUP, 3, amount=100_000, account="a1"),
+        ev(E.TOPUP, 4, amount=150_000, account="a1"),
+    ]))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(Path(SHIPPED_PATH).read_text())
+    result = CliRunner().invoke(cli, ["risk", "backtest", str(rules), "--events", str(events)])
+    assert result.exit_code == 0, result.output
+    assert "charge-to-cap-after-link" in result.output
+    assert "link-soon-after-signup" in result.output
+
+
+def test_cli_refuses_bad_files(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - id: a\n    events: [topup]\n    when: 'lambda: 1'\n")
+    result = CliRunner().invoke(cli, ["risk", "check", str(rules)])
+    assert result.exit_code == 1
+    assert "line 2 (a)" in result.output
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"type": "topup", "at": "2026-01-01T00:00:00"}\n')
+    result = CliRunner().invoke(cli, ["risk", "backtest", SHIPPED_PATH, "--events", str(events)])
+    assert result.exit_code == 1
+    assert "line 1" in result.output
+
+
+SHIPPED_PATH = str(Path(__file__).resolve().parents[2] / "src/kouza/risk/rulesets/default.yaml")
+assert SHIPPED.version
