@@ -42,6 +42,19 @@ class Settings(BaseSettings):
     )
     max_wallet_balance_yen: int = Field(default=1_000_000, gt=0)
 
+    # Phone, SMS codes, step-up, devices, eKYC (kouza.identity)
+    phone_max_users_per_number: int = Field(default=1, gt=0)
+    sms_code_ttl_seconds: int = Field(default=300, gt=0)
+    sms_code_max_attempts: int = Field(default=5, gt=0)
+    sms_resend_interval_seconds: int = Field(default=60, gt=0)
+    sms_limit_per_phone_per_hour: int = Field(default=5, gt=0)
+    sms_limit_per_ip_per_hour: int = Field(default=20, gt=0)
+    sms_limit_per_user_per_hour: int = Field(default=10, gt=0)
+    step_up_validity_seconds: int = Field(default=300, gt=0)
+    device_challenge_ttl_seconds: int = Field(default=120, gt=0)
+    ekyc_nonce_ttl_seconds: int = Field(default=300, gt=0)
+    ekyc_starts_per_user_per_day: int = Field(default=10, gt=0)
+
     risk_rules: str = ""
     """Path of the risk rule set (YAML); empty means the shipped default."""
 

@@ -19,7 +19,8 @@ message and exits with a non-zero code. Domains subclass the families below in t
     ├── Unprocessable (422)         well-formed, refused by a business rule
     │   ├── ledger.InsufficientFunds
     │   └── wallet.LimitExceeded, ...
-    └── TooManyRequests (429)       throttled
+    ├── TooManyRequests (429)       throttled
+    └── ServiceUnavailable (503)    a required provider is not configured or not reachable
 """
 
 from __future__ import annotations
@@ -89,3 +90,8 @@ class Unprocessable(KouzaError):
 class TooManyRequests(KouzaError):
     status_code = 429
     code = "too_many_requests"
+
+
+class ServiceUnavailable(KouzaError):
+    status_code = 503
+    code = "service_unavailable"

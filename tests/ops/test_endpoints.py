@@ -172,3 +172,37 @@ class TestCreditAndRefund:
         with rt.db.unit_of_work() as session:
             actions = [e.action for e in ops.audit_trail(session)]
         assert actions[:3] == ["payment.refund", "wallet.credit", "merchant.create"]
+
+
+class TestIncidentEndpoints:
+    def test_switch_lock_case_over_http(self, rt: Runtime, mailbox: MemoryMailbox,
+                                        client: TestClient) -> None:
+        admin = _operator(rt, "admin", OperatorRole.ADMIN)
+        analyst = _operator(rt, "ana", OperatorRole.ANALYST)
+        suspect = customer(rt, mailbox, balance=30_000)
+        switch = client.put("/v1/ops/switches", headers=admin, json={
+            "scope": "bank_links", "target": "0125", "active": True, "reason": "incident"})
+        assert (switch.status_code, switch.json()["active"]) == (200, True)
+        assert client.put("/v1/ops/switches", headers=analyst, json={
+            "scope": "all_links", "active": True, "reason": "x"}).status_code == 403
+        assert [s["target"] for s in client.get("/v1/ops/switches",
+                                                 headers=analyst).json()] == ["0125"]
+        bad = client.put("/v1/ops/switches", headers=admin, json={
+            "scope": "everything", "active": True, "reason": "x"})
+        assert bad.status_code == 422
+        locked = client.post(f"/v1/ops/wallets/{suspect.wallet.id}/lock", headers=admin,
+                             json={"reason": "pattern"})
+        assert (locked.status_code, locked.json()["status"]) == (200, "locked")
+        assert balance_of(rt, suspect.wallet) == 30_000
+        case = client.post("/v1/ops/cases", headers=analyst,
+                           json={"wallet_id": str(suspect.wallet.id), "summary": "alert"})
+        assert case.status_code == 201
+        moved = client.post(f"/v1/ops/cases/{case.json()['id']}/status", headers=analyst,
+                            json={"status": "cleared", "note": "holder confirmed it was her"})
+        assert moved.json()["status"] == "cleared"
+        wrong = client.post(f"/v1/ops/cases/{case.json()['id']}/status", headers=analyst,
+                            json={"status": "confirmed_fraud", "note": "x"})
+        assert (wrong.status_code, wrong.json()["error"]) == (409, "invalid_case_transition")
+        unlocked = client.post(f"/v1/ops/wallets/{suspect.wallet.id}/unlock", headers=admin,
+                               json={"reason": "cleared"})
+        assert unlocked.json()["status"] == "active"

@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from kouza.cli import dev, ledger_cli, merchants, operators, risk_cli, wallets_cli
+from kouza.cli import (
+    bank_cli,
+    dev,
+    identity_cli,
+    ledger_cli,
+    merchants,
+    operators,
+    ops_cli,
+    risk_cli,
+    wallets_cli,
+)
 from kouza.cli.common import console, runtime
 
 app = typer.Typer(
@@ -23,6 +33,11 @@ app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(operators.app, name="operators")
 app.add_typer(operators.audit_app, name="audit")
 app.add_typer(risk_cli.app, name="risk")
+app.add_typer(ops_cli.switches_app, name="switches")
+app.add_typer(ops_cli.cases_app, name="cases")
+app.add_typer(identity_cli.app, name="users")
+app.add_typer(bank_cli.app, name="bank")
+dev.app.add_typer(identity_cli.dev_ca_app, name="ca")
 app.add_typer(dev.app, name="dev")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

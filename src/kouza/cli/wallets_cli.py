@@ -18,6 +18,7 @@ from kouza.cli.common import (
     runtime,
 )
 from kouza.identity.models import User
+from kouza.ops.locks import locks
 from kouza.ops.service import ops
 from kouza.wallet.models import Wallet
 from kouza.wallet.service import wallets
@@ -109,3 +110,29 @@ def refund(
         ops.audit(session, actor=cli_actor(), action="payment.refund", subject=str(target),
                   reason=reason, details={"amount": amount})
     console.print(f"refunded {money(done.amount)} (entry {done.entry_id})")
+
+
+@app.command("lock")
+@reports_errors
+def lock(
+    wallet_id: Annotated[str, typer.Argument(help="Wallet id")],
+    reason: Annotated[str, typer.Option(help="Why (audited)")],
+) -> None:
+    """Freeze a wallet: no spending or withdrawal; the balance is kept."""
+    with runtime().db.unit_of_work() as session:
+        wallet = locks.lock(session, wallet_id=parse_uuid(wallet_id, "wallet"),
+                            actor=cli_actor(), reason=reason)
+    console.print(f"wallet {wallet.id} is {wallet.status}")
+
+
+@app.command("unlock")
+@reports_errors
+def unlock(
+    wallet_id: Annotated[str, typer.Argument(help="Wallet id")],
+    reason: Annotated[str, typer.Option(help="Why (audited)")],
+) -> None:
+    """Lift a wallet lock."""
+    with runtime().db.unit_of_work() as session:
+        wallet = locks.unlock(session, wallet_id=parse_uuid(wallet_id, "wallet"),
+                              actor=cli_actor(), reason=reason)
+    console.print(f"wallet {wallet.id} is {wallet.status}")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
+
+from kouza.identity.ekyc import EkycMethod
 
 
 class SignupCreate(BaseModel):
@@ -44,3 +47,165 @@ class UserRead(BaseModel):
     level: str
     email_verified_at: datetime | None
     created_at: datetime
+
+
+# --- phone, step-up, devices ---------------------------------------------------------------------
+
+
+class PhoneVerificationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(max_length=40, examples=["090-1234-5678", "+819012345678"],
+                       description="A mobile number; without '+' it is read as Japanese")
+
+
+class OtpChallengeRead(BaseModel):
+    """A code was sent; confirm it with the challenge id before ``expires_at``."""
+
+    model_config = ConfigDict(from_attributes=True)
+    challenge_id: uuid.UUID = Field(validation_alias="id")
+    phone: str = Field(validation_alias="e164", description="Where the code went (E.164)")
+    expires_at: datetime
+
+
+class DeviceKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jwk: dict[str, Any] = Field(
+        description="Public key as a JWK: EC P-256 (ES256) or OKP Ed25519",
+        examples=[{"kty": "EC", "crv": "P-256", "x": "…", "y": "…"}],
+    )
+    name: str = Field(min_length=1, max_length=100, examples=["Hanako's iPhone"])
+
+
+class PhoneVerificationConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=r"^\s*\d{6}\s*$", description="The six-digit code from the SMS")
+    device: DeviceKeyCreate
+
+
+class DeviceRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    name: str
+    algorithm: str
+    thumbprint: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class PhoneVerifiedRead(BaseModel):
+    level: str
+    phone: str
+    device: DeviceRead
+
+
+class StepUpCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    purpose: str = Field(max_length=64, examples=["device.register"])
+
+
+class StepUpConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=r"^\s*\d{6}\s*$")
+
+
+class StepUpRead(BaseModel):
+    purpose: str
+    satisfied_at: datetime
+    valid_until: datetime
+
+
+class DeviceChallengeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: str = Field(max_length=32, examples=["bank.link"])
+
+
+class DeviceChallengeRead(BaseModel):
+    """Sign ``{"nonce", "action", "device_id", "user_id"}`` as a compact JWS with the device."""
+
+    nonce: str
+    action: str
+    device_id: uuid.UUID
+    user_id: uuid.UUID
+    expires_in: int
+
+
+# --- eKYC ----------------------------------------------------------------------------------------
+
+
+class EkycStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: EkycMethod
+
+
+class EkycNonceRead(BaseModel):
+    method: EkycMethod
+    nonce: str
+    expires_in: int
+
+
+class JpkiSubmit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    certificate: Base64Bytes = Field(description="The card's signing certificate, DER, base64")
+    signature: Base64Bytes = Field(description="The card's signature over the challenge, base64")
+    nonce: str = Field(max_length=128)
+    kana_name: str = Field(max_length=200, examples=["ヤマダ タロウ"])
+
+
+class IcChipSubmit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data_groups: dict[int, Base64Bytes] = Field(description="Data groups by number, base64")
+    security_object: Base64Bytes
+    security_object_signature: Base64Bytes
+    document_signer_certificate: Base64Bytes
+    active_authentication_signature: Base64Bytes | None = None
+    selfie: Base64Bytes
+    nonce: str = Field(max_length=128)
+    kana_name: str = Field(max_length=200)
+
+
+class EkycVerificationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    method: str
+    ok: bool
+    failure: str | None
+    message: str
+    certificate_serial: str | None
+    checked_at: datetime
+    declared_kana: str
+
+
+class EkycVerifiedRead(BaseModel):
+    level: str
+    verification: EkycVerificationRead
+
+
+class IdentityStatusRead(BaseModel):
+    level: str
+    phone: str | None
+    devices: int
+    kana_name: str | None
+    may_charge: bool
+    pending_reverification: list[uuid.UUID]
+
+
+# --- re-verification campaigns (operators) -------------------------------------------------------
+
+
+class CampaignCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=500)
+    user_ids: list[uuid.UUID] | None = Field(default=None, max_length=100_000)
+    every_verified_user: bool = False
+
+
+class CampaignRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    reason: str
+    started_by: str
+    started_at: datetime
+    pending: int
+    cleared: int

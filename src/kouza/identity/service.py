@@ -1,20 +1,31 @@
-"""Sign-up, e-mail verification, login and bearer tokens.
+"""The identity service: the one entry point other domains call.
 
-Codes and tokens never rest in plain text: codes are stored as HMAC under the server secret and
-leave through the encrypted outbox; tokens are returned once and stored as HMAC. Login spends the
-same argon2 time whether or not the address exists, so response time does not reveal accounts.
+Sign-up, e-mail verification, login and bearer tokens are implemented here. Codes and tokens
+never rest in plain text: codes are stored as HMAC under the server secret and leave through the
+encrypted outbox; tokens are returned once and stored as HMAC. Login spends the same argon2 time
+whether or not the address exists, so response time does not reveal accounts.
+
+The rest lives in one module per concern and is exposed through :class:`IdentityService`:
+:mod:`~kouza.identity.phones` (E.164 numbers, SMS verification), :mod:`~kouza.identity.otp`
+(codes and step-up), :mod:`~kouza.identity.devices` (device keys and signed challenges),
+:mod:`~kouza.identity.proofing` (eKYC records), :mod:`~kouza.identity.levels` (levels, the
+charge gate, re-verification campaigns).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kouza.errors import BadRequest, NotFound
+from kouza.identity import devices, levels, otp, phones, proofing
+from kouza.identity.ekyc import ChipRead, EkycMethod
 from kouza.identity.errors import (
     AlreadyVerified,
     CodeExpired,
@@ -22,14 +33,16 @@ from kouza.identity.errors import (
     InvalidCode,
     InvalidCredentials,
     InvalidToken,
-    LevelRequired,
     TooManyAttempts,
     WeakPassword,
 )
 from kouza.identity.models import (
-    LEVEL_ORDER,
     AccessToken,
+    Device,
+    EkycVerification,
     EmailVerification,
+    OtpChallenge,
+    ReverificationCampaign,
     User,
     UserStatus,
     VerificationLevel,
@@ -201,17 +214,111 @@ class IdentityService:
 
     def raise_level(self, session: Session, user: User, level: VerificationLevel) -> None:
         """Move the user up to ``level`` (never down)."""
-        if LEVEL_ORDER.index(level) > LEVEL_ORDER.index(VerificationLevel(user.level)):
-            user.level = level.value
-            session.flush()
+        levels.raise_level(session, user, level)
 
     def require_level(self, user: User, level: VerificationLevel, *, action: str) -> None:
         """Refuse ``action`` unless the user has reached ``level``."""
-        if LEVEL_ORDER.index(VerificationLevel(user.level)) < LEVEL_ORDER.index(level):
-            raise LevelRequired(
-                f"{action} needs verification level '{level.value}' (you have '{user.level}')",
-                required=level.value, current=user.level,
-            )
+        levels.require_level(user, level, action=action)
+
+    # --- phone and one-time passwords ----------------------------------------------------
+
+    def start_phone_verification(self, session: Session, user: User, *, phone: str,
+                                 ip: str = "") -> OtpChallenge:
+        """Send an SMS code to verify ``phone`` (normalised to E.164)."""
+        return phones.start_phone_verification(session, user, phone=phone, ip=ip)
+
+    def complete_phone_verification(
+        self, session: Session, user: User, *, challenge_id: uuid.UUID, code: str,
+        device_jwk: Mapping[str, Any], device_name: str,
+    ) -> Device:
+        """Confirm the phone with its code and register the first device key."""
+        return phones.complete_phone_verification(
+            session, user, challenge_id=challenge_id, code=code, device_jwk=device_jwk,
+            device_name=device_name,
+        )
+
+    def start_step_up(self, session: Session, user: User, purpose: str, *,
+                      ip: str = "") -> uuid.UUID:
+        """Send a step-up code to the user's verified phone; returns the challenge id."""
+        return otp.start_step_up(session, user, purpose, ip=ip)
+
+    def complete_step_up(self, session: Session, user: User, challenge_id: uuid.UUID,
+                         code: str) -> OtpChallenge:
+        """Confirm a step-up code; the purpose is then satisfied for a short while."""
+        return otp.complete_step_up(session, user, challenge_id, code)
+
+    def step_up_satisfied(self, session: Session, user: User, purpose: str, *,
+                          within: timedelta | None = None) -> bool:
+        """Whether an unspent step-up for ``purpose`` was passed within ``within``."""
+        return otp.step_up_satisfied(session, user, purpose, within)
+
+    def spend_step_up(self, session: Session, user: User, purpose: str, *,
+                      within: timedelta | None = None) -> OtpChallenge:
+        """Use up a recent step-up for ``purpose``; StepUpRequired if there is none."""
+        return otp.spend_step_up(session, user, purpose, within)
+
+    # --- devices -------------------------------------------------------------------------
+
+    def register_device(self, session: Session, user: User, *, jwk: Mapping[str, Any],
+                        name: str) -> Device:
+        """Register another device key (needs a step-up for ``device.register``)."""
+        return devices.register_device(session, user, jwk=jwk, name=name)
+
+    def revoke_device(self, session: Session, user: User, device_id: uuid.UUID) -> Device:
+        """Revoke a device key (needs a step-up for ``device.revoke``)."""
+        return devices.revoke_device(session, user, device_id)
+
+    def devices_of(self, session: Session, user: User) -> Sequence[Device]:
+        """The user's active devices."""
+        return devices.active_devices(session, user)
+
+    def issue_device_challenge(self, session: Session, user: User, device_id: uuid.UUID,
+                               action: str) -> str:
+        """A single-use nonce for the device to sign for ``action``."""
+        return devices.issue_device_challenge(session, user, device_id, action)
+
+    def verify_device_signature(
+        self, session: Session, user: User, device_id: uuid.UUID, action: str, nonce: str,
+        signature: str,
+    ) -> Device:
+        """Check a device's JWS over a challenge; returns the device (for events)."""
+        return devices.verify_device_signature(
+            session, user, device_id=device_id, action=action, nonce=nonce, signature=signature
+        )
+
+    # --- eKYC ----------------------------------------------------------------------------
+
+    def start_ekyc(self, session: Session, user: User, method: EkycMethod) -> str:
+        """A nonce for the card or chip to sign."""
+        return proofing.start_ekyc(session, user, method)
+
+    def submit_jpki(self, session: Session, user: User, *, certificate: bytes,
+                    signature: bytes, nonce: str, kana_name: str) -> EkycVerification:
+        """Verify a JPKI signature; record the attempt; promote on success."""
+        return proofing.submit_jpki(session, user, certificate=certificate,
+                                    signature=signature, nonce=nonce, kana_name=kana_name)
+
+    def submit_ic_chip(self, session: Session, user: User, *, chip: ChipRead, selfie: bytes,
+                       nonce: str, kana_name: str) -> EkycVerification:
+        """Verify an IC-chip read and selfie; record the attempt; promote on success."""
+        return proofing.submit_ic_chip(session, user, chip=chip, selfie=selfie, nonce=nonce,
+                                       kana_name=kana_name)
+
+    # --- charge gate and re-verification -------------------------------------------------
+
+    def may_charge(self, session: Session, user: User) -> bool:
+        """Whether the user may charge from or link a bank now."""
+        return levels.may_charge(session, user)
+
+    def require_charge_allowed(self, session: Session, user: User) -> None:
+        """Refuse unless ``verified`` and no re-verification is pending."""
+        levels.require_charge_allowed(session, user)
+
+    def start_reverification(self, session: Session, *, name: str, reason: str,
+                             started_by: str, cohort: levels.Cohort) -> ReverificationCampaign:
+        """Start a re-verification campaign for ``cohort``."""
+        return levels.start_campaign(session, name=name, reason=reason, started_by=started_by,
+                                     cohort=cohort)
 
     def _user_by_email(self, session: Session, address: str) -> User | None:
         return session.scalars(select(User).where(User.email == address)).one_or_none()

@@ -1,4 +1,5 @@
-"""Operator API (``/v1/ops``): ledger batches and verification, merchants, credits, refunds.
+"""Operator API (``/v1/ops``): ledger batches and verification, merchants, credits, refunds,
+kill switches, wallet locks and cases.
 
 Only operator tokens are accepted here; every write needs a reason and is audited.
 """
@@ -16,24 +17,40 @@ from kouza.kit.openapi import error_responses
 from kouza.kit.web import RuntimeDep, SessionDep, run_idempotent
 from kouza.ledger.errors import InsufficientFunds, InvalidAmount, InvalidEntry, UnknownAccount
 from kouza.ledger.service import EntrySpec, Leg, ledger
+from kouza.ops.cases import cases
 from kouza.ops.dependencies import CurrentAdmin, CurrentOperator
-from kouza.ops.errors import InvalidOperatorToken, RoleRequired
-from kouza.ops.models import Operator
+from kouza.ops.errors import (
+    InvalidCaseTransition,
+    InvalidOperatorToken,
+    ReasonRequired,
+    RoleRequired,
+    UnknownCase,
+)
+from kouza.ops.locks import locks
+from kouza.ops.models import CaseStatus, Operator
 from kouza.ops.schemas import (
     AccountRead,
     BatchCreate,
     BatchRead,
+    CaseCreate,
+    CaseMove,
+    CaseRead,
     CreditCreate,
     MerchantCreate,
     MerchantRead,
     PostedRead,
     QrRead,
+    ReasonCreate,
     RefundCreate,
     RefundRead,
+    SwitchChange,
+    SwitchRead,
     TopUpRead,
     VerifyRead,
+    WalletStatusRead,
 )
 from kouza.ops.service import ops
+from kouza.ops.switches import switches
 from kouza.wallet.errors import (
     LimitExceeded,
     RefundTooLarge,
@@ -159,3 +176,65 @@ def refund(payment_id: uuid.UUID, body: RefundCreate, operator: CurrentAdmin,
     return run_idempotent(runtime, scope=f"operator:{operator.id}", key=idempotency_key,
                           request_payload=["refund", str(payment_id), body.model_dump()],
                           model=RefundRead, operation=operation)
+
+
+@router.put("/switches", response_model=SwitchRead,
+            responses=error_responses(*AUTH, ReasonRequired))
+def set_switch(body: SwitchChange, operator: CurrentAdmin, session: SessionDep) -> SwitchRead:
+    """Turn a kill switch on or off; effective for the very next request (idempotent)."""
+    switch = switches.set(session, scope=body.scope, target=body.target, active=body.active,
+                          actor=_actor(operator), reason=body.reason)
+    return SwitchRead.model_validate(switch)
+
+
+@router.get("/switches", response_model=list[SwitchRead], responses=error_responses(*AUTH))
+def list_switches(operator: CurrentOperator, session: SessionDep) -> list[SwitchRead]:
+    """The switches that are on."""
+    return [SwitchRead.model_validate(s) for s in switches.active(session)]
+
+
+@router.post("/wallets/{wallet_id}/lock", response_model=WalletStatusRead,
+             responses=error_responses(*AUTH, UnknownWallet, ReasonRequired))
+def lock_wallet(wallet_id: uuid.UUID, body: ReasonCreate, operator: CurrentAdmin,
+                session: SessionDep) -> WalletStatusRead:
+    """Freeze a wallet: no spending or withdrawal; the balance is kept (idempotent)."""
+    wallet = locks.lock(session, wallet_id=wallet_id, actor=_actor(operator), reason=body.reason)
+    return WalletStatusRead.model_validate(wallet)
+
+
+@router.post("/wallets/{wallet_id}/unlock", response_model=WalletStatusRead,
+             responses=error_responses(*AUTH, UnknownWallet, ReasonRequired))
+def unlock_wallet(wallet_id: uuid.UUID, body: ReasonCreate, operator: CurrentAdmin,
+                  session: SessionDep) -> WalletStatusRead:
+    """Lift a wallet lock."""
+    wallet = locks.unlock(session, wallet_id=wallet_id, actor=_actor(operator),
+                          reason=body.reason)
+    return WalletStatusRead.model_validate(wallet)
+
+
+@router.post("/cases", status_code=status.HTTP_201_CREATED, response_model=CaseRead,
+             responses=error_responses(*AUTH, UnknownWallet))
+def open_case(body: CaseCreate, operator: CurrentOperator, session: SessionDep) -> CaseRead:
+    """Open a case about a wallet (or return its case that is still open)."""
+    wallets.get_wallet(session, body.wallet_id)
+    case = cases.open(session, wallet_id=body.wallet_id, source=_actor(operator),
+                      summary=body.summary, actor=_actor(operator))
+    return CaseRead.model_validate(case)
+
+
+@router.post("/cases/{case_id}/status", response_model=CaseRead,
+             responses=error_responses(*AUTH, UnknownCase, InvalidCaseTransition))
+def move_case(case_id: uuid.UUID, body: CaseMove, operator: CurrentOperator,
+              session: SessionDep) -> CaseRead:
+    """Investigate, confirm fraud or clear a case."""
+    case = cases.move(session, case_id=case_id, to=body.status, actor=_actor(operator),
+                      note=body.note)
+    return CaseRead.model_validate(case)
+
+
+@router.get("/cases", response_model=list[CaseRead], responses=error_responses(*AUTH))
+def list_cases(operator: CurrentOperator, session: SessionDep,
+               status_filter: Annotated[CaseStatus | None, Query(alias="status")] = None,
+               ) -> list[CaseRead]:
+    """Cases, newest first."""
+    return [CaseRead.model_validate(c) for c in cases.list(session, status=status_filter)]

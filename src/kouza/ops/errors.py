@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kouza.errors import BadRequest, Conflict, Forbidden, Unauthorized
+from kouza.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 
 
 class InvalidOperatorToken(Unauthorized):
@@ -19,3 +19,15 @@ class OperatorExists(Conflict):
 
 class ReasonRequired(BadRequest):
     code = "reason_required"
+
+
+class KillSwitchActive(Forbidden):
+    code = "kill_switch_active"
+
+
+class UnknownCase(NotFound):
+    code = "unknown_case"
+
+
+class InvalidCaseTransition(Conflict):
+    code = "invalid_case_transition"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from kouza.kit.money import MAX_AMOUNT_YEN, PositiveYen
 from kouza.ledger.models import EntryKind
+from kouza.ops.models import CaseStatus, SwitchScope
 from kouza.wallet.models import MerchantCategory
 
 MAX_BATCH = 10_000
@@ -114,3 +115,56 @@ class RefundRead(BaseModel):
     amount: int
     entry_id: int
     created_at: datetime
+
+
+class SwitchChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scope: SwitchScope
+    target: str = Field(default="", max_length=64,
+                        description="bank code or merchant id (empty for all_links)")
+    active: bool
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class SwitchRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    scope: str
+    target: str
+    active: bool
+    actor: str
+    reason: str
+    changed_at: datetime
+
+
+class ReasonCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class WalletStatusRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    status: str
+
+
+class CaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wallet_id: uuid.UUID
+    summary: str = Field(min_length=1, max_length=500)
+
+
+class CaseMove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: CaseStatus
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class CaseRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    wallet_id: uuid.UUID
+    status: str
+    source: str
+    summary: str
+    created_at: datetime
+    updated_at: datetime

@@ -25,6 +25,8 @@ from kouza.kit.runtime import Runtime, runtime_of
 from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.repository import StatementRow
 from kouza.ledger.service import Balance, ledger, transfer_spec
+from kouza.ops.models import SwitchScope
+from kouza.ops.switches import switches
 from kouza.wallet import qr as qr_codes
 from kouza.wallet.errors import (
     AmountMismatch,
@@ -219,6 +221,7 @@ class WalletService:
             raise InvalidQr("the QR code names an unknown merchant")
         if not merchant.active:
             raise MerchantNotActive("this merchant does not accept payments now")
+        switches.require_open(session, SwitchScope.MERCHANT_PAYMENTS, str(merchant.id))
         wallet = self._lock_owned(session, user=user, wallet_id=wallet_id)
         self._require_active(wallet)
         self._check_limits(session, wallet, MovementKind.PAYMENT, amount, merchant.category)

@@ -1,0 +1,64 @@
+"""The bank's FastAPI application, startable alone (``kouza bank serve``) or mounted in-process.
+
+Errors render as the wallet API renders them: ``{"error", "message", "details"}`` with a 4xx
+status, and request validation failures as ``validation_error`` (422), never a trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+import kouza
+from kouza.banks.bank.endpoints import counter, router, wellknown
+from kouza.banks.bank.runtime import BankRuntime
+from kouza.errors import KouzaError
+
+
+async def _kouza_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KouzaError)
+    headers = {"WWW-Authenticate": 'Basic realm="bank", Bearer'} if exc.status_code == 401 \
+        else None
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+
+def _describe(error: Any) -> dict[str, Any]:
+    location = ".".join(str(part) for part in error.get("loc", ()))
+    return {"field": location, "problem": error.get("msg", "invalid")}
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [_describe(error) for error in exc.errors()]
+    message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "invalid request"
+    body = {"error": "validation_error", "message": message, "details": {"problems": problems}}
+    return JSONResponse(body, status_code=422)
+
+
+def create_bank_app(runtime: BankRuntime) -> FastAPI:
+    """The bank API bound to ``runtime`` (its database must already be migrated)."""
+    app = FastAPI(
+        title="kouza bank API",
+        version=kouza.__version__,
+        description="A simulated bank (any number of bank codes): account linking for wallet "
+        "operators, instant debits and credits under mandates, holder and branch-counter "
+        "functions, signed webhooks. Amounts are integer yen.",
+    )
+    app.state.bank_runtime = runtime
+    app.add_exception_handler(KouzaError, _kouza_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(wellknown)
+    app.include_router(router)
+    app.include_router(counter)
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        """Liveness: the process answers and its database is reachable."""
+        with runtime.db.session() as session:
+            session.connection()
+        return {"status": "ok", "database": runtime.db.dialect}
+
+    return app

@@ -1,0 +1,141 @@
+"""Holder and branch-counter functions: who is linked to my account, and stopping them.
+
+* :meth:`Holder.links` — every wallet link on an account, revoked ones included ("is my account
+  linked to a wallet?", asked at the counter after the 2020 incident).
+* :meth:`Holder.revoke` — ends a link at once: the status changes in this unit of work and the
+  debit check reads it under the link's row lock, so no debit passes after the commit. The
+  operator is told by a signed webhook (``kouza.banks.bank.webhooks``) through the outbox.
+* :meth:`Holder.suspend_operator` / :meth:`Holder.resume_operator` — stop or restart debits of
+  one operator on an account without ending the link (the operator is told too).
+* :meth:`Holder.set_overdraft_opt_in` — whether debits may draw the secured overdraft.
+* :meth:`Holder.not_me` — the holder quotes the reference printed on a notice: the link is
+  revoked and an alert is recorded for the bank's fraud team.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kouza.banks.bank.errors import LinkNotActive, UnknownLink
+from kouza.banks.bank.keys import signing_key
+from kouza.banks.bank.models import (
+    Account,
+    Alert,
+    Bank,
+    Link,
+    LinkStatus,
+    OperatorClient,
+)
+from kouza.banks.bank.outbox import enqueue_webhook
+from kouza.banks.bank.runtime import bank_runtime_of
+from kouza.banks.bank.webhooks import (
+    LINK_RESUMED,
+    LINK_REVOKED,
+    LINK_SUSPENDED,
+    new_event,
+    sign_event,
+)
+from kouza.kit.locking import lock_row
+
+
+class Holder:
+    """Link lookup, revocation, suspension and overdraft opt-in for an account."""
+
+    def links(self, session: Session, account: Account) -> Sequence[Link]:
+        """Every wallet link ever made on ``account``, newest first."""
+        return session.scalars(
+            select(Link).where(Link.account_id == account.id).order_by(Link.created_at.desc())
+        ).all()
+
+    def link(self, session: Session, link_id: uuid.UUID) -> Link:
+        """The link with ``link_id``."""
+        link = session.get(Link, link_id)
+        if link is None:
+            raise UnknownLink("no such link", link_id=str(link_id))
+        return link
+
+    def revoke(self, session: Session, link_id: uuid.UUID, *, reason: str) -> Link:
+        """End a link now; debits stop at once and the operator gets a signed webhook."""
+        link = lock_row(session, Link, link_id)
+        if link is None:
+            raise UnknownLink("no such link", link_id=str(link_id))
+        if link.status == LinkStatus.REVOKED:
+            raise LinkNotActive("this link is already revoked", status=link.status)
+        runtime = bank_runtime_of(session)
+        link.status = LinkStatus.REVOKED.value
+        link.revoked_at = runtime.now()
+        link.revoked_reason = reason[:200]
+        self._tell_operator(session, link, LINK_REVOKED, reason)
+        return link
+
+    def suspend_operator(self, session: Session, account: Account, client: OperatorClient, *,
+                         reason: str) -> Sequence[Link]:
+        """Stop every debit of ``client`` on ``account`` (links stay, credits still allowed)."""
+        return self._set_status(session, account, client, LinkStatus.ACTIVE,
+                                LinkStatus.SUSPENDED, LINK_SUSPENDED, reason)
+
+    def resume_operator(self, session: Session, account: Account, client: OperatorClient, *,
+                        reason: str) -> Sequence[Link]:
+        """Allow debits of ``client`` on ``account`` again."""
+        return self._set_status(session, account, client, LinkStatus.SUSPENDED,
+                                LinkStatus.ACTIVE, LINK_RESUMED, reason)
+
+    def set_overdraft_opt_in(self, session: Session, account: Account, *,
+                             enabled: bool) -> Account:
+        """Let debits draw the secured overdraft (``enabled``) or exclude it (the default)."""
+        locked = lock_row(session, Account, account.id)
+        assert locked is not None
+        locked.debit_may_use_overdraft = enabled
+        return locked
+
+    def not_me(self, session: Session, reference: str) -> Link:
+        """The holder disowns the link named on a notice: revoke it and alert the bank."""
+        link = session.scalars(
+            select(Link).where(Link.notice_reference == reference.strip().upper())
+        ).one_or_none()
+        if link is None:
+            raise UnknownLink("no link with this reference")
+        session.add(Alert(bank_id=link.bank_id, kind="holder_disowned_link",
+                          subject=str(link.id), created_at=bank_runtime_of(session).now(),
+                          details={"reference": link.notice_reference}))
+        if link.status != LinkStatus.REVOKED:
+            self.revoke(session, link.id, reason="holder: not me")
+        return link
+
+    def _set_status(self, session: Session, account: Account, client: OperatorClient,
+                    old: LinkStatus, new: LinkStatus, event_type: str,
+                    reason: str) -> Sequence[Link]:
+        ids = session.scalars(
+            select(Link.id).where(Link.account_id == account.id, Link.client_pk == client.id,
+                                  Link.status == old.value)
+        ).all()
+        changed = []
+        for link_id in sorted(ids, key=str):
+            link = lock_row(session, Link, link_id)
+            if link is not None and link.status == old.value:
+                link.status = new.value
+                self._tell_operator(session, link, event_type, reason)
+                changed.append(link)
+        return changed
+
+    def _tell_operator(self, session: Session, link: Link, event_type: str,
+                       reason: str) -> None:
+        client = session.get_one(OperatorClient, link.client_pk)
+        if not client.webhook_url:
+            return
+        runtime = bank_runtime_of(session)
+        bank = session.get_one(Bank, link.bank_id)
+        event = new_event(type=event_type, issuer=runtime.settings.issuer,
+                          audience=client.client_id, now=runtime.now(), bank_code=bank.code,
+                          link_id=str(link.id), operator_reference=link.wallet_reference,
+                          reason=reason[:200])
+        enqueue_webhook(session, url=client.webhook_url,
+                        token=sign_event(event, signing_key(runtime.secret)))
+
+
+holder = Holder()
+"""The holder and branch-counter service singleton."""

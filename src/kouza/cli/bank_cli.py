@@ -1,0 +1,168 @@
+"""``kouza bank``: run and inspect the simulated bank system (a separate system and database).
+
+Configured by ``KOUZA_BANK_*`` (``KOUZA_BANK_DATABASE_URL``, default ``var/bank.db``). Every
+command migrates the bank database first. Errors print one ``error:`` line and exit 1.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from kouza.banks.bank.core import core
+from kouza.banks.bank.holder import holder
+from kouza.banks.bank.migrate import upgrade
+from kouza.banks.bank.models import OperatorClient
+from kouza.banks.bank.outbox import deliver
+from kouza.banks.bank.runtime import BankRuntime, build_bank_runtime
+from kouza.banks.bank.seed import SeedReport, seed_banks
+from kouza.banks.bank.settings import BankSettings
+from kouza.cli.common import console, fail, reports_errors
+
+app = typer.Typer(help="The simulated bank system (its own database and API).",
+                  no_args_is_help=True)
+
+
+@contextmanager
+def bank_runtime() -> Iterator[BankRuntime]:
+    """A bank runtime on the configured, migrated database; disposed afterwards."""
+    runtime = build_bank_runtime(BankSettings())
+    try:
+        upgrade(runtime.db.engine)
+        yield runtime
+    finally:
+        runtime.db.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8100,
+) -> None:
+    """Serve the bank API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from kouza.banks.bank.app import create_bank_app
+
+    with bank_runtime() as runtime:
+        url = runtime.db.engine.url.render_as_string(hide_password=True)
+        console.print(f"[bold]kouza bank[/] API on http://{host}:{port}  (docs: /docs, "
+                      f"database: {url})")
+        uvicorn.run(create_bank_app(runtime), host=host, port=port, log_level="info")
+
+
+@app.command()
+@reports_errors
+def seed(
+    customers: Annotated[int, typer.Option(min=1, max=10_000,
+                                           help="Customers (one account each) per bank")] = 5,
+    rng_seed: Annotated[int, typer.Option("--seed", help="Random seed")] = 2020,
+    banks: Annotated[str | None, typer.Option(help="Comma-separated bank codes (default: "
+                                                   "all embedded partner banks)")] = None,
+    show_secrets: Annotated[bool, typer.Option(help="Print PINs and OTP seeds (development "
+                                                    "only)")] = False,
+) -> None:
+    """Create the 2020 partner banks with realistic customers and accounts."""
+    codes = [code.strip() for code in banks.split(",")] if banks else None
+    with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
+        report = seed_banks(session, rng_seed=rng_seed, customers_per_bank=customers,
+                            codes=codes)
+    _print_seed(report, show_secrets)
+
+
+def _print_seed(report: SeedReport, show_secrets: bool) -> None:
+    console.print(f"created {report.banks} banks, {report.branches} branches, "
+                  f"{report.customers} customers, {len(report.accounts)} accounts")
+    if report.skipped_banks:
+        console.print(f"skipped existing banks: {', '.join(report.skipped_banks)}")
+    if not show_secrets:
+        return
+    table = Table("bank", "branch", "number", "holder", "PIN", "IB password", "TOTP seed")
+    for account in report.accounts:
+        table.add_row(account.bank_code, account.branch_code, account.number,
+                      account.name_kana, account.pin, account.internet_banking_password or "",
+                      account.totp_seed or "")
+    console.print(table)
+
+
+@app.command("banks")
+@reports_errors
+def list_banks() -> None:
+    """List the banks of this deployment and how each links accounts."""
+    with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
+        table = Table("code", "name", "kana", "linking", "monitoring", "notices")
+        for bank in core.banks(session):
+            table.add_row(bank.code, bank.name, bank.name_kana, bank.auth_profile,
+                          "on" if bank.monitor_failed_links else "off", bank.notice_channel)
+    console.print(table)
+
+
+@app.command("register-client")
+@reports_errors
+def register_client(
+    client_id: Annotated[str, typer.Argument(help="The operator's client id")],
+    name: Annotated[str, typer.Option(help="Name shown to holders (e.g. ドコモ口座)")],
+    webhook_url: Annotated[str | None, typer.Option(help="Where signed events go")] = None,
+) -> None:
+    """Register a wallet operator; prints its client secret once."""
+    with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
+        _, secret = core.register_client(session, client_id=client_id, name=name,
+                                         webhook_url=webhook_url)
+    console.print(f"client [bold]{client_id}[/] registered; secret (shown once): {secret}")
+
+
+@app.command("links")
+@reports_errors
+def links(account: Annotated[str, typer.Argument(help="BANK-BRANCH-NUMBER, "
+                                                      "e.g. 0125-100-1234567")]) -> None:
+    """Every wallet link on an account ("is my account linked to a wallet?")."""
+    bank_code, branch_code, number = _split_account(account)
+    with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
+        found = core.account(session, bank_code=bank_code, branch_code=branch_code,
+                             number=number)
+        table = Table("link", "operator", "wallet", "status", "per debit", "30 days",
+                      "created", "reference")
+        rows = holder.links(session, found)
+        for link in rows:
+            operator = session.get_one(OperatorClient, link.client_pk)
+            table.add_row(str(link.id), operator.name, link.wallet_reference, link.status,
+                          f"¥{link.max_per_debit:,}", f"¥{link.max_30_days:,}",
+                          link.created_at.isoformat(timespec="seconds"), link.notice_reference)
+    console.print(table if rows else "no wallet links on this account")
+
+
+def _split_account(account: str) -> tuple[str, str, str]:
+    parts = account.split("-")
+    if len(parts) != 3:
+        raise fail(f"account must be BANK-BRANCH-NUMBER (e.g. 0125-100-1234567), not {account!r}")
+    return parts[0], parts[1], parts[2]
+
+
+@app.command("revoke")
+@reports_errors
+def revoke(
+    link_id: Annotated[str, typer.Argument(help="The link id")],
+    reason: Annotated[str, typer.Option(help="Why (kept, and sent to the operator)")] =
+    "revoked at the branch counter",
+) -> None:
+    """Revoke a link: debits stop at once; the operator gets a signed webhook."""
+    try:
+        parsed = uuid.UUID(link_id)
+    except ValueError:
+        raise fail(f"not a valid link id: {link_id!r}") from None
+    with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
+        link = holder.revoke(session, parsed, reason=reason)
+        console.print(f"revoked link {link.id} ({link.wallet_reference})")
+
+
+@app.command("deliver")
+@reports_errors
+def deliver_pending() -> None:
+    """Retry every pending holder notice and webhook."""
+    with bank_runtime() as runtime:
+        console.print(f"delivered {deliver(runtime)} messages")
