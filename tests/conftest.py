@@ -31,6 +31,8 @@ from kouza.kit.migrate import upgrade
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime, build_runtime
 from kouza.models import Base
+from kouza.risk.engine import RiskEngine
+from kouza.risk.rules import parse_rule_set
 
 POSTGRES_URL = os.environ.get("KOUZA_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("KOUZA_REQUIRE_POSTGRES") == "1"
@@ -103,9 +105,13 @@ def _truncate_postgres(url: str) -> None:
 
 def make_runtime(url: str, tmp_path: Path, clock: ManualClock, mailbox: MemoryMailbox,
                  **settings: object) -> Runtime:
+    """A runtime on ``url``. Its risk engine starts with no rules, so tests of other domains
+    do not depend on fraud thresholds; risk tests install the shipped rule set explicitly."""
     config = Settings(var_dir=tmp_path / "var", secret_key=TEST_SECRET, **settings)  # type: ignore[arg-type]
-    return build_runtime(config, clock=clock, senders={"email": mailbox, "sms": mailbox},
-                         database_url=url)
+    runtime = build_runtime(config, clock=clock, senders={"email": mailbox, "sms": mailbox},
+                            database_url=url)
+    runtime.providers["risk"] = RiskEngine(parse_rule_set("rules: []", source="tests"))
+    return runtime
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from kouza.kit.runtime import Runtime
 from kouza.ops.models import OperatorRole
 from kouza.ops.service import ops
 from kouza.risk.events import EventType, RiskEvent
-from kouza.risk.service import risk
+from kouza.risk.service import risk, shipped_rule_set
 from tests.risk.test_engine import SHIPPED, ev
 
 E = EventType
@@ -27,6 +27,7 @@ def _headers(rt: Runtime, role: OperatorRole) -> dict[str, str]:
 
 
 def test_assess_over_http(rt: Runtime) -> None:
+    risk.engine(rt).replace_rules(shipped_rule_set())
     client = TestClient(create_app(rt))
     headers = _headers(rt, OperatorRole.ANALYST)
     for event in [ev(E.SIGNUP, 0), ev(E.LINK_ATTEMPT, 2, account="a1")]:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, Query, Request, status
 
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
 from kouza.identity.dependencies import CurrentUser
-from kouza.identity.errors import InvalidToken, LevelRequired
+from kouza.identity.errors import InvalidToken, LevelRequired, StepUpRequired
 from kouza.kit.openapi import error_responses
-from kouza.kit.web import RuntimeDep, SessionDep, run_idempotent
+from kouza.kit.web import RuntimeDep, SessionDep, client_ip, run_idempotent
 from kouza.ledger.errors import InsufficientFunds
+from kouza.risk.enforcement import HeldForReview, RiskRefused
 from kouza.wallet.errors import (
     AmountMismatch,
     InvalidQr,
@@ -49,8 +50,11 @@ IdempotencyKey = Annotated[
            description="Unique per intended operation; a retry with the same key and body "
            "returns the first result"),
 ]
-MOVE_ERRORS = (InvalidToken, UnknownWallet, WalletNotActive, LevelRequired, InsufficientFunds,
-               LimitExceeded, IdempotencyConflict, IdempotencyInFlight)
+DeviceId = Annotated[str, Header(alias="X-Device-Id", max_length=128,
+                                 description="The registered device's id (risk features)")]
+MOVE_ERRORS = (RiskRefused, HeldForReview, StepUpRequired, InvalidToken, UnknownWallet,
+               WalletNotActive, LevelRequired, InsufficientFunds, LimitExceeded,
+               IdempotencyConflict, IdempotencyInFlight)
 
 
 def _wallet_read(session: SessionDep, wallet: Wallet) -> WalletRead:
@@ -62,9 +66,11 @@ def _wallet_read(session: SessionDep, wallet: Wallet) -> WalletRead:
 
 @router.post("/v1/wallets", status_code=status.HTTP_201_CREATED, response_model=WalletRead,
              responses=error_responses(InvalidToken, LevelRequired, WalletExists))
-def open_wallet(user: CurrentUser, session: SessionDep) -> WalletRead:
+def open_wallet(user: CurrentUser, session: SessionDep, request: Request,
+                device_id: DeviceId = "") -> WalletRead:
     """Open the caller's wallet (needs a verified e-mail address)."""
-    return _wallet_read(session, wallets.open_wallet(session, user=user))
+    wallet = wallets.open_wallet(session, user=user, device_id=device_id, ip=client_ip(request))
+    return _wallet_read(session, wallet)
 
 
 @router.get("/v1/wallets", response_model=list[WalletRead],
@@ -107,13 +113,15 @@ def statement(
                               MerchantNotActive),
 )
 def pay(wallet_id: uuid.UUID, body: PaymentCreate, user: CurrentUser, runtime: RuntimeDep,
-        idempotency_key: IdempotencyKey) -> PaymentRead:
+        idempotency_key: IdempotencyKey, request: Request, device_id: DeviceId = "",
+        ) -> PaymentRead:
     """Pay a merchant from its kouza-signed QR code."""
     return run_idempotent(
         runtime, scope=f"user:{user.id}", key=idempotency_key, model=PaymentRead,
         request_payload=["pay", str(wallet_id), body.model_dump(mode="json")],
         operation=lambda session: PaymentRead.model_validate(
-            wallets.pay(session, user=user, wallet_id=wallet_id, qr=body.qr, amount=body.amount)
+            wallets.pay(session, user=user, wallet_id=wallet_id, qr=body.qr, amount=body.amount,
+                        device_id=device_id, ip=client_ip(request))
         ),
     )
 
@@ -123,7 +131,8 @@ def pay(wallet_id: uuid.UUID, body: PaymentCreate, user: CurrentUser, runtime: R
     response_model=TransferRead, responses=error_responses(*MOVE_ERRORS, SelfTransfer),
 )
 def transfer(wallet_id: uuid.UUID, body: TransferCreate, user: CurrentUser, runtime: RuntimeDep,
-             idempotency_key: IdempotencyKey) -> TransferRead:
+             idempotency_key: IdempotencyKey, request: Request, device_id: DeviceId = "",
+             ) -> TransferRead:
     """Send money to another wallet."""
     return run_idempotent(
         runtime, scope=f"user:{user.id}", key=idempotency_key, model=TransferRead,
@@ -131,6 +140,7 @@ def transfer(wallet_id: uuid.UUID, body: TransferCreate, user: CurrentUser, runt
         operation=lambda session: TransferRead.model_validate(
             wallets.transfer(session, user=user, source_wallet_id=wallet_id,
                              destination_wallet_id=body.to_wallet_id, amount=body.amount,
-                             message=body.message)
+                             message=body.message, device_id=device_id,
+                             ip=client_ip(request))
         ),
     )

@@ -27,6 +27,9 @@ from kouza.ledger.repository import StatementRow
 from kouza.ledger.service import Balance, ledger, transfer_spec
 from kouza.ops.models import SwitchScope
 from kouza.ops.switches import switches
+from kouza.risk.enforcement import enforce
+from kouza.risk.events import EventType, RiskEvent
+from kouza.risk.service import risk
 from kouza.wallet import qr as qr_codes
 from kouza.wallet.errors import (
     AmountMismatch,
@@ -69,7 +72,8 @@ class WalletService:
 
     # --- wallets -------------------------------------------------------------------------
 
-    def open_wallet(self, session: Session, *, user: User) -> Wallet:
+    def open_wallet(self, session: Session, *, user: User, device_id: str = "",
+                    ip: str = "") -> Wallet:
         """Open the user's wallet (one per user; needs a verified e-mail)."""
         identity.require_level(user, VerificationLevel.EMAIL, action="opening a wallet")
         wallet_id = uuid.uuid4()
@@ -77,11 +81,16 @@ class WalletService:
             session, kind=AccountKind.CUSTOMER_WALLET, code=f"wallet:{wallet_id}",
             name=f"wallet of {user.email}",
         )
+        now = runtime_of(session).now()
         wallet = Wallet(
             id=wallet_id, user_id=user.id, ledger_account_id=account.id,
-            status=WalletStatus.ACTIVE.value, created_at=runtime_of(session).now(),
+            status=WalletStatus.ACTIVE.value, created_at=now,
         )
         add_unique(session, wallet, WalletExists("this user already has a wallet"))
+        domain = user.email.rpartition("@")[2]
+        self._judge(session, user, wallet, "wallet.open", RiskEvent(
+            type=EventType.SIGNUP, at=now, wallet=str(wallet.id), user=str(user.id),
+            device=device_id, ip=ip, email_domain=domain))
         return wallet
 
     def get_wallet(self, session: Session, wallet_id: uuid.UUID) -> Wallet:
@@ -209,7 +218,7 @@ class WalletService:
 
     def pay(
         self, session: Session, *, user: User, wallet_id: uuid.UUID, qr: str,
-        amount: int | None = None,
+        amount: int | None = None, device_id: str = "", ip: str = "",
     ) -> Payment:
         """Pay the merchant named by a kouza-signed QR code."""
         identity.require_level(user, VerificationLevel.EMAIL, action="paying")
@@ -225,6 +234,10 @@ class WalletService:
         wallet = self._lock_owned(session, user=user, wallet_id=wallet_id)
         self._require_active(wallet)
         self._check_limits(session, wallet, MovementKind.PAYMENT, amount, merchant.category)
+        self._judge(session, user, wallet, "payment", RiskEvent(
+            type=EventType.PAYMENT, at=runtime.now(), wallet=str(wallet.id), user=str(user.id),
+            device=device_id, ip=ip, merchant=str(merchant.id), category=merchant.category,
+            amount=amount))
         return self._record_payment(session, wallet, merchant, amount, payload.order_ref)
 
     def _payment_amount(self, payload: qr_codes.QrPayload, amount: int | None) -> int:
@@ -292,6 +305,8 @@ class WalletService:
         destination_wallet_id: uuid.UUID,
         amount: int,
         message: str = "",
+        device_id: str = "",
+        ip: str = "",
     ) -> Transfer:
         """Send money from the user's wallet to another wallet."""
         identity.require_level(user, VerificationLevel.EMAIL, action="sending money")
@@ -309,6 +324,10 @@ class WalletService:
         self._require_active(destination, incoming=True)
         self._check_limits(session, source, MovementKind.TRANSFER, amount)
         self._check_limits(session, destination, MovementKind.INCOMING_TRANSFER, amount)
+        self._judge(session, user, source, "transfer", RiskEvent(
+            type=EventType.TRANSFER, at=runtime_of(session).now(), wallet=str(source.id),
+            user=str(user.id), device=device_id, ip=ip, amount=amount,
+            attributes={"to": str(destination.id)}))
         transfer_id = uuid.uuid4()
         posted = ledger.transfer(
             session, kind=EntryKind.TRANSFER, source=source.ledger_account_id,
@@ -327,6 +346,12 @@ class WalletService:
         return transfer
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _judge(self, session: Session, user: User, wallet: Wallet, purpose: str,
+               event: RiskEvent) -> None:
+        """Ask the risk engine and act on its decision (kouza.risk.enforcement)."""
+        enforce(session, risk.assess(session, event), user=user, wallet_id=wallet.id,
+                purpose=purpose)
 
     def _lock_wallet(self, session: Session, wallet_id: uuid.UUID) -> Wallet:
         wallet = lock_row(session, Wallet, wallet_id)

@@ -1,0 +1,81 @@
+"""Acting on a risk decision, the same way everywhere.
+
+============  ==============================================================================
+``allow``     go ahead
+``step_up``   go ahead only if the user passed an SMS step-up for this action in the last
+              five minutes (it is used up); otherwise refuse with ``step_up_required`` so the
+              app can ask for one and retry
+``review``    refuse for now and open a case for a person (a held payment helps no merchant;
+              money *into* a wallet is held instead by the caller, see linking)
+``block``     refuse
+``lock``      refuse, freeze the wallet (balance kept) and open a case
+============  ==============================================================================
+
+The refusals keep their side effects (lock, case, spent step-up) even though the request fails:
+they are raised with ``keep_changes=True``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from kouza.errors import Forbidden, Unprocessable
+from kouza.identity.models import User
+from kouza.risk.engine import Decision
+from kouza.risk.rules import Outcome
+
+STEP_UP_WINDOW = timedelta(minutes=5)
+
+
+class RiskRefused(Forbidden):
+    """The risk engine refused this action."""
+
+    code = "risk_refused"
+
+
+class HeldForReview(Unprocessable):
+    """The action waits for a person to look at it."""
+
+    code = "held_for_review"
+
+
+def enforce(session: Session, decision: Decision, *, user: User, wallet_id: uuid.UUID,
+            purpose: str) -> None:
+    """Let the action go ahead, or refuse it as the decision says (see the table above)."""
+    from kouza.identity.service import identity  # local: identity ↔ risk stay decoupled
+
+    outcome = decision.outcome
+    rules = [rule.id for rule in decision.enforced]
+    if outcome is Outcome.ALLOW:
+        return
+    if outcome is Outcome.STEP_UP:
+        identity.spend_step_up(session, user, purpose, within=STEP_UP_WINDOW)
+        return
+    if outcome is Outcome.REVIEW:
+        _open_case(session, wallet_id, decision, rules)
+        raise HeldForReview("this needs a review by our staff; we will contact you",
+                            keep_changes=True, rules=rules)
+    if outcome is Outcome.LOCK:
+        _lock(session, wallet_id, decision, rules)
+    raise RiskRefused("this action was refused for your protection", keep_changes=True,
+                      rules=rules)
+
+
+def _open_case(session: Session, wallet_id: uuid.UUID, decision: Decision,
+               rules: list[str]) -> None:
+    from kouza.ops.cases import cases
+
+    cases.open(session, wallet_id=wallet_id, source="risk:" + ",".join(rules)[:110],
+               summary=f"{decision.event.type.value} → {decision.outcome.value}",
+               actor="risk-engine", details={"score": decision.score, "rules": rules})
+
+
+def _lock(session: Session, wallet_id: uuid.UUID, decision: Decision, rules: list[str]) -> None:
+    from kouza.ops.locks import locks
+
+    locks.lock(session, wallet_id=wallet_id, actor="risk-engine",
+               reason="risk rules: " + ", ".join(rules))
+    _open_case(session, wallet_id, decision, rules)

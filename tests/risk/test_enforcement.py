@@ -1,0 +1,77 @@
+"""The shipped rules acting on real wallet operations: review opens a case, lock freezes."""
+
+from __future__ import annotations
+
+import pytest
+
+from kouza.identity.errors import StepUpRequired
+from kouza.kit.clock import ManualClock
+from kouza.kit.notify import MemoryMailbox
+from kouza.kit.runtime import Runtime
+from kouza.ops.cases import cases
+from kouza.risk.enforcement import HeldForReview, RiskRefused
+from kouza.risk.service import risk, shipped_rule_set
+from kouza.wallet.models import MerchantCategory, WalletStatus
+from kouza.wallet.service import wallets
+from tests.factories import balance_of, customer, merchant
+
+
+@pytest.fixture
+def shipped(rt: Runtime) -> Runtime:
+    risk.engine(rt).replace_rules(shipped_rule_set())
+    return rt
+
+
+def _qr(rt: Runtime, shop_id: object, amount: int) -> str:
+    with rt.db.unit_of_work() as session:
+        return wallets.merchant_qr(session, merchant_id=shop_id, amount=amount)  # type: ignore[arg-type]
+
+
+def test_resellable_spend_in_a_new_wallet_is_held_for_review(
+    shipped: Runtime, mailbox: MemoryMailbox, clock: ManualClock
+) -> None:
+    buyer = customer(shipped, mailbox, balance=100_000)
+    shop = merchant(shipped, "Bic Camera", MerchantCategory.ELECTRONICS)
+    with shipped.db.unit_of_work() as session, pytest.raises(HeldForReview):
+        wallets.pay(session, user=buyer.user, wallet_id=buyer.wallet.id,
+                    qr=_qr(shipped, shop.id, 89_800))
+    assert balance_of(shipped, buyer.wallet) == 100_000
+    with shipped.db.unit_of_work() as session:
+        case = cases.open_case_of(session, buyer.wallet.id)
+        assert case is not None and "resellable-spend-new-wallet" in case.source
+    grocer = merchant(shipped, "Aeon", MerchantCategory.SUPERMARKET)
+    with shipped.db.unit_of_work() as session:
+        wallets.pay(session, user=buyer.user, wallet_id=buyer.wallet.id,
+                    qr=_qr(shipped, grocer.id, 3_000))
+    clock.advance(hours=25)
+    with shipped.db.unit_of_work() as session:
+        wallets.pay(session, user=buyer.user, wallet_id=buyer.wallet.id,
+                    qr=_qr(shipped, shop.id, 89_800))
+    assert balance_of(shipped, buyer.wallet) == 100_000 - 3_000 - 89_800
+
+
+def test_a_lock_rule_freezes_the_wallet_and_keeps_the_balance(
+    shipped: Runtime, mailbox: MemoryMailbox
+) -> None:
+    risk.load_rules(shipped, "rules:\n  - {id: big-transfer, events: [transfer], "
+                    "when: 'event.amount >= 50000', outcome: lock}\n", source="test")
+    mule = customer(shipped, mailbox, balance=80_000)
+    other = customer(shipped, mailbox)
+    with shipped.db.unit_of_work() as session, pytest.raises(RiskRefused):
+        wallets.transfer(session, user=mule.user, source_wallet_id=mule.wallet.id,
+                         destination_wallet_id=other.wallet.id, amount=60_000)
+    with shipped.db.unit_of_work() as session:
+        assert wallets.get_wallet(session, mule.wallet.id).status == WalletStatus.LOCKED.value
+        assert cases.open_case_of(session, mule.wallet.id) is not None
+    assert (balance_of(shipped, mule.wallet), balance_of(shipped, other.wallet)) == (80_000, 0)
+
+
+def test_step_up_is_demanded(shipped: Runtime, mailbox: MemoryMailbox) -> None:
+    risk.load_rules(shipped, "rules:\n  - {id: medium, events: [transfer], "
+                    "when: 'event.amount >= 20000', outcome: step_up}\n", source="test")
+    sender = customer(shipped, mailbox, balance=30_000)
+    other = customer(shipped, mailbox)
+    with shipped.db.unit_of_work() as session, pytest.raises(StepUpRequired):
+        wallets.transfer(session, user=sender.user, source_wallet_id=sender.wallet.id,
+                         destination_wallet_id=other.wallet.id, amount=25_000)
+    assert balance_of(shipped, sender.wallet) == 30_000
