@@ -1,0 +1,80 @@
+"""Scenario files: the shipped ones load; mistakes are refused with the field and the reason."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kouza.sim.profiles import PROFILES, TopUpCap
+from kouza.sim.scenario import ScenarioError, load_scenario, parse_scenario
+
+SHIPPED = Path(__file__).resolve().parents[2] / "src/kouza/sim/scenarios/docomo-2020.yaml"
+
+
+def _base() -> dict[str, Any]:
+    data = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_shipped_scenario_loads() -> None:
+    scenario = load_scenario("docomo-2020")
+    assert (scenario.name, scenario.days, len(scenario.banks)) == ("docomo-2020", 366, 15)
+    assert scenario.defences == ["legacy-2019", "docomo-2020-10", "jba-2020", "kouza"]
+    assert {a.strategy for a in scenario.attackers} == {"leaked_credentials",
+                                                        "reverse_brute_force"}
+
+
+def test_profiles() -> None:
+    assert PROFILES["legacy-2019"].topup_cap is TopUpCap.CALENDAR_MONTH
+    assert PROFILES["kouza"].risk_rules == "shipped"
+    assert PROFILES["jba-2020"].banks_require_oauth
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda d: d["banks"][0].update(code="125"), "banks.0.code"),
+    (lambda d: d["banks"].append(dict(d["banks"][0])), "bank codes must be unique"),
+    (lambda d: d["attackers"][0].update(victims=0), "attackers.0.leaked_credentials.victims"),
+    (lambda d: d["attackers"][0].update(strategy="telepathy"), "attackers.0"),
+    (lambda d: d["attackers"][0].update(banks=["9999"]), "targets unknown banks ['9999']"),
+    (lambda d: d.update(defences=["magic"]), "unknown defence profiles ['magic']"),
+    (lambda d: d.update(start="2019-10-01T00:00:00"), "start needs a timezone"),
+    (lambda d: d["population"]["categories"].update(casino=0.1), "without merchants"),
+    (lambda d: d.update(colour="red"), "colour"),
+    (lambda d: d["population"].update(wallet_share=1.5), "population.wallet_share"),
+])
+def test_mistakes_are_refused(change: Any, expected: str) -> None:
+    data = copy.deepcopy(_base())
+    change(data)
+    with pytest.raises(ScenarioError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        parse_scenario(data)
+
+
+def test_unknown_scenario_name() -> None:
+    with pytest.raises(ScenarioError, match="no scenario file"):
+        load_scenario("atlantis-2031")
+
+
+def test_toml(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.toml"
+    path.write_text('''
+name = "tiny"
+seed = 1
+start = 2020-01-01T00:00:00+09:00
+days = 3
+defences = ["kouza"]
+merchants = { tobacco = 1 }
+[[banks]]
+code = "0125"
+name = "77"
+profile = "legacy_pin"
+customers = 10
+[population]
+wallet_share = 0.5
+categories = { tobacco = 1.0 }
+''')
+    assert load_scenario(str(path)).name == "tiny"
