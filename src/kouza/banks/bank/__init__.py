@@ -10,7 +10,8 @@ One deployment serves any number of banks (4-digit Zengin codes). Modules:
   (Zengin holder names), ``linking`` (the 2020 legacy form, PIN lockout, reverse brute-force
   monitoring), ``transfers`` (debits and credits under a mandate), ``holder`` (link lookup,
   revoke, suspend, overdraft opt-in, "not me"), ``notices`` and ``outbox`` (holder notices and
-  webhooks after commit), ``webhooks`` (pure JWS signing and verification);
+  webhooks after commit), ``webhooks`` (pure JWS signing and verification), ``oauth`` (the
+  ``oauth`` linking profile: PAR, private_key_jwt, PKCE, DPoP, holder login and consent);
 * ``dependencies``, ``endpoints``, ``app`` — the FastAPI application; ``seed`` — realistic banks
   and customers.
 

@@ -1,7 +1,9 @@
 """The bank's FastAPI application, startable alone (``kouza bank serve``) or mounted in-process.
 
 Errors render as the wallet API renders them: ``{"error", "message", "details"}`` with a 4xx
-status, and request validation failures as ``validation_error`` (422), never a trace.
+status, and request validation failures as ``validation_error`` (422), never a trace; OAuth
+errors (``kouza.banks.bank.oauth``) as OAuth does, ``{"error", "error_description"}`` with
+their headers (``DPoP-Nonce``, ``WWW-Authenticate: DPoP``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from fastapi.responses import JSONResponse
 
 import kouza
 from kouza.banks.bank.endpoints import counter, router, wellknown
+from kouza.banks.bank.oauth.endpoints import oauth_router
+from kouza.banks.bank.oauth.errors import OAuthError
 from kouza.banks.bank.runtime import BankRuntime
 from kouza.errors import KouzaError
 
@@ -22,6 +26,12 @@ async def _kouza_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KouzaError)
     headers = {"WWW-Authenticate": 'Basic realm="bank", Bearer'} if exc.status_code == 401 \
         else None
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+
+async def _oauth_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OAuthError)
+    headers = {"Cache-Control": "no-store", **exc.headers}
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 
@@ -49,10 +59,12 @@ def create_bank_app(runtime: BankRuntime) -> FastAPI:
     )
     app.state.bank_runtime = runtime
     app.add_exception_handler(KouzaError, _kouza_error)
+    app.add_exception_handler(OAuthError, _oauth_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(wellknown)
     app.include_router(router)
     app.include_router(counter)
+    app.include_router(oauth_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

@@ -113,8 +113,6 @@ class LegacyLinking:
         link = self._create_link(session, bank, client, account, form, source)
         account.pin_failures = 0
         self._record(session, bank, client, form, source, account, AttemptOutcome.LINKED)
-        notify_holder(session, bank, account, subject="口座振替の登録 (new wallet link)",
-                      body=_link_notice(client, link))
         return link
 
     def _find_locked(self, session: Session, bank: Bank,
@@ -171,19 +169,15 @@ class LegacyLinking:
                         bank.mandate_max_per_debit)
         per_30_days = max(min(form.max_30_days or bank.mandate_max_30_days,
                               bank.mandate_max_30_days), per_debit)
-        link = Link(bank_id=bank.id, account_id=account.id, client_pk=client.id,
-                    wallet_reference=form.wallet_reference, max_per_debit=per_debit,
-                    max_30_days=per_30_days, expires_at=now + timedelta(days=bank.mandate_days),
-                    notice_reference=_notice_reference(), created_at=now)
         try:
-            add_unique(session, link, AlreadyLinked(
-                "this account is already linked to a wallet of this operator",
-                keep_changes=True))
+            return create_link(session, bank=bank, client=client, account=account,
+                               wallet_reference=form.wallet_reference, max_per_debit=per_debit,
+                               max_30_days=per_30_days,
+                               expires_at=now + timedelta(days=bank.mandate_days))
         except AlreadyLinked:
             self._record(session, bank, client, form, source, account,
                          AttemptOutcome.ALREADY_LINKED)
             raise
-        return link
 
     def _record(self, session: Session, bank: Bank, client: OperatorClient,
                 form: LegacyLinkForm, source: str, account: Account | None,
@@ -228,6 +222,25 @@ class LegacyLinking:
             )
         ).one()
         return int(row[0]), int(row[1])
+
+
+def create_link(session: Session, *, bank: Bank, client: OperatorClient, account: Account,
+                wallet_reference: str, max_per_debit: int, max_30_days: int,
+                expires_at: datetime) -> Link:
+    """Link ``account`` to ``client`` with a mandate and notify the holder (every profile).
+
+    One live link per (account, operator): a second one is :class:`AlreadyLinked` (409).
+    """
+    link = Link(bank_id=bank.id, account_id=account.id, client_pk=client.id,
+                wallet_reference=wallet_reference, max_per_debit=max_per_debit,
+                max_30_days=max_30_days, expires_at=expires_at,
+                notice_reference=_notice_reference(),
+                created_at=bank_runtime_of(session).now())
+    add_unique(session, link, AlreadyLinked(
+        "this account is already linked to a wallet of this operator", keep_changes=True))
+    notify_holder(session, bank, account, subject="口座振替の登録 (new wallet link)",
+                  body=_link_notice(client, link))
+    return link
 
 
 def _validate(form: LegacyLinkForm) -> None:

@@ -421,3 +421,148 @@ class BankOutboxMessage(BankBase):
     delivered_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class InteractionStage(StrEnum):
+    """Where a holder is in the bank's OAuth login and consent pages."""
+
+    LOGIN = "login"
+    """Waiting for the internet-banking login (branch, account number, password)."""
+    OTP = "otp"
+    """Waiting for the one-time password."""
+    ACCOUNT = "account"
+    """Logged in; choosing which of the holder's accounts to link."""
+    CONSENT = "consent"
+    """Account chosen; waiting for the holder's approval or refusal."""
+    DONE = "done"
+    """Finished (code issued, refused, or identity mismatch); the session is spent."""
+
+
+class OAuthClientRegistration(BankBase):
+    """An operator client's OAuth registration: its public keys and redirect URIs."""
+
+    __tablename__ = "oauth_client_registrations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("operator_clients.id"), unique=True)
+    jwks: Mapped[Any | None] = mapped_column(JSON)
+    """The client's public JWKS (no private members), used to verify ``private_key_jwt``."""
+    jwks_uri: Mapped[str | None] = mapped_column(String(500))
+    """Where to fetch the JWKS when ``jwks`` is NULL."""
+    redirect_uris: Mapped[Any] = mapped_column(JSON)
+    """Exact redirect URIs the client may use (a JSON list of strings)."""
+    created_at: Mapped[datetime]
+
+
+class OAuthUsedJti(BankBase):
+    """Replay cache: a JWT id already accepted (client assertion or DPoP proof)."""
+
+    __tablename__ = "oauth_used_jtis"
+    __table_args__ = (UniqueConstraint("purpose", "jti_hash"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    jti_hash: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the issuer (client id or DPoP key thumbprint) and the ``jti``."""
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class OAuthPushedRequest(BankBase):
+    """A pushed authorization request (RFC 9126), usable once before it expires."""
+
+    __tablename__ = "oauth_pushed_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bank_id: Mapped[int] = mapped_column(BigId, ForeignKey("banks.id"))
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("operator_clients.id"))
+    request_uri_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """HMAC-SHA256 of the ``request_uri`` under the bank secret."""
+    parameters_encrypted: Mapped[str] = mapped_column(Text)
+    """Fernet token of the validated parameters (they carry the holder's name and birth date)."""
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class OAuthInteraction(BankBase):
+    """A holder's browser session through login, OTP, account choice and consent."""
+
+    __tablename__ = "oauth_interactions"
+    __table_args__ = (
+        CheckConstraint(f"stage IN {_in(InteractionStage)}", name="stage_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bank_id: Mapped[int] = mapped_column(BigId, ForeignKey("banks.id"))
+    pushed_request_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("oauth_pushed_requests.id"), unique=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """HMAC of the session cookie."""
+    csrf_hash: Mapped[str] = mapped_column(String(64))
+    """HMAC of the per-session CSRF token every form must carry."""
+    stage: Mapped[str] = mapped_column(String(10), default=InteractionStage.LOGIN.value)
+    customer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customers.id"))
+    """The customer whose login was typed (set before the password is known to be right)."""
+    password_matched: Mapped[bool] = mapped_column(default=False)
+    account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class InternetBankingLogin(BankBase):
+    """A customer's internet-banking login state: failures, lock, last OTP time step used."""
+
+    __tablename__ = "internet_banking_logins"
+    __table_args__ = (CheckConstraint("failures >= 0", name="failures_non_negative"),)
+
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"),
+                                             primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    locked_at: Mapped[datetime | None]
+    last_otp_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    """The last TOTP time step accepted (a code is single use per step)."""
+
+
+class OAuthAuthorizationCode(BankBase):
+    """An authorization code: single use, short-lived, bound to client, redirect, PKCE, DPoP."""
+
+    __tablename__ = "oauth_authorization_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """HMAC-SHA256 of the code under the bank secret."""
+    bank_id: Mapped[int] = mapped_column(BigId, ForeignKey("banks.id"))
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("operator_clients.id"))
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id"))
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
+    wallet_reference: Mapped[str] = mapped_column(String(200))
+    max_per_debit: Mapped[int] = mapped_column(BigInteger)
+    """Yen, > 0: the per-debit maximum the holder approved."""
+    max_30_days: Mapped[int] = mapped_column(BigInteger)
+    """Yen, > 0: the rolling 30-day maximum the holder approved."""
+    mandate_expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    link_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("links.id"))
+
+
+class OAuthAccessToken(BankBase):
+    """A DPoP-bound access token for one link (RFC 9449 ``cnf.jkt``)."""
+
+    __tablename__ = "oauth_access_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """HMAC-SHA256 of the token under the bank secret."""
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("operator_clients.id"))
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("links.id"), index=True)
+    code_id: Mapped[int] = mapped_column(BigId, ForeignKey("oauth_authorization_codes.id"),
+                                         index=True)
+    jkt: Mapped[str] = mapped_column(String(64))
+    """RFC 7638 thumbprint of the DPoP key the token is bound to."""
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
