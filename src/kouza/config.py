@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +58,34 @@ class Settings(BaseSettings):
 
     risk_rules: str = ""
     """Path of the risk rule set (YAML); empty means the shipped default."""
+
+    # Bank linking and money movement (kouza.banks.linking). Secure defaults; the simulator
+    # flips them to replay 2019/2020 (ADR 0010).
+    bank_api_url: str = "http://127.0.0.1:8100"
+    """Base URL of the bank system's API."""
+    bank_client_id: str = "kouza-wallet"
+    """This operator's client id at the bank (also the ``aud`` of the bank's webhooks)."""
+    bank_client_secret: str = ""
+    bank_issuer: str = "https://bank.kouza.test"
+    """``iss`` expected in the bank's signed webhooks."""
+    bank_timeout_seconds: float = Field(default=10.0, gt=0)
+    bank_jwks_ttl_seconds: int = Field(default=3600, gt=0)
+    bank_webhook_max_age_seconds: int = Field(default=300, gt=0)
+    link_min_level: Literal["email", "phone", "verified"] = "verified"
+    """Level needed to link and charge (``email`` replays 2019)."""
+    link_name_match: bool = True
+    """Send the user's eKYC-verified kana name to the bank (false: the typed name, as in 2020)."""
+    accepted_legacy_banks: list[str] = Field(default_factory=list)
+    """Bank codes whose ``legacy_pin`` form an operator accepted; others are refused."""
+    require_device_signature: bool = True
+    """Linking, charging and withdrawing need a device-key signature."""
+    link_max_accounts_per_wallet: int = Field(default=2, gt=0)
+    link_mandate_max_per_debit_yen: int = Field(default=100_000, gt=0)
+    link_mandate_max_30_days_yen: int = Field(default=300_000, gt=0)
+    bank_hold_days: int = Field(default=30, gt=0)
+    """How long a top-up or withdrawal hold waits for the bank's answer before it expires."""
+    bank_reconcile_grace_seconds: int = Field(default=900, gt=0)
+    """A movement the bank does not have is voided only when older than this."""
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under ``var_dir``."""

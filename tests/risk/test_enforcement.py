@@ -75,3 +75,29 @@ def test_step_up_is_demanded(shipped: Runtime, mailbox: MemoryMailbox) -> None:
         wallets.transfer(session, user=sender.user, source_wallet_id=sender.wallet.id,
                          destination_wallet_id=other.wallet.id, amount=25_000)
     assert balance_of(shipped, sender.wallet) == 30_000
+
+
+def test_decisions_are_stored_and_backtest_matches_live(
+    shipped: Runtime, mailbox: MemoryMailbox, clock: ManualClock
+) -> None:
+    from datetime import timedelta
+
+    from kouza.risk.engine import backtest
+    from kouza.risk.models import RiskDecisionRecord
+
+    buyer = customer(shipped, mailbox, balance=100_000)
+    shop = merchant(shipped, "Bic Camera", MerchantCategory.ELECTRONICS)
+    start = clock.now() - timedelta(hours=1)
+    for amount in (1_000, 2_000):
+        clock.advance(minutes=1)
+        with shipped.db.unit_of_work() as session, pytest.raises(HeldForReview):
+            wallets.pay(session, user=buyer.user, wallet_id=buyer.wallet.id,
+                        qr=_qr(shipped, shop.id, amount))
+    with shipped.db.unit_of_work() as session:
+        stored = session.query(RiskDecisionRecord).order_by(RiskDecisionRecord.id).all()
+        events = risk.recorded_events(session, since=start)
+    assert [d.outcome for d in stored] == ["allow", "review", "review"]  # open, pay, pay
+    assert stored[1].fired[0]["id"] == "resellable-spend-new-wallet"
+    assert [e.type.value for e in events] == ["signup", "payment", "payment"]
+    replayed = backtest(shipped_rule_set(), events)
+    assert [d.outcome.value for d in replayed] == [d.outcome for d in stored]

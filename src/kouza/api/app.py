@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 import kouza
+from kouza.banks.linking.endpoints import router as bank_linking_router
 from kouza.errors import KouzaError
 from kouza.identity.endpoints import router as identity_router
 from kouza.kit.runtime import Runtime
@@ -56,6 +57,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(wallet_router)
     app.include_router(ops_router)
     app.include_router(risk_router)
+    app.include_router(bank_linking_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -50,15 +51,41 @@ def check(ruleset: Annotated[Path, typer.Argument(help="Rule file (YAML)")]) -> 
     console.print(f"[green]ok[/]: {len(rules.rules)} rules, version {rules.version}")
 
 
+def _stored_events(since: datetime, until: datetime | None) -> list[RiskEvent]:
+    from kouza.cli.common import runtime
+    from kouza.risk.service import risk
+
+    with runtime().db.unit_of_work() as session:
+        return risk.recorded_events(session, since=since, until=until)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 @app.command("backtest")
 def backtest_command(
     ruleset: Annotated[Path, typer.Argument(help="Rule file (YAML)")],
-    events: Annotated[Path, typer.Option("--events", help="JSON-lines file of events")],
+    events: Annotated[Path | None, typer.Option("--events", help="JSON-lines file of events")]
+    = None,
+    since: Annotated[datetime | None, typer.Option(help="Replay stored events from (UTC)")]
+    = None,
+    until: Annotated[datetime | None, typer.Option(help="… until (UTC)")] = None,
     show: Annotated[int, typer.Option(help="How many non-allow decisions to list")] = 20,
 ) -> None:
-    """Replay recorded events through a rule set and print what it would have decided."""
+    """Replay recorded events (a file, or the stored ones --since) through a rule set and
+    print what it would have decided; nothing is acted on."""
     rules = _rules(ruleset)
-    recorded = _events(events)
+    if (events is None) == (since is None):
+        raise fail("give either --events FILE or --since DATE")
+    if events is not None:
+        recorded = _events(events)
+    else:
+        start = _utc(since)
+        assert start is not None
+        recorded = _stored_events(start, _utc(until))
     decisions = backtest(rules, track(recorded, description="replaying", console=console))
     by_outcome = Counter(d.outcome.value for d in decisions)
     by_rule = Counter(r.id + (" (shadow)" if r.shadow else "") for d in decisions

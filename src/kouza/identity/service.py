@@ -43,6 +43,7 @@ from kouza.identity.models import (
     EmailVerification,
     OtpChallenge,
     ReverificationCampaign,
+    ReverificationRequirement,
     User,
     UserStatus,
     VerificationLevel,
@@ -309,6 +310,12 @@ class IdentityService:
     def may_charge(self, session: Session, user: User) -> bool:
         """Whether the user may charge from or link a bank now."""
         return levels.may_charge(session, user)
+
+    def pending_reverifications(
+        self, session: Session, user: User
+    ) -> list[ReverificationRequirement]:
+        """Re-verification holds the user still has to clear."""
+        return list(levels.pending_reverifications(session, user))
 
     def require_charge_allowed(self, session: Session, user: User) -> None:
         """Refuse unless ``verified`` and no re-verification is pending."""

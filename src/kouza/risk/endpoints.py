@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from kouza.kit.openapi import error_responses
-from kouza.kit.web import RuntimeDep
+from kouza.kit.web import RuntimeDep, SessionDep
 from kouza.ops.dependencies import CurrentAdmin, CurrentOperator
 from kouza.ops.errors import InvalidOperatorToken, RoleRequired
 from kouza.ops.service import ops
@@ -61,10 +61,10 @@ class RulesRead(BaseModel):
 
 @router.post("/assess", response_model=DecisionRead,
              responses=error_responses(InvalidOperatorToken))
-def assess(body: EventCreate, operator: CurrentOperator, runtime: RuntimeDep) -> DecisionRead:
-    """Judge one event in real time (and remember it for later features)."""
+def assess(body: EventCreate, operator: CurrentOperator, session: SessionDep) -> DecisionRead:
+    """Judge one event in real time; the event and the decision are stored."""
     event = RiskEvent(**body.model_dump())
-    decision = risk.engine(runtime).assess(event)
+    decision = risk.assess(session, event)
     return DecisionRead(
         outcome=decision.outcome.value, score=decision.score,
         rule_set_version=decision.rule_set_version,

@@ -1,0 +1,1 @@
+"""The wallet's side of bank linking: HTTP client, link records, top-ups and withdrawals."""

@@ -1,0 +1,91 @@
+"""Errors of bank linking and bank money movement (see the tree in ``kouza.errors``).
+
+Refusals decided by the wallet are its own errors; a definite refusal by the bank is relayed as
+:class:`BankRefused` (or the specific subclass for the legacy form), carrying the bank's error
+code. :class:`BankUnavailable` means no answer (timeout, connection error, 5xx):
+for a top-up or withdrawal that is :class:`BankOutcomeUnknown`, which a retry with the same
+Idempotency-Key or ``kouza banks reconcile`` resolves.
+"""
+
+from __future__ import annotations
+
+from kouza.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unprocessable,
+)
+
+
+class InvalidBankDetails(BadRequest):
+    code = "invalid_bank_details"
+
+
+class UnknownBankLink(NotFound):
+    code = "unknown_bank_link"
+
+
+class UnknownBank(NotFound):
+    code = "unknown_bank"
+
+
+class BankLinkNotActive(Unprocessable):
+    code = "bank_link_not_active"
+
+
+class MandateExceeded(Unprocessable):
+    code = "mandate_exceeded"
+
+
+class LegacyBankNotAccepted(Forbidden):
+    code = "legacy_bank_not_accepted"
+
+
+class LegacyFormNotOffered(Forbidden):
+    code = "legacy_form_not_offered"
+
+
+class DeviceSignatureRequired(Forbidden):
+    code = "device_signature_required"
+
+
+class VerifiedNameRequired(Forbidden):
+    code = "verified_name_required"
+
+
+class TooManyBankLinks(Unprocessable):
+    code = "too_many_bank_links"
+
+
+class AccountAlreadyLinked(Conflict):
+    code = "account_already_linked"
+
+
+class RiskRefused(Forbidden):
+    code = "risk_refused"
+
+
+class UnderReview(Unprocessable):
+    code = "under_review"
+
+
+class BankRefused(Unprocessable):
+    code = "bank_refused"
+
+
+class BankLinkRefused(BankRefused):
+    code = "bank_link_refused"
+
+
+class MovementRefused(Unprocessable):
+    code = "bank_movement_refused"
+
+
+class BankUnavailable(ServiceUnavailable):
+    code = "bank_unavailable"
+
+
+class BankOutcomeUnknown(ServiceUnavailable):
+    code = "bank_outcome_unknown"

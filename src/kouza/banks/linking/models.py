@@ -1,0 +1,162 @@
+"""Bank links and bank movements: the wallet's records of what it asked the bank to do.
+
+A :class:`BankLink` is the wallet's copy of a debit mandate at a bank. The account number is
+never stored: only a keyed fingerprint (:func:`kouza.risk.events.account_fingerprint` under the
+server secret), which is what the risk engine counts, plus the last three digits for display.
+One bank account links to one wallet: the fingerprint is unique among links that are not
+revoked (a partial unique index, on both dialects).
+
+A :class:`BankMovement` is one top-up (bank debit) or withdrawal (bank credit). It is written and
+committed *before* the bank is called, together with the ledger hold that reserves the money, so
+a crash or a lost response between the two systems always leaves evidence that reconciliation
+can resolve against the bank's transfer report: ``pending`` (the call may or may not have
+happened), ``unknown`` (the call was made and its answer was lost), ``posted`` (the bank moved
+the money; the hold became a journal entry) or ``voided`` (the bank refused or never received
+it; the hold was released).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kouza.kit.db import Base, BigId
+
+
+class BankLinkStatus(StrEnum):
+    """Whether the wallet may use a linked account."""
+
+    ACTIVE = "active"
+    """Top-ups and withdrawals allowed within the mandate."""
+    SUSPENDED = "suspended"
+    """The bank suspended debits (holder or branch); withdrawals still allowed."""
+    REVOKED = "revoked"
+    """Ended for good (by the holder at the bank, the bank or the operator)."""
+
+
+class MovementDirection(StrEnum):
+    """Which way money goes between the bank account and the wallet."""
+
+    DEBIT = "debit"
+    """Bank account → wallet (top-up, 即時振替)."""
+    CREDIT = "credit"
+    """Wallet → bank account (withdrawal)."""
+
+
+class MovementStatus(StrEnum):
+    """Where a bank movement stands."""
+
+    PENDING = "pending"
+    """Recorded and held; the bank call has not (knowingly) finished."""
+    UNKNOWN = "unknown"
+    """The bank was called but its answer was lost (timeout, connection error)."""
+    POSTED = "posted"
+    """The bank moved the money; the ledger hold was posted."""
+    VOIDED = "voided"
+    """The bank refused it or never received it; the ledger hold was released."""
+
+
+UNRESOLVED = (MovementStatus.PENDING.value, MovementStatus.UNKNOWN.value)
+
+
+class BankLink(Base):
+    """A wallet's link to one bank account (the wallet's copy of the bank's mandate)."""
+
+    __tablename__ = "bank_links"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'suspended', 'revoked')", name="status_valid"),
+        CheckConstraint(
+            "max_per_debit > 0 AND max_30_days >= max_per_debit", name="mandate_positive"
+        ),
+        Index("ix_bank_links_wallet", "wallet_id", "status"),
+        Index(
+            "uq_bank_links_account_live",
+            "account_fingerprint",
+            unique=True,
+            sqlite_where=text("status <> 'revoked'"),
+            postgresql_where=text("status <> 'revoked'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"))
+    bank_code: Mapped[str] = mapped_column(String(4))
+    branch: Mapped[str] = mapped_column(String(3))
+    account_type: Mapped[str] = mapped_column(String(16))
+    account_fingerprint: Mapped[str] = mapped_column(String(64))
+    """Keyed HMAC of bank + branch + number (never the number itself)."""
+    account_last3: Mapped[str] = mapped_column(String(3))
+    """The last three digits, for display only."""
+    bank_link_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    """The link's id at the bank (webhooks and transfers name it)."""
+    max_per_debit: Mapped[int] = mapped_column(BigInteger)
+    """Yen, > 0: the mandate's largest single debit."""
+    max_30_days: Mapped[int] = mapped_column(BigInteger)
+    """Yen, > 0: the mandate's rolling 30-day maximum."""
+    mandate_expires_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default=BankLinkStatus.ACTIVE.value)
+    status_reason: Mapped[str] = mapped_column(String(200), default="")
+    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id"))
+    """The device that signed the link (None only under a policy without device keys)."""
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime]
+    status_changed_at: Mapped[datetime | None]
+
+
+class BankMovement(Base):
+    """One top-up or withdrawal between a linked account and the wallet."""
+
+    __tablename__ = "bank_movements"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("direction IN ('debit', 'credit')", name="direction_valid"),
+        CheckConstraint(
+            "status IN ('pending', 'unknown', 'posted', 'voided')", name="status_valid"
+        ),
+        UniqueConstraint("wallet_id", "idempotency_key"),
+        Index("ix_bank_movements_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"))
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bank_links.id"), index=True)
+    bank_code: Mapped[str] = mapped_column(String(4))
+    direction: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    """Yen moved (> 0), in the direction given by ``direction``."""
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    """The customer's key (unique per wallet)."""
+    request_hash: Mapped[str] = mapped_column(String(64))
+    bank_key: Mapped[str] = mapped_column(String(64), unique=True)
+    """The idempotency key sent to the bank (derived from this row's id; stable on retries)."""
+    hold_id: Mapped[int] = mapped_column(BigId, ForeignKey("holds.id"))
+    status: Mapped[str] = mapped_column(String(16), default=MovementStatus.PENDING.value)
+    bank_transfer_id: Mapped[uuid.UUID | None]
+    failure: Mapped[str] = mapped_column(String(300), default="")
+    """Why the bank refused (its error code and message), when voided."""
+    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id"))
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+
+class BankWebhookEvent(Base):
+    """A bank event already processed (durable replay protection across processes)."""
+
+    __tablename__ = "bank_webhook_events"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    bank_link_id: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime]

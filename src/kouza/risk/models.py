@@ -1,0 +1,62 @@
+"""Recorded risk events and the decisions taken on them.
+
+Every assessed event is stored with its decision: the outcome, the score, the rule set version,
+and each fired rule with the feature values its condition read — enough to explain a decision to
+an analyst or a regulator, and to backtest a new rule set over what really happened
+(``kouza risk backtest RULESET --since …``). Bank accounts appear only as keyed fingerprints.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kouza.kit.db import Base, BigId
+
+
+class RiskEventRecord(Base):
+    """One security-relevant action as the risk engine saw it."""
+
+    __tablename__ = "risk_events"
+    __table_args__ = (
+        Index("ix_risk_events_at", "at"),
+        Index("ix_risk_events_wallet_at", "wallet", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    wallet: Mapped[str] = mapped_column(String(64), default="")
+    user: Mapped[str] = mapped_column(String(64), default="")
+    device: Mapped[str] = mapped_column(String(128), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    email_domain: Mapped[str] = mapped_column(String(255), default="")
+    bank: Mapped[str] = mapped_column(String(4), default="")
+    account: Mapped[str] = mapped_column(String(64), default="")
+    """Keyed fingerprint of the bank account, never the number."""
+    holder_name: Mapped[str] = mapped_column(String(100), default="")
+    merchant: Mapped[str] = mapped_column(String(64), default="")
+    category: Mapped[str] = mapped_column(String(32), default="")
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Yen involved (0 when none)."""
+    outcome: Mapped[str] = mapped_column(String(64), default="ok")
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class RiskDecisionRecord(Base):
+    """The decision on one event."""
+
+    __tablename__ = "risk_decisions"
+    __table_args__ = (Index("ix_risk_decisions_outcome", "outcome", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("risk_events.id"), unique=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    score: Mapped[int]
+    rule_set_version: Mapped[str] = mapped_column(String(64))
+    fired: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    """Each fired rule: id, score, outcome, shadow, and the feature values it read."""
+    created_at: Mapped[datetime]

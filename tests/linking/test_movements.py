@@ -1,0 +1,227 @@
+"""Top-ups and withdrawals: idempotent under retries; nothing created or lost by faults."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from kouza.banks.linking.errors import BankOutcomeUnknown
+from kouza.banks.linking.models import MovementStatus
+from kouza.banks.linking.movements import AFTER_BANK_CALL
+from kouza.banks.linking.reconcile import ReconcileReport
+from kouza.banks.linking.service import linking
+from kouza.ledger.models import Hold, HoldStatus, JournalEntry
+from tests.conftest import START
+from tests.linking.conftest import World, is_transfer
+from tests.linking.support import (
+    Linked,
+    bank_balance,
+    bank_transfer_count,
+    charge,
+    ledger_ok,
+    linked_under_2019,
+    links,
+    movements,
+    wallet_balance,
+)
+
+
+def _entries(world: World) -> int:
+    with world.rt.db.unit_of_work() as session:
+        return int(session.scalar(select(func.count()).select_from(JournalEntry)) or 0)
+
+
+def _reconcile(world: World) -> ReconcileReport:
+    with world.rt.db.unit_of_work() as session:
+        return linking.reconcile(
+            session, since=START, until=world.clock.now() + timedelta(seconds=1)
+        )
+
+
+def _hold_status(world: World, hold_id: int) -> str:
+    with world.rt.db.unit_of_work() as session:
+        return session.get_one(Hold, hold_id).status
+
+
+def _assert_conserved(world: World, linked: Linked, bank_before: int) -> None:
+    """What left the bank account is exactly what the wallet holds, and the ledger is sound."""
+    moved = bank_before - bank_balance(world, world.victim)
+    balance = wallet_balance(world, linked.person)
+    assert balance.balance == moved
+    assert balance.pending_in == 0
+    assert ledger_ok(world)
+
+
+def _top_up(world: World, linked: Linked, amount: int, key: str) -> None:
+    linking.top_up(
+        world.rt,
+        user=linked.person.user,
+        wallet_id=linked.person.wallet.id,
+        link_id=uuid.UUID(linked.link_id),
+        amount=amount,
+        idempotency_key=key,
+        ip="203.0.113.9",
+    )
+
+
+class TestIdempotentTopUps:
+    def test_retries_with_the_same_key_debit_once(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        before = bank_balance(world, world.victim)
+        first = charge(world, linked, 50_000, "retry-me")
+        entries = _entries(world)
+        again = charge(world, linked, 50_000, "retry-me")
+        assert first.status_code == again.status_code == 201
+        assert first.json() == again.json()
+        assert bank_transfer_count(world) == 1 and _entries(world) == entries
+        assert before - bank_balance(world, world.victim) == 50_000
+        _assert_conserved(world, linked, before)
+
+    def test_same_key_with_another_amount_is_a_conflict(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        assert charge(world, linked, 50_000, "k").status_code == 201
+        answer = charge(world, linked, 60_000, "k")
+        assert answer.status_code == 409
+        assert answer.json()["error"] == "idempotency_conflict"
+        assert bank_transfer_count(world) == 1
+
+    def test_a_retry_after_a_lost_answer_settles_without_a_second_debit(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        before = bank_balance(world, world.victim)
+        world.transport.lose_response = is_transfer
+        lost = charge(world, linked, 30_000, "lost")
+        assert lost.status_code == 503 and lost.json()["error"] == "bank_outcome_unknown"
+        world.transport.lose_response = lambda _request: False
+        retried = charge(world, linked, 30_000, "lost")
+        assert retried.status_code == 201 and retried.json()["status"] == "posted"
+        assert bank_transfer_count(world) == 1
+        _assert_conserved(world, linked, before)
+
+
+class TestReconciliation:
+    def test_bank_succeeded_but_the_answer_was_lost(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        before = bank_balance(world, world.victim)
+        world.transport.lose_response = is_transfer
+        with pytest.raises(BankOutcomeUnknown):
+            _top_up(world, linked, 40_000, "a")
+        [movement] = movements(world)
+        assert movement.status == MovementStatus.UNKNOWN.value
+        assert _hold_status(world, movement.hold_id) == HoldStatus.PENDING.value
+        held = wallet_balance(world, linked.person)
+        assert (held.balance, held.available, held.pending_in) == (0, 0, 40_000)
+        report = _reconcile(world)
+        assert report.posted == [str(movement.id)] and report.ok
+        assert movements(world)[0].status == MovementStatus.POSTED.value
+        _assert_conserved(world, linked, before)
+        assert wallet_balance(world, linked.person).available == 40_000
+
+    def test_the_wallet_crashed_after_the_bank_call(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        before = bank_balance(world, world.victim)
+
+        def crash(_movement_id: uuid.UUID) -> None:
+            raise RuntimeError("process killed (injected)")
+
+        world.rt.providers[AFTER_BANK_CALL] = crash
+        with pytest.raises(RuntimeError):
+            _top_up(world, linked, 25_000, "b")
+        del world.rt.providers[AFTER_BANK_CALL]
+        [movement] = movements(world)
+        assert movement.status == MovementStatus.PENDING.value
+        assert before - bank_balance(world, world.victim) == 25_000
+        assert wallet_balance(world, linked.person).available == 0
+        report = _reconcile(world)
+        assert report.posted == [str(movement.id)]
+        _assert_conserved(world, linked, before)
+
+    def test_the_bank_never_received_it(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        before = bank_balance(world, world.victim)
+        world.transport.drop_request = is_transfer
+        with pytest.raises(BankOutcomeUnknown):
+            _top_up(world, linked, 10_000, "c")
+        world.transport.drop_request = lambda _request: False
+        [movement] = movements(world)
+        early = _reconcile(world)
+        assert early.waiting == [str(movement.id)]
+        world.clock.advance(seconds=world.rt.settings.bank_reconcile_grace_seconds + 1)
+        late = _reconcile(world)
+        assert late.voided == [str(movement.id)]
+        assert movements(world)[0].status == MovementStatus.VOIDED.value
+        assert bank_balance(world, world.victim) == before
+        _assert_conserved(world, linked, before)
+
+    def test_a_bank_transfer_unknown_to_the_wallet_is_reported(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        [link] = [row for row in links(world) if str(row.id) == linked.link_id]
+        answer = world.bank.post(
+            f"/v1/links/{link.bank_link_id}/debits",
+            json={"amount": 1_000},
+            auth=(world.rt.settings.bank_client_id, world.rt.settings.bank_client_secret),
+            headers={"Idempotency-Key": "made-outside-kouza"},
+        )
+        assert answer.status_code == 201
+        report = _reconcile(world)
+        assert [d.kind for d in report.differences] == ["unknown_to_wallet"]
+
+
+class TestWithdrawal:
+    def test_withdrawal_returns_money_to_the_account(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        before = bank_balance(world, world.victim)
+        assert charge(world, linked, 80_000, "in").status_code == 201
+        out = world.wallet.post(
+            f"/v1/wallets/{linked.person.wallet.id}/withdrawals",
+            json={"link_id": linked.link_id, "amount": 30_000},
+            headers=linked.headers | {"Idempotency-Key": "out"},
+        )
+        assert out.status_code == 201, out.text
+        assert out.json()["direction"] == "credit" and out.json()["status"] == "posted"
+        _assert_conserved(world, linked, before)
+        assert wallet_balance(world, linked.person).balance == 50_000
+
+    def test_withdrawal_beyond_the_balance_is_refused(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        before = bank_balance(world, world.victim)
+        out = world.wallet.post(
+            f"/v1/wallets/{linked.person.wallet.id}/withdrawals",
+            json={"link_id": linked.link_id, "amount": 1},
+            headers=linked.headers | {"Idempotency-Key": "out"},
+        )
+        assert out.status_code == 422 and out.json()["error"] == "insufficient_funds"
+        assert movements(world) == [] and bank_balance(world, world.victim) == before
+
+
+class TestConcurrentTopUps:
+    def test_two_parallel_top_ups_cannot_pass_the_30_day_cap_together(self, world: World) -> None:
+        import threading
+
+        from kouza.errors import KouzaError
+
+        linked = linked_under_2019(world)
+        world.rt.settings.limit_rolling_30d_yen = 150_000
+        world.rt.providers.pop("limits", None)
+        before = bank_balance(world, world.victim)
+        outcomes: list[str] = []
+        barrier = threading.Barrier(2)
+
+        def run(key: str) -> None:
+            barrier.wait()
+            try:
+                _top_up(world, linked, 100_000, key)
+                outcomes.append("ok")
+            except KouzaError as exc:
+                outcomes.append(exc.code)
+
+        threads = [threading.Thread(target=run, args=(key,)) for key in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["limit_exceeded", "ok"]
+        assert before - bank_balance(world, world.victim) == 100_000
+        _assert_conserved(world, linked, before)
