@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from kouza.kit.security import keyed_hash
 from kouza.kit.web import RuntimeDep
 from kouza.ops.errors import InvalidOperatorToken
 from kouza.ops.models import Operator, OperatorRole
@@ -16,6 +18,12 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="OperatorToken",
                      description="Operator token from `kouza operators create`")
 
 
+OPERATOR_CACHE_SECONDS = 5.0
+"""How long a verified operator token is trusted without a database look-up. Internal callers
+(the risk endpoint at hundreds of requests a second) would otherwise pay a query per call; a
+disabled operator is refused at most this long after being disabled."""
+
+
 def get_operator(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -23,8 +31,15 @@ def get_operator(
     """The calling operator, loaded in its own short transaction (see identity.dependencies)."""
     if credentials is None:
         raise InvalidOperatorToken("send 'Authorization: Bearer <operator token>'")
+    cache: dict[str, tuple[float, Operator]] = runtime.providers.setdefault("operator_cache", {})
+    key = keyed_hash(runtime.secret, credentials.credentials, purpose="operator-cache")
+    hit = cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < OPERATOR_CACHE_SECONDS:
+        return hit[1]
     with runtime.db.unit_of_work() as session:
-        return ops.authenticate(session, credentials.credentials)
+        operator = ops.authenticate(session, credentials.credentials)
+    cache[key] = (time.monotonic(), operator)
+    return operator
 
 
 def get_admin(operator: Annotated[Operator, Depends(get_operator)]) -> Operator:
