@@ -7,39 +7,18 @@ body ``{"error", "message", "details"}`` with a 4xx status, never a trace.
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 
 import kouza
 from kouza.banks.linking.endpoints import router as bank_linking_router
 from kouza.errors import KouzaError
 from kouza.identity.endpoints import router as identity_router
 from kouza.kit.runtime import Runtime
+from kouza.kit.web import kouza_error_handler, validation_error_handler
 from kouza.ops.endpoints import router as ops_router
 from kouza.risk.endpoints import router as risk_router
 from kouza.wallet.endpoints import router as wallet_router
-
-
-async def _kouza_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, KouzaError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
-
-
-def _describe(error: Any) -> dict[str, Any]:
-    location = ".".join(str(part) for part in error.get("loc", ()))
-    return {"field": location, "problem": error.get("msg", "invalid")}
-
-
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    problems = [_describe(error) for error in exc.errors()]
-    message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "invalid request"
-    body = {"error": "validation_error", "message": message, "details": {"problems": problems}}
-    return JSONResponse(body, status_code=422)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -51,8 +30,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         "2020 Docomo Kouza fraud. Amounts are integer yen.",
     )
     app.state.runtime = runtime
-    app.add_exception_handler(KouzaError, _kouza_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(KouzaError, kouza_error_handler("Bearer"))
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(identity_router)
     app.include_router(wallet_router)
     app.include_router(ops_router)

@@ -7,11 +7,13 @@ work of its request: committed after the endpoint returns, rolled back if it rai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -20,6 +22,33 @@ from kouza.kit import idempotency
 from kouza.kit.runtime import Runtime
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _describe(error: Any) -> dict[str, Any]:
+    location = ".".join(str(part) for part in error.get("loc", ()))
+    return {"field": location, "problem": error.get("msg", "invalid")}
+
+
+async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """A request that failed validation: 422 with every problem, in kouza's error body."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [_describe(error) for error in exc.errors()]
+    message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "invalid request"
+    body = {"error": "validation_error", "message": message, "details": {"problems": problems}}
+    return JSONResponse(body, status_code=422)
+
+
+def kouza_error_handler(
+    www_authenticate: str,
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A handler rendering any KouzaError as its JSON body and status (401s get a challenge)."""
+
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, KouzaError)
+        headers = {"WWW-Authenticate": www_authenticate} if exc.status_code == 401 else None
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+    return handle
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -8,8 +8,6 @@ their headers (``DPoP-Nonce``, ``WWW-Authenticate: DPoP``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,32 +18,13 @@ from kouza.banks.bank.oauth.endpoints import oauth_router
 from kouza.banks.bank.oauth.errors import OAuthError
 from kouza.banks.bank.runtime import BankRuntime
 from kouza.errors import KouzaError
-
-
-async def _kouza_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, KouzaError)
-    headers = {"WWW-Authenticate": 'Basic realm="bank", Bearer'} if exc.status_code == 401 \
-        else None
-    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+from kouza.kit.web import kouza_error_handler, validation_error_handler
 
 
 async def _oauth_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OAuthError)
     headers = {"Cache-Control": "no-store", **exc.headers}
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
-
-
-def _describe(error: Any) -> dict[str, Any]:
-    location = ".".join(str(part) for part in error.get("loc", ()))
-    return {"field": location, "problem": error.get("msg", "invalid")}
-
-
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    problems = [_describe(error) for error in exc.errors()]
-    message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "invalid request"
-    body = {"error": "validation_error", "message": message, "details": {"problems": problems}}
-    return JSONResponse(body, status_code=422)
 
 
 def create_bank_app(runtime: BankRuntime) -> FastAPI:
@@ -58,9 +37,9 @@ def create_bank_app(runtime: BankRuntime) -> FastAPI:
         "functions, signed webhooks. Amounts are integer yen.",
     )
     app.state.bank_runtime = runtime
-    app.add_exception_handler(KouzaError, _kouza_error)
+    app.add_exception_handler(KouzaError, kouza_error_handler('Basic realm="bank", Bearer'))
     app.add_exception_handler(OAuthError, _oauth_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(wellknown)
     app.include_router(router)
     app.include_router(counter)
