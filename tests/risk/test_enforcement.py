@@ -96,8 +96,9 @@ def test_decisions_are_stored_and_backtest_matches_live(
     with shipped.db.unit_of_work() as session:
         stored = session.query(RiskDecisionRecord).order_by(RiskDecisionRecord.id).all()
         events = risk.recorded_events(session, since=start)
-    assert [d.outcome for d in stored] == ["allow", "review", "review"]  # open, pay, pay
-    assert stored[1].fired[0]["id"] == "resellable-spend-new-wallet"
-    assert [e.type.value for e in events] == ["signup", "payment", "payment"]
+    # e-mail verified, wallet opened, two payments
+    assert [d.outcome for d in stored] == ["allow", "allow", "review", "review"]
+    assert stored[2].fired[0]["id"] == "resellable-spend-new-wallet"
+    assert [e.type.value for e in events] == ["email_verified", "signup", "payment", "payment"]
     replayed = backtest(shipped_rule_set(), events)
     assert [d.outcome.value for d in replayed] == [d.outcome for d in stored]

@@ -59,6 +59,7 @@ from kouza.kit.security import (
     random_token,
     verify_password,
 )
+from kouza.risk.events import EventType
 
 _DUMMY_HASH = hash_password("kouza-timing-equaliser")
 RESEND_INTERVAL = timedelta(seconds=60)
@@ -150,6 +151,7 @@ class IdentityService:
         latest.consumed_at = now
         user.email_verified_at = now
         self.raise_level(session, user, VerificationLevel.EMAIL)
+        _record(session, EventType.EMAIL_VERIFIED, user)
         return user
 
     def login(self, session: Session, *, email: str, password: str, ip: str = "") -> str:
@@ -176,6 +178,7 @@ class IdentityService:
                 expires_at=now + timedelta(seconds=runtime.settings.token_ttl_seconds),
             )
         )
+        _record(session, EventType.LOGIN, user, ip=ip)
         return token
 
     def authenticate(self, session: Session, token: str) -> User:
@@ -344,6 +347,16 @@ class IdentityService:
         if lock:
             statement = statement.with_for_update().execution_options(populate_existing=True)
         return session.scalars(statement).first()
+
+
+def _record(session: Session, kind: EventType, user: User, *, ip: str = "") -> None:
+    """Feed the risk engine's history (features such as logins per IP); nothing is enforced
+    here — the actions that move money or link banks judge their own events."""
+    from kouza.risk.events import RiskEvent
+    from kouza.risk.service import risk
+
+    risk.assess(session, RiskEvent(type=kind, at=runtime_of(session).now(), user=str(user.id),
+                                   ip=ip, email_domain=user.email.rpartition("@")[2]))
 
 
 identity = IdentityService()
