@@ -16,6 +16,7 @@ from kouza.cli import (
     operators,
     ops_cli,
     risk_cli,
+    sim_cli,
     wallets_cli,
 )
 from kouza.cli.common import console, runtime
@@ -36,6 +37,7 @@ app.add_typer(operators.audit_app, name="audit")
 app.add_typer(risk_cli.app, name="risk")
 app.add_typer(ops_cli.switches_app, name="switches")
 app.add_typer(ops_cli.cases_app, name="cases")
+app.add_typer(ops_cli.ops_app, name="ops")
 app.add_typer(identity_cli.app, name="users")
 app.add_typer(bank_cli.app, name="bank")
 app.add_typer(banks_cli.app, name="banks")
@@ -43,6 +45,7 @@ dev.app.add_typer(identity_cli.dev_ca_app, name="ca")
 app.add_typer(dev.app, name="dev")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command("simulate")(sim_cli.simulate_command)
 
 
 @app.command()

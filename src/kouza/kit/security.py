@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -21,6 +23,21 @@ _password_hasher = PasswordHasher()
 def hash_password(password: str) -> str:
     """An argon2id hash of ``password``."""
     return _password_hasher.hash(password)
+
+
+@contextmanager
+def password_cost(*, time_cost: int, memory_cost: int) -> Iterator[None]:
+    """Hash new passwords with other argon2id parameters inside the block (the simulator's
+    thousands of seeded PINs). Verification reads the parameters from each hash, so hashes made
+    either way verify everywhere; production code never enters this block."""
+    global _password_hasher
+    previous = _password_hasher
+    _password_hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost,
+                                      parallelism=1)
+    try:
+        yield
+    finally:
+        _password_hasher = previous
 
 
 def verify_password(password_hash: str, password: str) -> bool:

@@ -1,0 +1,694 @@
+"""Run a plan against one profile's world: every action through the real services.
+
+The driver only *acts* — signs people up, has them verify what the profile asks, fills in the
+bank's linking form, asks for top-ups and pays merchants — and records what the code answered.
+It never decides whether an attack works. Losses are read back at the end from the wallet's
+ledger (posted top-ups from victims' accounts) and checked against the bank's own balances.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TextIO, TypeVar
+from zoneinfo import ZoneInfo
+
+import jaconv
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc import jws
+from joserfc.jwk import ECKey
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kouza.banks.bank.core import core as bank_core
+from kouza.banks.linking.links import Caller, LegacyLinkInput, LinkService
+from kouza.banks.linking.models import BankMovement, MovementDirection, MovementStatus
+from kouza.banks.linking.movements import MovementService, MoveRequest
+from kouza.banks.linking.policy import DeviceProof
+from kouza.errors import KouzaError
+from kouza.identity.devices import SensitiveAction, signing_payload
+from kouza.identity.ekyc.devca import TestCitizen
+from kouza.identity.ekyc.result import EkycMethod, Sex
+from kouza.identity.models import User
+from kouza.identity.service import identity
+from kouza.kit.security import password_cost
+from kouza.ops.models import AuditEvent
+from kouza.risk.service import risk
+from kouza.sim.population import Citizen, Honest, Kind, Plan, Planned
+from kouza.sim.results import STAGES, AttackerResult, ProfileResult
+from kouza.sim.scenario import Attacker
+from kouza.sim.world import World
+from kouza.wallet.models import Payment, Wallet, WalletStatus
+from kouza.wallet.service import wallets
+
+JST = ZoneInfo("Asia/Tokyo")
+CODE = re.compile(r"\b(\d{6})\b")
+PASSWORD = "sim-password-not-a-secret"
+"""The simulated people's password (hashed like any other)."""
+T = TypeVar("T")
+
+
+def _uuid_or_none(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+class SimulationInconsistent(RuntimeError):
+    """The wallet's ledger and the bank disagree: a bug in the code under test or the driver."""
+
+
+class FollowUp:
+    """Kinds of actions an attack schedules for itself."""
+
+    CHARGE = "charge"
+    SPEND = "spend"
+
+
+@dataclass
+class Device:
+    """A phone's key pair as the app holds it (ES256)."""
+
+    key: ECKey
+    device_id: uuid.UUID | None = None
+
+    def proof(self, session: Session, user: User, action: SensitiveAction) -> DeviceProof:
+        assert self.device_id is not None
+        nonce = identity.issue_device_challenge(session, user, self.device_id, action.value)
+        payload = signing_payload(nonce=nonce, action=action.value, device_id=self.device_id,
+                                  user_id=user.id)
+        signature = jws.serialize_compact({"alg": "ES256"}, json.dumps(payload).encode(),
+                                          self.key, algorithms=["ES256"])
+        return DeviceProof(nonce=nonce, signature=signature)
+
+
+@dataclass
+class Account:
+    """A wallet account someone runs in this world."""
+
+    user_id: uuid.UUID
+    wallet_id: uuid.UUID
+    email: str
+    ip: str
+    device_tag: str
+    """What the app reports as device id when no key is registered (X-Device-Id)."""
+    device: Device | None = None
+    phone: str = ""
+    link_id: uuid.UUID | None = None
+    links: int = 0
+
+
+@dataclass
+class Attempt:
+    """One attack attempt: an attacker going after one victim account."""
+
+    attacker: int
+    victim: int
+    account: Account | None = None
+    stage: int = -1
+    link_id: uuid.UUID | None = None
+    charges_left: list[int] = field(default_factory=list)
+    straddled: bool = False
+
+
+@dataclass(order=True)
+class _Dynamic:
+    at: datetime
+    seq: int
+    kind: str = field(compare=False)
+    attempt: Attempt = field(compare=False)
+
+
+class Runner:
+    """Drives one world through the plan and measures the outcome."""
+
+    def __init__(self, plan: Plan, world: World, *, card_key: rsa.RSAPrivateKey,
+                 ekyc: Any, merchants: list[tuple[uuid.UUID, str, str]]) -> None:
+        self.plan = plan
+        self.world = world
+        self.rt = world.rt
+        self.scenario = plan.scenario
+        self.profile = world.profile
+        self.card_key = card_key
+        self.ekyc = ekyc
+        self.merchants = merchants
+        self.links = LinkService()
+        self.movements = MovementService()
+        self.rng = random.Random(self.scenario.seed)
+        self.result = ProfileResult(profile=self.profile.name,
+                                    description=self.profile.description)
+        self.result.attackers = [AttackerResult(name=a.name, strategy=a.strategy)
+                                 for a in self.scenario.attackers]
+        self.honest: dict[int, Account] = {}
+        self.joined: list[int] = []
+        self.attack_accounts: dict[uuid.UUID, int] = {}
+        """Attacker wallet id → attacker index."""
+        self.source_accounts: dict[tuple[int, int], Account] = {}
+        self.victim_links: dict[uuid.UUID, int] = {}
+        """Link id → victim citizen index."""
+        self.link_attacker: dict[uuid.UUID, int] = {}
+        self.per_victim: dict[int, int] = {}
+        self.dynamic: list[_Dynamic] = []
+        self.seq = 0
+        self.counter = 0
+        self.mule_verified: dict[int, Account] = {}
+        self.opened_wallet = False
+        self.locked_honest: set[uuid.UUID] = set()
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _call(self, work: Callable[[Session], T]) -> tuple[T | None, KouzaError | None]:
+        self.result.operations += 1
+        try:
+            with self.rt.db.unit_of_work() as session:
+                return work(session), None
+        except KouzaError as refusal:
+            return None, refusal
+
+    def _user(self, session: Session, account: Account) -> User:
+        return session.get_one(User, account.user_id)
+
+    def _code(self, recipient: str) -> str:
+        match = CODE.search(self.world.mailbox.last_to(recipient).body)
+        assert match is not None, f"no code sent to {recipient}"
+        return match.group(1)
+
+    def _schedule(self, at: datetime, kind: str, attempt: Attempt) -> None:
+        self.seq += 1
+        heapq.heappush(self.dynamic, _Dynamic(at, self.seq, kind, attempt))
+
+    # --- onboarding (through the identity services) ----------------------------------------
+
+    def _sign_up(self, email: str, ip: str, device_tag: str) -> Account | KouzaError:
+        _, refused = self._call(lambda s: identity.signup(s, email=email, password=PASSWORD))
+        if refused:
+            return refused
+        code = self._code(email)
+        user, refused = self._call(lambda s: identity.verify_email(s, email=email, code=code))
+        if refused or user is None:
+            return refused or KouzaError("no user")
+        user_id = user.id
+        wallet, refused = self._call(lambda s: wallets.open_wallet(
+            s, user=s.get_one(User, user_id), device_id=device_tag, ip=ip))
+        if refused or wallet is None:
+            return refused or KouzaError("no wallet")
+        return Account(user_id, wallet.id, email, ip, device_tag)
+
+    def _verify_phone(self, account: Account, phone: str) -> KouzaError | None:
+        challenge, refused = self._call(lambda s: identity.start_phone_verification(
+            s, self._user(s, account), phone=phone, ip=account.ip))
+        if refused or challenge is None:
+            return refused
+        e164 = "+81" + phone[1:]
+        code = self._code(e164)
+        device = Device(ECKey.generate_key("P-256"))
+        registered, refused = self._call(lambda s: identity.complete_phone_verification(
+            s, self._user(s, account), challenge_id=challenge.id, code=code,
+            device_jwk=dict(device.key.as_dict(private=False)), device_name="phone"))
+        if refused or registered is None:
+            return refused
+        device.device_id = registered.id
+        account.device, account.phone = device, e164
+        return None
+
+    def _verify_identity(self, account: Account, citizen: TestCitizen,
+                         kana: str) -> KouzaError | None:
+        card = self.ekyc.ca.issue_card(citizen, now=self.world.clock.now(), key=self.card_key)
+        nonce, refused = self._call(lambda s: identity.start_ekyc(
+            s, self._user(s, account), EkycMethod.JPKI))
+        if refused or nonce is None:
+            return refused
+        _, refused = self._call(lambda s: identity.submit_jpki(
+            s, self._user(s, account), certificate=card.certificate_der,
+            signature=card.sign_nonce(nonce), nonce=nonce, kana_name=kana))
+        return refused
+
+    def _reach_link_level(self, account: Account, phone: str,
+                          citizen: TestCitizen | None, kana: str) -> KouzaError | None:
+        """Do what the profile asks before linking: a phone (and device key), then eKYC."""
+        wants_phone = (self.profile.link_min_level != "email"
+                       or self.profile.require_device_signature)
+        if wants_phone and account.device is None:
+            refused = self._verify_phone(account, phone)
+            if refused:
+                return refused
+        if self.profile.link_min_level == "verified" and citizen is not None:
+            return self._verify_identity(account, citizen, kana)
+        return None
+
+    def _caller(self, session: Session, account: Account, action: SensitiveAction) -> Caller:
+        user = self._user(session, account)
+        proof = None
+        if account.device is not None and account.device.device_id is not None:
+            proof = account.device.proof(session, user, action)
+        return Caller(user=user, wallet_id=account.wallet_id, ip=account.ip,
+                      device_id=account.device.device_id if account.device else None,
+                      proof=proof)
+
+    def _link(self, account: Account, citizen: Citizen, *, pin: str,
+              holder: str) -> tuple[uuid.UUID | None, KouzaError | None]:
+        form = LegacyLinkInput(
+            bank_code=citizen.bank_code, branch=citizen.branch, account_type="ordinary",
+            account_number=citizen.number, pin=pin, birth_date=citizen.birth_date,
+            holder_name=holder,
+        )
+        link, refused = self._call(lambda s: self.links.link_legacy(
+            s, self._caller(s, account, SensitiveAction.LINK_BANK), form))
+        return (link.id if link is not None else None), refused
+
+    def _top_up(self, account: Account, link_id: uuid.UUID, amount: int) -> KouzaError | None:
+        self.counter += 1
+        key = f"sim-{self.counter}"
+        with self.rt.db.unit_of_work() as session:
+            caller = self._caller(session, account, SensitiveAction.CHARGE)
+            session.expunge_all()
+        self.result.operations += 1
+        try:
+            self.movements.move(self.rt, MoveRequest(caller, MovementDirection.DEBIT, link_id,
+                                                     amount, key))
+        except KouzaError as refusal:
+            return refusal
+        return None
+
+    def _step_up(self, account: Account, purpose: str) -> bool:
+        """An honest user answers a step-up with the SMS code; False if they cannot."""
+        if not account.phone:
+            return False
+        challenge, refused = self._call(lambda s: identity.start_step_up(
+            s, self._user(s, account), purpose, ip=account.ip))
+        if refused or challenge is None:
+            return False
+        code = self._code(account.phone)
+        _, refused = self._call(lambda s: identity.complete_step_up(
+            s, self._user(s, account), challenge, code))
+        return refused is None
+
+    # --- honest people ---------------------------------------------------------------------
+
+    def _honest_friction(self, refusal: KouzaError, account: Account, purpose: str,
+                         retry: Callable[[], KouzaError | None]) -> None:
+        code = refusal.code
+        if code == "step_up_required":
+            self.result.honest_step_ups += 1
+            if self._step_up(account, purpose):
+                again = retry()
+                if again is not None:
+                    self._honest_friction_final(again, account)
+            return
+        self._honest_friction_final(refusal, account)
+
+    def _honest_friction_final(self, refusal: KouzaError, account: Account) -> None:
+        code = refusal.code
+        if code == "held_for_review":
+            self.result.honest_reviews += 1
+        elif code == "risk_refused":
+            self.result.honest_blocks += 1
+        if self._locked(account.wallet_id) and account.wallet_id not in self.locked_honest:
+            self.locked_honest.add(account.wallet_id)
+            self.result.false_locks += 1
+
+    def _locked(self, wallet_id: uuid.UUID) -> bool:
+        with self.rt.db.session() as session:
+            wallet = session.get_one(Wallet, wallet_id)
+            return wallet.status == WalletStatus.LOCKED.value
+
+    def _join(self, person: Honest) -> None:
+        citizen = person.citizen
+        account = self._sign_up(citizen.email, person.ip, f"h{person.index}")
+        if isinstance(account, KouzaError):
+            return
+        self.honest[person.index] = account
+        self.joined.append(person.index)
+        if not person.links_bank:
+            return
+        test_citizen = TestCitizen(name=citizen.kanji, address="東京都千代田区1-1",
+                                   birth_date=citizen.birth_date, sex=Sex.FEMALE)
+        kana = jaconv.h2z(citizen.kana, kana=True, ascii=False, digit=False)
+        refused = self._reach_link_level(account, citizen.phone, test_citizen, kana)
+        if refused is None:
+            link_id, refused = self._link(account, citizen, pin=citizen.pin, holder=citizen.kana)
+            account.link_id = link_id
+        if refused is not None:
+            self.result.honest_link_refusals += 1
+            self._honest_friction(refused, account, SensitiveAction.LINK_BANK.value,
+                                  lambda: None)
+
+    def _honest_action(self, action: Planned) -> None:
+        account = self.honest.get(action.who)
+        if account is None:
+            return
+        self.result.honest_operations += 1
+        if action.kind is Kind.TOPUP:
+            link_id = account.link_id
+            if link_id is None:
+                # no linked account: cash at a convenience-store terminal (operator float)
+                self._call(lambda s: wallets.credit_from_float(
+                    s, wallet_id=account.wallet_id, amount=action.amount,
+                    reason="cash top-up at a store terminal"))
+                return
+            refused = self._top_up(account, link_id, action.amount)
+            if refused is not None:
+                self._honest_friction(refused, account, SensitiveAction.CHARGE.value,
+                                      lambda: self._top_up(account, link_id, action.amount))
+        elif action.kind is Kind.PAY:
+            qr = self.merchants[action.target][2]
+
+            def pay() -> KouzaError | None:
+                return self._pay(account, qr, action.amount)
+
+            refused = pay()
+            if refused is not None and refused.code != "insufficient_funds":
+                self._honest_friction(refused, account, "payment", pay)
+        elif action.kind is Kind.TRANSFER:
+            others = [i for i in self.joined if i != action.who]
+            if not others:
+                return
+            to = self.honest[others[random.Random(action.seq).randrange(len(others))]]
+
+            def send() -> KouzaError | None:
+                return self._call(lambda s: wallets.transfer(
+                    s, user=self._user(s, account), source_wallet_id=account.wallet_id,
+                    destination_wallet_id=to.wallet_id, amount=action.amount,
+                    device_id=self._device_of(account), ip=account.ip))[1]
+
+            refused = send()
+            if refused is not None and refused.code != "insufficient_funds":
+                self._honest_friction(refused, account, "transfer", send)
+
+    def _pay(self, account: Account, qr: str, amount: int) -> KouzaError | None:
+        return self._call(lambda s: wallets.pay(
+            s, user=self._user(s, account), wallet_id=account.wallet_id, qr=qr, amount=amount,
+            device_id=self._device_of(account), ip=account.ip))[1]
+
+    @staticmethod
+    def _device_of(account: Account) -> str:
+        if account.device is not None and account.device.device_id is not None:
+            return str(account.device.device_id)
+        return account.device_tag
+
+    # --- attackers -------------------------------------------------------------------------
+
+    def _attacker_account(self, a: int, attempt_no: int) -> Account | KouzaError:
+        """A fresh wallet for the attacker (free e-mail, one of its sources)."""
+        attacker = self.scenario.attackers[a]
+        sources = getattr(attacker, "sources", 1)
+        source = attempt_no % sources
+        self.counter += 1
+        email = f"x{a}{self.counter:06d}@freemail.example.com"
+        ip = f"203.0.{(a * 37 + source // 250) % 256}.{source % 250 + 1}"
+        account = self._sign_up(email, ip, f"a{a}-s{source}")
+        if isinstance(account, KouzaError):
+            return account
+        self.attack_accounts[account.wallet_id] = a
+        self.opened_wallet = True
+        return account
+
+    def _stage(self, attempt: Attempt, stage: str) -> None:
+        index = STAGES.index(stage)
+        if index > attempt.stage:
+            attempt.stage = index
+            self.result.attackers[attempt.attacker].stages[stage] += 1
+
+    def _refused(self, attempt: Attempt, refusal: KouzaError) -> None:
+        refusals = self.result.attackers[attempt.attacker].refusals
+        refusals[refusal.code] = refusals.get(refusal.code, 0) + 1
+
+    def _attack(self, action: Planned) -> None:
+        a = action.who
+        attacker = self.scenario.attackers[a]
+        victim = self.plan.citizens[action.target]
+        result = self.result.attackers[a]
+        attempt = Attempt(a, victim.index)
+        result.attempts += 1
+        self.result.attack_attempts += 1
+        lure = random.Random(f"{self.scenario.seed}-{a}-{victim.index}").random()
+        if attacker.strategy == "phishing" and lure >= attacker.hand_over_share:
+            # only a share of the targets hand their details over; the rest is a failed lure
+            refusals = result.refusals
+            refusals["did_not_take_the_bait"] = refusals.get("did_not_take_the_bait", 0) + 1
+            return
+        self.opened_wallet = False
+        account = self._account_for(a, attacker, attempt, result.attempts)
+        if self.opened_wallet:
+            self._stage(attempt, "wallet_opened")
+        if isinstance(account, KouzaError):
+            self._refused(attempt, account)
+            return
+        attempt.account = account
+        self._stage(attempt, "wallet_opened")
+        pin = attacker.pin if attacker.strategy == "reverse_brute_force" else victim.pin
+        self._stage(attempt, "link_attempted")
+        link_id, refused = self._link(account, victim, pin=pin, holder=victim.kana)
+        if refused is not None or link_id is None:
+            self._refused(attempt, refused or KouzaError("no link"))
+            return
+        account.links += 1
+        self._stage(attempt, "linked")
+        self.victim_links[link_id] = victim.index
+        self.link_attacker[link_id] = a
+        attempt.link_id = link_id
+        attempt.charges_left = list(attacker.charge_plan)
+        self._schedule(self.world.clock.now() + timedelta(minutes=1), FollowUp.CHARGE, attempt)
+
+    def _account_for(self, a: int, attacker: Attacker, attempt: Attempt,
+                     number: int) -> Account | KouzaError:
+        """Which wallet the attacker uses: a fresh one per victim, or its own (mule, sweep)."""
+        if attacker.strategy == "mule":
+            if a not in self.mule_verified:
+                account = self._attacker_account(a, 0)
+                if isinstance(account, KouzaError):
+                    return account
+                mule = TestCitizen(name="運び 屋男", address="大阪府大阪市北区1-1",
+                                   birth_date=datetime(1990, 1, 1).date(), sex=Sex.MALE)
+                phone = f"0702{a:02d}{self.counter % 100_000:05d}"
+                refused = self._reach_link_level(account, phone, mule, "ハコビ ヤオ")
+                if refused is not None:
+                    return refused
+                self.mule_verified[a] = account
+            mule_account = self.mule_verified[a]
+            if mule_account.links >= self.rt.settings.link_max_accounts_per_wallet:
+                # the mule recruits another mule with a real identity
+                del self.mule_verified[a]
+                return self._account_for(a, attacker, attempt, number)
+            return mule_account
+        if attacker.strategy == "reverse_brute_force":
+            sources = attacker.sources
+            key = (a, number % sources)
+            current = self.source_accounts.get(key)
+            if current is None or current.links >= self.rt.settings.link_max_accounts_per_wallet:
+                made = self._attacker_account(a, number)
+                if isinstance(made, KouzaError):
+                    return made
+                refused = self._reach_link_level(made, f"0701{a:02d}{number:05d}", None, "")
+                if refused is not None:
+                    return refused
+                self.source_accounts[key] = current = made
+            return current
+        account = self._attacker_account(a, number)
+        if isinstance(account, KouzaError):
+            return account
+        refused = self._reach_link_level(account, f"0701{a:02d}{number:05d}", None, "")
+        return refused if refused is not None else account
+
+    def _charge(self, attempt: Attempt) -> None:
+        assert attempt.account is not None and attempt.link_id is not None
+        amount = attempt.charges_left.pop(0)
+        refused = self._top_up(attempt.account, attempt.link_id, amount)
+        attacker = self.scenario.attackers[attempt.attacker]
+        now = self.world.clock.now()
+        if refused is None:
+            self._stage(attempt, "charged")
+        else:
+            self._refused(attempt, refused)
+        limit_hit = refused is not None and refused.code in ("limit_exceeded", "mandate_exceeded",
+                                                            "movement_refused")
+        if attempt.charges_left and (refused is None or limit_hit):
+            self._schedule(now + timedelta(seconds=20), FollowUp.CHARGE, attempt)
+            return
+        self._schedule(now + timedelta(minutes=self.rng.randint(20, 180)), FollowUp.SPEND,
+                       attempt)
+        if attacker.straddle_month_end and not attempt.straddled and limit_hit:
+            local = now.astimezone(JST)
+            next_month = (local.replace(day=28) + timedelta(days=4)).replace(
+                day=1, hour=0, minute=5, second=0, microsecond=0)
+            end = self.scenario.start + timedelta(days=self.scenario.days)
+            last = (self.scenario.start + timedelta(days=attacker.end_day)
+                    if attacker.end_day is not None else end)
+            if next_month < min(end, last):
+                attempt.straddled = True
+                follow = Attempt(attempt.attacker, attempt.victim, attempt.account,
+                                 attempt.stage, attempt.link_id, list(attacker.charge_plan),
+                                 straddled=True)
+                self._schedule(next_month.astimezone(now.tzinfo), FollowUp.CHARGE, follow)
+
+    def _spend(self, attempt: Attempt) -> None:
+        """Buy resellable goods until the balance is gone or the code refuses."""
+        account = attempt.account
+        assert account is not None
+        attacker = self.scenario.attackers[attempt.attacker]
+        shops = [m for m in self.merchants if m[1] in attacker.resell_categories]
+        for _ in range(20):
+            with self.rt.db.session() as session:
+                wallet = session.get_one(Wallet, account.wallet_id)
+                available = wallets.balance(session, wallet).available
+            if available < 1_000 or not shops:
+                return
+            merchant_id, _, qr = shops[self.rng.randrange(len(shops))]
+            amount = min(available, self.rng.choice((30_000, 50_000, 100_000)))
+            refused = self._pay(account, qr, amount)
+            if refused is not None:
+                self._refused(attempt, refused)
+                if refused.code != "limit_exceeded":
+                    return
+                shops = [m for m in shops if m[0] != merchant_id]
+                continue
+            self._stage(attempt, "spent")
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def run(self, tick: Callable[[int], None] | None = None) -> ProfileResult:
+        started = time.perf_counter()
+        planned = self.plan.actions
+        i = 0
+        done = 0
+        end = self.scenario.start + timedelta(days=self.scenario.days)
+        with password_cost(time_cost=1, memory_cost=1024):
+            while i < len(planned) or self.dynamic:
+                take_planned = not self.dynamic or (
+                    i < len(planned) and planned[i].at <= self.dynamic[0].at)
+                if take_planned:
+                    action = planned[i]
+                    i += 1
+                    self.world.clock.set(action.at)
+                    self._dispatch(action)
+                    done += 1
+                    if tick is not None and done % 200 == 0:
+                        tick(200)
+                else:
+                    follow = heapq.heappop(self.dynamic)
+                    if follow.at >= end:
+                        continue
+                    self.world.clock.set(follow.at)
+                    if follow.kind == FollowUp.CHARGE:
+                        self._charge(follow.attempt)
+                    else:
+                        self._spend(follow.attempt)
+        if tick is not None:
+            tick(done % 200)
+        self._measure()
+        self.result.seconds = time.perf_counter() - started
+        return self.result
+
+    def _dispatch(self, action: Planned) -> None:
+        if action.kind is Kind.JOIN:
+            self._join(self.plan.honest[action.who])
+        elif action.kind is Kind.ATTACK:
+            self._attack(action)
+        else:
+            self._honest_action(action)
+
+    # --- measuring ---------------------------------------------------------------------------
+
+    def _measure(self) -> None:
+        """Read the losses back from the ledger's records and check them against the bank."""
+        result = self.result
+        start = self.scenario.start
+        result.losses_by_day = [0] * self.scenario.days
+        per_victim: dict[int, int] = {}
+        first_charge: dict[uuid.UUID, datetime] = {}
+        with self.rt.db.session() as session:
+            rows = session.execute(
+                select(BankMovement.wallet_id, BankMovement.link_id, BankMovement.bank_code,
+                       BankMovement.amount, BankMovement.created_at)
+                .where(BankMovement.direction == MovementDirection.DEBIT.value,
+                       BankMovement.status == MovementStatus.POSTED.value)
+                .order_by(BankMovement.created_at)
+            ).all()
+            for wallet_id, link_id, bank_code, amount, at in rows:
+                if wallet_id not in self.attack_accounts:
+                    continue
+                victim = self.victim_links[link_id]
+                a = self.attack_accounts[wallet_id]
+                per_victim[victim] = per_victim.get(victim, 0) + amount
+                result.loss_yen += amount
+                result.attackers[a].loss_yen += amount
+                result.losses_by_bank[bank_code] = result.losses_by_bank.get(bank_code, 0) + amount
+                day = int((at - start).total_seconds() // 86400)
+                result.losses_by_day[min(max(day, 0), self.scenario.days - 1)] += amount
+                first_charge.setdefault(wallet_id, at)
+            attack_wallets = list(self.attack_accounts)
+            spent = session.scalar(select(func.coalesce(func.sum(
+                Payment.amount - Payment.refunded_amount), 0)).where(
+                Payment.wallet_id.in_(attack_wallets))) if attack_wallets else 0
+            result.spent_yen = int(spent or 0)
+            for wallet_id in attack_wallets:
+                wallet = session.get_one(Wallet, wallet_id)
+                if wallet.status == WalletStatus.LOCKED.value:
+                    result.frozen_yen += wallets.balance(session, wallet).balance
+            locks = session.execute(
+                select(AuditEvent.subject, func.min(AuditEvent.created_at))
+                .where(AuditEvent.action == "wallet.lock").group_by(AuditEvent.subject)
+            ).all()
+            for subject, at in locks:
+                wallet_id = uuid.UUID(subject)
+                if wallet_id in first_charge:
+                    hours = (at - first_charge[wallet_id]).total_seconds() / 3600
+                    result.detection_delays_hours.append(round(max(hours, 0.0), 2))
+        victims_by_attacker: dict[int, set[int]] = {}
+        for link_id, victim in self.victim_links.items():
+            if victim in per_victim:
+                victims_by_attacker.setdefault(self.link_attacker[link_id], set()).add(victim)
+        for a, victims in victims_by_attacker.items():
+            result.attackers[a].victims = len(victims)
+        result.victims = len(per_victim)
+        result.max_loss_per_victim_yen = max(per_victim.values(), default=0)
+        for victim in per_victim:
+            code = self.plan.citizens[victim].bank_code
+            result.victims_by_bank[code] = result.victims_by_bank.get(code, 0) + 1
+        result.banks_hit = len(result.losses_by_bank)
+        result.honest_active_users = len(self.honest)
+        self.per_victim = per_victim
+
+    def export_events(self, sink: TextIO) -> int:
+        """Write every event the risk engine saw in this world as JSON lines, labelled
+        ``attack:<attacker>`` or ``honest``, with the profile in ``attributes.sim_profile``."""
+        with self.rt.db.session() as session:
+            events = risk.recorded_events(session, since=self.scenario.start)
+        names = [attacker.name for attacker in self.scenario.attackers]
+        for event in events:
+            record = event.to_json()
+            attacker = self.attack_accounts.get(_uuid_or_none(event.wallet))  # type: ignore[arg-type]
+            record["label"] = f"attack:{names[attacker]}" if attacker is not None else "honest"
+            record["attributes"] = {**record.get("attributes", {}),
+                                    "sim_profile": self.profile.name}
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return len(events)
+
+    def check_against_bank(self) -> None:
+        """The ledger's losses must be exactly what the victims' bank accounts lost."""
+        at_bank = self.bank_losses()
+        if at_bank != self.per_victim:
+            differ = sorted(set(at_bank.items()) ^ set(self.per_victim.items()))[:5]
+            raise SimulationInconsistent(
+                f"{self.profile.name}: the ledger and the bank disagree on victims' losses: "
+                f"{differ}")
+
+    def bank_losses(self) -> dict[int, int]:
+        """What each victim's bank account lost, as the bank's own balances show it."""
+        lost: dict[int, int] = {}
+        with self.world.bank_rt.db.session() as session:
+            for victim in self.victim_links.values():
+                citizen = self.plan.citizens[victim]
+                account = bank_core.account(session, bank_code=citizen.bank_code,
+                                            branch_code=citizen.branch, number=citizen.number)
+                if account.balance != citizen.balance:
+                    lost[victim] = citizen.balance - account.balance
+        return lost

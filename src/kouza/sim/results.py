@@ -1,0 +1,130 @@
+"""What a simulation run measured, per defence profile: the figures the report and summary show.
+
+Every figure is counted from what the real code did: losses are posted top-ups from victims'
+bank accounts (read back from the wallet's ledger and checked against the bank's balances),
+friction is what the real risk engine and policies answered to honest users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STAGES = ("wallet_opened", "link_attempted", "linked", "charged", "spent")
+"""How far an attack attempt got, in order."""
+
+
+@dataclass
+class AttackerResult:
+    """One attacker's run against one profile."""
+
+    name: str
+    strategy: str
+    attempts: int = 0
+    """Victim accounts (or swept accounts) the attacker went after."""
+    stages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
+    """Attempts that reached each stage."""
+    refusals: dict[str, int] = field(default_factory=dict)
+    """Why attempts stopped: error code of the refusal → count."""
+    loss_yen: int = 0
+    victims: int = 0
+
+
+@dataclass
+class ProfileResult:
+    """One defence profile's run."""
+
+    profile: str
+    description: str
+    loss_yen: int = 0
+    """Yen debited from victims' bank accounts into attackers' wallets (ledger, posted)."""
+    spent_yen: int = 0
+    """Of which attackers spent at merchants (cashed out)."""
+    frozen_yen: int = 0
+    """Left in attackers' wallets that a lock froze (recoverable for restitution)."""
+    victims: int = 0
+    banks_hit: int = 0
+    attack_attempts: int = 0
+    losses_by_bank: dict[str, int] = field(default_factory=dict)
+    """Bank code → yen."""
+    victims_by_bank: dict[str, int] = field(default_factory=dict)
+    losses_by_day: list[int] = field(default_factory=list)
+    """Yen lost on each simulated day (index 0 = the scenario's start day)."""
+    max_loss_per_victim_yen: int = 0
+    attackers: list[AttackerResult] = field(default_factory=list)
+    detection_delays_hours: list[float] = field(default_factory=list)
+    """For attacker wallets that were locked: hours from their first fraudulent top-up."""
+    honest_active_users: int = 0
+    honest_operations: int = 0
+    honest_step_ups: int = 0
+    honest_reviews: int = 0
+    honest_blocks: int = 0
+    false_locks: int = 0
+    honest_link_refusals: int = 0
+    """Honest users whose own bank account could not be linked under this profile."""
+    operations: int = 0
+    """Every simulated customer operation driven through the real services."""
+    seconds: float = 0.0
+    """Wall-clock time of this profile's run."""
+
+    @property
+    def detection_delay_median_hours(self) -> float | None:
+        delays = sorted(self.detection_delays_hours)
+        if not delays:
+            return None
+        middle = len(delays) // 2
+        return delays[middle] if len(delays) % 2 else (delays[middle - 1] + delays[middle]) / 2
+
+    def per_thousand(self, count: int) -> float:
+        """``count`` per 1,000 active honest users."""
+        return 1000 * count / self.honest_active_users if self.honest_active_users else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """The machine-readable figures of ``summary.json``."""
+        return {
+            "loss_yen": self.loss_yen,
+            "victims": self.victims,
+            "banks_hit": self.banks_hit,
+            "attack_attempts": self.attack_attempts,
+            "honest_active_users": self.honest_active_users,
+            "honest_step_ups": self.honest_step_ups,
+            "honest_reviews": self.honest_reviews,
+            "honest_blocks": self.honest_blocks,
+            "false_locks": self.false_locks,
+            "honest_link_refusals": self.honest_link_refusals,
+            "spent_yen": self.spent_yen,
+            "frozen_yen": self.frozen_yen,
+            "max_loss_per_victim_yen": self.max_loss_per_victim_yen,
+            "losses_by_bank": dict(sorted(self.losses_by_bank.items())),
+            "detection_delay_median_hours": self.detection_delay_median_hours,
+            "friction_per_1000": {
+                "step_ups": round(self.per_thousand(self.honest_step_ups), 2),
+                "reviews": round(self.per_thousand(self.honest_reviews), 2),
+                "blocks": round(self.per_thousand(self.honest_blocks), 2),
+                "false_locks": round(self.per_thousand(self.false_locks), 2),
+            },
+            "operations": self.operations,
+            "seconds": round(self.seconds, 2),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, for the report's data file."""
+        data = asdict(self)
+        data["detection_delay_median_hours"] = self.detection_delay_median_hours
+        return data
+
+
+@dataclass
+class SimulationResult:
+    """A whole run: the scenario's identity and one result per profile, in run order."""
+
+    scenario: str
+    seed: int
+    start: str
+    days: int
+    bank_names: dict[str, str]
+    profiles: list[ProfileResult] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """``summary.json``: profile name → its figures."""
+        return {result.profile: result.summary() for result in self.profiles}

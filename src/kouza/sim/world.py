@@ -1,0 +1,276 @@
+"""One simulated world per defence profile: a wallet and a bank system, wired only by HTTP.
+
+The wallet runtime and the bank runtime are the production ones (``build_runtime``,
+``build_bank_runtime``) on SQLite files in the run's folder, sharing one :class:`ManualClock`.
+The wallet reaches the bank through its one :class:`BankClient`, whose httpx transport forwards
+to the bank's FastAPI app in-process; the bank's webhooks reach the wallet's app the same way.
+A profile (:mod:`kouza.sim.profiles`) only sets configuration both systems really have.
+
+Seeding the bank (thousands of customers with hashed PINs) is done once per run into a template
+file that each profile's world copies; argon2 runs with small parameters in the simulator
+(:func:`kouza.kit.security.password_cost`): the hashes are not a security boundary here, and
+verification logic is unchanged.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography import x509
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from kouza.api.app import create_app
+from kouza.banks.bank.app import create_bank_app
+from kouza.banks.bank.core import core
+from kouza.banks.bank.migrate import upgrade as upgrade_bank
+from kouza.banks.bank.models import AuthProfile, Bank
+from kouza.banks.bank.runtime import BankRuntime, build_bank_runtime
+from kouza.banks.bank.settings import BankSettings
+from kouza.banks.linking.client import BankClient
+from kouza.config import Settings
+from kouza.identity.ekyc import CrlRevocationChecker, DevFaceMatcher
+from kouza.identity.ekyc.devca import DevCertificateAuthority
+from kouza.identity.ekyc.devchip import DevDocumentIssuer
+from kouza.identity.proofing import EkycConfiguration, IcChipConfiguration, JpkiConfiguration
+from kouza.kit.clock import ManualClock
+from kouza.kit.db import make_engine
+from kouza.kit.migrate import upgrade
+from kouza.kit.notify import Message
+from kouza.kit.runtime import Runtime, build_runtime
+from kouza.risk.rules import parse_rule_set
+from kouza.risk.service import risk, shipped_rule_set
+from kouza.sim.profiles import DefenceProfile, TopUpCap
+from kouza.wallet.limits import (
+    OUTGOING,
+    CalendarMonthLimit,
+    LimitPolicy,
+    LimitSet,
+    MaxBalanceLimit,
+    PerTransactionLimit,
+    RollingWindowLimit,
+    Type2TransferCeiling,
+)
+from kouza.wallet.models import MovementKind
+
+BANK_URL = "http://bank.sim.kouza.test"
+WALLET_URL = "http://wallet.sim.kouza.test"
+CLIENT_ID = "kouza-wallet"
+EMPTY_RULES = "version: none\nrules: []\n"
+
+
+class LastMessages:
+    """A sender that keeps only the last message per recipient (codes are read from it).
+
+    The simulator sends hundreds of thousands of notices; keeping them all would only grow
+    memory. ``sent`` counts them per channel for the report's curiosity.
+    """
+
+    def __init__(self) -> None:
+        self.last: dict[str, Message] = {}
+        self.sent = 0
+
+    def send(self, message: Message) -> None:
+        self.last[message.recipient] = message
+        self.sent += 1
+
+    def last_to(self, recipient: str) -> Message:
+        return self.last[recipient]
+
+
+class _ToApp(httpx.BaseTransport):
+    """Forwards httpx requests to an in-process ASGI app (through Starlette's TestClient)."""
+
+    def __init__(self, app: TestClient) -> None:
+        self.app = app
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = self.app.request(
+            request.method,
+            request.url.raw_path.decode(),
+            content=request.read(),
+            headers=dict(request.headers),
+        )
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+
+@dataclass
+class Ekyc:
+    """The development CA and ID-card issuer the simulated citizens' cards come from."""
+
+    ca: DevCertificateAuthority
+    issuer: DevDocumentIssuer
+    clock: ManualClock
+    _published: list[bytes] = field(default_factory=list)
+    _day: date | None = None
+
+    def _crl(self, issuer: x509.Certificate) -> bytes | None:
+        """The CRL of ``issuer`` as its CA published it on the current simulated day."""
+        now = self.clock.now()
+        if self._day != now.date():
+            self._day = now.date()
+            self._published = [ca.crl(now=now) for ca in self.ca.cas]
+            self._published.append(self.issuer.crl(now=now))
+        for raw in self._published:
+            if x509.load_der_x509_crl(raw).issuer == issuer.subject:
+                return raw
+        return None
+
+    def configuration(self) -> EkycConfiguration:
+        return EkycConfiguration(
+            jpki=JpkiConfiguration(
+                trust_anchors=self.ca.trust_anchors,
+                intermediates=self.ca.intermediates,
+                revocation=CrlRevocationChecker(loader=self._crl),
+            ),
+            ic_chip=IcChipConfiguration(
+                trust_anchors=self.issuer.trust_anchors,
+                revocation=CrlRevocationChecker(loader=self._crl),
+                face_matcher=DevFaceMatcher(),
+            ),
+        )
+
+
+@dataclass
+class World:
+    """A wallet and a bank for one profile, and the wires between them."""
+
+    profile: DefenceProfile
+    rt: Runtime
+    bank_rt: BankRuntime
+    clock: ManualClock
+    mailbox: LastMessages
+    wallet_app: TestClient
+    bank_app: TestClient
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.wallet_app.close()
+        self.bank_app.close()
+        self.rt.db.dispose()
+        self.bank_rt.db.dispose()
+
+
+def limits_for(profile: DefenceProfile, settings: Settings) -> LimitSet:
+    """The wallet's limit policies under ``profile``."""
+    if profile.topup_cap is TopUpCap.CALENDAR_MONTH:
+        # 2020: a calendar-month charge cap and the legal ceiling; nothing per category
+        policies: list[LimitPolicy] = [
+            Type2TransferCeiling(cap=settings.limit_type2_ceiling_yen),
+            CalendarMonthLimit(cap=profile.topup_cap_yen),
+            MaxBalanceLimit(cap=settings.max_wallet_balance_yen),
+        ]
+        return LimitSet(policies)
+    kouza = LimitSet.from_settings(settings)
+    policies = [
+        RollingWindowLimit(cap=profile.topup_cap_yen, window=timedelta(days=30),
+                           kinds=(MovementKind.TOPUP,), name="30-day top-up limit")
+        if getattr(policy, "name", "") == "30-day top-up limit" else policy
+        for policy in kouza.policies
+    ]
+    policies.insert(0, PerTransactionLimit(cap=settings.limit_per_transaction_yen,
+                                           kinds=(*OUTGOING, MovementKind.TOPUP)))
+    return LimitSet(policies)
+
+
+def build_world(
+    profile: DefenceProfile,
+    *,
+    folder: Path,
+    clock: ManualClock,
+    bank_template: Path,
+    wallet_template: Path,
+    client_secret: str,
+    legacy_banks: list[str],
+    ekyc: Ekyc,
+) -> World:
+    """Copy the seeded templates into ``folder`` and configure both systems for ``profile``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wallet_db, bank_db = folder / "wallet.db", folder / "bank.db"
+    shutil.copyfile(wallet_template, wallet_db)
+    shutil.copyfile(bank_template, bank_db)
+    mailbox = LastMessages()
+    settings = Settings(
+        _env_file=None,
+        var_dir=folder / "wallet-var",
+        secret_key=f"sim-wallet-secret-{profile.name}",
+        link_min_level=profile.link_min_level,
+        link_name_match=profile.link_name_match,
+        accepted_legacy_banks=legacy_banks if profile.accept_legacy_banks else [],
+        require_device_signature=profile.require_device_signature,
+        link_mandate_max_per_debit_yen=profile.topup_cap_yen,
+        link_mandate_max_30_days_yen=(
+            profile.topup_cap_yen if profile.topup_cap is TopUpCap.ROLLING_30_DAYS
+            else 1_000_000
+        ),
+        bank_api_url=BANK_URL,
+        bank_client_id=CLIENT_ID,
+        bank_client_secret=client_secret,
+    )
+    rt = build_runtime(settings, clock=clock, senders={"email": mailbox, "sms": mailbox},
+                       database_url=f"sqlite:///{wallet_db}")
+    rt.providers["limits"] = limits_for(profile, settings)
+    rt.providers["ekyc"] = ekyc.configuration()
+    risk.engine(rt).replace_rules(
+        shipped_rule_set() if profile.risk_rules == "shipped"
+        else parse_rule_set(EMPTY_RULES, source=f"profile {profile.name}"))
+    wallet_app = TestClient(create_app(rt), base_url=WALLET_URL)
+
+    bank_settings = BankSettings(
+        _env_file=None,
+        var_dir=folder / "bank-var", secret_key="sim-bank-secret", staff_token="sim-staff",
+    )
+    rt.settings.bank_issuer = bank_settings.issuer
+    bank_rt = build_bank_runtime(
+        bank_settings, clock=clock,
+        senders={"email": mailbox, "sms": mailbox, "post": mailbox},
+        webhook_transport=_ToApp(wallet_app), database_url=f"sqlite:///{bank_db}",
+    )
+    with bank_rt.db.unit_of_work() as session:
+        if profile.banks_require_oauth:
+            session.execute(update(Bank).values(auth_profile=AuthProfile.OAUTH.value))
+        if profile.bank_monitoring:
+            session.execute(update(Bank).values(monitor_failed_links=True))
+        if profile.topup_cap is TopUpCap.CALENDAR_MONTH:
+            session.execute(update(Bank).values(mandate_max_30_days=1_000_000))
+    bank_app = TestClient(create_bank_app(bank_rt), base_url=BANK_URL)
+    rt.providers["bank_client"] = BankClient(
+        httpx.Client(base_url=BANK_URL, transport=_ToApp(bank_app)),
+        client_id=CLIENT_ID, client_secret=client_secret,
+    )
+    return World(profile, rt, bank_rt, clock, mailbox, wallet_app, bank_app)
+
+
+def migrate_wallet_template(path: Path) -> None:
+    """A migrated, empty wallet database at ``path``."""
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+
+
+def migrate_bank_template(path: Path) -> None:
+    """A migrated, empty bank database at ``path``."""
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_bank(engine)
+    engine.dispose()
+
+
+def register_wallet_client(bank_rt: BankRuntime) -> str:
+    """Register the wallet operator at the bank; returns its client secret."""
+    with bank_rt.db.unit_of_work() as session:
+        _, secret = core.register_client(
+            session, client_id=CLIENT_ID, name="kouza (simulated)",
+            webhook_url=f"{WALLET_URL}/v1/banks/webhooks",
+        )
+    return secret
+
+
+def new_id(rng_bits: int) -> uuid.UUID:
+    """A UUID from the run's random stream (so identifiers are reproducible too)."""
+    return uuid.UUID(int=rng_bits & ((1 << 128) - 1), version=4)
