@@ -104,7 +104,6 @@ class ProfileResult:
                 "false_locks": round(self.per_thousand(self.false_locks), 2),
             },
             "operations": self.operations,
-            "seconds": round(self.seconds, 2),
         }
 
     def to_dict(self) -> dict[str, Any]:

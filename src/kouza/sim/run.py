@@ -101,8 +101,12 @@ def simulate(
     workdir: Path | None = None,
     progress: Progress | None = None,
     export_events: Path | None = None,
+    inspect: Callable[[Runner], None] | None = None,
 ) -> SimulationResult:
-    """Run ``scenario`` once per defence profile; the same seed gives the same figures."""
+    """Run ``scenario`` once per defence profile; the same seed gives the same figures.
+
+    ``inspect`` is called with each profile's runner while its databases are still open.
+    """
     names = profiles or list(scenario.defences)
     unknown = [name for name in names if name not in PROFILES]
     if unknown:
@@ -138,6 +142,8 @@ def simulate(
 
                 result.profiles.append(runner.run(tick))
                 runner.check_against_bank()
+                if inspect is not None:
+                    inspect(runner)
                 if export_events is not None:
                     with export_events.open("a", encoding="utf-8") as sink:
                         runner.export_events(sink)

@@ -171,6 +171,12 @@ class Scenario(_Strict):
         missing = sorted(set(self.population.categories) - set(self.merchants))
         if missing:
             raise ValueError(f"payments go to categories without merchants: {missing}")
+        from kouza.wallet.models import MerchantCategory
+
+        known = {category.value for category in MerchantCategory}
+        strange = sorted((set(self.merchants) | set(self.population.categories)) - known)
+        if strange:
+            raise ValueError(f"unknown merchant categories {strange}; known: {sorted(known)}")
         from kouza.sim.profiles import PROFILES
 
         unknown_profiles = sorted(set(self.defences) - set(PROFILES))

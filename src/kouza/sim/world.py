@@ -151,8 +151,8 @@ class World:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
-        self.wallet_app.close()
-        self.bank_app.close()
+        self.bank_app.__exit__(None, None, None)
+        self.wallet_app.__exit__(None, None, None)
         self.rt.db.dispose()
         self.bank_rt.db.dispose()
 
@@ -220,7 +220,8 @@ def build_world(
     risk.engine(rt).replace_rules(
         shipped_rule_set() if profile.risk_rules == "shipped"
         else parse_rule_set(EMPTY_RULES, source=f"profile {profile.name}"))
-    wallet_app = TestClient(create_app(rt), base_url=WALLET_URL)
+    # entered once: one event-loop thread per app for the whole run, not one per request
+    wallet_app = TestClient(create_app(rt), base_url=WALLET_URL).__enter__()
 
     bank_settings = BankSettings(
         _env_file=None,
@@ -239,7 +240,7 @@ def build_world(
             session.execute(update(Bank).values(monitor_failed_links=True))
         if profile.topup_cap is TopUpCap.CALENDAR_MONTH:
             session.execute(update(Bank).values(mandate_max_30_days=1_000_000))
-    bank_app = TestClient(create_bank_app(bank_rt), base_url=BANK_URL)
+    bank_app = TestClient(create_bank_app(bank_rt), base_url=BANK_URL).__enter__()
     rt.providers["bank_client"] = BankClient(
         httpx.Client(base_url=BANK_URL, transport=_ToApp(bank_app)),
         client_id=CLIENT_ID, client_secret=client_secret,

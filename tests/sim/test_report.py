@@ -1,0 +1,316 @@
+"""The report writer: every file written, figures exact, HTML self-contained, no glyph warnings.
+
+Results are built by hand (no database): a robbed legacy profile at banks with Japanese names, a
+partly defended one, and a profile that lost nothing and had no honest users.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+import warnings
+from datetime import date
+from pathlib import Path
+
+import matplotlib
+import pytest
+from rich.console import Console
+
+from kouza.sim.report import (
+    CHARTS,
+    _losses_by_bank,
+    _losses_over_time,
+    _month_ticks,
+    _typeface,
+    banks_with_losses,
+    comparison_markdown,
+    comparison_table,
+    friction_count,
+    funnel,
+    render_html,
+    results_data,
+    write_report,
+)
+from kouza.sim.results import STAGES, AttackerResult, ProfileResult, SimulationResult
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FILES = ["summary.json", "results.json", *(f"{name}.png" for name in CHARTS), "comparison.md",
+         "report.html"]
+REQUIRED = ("loss_yen", "victims", "banks_hit", "attack_attempts", "honest_active_users",
+            "honest_step_ups", "honest_blocks", "false_locks")
+BANK_NAMES = {"0125": "七十七銀行", "0168": "中国銀行", "9900": "ゆうちょ銀行",
+              "0005": "三菱UFJ銀行"}
+
+
+def _legacy() -> ProfileResult:
+    daily = [0] * 366
+    daily[10], daily[40], daily[41] = 600_000, 300_000, 25_000
+    return ProfileResult(
+        profile="legacy-2019", description="E-mail-only wallets, legacy forms.",
+        loss_yen=925_000, spent_yen=900_000, frozen_yen=25_000, victims=3, banks_hit=2,
+        attack_attempts=5, losses_by_bank={"0125": 625_000, "9900": 300_000},
+        victims_by_bank={"0125": 2, "9900": 1}, losses_by_day=daily,
+        max_loss_per_victim_yen=600_000,
+        attackers=[
+            AttackerResult(
+                name="leaked-list", strategy="leaked_credentials", attempts=4,
+                stages={"wallet_opened": 4, "link_attempted": 4, "linked": 3, "charged": 3,
+                        "spent": 3},
+                refusals={"pin_mismatch": 1}, loss_yen=925_000, victims=3),
+            AttackerResult(name="one-pin-sweep", strategy="reverse_brute_force", attempts=1,
+                           stages={"wallet_opened": 1, "link_attempted": 1}),
+        ],
+        detection_delays_hours=[30.0, 6.0, 12.0], honest_active_users=1_250,
+        honest_operations=40_000, honest_step_ups=5, honest_reviews=2, honest_blocks=1,
+        false_locks=0, operations=40_123, seconds=12.345,
+    )
+
+
+def _jba() -> ProfileResult:
+    return ProfileResult(
+        profile="jba-2020", description="Banks require IB password + OTP.", loss_yen=90_000,
+        spent_yen=90_000, victims=1, banks_hit=1, attack_attempts=5,
+        losses_by_bank={"0168": 90_000, "0005": 0}, victims_by_bank={"0168": 1},
+        losses_by_day=[0, 0, 90_000], max_loss_per_victim_yen=90_000,
+        attackers=[AttackerResult(name="leaked-list", strategy="leaked_credentials", attempts=5,
+                                  stages={"wallet_opened": 5, "link_attempted": 5, "linked": 1,
+                                          "charged": 1, "spent": 1},
+                                  refusals={"oauth_required": 4}, loss_yen=90_000, victims=1)],
+        honest_active_users=1_000, honest_step_ups=0, honest_reviews=0, honest_blocks=0,
+        false_locks=1, honest_link_refusals=7,
+    )
+
+
+def _kouza() -> ProfileResult:
+    return ProfileResult(
+        profile="kouza", description="Everything kouza has <script>alert(1)</script>.",
+        attack_attempts=5,
+        attackers=[AttackerResult(name="leaked-list", strategy="leaked_credentials", attempts=5,
+                                  stages={"wallet_opened": 5},
+                                  refusals={"level_too_low": 3, "device_unknown": 2})],
+        honest_active_users=0,
+    )
+
+
+def _result(*profiles: ProfileResult) -> SimulationResult:
+    return SimulationResult(scenario="docomo-2020", seed=2020, start="2019-10-01T00:00:00+09:00",
+                            days=366, bank_names=dict(BANK_NAMES), profiles=list(profiles))
+
+
+@pytest.fixture
+def result() -> SimulationResult:
+    return _result(_legacy(), _jba(), _kouza())
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path]:
+    """The three-profile report, written once (with warnings as errors) for the whole module."""
+    out_dir = tmp_path_factory.mktemp("report") / "new" / "report"
+    return _write(_result(_legacy(), _jba(), _kouza()), out_dir), out_dir
+
+
+def _write(result: SimulationResult, out_dir: Path) -> list[Path]:
+    """write_report with every warning (missing glyphs included) raised as an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return write_report(result, out_dir)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+class TestWriteReport:
+    def test_every_file_written_non_empty(self, written: tuple[list[Path], Path]) -> None:
+        paths, out_dir = written
+        assert paths == [out_dir / name for name in FILES]
+        assert sorted(p.name for p in out_dir.iterdir()) == sorted(FILES)
+        for path in paths:
+            assert path.stat().st_size > 0, path
+
+    def test_summary_is_exactly_the_results_summary(self, result: SimulationResult,
+                                                    written: tuple[list[Path], Path]) -> None:
+        text = (written[1] / "summary.json").read_text(encoding="utf-8")
+        summary = json.loads(text)
+        assert summary == result.summary()
+        assert list(summary) == ["legacy-2019", "jba-2020", "kouza"]
+        for figures in summary.values():
+            assert set(REQUIRED) <= set(figures)
+        assert summary["legacy-2019"]["loss_yen"] == 925_000
+        assert summary["legacy-2019"]["losses_by_bank"] == {"0125": 625_000, "9900": 300_000}
+        assert summary["kouza"]["friction_per_1000"]["step_ups"] == 0.0
+        assert text.startswith("{\n  ")
+
+    def test_results_hold_everything(self, result: SimulationResult,
+                                     written: tuple[list[Path], Path]) -> None:
+        data = json.loads((written[1] / "results.json").read_text(encoding="utf-8"))
+        assert data == json.loads(json.dumps(results_data(result)))
+        assert (data["scenario"], data["seed"], data["start"], data["days"]) == (
+            "docomo-2020", 2020, "2019-10-01T00:00:00+09:00", 366)
+        assert data["bank_names"]["0125"] == "七十七銀行"
+        legacy = data["profiles"][0]
+        assert legacy["losses_by_day"][40] == 300_000
+        assert legacy["detection_delay_median_hours"] == 12.0
+        assert legacy["attackers"][0]["stages"]["linked"] == 3
+        assert legacy["attackers"][0]["refusals"] == {"pin_mismatch": 1}
+
+    def test_json_keeps_japanese_readable(self, written: tuple[list[Path], Path]) -> None:
+        raw = (written[1] / "results.json").read_bytes()
+        assert "七十七銀行".encode() in raw
+        assert b"\\u" not in raw
+
+    def test_charts_are_png(self, written: tuple[list[Path], Path]) -> None:
+        sizes = {name: _png_size((written[1] / f"{name}.png").read_bytes()) for name in CHARTS}
+        for width, height in sizes.values():
+            assert width > 300 and height > 200
+
+    def test_same_result_same_files(self, result: SimulationResult, tmp_path: Path,
+                                    written: tuple[list[Path], Path]) -> None:
+        first = written[0]
+        second = _write(result, tmp_path)
+        for one, two in zip(first, second, strict=True):
+            assert one.read_bytes() == two.read_bytes(), one.name
+
+    def test_no_losses_at_all(self, tmp_path: Path) -> None:
+        quiet = _result(_kouza(), ProfileResult(profile="empty", description="Nothing ran."))
+        paths = _write(quiet, tmp_path)
+        for path in paths:
+            assert path.stat().st_size > 0, path
+        html = (tmp_path / "report.html").read_text(encoding="utf-8")
+        assert "No losses: no bank account lost money under any profile." in html
+        assert "No attackers ran against this profile." in html
+        assert _png_size((tmp_path / "losses_by_bank.png").read_bytes())[0] > 300
+
+    def test_no_profiles_and_no_global_matplotlib_state(self, tmp_path: Path) -> None:
+        settings = dict(matplotlib.rcParams)
+        paths = _write(_result(), tmp_path)
+        assert dict(matplotlib.rcParams) == settings
+        assert [path.name for path in paths] == FILES
+        assert json.loads((tmp_path / "summary.json").read_text(encoding="utf-8")) == {}
+
+
+class TestHtml:
+    @pytest.fixture
+    def html(self, written: tuple[list[Path], Path]) -> str:
+        return (written[1] / "report.html").read_text(encoding="utf-8")
+
+    def test_title_and_figures(self, html: str) -> None:
+        assert "<title>kouza simulation: docomo-2020</title>" in html
+        assert "seed 2020 · 2019-10-01 – 2020-09-30 (366 days)" in html
+        for name in ("legacy-2019", "jba-2020", "kouza"):
+            assert f"<th colspan=\"2\">{name}</th>" in html
+        for yen in ("¥925,000", "¥625,000", "¥300,000", "¥600,000", "¥90,000", "¥25,000"):
+            assert f">{yen}</td>" in html
+        assert ("money the real ledger moved out\nof a victim's real (simulated) bank account"
+                in html)
+
+    def test_comparison_row(self, html: str) -> None:
+        cells = ["legacy-2019", "¥925,000", "3", "2", "¥600,000", "5", "¥900,000", "¥25,000",
+                 "12.0 h", "1,250", "4.00", "1.60", "0.80", "0.00", "0"]
+        numeric = ' class="num"'
+        row = "".join(f"<td{'' if i == 0 else numeric}>{c}</td>" for i, c in enumerate(cells))
+        assert f"<tr>{row}</tr>" in html
+
+    def test_banks_by_name_only_with_losses(self, html: str) -> None:
+        for code in ("0125", "9900", "0168"):
+            assert f"<tr><td>{code}</td><td>{BANK_NAMES[code]}</td>" in html
+        assert "0005" not in html
+        assert "三菱UFJ銀行" not in html
+
+    def test_attackers(self, html: str) -> None:
+        assert "<li>pin_mismatch × 1</li>" in html
+        assert html.index("<li>level_too_low × 3</li>") < html.index("<li>device_unknown × 2</li>")
+        assert "one-pin-sweep" in html and "reverse_brute_force" in html
+
+    def test_escaped(self, html: str) -> None:
+        assert "<script" not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+    def test_self_contained(self, html: str, written: tuple[list[Path], Path]) -> None:
+        assert "http://" not in html and "https://" not in html
+        assert "<link" not in html and "@import" not in html
+        sources = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]*)""", html)
+        assert len(sources) == len(CHARTS)
+        for name, source in zip(CHARTS, sources, strict=True):
+            png = (written[1] / f"{name}.png").read_bytes()
+            assert source == "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+class TestComparison:
+    def test_markdown(self, result: SimulationResult) -> None:
+        lines = comparison_markdown(result).splitlines()
+        assert lines[0].startswith("| profile | loss | victims | banks hit | max per victim |")
+        assert lines[1] == "|:---|" + "|".join(["---:"] * 14) + "|"
+        assert lines[2:] == [
+            "| legacy-2019 | ¥925,000 | 3 | 2 | ¥600,000 | 5 | ¥900,000 | ¥25,000 | 12.0 h "
+            "| 1,250 | 4.00 | 1.60 | 0.80 | 0.00 | 0 |",
+            "| jba-2020 | ¥90,000 | 1 | 1 | ¥90,000 | 5 | ¥90,000 | ¥0 | — | 1,000 | 0.00 "
+            "| 0.00 | 0.00 | 1.00 | 7 |",
+            "| kouza | ¥0 | 0 | 0 | ¥0 | 5 | ¥0 | ¥0 | — | 0 | — | — | — | — | 0 |",
+        ]
+
+    def test_markdown_escapes_pipes(self) -> None:
+        markdown = comparison_markdown(_result(ProfileResult(profile="a|b", description="")))
+        assert markdown.splitlines()[2].startswith(r"| a\|b | ¥0 |")
+
+    def test_rich_table(self, result: SimulationResult) -> None:
+        result.profiles.append(ProfileResult(profile="[bold]x", description=""))
+        table = comparison_table(result)
+        assert (len(table.columns), table.row_count) == (15, 4)
+        console = Console(record=True, width=300)
+        console.print(table)
+        text = console.export_text()
+        assert "¥925,000" in text and "12.0 h" in text
+        assert "[bold]x" in text
+
+
+class TestFigures:
+    def test_friction_and_funnel(self) -> None:
+        legacy = _legacy()
+        assert friction_count(legacy) == 8
+        assert funnel(legacy) == {"attempted": 5, "wallet_opened": 5, "link_attempted": 5,
+                                  "linked": 3, "charged": 3, "spent": 3}
+        assert list(funnel(_kouza())) == ["attempted", *STAGES]
+
+    def test_banks_with_losses_largest_first(self, result: SimulationResult) -> None:
+        assert banks_with_losses(result) == ["0125", "9900", "0168"]
+
+    def test_month_ticks(self) -> None:
+        ticks, labels = _month_ticks(date(2019, 10, 1), 366)
+        assert ticks == [0, 31, 61, 92, 123, 152, 183, 213, 244, 274, 305, 336]
+        assert labels[:5] == ["Oct\n2019", "Nov", "Dec", "Jan\n2020", "Feb"]
+        ticks, labels = _month_ticks(date(2019, 10, 15), 1_000)
+        assert ticks[0] == 17 and labels[0] == "Nov\n2019"
+        assert len(ticks) <= 13
+
+    def test_bank_labels_use_names_only_when_drawable(self, result: SimulationResult) -> None:
+        codes = banks_with_losses(result)
+        face = _typeface(BANK_NAMES[code] for code in codes)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            figure = _losses_by_bank(result, face)
+            labels = [label.get_text() for label in figure.axes[0].get_yticklabels()]
+        expected = [f"{code} {BANK_NAMES[code]}" if face.draws(BANK_NAMES[code]) else code
+                    for code in codes]
+        assert labels == expected
+
+    def test_ascii_bank_names_are_drawn(self) -> None:
+        plain = _result(_legacy())
+        plain.bank_names = {"0125": "Shichijushichi", "9900": "Japan Post Bank"}
+        figure = _losses_by_bank(plain, _typeface(plain.bank_names.values()))
+        labels = [label.get_text() for label in figure.axes[0].get_yticklabels()]
+        assert labels == ["0125 Shichijushichi", "9900 Japan Post Bank"]
+
+    def test_unparseable_start(self) -> None:
+        odd = _result(_legacy())
+        odd.start = "day zero"
+        html = render_html(odd, dict.fromkeys(CHARTS, b"png"))
+        assert "seed 2020 · day zero, 366 days" in html
+        axes = _losses_over_time(odd, _typeface(["docomo-2020"])).axes[0]
+        assert axes.get_xlabel() == "days from start"
+        assert axes.get_xlim() == (0, 366)
