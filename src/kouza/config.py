@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -86,6 +86,54 @@ class Settings(BaseSettings):
     """How long a top-up or withdrawal hold waits for the bank's answer before it expires."""
     bank_reconcile_grace_seconds: int = Field(default=900, gt=0)
     """A movement the bank does not have is voided only when older than this."""
+
+    # The wallet as OAuth client of ``oauth`` banks (kouza.banks.linking.oauth, ADR 0013)
+    bank_oauth_key_file: str = ""
+    """Private JWK (JSON) signing the wallet's ``private_key_jwt`` assertions. Production points
+    this at a provisioned file (never generated); empty means ``var/bank-oauth-key.jwk``,
+    generated once for development like ``var/secret.key``."""
+    bank_oauth_redirect_uri: str = "http://127.0.0.1:8000/bank-callback"
+    """The redirect URI registered at the banks; the app there posts code, state and iss back."""
+    bank_oauth_flow_ttl_seconds: int = Field(default=600, gt=0)
+    """How long a started OAuth link may take (the bank's holder session lives 10 minutes)."""
+
+    # Operations (kouza.ops): incident tooling
+    operator_fraud_contact: str = "kouza fraud desk 0120-000-000"
+    """How a bank's customer reaches the operator's call centre (quoted in lock notices)."""
+    compensation_hold_days: int = Field(default=30, gt=0)
+    """How long a compensation payment's ledger hold waits for the bank's answer."""
+
+    # Identity: contact changes, SMS gateway, production eKYC (kouza.identity, ADR 0012)
+    contact_change_limit_per_user_per_day: int = Field(default=5, gt=0)
+    """Phone and e-mail change requests per user per day (each sends a code)."""
+    email_change_limit_per_address_per_day: int = Field(default=5, gt=0)
+    """E-mail change codes sent to one new address per day."""
+    sms_sender: Literal["file", "http"] = "file"
+    """``file``: SMS go to ``var/mailbox/sms.jsonl`` (development); ``http``: the gateway below."""
+    sms_gateway_url: str = ""
+    """HTTPS endpoint of the SMS gateway (JSON ``{"to", "from", "text"}``, bearer API key)."""
+    sms_gateway_api_key: SecretStr = SecretStr("")
+    sms_gateway_sender_id: str = "kouza"
+    """The ``from`` shown on the handset (an alphanumeric sender id or a number)."""
+    sms_gateway_timeout_seconds: float = Field(default=5.0, gt=0)
+    sms_gateway_max_attempts: int = Field(default=3, gt=0, le=10)
+    """Tries per message on 5xx, 429 and network errors (4xx is final)."""
+    ekyc_jpki_root_certificates: list[Path] = Field(default_factory=list)
+    """PEM or DER files of the pinned JPKI roots (J-LIS); empty means JPKI is not offered."""
+    ekyc_jpki_intermediate_certificates: list[Path] = Field(default_factory=list)
+    ekyc_jpki_policy_oids: list[str] = Field(default_factory=list)
+    """Accepted certificate policies; empty means the J-LIS signing-certificate policy."""
+    ekyc_revocation: Literal["ocsp", "crl"] = "ocsp"
+    """How JPKI revocation is asked: the platform operator's OCSP responder, or a CRL URL."""
+    ekyc_revocation_url: str = ""
+    """The OCSP responder or CRL distribution URL (required when roots are configured)."""
+    ekyc_revocation_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Risk feature store (kouza.risk.features, ADR 0015)
+    risk_feature_store: str = "memory"
+    """``memory`` (this process only) or a ``redis://`` URL shared by several API processes."""
+    risk_feature_prefix: str = "kouza:risk:"
+    """Prefix of the shared store's keys, so several kouza instances can share one server."""
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under ``var_dir``."""

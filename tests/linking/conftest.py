@@ -57,6 +57,8 @@ class FaultyTransport(httpx.BaseTransport):
         self.lose_response: Callable[[httpx.Request], bool] = lambda _request: False
         self.drop_request: Callable[[httpx.Request], bool] = lambda _request: False
         self.forwarded: list[str] = []
+        self.requests: list[httpx.Request] = []
+        """Every request forwarded (headers and body), for tests that inspect the wire."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
@@ -69,6 +71,7 @@ class FaultyTransport(httpx.BaseTransport):
             headers=dict(request.headers),
         )
         self.forwarded.append(f"{request.method} {request.url.path}")
+        self.requests.append(request)
         if self.lose_response(request):
             raise httpx.ReadTimeout("response lost (injected)", request=request)
         return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)

@@ -225,7 +225,9 @@ class TestRiskDecisions:
         )
         assert second.status_code == 201, second.text
 
-    def test_review_refuses_a_top_up_and_moves_nothing(self, world: World) -> None:
+    def test_review_credits_and_holds_a_top_up(self, world: World) -> None:
+        # ADR 0013: a top-up under review is debited and held (not spendable) until an
+        # operator releases or rejects it (tests/linking/test_reviews.py)
         linked = linked_under_2019(world)
         risk.load_rules(
             world.rt,
@@ -236,8 +238,11 @@ class TestRiskDecisions:
         )
         before = bank_balance(world, world.victim)
         answer = charge(world, linked, 100_000, "big")
-        assert answer.status_code == 422 and answer.json()["error"] == "under_review"
-        assert bank_balance(world, world.victim) == before and movements(world) == []
+        assert answer.status_code == 201, answer.text
+        assert (answer.json()["status"], answer.json()["review"]) == ("posted", "held")
+        assert before - bank_balance(world, world.victim) == 100_000
+        balance = wallet_balance(world, linked.person)
+        assert (balance.balance, balance.available, balance.pending_in) == (0, 0, 100_000)
         with world.rt.db.unit_of_work() as session:
             assert session.scalars(select(Payment)).all() == []
 

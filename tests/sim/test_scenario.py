@@ -23,10 +23,10 @@ def _base() -> dict[str, Any]:
 
 def test_shipped_scenario_loads() -> None:
     scenario = load_scenario("docomo-2020")
-    assert (scenario.name, scenario.days, len(scenario.banks)) == ("docomo-2020", 366, 15)
+    assert (scenario.name, scenario.days, len(scenario.banks)) == ("docomo-2020", 366, 35)
     assert scenario.defences == ["legacy-2019", "docomo-2020-10", "jba-2020", "kouza"]
-    assert {a.strategy for a in scenario.attackers} == {"leaked_credentials",
-                                                        "reverse_brute_force"}
+    assert {a.strategy for a in scenario.attackers} == {
+        "leaked_credentials", "reverse_brute_force", "phishing", "mule", "low_and_slow"}
 
 
 def test_profiles() -> None:

@@ -84,3 +84,14 @@ def links(wallet_id: Annotated[str, typer.Argument(help="Wallet id")]) -> None:
                 link.created_at.isoformat(timespec="seconds"),
             )
     console.print(table)
+
+
+@app.command("oauth-jwks")
+@reports_errors
+def oauth_jwks() -> None:
+    """Print the wallet's public client keys (JWKS) to register at an ``oauth`` bank."""
+    import json
+
+    from kouza.banks.linking.keys import client_jwks
+
+    typer.echo(json.dumps(client_jwks(runtime()), indent=2))

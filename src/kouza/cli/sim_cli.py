@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -29,6 +30,9 @@ def simulate_command(
         "var/simulation"),
     export_events: Annotated[Path | None, typer.Option(
         "--export-events", help="Also write the labelled event stream (JSON lines)")] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", min=1, help="Profiles run at once, each in its own process (default: CPUs)")
+    ] = max(1, min(4, os.cpu_count() or 1)),
 ) -> None:
     """Replay the scenario against each defence profile and write the report (summary.json,
     charts, report.html)."""
@@ -52,7 +56,7 @@ def simulate_command(
                 progress.advance(tasks[profile], done)
 
             result = simulate(loaded, profiles=names, progress=advance,
-                              export_events=export_events)
+                              export_events=export_events, jobs=jobs)
         written = write_report(result, out)
     except KouzaError as exc:
         raise fail(exc.message) from None

@@ -4,7 +4,10 @@ A device (the customer's phone app) holds a private key that never leaves it and
 public half as a JWK: **ES256** (EC P-256) or **Ed25519** (OKP, JWS algorithm ``Ed25519`` of
 RFC 9864). The first device is registered together with the phone verification; any later
 device needs a satisfied OTP step-up for ``device.register``. kouza records each device's
-RFC 7638 thumbprint, name, first-seen and last-used times.
+RFC 7638 thumbprint, name, first-seen and last-used times, and feeds every device added or
+revoked to the risk history (``device_added`` / ``contact_change``). Revoking the last active
+device lowers the user to ``email`` (:func:`kouza.identity.levels.settle`, audited); adding a
+device again restores what the remaining facts allow.
 
 A sensitive action (link a bank, charge, withdraw, change phone, e-mail or device) carries the
 device's signature over a fresh server challenge:
@@ -35,7 +38,7 @@ from joserfc.jwk import ECKey, OKPKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kouza.identity import otp
+from kouza.identity import events, levels, otp
 from kouza.identity.errors import (
     DeviceChallengeExpired,
     DeviceChallengeInvalid,
@@ -54,6 +57,7 @@ from kouza.identity.settings import seconds
 from kouza.kit.db import add_unique
 from kouza.kit.runtime import runtime_of
 from kouza.kit.security import keyed_hash, random_token
+from kouza.risk.events import EventType
 
 DeviceKey = ECKey | OKPKey
 
@@ -127,13 +131,20 @@ def add_device(session: Session, user: User, key: ParsedKey, name: str) -> Devic
     return device
 
 
-def register_device(session: Session, user: User, *, jwk: Mapping[str, Any], name: str) -> Device:
-    """Register another device; needs a verified phone and a satisfied step-up."""
+def register_device(
+    session: Session, user: User, *, jwk: Mapping[str, Any], name: str, ip: str = ""
+) -> Device:
+    """Register another device; needs a verified phone and a satisfied step-up (recorded)."""
     key = parse_device_key(jwk)
     if otp.verified_phone(session, user) is None:
         raise PhoneRequired("verify a phone number first; the first device comes with it")
     otp.spend_step_up(session, user, SensitiveAction.REGISTER_DEVICE.value)
-    return add_device(session, user, key, name)
+    device = add_device(session, user, key, name)
+    user = levels.attached(session, user)
+    events.record(session, EventType.DEVICE_ADDED, user, device=device.id, ip=ip,
+                  attributes={"first": False})
+    levels.promote(session, user)  # back up if a revoked last device had lowered the level
+    return device
 
 
 def active_devices(session: Session, user: User) -> Sequence[Device]:
@@ -160,12 +171,19 @@ def _live_device(session: Session, user: User, device_id: uuid.UUID) -> Device:
     return device
 
 
-def revoke_device(session: Session, user: User, device_id: uuid.UUID) -> Device:
-    """Revoke a device; needs a satisfied step-up for ``device.revoke``."""
+def revoke_device(
+    session: Session, user: User, device_id: uuid.UUID, *, ip: str = ""
+) -> Device:
+    """Revoke a device (step-up for ``device.revoke``); the last one lowers the level."""
     device = _live_device(session, user, device_id)
     otp.spend_step_up(session, user, SensitiveAction.REVOKE_DEVICE.value)
     device.revoked_at = runtime_of(session).now()
     session.flush()
+    user = levels.attached(session, user)
+    events.record(session, EventType.CONTACT_CHANGE, user, device=device.id, ip=ip,
+                  attributes={"contact": "device", "change": "revoked"})
+    levels.settle(session, user, actor=f"user:{user.id}",
+                  reason=f"device {device.id} revoked: no active device key left")
     return device
 
 

@@ -1,8 +1,9 @@
 """Identity over HTTP.
 
 Customers: sign-up, e-mail verification, login and logout (``/v1/auth``, ``/v1/me``), phone
-verification (``/v1/phone``), OTP step-up (``/v1/step-up``), device keys and their signed
-challenges (``/v1/devices``), eKYC (``/v1/ekyc``). Operators: re-verification campaigns
+verification and change (``/v1/phone``), e-mail change (``/v1/email/change``), OTP step-up
+(``/v1/step-up``), device keys and their signed challenges (``/v1/devices``), eKYC
+(``/v1/ekyc``). Operators: re-verification campaigns
 (``/v1/ops/reverification``, admin role, audited). HTTP only: every rule is in the services.
 """
 
@@ -21,8 +22,12 @@ from kouza.identity.ekyc import ChipRead
 from kouza.identity.errors import (
     AlreadyVerified,
     CodeExpired,
+    DeviceChallengeExpired,
+    DeviceChallengeInvalid,
+    DeviceChallengeReplayed,
     DeviceExists,
     DeviceRevoked,
+    DeviceSignatureInvalid,
     EkycNotConfigured,
     EkycRefused,
     EmailTaken,
@@ -59,6 +64,8 @@ from kouza.identity.models import (
 from kouza.identity.schemas import (
     CampaignCreate,
     CampaignRead,
+    ContactChangeConfirm,
+    ContactChangeRead,
     DeviceChallengeCreate,
     DeviceChallengeRead,
     DeviceKeyCreate,
@@ -67,6 +74,7 @@ from kouza.identity.schemas import (
     EkycStart,
     EkycVerificationRead,
     EkycVerifiedRead,
+    EmailChangeCreate,
     EmailResend,
     EmailVerify,
     IcChipSubmit,
@@ -74,6 +82,7 @@ from kouza.identity.schemas import (
     JpkiSubmit,
     LoginCreate,
     OtpChallengeRead,
+    PhoneChangeCreate,
     PhoneVerificationConfirm,
     PhoneVerificationCreate,
     PhoneVerifiedRead,
@@ -237,9 +246,11 @@ def list_devices(user: CurrentUser, session: SessionDep) -> list[DeviceRead]:
     responses=error_responses(*_AUTH, InvalidDeviceKey, UnsupportedDeviceKey, PhoneRequired,
                               StepUpRequired, DeviceExists),
 )
-def register_device(body: DeviceKeyCreate, user: CurrentUser, session: SessionDep) -> DeviceRead:
+def register_device(body: DeviceKeyCreate, request: Request, user: CurrentUser,
+                    session: SessionDep) -> DeviceRead:
     """Register another device key; needs a step-up for ``device.register`` first."""
-    device = identity.register_device(session, user, jwk=body.jwk, name=body.name)
+    device = identity.register_device(session, user, jwk=body.jwk, name=body.name,
+                                      ip=client_ip(request))
     return DeviceRead.model_validate(device)
 
 
@@ -247,9 +258,12 @@ def register_device(body: DeviceKeyCreate, user: CurrentUser, session: SessionDe
     "/v1/devices/{device_id}", response_model=DeviceRead,
     responses=error_responses(*_AUTH, UnknownDevice, DeviceRevoked, StepUpRequired),
 )
-def revoke_device(device_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> DeviceRead:
-    """Revoke a device key; needs a step-up for ``device.revoke`` first."""
-    return DeviceRead.model_validate(identity.revoke_device(session, user, device_id))
+def revoke_device(device_id: uuid.UUID, request: Request, user: CurrentUser,
+                  session: SessionDep) -> DeviceRead:
+    """Revoke a device key; needs a step-up for ``device.revoke`` first. Revoking the last one
+    lowers the account to level ``email`` until a device is registered again."""
+    device = identity.revoke_device(session, user, device_id, ip=client_ip(request))
+    return DeviceRead.model_validate(device)
 
 
 @router.post(
@@ -265,6 +279,70 @@ def issue_device_challenge(device_id: uuid.UUID, body: DeviceChallengeCreate,
         nonce=nonce, action=body.action, device_id=device_id, user_id=user.id,
         expires_in=setting(session, "device_challenge_ttl_seconds"),
     )
+
+
+# --- contact changes -----------------------------------------------------------------------------
+
+_DEVICE_SIGNATURE_ERRORS = (UnknownDevice, DeviceRevoked, UnknownAction, DeviceChallengeInvalid,
+                            DeviceChallengeExpired, DeviceChallengeReplayed,
+                            DeviceSignatureInvalid)
+_CONFIRM_ERRORS = (*_AUTH, UnknownChallenge, InvalidCode, CodeExpired, TooManyAttempts)
+
+
+@router.post(
+    "/v1/phone/change", status_code=status.HTTP_202_ACCEPTED, response_model=ContactChangeRead,
+    responses=error_responses(*_AUTH, *_DEVICE_SIGNATURE_ERRORS, BadRequest, InvalidPhoneNumber,
+                              PhoneRequired, PhoneInUse, RateLimited, TooManyAttempts),
+)
+def start_phone_change(body: PhoneChangeCreate, request: Request, user: CurrentUser,
+                       session: SessionDep) -> ContactChangeRead:
+    """Change the verified phone: the device signs ``phone.change``; a code goes to the new
+    number."""
+    change = identity.start_phone_change(
+        session, user, phone=body.phone, device_id=body.device.device_id,
+        nonce=body.device.nonce, signature=body.device.signature, ip=client_ip(request),
+    )
+    return ContactChangeRead.model_validate(change)
+
+
+@router.post(
+    "/v1/phone/change/{change_id}/confirm", response_model=ContactChangeRead,
+    responses=error_responses(*_CONFIRM_ERRORS, PhoneInUse),
+)
+def confirm_phone_change(change_id: uuid.UUID, body: ContactChangeConfirm, request: Request,
+                         user: CurrentUser, session: SessionDep) -> ContactChangeRead:
+    """Confirm the code sent to the new number; the old number is warned by SMS."""
+    change = identity.confirm_phone_change(session, user, change_id, body.code,
+                                           ip=client_ip(request))
+    return ContactChangeRead.model_validate(change)
+
+
+@router.post(
+    "/v1/email/change", status_code=status.HTTP_202_ACCEPTED, response_model=ContactChangeRead,
+    responses=error_responses(*_AUTH, *_DEVICE_SIGNATURE_ERRORS, BadRequest, LevelRequired,
+                              EmailTaken, RateLimited, TooManyAttempts),
+)
+def start_email_change(body: EmailChangeCreate, request: Request, user: CurrentUser,
+                       session: SessionDep) -> ContactChangeRead:
+    """Change the e-mail address: the device signs ``email.change``; a code goes to the new
+    address."""
+    change = identity.start_email_change(
+        session, user, email=body.email, device_id=body.device.device_id,
+        nonce=body.device.nonce, signature=body.device.signature, ip=client_ip(request),
+    )
+    return ContactChangeRead.model_validate(change)
+
+
+@router.post(
+    "/v1/email/change/{change_id}/confirm", response_model=ContactChangeRead,
+    responses=error_responses(*_CONFIRM_ERRORS, EmailTaken),
+)
+def confirm_email_change(change_id: uuid.UUID, body: ContactChangeConfirm, request: Request,
+                         user: CurrentUser, session: SessionDep) -> ContactChangeRead:
+    """Confirm the code sent to the new address; the old address is warned."""
+    change = identity.confirm_email_change(session, user, change_id, body.code,
+                                           ip=client_ip(request))
+    return ContactChangeRead.model_validate(change)
 
 
 # --- eKYC ----------------------------------------------------------------------------------------

@@ -1,12 +1,18 @@
 """Verification levels, the charge gate and re-verification campaigns.
 
-Levels only go up, and each needs everything below it (DESIGN.md):
+Each level needs everything below it (DESIGN.md):
 
 - ``email``: the e-mail address is verified;
 - ``phone``: plus a verified phone number and at least one registered device key;
 - ``verified``: plus a successful eKYC (JPKI or IC chip) with a declared kana name.
 
-:func:`promote` recomputes the highest level the facts allow and raises the user to it.
+:func:`promote` recomputes the highest level the facts allow and raises the user to it; it
+never lowers. Lowering is :func:`settle`, called when a fact is withdrawn: the last active device
+key revoked (back to ``email``), or the certificate behind the verified identity found revoked
+by a re-check (``verified_identities.revoked_at``; back to ``phone``). Every lowering is written
+to the operators' audit trail (``identity.level.lowered``) in the same unit of work. The facts
+that remain are kept, so the user climbs back by restoring the missing one (a new device with an
+OTP step-up; a new successful eKYC, which clears ``revoked_at``).
 
 Charging (bank top-up) and linking need ``verified`` **and** no pending re-verification: an
 operator's campaign puts a cohort of users on hold until each passes eKYC again after the
@@ -45,6 +51,7 @@ from kouza.identity.models import (
     VerifiedIdentity,
 )
 from kouza.kit.runtime import runtime_of
+from kouza.ops.service import ops
 
 Cohort = Iterable[uuid.UUID] | Callable[[Session], Iterable[uuid.UUID]]
 
@@ -86,7 +93,8 @@ def earned_level(session: Session, user: User) -> VerificationLevel:
         return VerificationLevel.NONE
     if session.get(UserPhone, user.id) is None or not _has_device(session, user):
         return VerificationLevel.EMAIL
-    if session.get(VerifiedIdentity, user.id) is None:
+    verified = session.get(VerifiedIdentity, user.id)
+    if verified is None or verified.revoked_at is not None:
         return VerificationLevel.PHONE
     return VerificationLevel.VERIFIED
 
@@ -94,6 +102,25 @@ def earned_level(session: Session, user: User) -> VerificationLevel:
 def promote(session: Session, user: User) -> None:
     """Raise the user to the level the recorded facts allow."""
     raise_level(session, user, earned_level(session, user))
+
+
+def settle(session: Session, user: User, *, actor: str, reason: str) -> VerificationLevel | None:
+    """Lower the user to the level the remaining facts allow (audited); the new level, if any."""
+    earned = earned_level(session, user)
+    current = VerificationLevel(user.level)
+    if LEVEL_ORDER.index(earned) >= LEVEL_ORDER.index(current):
+        return None
+    user.level = earned.value
+    ops.audit(
+        session,
+        actor=actor,
+        action="identity.level.lowered",
+        subject=f"user:{user.id}",
+        reason=reason,
+        details={"from": current.value, "to": earned.value},
+    )
+    session.flush()
+    return earned
 
 
 def pending_reverifications(session: Session, user: User) -> Sequence[ReverificationRequirement]:
@@ -110,6 +137,13 @@ def pending_reverifications(session: Session, user: User) -> Sequence[Reverifica
 
 def require_charge_allowed(session: Session, user: User) -> None:
     """Refuse a bank charge or link unless the user is ``verified`` and not on hold."""
+    verified = session.get(VerifiedIdentity, user.id)
+    if verified is not None and verified.revoked_at is not None:
+        raise ReverificationRequired(
+            "the identity document behind your verification was revoked: pass eKYC again "
+            "before charging; your balance stays spendable meanwhile",
+            revoked_at=verified.revoked_at.isoformat(),
+        )
     require_level(user, VerificationLevel.VERIFIED, action="charging from a bank")
     pending = pending_reverifications(session, user)
     if pending:

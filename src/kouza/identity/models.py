@@ -10,8 +10,9 @@ claim on a number locks), SMS codes (``otp_challenges``, phone verification and 
 sliding-window rate limits (``rate_limit_hits``), device public keys and their single-use
 challenges (``devices``, ``device_challenges``), eKYC nonces and the record of every attempt
 (``ekyc_nonces``, ``ekyc_verifications``), what eKYC proved (``verified_identities``), and
-operators' re-verification campaigns with each user's status in them. Codes and nonces are
-stored only as keyed hashes.
+operators' re-verification campaigns with each user's status in them, device-signed contact
+changes (``contact_changes``), revocation re-checks (``ekyc_rechecks``) and the rows rate-limit
+keys lock (``rate_limit_keys``). Codes and nonces are stored only as keyed hashes.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class OtpPurpose(StrEnum):
     """The user holds the phone number being verified (reaching the ``phone`` level)."""
     STEP_UP = "step_up"
     """The user holds their verified phone right now (a step-up another action demanded)."""
+    PHONE_CHANGE = "phone_change"
+    """The user holds the new number their verified phone is being changed to."""
 
 
 class PhoneNumber(Base):
@@ -149,7 +152,7 @@ class OtpChallenge(Base):
     __table_args__ = (
         Index("ix_otp_challenges_user", "user_id", "purpose", "created_at"),
         CheckConstraint(
-            "purpose IN ('phone_verification', 'step_up')", name="purpose_valid"
+            "purpose IN ('phone_verification', 'step_up', 'phone_change')", name="purpose_valid"
         ),
     )
 
@@ -170,6 +173,15 @@ class OtpChallenge(Base):
     spent_at: Mapped[datetime | None]
     """When a satisfied step-up was used up by the action that demanded it."""
     ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class RateLimitKey(Base):
+    """The row a rate-limit key's counters lock, so a full window cannot be overrun by racers."""
+
+    __tablename__ = "rate_limit_keys"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime]
 
 
 class RateLimitHit(Base):
@@ -281,6 +293,88 @@ class VerifiedIdentity(Base):
     sex: Mapped[str | None] = mapped_column(String(16))
     contains_substitute_characters: Mapped[bool] = mapped_column(default=False)
     verified_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    """When a re-check found the certificate behind this identity revoked (the user is then
+    demoted from ``verified`` until an eKYC succeeds again, which clears it)."""
+    revocation_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class EkycRecheckOutcome(StrEnum):
+    """What a later revocation re-check found about a stored verification."""
+
+    GOOD = "good"
+    """The certificate is still not revoked."""
+    REVOKED = "revoked"
+    """The certificate is revoked now: the user is demoted from ``verified``."""
+    UNKNOWN = "unknown"
+    """No trustworthy revocation answer; nothing changes, the operator is told."""
+    UNCHECKABLE = "uncheckable"
+    """The certificate no longer validates (expired, root gone): revocation cannot be asked."""
+
+
+class EkycRecheck(Base):
+    """One revocation re-check of the verification behind a user's verified identity."""
+
+    __tablename__ = "ekyc_rechecks"
+    __table_args__ = (
+        Index("ix_ekyc_rechecks_verification", "verification_id", "checked_at"),
+        CheckConstraint(
+            "outcome IN ('good', 'revoked', 'unknown', 'uncheckable')", name="outcome_valid"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    verification_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ekyc_verifications.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
+    demoted: Mapped[bool] = mapped_column(default=False)
+    checked_at: Mapped[datetime]
+
+
+# --- contact changes ------------------------------------------------------------------------
+
+
+class ContactKind(StrEnum):
+    """Which contact a change replaces."""
+
+    PHONE = "phone"
+    """The verified phone number (confirmed by an SMS code to the new number)."""
+    EMAIL = "email"
+    """The e-mail address (confirmed by a code e-mailed to the new address)."""
+
+
+class ContactChange(Base):
+    """A device-signed request to replace the phone number or e-mail address, and its outcome.
+
+    Pending until the code sent to the new contact is confirmed; a newer request of the same
+    kind supersedes it. Completed rows are the history a victim's claim is judged by.
+    """
+
+    __tablename__ = "contact_changes"
+    __table_args__ = (
+        Index("ix_contact_changes_user", "user_id", "kind", "created_at"),
+        CheckConstraint("kind IN ('phone', 'email')", name="kind_valid"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(8))
+    old_value: Mapped[str] = mapped_column(String(320))
+    """The contact being replaced (E.164 number or normalised address)."""
+    new_value: Mapped[str] = mapped_column(String(320))
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id"))
+    """The device whose signature authorised the change."""
+    otp_challenge_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("otp_challenges.id"))
+    """Phone: the SMS code sent to the new number."""
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    """E-mail: keyed hash of the code sent to the new address (bound to this row's id)."""
+    attempts: Mapped[int] = mapped_column(default=0)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    superseded_at: Mapped[datetime | None]
 
 
 # --- re-verification ----------------------------------------------------------------------------

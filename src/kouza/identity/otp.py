@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import Select, select
@@ -43,6 +44,12 @@ from kouza.kit.security import constant_time_equal, keyed_hash, random_digits
 CODE_PURPOSE = "sms-code"
 HOUR = timedelta(hours=1)
 _PURPOSE_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+
+
+_WHAT = {
+    OtpPurpose.PHONE_VERIFICATION: "to verify this phone number",
+    OtpPurpose.PHONE_CHANGE: "to make this the phone number of your account",
+}
 
 
 def _code_hash(session: Session, challenge_id: uuid.UUID, code: str) -> str:
@@ -104,10 +111,14 @@ def send_code(
     purpose: OtpPurpose,
     step_up_for: str = "",
     ip: str = "",
+    extra_limits: Sequence[ratelimits.Limit] = (),
 ) -> OtpChallenge:
-    """Throttle, rate-limit, store the challenge and queue the SMS; returns the challenge."""
+    """Rate-limit, throttle, store the challenge and queue the SMS; returns the challenge."""
+    # The limits lock the user's key row first, so the resend throttle below reads the latest
+    # committed challenge: two parallel sends for one user cannot both pass it.
+    limits = [*send_limits(session, user, e164=e164, ip=ip), *extra_limits]
+    ratelimits.check(session, limits)
     _throttle_resend(session, user, purpose, step_up_for)
-    ratelimits.check(session, send_limits(session, user, e164=e164, ip=ip))
     runtime = runtime_of(session)
     now = runtime.now()
     code = random_digits(6)
@@ -126,7 +137,7 @@ def send_code(
     challenge.code_hash = _code_hash(session, challenge.id, code)
     session.add(challenge)
     session.flush()
-    what = f"to confirm '{step_up_for}'" if step_up_for else "to verify this phone number"
+    what = _WHAT.get(purpose, f"to confirm '{step_up_for}'")
     outbox.enqueue(
         session,
         channel="sms",

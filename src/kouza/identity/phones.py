@@ -10,8 +10,8 @@ Foreign mobile numbers are accepted.
 Verifying a number registers the first device key in the same step. One number may back at most
 ``phone_max_users_per_number`` users (default 1). The count is checked when the code is sent
 (to fail early) and again, under a lock on the number's ``phone_numbers`` row, when it is
-confirmed, so two users racing for one number cannot both get it. A verified number cannot be
-replaced yet (that needs a device-signed ``phone.change`` flow).
+confirmed, so two users racing for one number cannot both get it. A verified number is
+replaced through the device-signed ``phone.change`` flow of :mod:`kouza.identity.contacts`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from kouza.identity import devices, levels, otp
+from kouza.identity import devices, events, levels, otp
 from kouza.identity.errors import InvalidPhoneNumber, PhoneAlreadyVerified, PhoneInUse
 from kouza.identity.models import (
     Device,
@@ -40,6 +40,7 @@ from kouza.identity.models import (
 from kouza.identity.settings import setting
 from kouza.kit.locking import lock_row
 from kouza.kit.runtime import runtime_of
+from kouza.risk.events import EventType
 
 DEFAULT_REGION = "JP"
 _SMS_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
@@ -71,7 +72,8 @@ def _users_of(session: Session, e164: str, other_than: uuid.UUID) -> int:
     )
 
 
-def _require_room(session: Session, e164: str, user: User) -> None:
+def require_room(session: Session, e164: str, user: User) -> None:
+    """Refuse if ``e164`` already backs as many other users as the cap allows."""
     if _users_of(session, e164, user.id) >= setting(session, "phone_max_users_per_number"):
         raise PhoneInUse("this phone number already backs another account")
 
@@ -84,11 +86,12 @@ def start_phone_verification(
     if otp.verified_phone(session, user) is not None:
         raise PhoneAlreadyVerified("this account already has a verified phone number")
     e164 = normalize_phone(phone)
-    _require_room(session, e164, user)
+    require_room(session, e164, user)
     return otp.send_code(session, user, e164=e164, purpose=OtpPurpose.PHONE_VERIFICATION, ip=ip)
 
 
-def _lock_number(session: Session, e164: str) -> None:
+def lock_number(session: Session, e164: str) -> None:
+    """Lock the number's ``phone_numbers`` row (created first if missing)."""
     if session.get(PhoneNumber, e164) is None:
         try:
             with session.begin_nested():
@@ -114,12 +117,15 @@ def complete_phone_verification(
     key = devices.parse_device_key(device_jwk)
     challenge = otp.lock_challenge(session, user, challenge_id, OtpPurpose.PHONE_VERIFICATION)
     otp.check_code(session, challenge, code)
-    _lock_number(session, challenge.e164)
-    _require_room(session, challenge.e164, user)
+    lock_number(session, challenge.e164)
+    require_room(session, challenge.e164, user)
     session.add(
         UserPhone(user_id=user.id, e164=challenge.e164, verified_at=runtime_of(session).now())
     )
     session.flush()
     device = devices.add_device(session, user, key, device_name)
     levels.promote(session, user)
+    events.record(session, EventType.PHONE_VERIFIED, user, device=device.id, ip=challenge.ip)
+    events.record(session, EventType.DEVICE_ADDED, user, device=device.id, ip=challenge.ip,
+                  attributes={"first": True})
     return device

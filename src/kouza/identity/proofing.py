@@ -289,6 +289,8 @@ def _accept(session: Session, user: User, record: EkycVerification, result: Ekyc
     identity.sex = attributes.sex.value if attributes.sex else None
     identity.contains_substitute_characters = attributes.contains_substitute_characters
     identity.verified_at = record.checked_at
+    identity.revoked_at = None  # a new successful eKYC replaces a revoked certificate
+    identity.revocation_reason = None
     session.add(identity)
     session.flush()
     levels.clear_requirements(session, user, record)

@@ -130,6 +130,48 @@ class DeviceChallengeRead(BaseModel):
     expires_in: int
 
 
+# --- contact changes -----------------------------------------------------------------------------
+
+
+class DeviceSignature(BaseModel):
+    """The current device's compact JWS over a challenge issued for this action."""
+
+    model_config = ConfigDict(extra="forbid")
+    device_id: uuid.UUID
+    nonce: str = Field(max_length=128)
+    signature: str = Field(max_length=4096, description="Compact JWS from the device")
+
+
+class PhoneChangeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(max_length=40, examples=["080-9876-5432"])
+    device: DeviceSignature = Field(description="Signature for action 'phone.change'")
+
+
+class EmailChangeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(max_length=320, examples=["hanako.new@example.jp"])
+    device: DeviceSignature = Field(description="Signature for action 'email.change'")
+
+
+class ContactChangeConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=r"^\s*\d{6}\s*$", description="The code sent to the new contact")
+
+
+class ContactChangeRead(BaseModel):
+    """A change request: pending until the code sent to ``new_value`` is confirmed."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    kind: str
+    new_value: str = Field(description="Where the code went: the new number or address")
+    device_id: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+    completed_at: datetime | None
+
+
 # --- eKYC ----------------------------------------------------------------------------------------
 
 

@@ -9,7 +9,9 @@ The rest lives in one module per concern and is exposed through :class:`Identity
 :mod:`~kouza.identity.phones` (E.164 numbers, SMS verification), :mod:`~kouza.identity.otp`
 (codes and step-up), :mod:`~kouza.identity.devices` (device keys and signed challenges),
 :mod:`~kouza.identity.proofing` (eKYC records), :mod:`~kouza.identity.levels` (levels, the
-charge gate, re-verification campaigns).
+charge gate, re-verification campaigns, demotion), :mod:`~kouza.identity.contacts` (device-signed
+phone and e-mail changes), :mod:`~kouza.identity.rechecks` (revocation re-checks of stored JPKI
+verifications).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kouza.errors import BadRequest, NotFound
-from kouza.identity import devices, levels, otp, phones, proofing
+from kouza.identity import contacts, devices, events, levels, otp, phones, proofing, rechecks
 from kouza.identity.ekyc import ChipRead, EkycMethod
 from kouza.identity.errors import (
     AlreadyVerified,
@@ -38,6 +40,7 @@ from kouza.identity.errors import (
 )
 from kouza.identity.models import (
     AccessToken,
+    ContactChange,
     Device,
     EkycVerification,
     EmailVerification,
@@ -264,13 +267,14 @@ class IdentityService:
     # --- devices -------------------------------------------------------------------------
 
     def register_device(self, session: Session, user: User, *, jwk: Mapping[str, Any],
-                        name: str) -> Device:
+                        name: str, ip: str = "") -> Device:
         """Register another device key (needs a step-up for ``device.register``)."""
-        return devices.register_device(session, user, jwk=jwk, name=name)
+        return devices.register_device(session, user, jwk=jwk, name=name, ip=ip)
 
-    def revoke_device(self, session: Session, user: User, device_id: uuid.UUID) -> Device:
-        """Revoke a device key (needs a step-up for ``device.revoke``)."""
-        return devices.revoke_device(session, user, device_id)
+    def revoke_device(self, session: Session, user: User, device_id: uuid.UUID, *,
+                      ip: str = "") -> Device:
+        """Revoke a device key (needs a step-up for ``device.revoke``); may lower the level."""
+        return devices.revoke_device(session, user, device_id, ip=ip)
 
     def devices_of(self, session: Session, user: User) -> Sequence[Device]:
         """The user's active devices."""
@@ -289,6 +293,36 @@ class IdentityService:
         return devices.verify_device_signature(
             session, user, device_id=device_id, action=action, nonce=nonce, signature=signature
         )
+
+    # --- contact changes ------------------------------------------------------------------
+
+    def start_phone_change(self, session: Session, user: User, *, phone: str,
+                           device_id: uuid.UUID, nonce: str, signature: str,
+                           ip: str = "") -> ContactChange:
+        """Device-signed request to change the phone; a code goes to the new number."""
+        return contacts.start_phone_change(session, user, phone=phone, device_id=device_id,
+                                           nonce=nonce, signature=signature, ip=ip)
+
+    def confirm_phone_change(self, session: Session, user: User, change_id: uuid.UUID,
+                             code: str, *, ip: str = "") -> ContactChange:
+        """Confirm the new number's code; the old number is told."""
+        return contacts.confirm_phone_change(session, user, change_id, code, ip=ip)
+
+    def start_email_change(self, session: Session, user: User, *, email: str,
+                           device_id: uuid.UUID, nonce: str, signature: str,
+                           ip: str = "") -> ContactChange:
+        """Device-signed request to change the e-mail; a code goes to the new address."""
+        return contacts.start_email_change(session, user, email=email, device_id=device_id,
+                                           nonce=nonce, signature=signature, ip=ip)
+
+    def confirm_email_change(self, session: Session, user: User, change_id: uuid.UUID,
+                             code: str, *, ip: str = "") -> ContactChange:
+        """Confirm the new address's code; the old address is told."""
+        return contacts.confirm_email_change(session, user, change_id, code, ip=ip)
+
+    def recheck_ekyc(self, session: Session, *, actor: str) -> rechecks.RecheckSummary:
+        """Re-check revocation of every JPKI identity in force; demote revoked ones."""
+        return rechecks.recheck_jpki(session, actor=actor)
 
     # --- eKYC ----------------------------------------------------------------------------
 
@@ -352,11 +386,7 @@ class IdentityService:
 def _record(session: Session, kind: EventType, user: User, *, ip: str = "") -> None:
     """Feed the risk engine's history (features such as logins per IP); nothing is enforced
     here — the actions that move money or link banks judge their own events."""
-    from kouza.risk.events import RiskEvent
-    from kouza.risk.service import risk
-
-    risk.assess(session, RiskEvent(type=kind, at=runtime_of(session).now(), user=str(user.id),
-                                   ip=ip, email_domain=user.email.rpartition("@")[2]))
+    events.record(session, kind, user, ip=ip)
 
 
 identity = IdentityService()

@@ -145,14 +145,23 @@ class Database:
             yield session
             session.commit()
         except KouzaError as exc:
-            # a refused request changes nothing, except what it must record (failed attempts)
-            session.commit() if exc.keep_changes else session.rollback()
+            # a refused request changes nothing, except what it must record (failed attempts,
+            # a lock and the notices it queued): that part is committed and its hooks run
+            if not exc.keep_changes:
+                session.rollback()
+                raise
+            session.commit()
+            session.close()
+            self._after_commit(session)
             raise
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
+        self._after_commit(session)
+
+    def _after_commit(self, session: Session) -> None:
         for hook in self.after_commit_hooks:
             hook(session)
 

@@ -60,7 +60,8 @@ def build_runtime(
     senders: dict[str, Sender] | None = None,
     database_url: str | None = None,
 ) -> Runtime:
-    """A runtime with its database opened and development senders as defaults."""
+    """A runtime with its database opened and development senders as defaults; the SMS gateway
+    and the eKYC trust configuration come from settings (:mod:`kouza.identity.providers`)."""
     runtime = Runtime(settings=settings, clock=clock or SystemClock())
     runtime.secret = settings.resolved_secret_key()
     mail_dir = settings.var_dir / "mailbox"
@@ -70,6 +71,9 @@ def build_runtime(
     }
     url = database_url or settings.resolved_database_url()
     runtime.db = Database(make_engine(url), info={"runtime": runtime})
+    from kouza.identity import providers as identity_providers  # settings → SMS gateway, eKYC
+
+    identity_providers.configure(runtime, sms_sender_given=bool(senders and "sms" in senders))
     from kouza.kit.outbox import deliver_after_commit  # avoid an import cycle
 
     runtime.db.after_commit_hooks.append(deliver_after_commit)

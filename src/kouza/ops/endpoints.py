@@ -1,5 +1,6 @@
 """Operator API (``/v1/ops``): ledger batches and verification, merchants, credits, refunds,
-kill switches, wallet locks and cases.
+kill switches, wallet locks (and the bank notices they send), cases, compensation, the call
+centre (enquiries, account lookup, spend trace) and the regulator report.
 
 Only operator tokens are accepted here; every write needs a reason and is audited.
 """
@@ -7,35 +8,58 @@ Only operator tokens are accepted here; every write needs a reason and is audite
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, status
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.orm import Session
 
+from kouza.banks.linking import notices
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
 from kouza.kit.openapi import error_responses
 from kouza.kit.web import RuntimeDep, SessionDep, run_idempotent
 from kouza.ledger.errors import InsufficientFunds, InvalidAmount, InvalidEntry, UnknownAccount
 from kouza.ledger.service import EntrySpec, Leg, ledger
+from kouza.ops import report
+from kouza.ops.callcentre import AccountRef, callcentre, spend_csv
 from kouza.ops.cases import cases
+from kouza.ops.compensation import CompensationReport, compensations
 from kouza.ops.dependencies import CurrentAdmin, CurrentOperator
 from kouza.ops.errors import (
+    CaseNotConfirmed,
     InvalidCaseTransition,
     InvalidOperatorToken,
+    InvalidOpsInput,
+    MovementsUnresolved,
     ReasonRequired,
     RoleRequired,
     UnknownCase,
+    UnknownVictimAccount,
+    WalletNotLocked,
 )
 from kouza.ops.locks import locks
 from kouza.ops.models import CaseStatus, Operator
 from kouza.ops.schemas import (
+    AccountLookupRead,
+    AccountQuery,
     AccountRead,
+    BankNoticeRead,
     BatchCreate,
     BatchRead,
     CaseCreate,
     CaseMove,
     CaseRead,
+    CompensationPaymentRead,
+    CompensationRead,
+    CostCreate,
+    CostRead,
     CreditCreate,
+    DeliveryRead,
+    EnquiryCreate,
+    EnquiryRead,
+    EnquiryTaken,
     MerchantCreate,
     MerchantRead,
     PostedRead,
@@ -43,10 +67,12 @@ from kouza.ops.schemas import (
     ReasonCreate,
     RefundCreate,
     RefundRead,
+    SpendLineRead,
     SwitchChange,
     SwitchRead,
     TopUpRead,
     VerifyRead,
+    VictimRead,
     WalletStatusRead,
 )
 from kouza.ops.service import ops
@@ -238,3 +264,149 @@ def list_cases(operator: CurrentOperator, session: SessionDep,
                ) -> list[CaseRead]:
     """Cases, newest first."""
     return [CaseRead.model_validate(c) for c in cases.list(session, status=status_filter)]
+
+
+# --- compensation ---------------------------------------------------------------------------
+
+def _compensation_read(report: CompensationReport) -> CompensationRead:
+    return CompensationRead(
+        compensation_id=report.compensation_id, case_id=report.case_id,
+        wallet_id=report.wallet_id, status=report.status, clawed_back=report.clawed_back,
+        refunded=report.refunded, costs_paid=report.costs_paid, outstanding=report.outstanding,
+        net_cost=report.net_cost,
+        payments=[CompensationPaymentRead.model_validate(p) for p in report.payments])
+
+
+@router.get("/cases/{case_id}/victims", response_model=list[VictimRead],
+            responses=error_responses(*AUTH, UnknownCase))
+def case_victims(case_id: uuid.UUID, operator: CurrentOperator,
+                 session: SessionDep) -> list[VictimRead]:
+    """The accounts the case's wallet took money from, and what each is owed."""
+    case = cases.get(session, case_id)
+    return [VictimRead(link_id=v.link_id, bank_code=v.bank_code, account_last3=v.account_last3,
+                       debited=v.debited, credited_back=v.credited_back, owed=v.owed)
+            for v in compensations.victims(session, case.wallet_id)]
+
+
+@router.post("/cases/{case_id}/costs", status_code=status.HTTP_201_CREATED,
+             response_model=CostRead,
+             responses=error_responses(*AUTH, UnknownCase, UnknownVictimAccount, InvalidOpsInput))
+def add_cost(case_id: uuid.UUID, body: CostCreate, operator: CurrentAdmin,
+             session: SessionDep) -> CostRead:
+    """Record a cost a victim incurred (bank fees, …); the next compensation run pays it."""
+    cost = compensations.add_cost(session, case_id=case_id, link_id=body.link_id,
+                                  amount=body.amount, description=body.description,
+                                  actor=_actor(operator))
+    return CostRead.model_validate(cost)
+
+
+@router.post("/cases/{case_id}/compensation", response_model=CompensationRead,
+             responses=error_responses(*AUTH, UnknownCase, CaseNotConfirmed, WalletNotLocked,
+                                       MovementsUnresolved, ReasonRequired))
+def compensate(case_id: uuid.UUID, body: ReasonCreate, operator: CurrentAdmin,
+               runtime: RuntimeDep) -> CompensationRead:
+    """Refund every victim in full (plus recorded costs) and claw back the fraud wallet.
+
+    Idempotent: a second call pays nothing twice; it retries what the bank did not confirm."""
+    result = compensations.compensate(runtime, case_id=case_id, actor=_actor(operator),
+                                      reason=body.reason)
+    return _compensation_read(result)
+
+
+@router.get("/cases/{case_id}/compensation", response_model=CompensationRead,
+            responses=error_responses(*AUTH, UnknownCase))
+def compensation_status(case_id: uuid.UUID, operator: CurrentOperator,
+                        session: SessionDep) -> CompensationRead:
+    """Where the case's compensation stands."""
+    return _compensation_read(compensations.report(session, case_id))
+
+
+# --- bank notices ---------------------------------------------------------------------------
+
+@router.get("/wallets/{wallet_id}/bank-notices", response_model=list[BankNoticeRead],
+            responses=error_responses(*AUTH))
+def bank_notices(wallet_id: uuid.UUID, operator: CurrentOperator,
+                 session: SessionDep) -> list[BankNoticeRead]:
+    """The signed notices sent to banks about this wallet's locks, with delivery state."""
+    return [BankNoticeRead(id=n.id, lock_id=n.lock_id, link_id=n.link_id, bank_code=n.bank_code,
+                           created_at=n.created_at, delivered_at=m.delivered_at,
+                           attempts=m.attempts, last_error=m.last_error)
+            for n, m in notices.notices_of(session, wallet_id)]
+
+
+@router.post("/bank-notices/deliver", response_model=DeliveryRead,
+             responses=error_responses(*AUTH))
+def deliver_bank_notices(operator: CurrentAdmin, runtime: RuntimeDep) -> DeliveryRead:
+    """Retry every bank notice not yet accepted by its bank."""
+    delivered = notices.deliver_pending(runtime)
+    with runtime.db.unit_of_work() as session:
+        pending = len(notices.pending_ids(session))
+    return DeliveryRead(delivered=delivered, pending=pending)
+
+
+# --- call centre ----------------------------------------------------------------------------
+
+def _account(query: AccountQuery) -> AccountRef:
+    return AccountRef(query.bank_code, query.branch, query.account_number)
+
+
+@router.post("/enquiries", status_code=status.HTTP_201_CREATED, response_model=EnquiryTaken,
+             responses=error_responses(*AUTH, InvalidOpsInput))
+def take_enquiry(body: EnquiryCreate, operator: CurrentOperator,
+                 session: SessionDep) -> EnquiryTaken:
+    """Record a call (the account number is reduced to its fingerprint) and look it up."""
+    enquiry, lookup = callcentre.take_enquiry(
+        session, caller_name=body.caller_name, caller_contact=body.caller_contact,
+        account=_account(body.account) if body.account else None, notes=body.notes,
+        actor=_actor(operator), open_case=body.open_case)
+    return EnquiryTaken(
+        enquiry=EnquiryRead.model_validate(enquiry),
+        lookup=AccountLookupRead.model_validate(lookup.to_dict()) if lookup else None)
+
+
+@router.get("/enquiries", response_model=list[EnquiryRead], responses=error_responses(*AUTH))
+def list_enquiries(operator: CurrentOperator, session: SessionDep) -> list[EnquiryRead]:
+    """Enquiries, newest first."""
+    return [EnquiryRead.model_validate(e) for e in callcentre.enquiries(session)]
+
+
+@router.post("/accounts/lookup", response_model=AccountLookupRead,
+             responses=error_responses(*AUTH, InvalidOpsInput))
+def lookup_account(body: AccountQuery, operator: CurrentOperator,
+                   session: SessionDep) -> AccountLookupRead:
+    """Is this bank account linked to a wallet, which, since when, and what did it do?"""
+    lookup = callcentre.lookup(session, _account(body), actor=_actor(operator))
+    return AccountLookupRead.model_validate(lookup.to_dict())
+
+
+@router.get("/wallets/{wallet_id}/spend-trace", response_model=list[SpendLineRead],
+            responses={**error_responses(*AUTH, UnknownWallet),
+                       200: {"content": {"text/csv": {}}}})
+def spend_trace(wallet_id: uuid.UUID, operator: CurrentOperator, session: SessionDep,
+                output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+                ) -> Any:
+    """Every payment of the wallet: merchant, category, time (UTC), amount — for the police."""
+    wallets.get_wallet(session, wallet_id)
+    ops.audit(session, actor=_actor(operator), action="callcentre.spend_trace",
+              subject=str(wallet_id), reason="spend trace")
+    lines = callcentre.spend_trace(session, wallet_id)
+    if output == "csv":
+        return PlainTextResponse(spend_csv(lines), media_type="text/csv")
+    return [SpendLineRead.model_validate(asdict(line)) for line in lines]
+
+
+# --- regulator report -----------------------------------------------------------------------
+
+@router.get("/reports/regulator", responses={**error_responses(*AUTH, InvalidOpsInput),
+                                             200: {"content": {"text/markdown": {}}}})
+def regulator_report(operator: CurrentOperator, session: SessionDep, runtime: RuntimeDep,
+                     period_from: Annotated[date, Query(alias="from")],
+                     period_to: Annotated[date, Query(alias="to")],
+                     output: Annotated[Literal["json", "md"], Query(alias="format")] = "json",
+                     ) -> Any:
+    """Counts and amounts by bank, timeline and measures for ``[from, to]`` (UTC dates)."""
+    built = report.build(session, period_from=period_from, period_to=period_to,
+                         now=runtime.now(), operator=runtime.settings.operator_name)
+    if output == "md":
+        return PlainTextResponse(report.to_markdown(built), media_type="text/markdown")
+    return JSONResponse(report.to_json(built))

@@ -31,3 +31,23 @@ class UnknownCase(NotFound):
 
 class InvalidCaseTransition(Conflict):
     code = "invalid_case_transition"
+
+
+class CaseNotConfirmed(Conflict):
+    code = "case_not_confirmed"
+
+
+class WalletNotLocked(Conflict):
+    code = "wallet_not_locked"
+
+
+class MovementsUnresolved(Conflict):
+    code = "bank_movements_unresolved"
+
+
+class UnknownVictimAccount(NotFound):
+    code = "unknown_victim_account"
+
+
+class InvalidOpsInput(BadRequest):
+    code = "invalid_ops_input"

@@ -1,15 +1,21 @@
 """Wallet locks: stop spending and withdrawals at once, keep the balance for restitution.
 
 Locking is idempotent (locking a locked wallet changes nothing and is still answered) and
-audited with who and why. Unlocking needs a reason too.
+audited with who and why. Unlocking needs a reason too. Each lock is a :class:`WalletLock` row
+(at most one open per wallet, a partial unique index): the first lock of a wallet queues one
+signed notice per linked bank account (:mod:`kouza.banks.linking.notices`), so the bank can warn
+its customer; locking again while locked returns the same lock and queues nothing.
 """
 
 from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kouza.kit.runtime import runtime_of
+from kouza.ops.models import WalletLock
 from kouza.ops.service import ops
 from kouza.wallet.models import Wallet, WalletStatus
 from kouza.wallet.service import wallets
@@ -19,17 +25,40 @@ class LockService:
     """Lock and unlock wallets."""
 
     def lock(self, session: Session, *, wallet_id: uuid.UUID, actor: str, reason: str) -> Wallet:
-        """Freeze a wallet (suspected fraud)."""
+        """Freeze a wallet (suspected fraud) and tell the banks of its linked accounts."""
+        from kouza.banks.linking.notices import notify_lock  # linking imports ops, not back
+
         ops.audit(session, actor=actor, action="wallet.lock", subject=str(wallet_id),
                   reason=reason)
-        return wallets.set_status(session, wallet_id=wallet_id, status=WalletStatus.LOCKED)
+        wallet = wallets.set_status(session, wallet_id=wallet_id, status=WalletStatus.LOCKED)
+        lock = self.open_lock(session, wallet_id)
+        if lock is None:
+            lock = WalletLock(wallet_id=wallet_id, actor=actor[:120], reason=reason[:500],
+                              locked_at=runtime_of(session).now())
+            session.add(lock)
+            session.flush()
+            notify_lock(session, lock)
+        return wallet
 
     def unlock(self, session: Session, *, wallet_id: uuid.UUID, actor: str,
                reason: str) -> Wallet:
         """Lift a lock."""
         ops.audit(session, actor=actor, action="wallet.unlock", subject=str(wallet_id),
                   reason=reason)
-        return wallets.set_status(session, wallet_id=wallet_id, status=WalletStatus.ACTIVE)
+        wallet = wallets.set_status(session, wallet_id=wallet_id, status=WalletStatus.ACTIVE)
+        lock = self.open_lock(session, wallet_id)
+        if lock is not None:
+            lock.unlocked_at = runtime_of(session).now()
+            lock.unlocked_by, lock.unlock_reason = actor[:120], reason[:500]
+            session.flush()
+        return wallet
+
+    def open_lock(self, session: Session, wallet_id: uuid.UUID) -> WalletLock | None:
+        """The wallet's lock that is still in force, if any."""
+        return session.scalars(
+            select(WalletLock).where(WalletLock.wallet_id == wallet_id,
+                                     WalletLock.unlocked_at.is_(None))
+        ).one_or_none()
 
 
 locks = LockService()

@@ -168,3 +168,151 @@ class CaseRead(BaseModel):
     summary: str
     created_at: datetime
     updated_at: datetime
+
+
+class CostCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    link_id: uuid.UUID = Field(description="The victim's account: a link the fraud came through")
+    amount: PositiveYen
+    description: str = Field(min_length=1, max_length=500)
+
+
+class CostRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    case_id: uuid.UUID
+    link_id: uuid.UUID
+    amount: int
+    description: str
+    created_at: datetime
+
+
+class VictimRead(BaseModel):
+    link_id: uuid.UUID
+    bank_code: str
+    account_last3: str
+    debited: int
+    credited_back: int
+    owed: int
+
+
+class CompensationPaymentRead(BaseModel):
+    id: uuid.UUID
+    purpose: str
+    bank_code: str
+    link_id: uuid.UUID
+    amount: int
+    status: str
+    attempt: int
+    failure: str
+    resolved_at: datetime | None
+
+
+class CompensationRead(BaseModel):
+    compensation_id: uuid.UUID
+    case_id: uuid.UUID
+    wallet_id: uuid.UUID
+    status: str
+    clawed_back: int
+    refunded: int
+    costs_paid: int
+    outstanding: int
+    net_cost: int
+    payments: list[CompensationPaymentRead]
+
+
+class AccountQuery(BaseModel):
+    """A bank account as a caller names it (sent in the body, never in a URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+    bank_code: str = Field(pattern=r"^[0-9]{4}$")
+    branch: str = Field(pattern=r"^[0-9]{3}$")
+    account_number: str = Field(pattern=r"^[0-9]{7}$")
+
+
+class EnquiryCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    caller_name: str = Field(min_length=1, max_length=200)
+    caller_contact: str = Field(default="", max_length=200)
+    account: AccountQuery | None = None
+    notes: str = Field(min_length=1, max_length=2000)
+    open_case: bool = Field(default=False,
+                            description="Open (or join) a case on the linked wallet")
+
+
+class EnquiryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    caller_name: str
+    caller_contact: str
+    bank_code: str | None
+    wallet_id: uuid.UUID | None
+    case_id: uuid.UUID | None
+    notes: str
+    actor: str
+    created_at: datetime
+
+
+class TopUpLine(BaseModel):
+    at: datetime
+    amount: int
+    movement_id: str
+
+
+class SpendLineRead(BaseModel):
+    at: datetime
+    payment_id: str
+    merchant_id: str
+    merchant: str
+    category: str
+    amount: int
+    refunded: int
+
+
+class LinkViewRead(BaseModel):
+    link_id: str
+    wallet_id: str
+    wallet_status: str
+    wallet_created_at: datetime
+    bank_code: str
+    account_last3: str
+    status: str
+    status_reason: str
+    linked_at: datetime
+    status_changed_at: datetime | None
+    topups: list[TopUpLine]
+    topped_up: int
+    spent: int
+    transferred_out: int
+    withdrawn: int
+    locks: list[dict[str, Any]]
+    cases: list[dict[str, Any]]
+    bank_notices: int
+    spend: list[SpendLineRead]
+
+
+class AccountLookupRead(BaseModel):
+    bank_code: str
+    linked: bool
+    links: list[LinkViewRead]
+
+
+class EnquiryTaken(BaseModel):
+    enquiry: EnquiryRead
+    lookup: AccountLookupRead | None
+
+
+class BankNoticeRead(BaseModel):
+    id: uuid.UUID
+    lock_id: uuid.UUID
+    link_id: uuid.UUID
+    bank_code: str
+    created_at: datetime
+    delivered_at: datetime | None
+    attempts: int
+    last_error: str | None
+
+
+class DeliveryRead(BaseModel):
+    delivered: int
+    pending: int

@@ -12,7 +12,10 @@
 ============  ==============================================================================
 
 The refusals keep their side effects (lock, case, spent step-up) even though the request fails:
-they are raised with ``keep_changes=True``.
+they are raised with ``keep_changes=True``. This is the one enforcement path: bank linking
+(:mod:`kouza.banks.linking.policy`) calls it too, refusing ``review`` itself beforehand because
+it has no funds to hold (ADR 0010). A lock here notifies the banks of the wallet's linked
+accounts (:mod:`kouza.ops.locks`).
 """
 
 from __future__ import annotations
@@ -43,8 +46,13 @@ class HeldForReview(Unprocessable):
 
 
 def enforce(session: Session, decision: Decision, *, user: User, wallet_id: uuid.UUID,
-            purpose: str) -> None:
-    """Let the action go ahead, or refuse it as the decision says (see the table above)."""
+            purpose: str, case_source: str | None = None,
+            step_up_within: timedelta | None = STEP_UP_WINDOW) -> None:
+    """Let the action go ahead, or refuse it as the decision says (see the table above).
+
+    ``case_source`` names the cases opened (default ``risk:<rule ids>``); ``step_up_within``
+    None means the configured ``step_up_validity_seconds``.
+    """
     from kouza.identity.service import identity  # local: identity ↔ risk stay decoupled
 
     outcome = decision.outcome
@@ -52,30 +60,31 @@ def enforce(session: Session, decision: Decision, *, user: User, wallet_id: uuid
     if outcome is Outcome.ALLOW:
         return
     if outcome is Outcome.STEP_UP:
-        identity.spend_step_up(session, user, purpose, within=STEP_UP_WINDOW)
+        identity.spend_step_up(session, user, purpose, within=step_up_within)
         return
     if outcome is Outcome.REVIEW:
-        _open_case(session, wallet_id, decision, rules)
+        _open_case(session, wallet_id, decision, rules, case_source)
         raise HeldForReview("this needs a review by our staff; we will contact you",
                             keep_changes=True, rules=rules)
     if outcome is Outcome.LOCK:
-        _lock(session, wallet_id, decision, rules)
+        _lock(session, wallet_id, decision, rules, case_source)
     raise RiskRefused("this action was refused for your protection", keep_changes=True,
                       rules=rules)
 
 
 def _open_case(session: Session, wallet_id: uuid.UUID, decision: Decision,
-               rules: list[str]) -> None:
+               rules: list[str], source: str | None) -> None:
     from kouza.ops.cases import cases
 
-    cases.open(session, wallet_id=wallet_id, source="risk:" + ",".join(rules)[:110],
+    cases.open(session, wallet_id=wallet_id, source=source or "risk:" + ",".join(rules)[:110],
                summary=f"{decision.event.type.value} → {decision.outcome.value}",
                actor="risk-engine", details={"score": decision.score, "rules": rules})
 
 
-def _lock(session: Session, wallet_id: uuid.UUID, decision: Decision, rules: list[str]) -> None:
+def _lock(session: Session, wallet_id: uuid.UUID, decision: Decision, rules: list[str],
+          source: str | None) -> None:
     from kouza.ops.locks import locks
 
     locks.lock(session, wallet_id=wallet_id, actor="risk-engine",
-               reason="risk rules: " + ", ".join(rules))
-    _open_case(session, wallet_id, decision, rules)
+               reason="risk rules: " + (", ".join(rules) or "score"))
+    _open_case(session, wallet_id, decision, rules, source)

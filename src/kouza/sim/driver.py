@@ -52,6 +52,8 @@ JST = ZoneInfo("Asia/Tokyo")
 CODE = re.compile(r"\b(\d{6})\b")
 PASSWORD = "sim-password-not-a-secret"
 """The simulated people's password (hashed like any other)."""
+STRADDLE_WINDOW = timedelta(days=3)
+"""An attacker who charged within this long of a month's end comes back on the 1st."""
 T = TypeVar("T")
 
 
@@ -296,6 +298,8 @@ class Runner:
     def _honest_friction(self, refusal: KouzaError, account: Account, purpose: str,
                          retry: Callable[[], KouzaError | None]) -> None:
         code = refusal.code
+        refusals = self.result.honest_refusals
+        refusals[code] = refusals.get(code, 0) + 1
         if code == "step_up_required":
             self.result.honest_step_ups += 1
             if self._step_up(account, purpose):
@@ -515,14 +519,16 @@ class Runner:
             return
         self._schedule(now + timedelta(minutes=self.rng.randint(20, 180)), FollowUp.SPEND,
                        attempt)
-        if attacker.straddle_month_end and not attempt.straddled and limit_hit:
+        if attacker.straddle_month_end and not attempt.straddled:
+            # charged near a month's end: come back just after midnight on the 1st, when a
+            # calendar-month cap starts again (2020: up to ¥600,000 per victim)
             local = now.astimezone(JST)
             next_month = (local.replace(day=28) + timedelta(days=4)).replace(
                 day=1, hour=0, minute=5, second=0, microsecond=0)
             end = self.scenario.start + timedelta(days=self.scenario.days)
             last = (self.scenario.start + timedelta(days=attacker.end_day)
                     if attacker.end_day is not None else end)
-            if next_month < min(end, last):
+            if next_month - local <= STRADDLE_WINDOW and next_month < min(end, last):
                 attempt.straddled = True
                 follow = Attempt(attempt.attacker, attempt.victim, attempt.account,
                                  attempt.stage, attempt.link_id, list(attacker.charge_plan),

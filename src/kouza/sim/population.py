@@ -143,7 +143,7 @@ def _citizens(scenario: Scenario, rng: np.random.Generator) -> list[Citizen]:
                 index=index, bank_code=bank.code, branch=branch, number=f"{numbers[i]:07d}",
                 kanji=f"{family[0]} {given[0]}", kana=f"{family[1]} {given[1]}",
                 birth_date=date(1940, 1, 1) + timedelta(days=int(births[i])), pin=pins[i],
-                balance=int(balances[i]) // 1000 * 1000, phone=f"080{index:08d}",
+                balance=int(balances[i]) // 1000 * 1000, phone=f"0801{index:07d}",
             ))
     return citizens
 

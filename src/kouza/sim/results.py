@@ -62,6 +62,8 @@ class ProfileResult:
     false_locks: int = 0
     honest_link_refusals: int = 0
     """Honest users whose own bank account could not be linked under this profile."""
+    honest_refusals: dict[str, int] = field(default_factory=dict)
+    """Why honest users were refused anything: error code → count."""
     operations: int = 0
     """Every simulated customer operation driven through the real services."""
     seconds: float = 0.0

@@ -7,12 +7,16 @@ starts from the same world and only the profile's configuration differs.
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import tempfile
 import uuid
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Queue
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -27,7 +31,7 @@ from kouza.kit.runtime import Runtime
 from kouza.kit.security import password_cost
 from kouza.sim.population import Plan, make_plan
 from kouza.sim.profiles import PROFILES
-from kouza.sim.results import SimulationResult
+from kouza.sim.results import ProfileResult, SimulationResult
 from kouza.sim.scenario import Scenario, ScenarioError
 from kouza.wallet.models import MerchantCategory
 from kouza.wallet.service import wallets
@@ -102,54 +106,115 @@ def simulate(
     progress: Progress | None = None,
     export_events: Path | None = None,
     inspect: Callable[[Runner], None] | None = None,
+    jobs: int = 1,
 ) -> SimulationResult:
     """Run ``scenario`` once per defence profile; the same seed gives the same figures.
 
-    ``inspect`` is called with each profile's runner while its databases are still open.
+    Profiles are independent worlds: with ``jobs`` > 1 they run in that many processes at once
+    (the figures do not depend on it). ``inspect`` is called with each profile's runner while its
+    databases are still open (in this process, so it implies ``jobs=1``).
     """
     names = profiles or list(scenario.defences)
     unknown = [name for name in names if name not in PROFILES]
     if unknown:
         raise ScenarioError(f"unknown defence profiles {unknown}; known: {sorted(PROFILES)}")
+    if jobs < 1:
+        raise ScenarioError("jobs must be at least 1")
     plan = make_plan(scenario)
     result = SimulationResult(
         scenario=scenario.name, seed=scenario.seed, start=scenario.start.isoformat(),
         days=scenario.days, bank_names={bank.code: bank.name for bank in scenario.banks})
-    card_key: rsa.RSAPrivateKey = generate_rsa_key()
-    ca = DevCertificateAuthority.create(now=scenario.start, root_key=generate_rsa_key())
-    if export_events is not None:
-        export_events.parent.mkdir(parents=True, exist_ok=True)
-        export_events.write_text("", encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="kouza-sim-", dir=workdir) as tmp:
         folder = Path(tmp)
         templates = seed_templates(plan, folder)
-        for name in names:
-            clock = ManualClock(scenario.start)
-            ekyc = Ekyc(ca, DevDocumentIssuer.create(now=scenario.start), clock)
-            world = build_world(
-                PROFILES[name], folder=folder / name, clock=clock,
-                bank_template=templates.bank, wallet_template=templates.wallet,
-                client_secret=templates.client_secret, legacy_banks=templates.legacy_banks,
-                ekyc=ekyc)
-            try:
-                merchants = _merchants(world.rt, plan)
-                runner = Runner(plan, world, card_key=card_key, ekyc=ekyc, merchants=merchants)
-                total = len(plan.actions)
-
-                def tick(done: int, name: str = name, total: int = total) -> None:
-                    if progress is not None:
-                        progress(name, done, total)
-
-                result.profiles.append(runner.run(tick))
-                runner.check_against_bank()
-                if inspect is not None:
-                    inspect(runner)
-                if export_events is not None:
-                    with export_events.open("a", encoding="utf-8") as sink:
-                        runner.export_events(sink)
-            finally:
-                world.close()
+        jobs = 1 if inspect is not None else min(jobs, len(names))
+        tasks = [_Task(scenario, name, folder, templates,
+                       folder / f"{name}.events.jsonl" if export_events else None)
+                 for name in names]
+        if jobs == 1:
+            for task in tasks:
+                result.profiles.append(_run_profile(task, plan, progress, inspect))
+        else:
+            result.profiles.extend(_in_processes(tasks, jobs, progress))
+        if export_events is not None:
+            export_events.parent.mkdir(parents=True, exist_ok=True)
+            with export_events.open("w", encoding="utf-8") as sink:
+                for task in tasks:
+                    assert task.events is not None
+                    sink.write(task.events.read_text(encoding="utf-8"))
     return result
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One profile's run, as a worker process receives it."""
+
+    scenario: Scenario
+    profile: str
+    folder: Path
+    templates: Templates
+    events: Path | None
+
+
+def _run_profile(task: _Task, plan: Plan | None, progress: Progress | None,
+                 inspect: Callable[[Runner], None] | None = None) -> ProfileResult:
+    """Build the profile's world from the templates, run the plan, measure, export."""
+    scenario = task.scenario
+    plan = plan or make_plan(scenario)
+    card_key: rsa.RSAPrivateKey = generate_rsa_key()
+    ca = DevCertificateAuthority.create(now=scenario.start, root_key=generate_rsa_key())
+    clock = ManualClock(scenario.start)
+    ekyc = Ekyc(ca, DevDocumentIssuer.create(now=scenario.start), clock)
+    templates = task.templates
+    world = build_world(
+        PROFILES[task.profile], folder=task.folder / task.profile, clock=clock,
+        bank_template=templates.bank, wallet_template=templates.wallet,
+        client_secret=templates.client_secret, legacy_banks=templates.legacy_banks, ekyc=ekyc)
+    try:
+        merchants = _merchants(world.rt, plan)
+        runner = Runner(plan, world, card_key=card_key, ekyc=ekyc, merchants=merchants)
+        total = len(plan.actions)
+
+        def tick(done: int) -> None:
+            if progress is not None:
+                progress(task.profile, done, total)
+
+        measured = runner.run(tick)
+        runner.check_against_bank()
+        if inspect is not None:
+            inspect(runner)
+        if task.events is not None:
+            with task.events.open("w", encoding="utf-8") as sink:
+                runner.export_events(sink)
+        return measured
+    finally:
+        world.close()
+
+
+def _worker(task: _Task, ticks: Queue[tuple[str, int, int]]) -> ProfileResult:
+    warnings.simplefilter("ignore", DeprecationWarning)
+    return _run_profile(task, None, lambda name, done, total: ticks.put((name, done, total)))
+
+
+def _in_processes(tasks: list[_Task], jobs: int,
+                  progress: Progress | None) -> list[ProfileResult]:
+    """Run the tasks in ``jobs`` fresh processes; results in the tasks' order."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        ticks: Queue[tuple[str, int, int]] = manager.Queue()
+        futures = [pool.submit(_worker, task, ticks) for task in tasks]
+        while not all(future.done() for future in futures):
+            try:
+                name, done, total = ticks.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if progress is not None:
+                progress(name, done, total)
+        while not ticks.empty():
+            name, done, total = ticks.get()
+            if progress is not None:
+                progress(name, done, total)
+        return [future.result() for future in futures]
 
 
 def _merchants(rt: Runtime, plan: Plan) -> list[tuple[uuid.UUID, str, str]]:

@@ -11,8 +11,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Body, Header, Query, Request, status
+from pydantic import BaseModel
 
+from kouza.banks.bank.alerts import NoticeRejected, operator_alerts
 from kouza.banks.bank.core import core
 from kouza.banks.bank.dependencies import BankRuntimeDep, CurrentClient, StaffDep
 from kouza.banks.bank.errors import (
@@ -37,6 +39,12 @@ from kouza.banks.bank.holder import holder
 from kouza.banks.bank.keys import public_jwks
 from kouza.banks.bank.linking import LegacyLinkForm, legacy_linking
 from kouza.banks.bank.models import Link, OperatorClient, Transfer, TransferKind
+from kouza.banks.bank.oauth.errors import (
+    InvalidDPoPProof,
+    InvalidToken,
+    UseDPoPNonce,
+    oauth_error_responses,
+)
 from kouza.banks.bank.schemas import (
     AccountSettingsRead,
     BankRead,
@@ -60,6 +68,10 @@ wellknown = APIRouter(tags=["keys"])
 IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
 TRANSFER_ERRORS = (InvalidClient, UnknownLink, LinkNotActive, MandateExceeded,
                    InsufficientBalance, InvalidAmount, IdempotencyConflict, IdempotencyInFlight)
+TRANSFER_RESPONSES = oauth_error_responses(
+    InvalidToken, InvalidDPoPProof, UseDPoPNonce, resource=True,
+    base=error_responses(*TRANSFER_ERRORS))
+"""A client secret, or a DPoP-bound token of the link with its proof (RFC 9449 §7)."""
 
 
 @wellknown.get("/.well-known/jwks.json")
@@ -111,7 +123,7 @@ def _run_transfer(runtime: BankRuntimeDep, client: OperatorClient, kind: Transfe
 
 
 @router.post("/links/{link_id}/debits", status_code=status.HTTP_201_CREATED,
-             response_model=TransferRead, responses=error_responses(*TRANSFER_ERRORS))
+             response_model=TransferRead, responses=TRANSFER_RESPONSES)
 def debit(link_id: uuid.UUID, body: TransferCreate, client: CurrentClient,
           runtime: BankRuntimeDep, idempotency_key: IdempotencyKey) -> TransferRead:
     """Instant debit (wallet top-up) under the link's mandate; idempotent per key."""
@@ -119,11 +131,53 @@ def debit(link_id: uuid.UUID, body: TransferCreate, client: CurrentClient,
 
 
 @router.post("/links/{link_id}/credits", status_code=status.HTTP_201_CREATED,
-             response_model=TransferRead, responses=error_responses(*TRANSFER_ERRORS))
+             response_model=TransferRead, responses=TRANSFER_RESPONSES)
 def credit(link_id: uuid.UUID, body: TransferCreate, client: CurrentClient,
            runtime: BankRuntimeDep, idempotency_key: IdempotencyKey) -> TransferRead:
     """Credit the linked account (wallet withdrawal); idempotent per key."""
     return _run_transfer(runtime, client, TransferKind.CREDIT, link_id, body, idempotency_key)
+
+
+@router.post("/links/{link_id}/refunds", status_code=status.HTTP_201_CREATED,
+             response_model=TransferRead, responses=error_responses(*TRANSFER_ERRORS))
+def refund(link_id: uuid.UUID, body: TransferCreate, client: CurrentClient,
+           runtime: BankRuntimeDep, idempotency_key: IdempotencyKey) -> TransferRead:
+    """Compensation credit to a victim's account (accepted on a revoked link); idempotent."""
+    request = TransferRequest(kind=TransferKind.CREDIT, link_id=link_id, amount=body.amount,
+                              idempotency_key=idempotency_key, description=body.description)
+    with runtime.db.unit_of_work() as session:
+        result = operator_alerts.refund(session, client=client, request=request)
+        return _transfer_read(result.transfer, result)
+
+
+class NoticeAccepted(BaseModel):
+    """The alert an operator notice raised (``replayed``: this event id was seen before)."""
+
+    alert_id: int
+    kind: str
+    event_id: str
+    replayed: bool
+    created_at: datetime
+
+
+@router.post("/operator-notices", response_model=NoticeAccepted,
+             responses=error_responses(InvalidClient, NoticeRejected, UnknownLink))
+def operator_notice(
+    client: CurrentClient, runtime: BankRuntimeDep,
+    token: Annotated[bytes, Body(media_type="application/jose",
+                                 description="The operator's signed notice (compact JWS)")],
+) -> NoticeAccepted:
+    """A signed operator notice (a wallet linked to an account was frozen for suspected fraud):
+    recorded as an alert on the account once per event id; the holder is warned once."""
+    try:
+        text = token.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise NoticeRejected("a notice is a compact JWS (ASCII)") from None
+    with runtime.db.unit_of_work() as session:
+        result = operator_alerts.receive(session, client=client, token=text)
+        alert = result.alert
+        return NoticeAccepted(alert_id=alert.id, kind=alert.kind, event_id=alert.event_id or "",
+                              replayed=result.replayed, created_at=alert.created_at)
 
 
 @router.get("/transfers/{transfer_id}", response_model=TransferRead,

@@ -341,9 +341,15 @@ class SourceBlock(BankBase):
 
 
 class Alert(BankBase):
-    """Something the bank's fraud team must look at."""
+    """Something the bank's fraud team must look at.
+
+    An alert raised by an operator's signed notice (``wallet_locked``) names the account, the
+    client and the notice's event id: UNIQUE (client, event id) makes a redelivered notice
+    return the first alert instead of warning the holder twice.
+    """
 
     __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("client_pk", "event_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     bank_id: Mapped[int] = mapped_column(BigId, ForeignKey("banks.id"), index=True)
@@ -351,6 +357,12 @@ class Alert(BankBase):
     subject: Mapped[str] = mapped_column(String(200))
     details: Mapped[Any | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
+    account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts.id"), index=True)
+    """The account concerned, when the alert is about one."""
+    client_pk: Mapped[int | None] = mapped_column(BigId, ForeignKey("operator_clients.id"))
+    """The operator client that raised it (operator notices)."""
+    event_id: Mapped[str | None] = mapped_column(String(64))
+    """The operator notice's ``jti`` (operator notices)."""
 
 
 class Movement(BankBase):

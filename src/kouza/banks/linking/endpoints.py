@@ -7,14 +7,20 @@ the movement commits its record before calling the bank and settles afterwards i
 of its own (:mod:`kouza.banks.linking.movements`). A lost bank answer is a 503
 ``bank_outcome_unknown``; the key is released, so the same request retried with the same key
 asks the bank again under the same bank-side key and can never move money twice.
+
+Links at ``oauth`` banks (ADR 0013) are started with ``POST …/bank-links/oauth`` (the answer is
+the bank's authorization URL for the user's browser) and completed with
+``POST …/bank-links/oauth/callback`` (the app relays the bank's redirect). The wallet's public
+client keys are at ``GET /v1/banks/oauth/jwks.json`` for a bank's ``jwks_uri``. Operators
+release or reject top-ups held for review under ``/v1/ops/bank-reviews``.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Request, status
+from fastapi import APIRouter, Body, Header, Query, Request, status
 
 from kouza.banks.bank.webhooks import MEDIA_TYPE, WebhookRejected
 from kouza.banks.linking.errors import (
@@ -29,6 +35,13 @@ from kouza.banks.linking.errors import (
     LegacyFormNotOffered,
     MandateExceeded,
     MovementRefused,
+    OAuthIssuerMismatch,
+    OAuthMaterialUnavailable,
+    OAuthNotOffered,
+    OAuthStateInvalid,
+    ReviewNotFound,
+    ReviewNotPending,
+    ReviewNotReady,
     RiskRefused,
     TooManyBankLinks,
     UnderReview,
@@ -36,14 +49,23 @@ from kouza.banks.linking.errors import (
     UnknownBankLink,
     VerifiedNameRequired,
 )
-from kouza.banks.linking.models import BankMovement
+from kouza.banks.linking.keys import client_jwks
+from kouza.banks.linking.links import Caller
+from kouza.banks.linking.models import BankMovement, ReviewStatus
+from kouza.banks.linking.oauth import OAuthCallback, oauth_links
 from kouza.banks.linking.policy import DeviceProof
+from kouza.banks.linking.reviews import ReviewView, reviews
 from kouza.banks.linking.schemas import (
     BankLinkCreate,
     BankLinkRead,
     BankMovementCreate,
     BankMovementRead,
+    BankReviewRead,
     DeviceSigned,
+    OAuthLinkCallback,
+    OAuthLinkStart,
+    OAuthLinkStarted,
+    ReviewDecision,
     WebhookAccepted,
 )
 from kouza.banks.linking.service import linking
@@ -58,7 +80,8 @@ from kouza.identity.errors import (
 from kouza.kit.openapi import error_responses
 from kouza.kit.web import RuntimeDep, SessionDep, client_ip, run_idempotent
 from kouza.ledger.errors import InsufficientFunds, InvalidAmount
-from kouza.ops.errors import KillSwitchActive
+from kouza.ops.dependencies import CurrentOperator
+from kouza.ops.errors import InvalidOperatorToken, KillSwitchActive, ReasonRequired
 from kouza.wallet.errors import LimitExceeded, UnknownWallet, WalletNotActive
 
 router = APIRouter(tags=["bank linking"])
@@ -187,7 +210,8 @@ def _movement(
             proof=_proof(body),
             ip=ip,
         )
-        return BankMovementRead.model_validate(movement)
+        read = BankMovementRead.model_validate(movement)
+        return read.model_copy(update={"review": reviews.status_of(runtime, movement.id)})
 
     return run_idempotent(
         runtime,
@@ -257,3 +281,179 @@ def bank_webhook(
         raise WebhookRejected("a webhook body is a compact JWS (ASCII)") from None
     link = linking.receive_webhook(session, text)
     return WebhookAccepted(event="accepted", applied=link is not None)
+
+
+OAUTH_START_ERRORS = (
+    *GATE_ERRORS,
+    InvalidBankDetails,
+    VerifiedNameRequired,
+    TooManyBankLinks,
+    OAuthNotOffered,
+    UnknownBank,
+    BankLinkRefused,
+    OAuthMaterialUnavailable,
+)
+
+
+@router.post(
+    "/v1/wallets/{wallet_id}/bank-links/oauth",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OAuthLinkStarted,
+    responses=error_responses(*OAUTH_START_ERRORS),
+)
+def start_oauth_link(
+    wallet_id: uuid.UUID,
+    body: OAuthLinkStart,
+    user: CurrentUser,
+    session: SessionDep,
+    request: Request,
+) -> OAuthLinkStarted:
+    """Start linking an account at an ``oauth`` bank: open the returned URL in a browser."""
+    caller = Caller(
+        user=user,
+        wallet_id=wallet_id,
+        ip=client_ip(request),
+        device_id=body.device_id,
+        proof=_proof(body),
+    )
+    started = oauth_links.start(session, caller, body.bank_code)
+    return OAuthLinkStarted(
+        flow_id=started.flow_id,
+        authorization_url=started.authorization_url,
+        expires_at=started.expires_at,
+    )
+
+
+@router.post(
+    "/v1/wallets/{wallet_id}/bank-links/oauth/callback",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BankLinkRead,
+    responses=error_responses(
+        *GATE_ERRORS,
+        OAuthStateInvalid,
+        OAuthIssuerMismatch,
+        InvalidBankDetails,
+        TooManyBankLinks,
+        AccountAlreadyLinked,
+        BankLinkRefused,
+        OAuthMaterialUnavailable,
+    ),
+)
+def complete_oauth_link(
+    wallet_id: uuid.UUID,
+    body: OAuthLinkCallback,
+    user: CurrentUser,
+    session: SessionDep,
+    request: Request,
+) -> BankLinkRead:
+    """Complete an OAuth link with the bank's redirect (code, state, iss) relayed by the app."""
+    caller = Caller(user=user, wallet_id=wallet_id, ip=client_ip(request), device_id=body.device_id)
+    callback = OAuthCallback(
+        state=body.state,
+        code=body.code,
+        iss=body.iss,
+        error=body.error,
+        error_description=body.error_description,
+    )
+    return BankLinkRead.model_validate(oauth_links.complete(session, caller, callback))
+
+
+@router.get("/v1/banks/oauth/jwks.json", responses=error_responses(OAuthMaterialUnavailable))
+def wallet_client_jwks(runtime: RuntimeDep) -> dict[str, Any]:
+    """The wallet operator's public client keys (a bank may register this as ``jwks_uri``)."""
+    return client_jwks(runtime)
+
+
+def _review_read(view: ReviewView) -> BankReviewRead:
+    review, movement, refund = view.review, view.movement, view.refund
+    return BankReviewRead(
+        movement_id=movement.id,
+        wallet_id=movement.wallet_id,
+        link_id=movement.link_id,
+        amount=movement.amount,
+        status=review.status,
+        movement_status=movement.status,
+        rules=list(review.rules or []),
+        created_at=review.created_at,
+        decided_at=review.decided_at,
+        decided_by=review.decided_by,
+        decision_reason=review.decision_reason,
+        refund_movement_id=review.refund_movement_id,
+        refund_status=refund.status if refund is not None else None,
+    )
+
+
+REVIEW_DECISION_ERRORS = (
+    InvalidOperatorToken,
+    ReasonRequired,
+    ReviewNotFound,
+    ReviewNotPending,
+    ReviewNotReady,
+)
+
+
+@router.get(
+    "/v1/ops/bank-reviews",
+    tags=["operations"],
+    response_model=list[BankReviewRead],
+    responses=error_responses(InvalidOperatorToken),
+)
+def list_reviews(
+    _operator: CurrentOperator,
+    session: SessionDep,
+    review_status: Annotated[ReviewStatus | None, Query(alias="status")] = ReviewStatus.HELD,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[BankReviewRead]:
+    """Top-ups held for review (by default those waiting for a decision), oldest first."""
+    return [_review_read(v) for v in reviews.list(session, status=review_status, limit=limit)]
+
+
+@router.get(
+    "/v1/ops/bank-reviews/{movement_id}",
+    tags=["operations"],
+    response_model=BankReviewRead,
+    responses=error_responses(InvalidOperatorToken, ReviewNotFound),
+)
+def get_review(
+    movement_id: uuid.UUID, _operator: CurrentOperator, session: SessionDep
+) -> BankReviewRead:
+    """One held top-up by its movement id."""
+    return _review_read(reviews.get(session, movement_id))
+
+
+@router.post(
+    "/v1/ops/bank-reviews/{movement_id}/release",
+    tags=["operations"],
+    response_model=BankReviewRead,
+    responses=error_responses(*REVIEW_DECISION_ERRORS),
+)
+def release_review(
+    movement_id: uuid.UUID,
+    body: ReviewDecision,
+    operator: CurrentOperator,
+    session: SessionDep,
+) -> BankReviewRead:
+    """Release a held top-up: the money becomes spendable (audited)."""
+    view = reviews.release(
+        session, movement_id, actor=f"operator:{operator.name}", reason=body.reason
+    )
+    return _review_read(view)
+
+
+@router.post(
+    "/v1/ops/bank-reviews/{movement_id}/reject",
+    tags=["operations"],
+    response_model=BankReviewRead,
+    responses=error_responses(*REVIEW_DECISION_ERRORS, BankUnavailable),
+)
+def reject_review(
+    movement_id: uuid.UUID,
+    body: ReviewDecision,
+    operator: CurrentOperator,
+    runtime: RuntimeDep,
+) -> BankReviewRead:
+    """Reject a held top-up: the money goes back to the bank account (audited)."""
+    view = reviews.reject(
+        runtime, movement_id, actor=f"operator:{operator.name}", reason=body.reason
+    )
+    return _review_read(view)

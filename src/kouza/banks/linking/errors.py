@@ -89,3 +89,45 @@ class BankUnavailable(ServiceUnavailable):
 
 class BankOutcomeUnknown(ServiceUnavailable):
     code = "bank_outcome_unknown"
+
+
+class OAuthNotOffered(Forbidden):
+    """The bank does not link accounts through the OAuth flow (its profile is another)."""
+
+    code = "oauth_not_offered"
+
+
+class OAuthStateInvalid(BadRequest):
+    """The callback's ``state`` is unknown, used, expired, or not this wallet's, user's and
+    device's flow."""
+
+    code = "oauth_state_invalid"
+
+
+class OAuthIssuerMismatch(BadRequest):
+    """The authorization response's ``iss`` is not the bank the flow was started with
+    (RFC 9207: a mix-up attack, or a response for another flow)."""
+
+    code = "oauth_issuer_mismatch"
+
+
+class OAuthMaterialUnavailable(ServiceUnavailable):
+    """The client key or sealed OAuth material cannot be used (configuration problem)."""
+
+    code = "bank_oauth_unavailable"
+
+
+class ReviewNotFound(NotFound):
+    code = "unknown_bank_review"
+
+
+class ReviewNotPending(Conflict):
+    """The held movement was already released or rejected, or the bank never moved it."""
+
+    code = "bank_review_not_pending"
+
+
+class ReviewNotReady(Conflict):
+    """The bank's answer for the held movement is not known yet (reconcile first)."""
+
+    code = "bank_review_not_ready"

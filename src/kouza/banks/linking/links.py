@@ -130,6 +130,21 @@ def _normalised(name: str) -> str:
         return ""
 
 
+def require_room(session: Session, wallet: Wallet) -> None:
+    """Refuse unless the wallet may link one more account (``link_max_accounts_per_wallet``)."""
+    settings = runtime_of(session).settings
+    live = session.scalar(
+        select(func.count())
+        .select_from(BankLink)
+        .where(BankLink.wallet_id == wallet.id, BankLink.status != BankLinkStatus.REVOKED.value)
+    )
+    if int(live or 0) >= settings.link_max_accounts_per_wallet:
+        raise TooManyBankLinks(
+            f"a wallet can link at most {settings.link_max_accounts_per_wallet} accounts",
+            maximum=settings.link_max_accounts_per_wallet,
+        )
+
+
 class LinkService:
     """Link accounts through the legacy form; list links."""
 
@@ -199,17 +214,7 @@ class LinkService:
         return self._create(session, caller, form, holder, fingerprint, device_id)
 
     def _require_room(self, session: Session, wallet: Wallet, fingerprint: str) -> None:
-        settings = runtime_of(session).settings
-        live = session.scalar(
-            select(func.count())
-            .select_from(BankLink)
-            .where(BankLink.wallet_id == wallet.id, BankLink.status != BankLinkStatus.REVOKED.value)
-        )
-        if int(live or 0) >= settings.link_max_accounts_per_wallet:
-            raise TooManyBankLinks(
-                f"a wallet can link at most {settings.link_max_accounts_per_wallet} accounts",
-                maximum=settings.link_max_accounts_per_wallet,
-            )
+        require_room(session, wallet)
         taken = session.scalar(
             select(func.count())
             .select_from(BankLink)

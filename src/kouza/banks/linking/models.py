@@ -11,8 +11,15 @@ committed *before* the bank is called, together with the ledger hold that reserv
 a crash or a lost response between the two systems always leaves evidence that reconciliation
 can resolve against the bank's transfer report: ``pending`` (the call may or may not have
 happened), ``unknown`` (the call was made and its answer was lost), ``posted`` (the bank moved
-the money; the hold became a journal entry) or ``voided`` (the bank refused or never received
-it; the hold was released).
+the money; the hold became a journal entry — unless the movement is held for review, below) or
+``voided`` (the bank refused or never received it; the hold was released).
+
+Links made through a bank's OAuth flow (ADR 0013) add two tables: :class:`BankOAuthFlow`, one
+started authorization (its ``state`` kept only as an HMAC, its PKCE verifier and DPoP key only
+sealed), and :class:`BankLinkToken`, the DPoP-bound access token of a link, sealed too.
+:class:`BankMovementReview` marks a top-up the risk engine sent to review: the bank moved the
+money (the movement is ``posted``) but the ledger hold stays pending, not spendable, until an
+operator releases it (hold posted) or rejects it (the money goes back to the bank account).
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -160,3 +169,99 @@ class BankWebhookEvent(Base):
     type: Mapped[str] = mapped_column(String(32))
     bank_link_id: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime]
+
+
+class OAuthFlowStatus(StrEnum):
+    """Where a started OAuth link stands."""
+
+    PENDING = "pending"
+    """Pushed to the bank; waiting for the holder to come back through the callback."""
+    COMPLETED = "completed"
+    """The code was exchanged and the link created."""
+    FAILED = "failed"
+    """The callback came and was refused (the state is spent either way)."""
+
+
+class BankOAuthFlow(Base):
+    """One OAuth link in progress, bound to the wallet, user and device that started it."""
+
+    __tablename__ = "bank_oauth_flows"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status_valid"),
+        Index("ix_bank_oauth_flows_wallet", "wallet_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """HMAC-SHA256 of the ``state`` under the server secret (the state itself is not kept)."""
+    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id"))
+    bank_code: Mapped[str] = mapped_column(String(4))
+    issuer: Mapped[str] = mapped_column(String(300))
+    """The bank's issuer from its metadata: the callback's ``iss`` must equal it (RFC 9207)."""
+    token_endpoint: Mapped[str] = mapped_column(String(300))
+    sealed: Mapped[str] = mapped_column(Text)
+    """Fernet token of the PKCE verifier and the link's DPoP private key (never plain)."""
+    status: Mapped[str] = mapped_column(String(16), default=OAuthFlowStatus.PENDING.value)
+    failure: Mapped[str] = mapped_column(String(200), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    link_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bank_links.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class BankLinkToken(Base):
+    """The DPoP-bound access token of a link made through a bank's OAuth flow."""
+
+    __tablename__ = "bank_link_tokens"
+
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bank_links.id"), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(300))
+    token_endpoint: Mapped[str] = mapped_column(String(300))
+    sealed: Mapped[str] = mapped_column(Text)
+    """Fernet token of the access token (and refresh token, if any) and the DPoP private key."""
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    refreshed_at: Mapped[datetime | None]
+
+
+class ReviewStatus(StrEnum):
+    """What an operator decided about a top-up held for review."""
+
+    HELD = "held"
+    """Waiting for an operator; the money is pending in the wallet, not spendable."""
+    RELEASED = "released"
+    """An operator released it: the hold was posted."""
+    REJECTED = "rejected"
+    """An operator rejected it: the money goes back to the bank account (refund movement)."""
+    CANCELLED = "cancelled"
+    """The bank never moved the money (refused or not received): nothing to decide."""
+
+
+class BankMovementReview(Base):
+    """A top-up the risk engine sent to review (credited and held, not refused)."""
+
+    __tablename__ = "bank_movement_reviews"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('held', 'released', 'rejected', 'cancelled')", name="status_valid"
+        ),
+        Index("ix_bank_movement_reviews_status", "status", "created_at"),
+    )
+
+    movement_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("bank_movements.id"), primary_key=True
+    )
+    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"))
+    status: Mapped[str] = mapped_column(String(16), default=ReviewStatus.HELD.value)
+    rules: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """The risk rules that asked for the review."""
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str] = mapped_column(String(120), default="")
+    """``operator:<name>`` of the person who released or rejected it."""
+    decision_reason: Mapped[str] = mapped_column(String(500), default="")
+    refund_movement_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bank_movements.id"))
+    """The credit that sent a rejected top-up back to the bank account."""

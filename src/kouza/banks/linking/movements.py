@@ -13,6 +13,15 @@ A movement runs in three steps, never holding a database transaction open across
    or mark the movement ``unknown`` when no answer came (the hold stays pending; a retry with
    the same key or ``kouza banks reconcile`` resolves it).
 
+On a link made through the bank's OAuth flow the call carries the link's DPoP-bound access
+token (:func:`kouza.banks.linking.oauth.dpop_credentials`); a legacy link uses the client secret.
+
+A top-up the risk engine sends to ``review`` is not refused: it is recorded with a
+:class:`~kouza.banks.linking.models.BankMovementReview` and goes to the bank like any other;
+when the bank moved the money, settling marks the movement ``posted`` but leaves the hold
+pending — credited, not spendable — until an operator releases or rejects it
+(:mod:`kouza.banks.linking.reviews`). Withdrawals under review are still refused.
+
 A crash between 2 and 3 leaves a ``pending`` movement and a pending hold: money that the bank
 may have moved is never spendable before reconciliation has seen the bank's report.
 
@@ -41,6 +50,7 @@ from kouza.banks.linking.errors import (
     BankUnavailable,
     MandateExceeded,
     MovementRefused,
+    UnderReview,
     UnknownBankLink,
 )
 from kouza.banks.linking.links import Caller, owned_wallet_locked
@@ -49,9 +59,12 @@ from kouza.banks.linking.models import (
     BankLink,
     BankLinkStatus,
     BankMovement,
+    BankMovementReview,
     MovementDirection,
     MovementStatus,
+    ReviewStatus,
 )
+from kouza.banks.linking.oauth import dpop_credentials
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight, KouzaError
 from kouza.identity.devices import SensitiveAction
 from kouza.kit.db import add_unique
@@ -64,6 +77,7 @@ from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.service import ledger
 from kouza.ops.models import SwitchScope
 from kouza.ops.switches import switches
+from kouza.risk.enforcement import HeldForReview
 from kouza.risk.events import EventType, RiskEvent
 from kouza.wallet.limits import Movement
 from kouza.wallet.models import MovementKind, Wallet
@@ -109,6 +123,7 @@ class Snapshot:
     bank_link_id: uuid.UUID
     failure: str
     event: RiskEvent
+    link_id: uuid.UUID
 
 
 def check_amount(amount: object) -> int:
@@ -190,9 +205,25 @@ class MovementService:
         )
         self._check_limits(session, wallet, link, request.direction, amount)
         decision = policy.decide(session, event)
-        policy.enforce(
-            session, decision, user=caller.user, wallet_id=wallet.id, purpose=request.action
-        )
+        try:
+            policy.enforce(
+                session, decision, user=caller.user, wallet_id=wallet.id, purpose=request.action
+            )
+        except (UnderReview, HeldForReview) as review:
+            if request.direction is not MovementDirection.DEBIT:
+                raise  # money leaving the wallet waits for nobody: refused
+            movement = self._hold_and_insert(session, request, wallet, link, device_id)
+            session.add(
+                BankMovementReview(
+                    movement_id=movement.id,
+                    wallet_id=wallet.id,
+                    status=ReviewStatus.HELD.value,
+                    rules=[str(rule) for rule in review.details.get("rules", [])],
+                    created_at=runtime_of(session).now(),
+                )
+            )
+            session.flush()
+            return movement
         return self._hold_and_insert(session, request, wallet, link, device_id)
 
     def _usable_link(self, session: Session, wallet: Wallet, request: MoveRequest) -> BankLink:
@@ -319,6 +350,7 @@ class MovementService:
             link.bank_link_id,
             movement.failure,
             event,
+            link.id,
         )
 
     # --- steps 2 and 3: call and settle -----------------------------------------------------
@@ -332,6 +364,7 @@ class MovementService:
                 amount=snapshot.amount,
                 idempotency_key=snapshot.bank_key,
                 description=PASSBOOK_TEXT,
+                credentials=dpop_credentials(runtime, snapshot.link_id),
             )
         except BankRefused as refusal:
             return self._refused(runtime, snapshot, refusal)
@@ -376,20 +409,31 @@ class MovementService:
 def settle(
     session: Session, movement_id: uuid.UUID, *, transfer: BankTransfer | None, failure: str = ""
 ) -> BankMovement:
-    """Post the hold (``transfer`` given) or void it; a resolved movement is left alone."""
+    """Post the hold (``transfer`` given) or void it; a resolved movement is left alone.
+
+    A movement held for review is marked ``posted`` when the bank moved the money, but its hold
+    stays pending until an operator decides; if the bank never moved it, the review is
+    cancelled with the hold voided.
+    """
     movement = lock_row(session, BankMovement, movement_id)
     assert movement is not None, "a movement is settled only after it was recorded"
     if movement.status not in UNRESOLVED:
         return movement
     now = runtime_of(session).now()
+    review = session.get(BankMovementReview, movement.id)
+    held = review is not None and review.status == ReviewStatus.HELD.value
     if transfer is not None:
-        ledger.post_hold(session, hold_id=movement.hold_id)
+        if not held:
+            ledger.post_hold(session, hold_id=movement.hold_id)
         movement.status = MovementStatus.POSTED.value
         movement.bank_transfer_id = transfer.id
     else:
         ledger.void_hold(session, hold_id=movement.hold_id)
         movement.status = MovementStatus.VOIDED.value
         movement.failure = failure[:300]
+        if review is not None and held:
+            review.status = ReviewStatus.CANCELLED.value
+            review.decided_at = now
     movement.resolved_at = now
     session.flush()
     return movement

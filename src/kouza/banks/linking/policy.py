@@ -10,7 +10,9 @@ simulator flips them to replay 2019/2020 (ADR 0010):
 * the risk decision: ``step_up`` spends a satisfied OTP step-up or refuses with
   ``StepUpRequired``; ``review`` refuses with :class:`UnderReview` (linking has no funds to hold,
   and a top-up under review is refused rather than credited-and-held — ADR 0010); ``block``
-  refuses; ``lock`` also locks the wallet and opens a case, and the refusal keeps those changes.
+  refuses; ``lock`` also locks the wallet (the banks of its accounts are told) and opens a case,
+  and the refusal keeps those changes — through :func:`kouza.risk.enforcement.enforce`, the one
+  enforcement path of every action.
 
 Decisions are taken with the engine's what-if evaluation *before* the bank is called, and the
 attempt is recorded once through ``risk.assess`` with its final outcome afterwards, so the
@@ -35,14 +37,14 @@ from kouza.identity.errors import ReverificationRequired
 from kouza.identity.models import User, VerificationLevel
 from kouza.identity.service import identity
 from kouza.kit.runtime import runtime_of
-from kouza.ops.cases import cases
-from kouza.ops.locks import locks
+from kouza.risk import enforcement
 from kouza.risk.engine import Decision
 from kouza.risk.events import RiskEvent
 from kouza.risk.rules import Outcome
 from kouza.risk.service import risk
 
-RISK_ACTOR = "risk-engine"
+RISK_SOURCE = "risk"
+"""``source`` of the cases a linking lock opens."""
 
 
 @dataclass(frozen=True)
@@ -111,34 +113,26 @@ def enforce(
     wallet_id: uuid.UUID,
     purpose: SensitiveAction,
 ) -> None:
-    """Act on a risk decision taken before the bank is called."""
-    outcome = decision.outcome
-    if outcome is Outcome.ALLOW:
-        return
-    if outcome is Outcome.STEP_UP:
-        identity.spend_step_up(session, user, purpose.value)
-        return
+    """Act on a risk decision taken before the bank is called (through :mod:`risk.enforcement`).
+
+    Linking refuses ``review`` and ``block`` itself and keeps nothing: it has no funds to hold,
+    and a request refused before the bank is called leaves no trace but its recorded attempt.
+    ``step_up`` and ``lock`` take the one enforcement path every action shares, so a lock from
+    linking notifies the banks and opens its case exactly as a lock from a payment does.
+    """
     rules = [rule.id for rule in decision.enforced]
-    if outcome is Outcome.REVIEW:
+    if decision.outcome is Outcome.REVIEW:
         raise UnderReview(
             "this request needs a review by kouza staff before it can proceed", rules=rules
         )
-    if outcome is Outcome.LOCK:
-        _lock(session, decision, wallet_id=wallet_id, rules=rules)
-        raise RiskRefused(
-            "refused by kouza's fraud checks; the wallet is locked", keep_changes=True, rules=rules
-        )
-    raise RiskRefused("refused by kouza's fraud checks", rules=rules)
-
-
-def _lock(session: Session, decision: Decision, *, wallet_id: uuid.UUID, rules: list[str]) -> None:
-    reason = f"risk decision on {decision.event.type.value}: {', '.join(rules) or 'score'}"
-    locks.lock(session, wallet_id=wallet_id, actor=RISK_ACTOR, reason=reason)
-    cases.open(
+    if decision.outcome is Outcome.BLOCK:
+        raise RiskRefused("refused by kouza's fraud checks", rules=rules)
+    enforcement.enforce(
         session,
+        decision,
+        user=user,
         wallet_id=wallet_id,
-        source="risk",
-        summary=reason,
-        actor=RISK_ACTOR,
-        details={"rules": rules, "score": decision.score, "rule_set": decision.rule_set_version},
+        purpose=purpose.value,
+        case_source=RISK_SOURCE,
+        step_up_within=None,
     )

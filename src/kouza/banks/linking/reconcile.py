@@ -100,6 +100,8 @@ class Reconciler:
         movement = session.scalars(
             select(BankMovement).where(BankMovement.bank_key == transfer.idempotency_key)
         ).one_or_none()
+        if movement is None and self._compensation(session, transfer, report):
+            return
         if movement is None:
             report.differences.append(
                 Difference(
@@ -114,6 +116,34 @@ class Reconciler:
             return
         report.checked += 1
         self._one(session, movement, transfer, grace, report)
+
+    def _compensation(
+        self, session: Session, transfer: BankTransfer, report: ReconcileReport
+    ) -> bool:
+        """A credit the operator's compensation run made (kouza.ops.compensation): matched
+        against its payment row rather than reported as unknown. False if it is not one."""
+        from kouza.ops.models import CompensationPayment  # ops builds on linking, not back
+
+        payment = session.scalars(
+            select(CompensationPayment).where(
+                CompensationPayment.bank_key == transfer.idempotency_key)
+        ).one_or_none()
+        if payment is None:
+            return False
+        report.checked += 1
+        if payment.status != "posted" or payment.amount != transfer.amount:
+            report.differences.append(
+                Difference(
+                    "compensation_unsettled",
+                    transfer.idempotency_key,
+                    None,
+                    payment.amount,
+                    transfer.amount,
+                    f"the bank credited a compensation payment the wallet has as "
+                    f"{payment.status}; run the compensation again to settle it",
+                )
+            )
+        return True
 
     def _one(
         self,

@@ -84,6 +84,9 @@ class BankMovementRead(BaseModel):
     failure: str
     created_at: datetime
     resolved_at: datetime | None
+    review: str | None = None
+    """For a top-up the risk engine held for review: ``held``, ``released``, ``rejected`` or
+    ``cancelled``; None otherwise."""
 
 
 class WebhookAccepted(BaseModel):
@@ -91,3 +94,62 @@ class WebhookAccepted(BaseModel):
 
     event: str
     applied: bool
+
+
+class OAuthLinkStart(DeviceSigned):
+    """Start linking an account through its bank's OAuth flow (nothing typed but the bank)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bank_code: Digits4
+
+
+class OAuthLinkStarted(BaseModel):
+    """Where the user's browser goes next, and until when the link may be completed."""
+
+    flow_id: uuid.UUID
+    authorization_url: str
+    expires_at: datetime
+
+
+class OAuthLinkCallback(BaseModel):
+    """The bank's redirect to ``redirect_uri``, relayed by the app that started the link."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: uuid.UUID | None = None
+    """The device that started the link (the flow is bound to it)."""
+    state: str = Field(min_length=1, max_length=500)
+    code: str | None = Field(default=None, min_length=1, max_length=500)
+    iss: str | None = Field(default=None, max_length=500)
+    """The bank's issuer (RFC 9207); required: a response without it is refused."""
+    error: str | None = Field(default=None, max_length=100)
+    error_description: str | None = Field(default=None, max_length=500)
+
+
+class ReviewDecision(BaseModel):
+    """An operator's release or rejection of a held top-up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class BankReviewRead(BaseModel):
+    """A top-up held for review and what became of it."""
+
+    movement_id: uuid.UUID
+    wallet_id: uuid.UUID
+    link_id: uuid.UUID
+    amount: int
+    """Yen debited from the bank account and held in the wallet."""
+    status: str
+    movement_status: str
+    rules: list[str]
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str
+    decision_reason: str
+    refund_movement_id: uuid.UUID | None
+    refund_status: str | None
+    """The refund credit's movement status after a rejection (``voided``: the bank refused)."""

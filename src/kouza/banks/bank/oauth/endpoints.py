@@ -44,10 +44,15 @@ from kouza.banks.bank.oauth import grants, pages, pushed
 from kouza.banks.bank.oauth.clients import oauth_clients
 from kouza.banks.bank.oauth.errors import (
     DPOP_ALGORITHMS,
+    InvalidClientAuth,
     InvalidDPoPProof,
+    InvalidGrant,
     InvalidRequest,
     OAuthError,
+    UnauthorizedClient,
     UnsupportedGrantType,
+    UseDPoPNonce,
+    oauth_error_responses,
 )
 from kouza.banks.bank.oauth.interaction import LoginOutcome, SessionInvalid, interactions
 from kouza.banks.bank.oauth.proofs import DPoPProof, current_nonce, htu_of, verify_dpop_proof
@@ -140,7 +145,9 @@ def metadata(bank_code: str, runtime: BankRuntimeDep) -> dict[str, Any]:
 
 
 @oauth_router.post(BASE + "/oauth/par", status_code=status.HTTP_201_CREATED,
-                   responses=error_responses(UnknownBank, OAuthError))
+                   responses=oauth_error_responses(
+                       InvalidRequest, InvalidClientAuth, UnauthorizedClient, InvalidDPoPProof,
+                       UseDPoPNonce, base=error_responses(UnknownBank)))
 def par(bank_code: str, fields: FormDep, request: Request,
         runtime: BankRuntimeDep) -> JSONResponse:
     """Pushed authorization request (RFC 9126): returns a single-use ``request_uri``."""
@@ -157,7 +164,9 @@ def par(bank_code: str, fields: FormDep, request: Request,
                         status_code=201, headers={**NO_STORE, "DPoP-Nonce": nonce})
 
 
-@oauth_router.post(BASE + "/oauth/token", responses=error_responses(UnknownBank, OAuthError))
+@oauth_router.post(BASE + "/oauth/token", responses=oauth_error_responses(
+    InvalidRequest, InvalidClientAuth, InvalidGrant, UnsupportedGrantType, InvalidDPoPProof,
+    UseDPoPNonce, base=error_responses(UnknownBank)))
 def token(bank_code: str, fields: FormDep, request: Request,
           runtime: BankRuntimeDep) -> JSONResponse:
     """Exchange a code for a DPoP-bound access token; the link and mandate are created."""

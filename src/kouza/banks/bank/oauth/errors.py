@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from kouza.errors import KouzaError
 
 DPOP_ALGORITHMS = ("ES256", "PS256", "Ed25519")
@@ -98,3 +100,56 @@ def resource_error(error: OAuthError) -> OAuthError:
                                                    "WWW-Authenticate": challenge})
     answer.oauth_code = code
     return answer
+
+
+class OAuthErrorRead(BaseModel):
+    """The body of an OAuth error (RFC 6749 §5.2; RFC 9449 for the DPoP codes)."""
+
+    error: str
+    error_description: str
+
+
+_NONCE_HEADER = {
+    "description": "the nonce to put in the next DPoP proof (with use_dpop_nonce, and on "
+    "success)",
+    "schema": {"type": "string"},
+}
+_CHALLENGE_HEADER = {
+    "description": 'DPoP error="…", error_description="…", algs="…" (RFC 9449 §7.1)',
+    "schema": {"type": "string"},
+}
+
+
+def oauth_error_responses(
+    *errors: type[OAuthError],
+    resource: bool = False,
+    base: dict[int | str, dict[str, Any]] | None = None,
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for OAuth errors, merged into ``base`` (kouza errors of the same route).
+
+    On the authorization server each error has its own status; on a resource server
+    (``resource``) every one is a 401 with ``WWW-Authenticate: DPoP``. Where a status is also
+    used by a kouza error, the entry documents both bodies.
+    """
+    from kouza.kit.openapi import ErrorRead  # local: the oauth package keeps its imports small
+
+    responses = dict(base or {})
+    by_status: dict[int, list[str]] = {}
+    for error in errors:
+        by_status.setdefault(401 if resource else error.status_code, []).append(error.code)
+    oauth_schema = OAuthErrorRead.model_json_schema()
+    for status, codes in sorted(by_status.items()):
+        description = "OAuth error: " + ", ".join(sorted(codes))
+        headers = {"DPoP-Nonce": _NONCE_HEADER}
+        if resource:
+            headers["WWW-Authenticate"] = _CHALLENGE_HEADER
+        schema: dict[str, Any] = oauth_schema
+        if status in responses:
+            description = f"{responses[status]['description']}; {description}"
+            schema = {"anyOf": [ErrorRead.model_json_schema(), oauth_schema]}
+        responses[status] = {
+            "description": description,
+            "headers": headers,
+            "content": {"application/json": {"schema": schema}},
+        }
+    return responses
