@@ -18,9 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TextIO, TypeVar
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import jaconv
+import pyotp
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jws
 from joserfc.jwk import ECKey
@@ -31,6 +33,7 @@ from kouza.banks.bank.core import core as bank_core
 from kouza.banks.linking.links import Caller, LegacyLinkInput, LinkService
 from kouza.banks.linking.models import BankMovement, MovementDirection, MovementStatus
 from kouza.banks.linking.movements import MovementService, MoveRequest
+from kouza.banks.linking.oauth import OAuthCallback, oauth_links
 from kouza.banks.linking.policy import DeviceProof
 from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction, signing_payload
@@ -41,7 +44,7 @@ from kouza.identity.service import identity
 from kouza.kit.security import password_cost
 from kouza.ops.models import AuditEvent
 from kouza.risk.service import risk
-from kouza.sim.population import Citizen, Honest, Kind, Plan, Planned
+from kouza.sim.population import Citizen, Honest, Kind, Plan, Planned, ib_password
 from kouza.sim.results import STAGES, AttackerResult, ProfileResult
 from kouza.sim.scenario import Attacker
 from kouza.sim.world import World
@@ -62,6 +65,20 @@ def _uuid_or_none(text: str) -> uuid.UUID | None:
         return uuid.UUID(text)
     except ValueError:
         return None
+
+
+class BankPageRefusal(KouzaError):
+    """The bank's login or consent page did not let the person through."""
+
+    code = "bank_page_refused"
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _csrf(page: str) -> str:
+    found = _CSRF.search(page)
+    return found.group(1) if found else ""
 
 
 class SimulationInconsistent(RuntimeError):
@@ -164,6 +181,8 @@ class Runner:
         self.mule_verified: dict[int, Account] = {}
         self.opened_wallet = False
         self.locked_honest: set[uuid.UUID] = set()
+        self.oauth_banks = {bank.code for bank in self.scenario.banks
+                            if bank.profile.value == "oauth"}
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -233,23 +252,66 @@ class Runner:
             signature=card.sign_nonce(nonce), nonce=nonce, kana_name=kana))
         return refused
 
-    def _reach_link_level(self, account: Account, phone: str,
-                          citizen: TestCitizen | None, kana: str) -> KouzaError | None:
-        """Do what the profile asks before linking: a phone (and device key), then eKYC."""
-        wants_phone = (self.profile.link_min_level != "email"
-                       or self.profile.require_device_signature)
+    def _reach_link_level(self, account: Account, phone: str, citizen: TestCitizen | None,
+                          kana: str, *, oauth: bool = False) -> KouzaError | None:
+        """Do what the profile asks before linking: a phone (and device key), then eKYC.
+        An OAuth link always carries a verified identity to the bank (ADR 0013)."""
+        verified = self.profile.link_min_level == "verified" or oauth
+        wants_phone = verified or self.profile.link_min_level != "email" \
+            or self.profile.require_device_signature
         if wants_phone and account.device is None:
             refused = self._verify_phone(account, phone)
             if refused:
                 return refused
-        if self.profile.link_min_level == "verified" and citizen is not None:
+        if verified and citizen is not None:
             return self._verify_identity(account, citizen, kana)
         return None
 
-    def _caller(self, session: Session, account: Account, action: SensitiveAction) -> Caller:
+    def _bank_is_oauth(self, bank_code: str) -> bool:
+        return self.profile.banks_require_oauth or bank_code in self.oauth_banks
+
+    def _link_oauth(self, account: Account,
+                    citizen: Citizen) -> tuple[uuid.UUID | None, KouzaError | None]:
+        """The strong flow as a person does it: the wallet pushes the request, the person logs
+        in at the bank with the internet-banking password and the token's code, consents, and
+        the app hands the bank's answer back to the wallet."""
+        started, refused = self._call(lambda s: oauth_links.start(
+            s, self._caller(s, account, SensitiveAction.LINK_BANK), citizen.bank_code))
+        if refused is not None or started is None:
+            return None, refused
+        seed = self.world.totp_seeds.get(citizen.index)
+        if seed is None:
+            return None, BankPageRefusal("this person has no internet banking")
+        browser = self.world.browser
+        browser.cookies.clear()
+        base = f"/v1/banks/{citizen.bank_code}/oauth/authorize"
+        page = browser.get(started.authorization_url)
+        otp_page = browser.post(f"{base}/login", data={
+            "csrf_token": _csrf(page.text), "branch_code": citizen.branch,
+            "account_number": citizen.number, "password": ib_password(citizen)})
+        if "one-time password" not in otp_page.text:
+            return None, BankPageRefusal("the bank refused the internet-banking login")
+        consent = browser.post(f"{base}/otp", data={
+            "csrf_token": _csrf(otp_page.text),
+            "otp": pyotp.TOTP(seed).at(self.world.clock.now())})
+        answer = browser.post(f"{base}/consent", data={
+            "csrf_token": _csrf(consent.text), "decision": "approve"}, follow_redirects=False)
+        if answer.status_code != 303:
+            return None, BankPageRefusal(f"the bank did not authorize the link: "
+                                         f"{answer.status_code}")
+        query = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["location"]).query).items()}
+        link, refused = self._call(lambda s: oauth_links.complete(
+            s, self._caller(s, account, None),
+            OAuthCallback(state=query.get("state", ""), code=query.get("code"),
+                          iss=query.get("iss"), error=query.get("error"))))
+        return (link.id if link is not None else None), refused
+
+    def _caller(self, session: Session, account: Account,
+                action: SensitiveAction | None) -> Caller:
         user = self._user(session, account)
         proof = None
-        if account.device is not None and account.device.device_id is not None:
+        has_key = account.device is not None and account.device.device_id is not None
+        if action is not None and account.device is not None and has_key:
             proof = account.device.proof(session, user, action)
         return Caller(user=user, wallet_id=account.wallet_id, ip=account.ip,
                       device_id=account.device.device_id if account.device else None,
@@ -336,14 +398,21 @@ class Runner:
         test_citizen = TestCitizen(name=citizen.kanji, address="東京都千代田区1-1",
                                    birth_date=citizen.birth_date, sex=Sex.FEMALE)
         kana = jaconv.h2z(citizen.kana, kana=True, ascii=False, digit=False)
-        refused = self._reach_link_level(account, citizen.phone, test_citizen, kana)
-        if refused is None:
-            link_id, refused = self._link(account, citizen, pin=citizen.pin, holder=citizen.kana)
+        oauth = self._bank_is_oauth(citizen.bank_code)
+        refused = self._reach_link_level(account, citizen.phone, test_citizen, kana, oauth=oauth)
+        def link() -> KouzaError | None:
+            link_id, refused = (self._link_oauth(account, citizen) if oauth else
+                                self._link(account, citizen, pin=citizen.pin,
+                                           holder=citizen.kana))
             account.link_id = link_id
+            return refused
+
+        if refused is None:
+            refused = link()
         if refused is not None:
-            self.result.honest_link_refusals += 1
-            self._honest_friction(refused, account, SensitiveAction.LINK_BANK.value,
-                                  lambda: None)
+            self._honest_friction(refused, account, SensitiveAction.LINK_BANK.value, link)
+            if account.link_id is None:
+                self.result.honest_link_refusals += 1
 
     def _honest_action(self, action: Planned) -> None:
         account = self.honest.get(action.who)

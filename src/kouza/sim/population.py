@@ -56,6 +56,11 @@ class Citizen:
         return f"citizen{self.index:06d}@mail.example.jp"
 
 
+def ib_password(citizen: Citizen) -> str:
+    """The simulated person's internet-banking password (hashed at the bank like any other)."""
+    return f"ib-{citizen.index:06d}-{citizen.number}"
+
+
 class Kind(StrEnum):
     """Kinds of planned actions."""
 

@@ -29,7 +29,7 @@ from kouza.identity.ekyc.devchip import DevDocumentIssuer
 from kouza.kit.clock import ManualClock
 from kouza.kit.runtime import Runtime
 from kouza.kit.security import password_cost
-from kouza.sim.population import Plan, make_plan
+from kouza.sim.population import Plan, ib_password, make_plan
 from kouza.sim.profiles import PROFILES
 from kouza.sim.results import ProfileResult, SimulationResult
 from kouza.sim.scenario import Scenario, ScenarioError
@@ -59,6 +59,8 @@ class Templates:
     wallet: Path
     client_secret: str
     legacy_banks: list[str]
+    totp_seeds: dict[int, str]
+    """Citizen index → base32 seed of their internet-banking OTP token (honest linkers)."""
 
 
 def seed_templates(plan: Plan, folder: Path) -> Templates:
@@ -71,6 +73,8 @@ def seed_templates(plan: Plan, folder: Path) -> Templates:
         BankSettings(_env_file=None, var_dir=folder / "seed-var",
                      secret_key="sim-bank-secret"),
         clock=ManualClock(scenario.start), senders={}, database_url=f"sqlite:///{bank_path}")
+    linkers = {person.citizen.index for person in plan.honest if person.links_bank}
+    seeds: dict[int, str] = {}
     try:
         with password_cost(time_cost=1, memory_cost=1024), bank_rt.db.unit_of_work() as session:
             banks = {}
@@ -84,10 +88,15 @@ def seed_templates(plan: Plan, folder: Path) -> Templates:
                 banks[spec.code] = (bank, branch)
             for citizen in plan.citizens:
                 bank, branch = banks[citizen.bank_code]
+                internet_banking = citizen.index in linkers
                 customer = core.add_customer(session, bank, CustomerData(
                     name_kanji=citizen.kanji, name_kana=citizen.kana,
                     birth_date=citizen.birth_date, address="日本", phone="+81" + citizen.phone[1:],
-                    email=citizen.email))
+                    email=citizen.email),
+                    internet_banking_password=ib_password(citizen) if internet_banking else None)
+                if internet_banking:
+                    _, seeds[citizen.index] = core.add_otp_device(session, customer,
+                                                                  label="hardware token")
                 core.open_account(session, customer, branch=branch,
                                   account_type=AccountType.ORDINARY, number=citizen.number,
                                   pin=citizen.pin, balance=citizen.balance)
@@ -95,7 +104,7 @@ def seed_templates(plan: Plan, folder: Path) -> Templates:
     finally:
         bank_rt.db.dispose()
     legacy = [spec.code for spec in scenario.banks if spec.profile.value != "oauth"]
-    return Templates(bank_path, wallet_path, secret, legacy)
+    return Templates(bank_path, wallet_path, secret, legacy, seeds)
 
 
 def simulate(
@@ -169,7 +178,8 @@ def _run_profile(task: _Task, plan: Plan | None, progress: Progress | None,
     world = build_world(
         PROFILES[task.profile], folder=task.folder / task.profile, clock=clock,
         bank_template=templates.bank, wallet_template=templates.wallet,
-        client_secret=templates.client_secret, legacy_banks=templates.legacy_banks, ekyc=ekyc)
+        client_secret=templates.client_secret, legacy_banks=templates.legacy_banks, ekyc=ekyc,
+        totp_seeds=templates.totp_seeds)
     try:
         merchants = _merchants(world.rt, plan)
         runner = Runner(plan, world, card_key=card_key, ekyc=ekyc, merchants=merchants)

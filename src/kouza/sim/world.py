@@ -34,6 +34,7 @@ from kouza.banks.bank.models import AuthProfile, Bank
 from kouza.banks.bank.runtime import BankRuntime, build_bank_runtime
 from kouza.banks.bank.settings import BankSettings
 from kouza.banks.linking.client import BankClient
+from kouza.banks.linking.keys import client_jwks
 from kouza.config import Settings
 from kouza.identity.ekyc import CrlRevocationChecker, DevFaceMatcher
 from kouza.identity.ekyc.devca import DevCertificateAuthority
@@ -62,6 +63,7 @@ from kouza.wallet.models import MovementKind
 BANK_URL = "http://bank.sim.kouza.test"
 WALLET_URL = "http://wallet.sim.kouza.test"
 CLIENT_ID = "kouza-wallet"
+REDIRECT_URI = "https://wallet.sim.kouza.test/bank-callback"
 EMPTY_RULES = "version: none\nrules: []\n"
 
 
@@ -148,9 +150,13 @@ class World:
     mailbox: LastMessages
     wallet_app: TestClient
     bank_app: TestClient
+    browser: TestClient
+    """A person's browser at the bank's public URL (cookies cleared between people)."""
+    totp_seeds: dict[int, str]
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
+        self.browser.__exit__(None, None, None)
         self.bank_app.__exit__(None, None, None)
         self.wallet_app.__exit__(None, None, None)
         self.rt.db.dispose()
@@ -189,6 +195,7 @@ def build_world(
     client_secret: str,
     legacy_banks: list[str],
     ekyc: Ekyc,
+    totp_seeds: dict[int, str],
 ) -> World:
     """Copy the seeded templates into ``folder`` and configure both systems for ``profile``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -212,6 +219,7 @@ def build_world(
         bank_api_url=BANK_URL,
         bank_client_id=CLIENT_ID,
         bank_client_secret=client_secret,
+        bank_oauth_redirect_uri=REDIRECT_URI,
     )
     rt = build_runtime(settings, clock=clock, senders={"email": mailbox, "sms": mailbox},
                        database_url=f"sqlite:///{wallet_db}")
@@ -245,7 +253,16 @@ def build_world(
         httpx.Client(base_url=BANK_URL, transport=_ToApp(bank_app)),
         client_id=CLIENT_ID, client_secret=client_secret,
     )
-    return World(profile, rt, bank_rt, clock, mailbox, wallet_app, bank_app)
+    registered = bank_app.put(
+        f"/v1/counter/operators/{CLIENT_ID}/oauth-registration",
+        json={"redirect_uris": [REDIRECT_URI], "jwks": client_jwks(rt)},
+        headers={"Authorization": "Bearer sim-staff"},
+    )
+    if registered.status_code != 201:
+        raise RuntimeError(f"the bank refused the wallet's OAuth registration: {registered.text}")
+    browser = TestClient(create_bank_app(bank_rt), base_url=bank_settings.issuer).__enter__()
+    return World(profile, rt, bank_rt, clock, mailbox, wallet_app, bank_app, browser,
+                 totp_seeds)
 
 
 def migrate_wallet_template(path: Path) -> None:
