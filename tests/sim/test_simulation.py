@@ -88,13 +88,19 @@ def test_every_strategy_is_exercised(run: tuple[SimulationResult, dict[str, int]
     for attacker in legacy.attackers:
         assert attacker.attempts > 0, attacker
         assert attacker.stages["link_attempted"] > 0, attacker
-    by_strategy = {attacker.strategy: attacker for attacker in legacy.attackers}
-    for strategy in ("leaked_credentials", "phishing", "mule", "low_and_slow"):
-        assert by_strategy[strategy].stages["charged"] > 0, by_strategy[strategy]
-    sweep = by_strategy["reverse_brute_force"]
+    by_name = {attacker.name: attacker for attacker in legacy.attackers}
+    for name in ("leaked", "phish", "mule", "slow"):
+        assert by_name[name].stages["charged"] > 0, by_name[name]
+    sweep = by_name["sweep"]
     # one PIN across many accounts: most attempts are wrong-PIN refusals by the bank
     assert sweep.refusals.get("bank_link_refused", 0) > sweep.stages["linked"]
-    assert "did_not_take_the_bait" in by_strategy["phishing"].refusals
+    assert "did_not_take_the_bait" in by_name["phish"].refusals
+    # a phished internet-banking login is not enough: kouza's OAuth client sends the bank a
+    # verified identity, which an e-mail-only attacker does not have
+    phished_login = by_name["phish-ib"]
+    assert phished_login.stages["link_attempted"] > 0
+    assert phished_login.stages["linked"] == 0
+    assert "verified_name_required" in phished_login.refusals
 
 
 def test_same_seed_same_figures(run: tuple[SimulationResult, dict[str, int]],

@@ -519,7 +519,13 @@ class Runner:
         self._stage(attempt, "wallet_opened")
         pin = attacker.pin if attacker.strategy == "reverse_brute_force" else victim.pin
         self._stage(attempt, "link_attempted")
-        link_id, refused = self._link(account, victim, pin=pin, holder=victim.kana)
+        if getattr(attacker, "gets_internet_banking", False) \
+                and self._bank_is_oauth(victim.bank_code):
+            # the victim typed the internet-banking password and a live code into the phishing
+            # page: the attacker walks the bank's strong flow with them
+            link_id, refused = self._link_oauth(account, victim)
+        else:
+            link_id, refused = self._link(account, victim, pin=pin, holder=victim.kana)
         if refused is not None or link_id is None:
             self._refused(attempt, refused or KouzaError("no link"))
             return

@@ -74,6 +74,9 @@ def seed_templates(plan: Plan, folder: Path) -> Templates:
                      secret_key="sim-bank-secret"),
         clock=ManualClock(scenario.start), senders={}, database_url=f"sqlite:///{bank_path}")
     linkers = {person.citizen.index for person in plan.honest if person.links_bank}
+    for a, attacker in enumerate(scenario.attackers):
+        if getattr(attacker, "gets_internet_banking", False):
+            linkers.update(plan.victims_of[a])  # phished: their banking login is known
     seeds: dict[int, str] = {}
     try:
         with password_cost(time_cost=1, memory_cost=1024), bank_rt.db.unit_of_work() as session:
