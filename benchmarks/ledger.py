@@ -22,7 +22,10 @@ What is measured, per database, each through the real ledger service and real mi
 * ``raw``: the same entry and posting rows written the same way (one statement per batch on
   PostgreSQL, ``executemany`` on SQLite) into copies of the two tables with the same columns,
   indexes and unique keys but no foreign keys, CHECKs or triggers, and no balance updates or
-  account locks — what the hardware does with no ledger logic — and the ratio ledger/raw.
+  account locks — what the hardware does with no ledger logic — and the ratio ledger/raw;
+* ``raw + FKs``: the same, into copies that also keep the three foreign keys of the real tables
+  (posting → entry, posting → account, reversal → entry): how much of the gap is referential
+  integrity alone, before any ledger logic (ADR 0014).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -161,6 +165,8 @@ def _single(rt: Runtime, specs: list[EntrySpec], clients: int) -> dict[str, floa
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    if len(latencies) != len(specs):
+        raise SystemExit(f"{len(specs) - len(latencies)} single transfers failed")
     latencies.sort()
     return {
         "tps": len(specs) / elapsed,
@@ -170,13 +176,25 @@ def _single(rt: Runtime, specs: list[EntrySpec], clients: int) -> dict[str, floa
 
 
 def _parallel(work: Any, partitions: list[list[EntrySpec]]) -> float:
-    """Run ``work(partition)`` in one thread per partition; transfers/s over all of them."""
+    """Run ``work(partition)`` in one thread per partition; transfers/s over all of them (a
+    failure in any thread fails the benchmark)."""
+    failures: list[BaseException] = []
+
+    def run(part: list[EntrySpec]) -> None:
+        try:
+            work(part)
+        except BaseException as exc:
+            failures.append(exc)
+            raise
+
     started = time.perf_counter()
-    threads = [threading.Thread(target=work, args=(part,)) for part in partitions]
+    threads = [threading.Thread(target=run, args=(part,)) for part in partitions]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise SystemExit(f"benchmark writer failed: {failures[0]!r}")
     return sum(len(p) for p in partitions) / (time.perf_counter() - started)
 
 
@@ -191,48 +209,59 @@ def _batched(rt: Runtime, partitions: list[list[EntrySpec]]) -> float:
     return _parallel(writer, partitions)
 
 
-def _raw_tables(rt: Runtime) -> tuple[Table, Table]:
+def _raw_tables(rt: Runtime, *, foreign_keys: bool = False) -> tuple[Table, Table]:
     """Copies of ``journal_entries`` and ``postings``: the same columns, indexes and unique keys,
-    but no foreign keys, CHECKs or triggers — and nobody updates balances or locks accounts."""
+    but no CHECKs or triggers — and nobody updates balances or locks accounts. Without
+    ``foreign_keys`` they have no foreign keys either; with it, the three of the real tables."""
     metadata = MetaData()
     big_id = BigInteger().with_variant(Integer(), "sqlite")
+    prefix = "bench_raw_fk" if foreign_keys else "bench_raw"
+
+    def key(column: str, target: str) -> Column[Any]:
+        if foreign_keys:
+            return Column(column, big_id, ForeignKey(target), nullable=column == "reverses_id")
+        return Column(column, big_id, nullable=column == "reverses_id")
+
+    # a stand-in so the foreign key can name ledger_accounts; it is never created or dropped
+    Table("ledger_accounts", metadata, Column("id", big_id, primary_key=True))
     entries = Table(
-        "bench_raw_entries",
+        f"{prefix}_entries",
         metadata,
         Column("id", big_id, primary_key=True),
         Column("kind", String(32), nullable=False),
         Column("description", String(500), nullable=False),
         Column("idempotency_key", String(255), unique=True),
         Column("request_hash", String(64)),
-        Column("reverses_id", big_id, unique=True),
+        key("reverses_id", f"{prefix}_entries.id"),
         Column("reference", JSON),
         Column("created_at", DateTime(timezone=True), nullable=False),
-        Index("ix_bench_raw_entries_created_at", "created_at"),
+        Index(f"ix_{prefix}_entries_created_at", "created_at"),
     )
+    entries.c.reverses_id.unique = True
     postings = Table(
-        "bench_raw_postings",
+        f"{prefix}_postings",
         metadata,
         Column("id", big_id, primary_key=True),
-        Column("entry_id", big_id, nullable=False),
-        Column("account_id", big_id, nullable=False),
+        key("entry_id", f"{prefix}_entries.id"),
+        key("account_id", "ledger_accounts.id"),
         Column("amount", BigInteger, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
-        Index("ix_bench_raw_postings_account_created", "account_id", "created_at"),
-        Index("ix_bench_raw_postings_entry", "entry_id"),
+        Index(f"ix_{prefix}_postings_account_created", "account_id", "created_at"),
+        Index(f"ix_{prefix}_postings_entry", "entry_id"),
     )
-    metadata.drop_all(rt.db.engine)
-    metadata.create_all(rt.db.engine)
+    metadata.drop_all(rt.db.engine, tables=[postings, entries])
+    metadata.create_all(rt.db.engine, tables=[entries, postings])
     return entries, postings
 
 
-_RAW_PG = text(
+_RAW_PG = (
     "WITH source AS (SELECT * FROM ROWS FROM (json_to_recordset(CAST(:entries AS json)) AS ("
     " kind varchar, description varchar)) WITH ORDINALITY AS s(kind, description, ord)),"
-    " numbered AS (SELECT nextval(pg_get_serial_sequence('bench_raw_entries', 'id')) AS id,"
+    " numbered AS (SELECT nextval(pg_get_serial_sequence('{entries}', 'id')) AS id,"
     " source.* FROM source ORDER BY ord),"
-    " e AS (INSERT INTO bench_raw_entries (id, kind, description, created_at)"
+    " e AS (INSERT INTO {entries} (id, kind, description, created_at)"
     " SELECT id, kind, description, :now FROM numbered),"
-    " p AS (INSERT INTO bench_raw_postings (entry_id, account_id, amount, created_at)"
+    " p AS (INSERT INTO {postings} (entry_id, account_id, amount, created_at)"
     " SELECT numbered.id, leg.account_id, leg.amount, :now"
     " FROM json_to_recordset(CAST(:postings AS json)) AS leg(ord bigint, account_id bigint,"
     " amount bigint) JOIN numbered ON numbered.ord = leg.ord)"
@@ -240,10 +269,13 @@ _RAW_PG = text(
 )
 
 
-def _raw(rt: Runtime, partitions: list[list[EntrySpec]], batch: int) -> float:
+def _raw(
+    rt: Runtime, partitions: list[list[EntrySpec]], batch: int, *, foreign_keys: bool = False
+) -> float:
     """The same rows written the same way (one statement per batch on PostgreSQL, executemany
-    on SQLite) into tables with no constraints, triggers or balance updates: no ledger logic."""
-    entries, postings = _raw_tables(rt)
+    on SQLite) into tables with no constraints, triggers or balance updates: no ledger logic
+    (with ``foreign_keys``, the real tables' foreign keys and nothing else)."""
+    entries, postings = _raw_tables(rt, foreign_keys=foreign_keys)
     ids = itertools.count(1)
     lock = threading.Lock()
 
@@ -266,7 +298,7 @@ def _raw_write(
     now = datetime.now(UTC)
     if connection.dialect.name == "postgresql":
         connection.execute(
-            _RAW_PG,
+            text(_RAW_PG.format(entries=entries.name, postings=postings.name)),
             {
                 "entries": json.dumps(
                     [{"kind": s.kind.value, "description": s.description} for s in chunk]
@@ -322,12 +354,16 @@ def run(
         log(f"[{name}] plain INSERTs of the same rows …")
         raw_batched = _raw(rt, batch_parts, BATCH)
         raw_single = _raw(rt, [single_specs[c::clients] for c in range(clients)], 1)
+        log(f"[{name}] plain INSERTs of the same rows, with the foreign keys …")
+        raw_fk_batched = _raw(rt, batch_parts, BATCH, foreign_keys=True)
         with rt.db.unit_of_work() as session:
             report = ledger.verify(session)
         if not report.ok:
             raise SystemExit(f"ledger verification failed after the benchmark: {report.problems}")
         rt.db.dispose()
     return {
+        f"{name}_single_clients": clients,
+        f"{name}_batched_writers": writers,
         f"{name}_single_tps": one["tps"],
         f"{name}_single_p50_ms": one["p50_ms"],
         f"{name}_single_p99_ms": one["p99_ms"],
@@ -335,8 +371,10 @@ def run(
         f"{name}_hot_batched_tps": hot,
         f"{name}_raw_insert_tps": raw_batched,
         f"{name}_raw_insert_single_tps": raw_single,
+        f"{name}_raw_insert_fk_tps": raw_fk_batched,
         f"{name}_batched_vs_raw_ratio": many / raw_batched,
         f"{name}_single_vs_raw_ratio": one["tps"] / raw_single,
+        f"{name}_raw_fk_vs_raw_ratio": raw_fk_batched / raw_batched,
     }
 
 
@@ -346,12 +384,14 @@ def _print_table(figures: dict[str, float]) -> None:
 
     table = RichTable(
         "database",
+        "clients",
         "single tx/s",
         "p50 ms",
         "p99 ms",
         "batched tx/s",
         "hot batched tx/s",
         "plain INSERT tx/s",
+        "plain + FKs tx/s",
         "ledger/plain (batched)",
         "ledger/plain (single)",
         title="kouza ledger benchmark",
@@ -362,12 +402,14 @@ def _print_table(figures: dict[str, float]) -> None:
         f = {k.removeprefix(name + "_"): v for k, v in figures.items() if k.startswith(name)}
         table.add_row(
             name,
+            f"{f['single_clients']:.0f}",
             f"{f['single_tps']:,.0f}",
             f"{f['single_p50_ms']:.2f}",
             f"{f['single_p99_ms']:.2f}",
             f"{f['batched_tps']:,.0f}",
             f"{f['hot_batched_tps']:,.0f}",
             f"{f['raw_insert_tps']:,.0f}",
+            f"{f['raw_insert_fk_tps']:,.0f}",
             f"{f['batched_vs_raw_ratio']:.0%}",
             f"{f['single_vs_raw_ratio']:.0%}",
         )
@@ -394,7 +436,11 @@ def main() -> None:
     )
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
-    log = (lambda _m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+
+    def log(message: str) -> None:
+        if not args.json:
+            print(message, file=sys.stderr)
+
     figures: dict[str, float] = {}
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory() as folder:

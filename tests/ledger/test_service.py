@@ -105,6 +105,31 @@ class TestPostEntry:
             ledger.post_entry(session, spec)
         assert balances(rt, alice, bob, carol) == [400, 400, 200]
 
+    @pytest.mark.parametrize("width", [2, 5, 16, 17, 40])
+    def test_wide_entries_keep_every_leg(self, rt: Runtime, width: int) -> None:
+        # one entry of up to 16 legs has its own statement on PostgreSQL; wider ones go through
+        # the batch statement: both store every leg and the reference, and replay
+        source = float_account(rt)
+        wallets = accounts(rt, *[f"wallet:{n}" for n in range(width - 1)])
+        legs = (Leg(source, -sum(range(1, width))),
+                *(Leg(w, n) for n, w in enumerate(reversed(wallets), start=1)))
+        spec = EntrySpec(kind=EntryKind.ADJUSTMENT, legs=legs, reference={"width": width},
+                         idempotency_key=f"wide-{width}")
+        with rt.db.unit_of_work() as session:
+            posted = ledger.post_entry(session, spec)
+        with rt.db.unit_of_work() as session:
+            stored = session.scalars(
+                select(Posting).where(Posting.entry_id == posted.id).order_by(Posting.id)
+            ).all()
+            entry = session.get(JournalEntry, posted.id)
+            assert entry is not None and entry.reference == {"width": width}
+        assert sorted((p.account_id, p.amount) for p in stored) == sorted(
+            (g.account_id, g.amount) for g in legs
+        )
+        with rt.db.unit_of_work() as session:
+            assert ledger.post_entry(session, spec).replayed
+        assert verified(rt)
+
     @pytest.mark.parametrize(
         ("legs", "error"),
         [

@@ -4,8 +4,9 @@ Every movement is a journal entry of two or more postings summing to zero (see
 :mod:`kouza.ledger.models` for the sign convention and what the database enforces). The service
 validates each entry before any SQL, replays idempotent retries, locks the touched accounts in id
 order, applies all balance changes of a call in one statement that refuses an overdraft, and
-writes entries and postings in bulk — so :meth:`LedgerService.post_batch` costs the same four
-statements for one entry or thousands, and is all-or-nothing.
+writes entries and postings in bulk — on PostgreSQL all in that same statement, so
+:meth:`LedgerService.post_batch` costs one statement for one entry or thousands, and is
+all-or-nothing.
 
 Holds reserve funds (``pending_out`` on the source) until posted in full or in part, voided, or
 expired. An expired hold is released lazily when it would block a debit, and in bulk by
