@@ -2,44 +2,56 @@
 
 Usage::
 
-    python benchmarks/risk.py            # rich table
-    python benchmarks/risk.py --json     # one JSON object
+    python benchmarks/risk.py                  # rich table
+    python benchmarks/risk.py --json           # one JSON object
+    python benchmarks/risk.py --workers 3 --rate 500 --seconds 20
 
 The engine runs the full shipped rule set (``kouza/risk/rulesets/default.yaml``) over a feature
 store already holding ``--prior`` events (default 1,000,000) spread over 30 days across 200,000
 wallets, 150,000 devices, 100,000 IP addresses, 35 banks and 5,000 merchants. Then:
 
 * in-process: ``--decisions`` new events (sign-ups, link attempts, top-ups, payments in the
-  proportions below) through ``RiskEngine.assess`` on one thread — decisions/s, p50/p99/max;
-* over HTTP: the same engine behind the real API (``POST /v1/ops/risk/assess`` with an operator
-  token; each decision is stored with its event), uvicorn on 127.0.0.1 with PostgreSQL when
-  ``KOUZA_BENCH_POSTGRES_URL`` is set (SQLite otherwise), driven open-loop at a fixed ``--rate``
-  (default 500 requests/s) for ``--seconds`` by a load generator in its own process — achieved
-  rate, p50/p99/max.
+  proportions below) through ``RiskEngine.assess`` on one thread over the in-memory store —
+  decisions/s, p50/p99/max;
+* over HTTP: the same prior events loaded into the shared Redis feature store
+  (``KOUZA_BENCH_REDIS_URL``, default ``redis://127.0.0.1:6379/0``, under a prefix of its own
+  that is deleted afterwards), and the real API (``POST /v1/ops/risk/assess`` with an operator
+  token; each decision is stored with its event) served by ``--workers`` uvicorn processes on
+  127.0.0.1 sharing that store and the database: PostgreSQL (a fresh schema) when
+  ``KOUZA_BENCH_POSTGRES_URL`` (or ``KOUZA_TEST_POSTGRES_URL``) is set, SQLite otherwise. A load
+  generator in its own process offers ``--rate`` requests/s open-loop: request *i* is due at
+  ``start + i / rate`` whatever happened before, and its latency is measured from that due time
+  (so a stall is charged to every request it delays: no coordinated omission). The first
+  ``--warmup`` seconds are not counted. Printed: achieved rate, p50/p99/max, errors, and the CPU
+  the API workers and Redis spent per decision.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import multiprocessing
 import os
 import random
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import httpx
-import uvicorn
+import redis
 
 from kouza.config import Settings
 from kouza.kit.migrate import upgrade
@@ -49,13 +61,18 @@ from kouza.ops.service import ops
 from kouza.risk.engine import RiskEngine
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.features import InMemoryFeatureStore
+from kouza.risk.redis_store import RedisFeatureStore
 from kouza.risk.service import shipped_rule_set
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 MIX = [(EventType.PAYMENT, 0.55), (EventType.TOPUP, 0.2), (EventType.LOGIN, 0.12),
        (EventType.LINK_ATTEMPT, 0.08), (EventType.SIGNUP, 0.05)]
 CATEGORIES = ["convenience_store", "supermarket", "restaurant", "electronics", "tobacco",
               "gift_cards", "transport", "online"]
+BENCH_DIR = Path(__file__).resolve().parent
 
 
 class Population:
@@ -86,18 +103,25 @@ class Population:
         return RiskEvent(type=kind, at=at, **fields)
 
 
-def _prepare(prior: int, seed: int) -> tuple[RiskEngine, Population, float]:
+def prior_events(count: int, seed: int) -> tuple[list[RiskEvent], Population]:
+    """``count`` events spread evenly over the 30 days before ``NOW``, and the population that
+    goes on drawing new ones."""
     population = Population(seed)
+    span = timedelta(days=30).total_seconds()
+    return [population.event(NOW - timedelta(seconds=span * (1 - i / count)))
+            for i in range(count)], population
+
+
+def _prepare(prior: list[RiskEvent]) -> tuple[RiskEngine, float]:
     engine = RiskEngine(shipped_rule_set(), InMemoryFeatureStore())
     started = time.perf_counter()
-    span = timedelta(days=30).total_seconds()
-    for i in range(prior):
-        engine.store.record(population.event(NOW - timedelta(seconds=span * (1 - i / prior))))
+    for event in prior:
+        engine.store.record(event)
     # A million long-lived events would make every full garbage collection walk them all
     # (seconds-long pauses under load); freezing moves them out of the collector's sight, as a
     # long-running risk worker does after warming its store.
     gc.freeze()
-    return engine, population, time.perf_counter() - started
+    return engine, time.perf_counter() - started
 
 
 def _percentiles(latencies_ms: list[float]) -> dict[str, float]:
@@ -116,6 +140,16 @@ def in_process(engine: RiskEngine, population: Population, count: int) -> dict[s
         latencies.append((time.perf_counter() - t0) * 1000)
     elapsed = time.perf_counter() - started
     return {"decisions_per_s": count / elapsed, **_percentiles(latencies)}
+
+
+# --- over HTTP -----------------------------------------------------------------------------
+
+
+def server_app() -> FastAPI:
+    """The API of one uvicorn worker, configured from ``KOUZA_*`` (uvicorn ``--factory``)."""
+    from kouza.api.app import create_app
+
+    return create_app(build_runtime(Settings()))
 
 
 def _free_port() -> int:
@@ -141,96 +175,232 @@ def _database_url(folder: str) -> str:
     return f"{base}{joiner}options=-csearch_path%3Dkouza_risk_bench"
 
 
-def over_http(engine: RiskEngine, seed: int, rate: int, seconds: float) -> dict[str, float]:
-    from kouza.api.app import create_app
-
-    with tempfile.TemporaryDirectory() as folder:
-        runtime = build_runtime(Settings(var_dir=Path(folder), secret_key="bench"),
-                                database_url=_database_url(folder))
-        upgrade(runtime.db.engine)
-        runtime.providers["risk"] = engine
-        with runtime.db.unit_of_work() as session:
-            _, token = ops.create_operator(session, name="bench", role=OperatorRole.ANALYST,
-                                           actor="benchmark")
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port,
-                                               log_level="warning", access_log=False))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` so far (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
         try:
-            # the load generator runs in its own process, so it does not compete with the
-            # server for this process's interpreter lock
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(1) as pool:
-                return pool.apply(_drive, (f"http://127.0.0.1:{port}", token, seed, rate,
-                                           seconds))
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
-def _drive(base: str, token: str, seed: int, rate: int, seconds: float) -> dict[str, float]:
-    """Open-loop load: requests start on a fixed schedule whatever the latency."""
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def over_http(prior: list[RiskEvent], args: argparse.Namespace,
+              log: Callable[[str], None]) -> dict[str, float]:
+    redis_url = os.environ.get("KOUZA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"kouza:bench:{uuid.uuid4().hex[:12]}:"
+    store = RedisFeatureStore.from_url(redis_url, prefix=prefix)
+    try:
+        log(f"loading {len(prior):,} prior events into Redis ({redis_url}) …")
+        started = time.perf_counter()
+        store.record_many(prior)
+        load_s = time.perf_counter() - started
+        with tempfile.TemporaryDirectory() as folder:
+            database_url = _database_url(folder)
+            runtime = build_runtime(Settings(var_dir=Path(folder), secret_key="bench"),
+                                    database_url=database_url)
+            upgrade(runtime.db.engine)
+            with runtime.db.unit_of_work() as session:
+                _, token = ops.create_operator(session, name="bench", role=OperatorRole.ANALYST,
+                                               actor="benchmark")
+            runtime.db.dispose()
+            environment = os.environ | {
+                "KOUZA_DATABASE_URL": database_url, "KOUZA_SECRET_KEY": "bench",
+                "KOUZA_VAR_DIR": folder, "KOUZA_RISK_FEATURE_STORE": redis_url,
+                "KOUZA_RISK_FEATURE_PREFIX": prefix,
+            }
+            log(f"over HTTP: {args.workers} uvicorn worker(s), {args.rate}/s for "
+                f"{args.seconds:.0f} s after {args.warmup:.0f} s of warm-up …")
+            figures = _serve_and_drive(environment, token, store.client, args)
+        return {**figures, "redis_load_s": load_s}
+    finally:
+        store.clear()
+
+
+def _serve_and_drive(environment: dict[str, str], token: str, client: redis.Redis,
+                     args: argparse.Namespace) -> dict[str, float]:
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "risk:server_app",
+         "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(args.workers), "--log-level", "warning", "--no-access-log",
+         "--timeout-keep-alive", "60"],
+        env=environment, start_new_session=True,
+    )
+    try:
+        _wait_until_up(port, server)
+        workers = _children(server.pid) or [server.pid]
+        cpu_before, redis_before = _cpu_seconds(workers), _redis_cpu(client)
+        # the load generator runs in its own process, so it does not compete with anything
+        # here for an interpreter lock
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            result = pool.apply(_drive, (port, token, args.seed + 1, args.rate, args.seconds,
+                                         args.warmup))
+        requests = result.pop("requests_total")
+        result["server_cpu_ms_per_request"] = (
+            (_cpu_seconds(workers) - cpu_before) * 1000 / requests)
+        result["redis_cpu_ms_per_request"] = (_redis_cpu(client) - redis_before) * 1000 / requests
+        return result
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)  # its own session: the workers go too
+            server.wait()
+
+
+def _wait_until_up(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("the API server exited during start-up")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the API server did not start within 60 s")
+
+
+def _drive(port: int, token: str, seed: int, rate: int, seconds: float,
+           warmup: float) -> dict[str, float]:
+    """Open-loop load: request *i* is due at ``start + i / rate`` whatever the latency."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
     population = Population(seed)
-    total = int(rate * seconds)
+    total = int(rate * (warmup + seconds))
+    head = (f"POST /v1/ops/risk/assess HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n")
+    requests = []
+    for i in range(total):
+        body = json.dumps(population.event(NOW + timedelta(days=1, milliseconds=10 * i))
+                          .to_json()).encode()
+        requests.append(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    return asyncio.run(_load(port, requests, rate, int(rate * warmup)))
+
+
+async def _load(port: int, requests: list[bytes], rate: int,
+                skip: int) -> dict[str, float]:
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     latencies: list[float] = []
+    lags: list[float] = []
     errors = 0
-    lock = threading.Lock()
-    events = [population.event(NOW + timedelta(days=1, milliseconds=10 * i)).to_json()
-              for i in range(total)]
-    clients = 32
+    finished = 0.0
+
+    async def exchange(i: int) -> bool:
+        while idle and idle[-1][1].is_closing():  # closed by the server while idle
+            idle.pop()
+        connection = idle.pop() if idle else await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = connection
+        writer.write(requests[i])
+        status = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await reader.readexactly(length)
+        idle.append(connection)
+        return status.split(b" ", 2)[1] == b"200"
+
+    async def one(i: int, due: float) -> None:
+        nonlocal errors, finished
+        try:
+            ok = await asyncio.wait_for(exchange(i), timeout=30)
+        except (OSError, RuntimeError, asyncio.IncompleteReadError, IndexError, TimeoutError):
+            ok = False
+        done = time.perf_counter()
+        if i >= skip:
+            latencies.append((done - due) * 1000)
+            errors += not ok
+            finished = max(finished, done)
+
+    # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds
     start = time.perf_counter() + 0.2
-
-    def worker(offset: int) -> None:
-        nonlocal errors
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
-                          timeout=10) as client:
-            for i in range(offset, total, clients):
-                delay = start + i / rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                t0 = time.perf_counter()
-                response = client.post("/v1/ops/risk/assess", json=events[i])
-                elapsed = (time.perf_counter() - t0) * 1000
-                with lock:
-                    latencies.append(elapsed)
-                    errors += response.status_code != 200
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    achieved = total / (time.perf_counter() - start)
-    return {"requests_per_s": achieved, "errors": float(errors), **_percentiles(latencies)}
+    tasks = set()
+    for i in range(len(requests)):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        lags.append(max(0.0, time.perf_counter() - due) * 1000)
+        task = asyncio.create_task(one(i, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    while tasks:
+        await asyncio.gather(*tasks)
+    measured_from = start + skip / rate
+    counted = len(requests) - skip
+    return {"requests_per_s": counted / (finished - measured_from), "errors": float(errors),
+            "requests_total": float(len(requests)), "generator_lag_max_ms": max(lags),
+            **_percentiles(latencies)}
 
 
 def main() -> None:
+    # ``timeout`` or Ctrl-C: unwind, so the server is stopped and the Redis keys deleted
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--prior", type=int, default=1_000_000)
     parser.add_argument("--decisions", type=int, default=50_000)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
-    log = (lambda _m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+
+    def log(message: str) -> None:
+        if not args.json:
+            print(message, file=sys.stderr)
+
     log(f"loading {args.prior:,} prior events …")
-    engine, population, load_s = _prepare(args.prior, args.seed)
+    prior, population = prior_events(args.prior, args.seed)
+    engine, load_s = _prepare(prior)
     log(f"in-process: {args.decisions:,} decisions …")
     local = in_process(engine, population, args.decisions)
-    log(f"over HTTP: {args.rate}/s for {args.seconds:.0f} s …")
-    remote = over_http(engine, args.seed + 1, args.rate, args.seconds)
+    del engine
+    gc.unfreeze()
+    gc.collect()
+    remote = over_http(prior, args, log)
     figures = {
         "prior_events": float(args.prior), "prior_load_s": load_s,
         "inprocess_decisions_per_s": local["decisions_per_s"],
         "inprocess_p50_ms": local["p50_ms"], "inprocess_p99_ms": local["p99_ms"],
         "inprocess_max_ms": local["max_ms"],
+        "http_workers": float(args.workers), "http_redis_prior_load_s": remote["redis_load_s"],
         "http_target_rate": float(args.rate), "http_achieved_rate": remote["requests_per_s"],
         "http_errors": remote["errors"], "http_p50_ms": remote["p50_ms"],
         "http_p99_ms": remote["p99_ms"], "http_max_ms": remote["max_ms"],
+        "http_generator_lag_max_ms": remote["generator_lag_max_ms"],
+        "http_server_cpu_ms_per_request": remote["server_cpu_ms_per_request"],
+        "http_redis_cpu_ms_per_request": remote["redis_cpu_ms_per_request"],
     }
     if args.json:
         print(json.dumps({k: round(v, 3) for k, v in figures.items()}))

@@ -13,8 +13,10 @@ from kouza.cli.main import app as cli
 from kouza.kit.runtime import Runtime
 from kouza.ops.models import OperatorRole
 from kouza.ops.service import ops
+from kouza.risk.engine import RiskEngine
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.service import risk, shipped_rule_set
+from tests.risk.stores import Stores
 from tests.risk.test_engine import SHIPPED, ev
 
 E = EventType
@@ -26,8 +28,8 @@ def _headers(rt: Runtime, role: OperatorRole) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_assess_over_http(rt: Runtime) -> None:
-    risk.engine(rt).replace_rules(shipped_rule_set())
+def test_assess_over_http(rt: Runtime, stores: Stores) -> None:
+    rt.providers["risk"] = RiskEngine(shipped_rule_set(), stores.new())
     client = TestClient(create_app(rt))
     headers = _headers(rt, OperatorRole.ANALYST)
     for event in [ev(E.SIGNUP, 0), ev(E.LINK_ATTEMPT, 2, account="a1")]:
@@ -39,6 +41,9 @@ def test_assess_over_http(rt: Runtime) -> None:
     bad = client.post("/v1/ops/risk/assess", json={"type": "teleport", "at": "x"},
                       headers=headers)
     assert bad.status_code == 422
+    naive = client.post("/v1/ops/risk/assess", headers=headers,
+                        json=event.to_json() | {"at": "2026-03-01T12:00:00"})
+    assert naive.status_code == 422  # a time without its zone is refused, not guessed
     assert client.post("/v1/ops/risk/assess", json=event.to_json()).status_code == 401
 
 

@@ -1,5 +1,6 @@
 """The engine with the shipped rule set: each rule fires on its pattern and stays silent on an
-honest look-alike; most severe wins; shadow rules never decide; backtests equal live runs."""
+honest look-alike; most severe wins; shadow rules never decide; backtests equal live runs. The
+tests that read features run against every feature store (``stores``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import pytest
 
 from kouza.risk.engine import Decision, RiskEngine, backtest
 from kouza.risk.events import EventType, RiskEvent
-from kouza.risk.rules import Outcome, load_rule_set, parse_rule_set
+from kouza.risk.features import InMemoryFeatureStore
+from kouza.risk.redis_store import RedisFeatureStore
+from kouza.risk.rules import Outcome, RuleSet, load_rule_set, parse_rule_set
+from tests.risk.stores import Stores
 
 SHIPPED = load_rule_set(
     Path(__file__).resolve().parents[2] / "src/kouza/risk/rulesets/default.yaml"
@@ -27,11 +31,16 @@ def ev(type_: EventType, minutes: float, **fields: object) -> RiskEvent:
     return RiskEvent(type=type_, at=T0 + timedelta(minutes=minutes), **base)  # type: ignore[arg-type]
 
 
-def run(events: list[RiskEvent]) -> Decision:
-    """Feed all events; return the decision on the last one."""
-    engine = RiskEngine(SHIPPED)
-    decisions = [engine.assess(event) for event in events]
-    return decisions[-1]
+class UsesStores:
+    """Runs each test once per feature store."""
+
+    @pytest.fixture(autouse=True)
+    def _stores(self, stores: Stores) -> None:
+        self.stores = stores
+
+    def run(self, events: list[RiskEvent], rules: RuleSet = SHIPPED) -> Decision:
+        """Feed all events to a new engine; return the decision on the last one."""
+        return self.stores.judge(RiskEngine(rules, self.stores.new()), events)[-1]
 
 
 def fired(decision: Decision) -> set[str]:
@@ -41,30 +50,30 @@ def fired(decision: Decision) -> set[str]:
 OLD_WALLET = [ev(E.SIGNUP, -60 * 24 * 90)]  # opened 90 days ago
 
 
-class TestShippedRules:
+class TestShippedRules(UsesStores):
     def test_link_soon_after_signup(self) -> None:
         attacker = [ev(E.SIGNUP, 0), ev(E.LINK_ATTEMPT, 5, account="a1", holder_name="ﾔﾏﾀﾞ")]
         honest = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 5, account="a1", holder_name="ﾔﾏﾀﾞ")]
-        assert "link-soon-after-signup" in fired(run(attacker))
-        assert "link-soon-after-signup" not in fired(run(honest))
+        assert "link-soon-after-signup" in fired(self.run(attacker))
+        assert "link-soon-after-signup" not in fired(self.run(honest))
 
     def test_many_accounts_from_device(self) -> None:
         attacker = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1"),
                     ev(E.LINK_ATTEMPT, 3, account="a2")]
         retry = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1", outcome="wrong_pin"),
                  ev(E.LINK_ATTEMPT, 3, account="a1")]
-        assert "many-accounts-from-device" in fired(run(attacker))
-        assert "many-accounts-from-device" not in fired(run(retry))
+        assert "many-accounts-from-device" in fired(self.run(attacker))
+        assert "many-accounts-from-device" not in fired(self.run(retry))
 
     def test_reverse_brute_force_from_one_network(self) -> None:
         attacker = [ev(E.LINK_ATTEMPT, i, account=f"a{i}", wallet=f"w{i}", device=f"d{i}",
                        ip=f"198.51.100.{i + 10}", outcome="wrong_pin") for i in range(6)]
         office = [ev(E.LINK_ATTEMPT, i * 20, account=f"a{i}", wallet=f"w{i}", device=f"d{i}",
                      ip=f"198.51.100.{i + 10}") for i in range(4)]
-        decision = run(attacker)
+        decision = self.run(attacker)
         assert "many-accounts-from-network" in fired(decision)
         assert decision.outcome is Outcome.BLOCK
-        assert "many-accounts-from-network" not in fired(run(office))
+        assert "many-accounts-from-network" not in fired(self.run(office))
 
     def test_many_holder_names_from_wallet_locks(self) -> None:
         attacker = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1", holder_name="ﾔﾏﾀﾞ ﾀﾛｳ"),
@@ -74,10 +83,10 @@ class TestShippedRules:
                         ev(E.LINK_ATTEMPT, 0, account="a1", holder_name="ﾔﾏﾀﾞ ﾀﾛｳ"),
                         ev(E.LINK_ATTEMPT, 60 * 48, account="a2", holder_name="ﾔﾏﾀﾞ ﾀﾛｳ",
                            device="d9")]
-        decision = run(attacker)
+        decision = self.run(attacker)
         assert "many-holder-names-from-wallet" in fired(decision)
         assert decision.outcome is Outcome.LOCK
-        assert "many-holder-names-from-wallet" not in fired(run(family_retry))
+        assert "many-holder-names-from-wallet" not in fired(self.run(family_retry))
 
     def test_failed_link_burst(self) -> None:
         attacker = [*OLD_WALLET] + [ev(E.LINK_ATTEMPT, i, account="a1", outcome="wrong_pin")
@@ -85,24 +94,24 @@ class TestShippedRules:
         typo_then_ok = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1", outcome="wrong_pin"),
                         ev(E.LINK_ATTEMPT, 1, account="a1", outcome="wrong_pin"),
                         ev(E.LINK_ATTEMPT, 90, account="a1")]
-        assert run(attacker).outcome is Outcome.BLOCK
-        assert "failed-link-burst" not in fired(run(typo_then_ok))
+        assert self.run(attacker).outcome is Outcome.BLOCK
+        assert "failed-link-burst" not in fired(self.run(typo_then_ok))
 
     def test_failed_pin_burst_at_bank(self) -> None:
         burst = [ev(E.LINK_ATTEMPT, i * 0.2, account=f"a{i}", wallet=f"w{i}", device=f"d{i}",
                     ip=f"10.{i}.0.1", outcome="wrong_pin") for i in range(21)]
         spread = [ev(E.LINK_ATTEMPT, i * 5, account=f"a{i}", wallet=f"w{i}", device=f"d{i}",
                      ip=f"10.{i}.0.1", outcome="wrong_pin") for i in range(21)]
-        assert "failed-pin-burst-at-bank" in fired(run(burst))
-        assert "failed-pin-burst-at-bank" not in fired(run(spread))
+        assert "failed-pin-burst-at-bank" in fired(self.run(burst))
+        assert "failed-pin-burst-at-bank" not in fired(self.run(spread))
 
     def test_holder_name_near_miss(self) -> None:
         near = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1",
                                 attributes={"name_match": "review"})]
         exact = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1",
                                  attributes={"name_match": "match"})]
-        assert run(near).outcome is Outcome.REVIEW
-        assert "holder-name-near-miss" not in fired(run(exact))
+        assert self.run(near).outcome is Outcome.REVIEW
+        assert "holder-name-near-miss" not in fired(self.run(exact))
 
     def test_charge_to_cap_after_link(self) -> None:
         link = [*OLD_WALLET, ev(E.LINK_CREATED, 0, account="a1")]
@@ -111,31 +120,31 @@ class TestShippedRules:
                     ev(E.TOPUP, 2, amount=90_000, account="a1")]
         honest = [*link, ev(E.TOPUP, 60 * 24 * 3, amount=100_000, account="a1"),
                   ev(E.TOPUP, 60 * 24 * 3 + 1, amount=100_000, account="a1")]
-        decision = run(attacker)
+        decision = self.run(attacker)
         assert "charge-to-cap-after-link" in fired(decision)
         assert decision.outcome is Outcome.REVIEW
-        assert "charge-to-cap-after-link" not in fired(run(honest))
+        assert "charge-to-cap-after-link" not in fired(self.run(honest))
 
     def test_resellable_spend_new_wallet(self) -> None:
         new = [ev(E.SIGNUP, 0), ev(E.PAYMENT, 60 * 5, category="electronics", amount=89_800)]
         old = [*OLD_WALLET, ev(E.PAYMENT, 0, category="electronics", amount=89_800)]
         grocery = [ev(E.SIGNUP, 0), ev(E.PAYMENT, 60 * 5, category="supermarket", amount=3_000)]
-        assert run(new).outcome is Outcome.REVIEW
-        assert "resellable-spend-new-wallet" not in fired(run(old))
-        assert "resellable-spend-new-wallet" not in fired(run(grocery))
+        assert self.run(new).outcome is Outcome.REVIEW
+        assert "resellable-spend-new-wallet" not in fired(self.run(old))
+        assert "resellable-spend-new-wallet" not in fired(self.run(grocery))
 
     def test_many_wallets_on_device(self) -> None:
         farm = [ev(E.SIGNUP, i, wallet=f"w{i}", device="shared") for i in range(3)]
         family = [ev(E.SIGNUP, i, wallet=f"w{i}", device="shared") for i in range(2)]
-        assert "many-wallets-on-device" in fired(run(farm))
-        assert "many-wallets-on-device" not in fired(run(family))
+        assert "many-wallets-on-device" in fired(self.run(farm))
+        assert "many-wallets-on-device" not in fired(self.run(family))
 
     def test_device_changed_since_link(self) -> None:
         link = [*OLD_WALLET, ev(E.LINK_CREATED, 0, account="a1", device="phone")]
         other = [*link, ev(E.TOPUP, 60 * 24, amount=5_000, account="a1", device="laptop")]
         same = [*link, ev(E.TOPUP, 60 * 24, amount=5_000, account="a1", device="phone")]
-        assert run(other).outcome is Outcome.STEP_UP
-        assert run(same).outcome is Outcome.ALLOW
+        assert self.run(other).outcome is Outcome.STEP_UP
+        assert self.run(same).outcome is Outcome.ALLOW
 
     def test_the_2020_victim_pattern(self) -> None:
         """E-mail-only wallet, link, four charges in a minute, tobacco the same day."""
@@ -144,13 +153,13 @@ class TestShippedRules:
                   ev(E.TOPUP, 5, amount=100_000, account="a1"),
                   ev(E.TOPUP, 5.5, amount=90_000, account="a1"),
                   ev(E.TOPUP, 5.7, amount=90_000, account="a1")]
-        engine = RiskEngine(SHIPPED)
-        decisions = [engine.assess(event).outcome for event in events]
+        engine = RiskEngine(SHIPPED, self.stores.new())
+        decisions = [d.outcome for d in self.stores.judge(engine, events)]
         assert decisions[1] is Outcome.STEP_UP  # link soon after signup (score 30)
         assert decisions[-1] is Outcome.REVIEW  # charge to the cap right after linking
 
 
-class TestDecisions:
+class TestDecisions(UsesStores):
     RULES = parse_rule_set("""
 version: t
 thresholds: {review: 50}
@@ -162,37 +171,37 @@ rules:
 """)
 
     def test_scores_add_up_to_thresholds(self) -> None:
-        engine = RiskEngine(self.RULES)
-        assert engine.assess(ev(E.TOPUP, 0, amount=15)).outcome is Outcome.ALLOW
-        decision = engine.assess(ev(E.TOPUP, 1, amount=25))
+        engine = RiskEngine(self.RULES, self.stores.new())
+        assert self.stores.assess(engine, ev(E.TOPUP, 0, amount=15)).outcome is Outcome.ALLOW
+        decision = self.stores.assess(engine, ev(E.TOPUP, 1, amount=25))
         assert (decision.outcome, decision.score) == (Outcome.REVIEW, 60)
 
     def test_most_severe_wins(self) -> None:
-        decision = RiskEngine(self.RULES).assess(ev(E.TOPUP, 0, amount=45))
+        decision = self.run([ev(E.TOPUP, 0, amount=45)], self.RULES)
         assert decision.outcome is Outcome.REVIEW  # review (score 60) beats step_up
         assert {r.id for r in decision.enforced} == {"a", "b", "d"}
 
     def test_shadow_rule_recorded_not_enforced(self) -> None:
-        decision = RiskEngine(self.RULES).assess(ev(E.TOPUP, 0, amount=35))
+        decision = self.run([ev(E.TOPUP, 0, amount=35)], self.RULES)
         assert [r.id for r in decision.shadow] == ["c"]
         assert decision.outcome is Outcome.REVIEW  # not lock
 
     def test_feature_values_recorded(self) -> None:
         events = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1"),
                   ev(E.LINK_ATTEMPT, 3, account="a2")]
-        decision = run(events)
+        decision = self.run(events)
         rule = next(r for r in decision.fired if r.id == "many-accounts-from-device")
         assert rule.features == {"others(device, 'account', '24h', type='link_attempt')": 1}
 
 
-def test_backtest_equals_live() -> None:
+def test_backtest_equals_live(stores: Stores) -> None:
+    """Live on any store, replayed in memory: the same decisions."""
     events = [ev(E.SIGNUP, 0), ev(E.LINK_ATTEMPT, 2, account="a1", holder_name="A"),
               ev(E.LINK_ATTEMPT, 3, account="a2", holder_name="B"),
               ev(E.LINK_CREATED, 4, account="a2"), ev(E.TOPUP, 5, amount=150_000, account="a2"),
               ev(E.TOPUP, 6, amount=150_000, account="a2", device="d2"),
               ev(E.PAYMENT, 30, category="tobacco", amount=40_000)]
-    engine = RiskEngine(SHIPPED)
-    live = [engine.assess(e) for e in events]
+    live = stores.judge(RiskEngine(SHIPPED, stores.new()), events)
     replayed = backtest(SHIPPED, reversed(events))
     assert [(d.outcome, d.score, [r.id for r in d.fired]) for d in live] == [
         (d.outcome, d.score, [r.id for r in d.fired]) for d in replayed
@@ -219,15 +228,15 @@ def test_replace_rules_takes_effect_at_once() -> None:
     assert engine.evaluate(replace(event)).outcome is Outcome.BLOCK
 
 
-@pytest.mark.parametrize("retention_days", [1])
-def test_retention_forgets_old_events(retention_days: int) -> None:
-    from kouza.risk.features import InMemoryFeatureStore
-
-    store = InMemoryFeatureStore(retention=timedelta(days=retention_days))
+def test_retention_forgets_old_events(stores: Stores) -> None:
+    store = stores.new(retention=timedelta(days=1))
+    assert isinstance(store, InMemoryFeatureStore | RedisFeatureStore)
     engine = RiskEngine(SHIPPED, store)
-    engine.assess(ev(E.LINK_ATTEMPT, 0, account="a1"))
+    stores.assess(engine, ev(E.LINK_ATTEMPT, 0, account="a1"))
     later = ev(E.LINK_ATTEMPT, 60 * 24 * 3, account="a9", device="d2")
-    engine.assess(later)
+    stores.assess(engine, later)
+    assert store.first_seen("device:d1") == T0
+    assert store.first_seen("wallet:w1") == later.at  # nothing of it left within the retention
     store.expire(later.at)
     assert len(store) == 6  # the later event under its 6 keys; the first one forgotten
     assert store.first_seen("device:d1") is None

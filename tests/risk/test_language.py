@@ -1,4 +1,5 @@
-"""The rule expression language: what it computes, and what it refuses."""
+"""The rule expression language: what it computes (over every feature store), and what it
+refuses."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kouza.risk.events import EventType, RiskEvent
-from kouza.risk.features import InMemoryFeatureStore
-from kouza.risk.language import Context, ExpressionError, compile_expression, parse_window
+from kouza.risk.language import ExpressionError, compile_expression, parse_window
+from tests.risk.stores import Stores
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -20,26 +21,29 @@ def _event(minutes: float, **fields: object) -> RiskEvent:
     return RiskEvent(at=T0 + timedelta(minutes=minutes), **base)  # type: ignore[arg-type]
 
 
-def _eval(expression: str, history: list[RiskEvent], current: RiskEvent) -> object:
-    store = InMemoryFeatureStore()
-    for event in history:
-        store.record(event)
-    return compile_expression(expression)(Context.for_event(current, store))
-
-
 class TestWindows:
+    @pytest.fixture(autouse=True)
+    def _stores(self, stores: Stores) -> None:
+        self.stores = stores
+
+    def _eval(self, expression: str, history: list[RiskEvent], current: RiskEvent) -> object:
+        store = self.stores.new()
+        for event in history:
+            store.record(event)
+        return self.stores.evaluate(expression, store, current)
+
     def test_count_is_exact_at_the_edge(self) -> None:
         history = [_event(0), _event(30), _event(59)]
         expression = 'count(device, "1h", type="link_attempt")'
-        assert _eval(expression, history, _event(60)) == 3  # 12:00 is exactly 1 h before
-        assert _eval(expression, history, _event(60.01)) == 2
+        assert self._eval(expression, history, _event(60)) == 3  # 12:00 is exactly 1 h before
+        assert self._eval(expression, history, _event(60.01)) == 2
 
     def test_filters(self) -> None:
         history = [_event(0, outcome="wrong_pin"), _event(1, outcome="ok"),
                    _event(2, outcome="wrong_pin", type=EventType.TOPUP)]
         current = _event(3)
-        assert _eval('count(device, "1h", outcome="wrong_pin")', history, current) == 2
-        assert _eval('count(device, "1h", type="link_attempt", outcome_not="ok")', history,
+        assert self._eval('count(device, "1h", outcome="wrong_pin")', history, current) == 2
+        assert self._eval('count(device, "1h", type="link_attempt", outcome_not="ok")', history,
                      current) == 1
 
     def test_total_distinct_others(self) -> None:
@@ -47,35 +51,37 @@ class TestWindows:
                    _event(1, type=EventType.TOPUP, amount=90_000, account="b"),
                    _event(2, type=EventType.TOPUP, amount=20_000, account="a")]
         current = _event(3, account="a")
-        assert _eval('total(wallet, "1h", type="topup")', history, current) == 210_000
-        assert _eval('distinct(wallet, "account", "1h")', history, current) == 2
-        assert _eval('others(wallet, "account", "1h")', history, current) == 1
+        assert self._eval('total(wallet, "1h", type="topup")', history, current) == 210_000
+        assert self._eval('distinct(wallet, "account", "1h")', history, current) == 2
+        assert self._eval('others(wallet, "account", "1h")', history, current) == 1
 
     def test_ip24_groups_neighbours(self) -> None:
         history = [_event(0, ip="203.0.113.9", account="x")]
-        assert _eval('distinct(ip24, "account", "1h")', history, _event(1)) == 1
-        assert _eval('distinct(ip, "account", "1h")', history, _event(1)) == 0
+        assert self._eval('distinct(ip24, "account", "1h")', history, _event(1)) == 1
+        assert self._eval('distinct(ip, "account", "1h")', history, _event(1)) == 0
 
     def test_age_since_first(self) -> None:
         history = [_event(0, type=EventType.SIGNUP),
                    _event(10, type=EventType.LINK_CREATED, device="d-link", account="acc")]
         current = _event(25, account="acc", device="d-other", type=EventType.TOPUP)
-        assert _eval("age(wallet)", history, current) == 25 * 60
-        assert _eval('since(wallet, "link_created")', history, current) == 15 * 60
-        assert _eval('first(account, "device", "link_created")', history, current) == "d-link"
+        assert self._eval("age(wallet)", history, current) == 25 * 60
+        assert self._eval('since(wallet, "link_created")', history, current) == 15 * 60
+        assert self._eval('first(account, "device", "link_created")', history, current) == "d-link"
 
     def test_unknown_values_compare_false(self) -> None:
-        assert _eval("age(wallet) < hours(1)", [], _event(0)) is False
-        assert _eval("age(wallet) >= hours(1)", [], _event(0)) is False
-        assert _eval('since(wallet, "link_created") < 5', [], _event(0)) is False
+        assert self._eval("age(wallet) < hours(1)", [], _event(0)) is False
+        assert self._eval("age(wallet) >= hours(1)", [], _event(0)) is False
+        assert self._eval('since(wallet, "link_created") < 5', [], _event(0)) is False
 
     def test_arithmetic_and_membership(self) -> None:
         current = _event(0, type=EventType.PAYMENT, category="tobacco", amount=40_000)
-        assert _eval('event.category in ["electronics", "tobacco"]', [], current) is True
-        assert _eval("event.amount * 2 + 1 > 80000", [], current) is True
-        assert _eval("not (event.amount > 50000)", [], current) is True
-        assert _eval("event.amount / 0 > 1", [], current) is False
+        assert self._eval('event.category in ["electronics", "tobacco"]', [], current) is True
+        assert self._eval("event.amount * 2 + 1 > 80000", [], current) is True
+        assert self._eval("not (event.amount > 50000)", [], current) is True
+        assert self._eval("event.amount / 0 > 1", [], current) is False
 
+
+class TestParseWindow:
     def test_parse_window(self) -> None:
         assert parse_window("90s") == timedelta(seconds=90)
         assert parse_window("30d") == timedelta(days=30)

@@ -1,29 +1,54 @@
-"""Risk endpoints for operators and internal callers (``/v1/ops/risk``)."""
+"""Risk endpoints for operators and internal callers (``/v1/ops/risk``).
+
+``POST /assess`` is called for every sensitive action, hundreds of times a second per process,
+so its path is kept short (measured with ``benchmarks/risk.py``, docs/risk.md):
+
+* one hop to a worker thread per request, not one per synchronous dependency: the endpoint is
+  ``async`` and runs the operator check (the same :func:`~kouza.ops.dependencies.get_operator`
+  as ``CurrentOperator``), the assessment and the commit in a single thread call;
+* the unit of work is opened inside that call rather than through ``SessionDep``, so a database
+  connection is held only by the thread doing the work and handed back before the thread is
+  (with a request-scoped session under a burst, more requests held connections than there were
+  threads to finish them and the pool ran dry: ``QueuePool limit … reached`` after 30 s);
+* at most :data:`CONCURRENT_ASSESSMENTS` run at once per process; the others wait on the event
+  loop, where waiting costs nothing, instead of as threads contending for the interpreter lock.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+import anyio.to_thread
+from anyio import CapacityLimiter
+from anyio.lowlevel import RunVar
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from kouza.kit.openapi import error_responses
-from kouza.kit.web import RuntimeDep, SessionDep
-from kouza.ops.dependencies import CurrentAdmin, CurrentOperator
+from kouza.kit.runtime import Runtime
+from kouza.kit.web import RuntimeDep, get_runtime
+from kouza.ops.dependencies import CurrentAdmin, get_operator
 from kouza.ops.errors import InvalidOperatorToken, RoleRequired
 from kouza.ops.service import ops
+from kouza.risk.engine import Decision
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.rules import RuleSetError
 from kouza.risk.service import risk
 
 router = APIRouter(prefix="/v1/ops/risk", tags=["risk"])
 
+CONCURRENT_ASSESSMENTS = 8
+"""Assessments one API process runs at once (each holds a thread and a database connection)."""
+_limiter: RunVar[CapacityLimiter] = RunVar("kouza_risk_assessments")
+_bearer = HTTPBearer(auto_error=False, scheme_name="OperatorToken",
+                     description="Operator token from `kouza operators create`")
+
 
 class EventCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: EventType
-    at: datetime
+    at: AwareDatetime
     wallet: str = Field(default="", max_length=64)
     user: str = Field(default="", max_length=64)
     device: str = Field(default="", max_length=128)
@@ -61,10 +86,32 @@ class RulesRead(BaseModel):
 
 @router.post("/assess", response_model=DecisionRead,
              responses=error_responses(InvalidOperatorToken))
-def assess(body: EventCreate, operator: CurrentOperator, session: SessionDep) -> DecisionRead:
+async def assess(
+    body: EventCreate, request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Response:
     """Judge one event in real time; the event and the decision are stored."""
+    try:
+        limiter = _limiter.get()
+    except LookupError:
+        limiter = CapacityLimiter(CONCURRENT_ASSESSMENTS)
+        _limiter.set(limiter)
+    answer = await anyio.to_thread.run_sync(
+        _assess, get_runtime(request), credentials, body, limiter=limiter)
+    # built and serialised once here, not validated again against response_model
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
+def _assess(runtime: Runtime, credentials: HTTPAuthorizationCredentials | None,
+            body: EventCreate) -> DecisionRead:
+    get_operator(runtime, credentials)  # what CurrentOperator checks, in this thread
     event = RiskEvent(**body.model_dump())
-    decision = risk.assess(session, event)
+    with runtime.db.unit_of_work() as session:
+        decision = risk.assess(session, event)
+    return _read(decision)
+
+
+def _read(decision: Decision) -> DecisionRead:
     return DecisionRead(
         outcome=decision.outcome.value, score=decision.score,
         rule_set_version=decision.rule_set_version,

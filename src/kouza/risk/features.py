@@ -6,19 +6,22 @@ Each event is filed under one key per dimension it carries (``wallet:…``, ``de
 window's start, so windows are exact (no buckets) and expiry needs no timer. Each key keeps at
 most ``cap_per_key`` events and nothing older than ``retention`` (trimmed when the key is
 written, and for every key each 100,000 events); ``first_seen`` survives the cap, not the
-retention.
+retention: it is the time of the key's first event since it last had none within the retention.
 
 The :class:`FeatureStore` protocol is what the engine needs; :class:`InMemoryFeatureStore` serves
-one process (the simulator, tests, a single worker). A shared store (Redis sorted sets per key)
-implements the same protocol for several processes.
+one process (the simulator, tests, a single worker). :class:`SharedFeatureStore` is a store that
+several processes share over the network (:class:`~kouza.risk.redis_store.RedisFeatureStore`,
+ADR 0015): besides the protocol it offers :meth:`~SharedFeatureStore.snapshot`, which reads what
+one decision needs and records its event in one round trip. :func:`open_feature_store` picks one
+from the ``KOUZA_RISK_FEATURE_STORE`` setting.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from kouza.risk.events import RiskEvent, ip_prefix
 
@@ -60,7 +63,23 @@ class FeatureStore(Protocol):
         """Events filed under ``key`` at or after ``since``, newest first."""
         ...
 
-    def first_seen(self, key: str) -> datetime | None: ...
+    def first_seen(self, key: str) -> datetime | None:
+        """When the key's events within the retention began (``None``: it has none)."""
+        ...
+
+
+@runtime_checkable
+class SharedFeatureStore(FeatureStore, Protocol):
+    """A feature store shared by several processes, read in one round trip per decision."""
+
+    def snapshot(
+        self, event: RiskEvent, windows: Mapping[str, timedelta | None], *, record: bool
+    ) -> FeatureStore:
+        """What the store held before ``event``: for each dimension in ``windows`` the event's
+        key over that window (``None``: all of it), and ``first_seen`` of each of its keys. With
+        ``record`` the event is filed in the same atomic step. The snapshot answers any other
+        read directly from the store, as it was before ``event``; it cannot record."""
+        ...
 
 
 class InMemoryFeatureStore:
@@ -84,7 +103,8 @@ class InMemoryFeatureStore:
             events = self._events.get(key)
             if events is None:
                 events = self._events[key] = deque(maxlen=self.cap_per_key)
-                self._first_seen.setdefault(key, event.at)
+            if not events or events[-1].at < horizon:  # nothing left within the retention
+                self._first_seen[key] = event.at
             events.append(event)
             while events and events[0].at < horizon:
                 events.popleft()
@@ -111,3 +131,23 @@ class InMemoryFeatureStore:
 
     def __len__(self) -> int:
         return sum(len(events) for events in self._events.values())
+
+
+def open_feature_store(
+    setting: str, *, prefix: str = "kouza:risk:", retention: timedelta = timedelta(days=31),
+    cap_per_key: int = 20_000,
+) -> FeatureStore:
+    """The store a ``KOUZA_RISK_FEATURE_STORE`` value names: ``memory`` (or empty) for this
+    process only, or a ``redis://``, ``rediss://`` or ``unix://`` URL for a shared store whose
+    keys start with ``prefix``."""
+    if setting in ("", "memory"):
+        return InMemoryFeatureStore(retention=retention, cap_per_key=cap_per_key)
+    if setting.startswith(("redis://", "rediss://", "unix://")):
+        from kouza.risk.redis_store import RedisFeatureStore
+
+        return RedisFeatureStore.from_url(
+            setting, prefix=prefix, retention=retention, cap_per_key=cap_per_key
+        )
+    raise ValueError(
+        f"KOUZA_RISK_FEATURE_STORE must be 'memory' or a redis:// URL, not {setting!r}"
+    )
