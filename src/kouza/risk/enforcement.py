@@ -13,9 +13,9 @@
 
 The refusals keep their side effects (lock, case, spent step-up) even though the request fails:
 they are raised with ``keep_changes=True``. This is the one enforcement path: bank linking
-(:mod:`kouza.banks.linking.policy`) calls it too, refusing ``review`` itself beforehand because
-it has no funds to hold (ADR 0010). A lock here notifies the banks of the wallet's linked
-accounts (:mod:`kouza.ops.locks`).
+(:mod:`kouza.banks.linking.policy`) calls it too, answering ``review`` itself beforehand: a link
+is refused, a top-up is credited as held funds until an operator decides (ADR 0013). A lock
+here notifies the banks of the wallet's linked accounts (:mod:`kouza.ops.locks`).
 """
 
 from __future__ import annotations

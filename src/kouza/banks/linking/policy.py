@@ -8,8 +8,10 @@ simulator flips them to replay 2019/2020 (ADR 0010):
   re-verification (the identity charge gate);
 * a device-key signature over a server challenge (``require_device_signature``);
 * the risk decision: ``step_up`` spends a satisfied OTP step-up or refuses with
-  ``StepUpRequired``; ``review`` refuses with :class:`UnderReview` (linking has no funds to hold,
-  and a top-up under review is refused rather than credited-and-held — ADR 0010); ``block``
+  ``StepUpRequired``; ``review`` raises :class:`UnderReview` — a link is refused (it has no
+  funds to hold), a top-up goes ahead at the bank and is credited as held funds until an
+  operator releases or rejects it (``kouza.banks.linking.reviews``, ADR 0013), a withdrawal is
+  refused; ``block``
   refuses; ``lock`` also locks the wallet (the banks of its accounts are told) and opens a case,
   and the refusal keeps those changes — through :func:`kouza.risk.enforcement.enforce`, the one
   enforcement path of every action.
@@ -115,8 +117,9 @@ def enforce(
 ) -> None:
     """Act on a risk decision taken before the bank is called (through :mod:`risk.enforcement`).
 
-    Linking refuses ``review`` and ``block`` itself and keeps nothing: it has no funds to hold,
-    and a request refused before the bank is called leaves no trace but its recorded attempt.
+    ``review`` and ``block`` are raised here and keep nothing: a link or withdrawal refused
+    before the bank is called leaves no trace but its recorded attempt; a top-up catches
+    :class:`UnderReview` and proceeds with its funds held for an operator (ADR 0013).
     ``step_up`` and ``lock`` take the one enforcement path every action shares, so a lock from
     linking notifies the banks and opens its case exactly as a lock from a payment does.
     """
