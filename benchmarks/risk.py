@@ -16,7 +16,8 @@ wallets, 150,000 devices, 100,000 IP addresses, 35 banks and 5,000 merchants. Th
 * over HTTP: the same prior events loaded into the shared Redis feature store
   (``KOUZA_BENCH_REDIS_URL``, default ``redis://127.0.0.1:6379/0``, under a prefix of its own
   that is deleted afterwards), and the real API (``POST /v1/ops/risk/assess`` with an operator
-  token; each decision is stored with its event) served by ``--workers`` uvicorn processes on
+  token; each decision is stored with its event) served by ``--workers`` uvicorn processes
+  (``kouza.api.app:serve_app``, what ``kouza serve --workers N`` runs) on
   127.0.0.1 sharing that store and the database: PostgreSQL (a fresh schema) when
   ``KOUZA_BENCH_POSTGRES_URL`` (or ``KOUZA_TEST_POSTGRES_URL``) is set, SQLite otherwise. A load
   generator in its own process offers ``--rate`` requests/s open-loop: request *i* is due at
@@ -46,7 +47,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
@@ -64,15 +65,11 @@ from kouza.risk.features import InMemoryFeatureStore
 from kouza.risk.redis_store import RedisFeatureStore
 from kouza.risk.service import shipped_rule_set
 
-if TYPE_CHECKING:
-    from fastapi import FastAPI
-
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 MIX = [(EventType.PAYMENT, 0.55), (EventType.TOPUP, 0.2), (EventType.LOGIN, 0.12),
        (EventType.LINK_ATTEMPT, 0.08), (EventType.SIGNUP, 0.05)]
 CATEGORIES = ["convenience_store", "supermarket", "restaurant", "electronics", "tobacco",
               "gift_cards", "transport", "online"]
-BENCH_DIR = Path(__file__).resolve().parent
 
 
 class Population:
@@ -143,13 +140,6 @@ def in_process(engine: RiskEngine, population: Population, count: int) -> dict[s
 
 
 # --- over HTTP -----------------------------------------------------------------------------
-
-
-def server_app() -> FastAPI:
-    """The API of one uvicorn worker, configured from ``KOUZA_*`` (uvicorn ``--factory``)."""
-    from kouza.api.app import create_app
-
-    return create_app(build_runtime(Settings()))
 
 
 def _free_port() -> int:
@@ -242,8 +232,8 @@ def _serve_and_drive(environment: dict[str, str], token: str, client: redis.Redi
                      args: argparse.Namespace) -> dict[str, float]:
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "risk:server_app",
-         "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "uvicorn", "--factory", "kouza.api.app:serve_app",
+         "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(args.workers), "--log-level", "warning", "--no-access-log",
          "--timeout-keep-alive", "60"],
         env=environment, start_new_session=True,

@@ -222,3 +222,9 @@ class TestLedgerVerify:
             "balance 10001 but postings sum to 10000",
             "difference: balances sum to 1, not 0",
         ]
+
+
+def test_serve_refuses_several_workers_without_a_shared_risk_store(cli_rt: Runtime) -> None:
+    result = kouza("serve", "--workers", "2")
+    assert result.exit_code == 2
+    assert "KOUZA_RISK_FEATURE_STORE" in result.output

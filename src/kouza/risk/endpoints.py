@@ -105,10 +105,7 @@ async def assess(
 def _assess(runtime: Runtime, credentials: HTTPAuthorizationCredentials | None,
             body: EventCreate) -> DecisionRead:
     get_operator(runtime, credentials)  # what CurrentOperator checks, in this thread
-    event = RiskEvent(**body.model_dump())
-    with runtime.db.unit_of_work() as session:
-        decision = risk.assess(session, event)
-    return _read(decision)
+    return _read(risk.assess_on_its_own(runtime, RiskEvent(**body.model_dump())))
 
 
 def _read(decision: Decision) -> DecisionRead:

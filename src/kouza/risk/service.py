@@ -70,30 +70,33 @@ class RiskService:
         assert isinstance(planner, ReadPlanner)
         return decide(self.engine(runtime), planner, event, record=record)
 
+    def assess_on_its_own(self, runtime: Runtime, event: RiskEvent) -> Decision:
+        """:meth:`assess` for a caller with no unit of work of its own (the HTTP API): the event
+        and the decision are committed before this returns. On PostgreSQL they are one
+        autocommitted statement — one round trip instead of ``BEGIN``, ``INSERT``, ``COMMIT``
+        (the statement is atomic on its own); elsewhere one unit of work."""
+        if runtime.db.dialect != "postgresql":
+            with runtime.db.unit_of_work() as session:
+                return self.assess(session, event)
+        decision = self._decide(runtime, event, record=True)
+        autocommit = runtime.providers.get("risk_autocommit")
+        if autocommit is None:
+            engine = runtime.db.engine.execution_options(isolation_level="AUTOCOMMIT")
+            autocommit = runtime.providers.setdefault("risk_autocommit", engine)
+        with autocommit.connect() as connection:
+            connection.execute(_STORE_BOTH, _both_params(decision, runtime.now()))
+        return decision
+
     def store(self, session: Session, decision: Decision) -> int:
         """Persist an event and its decision (in the caller's unit of work); the decision's id."""
         # Core, not two ORM flushes, and on PostgreSQL one statement for both rows: the same
         # rows for about half the CPU, which is what a decision mostly costs over HTTP.
-        event = decision.event
-        row = {
-            "type": event.type.value, "at": event.at, "wallet": event.wallet,
-            "user": event.user, "device": event.device, "ip": event.ip,
-            "email_domain": event.email_domain, "bank": event.bank, "account": event.account,
-            "holder_name": event.holder_name, "merchant": event.merchant,
-            "category": event.category, "amount": event.amount, "outcome": event.outcome,
-        }
-        fired = [{"id": r.id, "score": r.score, "outcome": r.outcome.value if r.outcome else None,
-                  "shadow": r.shadow, "features": _jsonable(r.features)} for r in decision.fired]
-        stored = {"outcome": decision.outcome.value, "score": decision.score,
-                  "rule_set_version": decision.rule_set_version,
-                  "created_at": runtime_of(session).now()}
+        now = runtime_of(session).now()
         if session.get_bind().dialect.name == "postgresql":
-            return int(session.execute(_STORE_BOTH, {
-                **row, "attributes": json.dumps(event.attributes) if event.attributes else None,
-                **{f"decision_{k}": v for k, v in stored.items()}, "fired": json.dumps(fired),
-            }).scalar_one())
+            return int(session.execute(_STORE_BOTH, _both_params(decision, now)).scalar_one())
+        row, fired, stored = _rows(decision, now)
         event_id = session.execute(insert(_EVENTS).returning(_EVENTS.c.id), {
-            **row, "attributes": event.attributes or None}).scalar_one()
+            **row, "attributes": decision.event.attributes or None}).scalar_one()
         return int(session.execute(insert(_DECISIONS).returning(_DECISIONS.c.id), {
             **stored, "event_id": event_id, "fired": fired}).scalar_one())
 
@@ -127,6 +130,32 @@ _STORE_BOTH = text(
 ).bindparams(bindparam("at", type_=UtcDateTime()),
              bindparam("decision_created_at", type_=UtcDateTime()))
 """Both rows in one statement (PostgreSQL): one round trip, one statement to execute."""
+
+
+def _rows(decision: Decision, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]],
+                                                      dict[str, Any]]:
+    """The event's row, the fired rules and the decision's row, as stored."""
+    event = decision.event
+    row = {
+        "type": event.type.value, "at": event.at, "wallet": event.wallet,
+        "user": event.user, "device": event.device, "ip": event.ip,
+        "email_domain": event.email_domain, "bank": event.bank, "account": event.account,
+        "holder_name": event.holder_name, "merchant": event.merchant,
+        "category": event.category, "amount": event.amount, "outcome": event.outcome,
+    }
+    fired = [{"id": r.id, "score": r.score, "outcome": r.outcome.value if r.outcome else None,
+              "shadow": r.shadow, "features": _jsonable(r.features)} for r in decision.fired]
+    stored = {"outcome": decision.outcome.value, "score": decision.score,
+              "rule_set_version": decision.rule_set_version, "created_at": now}
+    return row, fired, stored
+
+
+def _both_params(decision: Decision, now: datetime) -> dict[str, Any]:
+    """The parameters of :data:`_STORE_BOTH`."""
+    row, fired, stored = _rows(decision, now)
+    attributes = decision.event.attributes
+    return {**row, "attributes": json.dumps(attributes) if attributes else None,
+            **{f"decision_{k}": v for k, v in stored.items()}, "fired": json.dumps(fired)}
 
 
 def decide(engine: RiskEngine, planner: ReadPlanner, event: RiskEvent, *,
