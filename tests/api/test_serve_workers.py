@@ -46,10 +46,10 @@ def test_two_workers_share_the_risk_windows(tmp_path: Path) -> None:
     with runtime.db.unit_of_work() as session:
         _, token = ops.create_operator(session, name="svc", role=OperatorRole.ANALYST, actor="t")
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "kouza", "serve", "--workers", "2", "--port", str(port),
-                               "--no-access-log"], env=environment, cwd=tmp_path,
-                              start_new_session=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
+    command = [sys.executable, "-m", "kouza", "serve", "--workers", "2", "--port", str(port),
+               "--no-access-log"]
+    server = subprocess.Popen(command, env=environment, cwd=tmp_path, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

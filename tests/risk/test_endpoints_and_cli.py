@@ -15,8 +15,8 @@ from kouza.kit.runtime import Runtime
 from kouza.ops.models import OperatorRole
 from kouza.ops.service import ops
 from kouza.risk.engine import RiskEngine
-from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
 from kouza.risk.events import EventType, RiskEvent
+from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
 from kouza.risk.service import risk, shipped_rule_set
 from tests.risk.stores import Stores
 from tests.risk.test_engine import SHIPPED, ev
