@@ -636,7 +636,7 @@ class Runner:
     # --- the loop ----------------------------------------------------------------------------
 
     def run(self, tick: Callable[[int], None] | None = None) -> ProfileResult:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         planned = self.plan.actions
         i = 0
         done = 0
@@ -666,6 +666,7 @@ class Runner:
             tick(done % 200)
         self._measure()
         self.result.seconds = time.perf_counter() - started
+        self.result.cpu_seconds = time.process_time() - started_cpu
         return self.result
 
     def _dispatch(self, action: Planned) -> None:

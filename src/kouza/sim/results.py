@@ -68,6 +68,9 @@ class ProfileResult:
     """Every simulated customer operation driven through the real services."""
     seconds: float = 0.0
     """Wall-clock time of this profile's run."""
+    cpu_seconds: float = 0.0
+    """CPU time of this profile's process during the run, every thread (the bank's endpoints
+    run in FastAPI's worker threads): what the operations cost, whatever else the machine ran."""
 
     @property
     def detection_delay_median_hours(self) -> float | None:

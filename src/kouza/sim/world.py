@@ -14,7 +14,9 @@ verification logic is unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -23,7 +25,6 @@ from typing import Any
 
 import httpx
 from cryptography import x509
-from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from kouza.api.app import create_app
@@ -86,20 +87,47 @@ class LastMessages:
         return self.last[recipient]
 
 
-class _ToApp(httpx.BaseTransport):
-    """Forwards httpx requests to an in-process ASGI app (through Starlette's TestClient)."""
+class InProcess(httpx.BaseTransport):
+    """Forwards httpx requests to an ASGI app in this process: httpx's own
+    :class:`httpx.ASGITransport`, driven synchronously on an event loop the simulator owns.
 
-    def __init__(self, app: TestClient) -> None:
-        self.app = app
+    The app is the real FastAPI app with its real middleware and endpoints; only the socket is
+    missing. Starlette's ``TestClient`` would do the same through a portal thread, at about
+    eight thread hand-offs per request; here the calling thread runs the app's coroutine itself,
+    and FastAPI hands synchronous endpoints to its worker thread as it does under a server. A
+    request made from another thread (the bank's webhook delivery, which runs after the bank's
+    commit in the endpoint's worker thread) gets a loop of its own for that request.
+    """
+
+    CLIENT = ("testclient", 50000)
+    """The peer address the apps see (what ``TestClient`` reported, so figures do not move)."""
+
+    def __init__(self, app: Any) -> None:
+        self.asgi = httpx.ASGITransport(app=app, client=self.CLIENT)
+        self.owner = threading.get_ident()
+        self.loop = asyncio.new_event_loop()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        answer = self.app.request(
-            request.method,
-            request.url.raw_path.decode(),
-            content=request.read(),
-            headers=dict(request.headers),
-        )
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+        request.read()  # a sync request's body is a ByteStream, readable from async code too
+
+        async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            response = await self.asgi.handle_async_request(request)
+            return response.status_code, response.headers.raw, await response.aread()
+
+        if threading.get_ident() == self.owner and not self.loop.is_running():
+            status, headers, content = self.loop.run_until_complete(call())
+        else:
+            status, headers, content = asyncio.run(call())
+        return httpx.Response(status, headers=headers, content=content, request=request)
+
+    def close(self) -> None:
+        """Nothing to do: an httpx client closing (the bank opens one per webhook delivery)
+        must not end the loop; :meth:`shutdown` does, when the world closes."""
+
+    def shutdown(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
 
 
 @dataclass
@@ -148,17 +176,19 @@ class World:
     bank_rt: BankRuntime
     clock: ManualClock
     mailbox: LastMessages
-    wallet_app: TestClient
-    bank_app: TestClient
-    browser: TestClient
+    bank_api: httpx.Client
+    """The wallet operator's connection to the bank's API (the one its BankClient uses)."""
+    browser: httpx.Client
     """A person's browser at the bank's public URL (cookies cleared between people)."""
+    transports: list[InProcess]
     totp_seeds: dict[int, str]
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
-        self.browser.__exit__(None, None, None)
-        self.bank_app.__exit__(None, None, None)
-        self.wallet_app.__exit__(None, None, None)
+        self.browser.close()
+        self.bank_api.close()
+        for transport in self.transports:
+            transport.shutdown()
         self.rt.db.dispose()
         self.bank_rt.db.dispose()
 
@@ -228,8 +258,7 @@ def build_world(
     risk.engine(rt).replace_rules(
         shipped_rule_set() if profile.risk_rules == "shipped"
         else parse_rule_set(EMPTY_RULES, source=f"profile {profile.name}"))
-    # entered once: one event-loop thread per app for the whole run, not one per request
-    wallet_app = TestClient(create_app(rt), base_url=WALLET_URL).__enter__()
+    to_wallet = InProcess(create_app(rt))
 
     bank_settings = BankSettings(
         _env_file=None,
@@ -239,7 +268,7 @@ def build_world(
     bank_rt = build_bank_runtime(
         bank_settings, clock=clock,
         senders={"email": mailbox, "sms": mailbox, "post": mailbox},
-        webhook_transport=_ToApp(wallet_app), database_url=f"sqlite:///{bank_db}",
+        webhook_transport=to_wallet, database_url=f"sqlite:///{bank_db}",
     )
     with bank_rt.db.unit_of_work() as session:
         if profile.banks_require_oauth:
@@ -248,21 +277,22 @@ def build_world(
             session.execute(update(Bank).values(monitor_failed_links=True))
         if profile.topup_cap is TopUpCap.CALENDAR_MONTH:
             session.execute(update(Bank).values(mandate_max_30_days=1_000_000))
-    bank_app = TestClient(create_bank_app(bank_rt), base_url=BANK_URL).__enter__()
-    rt.providers["bank_client"] = BankClient(
-        httpx.Client(base_url=BANK_URL, transport=_ToApp(bank_app)),
-        client_id=CLIENT_ID, client_secret=client_secret,
-    )
-    registered = bank_app.put(
+    to_bank = InProcess(create_bank_app(bank_rt))
+    bank_api = httpx.Client(base_url=BANK_URL, transport=to_bank)
+    rt.providers["bank_client"] = BankClient(bank_api, client_id=CLIENT_ID,
+                                             client_secret=client_secret)
+    registered = bank_api.put(
         f"/v1/counter/operators/{CLIENT_ID}/oauth-registration",
         json={"redirect_uris": [REDIRECT_URI], "jwks": client_jwks(rt)},
         headers={"Authorization": "Bearer sim-staff"},
     )
     if registered.status_code != 201:
         raise RuntimeError(f"the bank refused the wallet's OAuth registration: {registered.text}")
-    browser = TestClient(create_bank_app(bank_rt), base_url=bank_settings.issuer).__enter__()
-    return World(profile, rt, bank_rt, clock, mailbox, wallet_app, bank_app, browser,
-                 totp_seeds)
+    to_bank_pages = InProcess(create_bank_app(bank_rt))
+    browser = httpx.Client(base_url=bank_settings.issuer, transport=to_bank_pages,
+                           follow_redirects=True)
+    return World(profile, rt, bank_rt, clock, mailbox, bank_api, browser,
+                 [to_wallet, to_bank, to_bank_pages], totp_seeds)
 
 
 def migrate_wallet_template(path: Path) -> None:
