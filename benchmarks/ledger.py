@@ -23,9 +23,10 @@ What is measured, per database, each through the real ledger service and real mi
   PostgreSQL, ``executemany`` on SQLite) into copies of the two tables with the same columns,
   indexes and unique keys but no foreign keys, CHECKs or triggers, and no balance updates or
   account locks — what the hardware does with no ledger logic — and the ratio ledger/raw;
-* ``raw + FKs``: the same, into copies that also keep the three foreign keys of the real tables
-  (posting → entry, posting → account, reversal → entry): how much of the gap is referential
-  integrity alone, before any ledger logic (ADR 0014).
+* ``raw + FKs``: the same, into copies that also keep the three foreign keys the real tables
+  had until migration 0010 (posting → entry, posting → account, reversal → entry): how much of
+  the gap per-row referential integrity alone costs, before any ledger logic (ADR 0014). The
+  real ``postings`` now checks its two references per statement instead (ADR 0017).
 """
 
 from __future__ import annotations

@@ -7,8 +7,12 @@ has balance +1000; the operator float that issued it stands at −1000.
 
 Enforced by the database, not only by the service:
 
-* ``postings.amount <> 0`` (CHECK) and the zero sum of each entry (a deferred constraint trigger
-  on PostgreSQL, checked at commit; the service checks it on every dialect before writing).
+* ``postings.amount <> 0`` (CHECK) and the zero sum of each entry (on PostgreSQL, set-based
+  triggers after each statement that writes entries or postings queue every entry the statement
+  may have unbalanced, and a deferred trigger checks those at commit — ADR 0017; the service
+  checks it on every dialect before writing).
+* every posting names an existing entry and account (set-based triggers per statement instead of
+  per-row foreign keys, ADR 0017); ledger accounts are never deleted nor renumbered.
 * customer wallet and merchant accounts never below zero, counting held funds (CHECK on
   ``balance - pending_out``), so no concurrency can overdraw them.
 * entries and postings are immutable (UPDATE/DELETE triggers on both dialects); a correction is
@@ -165,8 +169,9 @@ class Posting(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    entry_id: Mapped[int] = mapped_column(BigId, ForeignKey("journal_entries.id"))
-    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("ledger_accounts.id"))
+    # references checked by triggers, once per statement, not by per-row foreign keys (ADR 0017)
+    entry_id: Mapped[int] = mapped_column(BigId)
+    account_id: Mapped[int] = mapped_column(BigId)
     amount: Mapped[int] = mapped_column(BigInteger)
     """Yen; + into the account, − out of it; never 0."""
     created_at: Mapped[datetime]
@@ -206,3 +211,18 @@ class Hold(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+
+
+class BalanceCheck(Base):
+    """An entry whose zero sum is checked at commit (PostgreSQL; unused on SQLite).
+
+    The triggers after each statement that writes postings or entries queue here every entry
+    given postings that do not net to zero over at least two legs, and every entry written
+    without postings (one built over several statements); a deferred constraint trigger checks
+    each row's entry whole at commit and deletes the row (ADR 0017).
+    """
+
+    __tablename__ = "ledger_balance_checks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(BigId)

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg.types.numeric import Int8
 from sqlalchemy import (
@@ -93,7 +93,7 @@ def _is_postgres(session: Session) -> bool:
 def _pg_array(numbers: Iterable[int]) -> str:
     """A PostgreSQL array literal of integers: cheaper to send than a bound list, and it lets
     the planner see how many rows to expect (so it picks the primary-key index)."""
-    return "{" + ",".join(str(int(n)) for n in numbers) + "}"
+    return "{" + ",".join(map(str, map(int, numbers))) + "}"
 
 
 _PG_LOCK = text(
@@ -191,7 +191,9 @@ def adjust_pending(
 # One round trip writes a whole batch on PostgreSQL: lock the touched accounts in id order,
 # apply every balance change under the floor, and — only if every change was accepted — write the
 # entries (ids from the sequence in input order) and their postings. It returns the accounts
-# whose change was applied and the new entry ids in input order.
+# whose change was applied and the new entry ids in input order. The sequence is looked up once
+# (an InitPlan yielding a regclass): `nextval(pg_get_serial_sequence(…))` resolved the name for
+# every row, 3 ms of CPU per 1,000 entries (ADR 0017). The legs come as three arrays.
 _PG_WRITE = text(
     "WITH locked AS MATERIALIZED (SELECT id FROM ledger_accounts"
     "  WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE),"
@@ -209,7 +211,8 @@ _PG_WRITE = text(
     "    kind, description, idempotency_key, request_hash, reverses_id, reference, ord)"
     "  WHERE (SELECT count(*) FROM applied) = :accounts),"
     " numbered AS ("
-    "  SELECT nextval(pg_get_serial_sequence('journal_entries', 'id')) AS id, source.*"
+    "  SELECT nextval((SELECT CAST(pg_get_serial_sequence('journal_entries', 'id') AS regclass)))"
+    "    AS id, source.*"
     "  FROM source ORDER BY ord),"
     " new_entries AS ("
     "  INSERT INTO journal_entries (id, kind, description, idempotency_key, request_hash,"
@@ -219,8 +222,9 @@ _PG_WRITE = text(
     " new_postings AS ("
     "  INSERT INTO postings (entry_id, account_id, amount, created_at)"
     "  SELECT numbered.id, leg.account_id, leg.amount, :created_at"
-    "  FROM json_to_recordset(CAST(:postings AS json)) AS leg(ord bigint, account_id bigint,"
-    "    amount bigint) JOIN numbered ON numbered.ord = leg.ord)"
+    "  FROM unnest(CAST(:leg_entries AS bigint[]), CAST(:leg_accounts AS bigint[]),"
+    "    CAST(:leg_amounts AS bigint[])) AS leg(ord, account_id, amount)"
+    "  JOIN numbered ON numbered.ord = leg.ord)"
     " SELECT (SELECT coalesce(array_agg(id), '{}') FROM applied) AS applied,"
     " (SELECT coalesce(array_agg(id ORDER BY ord), '{}') FROM numbered) AS entry_ids"
 )
@@ -286,9 +290,11 @@ _SQLITE_INSERT_POSTING = text(
 )
 
 
-@dataclass(frozen=True)
-class NewEntry:
-    """An entry row about to be written (ids are assigned by :func:`write_entries`)."""
+class NewEntry(NamedTuple):
+    """An entry row about to be written (ids are assigned by :func:`write_entries`).
+
+    A named tuple rather than a frozen dataclass: a batch builds thousands of them, and a
+    frozen dataclass's ``__init__`` costs several times a tuple's."""
 
     kind: str
     description: str
@@ -376,26 +382,40 @@ def _pg_write_one(connection: Connection, entry: NewEntry, now: datetime) -> Wri
     return WriteResult([] if refused or entry_id is None else [int(entry_id)], refused)
 
 
+def _plain(entry: NewEntry) -> bool:
+    return (entry.idempotency_key is None and entry.request_hash is None
+            and entry.reverses_id is None and entry.reference is None)
+
+
 def _pg_write(connection: Connection, deltas: Mapping[int, int], entries: Sequence[NewEntry],
               now: datetime) -> WriteResult:
     """The single-statement write of :data:`_PG_WRITE`."""
     items = sorted(deltas.items())
+    # absent keys read as NULL: most entries carry no key, hash, reversal or reference
     rows = [
+        {"kind": e.kind, "description": e.description} if _plain(e) else
         {"kind": e.kind, "description": e.description, "idempotency_key": e.idempotency_key,
          "request_hash": e.request_hash, "reverses_id": e.reverses_id, "reference": e.reference}
         for e in entries
     ]
-    legs = [
-        {"ord": ordinal, "account_id": account, "amount": amount}
-        for ordinal, entry in enumerate(entries, start=1)
-        for account, amount in entry.legs
-    ]
+    # the legs as three parallel arrays (entry ordinal, account, amount): cheaper to build and
+    # to parse than JSON objects
+    leg_entries: list[int] = []
+    leg_accounts: list[int] = []
+    leg_amounts: list[int] = []
+    for ordinal, entry in enumerate(entries, start=1):
+        for account, amount in entry.legs:
+            leg_entries.append(ordinal)
+            leg_accounts.append(account)
+            leg_amounts.append(amount)
     parameters = {
         "ids": _pg_array(i for i, _ in items),
         "deltas": _pg_array(d for _, d in items),
         "accounts": len(items),
         "entries": json.dumps(rows, ensure_ascii=False),
-        "postings": json.dumps(legs),
+        "leg_entries": _pg_array(leg_entries),
+        "leg_accounts": _pg_array(leg_accounts),
+        "leg_amounts": _pg_array(leg_amounts),
         "created_at": now,
     }
     applied, entry_ids = connection.execute(_PG_WRITE, parameters).one()
