@@ -268,6 +268,14 @@ class TestComparison:
         assert "¥925,000" in text and "12.0 h" in text
         assert "[bold]x" in text
 
+    def test_rich_table_on_its_side_in_a_narrow_terminal(self, result: SimulationResult) -> None:
+        table = comparison_table(result, width=80)
+        assert (len(table.columns), table.row_count) == (1 + len(result.profiles), 14)
+        console = Console(record=True, width=80)
+        console.print(table)
+        text = console.export_text()
+        assert "¥925,000" in text and "12.0 h" in text and "…" not in text
+
 
 class TestFigures:
     def test_friction_and_funnel(self) -> None:

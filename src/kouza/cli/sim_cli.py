@@ -60,7 +60,7 @@ def simulate_command(
         written = write_report(result, out)
     except KouzaError as exc:
         raise fail(exc.message) from None
-    console.print(comparison_table(result))
+    console.print(comparison_table(result, width=console.width))
     seconds = time.perf_counter() - started
     operations = sum(profile.operations for profile in result.profiles)
     console.print(f"{operations:,} operations through the real services in {seconds:.1f} s "

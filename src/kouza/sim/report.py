@@ -159,15 +159,31 @@ def comparison_markdown(result: SimulationResult) -> str:
     return "\n".join([line(headers), rule, *(line(row) for row in rows)]) + "\n"
 
 
-def comparison_table(result: SimulationResult) -> Table:
-    """The comparison table for the CLI (cells are plain text, never rich markup)."""
-    table = Table(title=f"{result.scenario} · seed {result.seed} · {_period(result)}")
+def comparison_table(result: SimulationResult, *, width: int | None = None) -> Table:
+    """The comparison table for the CLI (cells are plain text, never rich markup): one row per
+    profile, or — when ``width`` (the terminal's) is too narrow for fifteen columns, as in a CI
+    log — one row per measure and one column per profile, so no figure is cut to ``…``."""
+    title = f"{result.scenario} · seed {result.seed} · {_period(result)}"
+    headers, rows = comparison_rows(result)
+    if width is not None and width < WIDE_TABLE_COLUMNS:
+        table = Table(title=title)
+        table.add_column(headers[0])
+        for row in rows:
+            table.add_column(Text(row[0]), justify="right")
+        for i, header in enumerate(headers[1:], start=1):
+            table.add_row(Text(header), *(Text(row[i]) for row in rows))
+        return table
+    table = Table(title=title)
     for column in _COLUMNS:
         table.add_column(column.header, justify="right" if column.numeric else "left",
                          no_wrap=not column.numeric)
-    for row in comparison_rows(result)[1]:
+    for row in rows:
         table.add_row(*(Text(cell) for cell in row))
     return table
+
+
+WIDE_TABLE_COLUMNS = 200
+"""Terminal width below which :func:`comparison_table` turns the table on its side."""
 
 
 # --- charts -------------------------------------------------------------------------------
