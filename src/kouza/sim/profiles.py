@@ -8,7 +8,7 @@ place from the start?".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -43,6 +43,14 @@ class DefenceProfile:
     bank_monitoring: bool = False
     """Banks watch failed link attempts across accounts (reverse brute force)."""
     reverify_existing_links: bool = False
+    holder_notices: bool = False
+    """Banks tell the holder at once (e-mail) of every new link and debit, with a "not me"
+    reference; otherwise the holder learns from a letter or the passbook days later."""
+    operator_playbook: bool = False
+    """The operator's fraud team acts on what it is told (a holder's "not me", burst alerts):
+    locks the wallet behind a reported link and stops charges at a bank under attack."""
+    risk_rules_without: tuple[str, ...] = ()
+    """Shipped rule ids left out (ablation of a rule group)."""
     tags: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -81,7 +89,62 @@ PROFILES: dict[str, DefenceProfile] = {
             link_min_level="verified", link_name_match=True, accept_legacy_banks=False,
             require_device_signature=True, risk_rules="shipped",
             topup_cap=TopUpCap.ROLLING_30_DAYS, bank_monitoring=True,
-            reverify_existing_links=True,
+            reverify_existing_links=True, holder_notices=True, operator_playbook=True,
         ),
     )
 }
+
+RULE_GROUPS: dict[str, tuple[str, ...]] = {
+    "linking-rules": ("link-soon-after-signup", "many-accounts-from-device",
+                      "many-accounts-from-network", "many-holder-names-from-wallet",
+                      "failed-link-burst", "failed-pin-burst-at-bank", "holder-name-near-miss"),
+    "charging-rules": ("charge-to-cap-after-link", "device-changed-since-link"),
+    "spending-rules": ("resellable-spend-new-wallet",),
+    "device-rules": ("many-wallets-on-device",),
+}
+"""The shipped rules by the stage they watch (each group is one row of the ablation table)."""
+
+LAYERS: dict[str, tuple[str, dict[str, object]]] = {
+    "verified-identity": ("eKYC before linking (phone + device key still required)",
+                          {"link_min_level": "phone"}),
+    "device-keys": ("device-key signatures on links and charges",
+                    {"require_device_signature": False}),
+    "name-match": ("the verified name sent to the bank", {"link_name_match": False}),
+    "legacy-bank-refusal": ("refusing banks that only have the legacy PIN form",
+                            {"accept_legacy_banks": True}),
+    "bank-monitoring": ("banks watching failed link attempts across accounts",
+                        {"bank_monitoring": False}),
+    "rolling-caps": ("rolling 30-day caps (calendar month instead)",
+                     {"topup_cap": TopUpCap.CALENDAR_MONTH}),
+    **{group: (f"the shipped {group.replace('-', ' ')}", {"risk_rules_without": rules})
+       for group, rules in RULE_GROUPS.items()},
+    "holder-notices": ("immediate holder notices with a \"not me\" path",
+                       {"holder_notices": False}),
+    "operator-playbook": ("the fraud team's playbook (locks, kill switches)",
+                          {"operator_playbook": False}),
+}
+"""kouza's layers for the ablation table: name → (what it is, the switches that remove it)."""
+
+ABLATION_BASE = "kouza"
+
+
+def ablation_profiles() -> list[DefenceProfile]:
+    """``kouza`` and one "kouza without X" profile per layer, in :data:`LAYERS` order."""
+    base = PROFILES[ABLATION_BASE]
+    made = [base]
+    for layer, (what, switches) in LAYERS.items():
+        made.append(replace(base, name=f"{ABLATION_BASE}-without-{layer}",
+                            description=f"kouza without {what}.", tags=("ablation", layer),
+                            **switches))  # type: ignore[arg-type]
+    return made
+
+
+def profile(name: str) -> DefenceProfile:
+    """A named profile: one of :data:`PROFILES` or an ablation ``kouza-without-<layer>``."""
+    if name in PROFILES:
+        return PROFILES[name]
+    for made in ablation_profiles():
+        if made.name == name:
+            return made
+    known = sorted(PROFILES) + [f"{ABLATION_BASE}-without-{layer}" for layer in LAYERS]
+    raise KeyError(f"unknown defence profile {name!r}; known: {known}")

@@ -13,6 +13,38 @@ from typing import Any
 STAGES = ("wallet_opened", "link_attempted", "linked", "charged", "spent")
 """How far an attack attempt got, in order."""
 
+FRICTION_USERS = ("step_up", "review", "block", "false_lock", "limit_refusal", "link_refusal",
+                  "holder_notice", "delayed_money")
+"""Kinds of friction counted once per honest user who met them at least once."""
+FRICTION_EVENTS = ("step_up", "review", "block", "limit_refusal", "link_refusal",
+                   "holder_notice", "delayed_money", "other_refusal")
+"""Kinds of friction counted per event (an honest operation answered that way)."""
+
+CONTROLS: dict[str, str] = {
+    "verification_level_required": "verified identity (level gate)",
+    "reverification_required": "re-verification campaign",
+    "device_signature_required": "device keys",
+    "device_signature_invalid": "device keys",
+    "step_up_required": "step-up the attacker could not answer",
+    "legacy_bank_not_accepted": "legacy-bank refusal",
+    "oauth_not_offered": "legacy-bank refusal",
+    "legacy_form_not_offered": "bank requires internet banking + OTP",
+    "bank_link_refused": "bank's identity / PIN check",
+    "bank_page_refused": "bank's login page",
+    "bank_identity_mismatch": "bank's identity match",
+    "limit_exceeded": "wallet limits",
+    "mandate_exceeded": "bank mandate limits",
+    "held_for_review": "risk review (funds held)",
+    "risk_refused": "risk block",
+    "wallet_not_active": "wallet lock",
+    "kill_switch_active": "kill switch",
+    "link_not_active": "link revoked (holder said \"not me\")",
+    "invalid_credentials": "password",
+    "did_not_take_the_bait": "victim not fooled",
+}
+"""Refusal code → the control it stands for, for the funnels' "stopped by" column. Codes not
+listed are shown as they are."""
+
 
 @dataclass
 class AttackerResult:
@@ -28,6 +60,10 @@ class AttackerResult:
     """Why attempts stopped: error code of the refusal → count."""
     loss_yen: int = 0
     victims: int = 0
+    stopped_by_rule: dict[str, int] = field(default_factory=dict)
+    """Risk refusals of this attacker by the rule that fired (operators' view)."""
+    succeeded: int = 0
+    """Attempts that moved money out of a victim (linked and charged, took over, or pushed)."""
 
 
 @dataclass
@@ -64,6 +100,19 @@ class ProfileResult:
     """Honest users whose own bank account could not be linked under this profile."""
     honest_refusals: dict[str, int] = field(default_factory=dict)
     """Why honest users were refused anything: error code → count."""
+    honest_link_attempters: int = 0
+    """Honest users who tried to link a bank account (denominator of link refusals)."""
+    friction_users: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FRICTION_USERS, 0))
+    """Honest users who met each kind of friction at least once."""
+    friction_events: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(FRICTION_EVENTS, 0))
+    """Honest operations answered with each kind of friction."""
+    time_to_money_hours: list[float] = field(default_factory=list)
+    """For honest top-ups that did not arrive at once: hours until the money was spendable
+    (a held top-up counts until its release; one never released is not in the list)."""
+    net_loss_yen: int = 0
+    """``loss_yen`` less what was frozen in locked attacker wallets and returned to victims by
+    the bank on a "not me" (what the operator cannot recover)."""
     operations: int = 0
     """Every simulated customer operation driven through the real services."""
     seconds: float = 0.0
@@ -109,6 +158,37 @@ class ProfileResult:
                 "false_locks": round(self.per_thousand(self.false_locks), 2),
             },
             "operations": self.operations,
+            "friction": self.friction(),
+            "net_loss_yen": self.net_loss_yen,
+            "attacks_succeeded": sum(a.succeeded for a in self.attackers),
+        }
+
+    def friction(self) -> dict[str, Any]:
+        """Honest friction with its denominators, so a reader sees when a rate rests on few."""
+        users = self.honest_active_users
+        events = self.honest_operations
+
+        def rate(count: int, of: int) -> float | None:
+            return round(count / of, 6) if of else None
+
+        per_user = {}
+        for kind, count in self.friction_users.items():
+            of = self.honest_link_attempters if kind == "link_refusal" else users
+            per_user[kind] = {"users": count, "of": of, "rate": rate(count, of)}
+        per_event = {kind: {"count": count, "of": events, "rate": rate(count, events)}
+                     for kind, count in self.friction_events.items()}
+        delays = sorted(self.time_to_money_hours)
+        return {
+            "honest_active_users": users,
+            "honest_operations": events,
+            "honest_link_attempters": self.honest_link_attempters,
+            "per_user": per_user,
+            "per_event": per_event,
+            "time_to_money": {
+                "delayed": len(delays),
+                "median_hours": delays[len(delays) // 2] if delays else None,
+                "max_hours": delays[-1] if delays else None,
+            },
         }
 
     def to_dict(self) -> dict[str, Any]:

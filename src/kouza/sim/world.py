@@ -15,11 +15,13 @@ verification logic is unchanged.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from kouza.api.app import create_app
 from kouza.banks.bank.app import create_bank_app
 from kouza.banks.bank.core import core
 from kouza.banks.bank.migrate import upgrade as upgrade_bank
-from kouza.banks.bank.models import AuthProfile, Bank
+from kouza.banks.bank.models import AuthProfile, Bank, NoticeChannel
 from kouza.banks.bank.runtime import BankRuntime, build_bank_runtime
 from kouza.banks.bank.settings import BankSettings
 from kouza.banks.linking.client import BankClient
@@ -46,7 +48,7 @@ from kouza.kit.db import make_engine
 from kouza.kit.migrate import upgrade
 from kouza.kit.notify import Message
 from kouza.kit.runtime import Runtime, build_runtime
-from kouza.risk.rules import parse_rule_set
+from kouza.risk.rules import RuleSet, parse_rule_set
 from kouza.risk.service import risk, shipped_rule_set
 from kouza.sim.profiles import DefenceProfile, TopUpCap
 from kouza.wallet.limits import (
@@ -72,16 +74,20 @@ class LastMessages:
     """A sender that keeps only the last message per recipient (codes are read from it).
 
     The simulator sends hundreds of thousands of notices; keeping them all would only grow
-    memory. ``sent`` counts them per channel for the report's curiosity.
+    memory. ``sent`` counts them; ``listeners`` see every message as it is sent (the driver's
+    people reading their bank's notices).
     """
 
     def __init__(self) -> None:
         self.last: dict[str, Message] = {}
         self.sent = 0
+        self.listeners: list[Callable[[Message], None]] = []
 
     def send(self, message: Message) -> None:
         self.last[message.recipient] = message
         self.sent += 1
+        for listener in self.listeners:
+            listener(message)
 
     def last_to(self, recipient: str) -> Message:
         return self.last[recipient]
@@ -255,9 +261,7 @@ def build_world(
                        database_url=f"sqlite:///{wallet_db}")
     rt.providers["limits"] = limits_for(profile, settings)
     rt.providers["ekyc"] = ekyc.configuration()
-    risk.engine(rt).replace_rules(
-        shipped_rule_set() if profile.risk_rules == "shipped"
-        else parse_rule_set(EMPTY_RULES, source=f"profile {profile.name}"))
+    risk.engine(rt).replace_rules(rules_for(profile))
     to_wallet = InProcess(create_app(rt))
 
     bank_settings = BankSettings(
@@ -277,6 +281,9 @@ def build_world(
             session.execute(update(Bank).values(monitor_failed_links=True))
         if profile.topup_cap is TopUpCap.CALENDAR_MONTH:
             session.execute(update(Bank).values(mandate_max_30_days=1_000_000))
+        # 2020: the holder learned of a link or a debit from a letter or the passbook
+        channel = NoticeChannel.EMAIL if profile.holder_notices else NoticeChannel.POST
+        session.execute(update(Bank).values(notice_channel=channel.value))
     to_bank = InProcess(create_bank_app(bank_rt))
     bank_api = httpx.Client(base_url=BANK_URL, transport=to_bank)
     rt.providers["bank_client"] = BankClient(bank_api, client_id=CLIENT_ID,
@@ -293,6 +300,18 @@ def build_world(
                            follow_redirects=True)
     return World(profile, rt, bank_rt, clock, mailbox, bank_api, browser,
                  [to_wallet, to_bank, to_bank_pages], totp_seeds)
+
+
+def rules_for(profile: DefenceProfile) -> RuleSet:
+    """The risk rule set a profile runs: none, or the shipped one less the ablated rules."""
+    if profile.risk_rules != "shipped":
+        return parse_rule_set(EMPTY_RULES, source=f"profile {profile.name}")
+    shipped = shipped_rule_set()
+    unknown = set(profile.risk_rules_without) - {rule.id for rule in shipped.rules}
+    if unknown:
+        raise ValueError(f"profile {profile.name} leaves out unknown rules {sorted(unknown)}")
+    kept = tuple(rule for rule in shipped.rules if rule.id not in profile.risk_rules_without)
+    return dataclasses.replace(shipped, rules=kept)
 
 
 def migrate_wallet_template(path: Path) -> None:
