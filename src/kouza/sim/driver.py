@@ -8,6 +8,7 @@ ledger (posted top-ups from victims' accounts) and checked against the bank's ow
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import random
@@ -15,7 +16,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TextIO, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -24,31 +24,31 @@ from zoneinfo import ZoneInfo
 import jaconv
 import pyotp
 from cryptography.hazmat.primitives.asymmetric import rsa
-from joserfc import jws
 from joserfc.jwk import ECKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kouza.banks.bank.core import core as bank_core
+from kouza.banks.bank.models import Transfer as BankTransfer
 from kouza.banks.linking.links import Caller, LegacyLinkInput, LinkService
-from kouza.banks.linking.models import BankMovement, MovementDirection, MovementStatus
+from kouza.banks.linking.models import BankLink, BankMovement, MovementDirection, MovementStatus
 from kouza.banks.linking.movements import MovementService, MoveRequest
-from kouza.banks.linking.oauth import OAuthCallback, oauth_links
-from kouza.banks.linking.policy import DeviceProof
+from kouza.banks.linking.oauth import DeclaredIdentity, OAuthCallback, oauth_links
 from kouza.errors import KouzaError
-from kouza.identity.devices import SensitiveAction, signing_payload
+from kouza.identity.devices import SensitiveAction
 from kouza.identity.ekyc.devca import TestCitizen
 from kouza.identity.ekyc.result import EkycMethod, Sex
 from kouza.identity.models import User
 from kouza.identity.service import identity
+from kouza.kit.notify import Message
 from kouza.kit.security import password_cost
 from kouza.ops.models import AuditEvent
 from kouza.risk.service import risk
+from kouza.sim.agents import Account, Attempt, Device, Dynamic, FollowUp
 from kouza.sim.population import Citizen, Honest, Kind, Plan, Planned, ib_password
 from kouza.sim.results import STAGES, AttackerResult, ProfileResult
 from kouza.sim.scenario import Attacker
 from kouza.sim.world import World
-from kouza.wallet.models import Payment, Wallet, WalletStatus
+from kouza.wallet.models import Payment, Transfer, Wallet, WalletStatus
 from kouza.wallet.service import wallets
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -58,6 +58,16 @@ PASSWORD = "sim-password-not-a-secret"
 STRADDLE_WINDOW = timedelta(days=3)
 """An attacker who charged within this long of a month's end comes back on the 1st."""
 T = TypeVar("T")
+LIMIT_CODES = frozenset({"limit_exceeded", "mandate_exceeded"})
+NEW_STRATEGIES = frozenset({"phishing_relay", "account_takeover", "verified_mule_market",
+                            "authorised_push"})
+"""Strategies played by :class:`kouza.sim.adversary.Adversary` (the adaptive attackers)."""
+
+
+class NotFooled(KouzaError):
+    """The person did not fall for the lure (phishing, a call posing as the bank)."""
+
+    code = "did_not_take_the_bait"
 
 
 def _uuid_or_none(text: str) -> uuid.UUID | None:
@@ -83,67 +93,6 @@ def _csrf(page: str) -> str:
 
 class SimulationInconsistent(RuntimeError):
     """The wallet's ledger and the bank disagree: a bug in the code under test or the driver."""
-
-
-class FollowUp:
-    """Kinds of actions an attack schedules for itself."""
-
-    CHARGE = "charge"
-    SPEND = "spend"
-
-
-@dataclass
-class Device:
-    """A phone's key pair as the app holds it (ES256)."""
-
-    key: ECKey
-    device_id: uuid.UUID | None = None
-
-    def proof(self, session: Session, user: User, action: SensitiveAction) -> DeviceProof:
-        assert self.device_id is not None
-        nonce = identity.issue_device_challenge(session, user, self.device_id, action.value)
-        payload = signing_payload(nonce=nonce, action=action.value, device_id=self.device_id,
-                                  user_id=user.id)
-        signature = jws.serialize_compact({"alg": "ES256"}, json.dumps(payload).encode(),
-                                          self.key, algorithms=["ES256"])
-        return DeviceProof(nonce=nonce, signature=signature)
-
-
-@dataclass
-class Account:
-    """A wallet account someone runs in this world."""
-
-    user_id: uuid.UUID
-    wallet_id: uuid.UUID
-    email: str
-    ip: str
-    device_tag: str
-    """What the app reports as device id when no key is registered (X-Device-Id)."""
-    device: Device | None = None
-    phone: str = ""
-    link_id: uuid.UUID | None = None
-    links: int = 0
-
-
-@dataclass
-class Attempt:
-    """One attack attempt: an attacker going after one victim account."""
-
-    attacker: int
-    victim: int
-    account: Account | None = None
-    stage: int = -1
-    link_id: uuid.UUID | None = None
-    charges_left: list[int] = field(default_factory=list)
-    straddled: bool = False
-
-
-@dataclass(order=True)
-class _Dynamic:
-    at: datetime
-    seq: int
-    kind: str = field(compare=False)
-    attempt: Attempt = field(compare=False)
 
 
 class Runner:
@@ -175,7 +124,8 @@ class Runner:
         """Link id → victim citizen index."""
         self.link_attacker: dict[uuid.UUID, int] = {}
         self.per_victim: dict[int, int] = {}
-        self.dynamic: list[_Dynamic] = []
+        self.bank_debits: dict[int, int] = {}
+        self.dynamic: list[Dynamic] = []
         self.seq = 0
         self.counter = 0
         self.mule_verified: dict[int, Account] = {}
@@ -183,6 +133,27 @@ class Runner:
         self.locked_honest: set[uuid.UUID] = set()
         self.oauth_banks = {bank.code for bank in self.scenario.banks
                             if bank.profile.value == "oauth"}
+        self.acting: Attempt | None = None
+        """The attack attempt whose action is running now (None: an honest user's)."""
+        self.acting_honest: int | None = None
+        self.owner_of_wallet: dict[uuid.UUID, int] = {}
+        """Honest wallet id → citizen index (whose money it is)."""
+        self.taken_payments: list[tuple[uuid.UUID, int, int]] = []
+        """(payment id, victim citizen, attacker) of payments an attacker made from a victim's
+        own wallet (a takeover)."""
+        self.friction_users: dict[str, set[int]] = {}
+        self.contacts: dict[str, int] = {}
+        for citizen in plan.citizens:
+            self.contacts[citizen.email] = citizen.index
+            self.contacts["+81" + citizen.phone[1:]] = citizen.index
+            self.contacts[citizen.address] = citizen.index
+        self.not_me_reports = 0
+        world.mailbox.listeners.append(self._on_message)
+        from kouza.sim.adversary import Adversary
+        from kouza.sim.fraudteam import FraudTeam
+
+        self.adversary = Adversary(self)
+        self.fraud_team = FraudTeam(self)
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -202,14 +173,39 @@ class Runner:
         assert match is not None, f"no code sent to {recipient}"
         return match.group(1)
 
-    def _schedule(self, at: datetime, kind: str, attempt: Attempt) -> None:
+    def _schedule(self, at: datetime, kind: str, attempt: Attempt | None = None,
+                  data: Any = None) -> None:
         self.seq += 1
-        heapq.heappush(self.dynamic, _Dynamic(at, self.seq, kind, attempt))
+        heapq.heappush(self.dynamic, Dynamic(at, self.seq, kind, attempt, data))
+
+    def _on_message(self, message: Message) -> None:
+        """Every message sent in this world passes here: a bank's notice to a holder is either
+        friction for an honest customer who did the thing, or a victim's chance to say so."""
+        if not message.subject.startswith("["):
+            return  # the wallet's own messages (codes); bank notices carry "[bank name]"
+        citizen = self.contacts.get(message.recipient)
+        if citizen is None:
+            return
+        if self.acting is None:
+            if self.acting_honest is not None:
+                self._friction("holder_notice", self.acting_honest)
+            return
+        self.fraud_team.notice_to_victim(citizen, message, self.acting)
+
+    def _friction(self, kind: str, person: int) -> None:
+        """Count one honest event of ``kind`` and its user."""
+        events = self.result.friction_events
+        events[kind] = events.get(kind, 0) + 1
+        users = self.friction_users.setdefault(kind, set())
+        if person not in users:
+            users.add(person)
+            self.result.friction_users[kind] = len(users)
 
     # --- onboarding (through the identity services) ----------------------------------------
 
-    def _sign_up(self, email: str, ip: str, device_tag: str) -> Account | KouzaError:
-        _, refused = self._call(lambda s: identity.signup(s, email=email, password=PASSWORD))
+    def _sign_up(self, email: str, ip: str, device_tag: str,
+                 password: str = PASSWORD) -> Account | KouzaError:
+        _, refused = self._call(lambda s: identity.signup(s, email=email, password=password))
         if refused:
             return refused
         code = self._code(email)
@@ -221,7 +217,7 @@ class Runner:
             s, user=s.get_one(User, user_id), device_id=device_tag, ip=ip))
         if refused or wallet is None:
             return refused or KouzaError("no wallet")
-        return Account(user_id, wallet.id, email, ip, device_tag)
+        return Account(user_id, wallet.id, email, ip, device_tag, password=password)
 
     def _verify_phone(self, account: Account, phone: str) -> KouzaError | None:
         challenge, refused = self._call(lambda s: identity.start_phone_verification(
@@ -275,8 +271,11 @@ class Runner:
         """The strong flow as a person does it: the wallet pushes the request, the person logs
         in at the bank with the internet-banking password and the token's code, consents, and
         the app hands the bank's answer back to the wallet."""
+        declared = DeclaredIdentity(jaconv.h2z(citizen.kana, kana=True, ascii=False,
+                                               digit=False), citizen.birth_date)
         started, refused = self._call(lambda s: oauth_links.start(
-            s, self._caller(s, account, SensitiveAction.LINK_BANK), citizen.bank_code))
+            s, self._caller(s, account, SensitiveAction.LINK_BANK), citizen.bank_code,
+            declared))
         if refused is not None or started is None:
             return None, refused
         seed = self.world.totp_seeds.get(citizen.index)
@@ -364,22 +363,34 @@ class Runner:
         refusals[code] = refusals.get(code, 0) + 1
         if code == "step_up_required":
             self.result.honest_step_ups += 1
+            self._friction("step_up", account.citizen)
             if self._step_up(account, purpose):
                 again = retry()
                 if again is not None:
-                    self._honest_friction_final(again, account)
+                    self._honest_friction_final(again, account, purpose)
             return
-        self._honest_friction_final(refusal, account)
+        self._honest_friction_final(refusal, account, purpose)
 
-    def _honest_friction_final(self, refusal: KouzaError, account: Account) -> None:
+    def _honest_friction_final(self, refusal: KouzaError, account: Account,
+                               purpose: str) -> None:
         code = refusal.code
         if code == "held_for_review":
             self.result.honest_reviews += 1
+            self._friction("review", account.citizen)
+            self._friction("delayed_money", account.citizen)
         elif code == "risk_refused":
             self.result.honest_blocks += 1
+            self._friction("block", account.citizen)
+        elif code in LIMIT_CODES:
+            self._friction("limit_refusal", account.citizen)
+        elif purpose == SensitiveAction.LINK_BANK.value:
+            pass  # counted once per person by _join
+        else:
+            self._friction("other_refusal", account.citizen)
         if self._locked(account.wallet_id) and account.wallet_id not in self.locked_honest:
             self.locked_honest.add(account.wallet_id)
             self.result.false_locks += 1
+            self._friction("false_lock", account.citizen)
 
     def _locked(self, wallet_id: uuid.UUID) -> bool:
         with self.rt.db.session() as session:
@@ -391,10 +402,18 @@ class Runner:
         account = self._sign_up(citizen.email, person.ip, f"h{person.index}")
         if isinstance(account, KouzaError):
             return
+        account.citizen = citizen.index
         self.honest[person.index] = account
+        self.owner_of_wallet[account.wallet_id] = citizen.index
         self.joined.append(person.index)
+        if person.opening_balance:
+            # an existing customer's balance from before the period (cash at a store terminal)
+            self._call(lambda s: wallets.credit_from_float(
+                s, wallet_id=account.wallet_id, amount=person.opening_balance,
+                reason="balance before the simulated period"))
         if not person.links_bank:
             return
+        self.result.honest_link_attempters += 1
         test_citizen = TestCitizen(name=citizen.kanji, address="東京都千代田区1-1",
                                    birth_date=citizen.birth_date, sex=Sex.FEMALE)
         kana = jaconv.h2z(citizen.kana, kana=True, ascii=False, digit=False)
@@ -413,13 +432,28 @@ class Runner:
             self._honest_friction(refused, account, SensitiveAction.LINK_BANK.value, link)
             if account.link_id is None:
                 self.result.honest_link_refusals += 1
+                self._friction("link_refusal", citizen.index)
 
     def _honest_action(self, action: Planned) -> None:
         account = self.honest.get(action.who)
         if account is None:
             return
         self.result.honest_operations += 1
-        if action.kind is Kind.TOPUP:
+        home = account.ip
+        if action.away:
+            # travelling: the same person on a hotel's or a mobile network
+            account.ip = f"100.{64 + action.who % 64}.{action.seq % 256}.{action.who % 250 + 1}"
+        try:
+            self._honest_act(action, account)
+        finally:
+            account.ip = home
+
+    def _honest_act(self, action: Planned, account: Account) -> None:
+        if action.kind is Kind.PHONE_CHANGE:
+            self._change_phone(action, account)
+        elif action.kind is Kind.NEW_DEVICE:
+            self._new_device(account)
+        elif action.kind is Kind.TOPUP:
             link_id = account.link_id
             if link_id is None:
                 # no linked account: cash at a convenience-store terminal (operator float)
@@ -456,10 +490,67 @@ class Runner:
             if refused is not None and refused.code != "insufficient_funds":
                 self._honest_friction(refused, account, "transfer", send)
 
+    def _change_phone(self, action: Planned, account: Account) -> None:
+        """A new number: signed by the registered device, confirmed by a code to the new
+        number (the old one is warned)."""
+        if account.device is None or account.device.device_id is None:
+            return
+        device = account.device
+        new = f"0809{action.who:07d}"
+        e164 = "+81" + new[1:]
+
+        def start(session: Session) -> Any:
+            user = self._user(session, account)
+            assert device.device_id is not None
+            proof = device.proof(session, user, SensitiveAction.CHANGE_PHONE)
+            return identity.start_phone_change(session, user, phone=new,
+                                               device_id=device.device_id, nonce=proof.nonce,
+                                               signature=proof.signature, ip=account.ip)
+
+        change, refused = self._call(start)
+        if refused is not None or change is None:
+            if refused is not None:
+                self._honest_friction_final(refused, account, "phone_change")
+            return
+        code = self._code(e164)
+        _, refused = self._call(lambda s: identity.confirm_phone_change(
+            s, self._user(s, account), change.id, code))
+        if refused is not None:
+            self._honest_friction_final(refused, account, "phone_change")
+            return
+        account.phone = e164
+        self.contacts[e164] = account.citizen
+
+    def _new_device(self, account: Account) -> None:
+        """A new phone: its key is registered after an SMS step-up, and used from then on."""
+        if not account.phone:
+            return
+        device = Device(ECKey.generate_key("P-256"))
+
+        def register() -> KouzaError | None:
+            made, refused = self._call(lambda s: identity.register_device(
+                s, self._user(s, account), jwk=dict(device.key.as_dict(private=False)),
+                name="new phone", ip=account.ip))
+            if made is not None:
+                device.device_id = made.id
+            return refused
+
+        refused = register()
+        if refused is not None:
+            self._honest_friction(refused, account, "device.register", register)
+        if device.device_id is not None:
+            account.device = device
+
     def _pay(self, account: Account, qr: str, amount: int) -> KouzaError | None:
-        return self._call(lambda s: wallets.pay(
+        return self._pay_returning(account, qr, amount)[1]
+
+    def _pay_returning(self, account: Account, qr: str,
+                       amount: int) -> tuple[uuid.UUID | None, KouzaError | None]:
+        """Pay; the payment's id (None if refused) and the refusal."""
+        paid, refused = self._call(lambda s: wallets.pay(
             s, user=self._user(s, account), wallet_id=account.wallet_id, qr=qr, amount=amount,
-            device_id=self._device_of(account), ip=account.ip))[1]
+            device_id=self._device_of(account), ip=account.ip))
+        return (paid.id if paid is not None else None), refused
 
     @staticmethod
     def _device_of(account: Account) -> str:
@@ -477,7 +568,11 @@ class Runner:
         self.counter += 1
         email = f"x{a}{self.counter:06d}@freemail.example.com"
         ip = f"203.0.{(a * 37 + source // 250) % 256}.{source % 250 + 1}"
-        account = self._sign_up(email, ip, f"a{a}-s{source}")
+        device_tag = f"a{a}-s{source}"
+        if attacker.ips > 1 or attacker.devices > 1:
+            ip, device_tag = self.adversary.ip(a, attempt_no), \
+                self.adversary.device_tag(a, attempt_no)
+        account = self._sign_up(email, ip, device_tag)
         if isinstance(account, KouzaError):
             return account
         self.attack_accounts[account.wallet_id] = a
@@ -491,8 +586,12 @@ class Runner:
             self.result.attackers[attempt.attacker].stages[stage] += 1
 
     def _refused(self, attempt: Attempt, refusal: KouzaError) -> None:
-        refusals = self.result.attackers[attempt.attacker].refusals
-        refusals[refusal.code] = refusals.get(refusal.code, 0) + 1
+        result = self.result.attackers[attempt.attacker]
+        result.refusals[refusal.code] = result.refusals.get(refusal.code, 0) + 1
+        rules = refusal.details.get("rules")
+        if isinstance(rules, list):
+            for rule in rules:
+                result.stopped_by_rule[str(rule)] = result.stopped_by_rule.get(str(rule), 0) + 1
 
     def _attack(self, action: Planned) -> None:
         a = action.who
@@ -500,42 +599,90 @@ class Runner:
         victim = self.plan.citizens[action.target]
         result = self.result.attackers[a]
         attempt = Attempt(a, victim.index)
+        self.acting = attempt
         result.attempts += 1
         self.result.attack_attempts += 1
+        if attacker.strategy in NEW_STRATEGIES:
+            self.adversary.attack(attempt, attacker)
+            return
         lure = random.Random(f"{self.scenario.seed}-{a}-{victim.index}").random()
         if attacker.strategy == "phishing" and lure >= attacker.hand_over_share:
             # only a share of the targets hand their details over; the rest is a failed lure
-            refusals = result.refusals
-            refusals["did_not_take_the_bait"] = refusals.get("did_not_take_the_bait", 0) + 1
+            self._refused(attempt, NotFooled("did not take the bait"))
             return
+        self.attempt_link(attempt)
+
+    def attempt_link(self, attempt: Attempt) -> None:
+        """Open (or reuse) the attacker's wallet and link the victim's account with what the
+        attacker holds; on success the charges follow a minute later."""
+        a = attempt.attacker
+        attacker = self.scenario.attackers[a]
+        victim = self.plan.citizens[attempt.victim]
         self.opened_wallet = False
-        account = self._account_for(a, attacker, attempt, result.attempts)
+        account = self._account_for(a, attacker, attempt,
+                                    self.result.attackers[a].attempts + attempt.tries * 7919)
         if self.opened_wallet:
             self._stage(attempt, "wallet_opened")
         if isinstance(account, KouzaError):
             self._refused(attempt, account)
+            self.adversary.after_refusal(attempt, account)
             return
         attempt.account = account
         self._stage(attempt, "wallet_opened")
-        pin = attacker.pin if attacker.strategy == "reverse_brute_force" else victim.pin
         self._stage(attempt, "link_attempted")
         if getattr(attacker, "gets_internet_banking", False) \
                 and self._bank_is_oauth(victim.bank_code):
             # the victim typed the internet-banking password and a live code into the phishing
             # page: the attacker walks the bank's strong flow with them
-            link_id, refused = self._link_oauth(account, victim)
+            link_id, refused = self.adversary.link_oauth(account, victim)
+        elif attacker.strategy == "reverse_brute_force":
+            link_id, refused = self._sweep(account, attacker, victim)
         else:
-            link_id, refused = self._link(account, victim, pin=pin, holder=victim.kana)
+            link_id, refused = self._link(account, victim, pin=victim.pin, holder=victim.kana)
+        if refused is not None and refused.code == "step_up_required" \
+                and self.adversary.answer_step_up(attempt, SensitiveAction.LINK_BANK.value):
+            link_id, refused = self._link(account, victim, pin=victim.pin, holder=victim.kana)
         if refused is not None or link_id is None:
-            self._refused(attempt, refused or KouzaError("no link"))
+            refusal = refused or KouzaError("no link")
+            self._refused(attempt, refusal)
+            self.adversary.after_refusal(attempt, refusal)
             return
+        self.linked(attempt, account, link_id)
+
+    def linked(self, attempt: Attempt, account: Account, link_id: uuid.UUID) -> None:
+        """A victim's account is linked to a wallet the attacker controls: charge it."""
+        attacker = self.scenario.attackers[attempt.attacker]
         account.links += 1
         self._stage(attempt, "linked")
-        self.victim_links[link_id] = victim.index
-        self.link_attacker[link_id] = a
+        if account.wallet_id in self.attack_accounts:
+            self.victim_links[link_id] = attempt.victim
+            self.link_attacker[link_id] = attempt.attacker
+        attempt.account = account
         attempt.link_id = link_id
         attempt.charges_left = list(attacker.charge_plan)
         self._schedule(self.world.clock.now() + timedelta(minutes=1), FollowUp.CHARGE, attempt)
+
+    def _sweep(self, account: Account, attacker: Attacker,
+               victim: Citizen) -> tuple[uuid.UUID | None, KouzaError | None]:
+        """Reverse brute force on one account: the sweep's PIN(s), never a third try (it would
+        lock the account and tell the bank); some numbers of the range are no account at all."""
+        assert attacker.strategy == "reverse_brute_force"
+        draw = random.Random(f"{self.scenario.seed}-nx-{victim.index}").random()
+        number_of = victim
+        if draw < attacker.nonexistent_share:
+            number_of = dataclasses.replace(victim, number="0" + victim.number[1:])
+        pins = [attacker.pin, *attacker.pins]
+        if attacker.birth_pins:
+            pins += [victim.birth_date.strftime("%m%d"), f"{victim.birth_date.year}"]
+        tries = list(dict.fromkeys(pins))[:2]
+        refused: KouzaError | None = None
+        for pin in tries:
+            link_id, refused = self._link(account, number_of, pin=pin, holder=victim.kana)
+            if refused is None:
+                return link_id, None
+            if refused.code != "bank_link_refused":
+                break
+        return None, refused
 
     def _account_for(self, a: int, attacker: Attacker, attempt: Attempt,
                      number: int) -> Account | KouzaError:
@@ -581,6 +728,9 @@ class Runner:
         assert attempt.account is not None and attempt.link_id is not None
         amount = attempt.charges_left.pop(0)
         refused = self._top_up(attempt.account, attempt.link_id, amount)
+        if refused is not None and refused.code == "step_up_required" \
+                and self.adversary.answer_step_up(attempt, SensitiveAction.CHARGE.value):
+            refused = self._top_up(attempt.account, attempt.link_id, amount)
         attacker = self.scenario.attackers[attempt.attacker]
         now = self.world.clock.now()
         if refused is None:
@@ -590,13 +740,16 @@ class Runner:
         limit_hit = refused is not None and refused.code in ("limit_exceeded", "mandate_exceeded",
                                                             "movement_refused")
         if attempt.charges_left and (refused is None or limit_hit):
-            self._schedule(now + timedelta(seconds=20), FollowUp.CHARGE, attempt)
+            gap = timedelta(hours=attacker.charge_every_hours) if attacker.charge_every_hours \
+                else timedelta(seconds=20)
+            self._schedule(now + gap, FollowUp.CHARGE, attempt)
             return
-        self._schedule(now + timedelta(minutes=self.rng.randint(20, 180)), FollowUp.SPEND,
-                       attempt)
+        delay = self.adversary.cash_out_delay(attacker)
+        self._schedule(now + delay, FollowUp.SPEND, attempt)
         if attacker.straddle_month_end and not attempt.straddled:
             # charged near a month's end: come back just after midnight on the 1st, when a
-            # calendar-month cap starts again (2020: up to ¥600,000 per victim)
+            # calendar-month cap starts again (2020: up to ¥600,000 per victim); the same
+            # attempt goes on, so the funnel counts the victim once
             local = now.astimezone(JST)
             next_month = (local.replace(day=28) + timedelta(days=4)).replace(
                 day=1, hour=0, minute=5, second=0, microsecond=0)
@@ -605,33 +758,8 @@ class Runner:
                     if attacker.end_day is not None else end)
             if next_month - local <= STRADDLE_WINDOW and next_month < min(end, last):
                 attempt.straddled = True
-                follow = Attempt(attempt.attacker, attempt.victim, attempt.account,
-                                 attempt.stage, attempt.link_id, list(attacker.charge_plan),
-                                 straddled=True)
-                self._schedule(next_month.astimezone(now.tzinfo), FollowUp.CHARGE, follow)
-
-    def _spend(self, attempt: Attempt) -> None:
-        """Buy resellable goods until the balance is gone or the code refuses."""
-        account = attempt.account
-        assert account is not None
-        attacker = self.scenario.attackers[attempt.attacker]
-        shops = [m for m in self.merchants if m[1] in attacker.resell_categories]
-        for _ in range(20):
-            with self.rt.db.session() as session:
-                wallet = session.get_one(Wallet, account.wallet_id)
-                available = wallets.balance(session, wallet).available
-            if available < 1_000 or not shops:
-                return
-            merchant_id, _, qr = shops[self.rng.randrange(len(shops))]
-            amount = min(available, self.rng.choice((30_000, 50_000, 100_000)))
-            refused = self._pay(account, qr, amount)
-            if refused is not None:
-                self._refused(attempt, refused)
-                if refused.code != "limit_exceeded":
-                    return
-                shops = [m for m in shops if m[0] != merchant_id]
-                continue
-            self._stage(attempt, "spent")
+                attempt.charges_left = list(attacker.charge_plan)
+                self._schedule(next_month.astimezone(now.tzinfo), FollowUp.CHARGE, attempt)
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -641,6 +769,7 @@ class Runner:
         i = 0
         done = 0
         end = self.scenario.start + timedelta(days=self.scenario.days)
+        self.fraud_team.start()
         with password_cost(time_cost=1, memory_cost=1024):
             while i < len(planned) or self.dynamic:
                 take_planned = not self.dynamic or (
@@ -658,10 +787,7 @@ class Runner:
                     if follow.at >= end:
                         continue
                     self.world.clock.set(follow.at)
-                    if follow.kind == FollowUp.CHARGE:
-                        self._charge(follow.attempt)
-                    else:
-                        self._spend(follow.attempt)
+                    self._follow(follow)
         if tick is not None:
             tick(done % 200)
         self._measure()
@@ -670,12 +796,44 @@ class Runner:
         return self.result
 
     def _dispatch(self, action: Planned) -> None:
-        if action.kind is Kind.JOIN:
-            self._join(self.plan.honest[action.who])
-        elif action.kind is Kind.ATTACK:
-            self._attack(action)
+        if action.kind is Kind.ATTACK:
+            self._as_attacker(None, lambda: self._attack(action))
+            return
+        self.acting_honest = self.plan.honest[action.who].citizen.index
+        try:
+            if action.kind is Kind.JOIN:
+                self._join(self.plan.honest[action.who])
+            else:
+                self._honest_action(action)
+        finally:
+            self.acting_honest = None
+
+    def _follow(self, follow: Dynamic) -> None:
+        attempt = follow.attempt
+        if follow.kind == FollowUp.NOT_ME:
+            self.fraud_team.holder_says_not_me(follow.data)
+        elif follow.kind == FollowUp.OPERATOR:
+            self.fraud_team.work_queue(shift=follow.data == "shift")
+        elif attempt is not None:
+            self._as_attacker(attempt, lambda: self._follow_attack(follow.kind, attempt))
+
+    def _follow_attack(self, kind: str, attempt: Attempt) -> None:
+        if kind == FollowUp.CHARGE:
+            self._charge(attempt)
+        elif kind == FollowUp.RETRY:
+            self.adversary.retry(attempt)
         else:
-            self._honest_action(action)
+            self.adversary.cash_out(attempt)
+
+    def _as_attacker(self, attempt: Attempt | None, work: Callable[[], None]) -> None:
+        """Run an attacker's step with the world knowing who acts (notices it causes reach
+        the victim, not an honest customer's friction)."""
+        previous = self.acting
+        self.acting = attempt or Attempt(-1, -1)
+        try:
+            work()
+        finally:
+            self.acting = previous
 
     # --- measuring ---------------------------------------------------------------------------
 
@@ -686,26 +844,56 @@ class Runner:
         result.losses_by_day = [0] * self.scenario.days
         per_victim: dict[int, int] = {}
         first_charge: dict[uuid.UUID, datetime] = {}
+        victims_by_attacker: dict[int, set[int]] = {}
+
+        def lose(victim: int, a: int, amount: int, bank_code: str, at: datetime,
+                 wallet_id: uuid.UUID) -> None:
+            per_victim[victim] = per_victim.get(victim, 0) + amount
+            result.loss_yen += amount
+            result.attackers[a].loss_yen += amount
+            result.losses_by_bank[bank_code] = result.losses_by_bank.get(bank_code, 0) + amount
+            day = int((at - start).total_seconds() // 86400)
+            result.losses_by_day[min(max(day, 0), self.scenario.days - 1)] += amount
+            first_charge.setdefault(wallet_id, at)
+            victims_by_attacker.setdefault(a, set()).add(victim)
+
         with self.rt.db.session() as session:
+            # 1. the victim's bank account debited into a wallet the attacker owns (net of what
+            #    an operator sent back after a review)
+            self.bank_debits = {}
             rows = session.execute(
                 select(BankMovement.wallet_id, BankMovement.link_id, BankMovement.bank_code,
-                       BankMovement.amount, BankMovement.created_at)
-                .where(BankMovement.direction == MovementDirection.DEBIT.value,
-                       BankMovement.status == MovementStatus.POSTED.value)
+                       BankMovement.amount, BankMovement.created_at, BankMovement.direction)
+                .where(BankMovement.status == MovementStatus.POSTED.value,
+                       BankMovement.link_id.in_(list(self.victim_links)))
                 .order_by(BankMovement.created_at)
             ).all()
-            for wallet_id, link_id, bank_code, amount, at in rows:
-                if wallet_id not in self.attack_accounts:
-                    continue
+            for wallet_id, link_id, bank_code, amount, at, direction in rows:
                 victim = self.victim_links[link_id]
-                a = self.attack_accounts[wallet_id]
-                per_victim[victim] = per_victim.get(victim, 0) + amount
-                result.loss_yen += amount
-                result.attackers[a].loss_yen += amount
-                result.losses_by_bank[bank_code] = result.losses_by_bank.get(bank_code, 0) + amount
-                day = int((at - start).total_seconds() // 86400)
-                result.losses_by_day[min(max(day, 0), self.scenario.days - 1)] += amount
-                first_charge.setdefault(wallet_id, at)
+                signed = amount if direction == MovementDirection.DEBIT.value else -amount
+                self.bank_debits[victim] = self.bank_debits.get(victim, 0) + signed
+                lose(victim, self.link_attacker[link_id], signed, bank_code, at, wallet_id)
+            # 2. money sent from a customer's own wallet to the attacker's (a takeover, or the
+            #    customer talked into it)
+            attack_wallets = list(self.attack_accounts)
+            if attack_wallets:
+                sent = session.execute(
+                    select(Transfer.source_wallet_id, Transfer.destination_wallet_id,
+                           Transfer.amount, Transfer.created_at)
+                    .where(Transfer.destination_wallet_id.in_(attack_wallets),
+                           Transfer.source_wallet_id.not_in(attack_wallets))
+                    .order_by(Transfer.created_at)
+                ).all()
+                for source, destination, amount, at in sent:
+                    victim = self.owner_of_wallet[source]
+                    lose(victim, self.attack_accounts[destination], amount,
+                         self.plan.citizens[victim].bank_code, at, destination)
+            # 3. the attacker paying merchants straight from a customer's wallet it took over
+            for payment_id, victim, a in self.taken_payments:
+                payment = session.get_one(Payment, payment_id)
+                lose(victim, a, payment.amount - payment.refunded_amount,
+                     self.plan.citizens[victim].bank_code, payment.created_at,
+                     payment.wallet_id)
             attack_wallets = list(self.attack_accounts)
             spent = session.scalar(select(func.coalesce(func.sum(
                 Payment.amount - Payment.refunded_amount), 0)).where(
@@ -724,12 +912,11 @@ class Runner:
                 if wallet_id in first_charge:
                     hours = (at - first_charge[wallet_id]).total_seconds() / 3600
                     result.detection_delays_hours.append(round(max(hours, 0.0), 2))
-        victims_by_attacker: dict[int, set[int]] = {}
-        for link_id, victim in self.victim_links.items():
-            if victim in per_victim:
-                victims_by_attacker.setdefault(self.link_attacker[link_id], set()).add(victim)
         for a, victims in victims_by_attacker.items():
             result.attackers[a].victims = len(victims)
+            result.attackers[a].succeeded = sum(1 for v in victims if per_victim.get(v, 0) > 0)
+        per_victim = {victim: yen for victim, yen in per_victim.items() if yen > 0}
+        result.losses_by_bank = {code: yen for code, yen in result.losses_by_bank.items() if yen}
         result.victims = len(per_victim)
         result.max_loss_per_victim_yen = max(per_victim.values(), default=0)
         for victim in per_victim:
@@ -737,6 +924,7 @@ class Runner:
             result.victims_by_bank[code] = result.victims_by_bank.get(code, 0) + 1
         result.banks_hit = len(result.losses_by_bank)
         result.honest_active_users = len(self.honest)
+        result.net_loss_yen = max(result.loss_yen - result.frozen_yen, 0)
         self.per_victim = per_victim
 
     def export_events(self, sink: TextIO) -> int:
@@ -755,22 +943,33 @@ class Runner:
         return len(events)
 
     def check_against_bank(self) -> None:
-        """The ledger's losses must be exactly what the victims' bank accounts lost."""
+        """What the ledger says attackers' links took must be exactly what the bank's own
+        records show moved under those links."""
         at_bank = self.bank_losses()
-        if at_bank != self.per_victim:
-            differ = sorted(set(at_bank.items()) ^ set(self.per_victim.items()))[:5]
+        mine = {victim: yen for victim, yen in self.bank_debits.items() if yen}
+        if at_bank != mine:
+            differ = sorted(set(at_bank.items()) ^ set(mine.items()))[:5]
             raise SimulationInconsistent(
                 f"{self.profile.name}: the ledger and the bank disagree on victims' losses: "
                 f"{differ}")
 
     def bank_losses(self) -> dict[int, int]:
-        """What each victim's bank account lost, as the bank's own balances show it."""
+        """Per victim, what the bank debited (less what it credited back) under the links
+        attackers made, from the bank's own database."""
+        if not self.victim_links:
+            return {}
+        with self.rt.db.session() as session:
+            bank_link_of = dict(session.execute(
+                select(BankLink.id, BankLink.bank_link_id)
+                .where(BankLink.id.in_(list(self.victim_links)))).tuples().all())
+        victim_of = {bank_link_of[link]: victim for link, victim in self.victim_links.items()
+                     if link in bank_link_of}
         lost: dict[int, int] = {}
         with self.world.bank_rt.db.session() as session:
-            for victim in self.victim_links.values():
-                citizen = self.plan.citizens[victim]
-                account = bank_core.account(session, bank_code=citizen.bank_code,
-                                            branch_code=citizen.branch, number=citizen.number)
-                if account.balance != citizen.balance:
-                    lost[victim] = citizen.balance - account.balance
-        return lost
+            rows = session.execute(
+                select(BankTransfer.link_id, BankTransfer.kind, BankTransfer.amount)
+                .where(BankTransfer.link_id.in_(list(victim_of)))).all()
+        for link_id, kind, amount in rows:
+            victim = victim_of[link_id]
+            lost[victim] = lost.get(victim, 0) + (amount if kind == "debit" else -amount)
+        return {victim: yen for victim, yen in lost.items() if yen}

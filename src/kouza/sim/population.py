@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from kouza.sim.scenario import Attacker, Scenario
+from kouza.sim.scenario import Attacker, PopulationSpec, Scenario
 
 FAMILY_NAMES = (
     ("佐藤", "ｻﾄｳ"), ("鈴木", "ｽｽﾞｷ"), ("高橋", "ﾀｶﾊｼ"), ("田中", "ﾀﾅｶ"), ("伊藤", "ｲﾄｳ"),
@@ -55,6 +55,11 @@ class Citizen:
     def email(self) -> str:
         return f"citizen{self.index:06d}@mail.example.jp"
 
+    @property
+    def address(self) -> str:
+        """Postal address on file at the bank (letters are addressed to it)."""
+        return f"東京都千代田区千代田{self.index}"
+
 
 def ib_password(citizen: Citizen) -> str:
     """The simulated person's internet-banking password (hashed at the bank like any other)."""
@@ -69,6 +74,8 @@ class Kind(StrEnum):
     PAY = "pay"
     TRANSFER = "transfer"
     ATTACK = "attack"
+    PHONE_CHANGE = "phone_change"
+    NEW_DEVICE = "new_device"
 
 
 @dataclass(frozen=True, order=True)
@@ -84,6 +91,8 @@ class Planned:
     target: int = field(compare=False, default=-1)
     """Citizen index (attack victim), merchant index (payment) or honest user (transfer)."""
     category: str = field(compare=False, default="")
+    away: bool = field(compare=False, default=False)
+    """The user acts away from home (another network)."""
 
 
 @dataclass
@@ -96,6 +105,13 @@ class Honest:
     joins_at: datetime
     ip: str
     second_device: bool
+    existing: bool = False
+    """Already a customer (with a balance) when the period starts."""
+    opening_balance: int = 0
+    reuses_password: bool = False
+    """The wallet password is in a leaked list from another site."""
+    susceptibility: float = 0.0
+    """Chance of falling for a lure (phishing, a call posing as the bank)."""
 
 
 @dataclass
@@ -110,6 +126,11 @@ class Plan:
     """Attacker index → citizen indexes it holds details of (or sweeps)."""
     merchants: list[tuple[str, str]]
     """(name, category) of each merchant."""
+    internet_banking: set[int] = field(default_factory=set)
+    """Citizens with internet banking (password + OTP token) at their bank: honest linkers and
+    the victims whose banking login an attacker relays."""
+    honest_of_citizen: dict[int, int] = field(default_factory=dict)
+    """Citizen index → honest user index, for citizens who use the wallet."""
 
     def counts(self) -> dict[str, int]:
         kinds: dict[str, int] = {}
@@ -140,6 +161,12 @@ def _citizens(scenario: Scenario, rng: np.random.Generator) -> list[Citizen]:
         balances = np.minimum(rng.lognormal(np.log(500_000), 1.0, size=n), 20_000_000)
         numbers = rng.choice(np.arange(1_000_000, 10_000_000), size=n, replace=False)
         pins = _pins(rng, n)
+        if scenario.population.pin_birth_share:
+            side = np.random.default_rng([scenario.seed, 2, len(citizens)])
+            birth_pins = side.random(n) < scenario.population.pin_birth_share
+            for j in np.flatnonzero(birth_pins).tolist():
+                born = date(1940, 1, 1) + timedelta(days=int(births[j]))
+                pins[j] = born.strftime("%m%d") if side.random() < 0.6 else f"{born.year}"
         branch = "018" if bank.code == "9900" else "100"
         for i in range(n):
             family, given = FAMILY_NAMES[families[i]], GIVEN_NAMES[givens[i]]
@@ -165,9 +192,20 @@ def _poisson_times(rng: np.random.Generator, start: datetime, span_days: float,
             for d in days]
 
 
+CUSTOMER_POOLS = ("customers", "any")
+RELAYS_BANKING = ("phishing_relay", "verified_mule_market")
+
+
 def make_plan(scenario: Scenario) -> Plan:
-    """Draw the population and everyone's actions from the scenario's seed."""
+    """Draw the population and everyone's actions from the scenario's seed.
+
+    Two random streams: the main one draws what the 2020 replay has always drawn (so its
+    calibration stays put), a side stream (seeded from the same seed) draws everything added
+    since — people's traits, device and phone changes, travel, rate changes, and the victims
+    of attacks on existing customers.
+    """
     rng = np.random.default_rng(scenario.seed)
+    side = np.random.default_rng([scenario.seed, 14])
     citizens = _citizens(scenario, rng)
     pop = scenario.population
     start = scenario.start
@@ -184,6 +222,8 @@ def make_plan(scenario: Scenario) -> Plan:
     for citizen in citizens:
         by_bank.setdefault(citizen.bank_code, []).append(citizen.index)
     for a, attacker in enumerate(scenario.attackers):
+        if attacker.victims_from in CUSTOMER_POOLS:
+            continue
         pool = [i for code in attacker.banks for i in by_bank[code] if i not in taken]
         wanted = min(_targets(attacker), len(pool))
         chosen = sorted(int(i) for i in rng.choice(pool, size=wanted, replace=False))
@@ -201,47 +241,156 @@ def make_plan(scenario: Scenario) -> Plan:
     categories = sorted(pop.categories)
     weights = np.array([pop.categories[c] for c in categories], dtype=float)
     weights = weights / weights.sum()
+    end = start + timedelta(days=scenario.days)
     for k, citizen in enumerate(candidates):
         if not users[k]:
             continue
-        joined = start + timedelta(days=float(joins[k]))
-        person = Honest(index=len(honest), citizen=citizen, links_bank=bool(links[k]),
-                        joins_at=joined, ip=f"10.{(k >> 16) & 255}.{(k >> 8) & 255}.{k & 255}",
-                        second_device=bool(seconds[k]))
+        person = _honest(side, pop, len(honest), citizen, k, bool(links[k]), bool(seconds[k]),
+                         start + timedelta(days=float(joins[k])), start)
         honest.append(person)
-        actions.append(Planned(joined, seq, Kind.JOIN, person.index))
+        actions.append(Planned(person.joins_at, seq, Kind.JOIN, person.index))
         seq += 1
-        active_from = joined + timedelta(hours=1)
-        span = (start + timedelta(days=scenario.days) - active_from).total_seconds() / 86400
+        active_from = person.joins_at + timedelta(hours=1)
+        span = (end - active_from).total_seconds() / 86400
+        planned: list[tuple[datetime, Kind, int, int, str]] = []
         for at in _poisson_times(rng, active_from, span, pop.topups_per_month / 30):
-            amount = int(rng.choice(pop.topup_amounts))
-            actions.append(Planned(at, seq, Kind.TOPUP, person.index, amount))
-            seq += 1
+            planned.append((at, Kind.TOPUP, int(rng.choice(pop.topup_amounts)), -1, ""))
         for at in _poisson_times(rng, active_from, span, pop.payments_per_week / 7):
             category = categories[int(rng.choice(len(categories), p=weights))]
             merchant = int(rng.choice(by_category[category]))
             amount = int(min(rng.lognormal(np.log(1_200), 0.8), 30_000)) // 10 * 10 + 100
-            actions.append(Planned(at, seq, Kind.PAY, person.index, amount, merchant, category))
-            seq += 1
+            planned.append((at, Kind.PAY, amount, merchant, category))
         for at in _poisson_times(rng, active_from, span, pop.transfers_per_month / 30):
-            actions.append(Planned(at, seq, Kind.TRANSFER, person.index,
-                                   int(rng.choice([1_000, 2_000, 3_000, 5_000])), -1))
+            planned.append((at, Kind.TRANSFER, int(rng.choice([1_000, 2_000, 3_000, 5_000])),
+                            -1, ""))
+        planned = _reshape(side, scenario, planned)
+        planned.extend(_life_events(side, pop, person, active_from, span))
+        for at, kind, amount, target, category in planned:
+            away = bool(side.random() < pop.travel_share)
+            actions.append(Planned(at, seq, kind, person.index, amount, target, category, away))
             seq += 1
+    honest_of_citizen = {person.citizen.index: person.index for person in honest}
+    # attacks on the wallet's customers: victims drawn from honest users (side stream)
+    for a, attacker in enumerate(scenario.attackers):
+        if attacker.victims_from in CUSTOMER_POOLS:
+            victims_of[a] = _customer_victims(side, attacker, honest, citizens, taken)
+            taken.update(victims_of[a])
     # transfers go to someone who has already joined at that time (resolved when run)
     for a, attacker in enumerate(scenario.attackers):
-        for at, victim in _attack_times(rng, scenario, attacker, victims_of[a]):
+        stream = side if attacker.victims_from in CUSTOMER_POOLS else rng
+        for at, victim in _attack_times(stream, scenario, attacker, victims_of[a]):
+            customer = honest_of_citizen.get(victim)
+            if customer is not None and honest[customer].joins_at + timedelta(days=1) > at:
+                # a customer is attacked once they are one (a day after joining at the earliest)
+                at = honest[customer].joins_at + timedelta(days=1,
+                                                           hours=(at - start).seconds / 3600)
+                if at >= end:
+                    continue
             actions.append(Planned(at, seq, Kind.ATTACK, a, target=victim))
             seq += 1
     actions.sort()
-    return Plan(scenario, citizens, honest, actions, victims_of, merchants)
+    banking = {person.citizen.index for person in honest if person.links_bank}
+    for a, attacker in enumerate(scenario.attackers):
+        if getattr(attacker, "gets_internet_banking", False) \
+                or getattr(attacker, "with_internet_banking", False) \
+                or attacker.strategy == "phishing_relay":
+            banking.update(victims_of[a])  # phished: their banking login is known
+    return Plan(scenario, citizens, honest, actions, victims_of, merchants, banking,
+                honest_of_citizen)
+
+
+def _honest(side: np.random.Generator, pop: PopulationSpec, index: int, citizen: Citizen,
+            k: int, links: bool, second_device: bool, joins_at: datetime,
+            start: datetime) -> Honest:
+    """One honest user with the traits each attack surface depends on."""
+    existing = bool(side.random() < pop.existing_share)
+    mean = pop.phishing_susceptibility
+    # Beta with the given mean and a wide spread: most people are hard to fool, a few easy
+    susceptibility = float(side.beta(mean * 2, (1 - mean) * 2)) if mean < 1 else 1.0
+    reuses = bool(side.random() < pop.password_reuse_share)
+    opening = int(side.lognormal(np.log(20_000), 0.7)) // 1000 * 1000 if existing else 0
+    if existing:
+        # their history before the period is not replayed: they join in its first hours
+        joins_at = start + timedelta(hours=6 * float(side.random()))
+    return Honest(index=index, citizen=citizen, links_bank=links, joins_at=joins_at,
+                  ip=f"10.{(k >> 16) & 255}.{(k >> 8) & 255}.{k & 255}",
+                  second_device=second_device, existing=existing,
+                  opening_balance=min(opening, 200_000), reuses_password=reuses,
+                  susceptibility=susceptibility)
+
+
+def _reshape(side: np.random.Generator, scenario: Scenario,
+             planned: list[tuple[datetime, Kind, int, int, str]]
+             ) -> list[tuple[datetime, Kind, int, int, str]]:
+    """Apply the scenario's rate changes: thin the actions in a slower period, add copies
+    (shifted within the same day) in a busier one."""
+    changes = scenario.population.rate_changes
+    if not changes:
+        return planned
+    out: list[tuple[datetime, Kind, int, int, str]] = []
+    for item in planned:
+        day = (item[0] - scenario.start).days
+        factor = 1.0
+        for change in changes:
+            if change.start_day <= day < change.start_day + change.days:
+                factor *= change.factor
+        whole, extra = int(factor), factor - int(factor)
+        copies = whole + int(side.random() < extra)
+        for copy in range(copies):
+            shift = timedelta(hours=float(side.uniform(-3, 3))) if copy else timedelta()
+            out.append((item[0] + shift, *item[1:]))
+    return out
+
+
+def _life_events(side: np.random.Generator, pop: PopulationSpec, person: Honest,
+                 active_from: datetime, span: float
+                 ) -> list[tuple[datetime, Kind, int, int, str]]:
+    """A new phone number, a new device: the honest changes that look like a takeover."""
+    events: list[tuple[datetime, Kind, int, int, str]] = []
+    if span <= 1:
+        return events
+    if side.random() < pop.phone_churn_per_year * span / 365:
+        events.append((_daytime(active_from, span, float(side.random())), Kind.PHONE_CHANGE,
+                       0, -1, ""))
+    if person.second_device:
+        events.append((_daytime(active_from, span, float(side.random())), Kind.NEW_DEVICE,
+                       0, -1, ""))
+    return events
+
+
+def _daytime(active_from: datetime, span: float, draw: float) -> datetime:
+    day = int(draw * span)
+    return active_from + timedelta(days=day) + timedelta(hours=8 + 12 * ((draw * span) % 1))
+
+
+def _customer_victims(side: np.random.Generator, attacker: Attacker, honest: list[Honest],
+                      citizens: list[Citizen], taken: set[int]) -> list[int]:
+    """Victims among the wallet's customers (or anyone, for ``any``) at the attacker's banks.
+
+    Credential stuffing only works on people whose password leaked elsewhere; lures work on
+    people in proportion to how easily they are fooled (the draw happens at attack time)."""
+    banks = set(attacker.banks)
+    if attacker.victims_from == "any":
+        pool = [c.index for c in citizens if c.bank_code in banks and c.index not in taken]
+    else:
+        people = [p for p in honest if p.citizen.bank_code in banks
+                  and p.citizen.index not in taken]
+        if attacker.strategy == "account_takeover":
+            people = [p for p in people if p.reuses_password]
+        pool = [p.citizen.index for p in people]
+    wanted = min(_targets(attacker), len(pool))
+    if wanted == 0:
+        return []
+    return sorted(int(i) for i in side.choice(pool, size=wanted, replace=False))
 
 
 def _targets(attacker: Attacker) -> int:
     if attacker.strategy == "reverse_brute_force":
         return attacker.accounts
-    if attacker.strategy == "phishing":
-        return attacker.targets
-    return attacker.victims
+    if attacker.strategy in ("phishing", "phishing_relay", "account_takeover",
+                             "authorised_push"):
+        return int(attacker.targets)  # type: ignore[union-attr]
+    return int(attacker.victims)
 
 
 def _attack_times(rng: np.random.Generator, scenario: Scenario, attacker: Attacker,
@@ -261,10 +410,18 @@ def _attack_times(rng: np.random.Generator, scenario: Scenario, attacker: Attack
     gaps = rng.exponential(1 / per_day, size=len(order))
     days = np.cumsum(gaps)
     times = []
+    low, high = attacker.hours
+    per_day_count: dict[int, int] = {}
     for day, victim in zip(days, order, strict=True):
-        if day >= span:
+        whole = int(day)
+        if attacker.max_per_day is not None:
+            # pacing: no more than max_per_day new victims on one day; the rest wait
+            while per_day_count.get(whole, 0) >= attacker.max_per_day:
+                whole += 1
+            per_day_count[whole] = per_day_count.get(whole, 0) + 1
+        if whole >= span:
             break
-        when = scenario.start + timedelta(days=first + int(day),
-                                          hours=float(rng.uniform(0, 5)))
+        when = scenario.start + timedelta(days=first + whole,
+                                          hours=float(rng.uniform(low, high)))
         times.append((when, victim))
     return times

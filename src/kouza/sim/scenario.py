@@ -55,6 +55,14 @@ class BankSpec(_Strict):
     """Bank customers simulated (the wallet users among them come from ``population``)."""
 
 
+class RateChange(_Strict):
+    """Honest activity multiplied by ``factor`` from ``start_day`` for ``days``."""
+
+    start_day: int = Field(ge=0)
+    days: int = Field(gt=0)
+    factor: float = Field(ge=0, le=20)
+
+
 class PopulationSpec(_Strict):
     """Honest users: how many use the wallet and how."""
 
@@ -70,7 +78,39 @@ class PopulationSpec(_Strict):
     """Merchant category → weight of a payment going there."""
     transfers_per_month: float = Field(ge=0, le=60, default=0.3)
     second_device_share: float = Field(ge=0, le=1, default=0.1)
-    """Share of users who sometimes use a second device (honest device changes)."""
+    """Share of users who add a new device during the period (a new phone, a tablet)."""
+    existing_share: float = Field(ge=0, le=1, default=0.0)
+    """Share of wallet users who are already customers when the period starts (they join on
+    day 0, with their bank linked and a balance, before any attacker acts on them)."""
+    password_reuse_share: float = Field(ge=0, le=1, default=0.1)
+    """Share of users whose wallet password is also in a leaked list (credential stuffing)."""
+    phishing_susceptibility: float = Field(gt=0, le=1, default=0.2)
+    """Mean of each user's chance of falling for a lure (drawn per person, Beta-distributed)."""
+    phone_churn_per_year: float = Field(ge=0, le=1, default=0.05)
+    """Share of users who change phone number within a year (a contact change)."""
+    travel_share: float = Field(ge=0, le=1, default=0.05)
+    """Share of a user's actions made away from home (another network)."""
+    pin_birth_share: float = Field(ge=0, le=1, default=0.0)
+    """Share of cash-card PINs that are the holder's birth month and day (MMDD) or year."""
+    rate_changes: list[RateChange] = Field(default_factory=list)
+    """Periods when honest activity runs at another rate (a holiday week)."""
+
+
+VictimPool = Literal["non_users", "customers", "any"]
+
+
+class CashOut(_Strict):
+    """How stolen balance leaves the wallet: resellable goods and person-to-person chains."""
+
+    p2p_share: float = Field(ge=0, le=1, default=0.0)
+    """Share of the balance sent on through other wallets instead of spent at once."""
+    p2p_hops: int = Field(ge=1, le=10, default=1)
+    """Mule wallets the money passes through before it is spent."""
+    amounts: list[Annotated[int, Field(gt=0, le=1_000_000)]] = Field(
+        default_factory=lambda: [30_000, 50_000, 100_000], min_length=1)
+    """Purchase sizes tried (the rest of the balance when it is less)."""
+    delay_hours: tuple[float, float] = (0.3, 3.0)
+    """Hours from the money arriving to the cash-out starting."""
 
 
 class AttackerBase(_Strict):
@@ -88,6 +128,39 @@ class AttackerBase(_Strict):
     """Charge again just after a calendar month turns (2020: up to ¥600,000 per victim)."""
     resell_categories: list[str] = Field(
         default_factory=lambda: ["tobacco", "electronics"], min_length=1)
+    # --- what a capable attacker has (all optional; the defaults replay 2020) ---
+    hours: tuple[float, float] = (0.0, 5.0)
+    """Local (JST) hours of the day the attacker works in, [from, to)."""
+    max_per_day: int | None = Field(ge=1, default=None)
+    """At most this many new victims a day (pacing under velocity rules)."""
+    ips: int = Field(gt=0, le=100_000, default=1)
+    """Residential (proxy) IP addresses rotated over."""
+    subnets: int = Field(gt=0, le=100_000, default=1)
+    """/24 networks those IPs spread over."""
+    devices: int = Field(gt=0, le=100_000, default=1)
+    """Devices (phones, emulators) rotated over; each wallet on one device."""
+    email_domains: int = Field(gt=0, le=1_000, default=1)
+    answers_step_ups: bool = False
+    """Holds the SIM of every wallet's phone (prepaid SIMs, rented numbers) and answers SMS
+    step-ups on it."""
+    budget: int = Field(ge=0, le=100, default=0)
+    """Extra tries per victim after a refusal: a new wallet, device and IP, another method."""
+    charge_every_hours: float = Field(ge=0, le=24 * 60, default=0)
+    """Hours between charges of the plan (0: one after another, as in 2020)."""
+    cash_out: CashOut = Field(default_factory=lambda: CashOut())
+    victims_from: VictimPool = "non_users"
+    """Whose accounts: people who never used the wallet (2020), its customers, or anyone."""
+
+    @model_validator(mode="after")
+    def _capabilities(self) -> AttackerBase:
+        low, high = self.hours
+        if not 0 <= low < high <= 24:
+            raise ValueError("hours must be [from, to) within 0–24")
+        if self.devices > self.ips and self.ips > 1:
+            raise ValueError("devices cannot outnumber IPs (a device is on one network)")
+        if self.subnets > self.ips:
+            raise ValueError("subnets cannot outnumber IPs")
+        return self
 
 
 class LeakedCredentials(AttackerBase):
@@ -103,6 +176,13 @@ class ReverseBruteForce(AttackerBase):
 
     strategy: Literal["reverse_brute_force"]
     pin: str = Field(pattern=r"^\d{4}$", default="1234")
+    pins: list[Annotated[str, Field(pattern=r"^\d{4}$")]] = Field(default_factory=list,
+                                                                    max_length=2)
+    """More PINs tried on each account after ``pin`` (at most two: the third try locks)."""
+    birth_pins: bool = False
+    """Also try the holder's birth month-day and year (the list has birth dates)."""
+    nonexistent_share: float = Field(ge=0, lt=1, default=0.0)
+    """Share of the numbers swept that are no account at all (a generated range)."""
     accounts: int = Field(gt=0, le=1_000_000)
     sources: int = Field(gt=0, le=100_000, default=1)
     """Distinct IPs/devices the attempts are spread over."""
@@ -116,6 +196,57 @@ class Phishing(AttackerBase):
     hand_over_share: float = Field(gt=0, le=1)
     gets_internet_banking: bool = False
     """Whether victims also type their internet-banking password and a live OTP."""
+
+
+class PhishingRelay(AttackerBase):
+    """A fake bank page relays the victim's internet-banking password and live one-time code
+    (and, for wallet customers, the wallet password and SMS code) while the attacker links."""
+
+    strategy: Literal["phishing_relay"]
+    targets: int = Field(gt=0, le=1_000_000)
+    hand_over_share: float = Field(gt=0, le=1)
+    into: Literal["fresh", "bought_verified", "own_wallet"] = "fresh"
+    """The wallet the account is linked to: a new one, a verified wallet bought from a mule,
+    or the victim's own wallet taken over (victims are then the wallet's customers)."""
+
+
+class AccountTakeover(AttackerBase):
+    """Credential stuffing of wallet logins, then charge-to-cap and cash-out."""
+
+    strategy: Literal["account_takeover"]
+    targets: int = Field(gt=0, le=1_000_000)
+    """Customers whose leaked e-mail + password pairs the attacker tries."""
+    stuffing_attempts: int = Field(ge=0, le=1_000, default=20)
+    """Failed logins (other leaked pairs) per takeover, spread over the IPs."""
+    sim_swap: bool = False
+    """The attacker also has the victim's phone number moved to its SIM (receives the SMS)."""
+    victims_from: VictimPool = "customers"
+
+
+class VerifiedMuleMarket(AttackerBase):
+    """Verified wallets of real people (their own cards) bought in bulk to link victims."""
+
+    strategy: Literal["verified_mule_market"]
+    victims: int = Field(gt=0, le=100_000)
+    links_per_wallet: int = Field(gt=0, le=10, default=1)
+    with_internet_banking: bool = False
+    """The victims' internet-banking password and live code are relayed too (OAuth banks)."""
+    declares_victim_kana: bool = False
+    """At eKYC the mule types the victim's kana reading instead of its own (tests whether the
+    wallet lets a self-declared reading stand in for the card's name)."""
+
+
+class AuthorisedPush(AttackerBase):
+    """The victim is talked into charging and sending money to a mule themselves."""
+
+    strategy: Literal["authorised_push"]
+    targets: int = Field(gt=0, le=1_000_000)
+    hand_over_share: float = Field(gt=0, le=1)
+    """Share of the people called who are persuaded."""
+    transfers: list[Annotated[int, Field(gt=0, le=1_000_000)]] = Field(
+        default_factory=lambda: [100_000, 100_000], min_length=1)
+    """What the victim is told to send, one transfer after another."""
+    victims_from: VictimPool = "customers"
 
 
 class Mule(AttackerBase):
@@ -135,7 +266,8 @@ class LowAndSlow(AttackerBase):
 
 
 Attacker = Annotated[
-    LeakedCredentials | ReverseBruteForce | Phishing | Mule | LowAndSlow,
+    LeakedCredentials | ReverseBruteForce | Phishing | Mule | LowAndSlow | PhishingRelay
+    | AccountTakeover | VerifiedMuleMarket | AuthorisedPush,
     Field(discriminator="strategy"),
 ]
 
@@ -168,6 +300,11 @@ class Scenario(_Strict):
                 raise ValueError(f"attacker {attacker.name!r} targets unknown banks {unknown}")
             if attacker.end_day is not None and attacker.end_day <= attacker.start_day:
                 raise ValueError(f"attacker {attacker.name!r} ends before it starts")
+        for attacker in self.attackers:
+            shopless = sorted(set(attacker.resell_categories) - set(self.merchants))
+            if shopless:
+                raise ValueError(f"attacker {attacker.name!r} resells at categories without "
+                                 f"merchants: {shopless}")
         missing = sorted(set(self.population.categories) - set(self.merchants))
         if missing:
             raise ValueError(f"payments go to categories without merchants: {missing}")

@@ -19,9 +19,9 @@ import dataclasses
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 

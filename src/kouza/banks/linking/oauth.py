@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
 from joserfc.jwk import ECKey
@@ -79,6 +79,18 @@ _STATE_PURPOSE = "bank-oauth-state"
 
 
 @dataclass(frozen=True)
+class DeclaredIdentity:
+    """A holder name (kana) and birth date as a user typed them (2020 replays only)."""
+
+    kana_name: str
+    birth_date: date
+
+
+SentIdentity = VerifiedIdentity | DeclaredIdentity
+"""What the PAR carries as the holder's identity."""
+
+
+@dataclass(frozen=True)
 class OAuthStart:
     """Where to send the user's browser, and until when the flow may complete."""
 
@@ -107,11 +119,16 @@ class OAuthLinkService:
 
     # --- start ------------------------------------------------------------------------------
 
-    def start(self, session: Session, caller: Caller, bank_code: str) -> OAuthStart:
-        """Check policy, push the authorization request; the URL for the user's browser."""
+    def start(self, session: Session, caller: Caller, bank_code: str,
+              declared: DeclaredIdentity | None = None) -> OAuthStart:
+        """Check policy, push the authorization request; the URL for the user's browser.
+
+        ``declared`` (a name and birth date the user typed) is sent instead of the verified
+        identity only when ``link_name_match`` is off: the 2020 wallets that replay the JBA
+        guideline sent what their user declared, and kouza never does."""
         event = self._event(session, caller, bank_code)
         try:
-            return self._start(session, caller, bank_code, event)
+            return self._start(session, caller, bank_code, event, declared)
         except KouzaError as refusal:
             # as for legacy links: a refused attempt is evidence and commits with its event
             policy.record(session, replace(event, outcome=refusal.code))
@@ -119,7 +136,8 @@ class OAuthLinkService:
             raise
 
     def _start(
-        self, session: Session, caller: Caller, bank_code: str, event: RiskEvent
+        self, session: Session, caller: Caller, bank_code: str, event: RiskEvent,
+        declared: DeclaredIdentity | None = None,
     ) -> OAuthStart:
         switches.require_open(session, SwitchScope.ALL_LINKS)
         switches.require_open(session, SwitchScope.BANK_LINKS, bank_code[:8])
@@ -134,7 +152,10 @@ class OAuthLinkService:
             proof=caller.proof,
             action=SensitiveAction.LINK_BANK,
         )
-        verified = self._verified_identity(session, caller)
+        if declared is not None and not runtime_of(session).settings.link_name_match:
+            verified: SentIdentity = declared
+        else:
+            verified = self._verified_identity(session, caller)
         require_room(session, wallet)
         runtime = runtime_of(session)
         client = bank_client_of(runtime)
@@ -167,7 +188,7 @@ class OAuthLinkService:
         session: Session,
         caller: Caller,
         server: AuthorizationServer,
-        verified: VerifiedIdentity,
+        verified: SentIdentity,
         bank_code: str,
         device_id: uuid.UUID | None,
     ) -> OAuthStart:

@@ -1,0 +1,94 @@
+"""The people and things the simulated world's agents act with: a phone's key, a wallet account
+someone runs, one attack attempt, and the follow-ups the world schedules for itself."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from joserfc import jws
+from joserfc.jwk import ECKey
+from sqlalchemy.orm import Session
+
+from kouza.banks.linking.policy import DeviceProof
+from kouza.identity.devices import SensitiveAction, signing_payload
+from kouza.identity.models import User
+from kouza.identity.service import identity
+
+
+class FollowUp:
+    """Kinds of actions the world schedules for itself."""
+
+    CHARGE = "charge"
+    SPEND = "spend"
+    NOT_ME = "not_me"
+    """A holder who read a notice about something they did not do calls the bank."""
+    OPERATOR = "operator"
+    """The operator's fraud team works its queue (playbook profiles)."""
+    RETRY = "retry"
+    """An attacker comes back to a victim after a refusal (adaptive, within its budget)."""
+
+
+@dataclass
+class Device:
+    """A phone's key pair as the app holds it (ES256)."""
+
+    key: ECKey
+    device_id: uuid.UUID | None = None
+
+    def proof(self, session: Session, user: User, action: SensitiveAction) -> DeviceProof:
+        assert self.device_id is not None
+        nonce = identity.issue_device_challenge(session, user, self.device_id, action.value)
+        payload = signing_payload(nonce=nonce, action=action.value, device_id=self.device_id,
+                                  user_id=user.id)
+        signature = jws.serialize_compact({"alg": "ES256"}, json.dumps(payload).encode(),
+                                          self.key, algorithms=["ES256"])
+        return DeviceProof(nonce=nonce, signature=signature)
+
+
+@dataclass
+class Account:
+    """A wallet account someone runs in this world."""
+
+    user_id: uuid.UUID
+    wallet_id: uuid.UUID
+    email: str
+    ip: str
+    device_tag: str
+    """What the app reports as device id when no key is registered (X-Device-Id)."""
+    device: Device | None = None
+    phone: str = ""
+    link_id: uuid.UUID | None = None
+    links: int = 0
+    password: str = ""
+    citizen: int = -1
+    """The citizen this wallet belongs to (-1: an attacker's own or a mule's wallet)."""
+
+
+@dataclass
+class Attempt:
+    """One attack attempt: an attacker going after one victim account."""
+
+    attacker: int
+    victim: int
+    account: Account | None = None
+    stage: int = -1
+    link_id: uuid.UUID | None = None
+    charges_left: list[int] = field(default_factory=list)
+    straddled: bool = False
+    tries: int = 0
+    """Extra tries used after refusals (``budget``)."""
+    payload: dict[str, Any] = field(default_factory=dict)
+    """Strategy-specific state (the reference a holder quotes, the mule wallet, …)."""
+
+
+@dataclass(order=True)
+class Dynamic:
+    at: datetime
+    seq: int
+    kind: str = field(compare=False)
+    attempt: Attempt | None = field(compare=False)
+    data: Any = field(compare=False, default=None)
