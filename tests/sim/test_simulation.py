@@ -95,12 +95,11 @@ def test_every_strategy_is_exercised(run: tuple[SimulationResult, dict[str, int]
     # one PIN across many accounts: most attempts are wrong-PIN refusals by the bank
     assert sweep.refusals.get("bank_link_refused", 0) > sweep.stages["linked"]
     assert "did_not_take_the_bait" in by_name["phish"].refusals
-    # a phished internet-banking login is not enough: kouza's OAuth client sends the bank a
-    # verified identity, which an e-mail-only attacker does not have
+    # a phished internet-banking login + live code is enough against the 2019 wallet: it sent
+    # the bank the name and birth date its user typed, which the phisher knows
     phished_login = by_name["phish-ib"]
     assert phished_login.stages["link_attempted"] > 0
-    assert phished_login.stages["linked"] == 0
-    assert "verified_name_required" in phished_login.refusals
+    assert phished_login.stages["linked"] > 0
 
 
 def test_same_seed_same_figures(run: tuple[SimulationResult, dict[str, int]],

@@ -160,6 +160,10 @@ class Adversary:
         assert attacker.strategy == "phishing_relay"
         if attacker.into == "own_wallet":
             account = self._taken_over(attempt, victim, sms=True)
+            if isinstance(account, Account) and account.link_id is not None:
+                # the customer's account is linked already: charge it, no need to link
+                self.r.linked(attempt, account, account.link_id)
+                return
         elif attacker.into == "bought_verified":
             account = self._mule_wallet(attempt, victim, declares_victim_kana=False)
         else:
@@ -206,8 +210,10 @@ class Adversary:
         for amount in attacker.transfers:
             link_id = own.link_id
             if link_id is not None:
-                self._victim_does(own, partial(self.r._top_up, own, link_id, amount),
-                                  SensitiveAction.CHARGE.value)
+                charged = self._victim_does(own, partial(self.r._top_up, own, link_id, amount),
+                                            SensitiveAction.CHARGE.value)
+                if charged is not None:
+                    self.r._refused(attempt, charged)
             refused = self._victim_does(own, partial(self._send, own, mule, amount),
                                         "transfer")
             if refused is not None:
@@ -300,6 +306,10 @@ class Adversary:
 
         declared = jaconv.h2z(victim.kana, kana=True, ascii=False, digit=False) \
             if declares_victim_kana else kana
+        if account.device is None:
+            refused = self.r._verify_phone(account, f"0704{a:02d}{self.bought % 100_000:05d}")
+            if refused is not None:
+                return refused
         refused = self.r._verify_identity(account, person, declared)
         if refused is not None:
             return refused

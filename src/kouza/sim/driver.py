@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import html
 import json
 import random
 import re
@@ -47,7 +48,7 @@ from kouza.sim.agents import Account, Attempt, Device, Dynamic, FollowUp
 from kouza.sim.population import Citizen, Honest, Kind, Plan, Planned, ib_password
 from kouza.sim.results import STAGES, AttackerResult, ProfileResult
 from kouza.sim.scenario import Attacker
-from kouza.sim.world import World
+from kouza.sim.world import REDIRECT_URI, World
 from kouza.wallet.models import Payment, Transfer, Wallet, WalletStatus
 from kouza.wallet.service import wallets
 
@@ -84,6 +85,15 @@ class BankPageRefusal(KouzaError):
 
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+_RETURN = re.compile(r'href="(' + re.escape(REDIRECT_URI) + r'[^"]*)"')
+
+
+def _return_link(page: str) -> str | None:
+    """The link back to the wallet on a bank's refusal page (HTML-escaped ``&``)."""
+    found = _RETURN.search(page)
+    return html.unescape(found.group(1)) if found else None
 
 
 def _csrf(page: str) -> str:
@@ -148,6 +158,8 @@ class Runner:
             self.contacts["+81" + citizen.phone[1:]] = citizen.index
             self.contacts[citizen.address] = citizen.index
         self.not_me_reports = 0
+        self.attacked: set[int] = set()
+        """Citizens an attacker went after (their wallet's lock is not a false lock)."""
         world.mailbox.listeners.append(self._on_message)
         from kouza.sim.adversary import Adversary
         from kouza.sim.fraudteam import FraudTeam
@@ -290,15 +302,24 @@ class Runner:
             "account_number": citizen.number, "password": ib_password(citizen)})
         if "one-time password" not in otp_page.text:
             return None, BankPageRefusal("the bank refused the internet-banking login")
-        consent = browser.post(f"{base}/otp", data={
+        answer = browser.post(f"{base}/otp", data={
             "csrf_token": _csrf(otp_page.text),
-            "otp": pyotp.TOTP(seed).at(self.world.clock.now())})
-        answer = browser.post(f"{base}/consent", data={
-            "csrf_token": _csrf(consent.text), "decision": "approve"}, follow_redirects=False)
-        if answer.status_code != 303:
-            return None, BankPageRefusal(f"the bank did not authorize the link: "
-                                         f"{answer.status_code}")
-        query = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["location"]).query).items()}
+            "otp": pyotp.TOTP(seed).at(self.world.clock.now())}, follow_redirects=False)
+        back = _return_link(answer.text)
+        if back is not None:
+            # the bank refused (identity mismatch) and offers the way back to the wallet with
+            # its error; the app relays it, and the wallet records the refusal
+            location = back
+        else:
+            # the consent page: the person approves
+            answer = browser.post(f"{base}/consent", data={
+                "csrf_token": _csrf(answer.text), "decision": "approve"},
+                follow_redirects=False)
+            if answer.status_code != 303:
+                return None, BankPageRefusal(f"the bank did not authorize the link: "
+                                             f"{answer.status_code}")
+            location = answer.headers["location"]
+        query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
         link, refused = self._call(lambda s: oauth_links.complete(
             s, self._caller(s, account, None),
             OAuthCallback(state=query.get("state", ""), code=query.get("code"),
@@ -389,6 +410,8 @@ class Runner:
             self._friction("other_refusal", account.citizen)
         if self._locked(account.wallet_id) and account.wallet_id not in self.locked_honest:
             self.locked_honest.add(account.wallet_id)
+            if account.citizen in self.attacked:
+                return  # a customer an attacker went after: locking their wallet was right
             self.result.false_locks += 1
             self._friction("false_lock", account.citizen)
 
@@ -600,6 +623,7 @@ class Runner:
         result = self.result.attackers[a]
         attempt = Attempt(a, victim.index)
         self.acting = attempt
+        self.attacked.add(victim.index)
         result.attempts += 1
         self.result.attack_attempts += 1
         if attacker.strategy in NEW_STRATEGIES:
@@ -961,7 +985,7 @@ class Runner:
         with self.rt.db.session() as session:
             bank_link_of = dict(session.execute(
                 select(BankLink.id, BankLink.bank_link_id)
-                .where(BankLink.id.in_(list(self.victim_links)))).tuples().all())
+                .where(BankLink.id.in_(list(self.victim_links)))).all())
         victim_of = {bank_link_of[link]: victim for link, victim in self.victim_links.items()
                      if link in bank_link_of}
         lost: dict[int, int] = {}

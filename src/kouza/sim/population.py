@@ -193,6 +193,8 @@ def _poisson_times(rng: np.random.Generator, start: datetime, span_days: float,
 
 
 CUSTOMER_POOLS = ("customers", "any")
+EVEN_CAMPAIGNS = ("phishing_relay", "account_takeover", "verified_mule_market",
+                  "authorised_push")
 RELAYS_BANKING = ("phishing_relay", "verified_mule_market")
 
 
@@ -312,8 +314,11 @@ def _honest(side: np.random.Generator, pop: PopulationSpec, index: int, citizen:
     if existing:
         # their history before the period is not replayed: they join in its first hours
         joins_at = start + timedelta(hours=6 * float(side.random()))
+    # home networks are spread over the address space (neighbours in the list are not
+    # neighbours on the network): a multiplicative hash of the index
+    spread = (k * 2654435761) & 0xFFFFFF
     return Honest(index=index, citizen=citizen, links_bank=links, joins_at=joins_at,
-                  ip=f"10.{(k >> 16) & 255}.{(k >> 8) & 255}.{k & 255}",
+                  ip=f"10.{spread >> 16}.{(spread >> 8) & 255}.{spread & 255}",
                   second_device=second_device, existing=existing,
                   opening_balance=min(opening, 200_000), reuses_password=reuses,
                   susceptibility=susceptibility)
@@ -385,12 +390,11 @@ def _customer_victims(side: np.random.Generator, attacker: Attacker, honest: lis
 
 
 def _targets(attacker: Attacker) -> int:
+    """How many people the attacker goes after (its list, sweep or campaign size)."""
     if attacker.strategy == "reverse_brute_force":
         return attacker.accounts
-    if attacker.strategy in ("phishing", "phishing_relay", "account_takeover",
-                             "authorised_push"):
-        return int(attacker.targets)  # type: ignore[union-attr]
-    return int(attacker.victims)
+    count = getattr(attacker, "targets", None) or getattr(attacker, "victims", 0)
+    return int(count)
 
 
 def _attack_times(rng: np.random.Generator, scenario: Scenario, attacker: Attacker,
@@ -407,8 +411,11 @@ def _attack_times(rng: np.random.Generator, scenario: Scenario, attacker: Attack
     per_day = {"leaked_credentials": getattr(attacker, "per_day", 1.0),
                "low_and_slow": getattr(attacker, "per_week", 2.0) / 7}.get(
         attacker.strategy, len(order) / span)
-    gaps = rng.exponential(1 / per_day, size=len(order))
-    days = np.cumsum(gaps)
+    if attacker.strategy in EVEN_CAMPAIGNS:
+        # a campaign without a daily rate reaches its targets over the whole period
+        days = np.sort(rng.random(len(order)) * span)
+    else:
+        days = np.cumsum(rng.exponential(1 / per_day, size=len(order)))
     times = []
     low, high = attacker.hours
     per_day_count: dict[int, int] = {}

@@ -73,10 +73,7 @@ def seed_templates(plan: Plan, folder: Path) -> Templates:
         BankSettings(_env_file=None, var_dir=folder / "seed-var",
                      secret_key="sim-bank-secret"),
         clock=ManualClock(scenario.start), senders={}, database_url=f"sqlite:///{bank_path}")
-    linkers = {person.citizen.index for person in plan.honest if person.links_bank}
-    for a, attacker in enumerate(scenario.attackers):
-        if getattr(attacker, "gets_internet_banking", False):
-            linkers.update(plan.victims_of[a])  # phished: their banking login is known
+    linkers = plan.internet_banking
     seeds: dict[int, str] = {}
     try:
         with password_cost(time_cost=1, memory_cost=1024), bank_rt.db.unit_of_work() as session:
@@ -94,7 +91,8 @@ def seed_templates(plan: Plan, folder: Path) -> Templates:
                 internet_banking = citizen.index in linkers
                 customer = core.add_customer(session, bank, CustomerData(
                     name_kanji=citizen.kanji, name_kana=citizen.kana,
-                    birth_date=citizen.birth_date, address="日本", phone="+81" + citizen.phone[1:],
+                    birth_date=citizen.birth_date, address=citizen.address,
+                    phone="+81" + citizen.phone[1:],
                     email=citizen.email),
                     internet_banking_password=ib_password(citizen) if internet_banking else None)
                 if internet_banking:

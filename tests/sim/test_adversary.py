@@ -1,0 +1,148 @@
+"""The post-2020 attackers act through the real code: each strategy robs the 2019 design, the
+2020 profiles each lose to the attack they did not foresee, and the test names the control that
+stops each strategy under ``kouza`` — or, honestly, that nothing does (issue 14).
+
+Runs ``tests/sim/scenarios/adversaries.yaml``: two banks, 14 days, a few victims per strategy.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from kouza.ledger.service import ledger
+from kouza.sim.results import AttackerResult, SimulationResult
+from kouza.sim.scenario import load_scenario
+from kouza.wallet.models import Payment, Wallet
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kouza.sim.driver import Runner
+    from kouza.sim.run import simulate
+
+SCENARIO = Path(__file__).parent / "scenarios" / "adversaries.yaml"
+NEW = {"phishing_relay", "account_takeover", "verified_mule_market", "authorised_push"}
+
+
+def _ledger_loss(runner: Runner) -> int:
+    """What attackers took, from the ledger alone: everything their wallets hold or spent
+    (transfers between their own wallets cancel out) plus what they paid straight from
+    customers' wallets they controlled."""
+    total = 0
+    with runner.rt.db.session() as session:
+        for wallet_id in runner.attack_accounts:
+            wallet = session.get_one(Wallet, wallet_id)
+            total += ledger.balance(session, wallet.ledger_account_id).balance
+            total += int(session.scalar(select(func.coalesce(func.sum(
+                Payment.amount - Payment.refunded_amount), 0)).where(
+                Payment.wallet_id == wallet_id)) or 0)
+        for payment_id, _, _ in runner.taken_payments:
+            payment = session.get_one(Payment, payment_id)
+            total += payment.amount - payment.refunded_amount
+    return total
+
+
+@pytest.fixture(scope="module")
+def run() -> tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]:
+    from_ledger: dict[str, int] = {}
+    at_bank: dict[str, dict[int, int]] = {}
+
+    def inspect(runner: Runner) -> None:
+        from_ledger[runner.profile.name] = _ledger_loss(runner)
+        at_bank[runner.profile.name] = runner.bank_losses()
+
+    result = simulate(load_scenario(str(SCENARIO)), inspect=inspect)
+    return result, from_ledger, at_bank
+
+
+def _attackers(result: SimulationResult, profile: str) -> dict[str, AttackerResult]:
+    found = next(p for p in result.profiles if p.profile == profile)
+    return {attacker.name: attacker for attacker in found.attackers}
+
+
+def test_every_new_strategy_robs_the_2019_design(run: tuple[SimulationResult, dict[str, int],
+                                                          dict[str, dict[int, int]]]) -> None:
+    result, _, _ = run
+    legacy = _attackers(result, "legacy-2019")
+    assert {attacker.strategy for attacker in legacy.values()} == NEW
+    for attacker in legacy.values():
+        assert attacker.loss_yen > 0, attacker
+        assert attacker.succeeded > 0, attacker
+
+
+def test_losses_agree_with_the_ledger_and_the_bank(
+        run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]) -> None:
+    result, from_ledger, at_bank = run
+    for profile in result.profiles:
+        assert profile.loss_yen == from_ledger[profile.profile], profile.profile
+        assert profile.loss_yen == sum(a.loss_yen for a in profile.attackers)
+        # what went through links attackers made equals the bank's own transfer records
+        linked = sum(a.loss_yen for a in profile.attackers
+                     if a.name in ("relay-fresh", "mules", "mules-kana"))
+        assert sum(at_bank[profile.profile].values()) == linked, profile.profile
+
+
+def test_each_2020_profile_loses_to_what_it_did_not_foresee(
+        run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]) -> None:
+    result, _, _ = run
+    docomo = _attackers(result, "docomo-2020-10")
+    # eKYC before linking stops a relay into a fresh wallet …
+    assert docomo["relay-fresh"].loss_yen == 0
+    assert "verification_level_required" in docomo["relay-fresh"].refusals
+    # … and a mule's own name at the bank, but not a mule who types the victim's kana at eKYC
+    assert docomo["mules"].loss_yen == 0
+    assert "bank_link_refused" in docomo["mules"].refusals
+    assert docomo["mules-kana"].loss_yen > 0
+    # takeovers of customers' wallets need no new link at all
+    assert docomo["stuffing"].loss_yen > 0
+
+    jba = _attackers(result, "jba-2020")
+    # internet banking + OTP at linking: the legacy form is gone, so are the PIN-holding mules …
+    assert jba["mules"].loss_yen == 0 and jba["mules-kana"].loss_yen == 0
+    assert "legacy_form_not_offered" in jba["mules"].refusals
+    # … but a phishing page that relays the password and the live code links anyway
+    assert jba["relay-fresh"].loss_yen > 0
+
+
+def test_what_stops_each_strategy_under_kouza(
+        run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]) -> None:
+    result, _, _ = run
+    kouza = _attackers(result, "kouza")
+    legacy = _attackers(result, "legacy-2019")
+    # stopped: a relay into a fresh wallet cannot pass eKYC as the victim
+    assert kouza["relay-fresh"].loss_yen == 0
+    assert "verification_level_required" in kouza["relay-fresh"].refusals
+    # stopped: verified mules need the legacy form, which kouza refuses
+    for name in ("mules", "mules-kana"):
+        assert kouza[name].loss_yen == 0
+        assert "legacy_bank_not_accepted" in kouza[name].refusals
+    # not stopped (the input for issues 15 and 18): a taken-over or persuaded customer's own
+    # wallet moves money out; the risk rules hold some of it for review, not all
+    for name in ("relay-own", "stuffing", "push"):
+        assert 0 < kouza[name].loss_yen <= legacy[name].loss_yen, name
+    held = sum(kouza[name].refusals.get("held_for_review", 0)
+               for name in ("relay-own", "stuffing", "sim-swap", "push"))
+    assert held > 0
+    total = next(p for p in result.profiles if p.profile == "kouza").loss_yen
+    assert total < next(p for p in result.profiles if p.profile == "legacy-2019").loss_yen
+
+
+def test_friction_is_counted_with_its_denominators(
+        run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]) -> None:
+    result, _, _ = run
+    kouza = next(p for p in result.profiles if p.profile == "kouza")
+    friction = kouza.friction()
+    assert friction["honest_active_users"] == kouza.honest_active_users > 0
+    assert friction["honest_link_attempters"] > 0
+    refused = friction["per_user"]["link_refusal"]
+    # customers of the legacy-form bank cannot link under kouza
+    assert refused["users"] == kouza.honest_link_refusals > 0
+    assert refused["of"] == kouza.honest_link_attempters
+    stepped = friction["per_user"]["step_up"]
+    assert 0 < stepped["users"] <= friction["honest_active_users"]
+    assert friction["per_event"]["step_up"]["count"] == kouza.honest_step_ups
+    # every honest top-up at a bank is a notice to its holder (e-mail under kouza)
+    assert friction["per_event"]["holder_notice"]["count"] > 0
