@@ -26,7 +26,7 @@ from kouza.sim.scenario import Scenario, load_scenario
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from kouza.sim.run import simulate
+    from kouza.sim.run import scale_population, simulate
 
 TINY = str(Path(__file__).with_name("tiny.yaml"))
 PROFILES = ["legacy-2019", "kouza"]
@@ -99,6 +99,14 @@ class TestSeeds:
             simulate(tiny, profiles=["kouza"], seeds=[])
         with pytest.raises(ScenarioError, match="population scale must be a number greater"):
             simulate(tiny, profiles=["kouza"], population_scale=0)
+
+
+    def test_population_scale_multiplies_the_wallet_share_capped_at_everyone(
+            self, tiny: Scenario) -> None:
+        assert scale_population(tiny, 1.0) is tiny
+        assert scale_population(tiny, 0.5).population.wallet_share == 0.1
+        assert scale_population(tiny, 10).population.wallet_share == 1.0
+        assert scale_population(tiny, 0.5).population.linked_share == tiny.population.linked_share
 
 
 class TestAblation:
