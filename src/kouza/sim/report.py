@@ -742,8 +742,8 @@ def _ablation(result: SimulationResult, face: _Typeface) -> Figure:
     saved_axes.axvline(0, color="0.3", linewidth=0.8)
     saved_axes.xaxis.set_major_formatter(FuncFormatter(_short_yen))
     saved_axes.margins(x=0.2)
-    if not any(saved) and errors is None:
-        saved_axes.set_xlim(-1_000, 1_000)
+    if not any(saved) and (errors is None or not errors.any()):
+        saved_axes.set_xlim(-1_000, 1_000)  # every layer saved ¥0: a readable, centred axis
     saved_axes.set_xlabel("yen saved (loss without the layer − loss with it)")
     saved_axes.grid(axis="x", alpha=0.3)
     _stacked_friction(friction_axes, rows, positions)

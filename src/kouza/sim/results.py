@@ -35,6 +35,7 @@ CONTROLS: dict[str, str] = {
     "bank_link_refused": "bank's identity / PIN check",
     "bank_page_refused": "bank's login page",
     "bank_identity_mismatch": "bank's identity match",
+    "verified_name_required": "verified identity (the bank's OAuth link needs the verified name)",
     "limit_exceeded": "wallet limits",
     "mandate_exceeded": "bank mandate limits",
     "held_for_review": "risk review (funds held)",
