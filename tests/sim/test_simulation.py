@@ -61,7 +61,7 @@ def test_the_2019_design_is_robbed_and_the_figures_come_from_the_ledger(
 ) -> None:
     result, ledger_losses = run
     legacy = result.profiles[0]
-    assert legacy.profile == "legacy-2019"
+    assert (legacy.profile, legacy.seed) == ("legacy-2019", 7)
     assert legacy.loss_yen > 0 and legacy.victims > 0 and legacy.banks_hit > 0
     assert legacy.loss_yen == ledger_losses["legacy-2019"]
     assert legacy.loss_yen == sum(legacy.losses_by_bank.values()) == sum(legacy.losses_by_day)
@@ -110,7 +110,11 @@ def test_same_seed_same_figures(run: tuple[SimulationResult, dict[str, int]],
                                       str(tmp_path / "events.jsonl")])
     assert answer.exit_code == 0, answer.output
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert summary == {"legacy-2019": run[0].profiles[0].summary()}
+    legacy = run[0].profiles[0]
+    assert (summary["seeds"], list(summary["profiles"])) == ([legacy.seed], ["legacy-2019"])
+    figures = summary["profiles"]["legacy-2019"]
+    assert figures["per_seed"] == {str(legacy.seed): legacy.summary()}
+    assert figures["median"] == figures["min"] == figures["max"] == legacy.summary()
     for name in ("summary.json", "results.json", "report.html", "comparison.md",
                  "losses_over_time.png", "losses_by_bank.png", "friction_vs_loss.png",
                  "attack_funnel.png"):

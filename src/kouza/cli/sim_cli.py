@@ -1,7 +1,8 @@
-"""``kouza simulate``: replay a scenario through the real code, once per defence profile."""
+"""``kouza simulate``: replay a scenario through the real code, per seed and defence profile."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -25,47 +26,90 @@ def simulate_command(
     scenario: Annotated[str, typer.Argument(help="Shipped scenario name (docomo-2020) or a "
                                                  "YAML/TOML file")] = "docomo-2020",
     defences: Annotated[str | None, typer.Option(
-        "--defences", help="Comma-separated defence profiles (default: the scenario's)")] = None,
+        "--defences", help="Comma-separated defence profiles (default: the scenario's; with "
+                           "--ablation: added to the ablation profiles)")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the report")] = Path(
         "var/simulation"),
     export_events: Annotated[Path | None, typer.Option(
         "--export-events", help="Also write the labelled event stream (JSON lines)")] = None,
     jobs: Annotated[int, typer.Option(
-        "--jobs", min=1, help="Profiles run at once, each in its own process (default: CPUs)")
-    ] = max(1, min(4, os.cpu_count() or 1)),
+        "--jobs", help="Worlds (seed × profile) run at once, each in its own process "
+                       "(default: CPUs, at most 4)")] = max(1, min(4, os.cpu_count() or 1)),
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="Seed of the first world (default: the scenario's)")] = None,
+    seeds: Annotated[int, typer.Option(
+        "--seeds", help="Number of seeds: S, S+1, … from the scenario's seed or --seed; "
+                        "figures become median [min–max]")] = 1,
+    ablation: Annotated[bool, typer.Option(
+        "--ablation", help="Run kouza and kouza without each of its layers (the ablation "
+                           "table) instead of the scenario's profiles")] = False,
+    population_scale: Annotated[float, typer.Option(
+        "--population-scale", help="Multiply the honest population (the scenario's wallet "
+                                   "share, capped at 1) by this factor > 0")] = 1.0,
 ) -> None:
-    """Replay the scenario against each defence profile and write the report (summary.json,
-    charts, report.html)."""
-    from kouza.sim.report import comparison_table, write_report
+    """Replay the scenario against each defence profile, over one or more seeds, and write the
+    report (summary.json, charts, report.html)."""
+    from kouza.sim.report import ablation_table, comparison_tables, write_report
     from kouza.sim.run import simulate
     from kouza.sim.scenario import load_scenario
 
     try:
+        _check_numbers(jobs=jobs, seeds=seeds, population_scale=population_scale)
         loaded = load_scenario(scenario)
-        names = [name.strip() for name in defences.split(",")] if defences else None
-        if names is not None and (not names or "" in names):
-            raise fail("--defences needs profile names separated by commas")
+        names = _profile_names(defences, ablation=ablation)
+        first = loaded.seed if seed is None else seed
         started = time.perf_counter()
-        with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+        with Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console) as progress:
             tasks: dict[str, TaskID] = {}
 
-            def advance(profile: str, done: int, total: int) -> None:
-                if profile not in tasks:
-                    tasks[profile] = progress.add_task(profile, total=total)
-                progress.advance(tasks[profile], done)
+            def advance(world: str, done: int, total: int) -> None:
+                if world not in tasks:
+                    tasks[world] = progress.add_task(world, total=total)
+                progress.advance(tasks[world], done)
 
-            result = simulate(loaded, profiles=names, progress=advance,
+            result = simulate(loaded, profiles=names, seeds=list(range(first, first + seeds)),
+                              population_scale=population_scale, progress=advance,
                               export_events=export_events, jobs=jobs)
         written = write_report(result, out)
     except KouzaError as exc:
         raise fail(exc.message) from None
-    console.print(comparison_table(result, width=console.width))
+    for table in comparison_tables(result, width=console.width):
+        console.print(table)
+    layers = ablation_table(result)
+    if layers is not None:
+        console.print(layers)
     seconds = time.perf_counter() - started
     operations = sum(profile.operations for profile in result.profiles)
     console.print(f"{operations:,} operations through the real services in {seconds:.1f} s "
-                  f"({operations / seconds:,.0f}/s)")
+                  f"({operations / seconds:,.0f}/s), {len(result.profiles)} worlds")
+    if population_scale != 1:
+        console.print(f"honest population scaled ×{population_scale:g} (wallet share "
+                      f"{result.wallet_share:g}): a smaller run than the scenario's")
     for path in written:
         console.print(f"wrote {path}")
     if export_events is not None:
         console.print(f"wrote {export_events}")
+
+
+def _check_numbers(*, jobs: int, seeds: int, population_scale: float) -> None:
+    """Refuse impossible counts with one line naming the option (before any work)."""
+    if jobs < 1:
+        raise fail(f"--jobs must be at least 1, got {jobs}")
+    if seeds < 1:
+        raise fail(f"--seeds must be at least 1, got {seeds}")
+    if not math.isfinite(population_scale) or population_scale <= 0:
+        raise fail(f"--population-scale must be a number greater than 0, got {population_scale}")
+
+
+def _profile_names(defences: str | None, *, ablation: bool) -> list[str] | None:
+    """The profiles to run: ``--defences`` (checked for empty names), then with
+    ``--ablation`` kouza and every ``kouza-without-<layer>``; ``None`` for the scenario's."""
+    from kouza.sim.profiles import ablation_profiles
+
+    names = [name.strip() for name in defences.split(",")] if defences else []
+    if defences is not None and (not names or "" in names):
+        raise fail("--defences needs profile names separated by commas")
+    if ablation:
+        names += [made.name for made in ablation_profiles() if made.name not in names]
+    return names or None

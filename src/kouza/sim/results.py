@@ -7,8 +7,11 @@ friction is what the real risk engine and policies answered to honest users.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from kouza.sim.aggregate import ablation, spread
 
 STAGES = ("wallet_opened", "link_attempted", "linked", "charged", "spent")
 """How far an attack attempt got, in order."""
@@ -32,6 +35,7 @@ CONTROLS: dict[str, str] = {
     "bank_link_refused": "bank's identity / PIN check",
     "bank_page_refused": "bank's login page",
     "bank_identity_mismatch": "bank's identity match",
+    "verified_name_required": "verified identity (the bank's OAuth link needs the verified name)",
     "limit_exceeded": "wallet limits",
     "mandate_exceeded": "bank mandate limits",
     "held_for_review": "risk review (funds held)",
@@ -72,6 +76,8 @@ class ProfileResult:
 
     profile: str
     description: str
+    seed: int = 0
+    """The scenario seed this world was drawn from (one world per seed and profile)."""
     loss_yen: int = 0
     """Yen debited from victims' bank accounts into attackers' wallets (ledger, posted)."""
     spent_yen: int = 0
@@ -198,17 +204,65 @@ class ProfileResult:
         return data
 
 
+def stopped_by(refusals: Mapping[str, int]) -> dict[str, int]:
+    """Refusal counts by the control they stand for (:data:`CONTROLS`; unknown codes as they
+    are), most frequent first: several codes can stand for one control (``device keys``)."""
+    controls: dict[str, int] = {}
+    for code, count in refusals.items():
+        control = CONTROLS.get(code, code)
+        controls[control] = controls.get(control, 0) + count
+    return dict(sorted(controls.items(), key=lambda item: (-item[1], item[0])))
+
+
 @dataclass
 class SimulationResult:
-    """A whole run: the scenario's identity and one result per profile, in run order."""
+    """A whole run: the scenario's identity and one result per (seed, profile) world.
+
+    ``profiles`` holds every world, grouped by profile in run order and by seed within a
+    profile; :meth:`by_profile` regroups them and :meth:`summary` aggregates them over seeds.
+    """
 
     scenario: str
-    seed: int
+    seeds: list[int]
     start: str
     days: int
     bank_names: dict[str, str]
     profiles: list[ProfileResult] = field(default_factory=list)
+    population_scale: float = 1.0
+    """Factor applied to the scenario's honest population (``population.wallet_share``)."""
+    wallet_share: float | None = None
+    """The share of bank customers who used the wallet in this run (after the scale)."""
 
-    def summary(self) -> dict[str, dict[str, Any]]:
-        """``summary.json``: profile name → its figures."""
-        return {result.profile: result.summary() for result in self.profiles}
+    def by_profile(self) -> dict[str, list[ProfileResult]]:
+        """Profile name → its worlds in seed order, profiles in run order."""
+        grouped: dict[str, list[ProfileResult]] = {}
+        for result in self.profiles:
+            grouped.setdefault(result.profile, []).append(result)
+        for runs in grouped.values():
+            runs.sort(key=lambda run: self.seeds.index(run.seed) if run.seed in self.seeds
+                      else len(self.seeds))
+        return grouped
+
+    def per_seed_summaries(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Profile name → seed (as text, as in JSON) → :meth:`ProfileResult.summary`."""
+        return {name: {str(run.seed): run.summary() for run in runs}
+                for name, runs in self.by_profile().items()}
+
+    def summary(self) -> dict[str, Any]:
+        """``summary.json``, one shape for any number of seeds (docs/simulator.md):
+        ``scenario``, ``seeds``, ``population_scale``, ``wallet_share``, ``start``, ``days``,
+        ``profiles`` (name → ``description`` and :func:`~kouza.sim.aggregate.spread` of its
+        per-seed summaries) and ``ablation`` (:func:`~kouza.sim.aggregate.ablation`)."""
+        summaries = self.per_seed_summaries()
+        descriptions = {result.profile: result.description for result in self.profiles}
+        return {
+            "scenario": self.scenario,
+            "seeds": list(self.seeds),
+            "population_scale": self.population_scale,
+            "wallet_share": self.wallet_share,
+            "start": self.start,
+            "days": self.days,
+            "profiles": {name: {"description": descriptions[name], **spread(per_seed)}
+                         for name, per_seed in summaries.items()},
+            "ablation": ablation(summaries),
+        }
