@@ -393,8 +393,8 @@ def _targets(attacker: Attacker) -> int:
     """How many people the attacker goes after (its list, sweep or campaign size)."""
     if attacker.strategy == "reverse_brute_force":
         return attacker.accounts
-    count: int = getattr(attacker, "targets", None) or getattr(attacker, "victims", 0)
-    return count
+    count = getattr(attacker, "targets", None) or getattr(attacker, "victims", 0)
+    return int(count or 0)
 
 
 def _attack_times(rng: np.random.Generator, scenario: Scenario, attacker: Attacker,
