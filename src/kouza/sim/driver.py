@@ -426,6 +426,7 @@ class Runner:
         if isinstance(account, KouzaError):
             return
         account.citizen = citizen.index
+        self.result.honest_operations += 1  # the sign-up (and link) is an operation too
         self.honest[person.index] = account
         self.owner_of_wallet[account.wallet_id] = citizen.index
         self.joined.append(person.index)

@@ -98,6 +98,8 @@ class ProfileResult:
     """For attacker wallets that were locked: hours from their first fraudulent top-up."""
     honest_active_users: int = 0
     honest_operations: int = 0
+    """Honest operations: sign-ups (with their link), top-ups, payments, transfers, contact and
+    device changes (the denominator of per-event friction)."""
     honest_step_ups: int = 0
     honest_reviews: int = 0
     honest_blocks: int = 0
