@@ -7,6 +7,7 @@ Runs ``tests/sim/scenarios/adversaries.yaml``: two banks, 14 days, a few victims
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -45,16 +46,24 @@ def _ledger_loss(runner: Runner) -> int:
     return total
 
 
+EVENTS: list[dict[str, object]] = []
+CUSTOMER_WALLETS: dict[str, set[str]] = {}
+
+
 @pytest.fixture(scope="module")
-def run() -> tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]:
+def run(tmp_path_factory: pytest.TempPathFactory
+        ) -> tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]:
     from_ledger: dict[str, int] = {}
     at_bank: dict[str, dict[int, int]] = {}
 
     def inspect(runner: Runner) -> None:
         from_ledger[runner.profile.name] = _ledger_loss(runner)
         at_bank[runner.profile.name] = runner.bank_losses()
+        CUSTOMER_WALLETS[runner.profile.name] = {str(w) for w in runner.owner_of_wallet}
 
-    result = simulate(load_scenario(str(SCENARIO)), inspect=inspect)
+    events = tmp_path_factory.mktemp("events") / "events.jsonl"
+    result = simulate(load_scenario(str(SCENARIO)), inspect=inspect, export_events=events)
+    EVENTS.extend(json.loads(line) for line in events.read_text(encoding="utf-8").splitlines())
     return result, from_ledger, at_bank
 
 
@@ -146,3 +155,19 @@ def test_friction_is_counted_with_its_denominators(
     assert friction["per_event"]["step_up"]["count"] == kouza.honest_step_ups
     # every honest top-up at a bank is a notice to its holder (e-mail under kouza)
     assert friction["per_event"]["holder_notice"]["count"] > 0
+
+
+def test_exported_events_label_what_attackers_did_in_customers_wallets(
+        run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]) -> None:
+    """A takeover acts in an honest customer's wallet: its events are labelled with the
+    attacker (the learned model must not learn them as honest), the customer's own are not."""
+    legacy = [e for e in EVENTS
+              if e["attributes"]["sim_profile"] == "legacy-2019"]  # type: ignore[index]
+    customers = CUSTOMER_WALLETS["legacy-2019"]
+    in_customers = [e for e in legacy if e.get("wallet") in customers]
+    labels = {e["label"] for e in in_customers}
+    assert "honest" in labels
+    assert {"attack:stuffing", "attack:relay-own"} <= labels
+    # the persuaded customer's own transfers to the mule carry the attacker's label too
+    pushed = [e for e in in_customers if e["label"] == "attack:push"]
+    assert pushed and all(e["type"] in ("transfer", "topup") for e in pushed)

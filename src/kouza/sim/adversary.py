@@ -68,8 +68,10 @@ class Adversary:
         attacker = self.r.scenario.attackers[a]
         address = n % attacker.ips
         subnet = address % attacker.subnets
-        return f"198.{18 + (a * 7 + subnet // 256) % 2}.{(a * 37 + subnet) % 256}." \
-               f"{(address // attacker.subnets) % 250 + 1}"
+        ip = f"198.{18 + (a * 7 + subnet // 256) % 2}.{(a * 37 + subnet) % 256}." \
+             f"{(address // attacker.subnets) % 250 + 1}"
+        self.r.attacker_ips[ip] = a
+        return ip
 
     def device_tag(self, a: int, n: int) -> str:
         return f"a{a}-d{n % self.r.scenario.attackers[a].devices}"

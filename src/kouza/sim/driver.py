@@ -43,6 +43,7 @@ from kouza.identity.service import identity
 from kouza.kit.notify import Message
 from kouza.kit.security import password_cost
 from kouza.ops.models import AuditEvent
+from kouza.risk.events import RiskEvent
 from kouza.risk.service import risk
 from kouza.sim.agents import Account, Attempt, Device, Dynamic, FollowUp
 from kouza.sim.population import Citizen, Honest, Kind, Plan, Planned, ib_password
@@ -158,6 +159,8 @@ class Runner:
             self.contacts["+81" + citizen.phone[1:]] = citizen.index
             self.contacts[citizen.address] = citizen.index
         self.not_me_reports = 0
+        self.attacker_ips: dict[str, int] = {}
+        """Networks attackers acted from → attacker (labels of the exported events)."""
         self.attacked: set[int] = set()
         """Citizens an attacker went after (their wallet's lock is not a false lock)."""
         world.mailbox.listeners.append(self._on_message)
@@ -596,6 +599,7 @@ class Runner:
         if attacker.ips > 1 or attacker.devices > 1:
             ip, device_tag = self.adversary.ip(a, attempt_no), \
                 self.adversary.device_tag(a, attempt_no)
+        self.attacker_ips[ip] = a
         account = self._sign_up(email, ip, device_tag)
         if isinstance(account, KouzaError):
             return account
@@ -960,12 +964,23 @@ class Runner:
         names = [attacker.name for attacker in self.scenario.attackers]
         for event in events:
             record = event.to_json()
-            attacker = self.attack_accounts.get(_uuid_or_none(event.wallet))  # type: ignore[arg-type]
+            attacker = self._attacker_behind(event)
             record["label"] = f"attack:{names[attacker]}" if attacker is not None else "honest"
             record["attributes"] = {**record.get("attributes", {}),
                                     "sim_profile": self.profile.name}
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
         return len(events)
+
+    def _attacker_behind(self, event: RiskEvent) -> int | None:
+        """Which attacker caused ``event``: one acting from its own wallet, from a customer's
+        wallet it took over (its network), or a customer it talked into paying it."""
+        wallet = _uuid_or_none(event.wallet)
+        if wallet in self.attack_accounts:
+            return self.attack_accounts[wallet]
+        if event.ip in self.attacker_ips:
+            return self.attacker_ips[event.ip]
+        payee = _uuid_or_none(str(event.attributes.get("to", "")))
+        return self.attack_accounts.get(payee) if payee is not None else None
 
     def check_against_bank(self) -> None:
         """What the ledger says attackers' links took must be exactly what the bank's own
