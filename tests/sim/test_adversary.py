@@ -12,12 +12,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
-from kouza.ledger.service import ledger
 from kouza.sim.results import AttackerResult, SimulationResult
 from kouza.sim.scenario import load_scenario
-from kouza.wallet.models import Payment, Wallet
+from tests.sim.support import ledger_loss
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -26,24 +24,6 @@ with warnings.catch_warnings():
 
 SCENARIO = Path(__file__).parent / "scenarios" / "adversaries.yaml"
 NEW = {"phishing_relay", "account_takeover", "verified_mule_market", "authorised_push"}
-
-
-def _ledger_loss(runner: Runner) -> int:
-    """What attackers took, from the ledger alone: everything their wallets hold or spent
-    (transfers between their own wallets cancel out) plus what they paid straight from
-    customers' wallets they controlled."""
-    total = 0
-    with runner.rt.db.session() as session:
-        for wallet_id in runner.attack_accounts:
-            wallet = session.get_one(Wallet, wallet_id)
-            total += ledger.balance(session, wallet.ledger_account_id).balance
-            total += int(session.scalar(select(func.coalesce(func.sum(
-                Payment.amount - Payment.refunded_amount), 0)).where(
-                Payment.wallet_id == wallet_id)) or 0)
-        for payment_id, _, _ in runner.taken_payments:
-            payment = session.get_one(Payment, payment_id)
-            total += payment.amount - payment.refunded_amount
-    return total
 
 
 EVENTS: list[dict[str, object]] = []
@@ -57,7 +37,7 @@ def run(tmp_path_factory: pytest.TempPathFactory
     at_bank: dict[str, dict[int, int]] = {}
 
     def inspect(runner: Runner) -> None:
-        from_ledger[runner.profile.name] = _ledger_loss(runner)
+        from_ledger[runner.profile.name] = ledger_loss(runner)
         at_bank[runner.profile.name] = runner.bank_losses()
         CUSTOMER_WALLETS[runner.profile.name] = {str(w) for w in runner.owner_of_wallet}
 

@@ -10,15 +10,13 @@ import warnings
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from kouza.cli.main import app
-from kouza.ledger.service import ledger
 from kouza.risk.events import RiskEvent
 from kouza.sim.results import SimulationResult
 from kouza.sim.scenario import ScenarioError, load_scenario
-from kouza.wallet.models import Payment, Wallet
+from tests.sim.support import ledger_loss
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -28,29 +26,12 @@ with warnings.catch_warnings():
 STRATEGIES = {"leaked_credentials", "reverse_brute_force", "phishing", "mule", "low_and_slow"}
 
 
-def _ledger_loss(runner: Runner) -> int:
-    """What attackers' wallets received, from the ledger alone: balance + what they spent.
-
-    Attackers' wallets get money only from top-ups (nobody sends them transfers), so this is an
-    independent reading of the loss the driver reports from the bank movements.
-    """
-    total = 0
-    with runner.rt.db.session() as session:
-        for wallet_id in runner.attack_accounts:
-            wallet = session.get_one(Wallet, wallet_id)
-            total += ledger.balance(session, wallet.ledger_account_id).balance
-            total += int(session.scalar(select(func.coalesce(func.sum(
-                Payment.amount - Payment.refunded_amount), 0)).where(
-                Payment.wallet_id == wallet_id)) or 0)
-    return total
-
-
 @pytest.fixture(scope="module")
 def run() -> tuple[SimulationResult, dict[str, int]]:
     ledger_losses: dict[str, int] = {}
 
     def inspect(runner: Runner) -> None:
-        ledger_losses[runner.profile.name] = _ledger_loss(runner)
+        ledger_losses[runner.profile.name] = ledger_loss(runner)
 
     result = simulate(load_scenario("smoke"), profiles=["legacy-2019", "kouza"], inspect=inspect)
     return result, ledger_losses
