@@ -85,7 +85,8 @@ PROFILES: dict[str, DefenceProfile] = {
             name="kouza",
             description="Everything kouza has: verified identity + device keys, name match, "
             "legacy banks refused, strong bank authentication where offered, bank-side "
-            "monitoring, rolling caps, the shipped risk rules, kill switches and locks.",
+            "monitoring, rolling caps, the shipped risk rules, immediate holder notices and "
+            "the fraud team's playbook (locks, kill switches, reviews).",
             link_min_level="verified", link_name_match=True, accept_legacy_banks=False,
             require_device_signature=True, risk_rules="shipped",
             topup_cap=TopUpCap.ROLLING_30_DAYS, bank_monitoring=True,
