@@ -240,12 +240,15 @@ class Adversary:
         return self.r.result.attackers[attempt.attacker].attempts * 31 + attempt.tries
 
     def _stuff(self, attempt: Attempt, attacker: Attacker) -> None:
-        """Credential stuffing: leaked pairs that do not work here, from rotating IPs."""
+        """Credential stuffing: leaked pairs of other customers whose passwords differ here,
+        tried from rotating IPs (each refused by the real login)."""
         assert attacker.strategy == "account_takeover"
-        for k in range(attacker.stuffing_attempts):
-            email = f"leaked{attempt.victim}-{k}@mail.example.jp"
-            self.r._call(lambda s, e=email, n=k: identity.login(  # type: ignore[misc]
-                s, email=e, password="123456", ip=self.ip(attempt.attacker, n)))
+        others = [self.r.honest[i] for i in self.r.joined
+                  if self.r.honest[i].citizen != attempt.victim]
+        for k in range(min(attacker.stuffing_attempts, len(others))):
+            other = others[(attempt.victim * 7919 + k * 104729) % len(others)]
+            self.r._call(lambda s, e=other.email, n=k: identity.login(  # type: ignore[misc]
+                s, email=e, password="leaked-elsewhere-1", ip=self.ip(attempt.attacker, n)))
 
     def _taken_over(self, attempt: Attempt, victim: Citizen, *, sms: bool) -> Account | KouzaError:
         """Log in to the customer's wallet with their password from the attacker's IP; with
