@@ -237,8 +237,7 @@ class TestHtml:
             assert f"<th colspan=\"2\">{name}</th>" in html
         for yen in ("¥925,000", "¥625,000", "¥300,000", "¥600,000", "¥90,000", "¥25,000"):
             assert f">{yen}</td>" in html
-        assert ("money the real ledger moved out\nof a victim's real (simulated) bank account"
-                in html)
+        assert ("money the real code moved from a\nvictim to an attacker" in html)
 
     def test_comparison_row(self, html: str) -> None:
         cells = ["legacy-2019", "¥925,000", "¥900,000", "3", "2", "¥600,000", "5", "3",
