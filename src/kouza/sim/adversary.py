@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
+import jaconv
 from joserfc.jwk import ECKey
 
 from kouza.errors import KouzaError
@@ -25,7 +26,7 @@ from kouza.identity.devices import SensitiveAction
 from kouza.identity.ekyc.devca import TestCitizen
 from kouza.identity.ekyc.result import Sex
 from kouza.identity.service import identity
-from kouza.sim.agents import Account, Attempt, Device, FollowUp
+from kouza.sim.agents import Account, Attempt, Device, FollowUp, NotFooled
 from kouza.sim.population import Citizen
 from kouza.sim.scenario import Attacker
 from kouza.wallet.models import Wallet
@@ -129,8 +130,6 @@ class Adversary:
         """First contact with a victim: the lure (where there is one), then the play."""
         if attacker.strategy in ("phishing_relay", "authorised_push") \
                 and not self._falls_for_it(attempt, attacker.hand_over_share):
-            from kouza.sim.driver import NotFooled
-
             self.r._refused(attempt, NotFooled("did not take the bait"))
             return
         self._play(attempt, attacker)
@@ -307,8 +306,6 @@ class Adversary:
         person = TestCitizen(name=kanji, address=f"大阪府大阪市北区{self.bought}",
                              birth_date=date(1985 + self.bought % 15, 1 + self.bought % 12, 1),
                              sex=Sex.MALE)
-        import jaconv
-
         declared = jaconv.h2z(victim.kana, kana=True, ascii=False, digit=False) \
             if declares_victim_kana else kana
         if account.device is None:

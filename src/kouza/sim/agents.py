@@ -14,6 +14,7 @@ from joserfc.jwk import ECKey
 from sqlalchemy.orm import Session
 
 from kouza.banks.linking.policy import DeviceProof
+from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction, signing_payload
 from kouza.identity.models import User
 from kouza.identity.service import identity
@@ -92,3 +93,9 @@ class Dynamic:
     kind: str = field(compare=False)
     attempt: Attempt | None = field(compare=False)
     data: Any = field(compare=False, default=None)
+
+
+class NotFooled(KouzaError):
+    """The person did not fall for the lure (phishing, a call posing as the bank)."""
+
+    code = "did_not_take_the_bait"

@@ -45,7 +45,9 @@ from kouza.kit.security import password_cost
 from kouza.ops.models import AuditEvent
 from kouza.risk.events import RiskEvent
 from kouza.risk.service import risk
-from kouza.sim.agents import Account, Attempt, Device, Dynamic, FollowUp
+from kouza.sim.adversary import Adversary
+from kouza.sim.agents import Account, Attempt, Device, Dynamic, FollowUp, NotFooled
+from kouza.sim.fraudteam import FraudTeam
 from kouza.sim.population import Citizen, Honest, Kind, Plan, Planned, ib_password
 from kouza.sim.results import STAGES, AttackerResult, ProfileResult
 from kouza.sim.scenario import Attacker
@@ -64,12 +66,6 @@ LIMIT_CODES = frozenset({"limit_exceeded", "mandate_exceeded"})
 NEW_STRATEGIES = frozenset({"phishing_relay", "account_takeover", "verified_mule_market",
                             "authorised_push"})
 """Strategies played by :class:`kouza.sim.adversary.Adversary` (the adaptive attackers)."""
-
-
-class NotFooled(KouzaError):
-    """The person did not fall for the lure (phishing, a call posing as the bank)."""
-
-    code = "did_not_take_the_bait"
 
 
 def _uuid_or_none(text: str) -> uuid.UUID | None:
@@ -164,9 +160,6 @@ class Runner:
         self.attacked: set[int] = set()
         """Citizens an attacker went after (their wallet's lock is not a false lock)."""
         world.mailbox.listeners.append(self._on_message)
-        from kouza.sim.adversary import Adversary
-        from kouza.sim.fraudteam import FraudTeam
-
         self.adversary = Adversary(self)
         self.fraud_team = FraudTeam(self)
 
