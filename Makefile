@@ -6,16 +6,21 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck bench clean
+.PHONY: help install run test lint typecheck bench audit lock clean
 
 help: ## List the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+LOCK := requirements.lock
+
+# Everything is installed from the lock file, every file checked against its sha256 (pip
+# --require-hashes); kouza itself is then installed editable with the locked build backend and
+# no network (--no-build-isolation --no-deps). `make lock` rewrites the lock after a pin changes.
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit("kouza needs Python 3.11+") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install kouza with its pinned dependencies
@@ -35,6 +40,13 @@ typecheck: $(STAMP) ## mypy --strict
 
 bench: $(STAMP) ## Ledger benchmark (SQLite, and PostgreSQL when KOUZA_BENCH_POSTGRES_URL is set)
 	$(BIN)/python benchmarks/ledger.py
+
+lock: $(STAMP) ## Re-resolve requirements.lock (hashes, every platform) from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml requirements-build.in --extra dev --universal \
+		--python-version 3.11 --generate-hashes --quiet --output-file $(LOCK)
+
+audit: $(STAMP) ## pip-audit the locked tree against PyPI's vulnerability data (fails on a known one)
+	$(BIN)/pip-audit --strict --requirement $(LOCK) --require-hashes --disable-pip --progress-spinner off
 
 clean: ## Remove .venv and ./var
 	rm -rf $(VENV) var
