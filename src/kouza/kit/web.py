@@ -99,7 +99,9 @@ def run_idempotent(
                 session, scope=scope, key=key, status_code=status_code,
                 body=result.model_dump(mode="json"),
             )
-    except KouzaError:
+    except BaseException:
+        # Whatever failed (a refusal, a bug, a lost connection), nothing was committed: forget
+        # the claim so the key is not stuck "in flight" until its lease runs out.
         idempotency.release(runtime.db, scope=scope, key=key)
         raise
     return result
