@@ -17,6 +17,13 @@ class SignupCreate(BaseModel):
     password: str = Field(min_length=1, max_length=128)
 
 
+class SignupAccepted(BaseModel):
+    status: str = Field(default="check_your_email",
+                        description="Always the same: a new address gets a code, a registered "
+                        "one a warning, so the answer says nothing of which it was")
+    email: str = Field(description="The address, normalised")
+
+
 class EmailVerify(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: str = Field(max_length=320)

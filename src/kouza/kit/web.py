@@ -7,21 +7,73 @@ work of its request: committed after the endpoint returns, rolled back if it rai
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack
 from datetime import timedelta
+from http import HTTPStatus
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import solve_dependencies
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.security.base import SecurityBase
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kouza.errors import KouzaError
 from kouza.kit import idempotency
+from kouza.kit.openapi import PROBLEM_JSON, document_problems
 from kouza.kit.runtime import Runtime
 
 M = TypeVar("M", bound=BaseModel)
+
+
+DOCS_ASSETS = "/docs-assets"
+"""Where Swagger UI's and ReDoc's JavaScript and CSS are served from (package fastapi-offline)."""
+_log = logging.getLogger(__name__)
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 406: "not_acceptable", 413: "content_too_large",
+               415: "unsupported_media_type", 422: "validation_error",
+               429: "too_many_requests", 500: "internal_error", 503: "service_unavailable"}
+
+
+def problem_type(code: str) -> str:
+    """The RFC 9457 ``type`` URI of kouza error ``code`` (a URN: stable, never fetched)."""
+    return f"urn:kouza:problem:{code}"
+
+
+def problem_body(
+    status: int, code: str, detail: str, *, details: dict[str, Any] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An RFC 9457 problem with kouza's extensions (``error``, ``message``, ``details``,
+    ``errors``); ``error`` and ``message`` repeat the code and the detail for older clients."""
+    body: dict[str, Any] = {
+        "type": problem_type(code), "title": HTTPStatus(status).phrase, "status": status,
+        "detail": detail, "error": code, "message": detail,
+    }
+    if details:
+        body["details"] = details
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def problem_response(
+    status: int, code: str, detail: str, *, details: dict[str, Any] | None = None,
+    errors: list[dict[str, Any]] | None = None, headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """A problem details response (``application/problem+json``)."""
+    return JSONResponse(problem_body(status, code, detail, details=details, errors=errors),
+                        status_code=status, headers=dict(headers or {}) or None,
+                        media_type=PROBLEM_JSON)
 
 
 def _describe(error: Any) -> dict[str, Any]:
@@ -29,26 +81,104 @@ def _describe(error: Any) -> dict[str, Any]:
     return {"field": location, "problem": error.get("msg", "invalid")}
 
 
-async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    """A request that failed validation: 422 with every problem, in kouza's error body."""
-    assert isinstance(exc, RequestValidationError)
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                           and media.endswith("+json"))
+
+
+def describe_validation(request: Request, exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Every problem of a request that failed validation, as ``{field, problem}``."""
     problems = [_describe(error) for error in exc.errors()]
+    content_type = request.headers.get("content-type", "")
+    body_problem = any(p["field"] == "body" or p["field"].startswith("body.") for p in problems)
+    if body_problem and content_type and not _is_json(content_type):
+        problems.insert(0, {"field": "body",
+                            "problem": f"send the body as application/json, not {content_type}"})
+    return problems
+
+
+async def _authenticate_first(request: Request, exc: RequestValidationError) -> None:
+    """Authentication before the body: FastAPI decodes a JSON body before it runs any
+    dependency, so an undecodable body would answer 422 to a caller who is not even
+    authenticated. When that happens, run the route's authentication dependencies (those built
+    on a security scheme) now; a missing or bad credential raises its 401 instead."""
+    if not any(error.get("type") == "json_invalid" for error in exc.errors()):
+        return  # every other validation error is found after the dependencies ran
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    guards = [dep for dep in route.dependant.dependencies if _uses_security(dep)]
+    if not guards:
+        return
+    dependant = Dependant(path=route.path_format, dependencies=guards)
+    async with AsyncExitStack() as stack:
+        await solve_dependencies(request=request, dependant=dependant, body=None,
+                                 async_exit_stack=stack, embed_body_fields=False)
+
+
+def _uses_security(dependant: Dependant) -> bool:
+    return isinstance(dependant.call, SecurityBase) or any(
+        _uses_security(sub) for sub in dependant.dependencies)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
+    """A request that failed validation: 422 with every problem — unless the caller is not
+    authenticated, which is said first (401)."""
+    assert isinstance(exc, RequestValidationError)
+    try:
+        await _authenticate_first(request, exc)
+    except KouzaError as refusal:
+        handlers = request.app.exception_handlers
+        handler = next(handlers[kind] for kind in type(refusal).__mro__ if kind in handlers)
+        answer: Response = await handler(request, refusal)
+        return answer
+    problems = describe_validation(request, exc)
     message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "invalid request"
-    body = {"error": "validation_error", "message": message, "details": {"problems": problems}}
-    return JSONResponse(body, status_code=422)
+    return problem_response(422, "validation_error", message, details={"problems": problems},
+                            errors=problems)
 
 
 def kouza_error_handler(
     www_authenticate: str,
-) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    """A handler rendering any KouzaError as its JSON body and status (401s get a challenge)."""
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """A handler rendering any KouzaError as a problem response with its status (401s get the
+    ``WWW-Authenticate`` challenge)."""
 
-    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+    async def handle(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, KouzaError)
         headers = {"WWW-Authenticate": www_authenticate} if exc.status_code == 401 else None
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+        return problem_response(exc.status_code, exc.code, exc.message,
+                                details=exc.details or None, headers=headers)
 
     return handle
+
+
+async def http_error_handler(_request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (unknown route 404, 405 with ``Allow``, 413 body too large,
+    400 unparsable form) as problem responses."""
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, "http_error")
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    if status == 404 and detail == "Not Found":
+        detail = "no such resource"
+    return problem_response(status, code, detail, headers=exc.headers)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    """A bug: 500 as a problem with no detail of the failure (it is logged, not returned)."""
+    _log.error("unhandled error on %s %s", request.method, request.url.path,
+               exc_info=(type(exc), exc, exc.__traceback__))
+    return problem_response(500, "internal_error", "internal error; it has been logged")
+
+
+def install_error_handlers(app: FastAPI, *, www_authenticate: str) -> None:
+    """Render every error of ``app`` as ``application/problem+json``."""
+    app.add_exception_handler(KouzaError, kouza_error_handler(www_authenticate))
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -105,3 +235,15 @@ def run_idempotent(
         idempotency.release(runtime.db, scope=scope, key=key)
         raise
     return result
+
+
+def create_api(*, title: str, version: str, description: str, max_body_size: int,
+               www_authenticate: str) -> FastAPI:
+    """A FastAPI app with kouza's conventions: problem-details errors documented on every
+    operation, request bodies capped at ``max_body_size`` bytes (413 before the excess is
+    read), and Swagger UI / ReDoc served from the app's own assets (no CDN)."""
+    app = FastAPIOffline(title=title, version=version, description=description,
+                         max_body_size=max_body_size, static_url=DOCS_ASSETS)
+    install_error_handlers(app, www_authenticate=www_authenticate)
+    document_problems(app)
+    return app

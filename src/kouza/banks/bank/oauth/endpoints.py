@@ -147,7 +147,7 @@ def metadata(bank_code: str, runtime: BankRuntimeDep) -> dict[str, Any]:
 @oauth_router.post(BASE + "/oauth/par", status_code=status.HTTP_201_CREATED,
                    responses=oauth_error_responses(
                        InvalidRequest, InvalidClientAuth, UnauthorizedClient, InvalidDPoPProof,
-                       UseDPoPNonce, base=error_responses(UnknownBank)))
+                       UseDPoPNonce))
 def par(bank_code: str, fields: FormDep, request: Request,
         runtime: BankRuntimeDep) -> JSONResponse:
     """Pushed authorization request (RFC 9126): returns a single-use ``request_uri``."""
@@ -166,7 +166,7 @@ def par(bank_code: str, fields: FormDep, request: Request,
 
 @oauth_router.post(BASE + "/oauth/token", responses=oauth_error_responses(
     InvalidRequest, InvalidClientAuth, InvalidGrant, UnsupportedGrantType, InvalidDPoPProof,
-    UseDPoPNonce, base=error_responses(UnknownBank)))
+    UseDPoPNonce))
 def token(bank_code: str, fields: FormDep, request: Request,
           runtime: BankRuntimeDep) -> JSONResponse:
     """Exchange a code for a DPoP-bound access token; the link and mandate are created."""
