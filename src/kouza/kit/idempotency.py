@@ -109,7 +109,7 @@ _CLAIM_ATTEMPTS = 3
 
 def _resolve_existing(
     session: Session, *, scope: str, key: str, fingerprint: str, now: datetime, lease: timedelta
-) -> Replay | None | _Gone:
+) -> Replay | _Gone | None:
     existing = session.scalars(
         select(IdempotencyRecord).where(
             IdempotencyRecord.scope == scope, IdempotencyRecord.key == key

@@ -24,7 +24,9 @@ from fastapi.security.base import SecurityBase
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kouza.errors import KouzaError
 from kouza.kit import idempotency
@@ -237,13 +239,57 @@ def run_idempotent(
     return result
 
 
+class ContentTooLarge(StarletteHTTPException):
+    """The request body is over the limit (rendered by :func:`http_error_handler`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+class BodySizeLimit:
+    """ASGI middleware: refuse a request body over ``limit`` bytes with a 413 problem.
+
+    A declared ``Content-Length`` over the limit is refused before anything is read; otherwise
+    the bytes are counted as they stream in (chunked bodies too), and the read that crosses the
+    limit raises :class:`ContentTooLarge` — so no more than ``limit`` bytes are ever buffered.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            error = ContentTooLarge(self.limit)
+            await problem_response(413, "content_too_large", str(error.detail))(
+                scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise ContentTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def create_api(*, title: str, version: str, description: str, max_body_size: int,
                www_authenticate: str) -> FastAPI:
     """A FastAPI app with kouza's conventions: problem-details errors documented on every
     operation, request bodies capped at ``max_body_size`` bytes (413 before the excess is
     read), and Swagger UI / ReDoc served from the app's own assets (no CDN)."""
     app = FastAPIOffline(title=title, version=version, description=description,
-                         max_body_size=max_body_size, static_url=DOCS_ASSETS)
+                         static_url=DOCS_ASSETS)
+    app.add_middleware(BodySizeLimit, limit=max_body_size)
     install_error_handlers(app, www_authenticate=www_authenticate)
     document_problems(app)
     return app
