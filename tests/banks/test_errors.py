@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from base64 import b64encode
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,9 @@ from fastapi.testclient import TestClient
 
 from kouza.banks.bank.app import create_bank_app
 from kouza.banks.bank.runtime import BankRuntime
+from tests.api.test_text_fields import check_app
+from tests.banks.conftest import STAFF_TOKEN
+from tests.banks.helpers import make_client
 from tests.problems import problem
 
 
@@ -50,3 +54,11 @@ class TestOAuthRoutes:
         assert response.status_code == 400
         assert response.json()["error"] == "invalid_request", response.text
         assert set(response.json()) == {"error", "error_description"}
+
+
+def test_every_text_field_refuses_control_characters(bank_rt: BankRuntime) -> None:
+    _, secret = make_client(bank_rt)
+    basic = b64encode(f"kouza-wallet:{secret}".encode()).decode()
+    credentials = [{"Authorization": f"Bearer {STAFF_TOKEN}"},
+                   {"Authorization": f"Basic {basic}"}]
+    assert check_app(create_bank_app(bank_rt), credentials) > 10

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from kouza.errors import KouzaError
+from kouza.kit.text import SINGLE_LINE_PATTERN
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -77,10 +78,20 @@ def _add(responses: dict[str, Any], status: str) -> None:
     content.setdefault(PROBLEM_JSON, {"schema": {"$ref": PROBLEM_REF}})
 
 
+def _text_only(schema: dict[str, Any]) -> None:
+    """Document the path/query check of ``kouza.kit.web.RefuseUnsafeText`` on a free string."""
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "string" and not {"pattern", "format", "enum"} & set(option):
+            option["pattern"] = SINGLE_LINE_PATTERN
+
+
 def _document_operation(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
-    if operation.get("parameters") or "requestBody" in operation or "422" in responses:
-        _add(responses, "422")
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") in ("path", "query"):
+            _text_only(parameter.get("schema", {}))
+    # Any request may carry a query string with a control character: 422 everywhere.
+    _add(responses, "422")
     if "requestBody" in operation:
         _add(responses, "413")
     if operation.get("security") and not any(s in responses for s in ("401", "403")):

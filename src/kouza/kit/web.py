@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 from http import HTTPStatus
 from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
@@ -29,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kouza.errors import KouzaError
-from kouza.kit import idempotency
+from kouza.kit import idempotency, text
 from kouza.kit.openapi import PROBLEM_JSON, document_problems
 from kouza.kit.runtime import Runtime
 
@@ -39,6 +40,7 @@ M = TypeVar("M", bound=BaseModel)
 DOCS_ASSETS = "/docs-assets"
 """Where Swagger UI's and ReDoc's JavaScript and CSS are served from (package fastapi-offline)."""
 _log = logging.getLogger(__name__)
+TEXT_PATTERNS = (text.SINGLE_LINE_PATTERN, text.MULTI_LINE_PATTERN)
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 406: "not_acceptable", 413: "content_too_large",
@@ -78,8 +80,15 @@ def problem_response(
                         media_type=PROBLEM_JSON)
 
 
+MAX_BIGINT = 2**63 - 1
+"""The largest id a caller may send (a signed 64-bit column; larger overflowed into a 500)."""
+
+
 def _describe(error: Any) -> dict[str, Any]:
     location = ".".join(str(part) for part in error.get("loc", ()))
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if error.get("type") == "string_pattern_mismatch" and pattern in TEXT_PATTERNS:
+        return {"field": location, "problem": text.PROBLEM}
     return {"field": location, "problem": error.get("msg", "invalid")}
 
 
@@ -282,6 +291,41 @@ class BodySizeLimit:
         await self.app(scope, counted, send)
 
 
+class RefuseUnsafeText:
+    """ASGI middleware: a path or query string with a control character or a bidi override
+    is a 422 before routing — the check :data:`kouza.kit.text.Text` makes on bodies, for the
+    strings no schema covers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = _unsafe_location(scope)
+            if problem is not None:
+                field, character = problem
+                detail = f"{field}: {text.PROBLEM} ({character})"
+                await problem_response(
+                    422, "validation_error", detail, details={"problems": [
+                        {"field": field, "problem": text.PROBLEM}]},
+                    errors=[{"field": field, "problem": text.PROBLEM}],
+                )(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _unsafe_location(scope: Scope) -> tuple[str, str] | None:
+    found = text.unsafe_character(scope.get("path", ""))
+    if found is not None:
+        return "path", found
+    query = scope.get("query_string", b"").decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        found = text.unsafe_character(name) or text.unsafe_character(value)
+        if found is not None:
+            return f"query.{text.printable(name)}", found
+    return None
+
+
 def create_api(*, title: str, version: str, description: str, max_body_size: int,
                www_authenticate: str) -> FastAPI:
     """A FastAPI app with kouza's conventions: problem-details errors documented on every
@@ -290,6 +334,7 @@ def create_api(*, title: str, version: str, description: str, max_body_size: int
     app = FastAPIOffline(title=title, version=version, description=description,
                          static_url=DOCS_ASSETS)
     app.add_middleware(BodySizeLimit, limit=max_body_size)
+    app.add_middleware(RefuseUnsafeText)
     install_error_handlers(app, www_authenticate=www_authenticate)
     document_problems(app)
     return app

@@ -27,6 +27,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from kouza.kit.openapi import error_responses
 from kouza.kit.runtime import Runtime
+from kouza.kit.text import JsonObject, Text
 from kouza.kit.web import RuntimeDep, get_runtime
 from kouza.ops.dependencies import CurrentAdmin, get_operator
 from kouza.ops.errors import InvalidOperatorToken, RoleRequired
@@ -49,19 +50,19 @@ class EventCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: EventType
     at: AwareDatetime
-    wallet: str = Field(default="", max_length=64)
-    user: str = Field(default="", max_length=64)
-    device: str = Field(default="", max_length=128)
-    ip: str = Field(default="", max_length=64)
-    email_domain: str = Field(default="", max_length=255)
-    bank: str = Field(default="", pattern=r"^(\d{4})?$")
-    account: str = Field(default="", max_length=64, description="account fingerprint")
-    holder_name: str = Field(default="", max_length=100)
-    merchant: str = Field(default="", max_length=64)
-    category: str = Field(default="", max_length=32)
+    wallet: Text = Field(default="", max_length=64)
+    user: Text = Field(default="", max_length=64)
+    device: Text = Field(default="", max_length=128)
+    ip: Text = Field(default="", max_length=64)
+    email_domain: Text = Field(default="", max_length=255)
+    bank: Text = Field(default="", pattern=r"^(\d{4})?$")
+    account: Text = Field(default="", max_length=64, description="account fingerprint")
+    holder_name: Text = Field(default="", max_length=100)
+    merchant: Text = Field(default="", max_length=64)
+    category: Text = Field(default="", max_length=32)
     amount: int = Field(default=0, ge=0, le=10**12)
-    outcome: str = Field(default="ok", max_length=64)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    outcome: Text = Field(default="ok", max_length=64)
+    attributes: JsonObject = Field(default_factory=dict)
 
 
 class FiredRead(BaseModel):

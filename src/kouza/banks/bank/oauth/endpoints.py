@@ -59,6 +59,7 @@ from kouza.banks.bank.oauth.proofs import DPoPProof, current_nonce, htu_of, veri
 from kouza.banks.bank.runtime import BankRuntime
 from kouza.errors import KouzaError
 from kouza.kit.openapi import error_responses
+from kouza.kit.text import JsonObject, Text
 
 oauth_router = APIRouter(tags=["oauth"])
 BASE = "/v1/banks/{bank_code}"
@@ -374,9 +375,9 @@ class OAuthRegistrationCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    redirect_uris: list[str] = Field(min_length=1, max_length=10)
-    jwks: dict[str, Any] | None = None
-    jwks_uri: str | None = Field(default=None, max_length=500)
+    redirect_uris: list[Text] = Field(min_length=1, max_length=10)
+    jwks: JsonObject | None = None
+    jwks_uri: Text | None = Field(default=None, max_length=500)
 
 
 class OAuthRegistrationRead(BaseModel):
