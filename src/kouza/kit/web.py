@@ -160,7 +160,7 @@ def kouza_error_handler(
         assert isinstance(exc, KouzaError)
         headers = {"WWW-Authenticate": www_authenticate} if exc.status_code == 401 else None
         return problem_response(exc.status_code, exc.code, exc.message,
-                                details=exc.details or None, headers=headers)
+                                details=exc.shown_details or None, headers=headers)
 
     return handle
 
