@@ -67,6 +67,14 @@ class TestProblems:
         body = assert_problem(response, 422, "validation_error")
         assert "JSON decode error" in str(body["detail"])
 
+    def test_a_body_that_is_not_utf8_is_422(self, client: TestClient) -> None:
+        """Found by schemathesis: FastAPI answered 400 "There was an error parsing the body",
+        a status no operation documents."""
+        response = client.post("/v1/auth/signup", content=b'{"email": "\xff"}',
+                               headers={"content-type": "application/json"})
+        assert assert_problem(response, 422, "validation_error")["detail"] == (
+            "body: not UTF-8 JSON")
+
     def test_wrong_content_type_is_422_and_says_so(self, client: TestClient) -> None:
         response = client.post("/v1/auth/signup", content=b"email=a@example.jp",
                                headers={"content-type": "application/x-www-form-urlencoded"})

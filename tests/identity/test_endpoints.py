@@ -102,7 +102,7 @@ class TestSignup:
         assert not re.search(r"\b\d{6}\b", warning.body)  # no code: the account exists
 
     BAD_INPUT: tuple[tuple[str, Any, int, str], ...] = (
-        ("short-password", {"email": EMAIL, "password": "short"}, 400, "weak_password"),
+        ("short-password", {"email": EMAIL, "password": "short"}, 422, "validation_error"),
         ("password-is-email", {"email": EMAIL, "password": EMAIL.upper()}, 400,
          "weak_password"),
         ("bad-address", {"email": "not-an-address", "password": PASSWORD}, 400, "bad_request"),

@@ -8,13 +8,13 @@ from datetime import datetime
 from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 
 from kouza.identity.ekyc import EkycMethod
-from kouza.kit.text import JsonObject, Text
+from kouza.kit.text import Email, JsonObject, Text
 
 
 class SignupCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: Text = Field(max_length=320, examples=["hanako@example.jp"])
-    password: Text = Field(min_length=1, max_length=128)
+    email: Email = Field(max_length=320, examples=["hanako@example.jp"])
+    password: Text = Field(min_length=10, max_length=128)
 
 
 class SignupAccepted(BaseModel):
@@ -26,18 +26,18 @@ class SignupAccepted(BaseModel):
 
 class EmailVerify(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: Text = Field(max_length=320)
-    code: Text = Field(pattern=r"^\s*\d{6}\s*$", description="The six-digit code from the e-mail")
+    email: Email = Field(max_length=320)
+    code: str = Field(pattern=r"^\s*\d{6}\s*$", description="The six-digit code from the e-mail")
 
 
 class EmailResend(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: Text = Field(max_length=320)
+    email: Email = Field(max_length=320)
 
 
 class LoginCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: Text = Field(max_length=320)
+    email: Email = Field(max_length=320)
     password: Text = Field(max_length=128)
 
 
@@ -85,7 +85,7 @@ class DeviceKeyCreate(BaseModel):
 
 class PhoneVerificationConfirm(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: Text = Field(pattern=r"^\s*\d{6}\s*$", description="The six-digit code from the SMS")
+    code: str = Field(pattern=r"^\s*\d{6}\s*$", description="The six-digit code from the SMS")
     device: DeviceKeyCreate
 
 
@@ -113,7 +113,7 @@ class StepUpCreate(BaseModel):
 
 class StepUpConfirm(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: Text = Field(pattern=r"^\s*\d{6}\s*$")
+    code: str = Field(pattern=r"^\s*\d{6}\s*$")
 
 
 class StepUpRead(BaseModel):
@@ -157,13 +157,13 @@ class PhoneChangeCreate(BaseModel):
 
 class EmailChangeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: Text = Field(max_length=320, examples=["hanako.new@example.jp"])
+    email: Email = Field(max_length=320, examples=["hanako.new@example.jp"])
     device: DeviceSignature = Field(description="Signature for action 'email.change'")
 
 
 class ContactChangeConfirm(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: Text = Field(pattern=r"^\s*\d{6}\s*$", description="The code sent to the new contact")
+    code: str = Field(pattern=r"^\s*\d{6}\s*$", description="The code sent to the new contact")
 
 
 class ContactChangeRead(BaseModel):

@@ -32,6 +32,11 @@ Text = Annotated[str, Field(pattern=SINGLE_LINE_PATTERN)]
 Note = Annotated[str, Field(pattern=MULTI_LINE_PATTERN)]
 """Multi-line free text from a caller: line feeds and tabs allowed."""
 
+Email = Annotated[str, Field(pattern=SINGLE_LINE_PATTERN, max_length=320,
+                             json_schema_extra={"format": "email"})]
+"""An e-mail address as :data:`Text`; documented as ``format: email`` so that clients (and
+the fuzzer) know what the service's e-mail check will accept."""
+
 _UNSAFE = re.compile(r"[\x00-\x1F\x7F-\x9F" + _BIDI + "]")
 
 PROBLEM = "control characters and bidirectional overrides are not allowed"

@@ -80,6 +80,7 @@ def problem_response(
                         media_type=PROBLEM_JSON)
 
 
+_UNDECODABLE = {"field": "body", "problem": "not UTF-8 JSON"}
 MAX_BIGINT = 2**63 - 1
 """The largest id a caller may send (a signed 64-bit column; larger overflowed into a 500)."""
 
@@ -174,6 +175,10 @@ async def http_error_handler(_request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
     if status == 404 and detail == "Not Found":
         detail = "no such resource"
+    if status == 400 and detail == "There was an error parsing the body":
+        # FastAPI's answer to a JSON body that is not UTF-8: like any undecodable body, a 422
+        return problem_response(422, "validation_error", "body: not UTF-8 JSON",
+                                details={"problems": [_UNDECODABLE]}, errors=[_UNDECODABLE])
     return problem_response(status, code, detail, headers=exc.headers)
 
 

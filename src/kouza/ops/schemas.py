@@ -226,9 +226,9 @@ class AccountQuery(BaseModel):
     """A bank account as a caller names it (sent in the body, never in a URL)."""
 
     model_config = ConfigDict(extra="forbid")
-    bank_code: Text = Field(pattern=r"^[0-9]{4}$")
-    branch: Text = Field(pattern=r"^[0-9]{3}$")
-    account_number: Text = Field(pattern=r"^[0-9]{7}$")
+    bank_code: str = Field(pattern=r"^[0-9]{4}$")
+    branch: str = Field(pattern=r"^[0-9]{3}$")
+    account_number: str = Field(pattern=r"^[0-9]{7}$")
 
 
 class EnquiryCreate(BaseModel):

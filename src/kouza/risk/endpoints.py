@@ -58,7 +58,7 @@ class EventCreate(BaseModel):
     device: Text = Field(default="", max_length=128)
     ip: Text = Field(default="", max_length=64)
     email_domain: Text = Field(default="", max_length=255)
-    bank: Text = Field(default="", pattern=r"^(\d{4})?$")
+    bank: str = Field(default="", pattern=r"^(\d{4})?$")
     account: Text = Field(default="", max_length=64, description="account fingerprint")
     holder_name: Text = Field(default="", max_length=100)
     merchant: Text = Field(default="", max_length=64)

@@ -35,7 +35,7 @@ class BankLinkCreate(DeviceSigned):
 
     bank_code: Digits4
     branch: Digits3
-    account_type: Text = Field(default="ordinary", pattern=r"^(ordinary|checking|savings)$")
+    account_type: str = Field(default="ordinary", pattern=r"^(ordinary|checking|savings)$")
     account_number: Digits7
     pin: Digits4
     birth_date: date | None = None
