@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     email_code_ttl_seconds: int = Field(default=15 * 60, gt=0)
     email_code_max_attempts: int = Field(default=5, gt=0)
     idempotency_lease_seconds: int = Field(default=60, gt=0)
+    max_request_body_bytes: int = Field(default=64 * 1024, gt=0)
+    """Larger request bodies are refused with 413 before they are read."""
     qr_ttl_seconds: int = Field(default=15 * 60, gt=0)
 
     # Limits (yen). Policy objects are built from these in kouza.wallet.limits.

@@ -33,6 +33,9 @@ class KouzaError(Exception):
 
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "error"
+    public_details: ClassVar[frozenset[str] | None] = None
+    """The ``details`` keys the caller may see (``None``: all). Others stay for kouza's own use
+    (e.g. the risk rules that fired: operators see them, customers only a reference)."""
 
     def __init__(self, message: str, *, keep_changes: bool = False, **details: Any) -> None:
         super().__init__(message)
@@ -41,11 +44,18 @@ class KouzaError(Exception):
         self.keep_changes = keep_changes
         """Commit the unit of work before reporting (e.g. to count a failed attempt)."""
 
+    @property
+    def shown_details(self) -> dict[str, Any]:
+        """The details the caller is shown (see :attr:`public_details`)."""
+        if self.public_details is None:
+            return self.details
+        return {k: v for k, v in self.details.items() if k in self.public_details}
+
     def to_dict(self) -> dict[str, Any]:
-        """The JSON body the API returns for this error."""
+        """The error's code, message and shown details (the API wraps them in a problem)."""
         body: dict[str, Any] = {"error": self.code, "message": self.message}
-        if self.details:
-            body["details"] = self.details
+        if self.shown_details:
+            body["details"] = self.shown_details
         return body
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from kouza.banks.bank.runtime import BankRuntime
 from kouza.kit import security
 from kouza.kit.notify import MemoryMailbox
 from tests.banks.helpers import Holder, make_bank, make_client, make_holder
+from tests.problems import problem
 
 
 @pytest.fixture
@@ -126,8 +128,8 @@ class TestLegacyLink:
         assert len(seen) == 1
         status, text, _ = seen.pop()
         assert status == 422
-        assert text == ('{"error":"link_refused","message":"the registration could not be '
-                        'completed (登録できませんでした)"}')
+        assert json.loads(text) == problem(
+            422, "link_refused", "the registration could not be completed (登録できませんでした)")
         assert outcomes(bank_rt)[3:] == [
             "unknown_account", "unknown_account", "name_mismatch", "wrong_pin", "account_locked"
         ]

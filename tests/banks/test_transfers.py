@@ -21,6 +21,7 @@ from kouza.banks.bank.runtime import BankRuntime
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
 from tests.banks.helpers import Holder, make_bank, make_client, make_holder
+from tests.problems import problem
 
 
 @pytest.fixture
@@ -152,9 +153,9 @@ class TestDebit:
         response = debit(api, auth, link_id, 1_000)
 
         assert response.status_code == 422
-        assert response.json() == {"error": "link_not_active",
-                                   "message": "debits under this link are stopped",
-                                   "details": {"status": "expired"}}
+        assert response.json() == problem(422, "link_not_active",
+                                          "debits under this link are stopped",
+                                          status="expired")
         assert balance(bank_rt) == 500_000
 
     def test_bad_amounts_are_refused_and_nothing_moves(

@@ -17,6 +17,7 @@ from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
 from tests.factories import PASSWORD
+from tests.problems import problem
 
 CODE = re.compile(r"\b(\d{6})\b")
 EMAIL = "hanako@example.jp"
@@ -47,7 +48,7 @@ def count(rt: Runtime, model: Any) -> int:
 def signed_up(client: TestClient, mailbox: MemoryMailbox, email: str = EMAIL) -> str:
     """Sign up and verify through the API; returns a bearer token."""
     assert client.post("/v1/auth/signup", json={"email": email, "password": PASSWORD}
-                       ).status_code == 201
+                       ).status_code == 202
     assert client.post("/v1/auth/verify-email",
                        json={"email": email, "code": code_sent_to(mailbox, email)}
                        ).status_code == 200
@@ -74,26 +75,34 @@ class TestSignup:
     ) -> None:
         response = client.post("/v1/auth/signup",
                                json={"email": "Hanako@Example.JP", "password": PASSWORD})
-        assert response.status_code == 201
-        body = response.json()
-        assert set(body) == {"id", "email", "level", "email_verified_at", "created_at"}
-        assert (body["email"], body["level"], body["email_verified_at"]) == (EMAIL, "none", None)
-        assert body["created_at"].startswith(clock.now().strftime("%Y-%m-%dT%H:%M:%S"))
+        assert response.status_code == 202
+        assert response.json() == {"status": "check_your_email", "email": EMAIL}
+        with rt.db.session() as session:
+            user = session.scalars(select(User)).one()
+        assert (user.email, user.level, user.email_verified_at) == (EMAIL, "none", None)
+        assert user.created_at == clock.now()
         assert mailbox.last_to(EMAIL).recipient == EMAIL
+        assert "Your code is" in mailbox.last_to(EMAIL).body
 
-    def test_duplicate_address(self, client: TestClient, rt: Runtime,
-                               mailbox: MemoryMailbox) -> None:
-        client.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD})
-        response = client.post("/v1/auth/signup",
-                               json={"email": "HANAKO@example.jp", "password": PASSWORD + "!"})
-        assert response.status_code == 409
-        assert response.json() == {"error": "email_taken",
-                                   "message": "an account with this e-mail address exists"}
+    def test_a_registered_address_gets_the_same_answer_and_a_warning(
+        self, client: TestClient, rt: Runtime, mailbox: MemoryMailbox
+    ) -> None:
+        """On the old code the second sign-up answered 409 email_taken: anyone could test
+        whether an address had an account."""
+        first = client.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD})
+        again = client.post("/v1/auth/signup",
+                            json={"email": "HANAKO@example.jp", "password": PASSWORD + "!"})
+        assert (again.status_code, again.content, again.headers["content-type"]) == (
+            first.status_code, first.content, first.headers["content-type"])
         assert count(rt, User) == 1
-        assert len(mailbox.messages) == 1
+        assert len(mailbox.messages) == 2
+        warning = mailbox.last_to(EMAIL)
+        assert "someone tried to sign up with your address" in warning.subject
+        assert "Nothing was changed" in warning.body
+        assert not re.search(r"\b\d{6}\b", warning.body)  # no code: the account exists
 
     BAD_INPUT: tuple[tuple[str, Any, int, str], ...] = (
-        ("short-password", {"email": EMAIL, "password": "short"}, 400, "weak_password"),
+        ("short-password", {"email": EMAIL, "password": "short"}, 422, "validation_error"),
         ("password-is-email", {"email": EMAIL, "password": EMAIL.upper()}, 400,
          "weak_password"),
         ("bad-address", {"email": "not-an-address", "password": PASSWORD}, 400, "bad_request"),
@@ -138,8 +147,7 @@ class TestVerifyEmail:
             response = client.post("/v1/auth/verify-email",
                                    json={"email": EMAIL, "code": wrong(code)})
             assert response.status_code == 400
-            assert response.json() == {"error": "invalid_code",
-                                       "message": "wrong or unknown code"}
+            assert response.json() == problem(400, "invalid_code", "wrong or unknown code")
             with rt.db.session() as session:
                 assert session.scalars(select(EmailVerification.attempts)).one() == attempt
         response = client.post("/v1/auth/verify-email", json={"email": EMAIL, "code": code})
@@ -251,8 +259,8 @@ class TestLogin:
                      {"email": "not-an-address", "password": PASSWORD}]:
             response = client.post("/v1/auth/login", json=body)
             assert_unauthorized(response, "invalid_credentials")
-            assert response.json() == {"error": "invalid_credentials",
-                                       "message": "wrong e-mail address or password"}, body
+            assert response.json() == problem(401, "invalid_credentials",
+                                              "wrong e-mail address or password"), body
         assert count(rt, AccessToken) == 0
 
 
@@ -297,8 +305,7 @@ class TestMeta:
             "/v1/wallets/{wallet_id}/payments", "/v1/wallets/{wallet_id}/transfers", "/health",
         } <= set(spec["paths"])
         signup = spec["paths"]["/v1/auth/signup"]["post"]["responses"]
-        assert {"201", "400", "409"} <= set(signup)
-        assert "email_taken" in signup["409"]["description"]
+        assert {"202", "400", "413", "422"} == set(signup)  # no 409: nothing to enumerate
         pay = spec["paths"]["/v1/wallets/{wallet_id}/payments"]["post"]
         assert {"201", "400", "401", "403", "404", "409", "422"} <= set(pay["responses"])
         assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" and p["required"]

@@ -42,7 +42,7 @@ def bearer(token: str) -> dict[str, str]:
 def logged_in(client: TestClient, mailbox: MemoryMailbox, email: str = EMAIL) -> dict[str, str]:
     assert (
         client.post("/v1/auth/signup", json={"email": email, "password": PASSWORD}).status_code
-        == 201
+        == 202
     )
     match = CODE.search(mailbox.last_to(email).body)
     assert match is not None

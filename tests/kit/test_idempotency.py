@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from kouza.api.app import create_app
@@ -19,6 +20,7 @@ from kouza.kit.clock import ManualClock
 from kouza.kit.idempotency import IdempotencyRecord, Replay
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
+from kouza.kit.web import run_idempotent
 from kouza.ledger.models import EntryKind, JournalEntry
 from kouza.ledger.service import ledger
 from kouza.wallet.models import Payment
@@ -26,6 +28,10 @@ from kouza.wallet.service import wallets
 from tests.factories import PASSWORD, balance_of, customer, merchant
 
 LEASE = timedelta(seconds=60)
+
+
+class Replayed(BaseModel):
+    value: int
 SCOPE = "user:test"
 
 
@@ -193,3 +199,91 @@ class TestConcurrentRetries:
             assert ledger.verify(session).ok
         assert balance_of(rt, alice.wallet) == 6_800
         assert records(rt)[0][3] == "completed"
+
+
+class TestReleasedWhileResolving:
+    def test_a_claim_released_between_insert_and_read_is_claimed_again(
+        self, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The interleaving behind the 500s: our insert collides with a claim, whose request
+        then fails and releases it before we read it (``NoResultFound`` on the old code)."""
+        claim(rt, HASH_A)
+        original = idempotency._resolve_existing
+
+        def released_first(session: Any, **kwargs: Any) -> Any:
+            idempotency.release(rt.db, scope=SCOPE, key="key-1")
+            return original(session, **kwargs)
+
+        monkeypatch.setattr(idempotency, "_resolve_existing", released_first)
+        assert claim(rt, HASH_A) is None
+        assert records(rt) == [(SCOPE, "key-1", HASH_A, "in_flight", None)]
+
+    def test_a_key_released_on_every_attempt_answers_in_flight(
+        self, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        original = idempotency._resolve_existing
+        claim(rt, HASH_A)
+        calls: list[int] = []
+
+        def always_gone(session: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            idempotency.release(rt.db, scope=SCOPE, key="key-1")
+            result = original(session, **kwargs)
+            claim(rt, HASH_A)  # another request claims before our next insert
+            return result
+
+        monkeypatch.setattr(idempotency, "_resolve_existing", always_gone)
+        with pytest.raises(IdempotencyInFlight):
+            claim(rt, HASH_A)
+        assert len(calls) == 3
+
+
+class TestRunIdempotentReleasesOnAnyFailure:
+    def test_an_unexpected_exception_releases_the_key(self, rt: Runtime) -> None:
+        def explode(_session: Any) -> Any:
+            raise RuntimeError("a bug, not a refusal")
+
+        with pytest.raises(RuntimeError):
+            run_idempotent(rt, scope=SCOPE, key="key-1", request_payload=["x"],
+                           model=Replayed, operation=explode)
+        assert records(rt) == []  # on the old code: stuck "in_flight" until the lease ran out
+        result = run_idempotent(rt, scope=SCOPE, key="key-1", request_payload=["x"],
+                                model=Replayed, operation=lambda _s: Replayed(value=7))
+        assert result == Replayed(value=7)
+
+
+class TestConcurrentFailingRetries:
+    def test_ten_retries_of_a_failing_transfer_never_500(
+        self, rt: Runtime, mailbox: MemoryMailbox
+    ) -> None:
+        alice = customer(rt, mailbox, balance=10_000)
+        with rt.db.unit_of_work() as session:
+            token = identity.login(session, email=alice.email, password=PASSWORD)
+        app = create_app(rt)
+        barrier = threading.Barrier(10)
+        responses: list[Any] = [None] * 10
+        body = {"to_wallet_id": "00000000-0000-4000-8000-000000000001", "amount": 100}
+
+        def retry(index: int) -> None:
+            with TestClient(app, raise_server_exceptions=False) as client:
+                barrier.wait()
+                try:
+                    responses[index] = client.post(
+                        f"/v1/wallets/{alice.wallet.id}/transfers", json=body,
+                        headers={"Authorization": f"Bearer {token}",
+                                 "Idempotency-Key": "send-unknown"},
+                    )
+                except Exception as exc:  # reported below
+                    responses[index] = exc
+
+        threads = [threading.Thread(target=retry, args=(i,)) for i in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert all(isinstance(r, httpx.Response) for r in responses), responses
+        outcomes = {(r.status_code, r.json()["error"]) for r in responses}
+        assert outcomes <= {(404, "unknown_wallet"), (409, "idempotency_in_flight")}, outcomes
+        assert (404, "unknown_wallet") in outcomes
+        assert records(rt) == []  # no key left stuck in flight
+        assert balance_of(rt, alice.wallet) == 10_000

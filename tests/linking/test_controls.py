@@ -9,7 +9,7 @@ from sqlalchemy import select
 from kouza.banks.linking.models import BankLinkStatus
 from kouza.identity.service import identity
 from kouza.ops.cases import cases
-from kouza.ops.models import SwitchScope
+from kouza.ops.models import OperatorRole, SwitchScope
 from kouza.ops.switches import switches
 from kouza.risk.service import risk
 from kouza.wallet.models import Payment, Wallet, WalletStatus
@@ -31,6 +31,7 @@ from tests.linking.support import (
     verified_customer,
     wallet_balance,
 )
+from tests.ops.support import operator
 
 
 def _switch(world: World, scope: SwitchScope, target: str = "", *, active: bool = True) -> None:
@@ -172,6 +173,35 @@ class TestReverification:
 
 
 class TestRiskDecisions:
+    def test_customers_get_a_reference_and_operators_the_rules(self, world: World) -> None:
+        """On the old code the refusal listed ``details.rules``: the fraudster learnt which rule
+        stopped them. Now the customer sees a reference; an operator looks it up."""
+        policy_2019(world)
+        risk.load_rules(
+            world.rt,
+            "version: t\nrules:\n  - id: lock-every-link\n"
+            "    events: [link_attempt]\n    when: event.amount >= 0\n"
+            "    outcome: lock\n",
+            source="test.yaml",
+        )
+        person = email_customer(world)
+        answer = world.wallet.post(f"/v1/wallets/{person.wallet.id}/bank-links",
+                                   json=link_body(world.victim), headers=login(world, person))
+        assert (answer.status_code, answer.json()["error"]) == (403, "risk_refused")
+        assert "lock-every-link" not in answer.text and "rules" not in answer.text
+        reference = answer.json()["details"]["reference"]
+        assert set(answer.json()["details"]) == {"reference"}
+        headers = operator(world, "analyst", OperatorRole.ANALYST)
+        looked_up = world.wallet.get(f"/v1/ops/risk/decisions/{reference}", headers=headers)
+        assert looked_up.status_code == 200, looked_up.text
+        assert (looked_up.json()["outcome"], [r["id"] for r in looked_up.json()["fired"]]) == (
+            "lock", ["lock-every-link"])
+        assert looked_up.json()["wallet"] == str(person.wallet.id)
+        assert world.wallet.get(f"/v1/ops/risk/decisions/{reference}",
+                                headers=login(world, person)).status_code == 401
+        missing = world.wallet.get("/v1/ops/risk/decisions/999999", headers=headers)
+        assert (missing.status_code, missing.json()["error"]) == (404, "unknown_decision")
+
     def test_a_lock_decision_refuses_locks_the_wallet_and_opens_a_case(self, world: World) -> None:
         policy_2019(world)
         risk.load_rules(

@@ -19,8 +19,11 @@ def test_debits_and_credits_document_dpop_errors(world: World) -> None:
         for code in ("invalid_client", "invalid_token", "invalid_dpop_proof", "use_dpop_nonce"):
             assert code in unauthorized["description"], (route, unauthorized["description"])
         assert {"WWW-Authenticate", "DPoP-Nonce"} <= set(unauthorized["headers"])
-        schema = unauthorized["content"]["application/json"]["schema"]
-        assert len(schema["anyOf"]) == 2  # kouza's body for a bad secret, OAuth's for DPoP
+        # kouza's problem for a bad secret, OAuth's body for DPoP, each under its media type
+        assert set(unauthorized["content"]["application/json"]["schema"]["properties"]) == {
+            "error", "error_description"}
+        assert unauthorized["content"]["application/problem+json"]["schema"] == {
+            "$ref": "#/components/schemas/Problem"}
 
 
 def test_token_and_par_document_dpop_errors(world: World) -> None:

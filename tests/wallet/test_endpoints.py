@@ -30,6 +30,7 @@ from kouza.wallet import qr as qr_codes
 from kouza.wallet.models import Merchant, Payment, Transfer, Wallet, WalletStatus
 from kouza.wallet.service import wallets
 from tests.factories import PASSWORD, Customer, balance_of, customer, merchant, verified_user
+from tests.problems import problem
 
 
 def login(rt: Runtime, email: str) -> dict[str, str]:
@@ -161,10 +162,10 @@ class TestGetWallet:
         nowhere = world.client.get(f"/v1/wallets/{unknown}", headers=world.as_alice)
         assert_error(theirs, 404, "unknown_wallet")
         assert_error(nowhere, 404, "unknown_wallet")
-        assert theirs.json() == {"error": "unknown_wallet", "message": "no such wallet",
-                                 "details": {"wallet_id": str(world.bob.wallet.id)}}
-        assert nowhere.json() == {"error": "unknown_wallet", "message": "no such wallet",
-                                  "details": {"wallet_id": str(unknown)}}
+        assert theirs.json() == problem(404, "unknown_wallet", "no such wallet",
+                                        wallet_id=str(world.bob.wallet.id))
+        assert nowhere.json() == problem(404, "unknown_wallet", "no such wallet",
+                                         wallet_id=str(unknown))
 
     def test_malformed_id(self, world: World) -> None:
         response = world.client.get("/v1/wallets/not-a-uuid", headers=world.as_alice)

@@ -1,8 +1,9 @@
 """The wallet operator's FastAPI application.
 
 :func:`create_app` wires the domain routers to a :class:`~kouza.kit.runtime.Runtime` and renders
-every :class:`~kouza.errors.KouzaError` — and every request that fails validation — as a JSON
-body ``{"error", "message", "details"}`` with a 4xx status, never a trace.
+every :class:`~kouza.errors.KouzaError` — and every request that fails validation, an unknown
+route, a body over the size limit — as an RFC 9457 problem (``application/problem+json``) with
+kouza's ``error`` code, never a trace (see ``kouza.kit.web``).
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ from __future__ import annotations
 import gc
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 
 import kouza
 from kouza.banks.linking.endpoints import router as bank_linking_router
-from kouza.errors import KouzaError
 from kouza.identity.endpoints import router as identity_router
 from kouza.kit.runtime import Runtime, build_runtime
-from kouza.kit.web import kouza_error_handler, validation_error_handler
+from kouza.kit.web import create_api
 from kouza.ops.endpoints import router as ops_router
 from kouza.risk.endpoints import router as risk_router
 from kouza.wallet.endpoints import router as wallet_router
@@ -25,15 +24,16 @@ from kouza.wallet.endpoints import router as wallet_router
 
 def create_app(runtime: Runtime) -> FastAPI:
     """The wallet API bound to ``runtime`` (its database must already be migrated)."""
-    app = FastAPI(
+    app = create_api(
         title="kouza wallet API",
         version=kouza.__version__,
         description="E-money wallet that tops up from bank accounts, hardened against the "
-        "2020 Docomo Kouza fraud. Amounts are integer yen.",
+        "2020 Docomo Kouza fraud. Amounts are integer yen. Every error is an RFC 9457 problem "
+        "(`application/problem+json`) whose `error` member is kouza's error code.",
+        max_body_size=runtime.settings.max_request_body_bytes,
+        www_authenticate="Bearer",
     )
     app.state.runtime = runtime
-    app.add_exception_handler(KouzaError, kouza_error_handler("Bearer"))
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
     # Risk first: FastAPI tries routes in the order they were included, and /v1/ops/risk/assess
     # is called for every sensitive action — behind the other routers it was matched against
     # 57 routes per request, about a tenth of the CPU the whole request costs in-process.

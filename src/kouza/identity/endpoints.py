@@ -86,6 +86,7 @@ from kouza.identity.schemas import (
     PhoneVerificationConfirm,
     PhoneVerificationCreate,
     PhoneVerifiedRead,
+    SignupAccepted,
     SignupCreate,
     StepUpConfirm,
     StepUpCreate,
@@ -105,13 +106,14 @@ router = APIRouter(tags=["identity"])
 
 
 @router.post(
-    "/v1/auth/signup", status_code=status.HTTP_201_CREATED, response_model=UserRead,
-    responses=error_responses(BadRequest, WeakPassword, EmailTaken),
+    "/v1/auth/signup", status_code=status.HTTP_202_ACCEPTED, response_model=SignupAccepted,
+    responses=error_responses(BadRequest, WeakPassword),
 )
-def signup(body: SignupCreate, session: SessionDep) -> UserRead:
-    """Create an account; a six-digit code is e-mailed to verify the address."""
-    user = identity.signup(session, email=body.email, password=body.password)
-    return UserRead.model_validate(user)
+def signup(body: SignupCreate, session: SessionDep) -> SignupAccepted:
+    """Sign up; the answer is the same whether or not the address is registered. A new address
+    is e-mailed a six-digit code to verify it; a registered one is told someone tried."""
+    address = identity.request_signup(session, email=body.email, password=body.password)
+    return SignupAccepted(email=address)
 
 
 @router.post(

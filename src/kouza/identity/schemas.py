@@ -4,34 +4,41 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 
 from kouza.identity.ekyc import EkycMethod
+from kouza.kit.text import Email, JsonObject, Text
 
 
 class SignupCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str = Field(max_length=320, examples=["hanako@example.jp"])
-    password: str = Field(min_length=1, max_length=128)
+    email: Email = Field(max_length=320, examples=["hanako@example.jp"])
+    password: Text = Field(min_length=10, max_length=128)
+
+
+class SignupAccepted(BaseModel):
+    status: str = Field(default="check_your_email",
+                        description="Always the same: a new address gets a code, a registered "
+                        "one a warning, so the answer says nothing of which it was")
+    email: str = Field(description="The address, normalised")
 
 
 class EmailVerify(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str = Field(max_length=320)
+    email: Email = Field(max_length=320)
     code: str = Field(pattern=r"^\s*\d{6}\s*$", description="The six-digit code from the e-mail")
 
 
 class EmailResend(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str = Field(max_length=320)
+    email: Email = Field(max_length=320)
 
 
 class LoginCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str = Field(max_length=320)
-    password: str = Field(max_length=128)
+    email: Email = Field(max_length=320)
+    password: Text = Field(max_length=128)
 
 
 class TokenRead(BaseModel):
@@ -54,7 +61,7 @@ class UserRead(BaseModel):
 
 class PhoneVerificationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    phone: str = Field(max_length=40, examples=["090-1234-5678", "+819012345678"],
+    phone: Text = Field(max_length=40, examples=["090-1234-5678", "+819012345678"],
                        description="A mobile number; without '+' it is read as Japanese")
 
 
@@ -69,11 +76,11 @@ class OtpChallengeRead(BaseModel):
 
 class DeviceKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    jwk: dict[str, Any] = Field(
+    jwk: JsonObject = Field(
         description="Public key as a JWK: EC P-256 (ES256) or OKP Ed25519",
         examples=[{"kty": "EC", "crv": "P-256", "x": "…", "y": "…"}],
     )
-    name: str = Field(min_length=1, max_length=100, examples=["Hanako's iPhone"])
+    name: Text = Field(min_length=1, max_length=100, examples=["Hanako's iPhone"])
 
 
 class PhoneVerificationConfirm(BaseModel):
@@ -101,7 +108,7 @@ class PhoneVerifiedRead(BaseModel):
 
 class StepUpCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    purpose: str = Field(max_length=64, examples=["device.register"])
+    purpose: Text = Field(max_length=64, examples=["device.register"])
 
 
 class StepUpConfirm(BaseModel):
@@ -117,7 +124,7 @@ class StepUpRead(BaseModel):
 
 class DeviceChallengeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    action: str = Field(max_length=32, examples=["bank.link"])
+    action: Text = Field(max_length=32, examples=["bank.link"])
 
 
 class DeviceChallengeRead(BaseModel):
@@ -138,19 +145,19 @@ class DeviceSignature(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     device_id: uuid.UUID
-    nonce: str = Field(max_length=128)
-    signature: str = Field(max_length=4096, description="Compact JWS from the device")
+    nonce: Text = Field(max_length=128)
+    signature: Text = Field(max_length=4096, description="Compact JWS from the device")
 
 
 class PhoneChangeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    phone: str = Field(max_length=40, examples=["080-9876-5432"])
+    phone: Text = Field(max_length=40, examples=["080-9876-5432"])
     device: DeviceSignature = Field(description="Signature for action 'phone.change'")
 
 
 class EmailChangeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str = Field(max_length=320, examples=["hanako.new@example.jp"])
+    email: Email = Field(max_length=320, examples=["hanako.new@example.jp"])
     device: DeviceSignature = Field(description="Signature for action 'email.change'")
 
 
@@ -190,8 +197,8 @@ class JpkiSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     certificate: Base64Bytes = Field(description="The card's signing certificate, DER, base64")
     signature: Base64Bytes = Field(description="The card's signature over the challenge, base64")
-    nonce: str = Field(max_length=128)
-    kana_name: str = Field(max_length=200, examples=["ヤマダ タロウ"])
+    nonce: Text = Field(max_length=128)
+    kana_name: Text = Field(max_length=200, examples=["ヤマダ タロウ"])
 
 
 class IcChipSubmit(BaseModel):
@@ -202,8 +209,8 @@ class IcChipSubmit(BaseModel):
     document_signer_certificate: Base64Bytes
     active_authentication_signature: Base64Bytes | None = None
     selfie: Base64Bytes
-    nonce: str = Field(max_length=128)
-    kana_name: str = Field(max_length=200)
+    nonce: Text = Field(max_length=128)
+    kana_name: Text = Field(max_length=200)
 
 
 class EkycVerificationRead(BaseModel):
@@ -237,8 +244,8 @@ class IdentityStatusRead(BaseModel):
 
 class CampaignCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=500)
+    name: Text = Field(min_length=1, max_length=200)
+    reason: Text = Field(min_length=1, max_length=500)
     user_ids: list[uuid.UUID] | None = Field(default=None, max_length=100_000)
     every_verified_user: bool = False
 

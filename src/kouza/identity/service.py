@@ -99,6 +99,27 @@ class IdentityService:
         self._send_code(session, user)
         return user
 
+    def request_signup(self, session: Session, *, email: str, password: str) -> str:
+        """Sign up without revealing whether ``email`` is registered: a new address gets a
+        verification code, a registered one a warning that someone tried to sign up with it.
+        Returns the normalised address; the caller answers both cases alike."""
+        try:
+            user = self.signup(session, email=email, password=password)
+        except EmailTaken:
+            self._warn_signup_attempt(session, normalize_email(email))
+            return normalize_email(email)
+        return user.email
+
+    def _warn_signup_attempt(self, session: Session, address: str) -> None:
+        operator = runtime_of(session).settings.operator_name
+        outbox.enqueue(
+            session, channel="email", recipient=address,
+            subject=f"{operator}: someone tried to sign up with your address",
+            body=f"Someone tried to open a {operator} account with this e-mail address, which "
+            "already has one. Nothing was changed. If it was you, log in instead (or reset your "
+            "password); if not, you can ignore this message.",
+        )
+
     def _send_code(self, session: Session, user: User) -> None:
         runtime = runtime_of(session)
         code = random_digits(6)

@@ -10,9 +10,10 @@ Protocol (the Stripe/IETF ``Idempotency-Key`` semantics):
 :func:`claim` records the key as *in flight* in its own short, committed transaction so that a
 concurrent duplicate sees it at once; the business write and :func:`complete` then commit
 together in the caller's unit of work, so a stored result always matches what was done. If the
-operation fails with a caller error, :func:`release` forgets the key so a corrected retry can run
-(a failed request changed nothing, so there is nothing to replay). A crashed request leaves its
-claim, which expires after a lease; a later retry takes it over.
+operation fails — with a caller error or any other exception — :func:`release` forgets the key
+so a corrected retry can run (a failed request changed nothing, so there is nothing to replay).
+A concurrent duplicate that collides with a claim released in the meantime simply claims again.
+A crashed process leaves its claim, which expires after a lease; a later retry takes it over.
 """
 
 from __future__ import annotations
@@ -78,28 +79,45 @@ def claim(
 ) -> Replay | None:
     """Claim ``key``; returns ``None`` if the caller should run, or the first result to replay."""
     with db.session() as session:
-        record = IdempotencyRecord(
-            scope=scope, key=key, request_hash=fingerprint, status="in_flight",
-            created_at=now, locked_until=now + lease,
-        )
-        session.add(record)
-        try:
-            session.commit()
-            return None
-        except IntegrityError:
-            session.rollback()
-        return _resolve_existing(session, scope=scope, key=key, fingerprint=fingerprint,
-                                 now=now, lease=lease)
+        for _attempt in range(_CLAIM_ATTEMPTS):
+            record = IdempotencyRecord(
+                scope=scope, key=key, request_hash=fingerprint, status="in_flight",
+                created_at=now, locked_until=now + lease,
+            )
+            session.add(record)
+            try:
+                session.commit()
+                return None
+            except IntegrityError:
+                session.rollback()
+            outcome = _resolve_existing(session, scope=scope, key=key, fingerprint=fingerprint,
+                                        now=now, lease=lease)
+            if not isinstance(outcome, _Gone):
+                return outcome
+    # The key was claimed and released again on every attempt: other requests with this key
+    # keep failing right now. Tell this one to retry rather than run a fourth race.
+    raise IdempotencyInFlight("a request with this Idempotency-Key is still in progress", key=key)
+
+
+class _Gone:
+    """The record that blocked our insert was released before we could read it."""
+
+
+_GONE = _Gone()
+_CLAIM_ATTEMPTS = 3
 
 
 def _resolve_existing(
     session: Session, *, scope: str, key: str, fingerprint: str, now: datetime, lease: timedelta
-) -> Replay | None:
+) -> Replay | _Gone | None:
     existing = session.scalars(
         select(IdempotencyRecord).where(
             IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
         )
-    ).one()
+    ).one_or_none()
+    if existing is None:  # released by a failed first attempt between our insert and this read
+        session.rollback()
+        return _GONE
     if existing.request_hash != fingerprint:
         raise IdempotencyConflict(
             "this Idempotency-Key was already used with a different request", key=key

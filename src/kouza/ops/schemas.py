@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from kouza.kit.money import MAX_AMOUNT_YEN, PositiveYen
+from kouza.kit.text import JsonObject, Note, Text
 from kouza.ledger.models import EntryKind
 from kouza.ops.models import CaseStatus, SwitchScope
 from kouza.wallet.models import MerchantCategory
@@ -18,7 +19,7 @@ MAX_BATCH = 10_000
 
 class LegCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    account: str = Field(min_length=1, max_length=100,
+    account: Text = Field(min_length=1, max_length=100,
                          description="Ledger account code, e.g. wallet:<uuid>, operator_float")
     amount: StrictInt = Field(ge=-MAX_AMOUNT_YEN, le=MAX_AMOUNT_YEN,
                               description="Yen; + into the account, − out of it; not 0")
@@ -28,14 +29,14 @@ class EntryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: EntryKind
     legs: list[LegCreate] = Field(min_length=2, max_length=50)
-    description: str = Field(default="", max_length=500)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
-    reference: dict[str, Any] | None = None
+    description: Text = Field(default="", max_length=500)
+    idempotency_key: Text | None = Field(default=None, min_length=1, max_length=200)
+    reference: JsonObject | None = None
 
 
 class BatchCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
     entries: list[EntryCreate] = Field(min_length=1, max_length=MAX_BATCH)
 
 
@@ -70,7 +71,7 @@ class AccountRead(BaseModel):
 
 class MerchantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     category: MerchantCategory
 
 
@@ -90,7 +91,7 @@ class QrRead(BaseModel):
 class CreditCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     amount: PositiveYen
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class TopUpRead(BaseModel):
@@ -105,7 +106,7 @@ class TopUpRead(BaseModel):
 class RefundCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     amount: PositiveYen
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class RefundRead(BaseModel):
@@ -120,10 +121,10 @@ class RefundRead(BaseModel):
 class SwitchChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scope: SwitchScope
-    target: str = Field(default="", max_length=64,
+    target: Text = Field(default="", max_length=64,
                         description="bank code or merchant id (empty for all_links)")
     active: bool
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class SwitchRead(BaseModel):
@@ -138,7 +139,7 @@ class SwitchRead(BaseModel):
 
 class ReasonCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class WalletStatusRead(BaseModel):
@@ -150,13 +151,13 @@ class WalletStatusRead(BaseModel):
 class CaseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     wallet_id: uuid.UUID
-    summary: str = Field(min_length=1, max_length=500)
+    summary: Text = Field(min_length=1, max_length=500)
 
 
 class CaseMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: CaseStatus
-    note: str = Field(min_length=1, max_length=2000)
+    note: Note = Field(min_length=1, max_length=2000)
 
 
 class CaseRead(BaseModel):
@@ -174,7 +175,7 @@ class CostCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     link_id: uuid.UUID = Field(description="The victim's account: a link the fraud came through")
     amount: PositiveYen
-    description: str = Field(min_length=1, max_length=500)
+    description: Text = Field(min_length=1, max_length=500)
 
 
 class CostRead(BaseModel):
@@ -232,10 +233,10 @@ class AccountQuery(BaseModel):
 
 class EnquiryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    caller_name: str = Field(min_length=1, max_length=200)
-    caller_contact: str = Field(default="", max_length=200)
+    caller_name: Text = Field(min_length=1, max_length=200)
+    caller_contact: Text = Field(default="", max_length=200)
     account: AccountQuery | None = None
-    notes: str = Field(min_length=1, max_length=2000)
+    notes: Note = Field(min_length=1, max_length=2000)
     open_case: bool = Field(default=False,
                             description="Open (or join) a case on the linked wallet")
 

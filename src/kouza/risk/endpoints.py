@@ -16,23 +16,27 @@ so its path is kept short (measured with ``benchmarks/risk.py``, docs/risk.md):
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
 from anyio import CapacityLimiter
 from anyio.lowlevel import RunVar
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from kouza.errors import NotFound
 from kouza.kit.openapi import error_responses
 from kouza.kit.runtime import Runtime
-from kouza.kit.web import RuntimeDep, get_runtime
-from kouza.ops.dependencies import CurrentAdmin, get_operator
+from kouza.kit.text import JsonObject, Text
+from kouza.kit.web import MAX_BIGINT, RuntimeDep, SessionDep, get_runtime
+from kouza.ops.dependencies import CurrentAdmin, CurrentOperator, get_operator
 from kouza.ops.errors import InvalidOperatorToken, RoleRequired
 from kouza.ops.service import ops
 from kouza.risk.engine import Decision
 from kouza.risk.events import EventType, RiskEvent
+from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
 from kouza.risk.rules import RuleSetError
 from kouza.risk.service import risk
 
@@ -49,19 +53,19 @@ class EventCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: EventType
     at: AwareDatetime
-    wallet: str = Field(default="", max_length=64)
-    user: str = Field(default="", max_length=64)
-    device: str = Field(default="", max_length=128)
-    ip: str = Field(default="", max_length=64)
-    email_domain: str = Field(default="", max_length=255)
+    wallet: Text = Field(default="", max_length=64)
+    user: Text = Field(default="", max_length=64)
+    device: Text = Field(default="", max_length=128)
+    ip: Text = Field(default="", max_length=64)
+    email_domain: Text = Field(default="", max_length=255)
     bank: str = Field(default="", pattern=r"^(\d{4})?$")
-    account: str = Field(default="", max_length=64, description="account fingerprint")
-    holder_name: str = Field(default="", max_length=100)
-    merchant: str = Field(default="", max_length=64)
-    category: str = Field(default="", max_length=32)
+    account: Text = Field(default="", max_length=64, description="account fingerprint")
+    holder_name: Text = Field(default="", max_length=100)
+    merchant: Text = Field(default="", max_length=64)
+    category: Text = Field(default="", max_length=32)
     amount: int = Field(default=0, ge=0, le=10**12)
-    outcome: str = Field(default="ok", max_length=64)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    outcome: Text = Field(default="ok", max_length=64)
+    attributes: JsonObject = Field(default_factory=dict)
 
 
 class FiredRead(BaseModel):
@@ -77,6 +81,17 @@ class DecisionRead(BaseModel):
     score: int
     rule_set_version: str
     fired: list[FiredRead]
+
+
+class StoredDecisionRead(DecisionRead):
+    id: int
+    event_type: str
+    wallet: str
+    created_at: datetime
+
+
+class UnknownDecision(NotFound):
+    code = "unknown_decision"
 
 
 class RulesRead(BaseModel):
@@ -138,3 +153,25 @@ def replace_rules(operator: CurrentAdmin, runtime: RuntimeDep,
                   subject=rules.version, reason="rule set replaced",
                   details={"rules": len(rules.rules)})
     return RulesRead(version=rules.version, rules=len(rules.rules))
+
+
+@router.get("/decisions/{decision_id}", response_model=StoredDecisionRead,
+            responses=error_responses(InvalidOperatorToken, UnknownDecision))
+def decision(decision_id: Annotated[int, Path(ge=1, le=MAX_BIGINT)], operator: CurrentOperator,
+             session: SessionDep) -> StoredDecisionRead:
+    """A stored decision with the rules that fired — what a refused customer's ``reference``
+    points at (customers are never shown the rules)."""
+    del operator
+    found = session.get(RiskDecisionRecord, decision_id)
+    if found is None:
+        raise UnknownDecision("no such risk decision", decision_id=decision_id)
+    event = session.get(RiskEventRecord, found.event_id)
+    assert event is not None
+    return StoredDecisionRead(
+        id=found.id, outcome=found.outcome, score=found.score,
+        rule_set_version=found.rule_set_version, event_type=event.type,
+        wallet=event.wallet, created_at=found.created_at,
+        fired=[FiredRead(id=str(rule["id"]), score=int(rule.get("score") or 0),
+                         outcome=rule.get("outcome"), shadow=bool(rule.get("shadow")),
+                         features=dict(rule.get("features") or {})) for rule in found.fired],
+    )

@@ -34,15 +34,18 @@ STEP_UP_WINDOW = timedelta(minutes=5)
 
 
 class RiskRefused(Forbidden):
-    """The risk engine refused this action."""
+    """The risk engine refused this action. The customer sees a reference (the stored decision's
+    id), never the rules that fired: operators look them up by the reference."""
 
     code = "risk_refused"
+    public_details = frozenset({"reference"})
 
 
 class HeldForReview(Unprocessable):
-    """The action waits for a person to look at it."""
+    """The action waits for a person to look at it (rules hidden, as for RiskRefused)."""
 
     code = "held_for_review"
+    public_details = frozenset({"reference"})
 
 
 def enforce(session: Session, decision: Decision, *, user: User, wallet_id: uuid.UUID,
@@ -65,11 +68,11 @@ def enforce(session: Session, decision: Decision, *, user: User, wallet_id: uuid
     if outcome is Outcome.REVIEW:
         _open_case(session, wallet_id, decision, rules, case_source)
         raise HeldForReview("this needs a review by our staff; we will contact you",
-                            keep_changes=True, rules=rules)
+                            keep_changes=True, rules=rules, reference=decision.record_id)
     if outcome is Outcome.LOCK:
         _lock(session, wallet_id, decision, rules, case_source)
     raise RiskRefused("this action was refused for your protection", keep_changes=True,
-                      rules=rules)
+                      rules=rules, reference=decision.record_id)
 
 
 def _open_case(session: Session, wallet_id: uuid.UUID, decision: Decision,

@@ -44,6 +44,8 @@ class Decision:
     score: int
     rule_set_version: str
     fired: tuple[FiredRule, ...] = field(default_factory=tuple)
+    record_id: int | None = None
+    """The stored decision's id, once stored: the reference a refused customer is given."""
 
     @property
     def enforced(self) -> tuple[FiredRule, ...]:

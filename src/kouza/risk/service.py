@@ -13,6 +13,7 @@ of one round trip per feature.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -58,8 +59,7 @@ class RiskService:
         """Judge ``event`` against its history, record it, and store the decision."""
         runtime = runtime_of(session)
         decision = self._decide(runtime, event, record=True)
-        self.store(session, decision)
-        return decision
+        return replace(decision, record_id=self.store(session, decision))
 
     def preview(self, session: Session, event: RiskEvent) -> Decision:
         """What the engine would decide about ``event``, without recording it (what-if)."""

@@ -16,7 +16,7 @@ from kouza.errors import IdempotencyConflict, IdempotencyInFlight
 from kouza.identity.dependencies import CurrentUser
 from kouza.identity.errors import InvalidToken, LevelRequired, StepUpRequired
 from kouza.kit.openapi import error_responses
-from kouza.kit.web import RuntimeDep, SessionDep, client_ip, run_idempotent
+from kouza.kit.web import MAX_BIGINT, RuntimeDep, SessionDep, client_ip, run_idempotent
 from kouza.ledger.errors import InsufficientFunds
 from kouza.risk.enforcement import HeldForReview, RiskRefused
 from kouza.wallet.errors import (
@@ -94,7 +94,8 @@ def statement(
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="posting id to page from")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_BIGINT,
+                                        description="posting id to page from")] = None,
 ) -> StatementRead:
     """Movements of the wallet, newest first, with the balance after each."""
     wallet = wallets.owned_wallet(session, user=user, wallet_id=wallet_id)

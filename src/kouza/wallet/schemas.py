@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from kouza.kit.money import PositiveYen
+from kouza.kit.text import Text
 
 
 class WalletRead(BaseModel):
@@ -40,7 +41,7 @@ class StatementRead(BaseModel):
 
 class PaymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    qr: str = Field(min_length=1, max_length=2048, description="The merchant's QR payload")
+    qr: Text = Field(min_length=1, max_length=2048, description="The merchant's QR payload")
     amount: PositiveYen | None = Field(
         default=None, description="Yen; required for a static QR, must match a dynamic QR"
     )
@@ -63,7 +64,7 @@ class TransferCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to_wallet_id: uuid.UUID
     amount: PositiveYen
-    message: str = Field(default="", max_length=200)
+    message: Text = Field(default="", max_length=200)
 
 
 class TransferRead(BaseModel):

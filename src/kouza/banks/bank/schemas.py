@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kouza.banks.bank.models import AccountType, LinkStatus, TransferKind
+from kouza.kit.text import Text
 
 BranchCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
 AccountNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{7}$")]
@@ -24,11 +25,11 @@ class LegacyLinkCreate(BaseModel):
     branch_code: BranchCode
     account_type: AccountType
     account_number: AccountNumber
-    holder_kana: str = Field(min_length=1, max_length=100)
+    holder_kana: Text = Field(min_length=1, max_length=100)
     pin: Pin
     birth_date: date | None = None
-    wallet_reference: str = Field(min_length=1, max_length=200)
-    end_user_source: str | None = Field(default=None, min_length=1, max_length=150)
+    wallet_reference: Text = Field(min_length=1, max_length=200)
+    end_user_source: Text | None = Field(default=None, min_length=1, max_length=150)
     """The end user's IP address or device id as the operator saw it (for monitoring)."""
     max_per_debit: Yen | None = None
     max_30_days: Yen | None = None
@@ -64,7 +65,7 @@ class TransferCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: Yen
-    description: str = Field(default="", max_length=100)
+    description: Text = Field(default="", max_length=100)
     """Passbook text (e.g. ``ﾄﾞｺﾓｺｳｻﾞ``); the operator's name when empty."""
 
 
@@ -98,7 +99,7 @@ class ReasonBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=200)
+    reason: Text = Field(min_length=1, max_length=200)
 
 
 class OverdraftOptIn(BaseModel):
@@ -122,4 +123,4 @@ class NotMe(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reference: str = Field(min_length=4, max_length=20)
+    reference: Text = Field(min_length=4, max_length=20)

@@ -27,6 +27,8 @@ class BankSettings(BaseSettings):
     staff_token: str = ""
     """Bearer token of branch-counter staff on ``/v1/counter``; empty disables those routes."""
     pin_max_failures: int = Field(default=3, gt=0)
+    max_request_body_bytes: int = Field(default=64 * 1024, gt=0)
+    """Larger request bodies are refused with 413 before they are read."""
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
 
     def resolved_database_url(self) -> str:

@@ -65,10 +65,13 @@ class AccountAlreadyLinked(Conflict):
 
 class RiskRefused(Forbidden):
     code = "risk_refused"
+    public_details = frozenset({"reference"})
+    """Customers get the risk decision's id; the rules that fired are for operators."""
 
 
 class UnderReview(Unprocessable):
     code = "under_review"
+    public_details = frozenset({"reference"})
 
 
 class BankRefused(Unprocessable):

@@ -156,7 +156,7 @@ class LinkService:
         except KouzaError as refusal:
             # a refused attempt is evidence (claims, compensation): it commits with its event;
             # nothing else is written before a refusal but a spent device challenge or a lock
-            policy.record(session, replace(event, outcome=refusal.code))
+            policy.record(session, replace(event, outcome=refusal.code), refusal=refusal)
             refusal.keep_changes = True
             raise
         policy.record(session, event)

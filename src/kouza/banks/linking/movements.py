@@ -169,7 +169,7 @@ class MovementService:
         # in its own unit of work: the refused one rolled back (a half-made hold must not stay)
         with runtime.db.unit_of_work() as session:
             event = self._event(session, request)
-            policy.record(session, replace(event, outcome=refusal.code))
+            policy.record(session, replace(event, outcome=refusal.code), refusal=refusal)
 
     def _earlier(self, session: Session, request: MoveRequest) -> BankMovement | None:
         owned_wallet = session.get(Wallet, request.caller.wallet_id)

@@ -131,7 +131,7 @@ class OAuthLinkService:
             return self._start(session, caller, bank_code, event, declared)
         except KouzaError as refusal:
             # as for legacy links: a refused attempt is evidence and commits with its event
-            policy.record(session, replace(event, outcome=refusal.code))
+            policy.record(session, replace(event, outcome=refusal.code), refusal=refusal)
             refusal.keep_changes = True
             raise
 

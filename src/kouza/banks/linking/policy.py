@@ -34,6 +34,7 @@ from kouza.banks.linking.errors import (
     RiskRefused,
     UnderReview,
 )
+from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction
 from kouza.identity.errors import ReverificationRequired
 from kouza.identity.models import User, VerificationLevel
@@ -102,9 +103,13 @@ def decide(session: Session, event: RiskEvent) -> Decision:
     return risk.preview(session, event)
 
 
-def record(session: Session, event: RiskEvent) -> None:
-    """Record the attempt (with its final outcome) in the risk engine's history."""
-    risk.assess(session, event)
+def record(session: Session, event: RiskEvent, *, refusal: KouzaError | None = None) -> None:
+    """Record the attempt (with its final outcome) in the risk engine's history. A refusal
+    decided on the what-if evaluation gets the recorded decision's id as its ``reference``."""
+    decision = risk.assess(session, event)
+    if refusal is not None and "reference" in refusal.details \
+            and refusal.details["reference"] is None:
+        refusal.details["reference"] = decision.record_id
 
 
 def enforce(
@@ -126,10 +131,12 @@ def enforce(
     rules = [rule.id for rule in decision.enforced]
     if decision.outcome is Outcome.REVIEW:
         raise UnderReview(
-            "this request needs a review by kouza staff before it can proceed", rules=rules
+            "this request needs a review by kouza staff before it can proceed", rules=rules,
+            reference=decision.record_id,
         )
     if decision.outcome is Outcome.BLOCK:
-        raise RiskRefused("refused by kouza's fraud checks", rules=rules)
+        raise RiskRefused("refused by kouza's fraud checks", rules=rules,
+                          reference=decision.record_id)
     enforcement.enforce(
         session,
         decision,

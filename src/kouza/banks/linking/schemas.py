@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kouza.kit.money import PositiveYen
+from kouza.kit.text import Text
 
 Digits4 = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
 Digits3 = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
@@ -38,7 +39,7 @@ class BankLinkCreate(DeviceSigned):
     account_number: Digits7
     pin: Digits4
     birth_date: date | None = None
-    holder_name: str | None = Field(default=None, min_length=1, max_length=100)
+    holder_name: Text | None = Field(default=None, min_length=1, max_length=100)
     """Used only when kouza's name match is off; otherwise the verified kana name is sent."""
 
 
@@ -119,12 +120,12 @@ class OAuthLinkCallback(BaseModel):
 
     device_id: uuid.UUID | None = None
     """The device that started the link (the flow is bound to it)."""
-    state: str = Field(min_length=1, max_length=500)
-    code: str | None = Field(default=None, min_length=1, max_length=500)
-    iss: str | None = Field(default=None, max_length=500)
+    state: Text = Field(min_length=1, max_length=500)
+    code: Text | None = Field(default=None, min_length=1, max_length=500)
+    iss: Text | None = Field(default=None, max_length=500)
     """The bank's issuer (RFC 9207); required: a response without it is refused."""
-    error: str | None = Field(default=None, max_length=100)
-    error_description: str | None = Field(default=None, max_length=500)
+    error: Text | None = Field(default=None, max_length=100)
+    error_description: Text | None = Field(default=None, max_length=500)
 
 
 class ReviewDecision(BaseModel):
@@ -132,7 +133,7 @@ class ReviewDecision(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class BankReviewRead(BaseModel):

@@ -59,6 +59,7 @@ from kouza.banks.bank.oauth.proofs import DPoPProof, current_nonce, htu_of, veri
 from kouza.banks.bank.runtime import BankRuntime
 from kouza.errors import KouzaError
 from kouza.kit.openapi import error_responses
+from kouza.kit.text import JsonObject, Text
 
 oauth_router = APIRouter(tags=["oauth"])
 BASE = "/v1/banks/{bank_code}"
@@ -147,7 +148,7 @@ def metadata(bank_code: str, runtime: BankRuntimeDep) -> dict[str, Any]:
 @oauth_router.post(BASE + "/oauth/par", status_code=status.HTTP_201_CREATED,
                    responses=oauth_error_responses(
                        InvalidRequest, InvalidClientAuth, UnauthorizedClient, InvalidDPoPProof,
-                       UseDPoPNonce, base=error_responses(UnknownBank)))
+                       UseDPoPNonce))
 def par(bank_code: str, fields: FormDep, request: Request,
         runtime: BankRuntimeDep) -> JSONResponse:
     """Pushed authorization request (RFC 9126): returns a single-use ``request_uri``."""
@@ -166,7 +167,7 @@ def par(bank_code: str, fields: FormDep, request: Request,
 
 @oauth_router.post(BASE + "/oauth/token", responses=oauth_error_responses(
     InvalidRequest, InvalidClientAuth, InvalidGrant, UnsupportedGrantType, InvalidDPoPProof,
-    UseDPoPNonce, base=error_responses(UnknownBank)))
+    UseDPoPNonce))
 def token(bank_code: str, fields: FormDep, request: Request,
           runtime: BankRuntimeDep) -> JSONResponse:
     """Exchange a code for a DPoP-bound access token; the link and mandate are created."""
@@ -374,9 +375,9 @@ class OAuthRegistrationCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    redirect_uris: list[str] = Field(min_length=1, max_length=10)
-    jwks: dict[str, Any] | None = None
-    jwks_uri: str | None = Field(default=None, max_length=500)
+    redirect_uris: list[Text] = Field(min_length=1, max_length=10)
+    jwks: JsonObject | None = None
+    jwks_uri: Text | None = Field(default=None, max_length=500)
 
 
 class OAuthRegistrationRead(BaseModel):

@@ -129,10 +129,9 @@ def oauth_error_responses(
 
     On the authorization server each error has its own status; on a resource server
     (``resource``) every one is a 401 with ``WWW-Authenticate: DPoP``. Where a status is also
-    used by a kouza error, the entry documents both bodies.
+    used by a kouza error, the entry documents both bodies, each under its media type (OAuth's
+    ``application/json``, kouza's ``application/problem+json``).
     """
-    from kouza.kit.openapi import ErrorRead  # local: the oauth package keeps its imports small
-
     responses = dict(base or {})
     by_status: dict[int, list[str]] = {}
     for error in errors:
@@ -143,13 +142,9 @@ def oauth_error_responses(
         headers = {"DPoP-Nonce": _NONCE_HEADER}
         if resource:
             headers["WWW-Authenticate"] = _CHALLENGE_HEADER
-        schema: dict[str, Any] = oauth_schema
+        content: dict[str, Any] = {"application/json": {"schema": oauth_schema}}
         if status in responses:
             description = f"{responses[status]['description']}; {description}"
-            schema = {"anyOf": [ErrorRead.model_json_schema(), oauth_schema]}
-        responses[status] = {
-            "description": description,
-            "headers": headers,
-            "content": {"application/json": {"schema": schema}},
-        }
+            content = {**responses[status].get("content", {}), **content}
+        responses[status] = {"description": description, "headers": headers, "content": content}
     return responses
