@@ -16,7 +16,14 @@ from pydantic import BaseModel
 
 from kouza.banks.bank.alerts import NoticeRejected, operator_alerts
 from kouza.banks.bank.core import core
-from kouza.banks.bank.dependencies import BankRuntimeDep, CurrentClient, StaffDep
+from kouza.banks.bank.dependencies import (
+    BankRuntimeDep,
+    ClientAuth,
+    CurrentClient,
+    CurrentClientAuth,
+    StaffDep,
+    require_link_credentials,
+)
 from kouza.banks.bank.errors import (
     AlreadyLinked,
     InsufficientBalance,
@@ -71,7 +78,11 @@ TRANSFER_ERRORS = (InvalidClient, UnknownLink, LinkNotActive, MandateExceeded,
 TRANSFER_RESPONSES = oauth_error_responses(
     InvalidToken, InvalidDPoPProof, UseDPoPNonce, resource=True,
     base=error_responses(*TRANSFER_ERRORS))
-"""A client secret, or a DPoP-bound token of the link with its proof (RFC 9449 §7)."""
+"""A legacy link: the client's private_key_jwt or secret; an OAuth link: only its DPoP-bound
+token with a proof (RFC 9449 §7; ADR 0022)."""
+LINK_RESPONSES = oauth_error_responses(
+    InvalidToken, InvalidDPoPProof, UseDPoPNonce, resource=True,
+    base=error_responses(InvalidClient, UnknownLink))
 
 
 @wellknown.get("/.well-known/jwks.json")
@@ -102,51 +113,68 @@ def legacy_link(bank_code: str, body: LegacyLinkCreate, client: CurrentClient,
         return LinkRead.model_validate(link)
 
 
-@router.get("/links/{link_id}", response_model=LinkRead,
-            responses=error_responses(InvalidClient, UnknownLink))
-def get_link(link_id: uuid.UUID, client: CurrentClient, runtime: BankRuntimeDep) -> LinkRead:
+@router.get("/links/{link_id}", response_model=LinkRead, responses=LINK_RESPONSES)
+def get_link(link_id: uuid.UUID, auth: CurrentClientAuth, runtime: BankRuntimeDep) -> LinkRead:
     """One of the client's links (its status tells whether debits may run)."""
     with runtime.db.unit_of_work() as session:
         link = holder.link(session, link_id)
-        if link.client_pk != client.id:
+        if link.client_pk != auth.client.id:
             raise UnknownLink("no such link", link_id=str(link_id))
+        require_link_credentials(session, auth, link_id)
         return LinkRead.model_validate(link)
 
 
-def _run_transfer(runtime: BankRuntimeDep, client: OperatorClient, kind: TransferKind,
+@router.post("/links/{link_id}/revoke", response_model=LinkRead,
+             responses={**LINK_RESPONSES, **error_responses(LinkNotActive)})
+def revoke_link(link_id: uuid.UUID, body: ReasonBody, auth: CurrentClientAuth,
+                runtime: BankRuntimeDep) -> LinkRead:
+    """The operator ends one of its links (its user unlinked): debits stop at once."""
+    with runtime.db.unit_of_work() as session:
+        link = holder.link(session, link_id)
+        if link.client_pk != auth.client.id:
+            raise UnknownLink("no such link", link_id=str(link_id))
+        require_link_credentials(session, auth, link_id)
+        return LinkRead.model_validate(holder.revoke(session, link_id,
+                                                     reason=f"operator: {body.reason}"))
+
+
+def _run_transfer(runtime: BankRuntimeDep, auth: ClientAuth, kind: TransferKind,
                   link_id: uuid.UUID, body: TransferCreate, key: str) -> TransferRead:
     request = TransferRequest(kind=kind, link_id=link_id, amount=body.amount,
                               idempotency_key=key, description=body.description)
     with runtime.db.unit_of_work() as session:
-        result = transfers.execute(session, client=client, request=request)
+        require_link_credentials(session, auth, link_id)
+        result = transfers.execute(session, client=auth.client, request=request)
         return _transfer_read(result.transfer, result)
 
 
 @router.post("/links/{link_id}/debits", status_code=status.HTTP_201_CREATED,
              response_model=TransferRead, responses=TRANSFER_RESPONSES)
-def debit(link_id: uuid.UUID, body: TransferCreate, client: CurrentClient,
+def debit(link_id: uuid.UUID, body: TransferCreate, auth: CurrentClientAuth,
           runtime: BankRuntimeDep, idempotency_key: IdempotencyKey) -> TransferRead:
     """Instant debit (wallet top-up) under the link's mandate; idempotent per key."""
-    return _run_transfer(runtime, client, TransferKind.DEBIT, link_id, body, idempotency_key)
+    return _run_transfer(runtime, auth, TransferKind.DEBIT, link_id, body, idempotency_key)
 
 
 @router.post("/links/{link_id}/credits", status_code=status.HTTP_201_CREATED,
              response_model=TransferRead, responses=TRANSFER_RESPONSES)
-def credit(link_id: uuid.UUID, body: TransferCreate, client: CurrentClient,
+def credit(link_id: uuid.UUID, body: TransferCreate, auth: CurrentClientAuth,
            runtime: BankRuntimeDep, idempotency_key: IdempotencyKey) -> TransferRead:
     """Credit the linked account (wallet withdrawal); idempotent per key."""
-    return _run_transfer(runtime, client, TransferKind.CREDIT, link_id, body, idempotency_key)
+    return _run_transfer(runtime, auth, TransferKind.CREDIT, link_id, body, idempotency_key)
 
 
 @router.post("/links/{link_id}/refunds", status_code=status.HTTP_201_CREATED,
-             response_model=TransferRead, responses=error_responses(*TRANSFER_ERRORS))
-def refund(link_id: uuid.UUID, body: TransferCreate, client: CurrentClient,
+             response_model=TransferRead, responses=TRANSFER_RESPONSES)
+def refund(link_id: uuid.UUID, body: TransferCreate, auth: CurrentClientAuth,
            runtime: BankRuntimeDep, idempotency_key: IdempotencyKey) -> TransferRead:
-    """Compensation credit to a victim's account (accepted on a revoked link); idempotent."""
+    """Compensation credit to a victim's account (accepted on a revoked link); idempotent.
+    On an OAuth link: its DPoP-bound token, or the client's private_key_jwt (never the secret)."""
     request = TransferRequest(kind=TransferKind.CREDIT, link_id=link_id, amount=body.amount,
                               idempotency_key=idempotency_key, description=body.description)
     with runtime.db.unit_of_work() as session:
-        result = operator_alerts.refund(session, client=client, request=request)
+        require_link_credentials(session, auth, link_id, compensation=True)
+        result = operator_alerts.refund(session, client=auth.client, request=request)
         return _transfer_read(result.transfer, result)
 
 
