@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, status
 from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from kouza.banks.bank.alerts import NoticeRejected, operator_alerts
 from kouza.banks.bank.core import core
@@ -45,7 +47,7 @@ from kouza.banks.bank.errors import (
 from kouza.banks.bank.holder import holder
 from kouza.banks.bank.keys import public_jwks
 from kouza.banks.bank.linking import LegacyLinkForm, legacy_linking
-from kouza.banks.bank.models import Link, OperatorClient, Transfer, TransferKind
+from kouza.banks.bank.models import Alert, Link, OperatorClient, Transfer, TransferKind
 from kouza.banks.bank.oauth.errors import (
     InvalidDPoPProof,
     InvalidToken,
@@ -301,13 +303,51 @@ def overdraft_opt_in(bank_code: str, branch_code: str, number: str, body: Overdr
         return AccountSettingsRead.model_validate(account, from_attributes=True)
 
 
-@counter.post("/not-me", response_model=CounterLinkRead,
-              responses=error_responses(InvalidStaffToken, UnknownLink))
-def not_me(body: NotMe, _staff: StaffDep, runtime: BankRuntimeDep) -> CounterLinkRead:
-    """The holder quotes the reference on a notice ("not me"): the link is revoked at once."""
+class SecurityNoticeRead(BaseModel):
+    """A security notice sent to a holder (ADR 0022): what happened, when, its reference."""
+
+    kind: str
+    """``oauth_identity_mismatch`` or ``legacy_failed_attempts``."""
+    created_at: datetime
+    notice_reference: str
+    operator_name: str | None
+    reported_not_me: bool
+
+
+@counter.get(ACCOUNT_PATH + "/security-notices", response_model=list[SecurityNoticeRead],
+             responses=error_responses(*COUNTER_ERRORS))
+def security_notices(bank_code: str, branch_code: str, number: str, _staff: StaffDep,
+                     runtime: BankRuntimeDep) -> list[SecurityNoticeRead]:
+    """The security notices the account's holder was sent (failed identity checks, failed
+    legacy attempts), newest first: what the holder sees and can answer "not me" to."""
     with runtime.db.unit_of_work() as session:
-        link = holder.not_me(session, body.reference)
-        return _counter_read(session.get_one(OperatorClient, link.client_pk), link)
+        account = core.account(session, bank_code=bank_code, branch_code=branch_code,
+                               number=number)
+        return [_notice_read(session, alert) for alert in holder.security_notices(session, account)]
+
+
+@counter.post("/not-me", response_model=CounterLinkRead | SecurityNoticeRead,
+              responses=error_responses(InvalidStaffToken, UnknownLink))
+def not_me(body: NotMe, _staff: StaffDep,
+           runtime: BankRuntimeDep) -> CounterLinkRead | SecurityNoticeRead:
+    """The holder quotes the reference on a notice ("not me"): a link is revoked at once; a
+    security notice's credential (internet-banking login, or the account's PIN) is locked."""
+    with runtime.db.unit_of_work() as session:
+        found = holder.not_me(session, body.reference)
+        if isinstance(found, Alert):
+            return _notice_read(session, found)
+        return _counter_read(session.get_one(OperatorClient, found.client_pk), found)
+
+
+def _notice_read(session: Session, alert: Alert) -> SecurityNoticeRead:
+    client = session.get(OperatorClient, alert.client_pk) if alert.client_pk else None
+    reported = session.scalar(select(func.count()).select_from(Alert).where(
+        Alert.kind == "holder_confirmed_compromise",
+        Alert.subject == f"notice:{alert.notice_reference}"))
+    return SecurityNoticeRead(kind=alert.kind, created_at=alert.created_at,
+                              notice_reference=alert.notice_reference or "",
+                              operator_name=client.name if client else None,
+                              reported_not_me=bool(reported))
 
 
 def _counter_read(client: OperatorClient, link: Link) -> CounterLinkRead:
