@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     bank_client_id: str = "kouza-wallet"
     """This operator's client id at the bank (also the ``aud`` of the bank's webhooks)."""
     bank_client_secret: str = ""
+    """Legacy fallback only (``bank_client_auth = client_secret``): the bank refuses it on
+    OAuth links and at its OAuth endpoints (ADR 0022)."""
+    bank_client_auth: Literal["private_key_jwt", "client_secret"] = "private_key_jwt"
+    """How the wallet authenticates to the bank API: assertions signed by its client key
+    (``bank_oauth_key_file``, registered at the bank), or the legacy client secret."""
     bank_issuer: str = "https://bank.kouza.test"
     """``iss`` expected in the bank's signed webhooks."""
     bank_timeout_seconds: float = Field(default=10.0, gt=0)

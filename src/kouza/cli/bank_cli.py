@@ -6,18 +6,22 @@ command migrates the bank database first. Errors print one ``error:`` line and e
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from kouza.banks.bank.core import core
 from kouza.banks.bank.holder import holder
 from kouza.banks.bank.migrate import upgrade
 from kouza.banks.bank.models import OperatorClient
+from kouza.banks.bank.oauth.clients import oauth_clients
 from kouza.banks.bank.outbox import deliver
 from kouza.banks.bank.runtime import BankRuntime, build_bank_runtime
 from kouza.banks.bank.seed import SeedReport, seed_banks
@@ -108,12 +112,49 @@ def register_client(
     client_id: Annotated[str, typer.Argument(help="The operator's client id")],
     name: Annotated[str, typer.Option(help="Name shown to holders (e.g. ドコモ口座)")],
     webhook_url: Annotated[str | None, typer.Option(help="Where signed events go")] = None,
+    jwks_file: Annotated[Path | None, typer.Option(
+        help="The operator's public JWKS (kouza banks oauth-jwks > FILE): its private_key_jwt "
+        "key, registered with the client")] = None,
+    redirect_uri: Annotated[list[str] | None, typer.Option(
+        help="An exact OAuth redirect URI (repeatable; with --jwks-file)")] = None,
 ) -> None:
-    """Register a wallet operator; prints its client secret once."""
+    """Register a wallet operator (and its public key); prints the legacy secret once."""
     with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
-        _, secret = core.register_client(session, client_id=client_id, name=name,
-                                         webhook_url=webhook_url)
-    console.print(f"client [bold]{client_id}[/] registered; secret (shown once): {secret}")
+        client, secret = core.register_client(session, client_id=client_id, name=name,
+                                              webhook_url=webhook_url)
+        if jwks_file is not None:
+            _register_keys(session, client, jwks_file, redirect_uri or [])
+    console.print(f"client [bold]{client_id}[/] registered; legacy secret (shown once, for the "
+                  f"2020 form only): {secret}")
+    if jwks_file is not None:
+        console.print("public key registered: the client authenticates with private_key_jwt")
+
+
+@app.command("register-keys")
+@reports_errors
+def register_keys(
+    client_id: Annotated[str, typer.Argument(help="The operator's client id")],
+    jwks_file: Annotated[Path, typer.Option(
+        help="The operator's public JWKS (kouza banks oauth-jwks > FILE)")],
+    redirect_uri: Annotated[list[str], typer.Option(
+        help="An exact OAuth redirect URI (repeatable)")],
+) -> None:
+    """Register an operator's public key (private_key_jwt) and redirect URIs, once."""
+    with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
+        _register_keys(session, core.client(session, client_id), jwks_file, redirect_uri)
+    console.print(f"client [bold]{client_id}[/]: public key registered; it authenticates with "
+                  "private_key_jwt")
+
+
+def _register_keys(session: Session, client: OperatorClient, jwks_file: Path,
+                   redirect_uris: list[str]) -> None:
+    try:
+        jwks = json.loads(jwks_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot read a JWKS from {jwks_file} ({type(exc).__name__})") from None
+    if not isinstance(jwks, dict):
+        raise fail(f"{jwks_file} is not a JWKS object")
+    oauth_clients.register(session, client, redirect_uris=redirect_uris, jwks=jwks)
 
 
 @app.command("links")

@@ -37,7 +37,7 @@ from kouza.banks.bank.models import AuthProfile, Bank, NoticeChannel
 from kouza.banks.bank.runtime import BankRuntime, build_bank_runtime
 from kouza.banks.bank.settings import BankSettings
 from kouza.banks.linking.client import BankClient
-from kouza.banks.linking.keys import client_jwks
+from kouza.banks.linking.keys import Signer, client_jwks
 from kouza.config import Settings
 from kouza.identity.ekyc import CrlRevocationChecker, DevFaceMatcher
 from kouza.identity.ekyc.devca import DevCertificateAuthority
@@ -286,8 +286,10 @@ def build_world(
         session.execute(update(Bank).values(notice_channel=channel.value))
     to_bank = InProcess(create_bank_app(bank_rt))
     bank_api = httpx.Client(base_url=BANK_URL, transport=to_bank)
+    # the wallet authenticates with its client key (private_key_jwt), registered just below;
+    # the secret is the legacy fallback it no longer needs (ADR 0022)
     rt.providers["bank_client"] = BankClient(bank_api, client_id=CLIENT_ID,
-                                             client_secret=client_secret)
+                                             client_secret=client_secret, signer=Signer(rt))
     registered = bank_api.put(
         f"/v1/counter/operators/{CLIENT_ID}/oauth-registration",
         json={"redirect_uris": [REDIRECT_URI], "jwks": client_jwks(rt)},

@@ -13,10 +13,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, status
 from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from kouza.banks.bank.alerts import NoticeRejected, operator_alerts
 from kouza.banks.bank.core import core
-from kouza.banks.bank.dependencies import BankRuntimeDep, CurrentClient, StaffDep
+from kouza.banks.bank.dependencies import (
+    BankRuntimeDep,
+    ClientAuth,
+    CurrentClient,
+    CurrentClientAuth,
+    StaffDep,
+    require_link_credentials,
+)
 from kouza.banks.bank.errors import (
     AlreadyLinked,
     InsufficientBalance,
@@ -38,7 +47,7 @@ from kouza.banks.bank.errors import (
 from kouza.banks.bank.holder import holder
 from kouza.banks.bank.keys import public_jwks
 from kouza.banks.bank.linking import LegacyLinkForm, legacy_linking
-from kouza.banks.bank.models import Link, OperatorClient, Transfer, TransferKind
+from kouza.banks.bank.models import Alert, Link, OperatorClient, Transfer, TransferKind
 from kouza.banks.bank.oauth.errors import (
     InvalidDPoPProof,
     InvalidToken,
@@ -71,7 +80,11 @@ TRANSFER_ERRORS = (InvalidClient, UnknownLink, LinkNotActive, MandateExceeded,
 TRANSFER_RESPONSES = oauth_error_responses(
     InvalidToken, InvalidDPoPProof, UseDPoPNonce, resource=True,
     base=error_responses(*TRANSFER_ERRORS))
-"""A client secret, or a DPoP-bound token of the link with its proof (RFC 9449 §7)."""
+"""A legacy link: the client's private_key_jwt or secret; an OAuth link: only its DPoP-bound
+token with a proof (RFC 9449 §7; ADR 0022)."""
+LINK_RESPONSES = oauth_error_responses(
+    InvalidToken, InvalidDPoPProof, UseDPoPNonce, resource=True,
+    base=error_responses(InvalidClient, UnknownLink))
 
 
 @wellknown.get("/.well-known/jwks.json")
@@ -102,51 +115,68 @@ def legacy_link(bank_code: str, body: LegacyLinkCreate, client: CurrentClient,
         return LinkRead.model_validate(link)
 
 
-@router.get("/links/{link_id}", response_model=LinkRead,
-            responses=error_responses(InvalidClient, UnknownLink))
-def get_link(link_id: uuid.UUID, client: CurrentClient, runtime: BankRuntimeDep) -> LinkRead:
+@router.get("/links/{link_id}", response_model=LinkRead, responses=LINK_RESPONSES)
+def get_link(link_id: uuid.UUID, auth: CurrentClientAuth, runtime: BankRuntimeDep) -> LinkRead:
     """One of the client's links (its status tells whether debits may run)."""
     with runtime.db.unit_of_work() as session:
         link = holder.link(session, link_id)
-        if link.client_pk != client.id:
+        if link.client_pk != auth.client.id:
             raise UnknownLink("no such link", link_id=str(link_id))
+        require_link_credentials(session, auth, link_id)
         return LinkRead.model_validate(link)
 
 
-def _run_transfer(runtime: BankRuntimeDep, client: OperatorClient, kind: TransferKind,
+@router.post("/links/{link_id}/revoke", response_model=LinkRead,
+             responses={**LINK_RESPONSES, **error_responses(LinkNotActive)})
+def revoke_link(link_id: uuid.UUID, body: ReasonBody, auth: CurrentClientAuth,
+                runtime: BankRuntimeDep) -> LinkRead:
+    """The operator ends one of its links (its user unlinked): debits stop at once."""
+    with runtime.db.unit_of_work() as session:
+        link = holder.link(session, link_id)
+        if link.client_pk != auth.client.id:
+            raise UnknownLink("no such link", link_id=str(link_id))
+        require_link_credentials(session, auth, link_id)
+        return LinkRead.model_validate(holder.revoke(session, link_id,
+                                                     reason=f"operator: {body.reason}"))
+
+
+def _run_transfer(runtime: BankRuntimeDep, auth: ClientAuth, kind: TransferKind,
                   link_id: uuid.UUID, body: TransferCreate, key: str) -> TransferRead:
     request = TransferRequest(kind=kind, link_id=link_id, amount=body.amount,
                               idempotency_key=key, description=body.description)
     with runtime.db.unit_of_work() as session:
-        result = transfers.execute(session, client=client, request=request)
+        require_link_credentials(session, auth, link_id)
+        result = transfers.execute(session, client=auth.client, request=request)
         return _transfer_read(result.transfer, result)
 
 
 @router.post("/links/{link_id}/debits", status_code=status.HTTP_201_CREATED,
              response_model=TransferRead, responses=TRANSFER_RESPONSES)
-def debit(link_id: uuid.UUID, body: TransferCreate, client: CurrentClient,
+def debit(link_id: uuid.UUID, body: TransferCreate, auth: CurrentClientAuth,
           runtime: BankRuntimeDep, idempotency_key: IdempotencyKey) -> TransferRead:
     """Instant debit (wallet top-up) under the link's mandate; idempotent per key."""
-    return _run_transfer(runtime, client, TransferKind.DEBIT, link_id, body, idempotency_key)
+    return _run_transfer(runtime, auth, TransferKind.DEBIT, link_id, body, idempotency_key)
 
 
 @router.post("/links/{link_id}/credits", status_code=status.HTTP_201_CREATED,
              response_model=TransferRead, responses=TRANSFER_RESPONSES)
-def credit(link_id: uuid.UUID, body: TransferCreate, client: CurrentClient,
+def credit(link_id: uuid.UUID, body: TransferCreate, auth: CurrentClientAuth,
            runtime: BankRuntimeDep, idempotency_key: IdempotencyKey) -> TransferRead:
     """Credit the linked account (wallet withdrawal); idempotent per key."""
-    return _run_transfer(runtime, client, TransferKind.CREDIT, link_id, body, idempotency_key)
+    return _run_transfer(runtime, auth, TransferKind.CREDIT, link_id, body, idempotency_key)
 
 
 @router.post("/links/{link_id}/refunds", status_code=status.HTTP_201_CREATED,
-             response_model=TransferRead, responses=error_responses(*TRANSFER_ERRORS))
-def refund(link_id: uuid.UUID, body: TransferCreate, client: CurrentClient,
+             response_model=TransferRead, responses=TRANSFER_RESPONSES)
+def refund(link_id: uuid.UUID, body: TransferCreate, auth: CurrentClientAuth,
            runtime: BankRuntimeDep, idempotency_key: IdempotencyKey) -> TransferRead:
-    """Compensation credit to a victim's account (accepted on a revoked link); idempotent."""
+    """Compensation credit to a victim's account (accepted on a revoked link); idempotent.
+    On an OAuth link: its DPoP-bound token, or the client's private_key_jwt (never the secret)."""
     request = TransferRequest(kind=TransferKind.CREDIT, link_id=link_id, amount=body.amount,
                               idempotency_key=idempotency_key, description=body.description)
     with runtime.db.unit_of_work() as session:
-        result = operator_alerts.refund(session, client=client, request=request)
+        require_link_credentials(session, auth, link_id, compensation=True)
+        result = operator_alerts.refund(session, client=auth.client, request=request)
         return _transfer_read(result.transfer, result)
 
 
@@ -273,13 +303,51 @@ def overdraft_opt_in(bank_code: str, branch_code: str, number: str, body: Overdr
         return AccountSettingsRead.model_validate(account, from_attributes=True)
 
 
-@counter.post("/not-me", response_model=CounterLinkRead,
-              responses=error_responses(InvalidStaffToken, UnknownLink))
-def not_me(body: NotMe, _staff: StaffDep, runtime: BankRuntimeDep) -> CounterLinkRead:
-    """The holder quotes the reference on a notice ("not me"): the link is revoked at once."""
+class SecurityNoticeRead(BaseModel):
+    """A security notice sent to a holder (ADR 0022): what happened, when, its reference."""
+
+    kind: str
+    """``oauth_identity_mismatch`` or ``legacy_failed_attempts``."""
+    created_at: datetime
+    notice_reference: str
+    operator_name: str | None
+    reported_not_me: bool
+
+
+@counter.get(ACCOUNT_PATH + "/security-notices", response_model=list[SecurityNoticeRead],
+             responses=error_responses(*COUNTER_ERRORS))
+def security_notices(bank_code: str, branch_code: str, number: str, _staff: StaffDep,
+                     runtime: BankRuntimeDep) -> list[SecurityNoticeRead]:
+    """The security notices the account's holder was sent (failed identity checks, failed
+    legacy attempts), newest first: what the holder sees and can answer "not me" to."""
     with runtime.db.unit_of_work() as session:
-        link = holder.not_me(session, body.reference)
-        return _counter_read(session.get_one(OperatorClient, link.client_pk), link)
+        account = core.account(session, bank_code=bank_code, branch_code=branch_code,
+                               number=number)
+        return [_notice_read(session, alert) for alert in holder.security_notices(session, account)]
+
+
+@counter.post("/not-me", response_model=CounterLinkRead | SecurityNoticeRead,
+              responses=error_responses(InvalidStaffToken, UnknownLink))
+def not_me(body: NotMe, _staff: StaffDep,
+           runtime: BankRuntimeDep) -> CounterLinkRead | SecurityNoticeRead:
+    """The holder quotes the reference on a notice ("not me"): a link is revoked at once; a
+    security notice's credential (internet-banking login, or the account's PIN) is locked."""
+    with runtime.db.unit_of_work() as session:
+        found = holder.not_me(session, body.reference)
+        if isinstance(found, Alert):
+            return _notice_read(session, found)
+        return _counter_read(session.get_one(OperatorClient, found.client_pk), found)
+
+
+def _notice_read(session: Session, alert: Alert) -> SecurityNoticeRead:
+    client = session.get(OperatorClient, alert.client_pk) if alert.client_pk else None
+    reported = session.scalar(select(func.count()).select_from(Alert).where(
+        Alert.kind == "holder_confirmed_compromise",
+        Alert.subject == f"notice:{alert.notice_reference}"))
+    return SecurityNoticeRead(kind=alert.kind, created_at=alert.created_at,
+                              notice_reference=alert.notice_reference or "",
+                              operator_name=client.name if client else None,
+                              reported_not_me=bool(reported))
 
 
 def _counter_read(client: OperatorClient, link: Link) -> CounterLinkRead:

@@ -9,7 +9,11 @@
   one operator on an account without ending the link (the operator is told too).
 * :meth:`Holder.set_overdraft_opt_in` — whether debits may draw the secured overdraft.
 * :meth:`Holder.not_me` — the holder quotes the reference printed on a notice: the link is
-  revoked and an alert is recorded for the bank's fraud team.
+  revoked and an alert is recorded for the bank's fraud team. A security notice's reference
+  (a failed identity check after a right login + OTP, or repeated failed legacy attempts;
+  ADR 0022) locks the credential concerned — internet-banking login, or the account's PIN —
+  until the branch renews it, and records ``holder_confirmed_compromise``.
+* :meth:`Holder.security_notices` — the security notices the holder was sent (counter view).
 """
 
 from __future__ import annotations
@@ -26,10 +30,13 @@ from kouza.banks.bank.models import (
     Account,
     Alert,
     Bank,
+    Customer,
     Link,
     LinkStatus,
     OperatorClient,
 )
+from kouza.banks.bank.notices import IDENTITY_CHECK_FAILED
+from kouza.banks.bank.oauth.interaction import interactions
 from kouza.banks.bank.outbox import enqueue_webhook
 from kouza.banks.bank.runtime import bank_runtime_of
 from kouza.banks.bank.webhooks import (
@@ -92,19 +99,49 @@ class Holder:
         locked.debit_may_use_overdraft = enabled
         return locked
 
-    def not_me(self, session: Session, reference: str) -> Link:
-        """The holder disowns the link named on a notice: revoke it and alert the bank."""
-        link = session.scalars(
-            select(Link).where(Link.notice_reference == reference.strip().upper())
-        ).one_or_none()
+    def not_me(self, session: Session, reference: str) -> Link | Alert:
+        """The holder disowns what a notice reported: a link is revoked; after a failed
+        identity check or failed legacy attempts the credential concerned is locked."""
+        wanted = reference.strip().upper()
+        link = session.scalars(select(Link).where(Link.notice_reference == wanted)).one_or_none()
         if link is None:
-            raise UnknownLink("no link with this reference")
+            return self._not_me_attempt(session, wanted)
         session.add(Alert(bank_id=link.bank_id, kind="holder_disowned_link",
                           subject=str(link.id), created_at=bank_runtime_of(session).now(),
                           details={"reference": link.notice_reference}))
         if link.status != LinkStatus.REVOKED:
             self.revoke(session, link.id, reason="holder: not me")
         return link
+
+    def _not_me_attempt(self, session: Session, reference: str) -> Alert:
+        warning = session.scalars(select(Alert).where(
+            Alert.notice_reference == reference)).one_or_none()
+        if warning is None or warning.customer_id is None:
+            raise UnknownLink("no link or notice with this reference")
+        now = bank_runtime_of(session).now()
+        customer = session.get_one(Customer, warning.customer_id)
+        if warning.kind == IDENTITY_CHECK_FAILED:
+            interactions.lock_login(session, customer)
+        elif warning.account_id is not None:
+            account = lock_row(session, Account, warning.account_id)
+            assert account is not None
+            account.pin_locked_at = account.pin_locked_at or now
+        confirmed = Alert(bank_id=warning.bank_id, kind="holder_confirmed_compromise",
+                          subject=f"notice:{reference}", customer_id=warning.customer_id,
+                          account_id=warning.account_id, client_pk=warning.client_pk,
+                          created_at=now, details={"reference": reference,
+                                                   "warning": warning.kind})
+        session.add(confirmed)
+        session.flush()
+        return warning
+
+    def security_notices(self, session: Session, account: Account) -> Sequence[Alert]:
+        """The security notices sent to the account's holder, newest first (no secrets)."""
+        return session.scalars(
+            select(Alert).where(Alert.customer_id == account.customer_id,
+                                Alert.notice_reference.is_not(None))
+            .order_by(Alert.created_at.desc(), Alert.id.desc())
+        ).all()
 
     def _set_status(self, session: Session, account: Account, client: OperatorClient,
                     old: LinkStatus, new: LinkStatus, event_type: str,

@@ -24,6 +24,12 @@ account numbers within ``monitor_window_seconds``, the source is blocked for
 ``monitor_block_seconds`` and an alert is recorded. That catches the reverse brute force of the
 incident (one PIN tried across many account numbers, none reaching its own lockout). The source
 is the operator-supplied end-user source when given, else the caller's IP address.
+
+Holder warning (ADR 0022): failed attempts on an existing account are also the holder's
+business. A right PIN with a wrong name or birth date warns the holder at once (the PIN is in
+someone else's hands); otherwise the second failure within 24 hours does. At most one notice
+per account per 24 hours, through :func:`kouza.banks.bank.notices.warn_holder` with a "not me"
+reference that locks the account's PIN.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ from kouza.banks.bank.models import (
     OperatorClient,
     SourceBlock,
 )
-from kouza.banks.bank.notices import notify_holder
+from kouza.banks.bank.notices import LEGACY_ATTEMPTS_FAILED, notify_holder, warn_holder
 from kouza.banks.bank.runtime import bank_runtime_of
 from kouza.kit.db import add_unique
 from kouza.kit.security import verify_password
@@ -68,6 +74,11 @@ from kouza.kit.security import verify_password
 REFUSED = "the registration could not be completed (登録できませんでした)"
 LEGACY_PROFILES = (AuthProfile.LEGACY_PIN, AuthProfile.LEGACY_PIN_DOB)
 _REFERENCE_ALPHABET = string.ascii_uppercase + string.digits
+HOLDER_WARNING_WINDOW = timedelta(hours=24)
+HOLDER_WARNING_FAILURES = 2
+"""Failed attempts on one account within the window that make the bank warn its holder."""
+HOLDER_WARNING_OUTCOMES = (AttemptOutcome.WRONG_PIN, AttemptOutcome.NAME_MISMATCH,
+                           AttemptOutcome.BIRTH_DATE_MISMATCH, AttemptOutcome.ACCOUNT_LOCKED)
 
 
 @dataclass(frozen=True)
@@ -158,9 +169,32 @@ class LegacyLinking:
             if account.pin_failures >= bank_runtime_of(session).settings.pin_max_failures:
                 account.pin_locked_at = now
         self._record(session, bank, client, form, source, account, outcome)
+        if account is not None:
+            self._warn_holder(session, bank, client, account, outcome, now)
         if bank.monitor_failed_links:
             self._monitor(session, bank, source, now)
         raise LinkRefused(REFUSED, keep_changes=True)
+
+    def _warn_holder(self, session: Session, bank: Bank, client: OperatorClient,
+                     account: Account, outcome: AttemptOutcome, now: datetime) -> None:
+        """Tell the holder of failed attempts on their account (ADR 0022): at once when the
+        PIN was right (someone holds it), else at the second failure within a day; at most
+        one notice per account per day."""
+        since = now - HOLDER_WARNING_WINDOW
+        failures = session.scalar(select(func.count()).where(
+            LinkAttempt.account_id == account.id, LinkAttempt.created_at >= since,
+            LinkAttempt.outcome.in_([o.value for o in HOLDER_WARNING_OUTCOMES])))
+        right_pin = outcome in (AttemptOutcome.NAME_MISMATCH, AttemptOutcome.BIRTH_DATE_MISMATCH)
+        if not right_pin and (failures or 0) < HOLDER_WARNING_FAILURES:
+            return
+        warned = session.scalar(select(func.count()).select_from(Alert).where(
+            Alert.account_id == account.id, Alert.kind == LEGACY_ATTEMPTS_FAILED,
+            Alert.created_at >= since))
+        if warned:
+            return
+        warn_holder(session, bank, session.get_one(Customer, account.customer_id),
+                    kind=LEGACY_ATTEMPTS_FAILED, client=client, account=account,
+                    details={"failures": int(failures or 0), "last_outcome": outcome.value})
 
     def _create_link(self, session: Session, bank: Bank, client: OperatorClient,
                      account: Account, form: LegacyLinkForm, source: str) -> Link:

@@ -363,6 +363,11 @@ class Alert(BankBase):
     """The operator client that raised it (operator notices)."""
     event_id: Mapped[str | None] = mapped_column(String(64))
     """The operator notice's ``jti`` (operator notices)."""
+    customer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customers.id"),
+                                                    index=True)
+    """The holder concerned (failed identity checks and failed legacy attempts)."""
+    notice_reference: Mapped[str | None] = mapped_column(String(20), unique=True)
+    """The "not me" reference printed on the holder notice this alert caused, if any."""
 
 
 class Movement(BankBase):

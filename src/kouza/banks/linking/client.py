@@ -6,8 +6,14 @@ any ``httpx.BaseTransport`` — an ``httpx.MockTransport`` that forwards to an i
 ``fastapi.testclient.TestClient(bank_app)`` (``httpx.ASGITransport`` is async-only in httpx
 0.28, and the wallet's services are synchronous), or one that injects faults.
 
-The client authenticates as the operator with HTTP Basic ``client_id:client_secret`` (the bank's
-``dependencies.get_client``). Answers are sorted into three kinds:
+The client authenticates as the operator with ``private_key_jwt`` (RFC 7523, ADR 0022): every
+API call carries ``Authorization: Bearer <client assertion>``, a fresh JWT signed by the
+operator's client key (:mod:`kouza.banks.linking.keys`) with ``aud`` = the bank deployment's
+issuer (``KOUZA_BANK_ISSUER``), a 60-second ``exp`` and a single-use ``jti``. The key's public
+half is registered at the bank (``kouza banks oauth-jwks`` → ``kouza bank register-keys``).
+HTTP Basic ``client_id:client_secret`` remains only as the legacy fallback
+(``KOUZA_BANK_CLIENT_AUTH=client_secret``, or a client built without a signer), which the bank
+accepts on the legacy form and legacy links only. Answers are sorted into three kinds:
 
 * a 2xx: the parsed body;
 * a definite refusal (4xx): :class:`~kouza.banks.linking.errors.BankRefused` (or a subclass for
@@ -152,13 +158,19 @@ class BankClient:
     dpop_nonce: str | None = None
     """The bank's latest DPoP nonce (its nonces are shared by its AS and RS)."""
 
-    def __init__(self, http: httpx.Client, *, client_id: str, client_secret: str) -> None:
+    def __init__(self, http: httpx.Client, *, client_id: str, client_secret: str = "",
+                 signer: Signer | None = None) -> None:
         self.http = http
         self._auth = httpx.BasicAuth(client_id, client_secret)
+        self.signer = signer
+        """Signs a ``private_key_jwt`` assertion per call; None: the legacy client secret."""
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, transport: httpx.BaseTransport | None = None
+        cls,
+        settings: Settings,
+        transport: httpx.BaseTransport | None = None,
+        signer: Signer | None = None,
     ) -> BankClient:
         """A client on ``settings.bank_api_url`` (real sockets unless ``transport``)."""
         http = httpx.Client(
@@ -167,7 +179,10 @@ class BankClient:
             timeout=settings.bank_timeout_seconds,
         )
         return cls(
-            http, client_id=settings.bank_client_id, client_secret=settings.bank_client_secret
+            http,
+            client_id=settings.bank_client_id,
+            client_secret=settings.bank_client_secret,
+            signer=signer,
         )
 
     def banks(self) -> list[BankInfo]:
@@ -394,7 +409,12 @@ class BankClient:
             raise BankUnavailable(f"the bank did not answer ({type(exc).__name__})") from None
 
     def _call(self, method: str, path: str, *, authenticated: bool = True, **kwargs: Any) -> Any:
-        auth = self._auth if authenticated else None
+        auth: httpx.Auth | None = self._auth if authenticated else None
+        if authenticated and self.signer is not None:
+            assertion = self.signer.assertion(self.signer.runtime.settings.bank_issuer)
+            kwargs["headers"] = {**kwargs.get("headers", {}),
+                                 "Authorization": f"Bearer {assertion}"}
+            auth = None
         try:
             response = self.http.request(method, path, auth=auth, **kwargs)
         except httpx.HTTPError as exc:
@@ -480,6 +500,10 @@ def bank_client_of(runtime: Runtime) -> BankClient:
     """The runtime's bank client (``providers["bank_client"]``), built from settings once."""
     client = runtime.providers.get("bank_client")
     if client is None:
-        client = runtime.providers["bank_client"] = BankClient.from_settings(runtime.settings)
+        settings = runtime.settings
+        signer = Signer(runtime) if settings.bank_client_auth == "private_key_jwt" else None
+        client = runtime.providers["bank_client"] = BankClient.from_settings(
+            settings, signer=signer
+        )
     assert isinstance(client, BankClient)
     return client

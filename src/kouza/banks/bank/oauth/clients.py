@@ -92,10 +92,16 @@ class OAuthClients:
             raise InvalidClientAuth("authenticate with private_key_jwt (client_assertion)")
         if "client_secret" in form:
             raise InvalidClientAuth("use one client authentication method only")
-        assertion = form["client_assertion"]
-        client_id = self._claimed_client_id(assertion, form.get("client_id"))
+        return self.authenticate_assertion(session, form["client_assertion"],
+                                           audiences=audiences, client_id=form.get("client_id"))
+
+    def authenticate_assertion(self, session: Session, assertion: str, *,
+                               audiences: tuple[str, ...],
+                               client_id: str | None = None) -> OperatorClient:
+        """The registered client that signed ``assertion`` for one of ``audiences``."""
+        claimed = self._claimed_client_id(assertion, client_id)
         try:
-            client = core.client(session, client_id)
+            client = core.client(session, claimed)
         except UnknownClient:
             raise InvalidClientAuth("unknown client") from None
         keys = self._keys(session, self.registration(session, client))

@@ -39,6 +39,7 @@ from kouza.banks.bank.models import (
     Customer,
     InteractionStage,
     OAuthInteraction,
+    OperatorClient,
 )
 from kouza.banks.bank.oauth import grants, pages, pushed
 from kouza.banks.bank.oauth.clients import oauth_clients
@@ -100,6 +101,15 @@ def _audiences(runtime: BankRuntime, bank_code: str) -> tuple[str, ...]:
             _endpoint(runtime, bank_code, "par"))
 
 
+def _client(session: Session, runtime: BankRuntime, request: Request, bank_code: str,
+            fields: dict[str, str]) -> OperatorClient:
+    """``private_key_jwt`` only: an ``Authorization`` header (Basic secret) is refused too."""
+    if request.headers.get("Authorization"):
+        raise InvalidClientAuth("authenticate with private_key_jwt only (no Authorization "
+                                "header, no client secret)")
+    return oauth_clients.authenticate(session, fields, audiences=_audiences(runtime, bank_code))
+
+
 def _oauth_bank(session: Session, bank_code: str) -> Bank:
     bank = core.bank(session, bank_code)
     if bank.auth_profile != AuthProfile.OAUTH.value:
@@ -154,8 +164,7 @@ def par(bank_code: str, fields: FormDep, request: Request,
     """Pushed authorization request (RFC 9126): returns a single-use ``request_uri``."""
     with runtime.db.unit_of_work() as session:
         bank = _oauth_bank(session, bank_code)
-        client = oauth_clients.authenticate(session, fields,
-                                            audiences=_audiences(runtime, bank_code))
+        client = _client(session, runtime, request, bank_code, fields)
         proof = _proof(session, runtime, request, required=False)
         parameters = pushed.parse(session, fields, bank=bank, client=client,
                                   proof_jkt=proof.jkt if proof else None)
@@ -173,8 +182,7 @@ def token(bank_code: str, fields: FormDep, request: Request,
     """Exchange a code for a DPoP-bound access token; the link and mandate are created."""
     with runtime.db.unit_of_work() as session:
         bank = _oauth_bank(session, bank_code)
-        client = oauth_clients.authenticate(session, fields,
-                                            audiences=_audiences(runtime, bank_code))
+        client = _client(session, runtime, request, bank_code, fields)
         if fields.get("grant_type") != "authorization_code":
             raise UnsupportedGrantType("only grant_type=authorization_code is supported")
         proof = _proof(session, runtime, request, required=True)

@@ -13,12 +13,14 @@
   gets the same notice with the "not me" reference.
 * **Access tokens** are opaque, stored as HMACs, bound to the proof key (``cnf.jkt``, returned
   as ``token_type: DPoP``) and to one link; they live as long as the mandate and die with the
-  link (revocation is checked on every use).
+  link (revocation is checked on every use). A link that ever had a token is
+  *sender-constrained* (:func:`is_sender_constrained`): the API accepts nothing else on it.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -151,6 +153,16 @@ def _revoke_tokens_of(session: Session, grant: OAuthAuthorizationCode, now: date
     session.execute(update(OAuthAccessToken).where(
         OAuthAccessToken.code_id == grant.id, OAuthAccessToken.revoked_at.is_(None),
     ).values(revoked_at=now))
+
+
+def is_sender_constrained(session: Session, link_id: uuid.UUID | str) -> bool:
+    """Whether the link was made through the OAuth flow (it has a DPoP-bound token)."""
+    try:
+        key = link_id if isinstance(link_id, uuid.UUID) else uuid.UUID(str(link_id))
+    except ValueError:
+        return False
+    return session.scalar(select(OAuthAccessToken.id).where(
+        OAuthAccessToken.link_id == key).limit(1)) is not None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ even right credentials.
 
 After login the bank compares the identity the wallet pushed (PAR) with its own customer
 record: kana name folded to Zengin form (:mod:`kouza.banks.bank.kana`) and birth date. A
-mismatch ends the session without a link and the holder is told why.
+mismatch ends the session without a link; the browser is told why, and the account holder gets
+a security notice at the contact on file with a "not me" reference
+(:func:`kouza.banks.bank.notices.warn_holder`, ADR 0022).
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from kouza.banks.bank.kana import same_holder_name
 from kouza.banks.bank.keys import decrypt_totp_seed
 from kouza.banks.bank.models import (
     Account,
-    Alert,
     Bank,
     Customer,
     InteractionStage,
@@ -46,6 +47,7 @@ from kouza.banks.bank.models import (
     OAuthPushedRequest,
     OtpDevice,
 )
+from kouza.banks.bank.notices import IDENTITY_CHECK_FAILED, warn_holder
 from kouza.banks.bank.oauth.pushed import AuthorizationParameters, parameters_of
 from kouza.banks.bank.runtime import bank_runtime_of
 from kouza.errors import Conflict
@@ -154,10 +156,12 @@ class Interactions:
         if not (same_holder_name(parameters.holder_name_kana, customer.name_kana)
                 and parameters.birth_date == customer.birth_date):
             interaction.stage = InteractionStage.DONE.value
-            session.add(Alert(bank_id=interaction.bank_id, kind="oauth_identity_mismatch",
-                              subject=f"customer:{customer.id}",
-                              created_at=bank_runtime_of(session).now(),
-                              details={"client_id": parameters.client_id}))
+            # a correct login + OTP under someone else's identity: the holder's credentials
+            # are in other hands (a phishing relay), so the holder hears of it at once
+            warn_holder(session, session.get_one(Bank, interaction.bank_id), customer,
+                        kind=IDENTITY_CHECK_FAILED, account=None,
+                        client=core.client(session, parameters.client_id),
+                        details={"client_id": parameters.client_id})
             return LoginOutcome.IDENTITY_MISMATCH
         accounts = self.accounts(session, customer)
         if len(accounts) == 1:
@@ -205,6 +209,10 @@ class Interactions:
                 if constant_time_equal(totp.generate_otp(step), code.strip()):
                     return step
         return None
+
+    def lock_login(self, session: Session, customer: Customer) -> None:
+        """Lock the customer's internet-banking login (until the branch renews the password)."""
+        self._login_state(session, customer).locked_at = bank_runtime_of(session).now()
 
     def accounts(self, session: Session, customer: Customer) -> Sequence[Account]:
         """The customer's accounts, in a stable order."""
