@@ -34,6 +34,30 @@ class LoginCreate(BaseModel):
     password: str = Field(max_length=128)
 
 
+class PasswordChange(BaseModel):
+    """A new password; with a device key or verified phone, also a device signature for
+    ``password.change`` (or an SMS step-up for it passed beforehand)."""
+
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(max_length=128)
+    new_password: str = Field(min_length=1, max_length=128)
+    device_id: uuid.UUID | None = None
+    nonce: str | None = Field(default=None, min_length=1, max_length=200)
+    signature: str | None = Field(default=None, min_length=1, max_length=4000)
+
+
+class NotMeReport(BaseModel):
+    """The token of a new-sign-in notice's "not me" link."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=200)
+
+
+class NotMeRead(BaseModel):
+    sessions_revoked: int
+    wallets_locked: int
+
+
 class TokenRead(BaseModel):
     access_token: str
     token_type: str = "bearer"

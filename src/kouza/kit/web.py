@@ -45,8 +45,11 @@ def kouza_error_handler(
 
     async def handle(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, KouzaError)
-        headers = {"WWW-Authenticate": www_authenticate} if exc.status_code == 401 else None
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+        headers = {"WWW-Authenticate": www_authenticate} if exc.status_code == 401 else {}
+        retry_after = exc.details.get("retry_after")
+        if exc.status_code == 429 and isinstance(retry_after, int):
+            headers["Retry-After"] = str(retry_after)
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers or None)
 
     return handle
 
