@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from kouza.api.app import create_app
 from kouza.identity.devices import SensitiveAction
 from kouza.identity.models import AccessToken
+from kouza.identity.service import identity
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
@@ -33,6 +34,7 @@ from tests.factories import (
     balance_of,
     customer,
     merchant,
+    signed,
     signed_body,
 )
 
@@ -276,3 +278,28 @@ class TestNotMe:
         before = len(world.mailbox.messages)
         world.bearer(world.home)
         assert len(world.mailbox.messages) == before
+
+
+class TestRecentPhoneChange:
+    def test_only_the_device_counts_while_the_phone_is_new(self, world: World) -> None:
+        proof = signed(world.rt, world.victim, SensitiveAction.CHANGE_PHONE)
+        assert proof is not None
+        with world.rt.db.unit_of_work() as session:
+            change = identity.start_phone_change(
+                session, world.victim.user, phone="070-8999-0001", device_id=proof.device_id,
+                nonce=proof.nonce, signature=proof.signature)
+        code = CODE.search(world.mailbox.last_to("+817089990001").body)
+        assert code is not None
+        with world.rt.db.unit_of_work() as session:
+            identity.confirm_phone_change(session, world.victim.user, change.id, code.group(1))
+        world.victim.phone = "+817089990001"
+        auth = world.bearer(world.home)
+        world.step_up(world.home, auth, "payment")  # whoever holds the new number can do this
+        refused = world.pay(world.home, auth, 500, "p1")
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["details"]["methods"] == ["device_signature"]
+        assert refused.json()["details"]["recent_changes"] == ["phone"]
+        signed_pay = world.pay(world.home, auth, 500, "p1",
+                               **signed_body(world.rt, world.victim, SensitiveAction.PAY))
+        assert signed_pay.status_code == 201
+        assert balance_of(world.rt, world.victim.wallet) == 99_500
