@@ -58,6 +58,25 @@ class Settings(BaseSettings):
     ekyc_nonce_ttl_seconds: int = Field(default=300, gt=0)
     ekyc_starts_per_user_per_day: int = Field(default=10, gt=0)
 
+    # Account-takeover protections (kouza.identity.proofs, ADR 0021)
+    money_out_proof: bool = True
+    """Money leaving a wallet needs a device signature or an SMS step-up (see the next two)."""
+    money_out_free_payment_yen: int = Field(default=3_000, ge=0)
+    """Payments up to this many yen need no proof (a coffee, a train ticket); above, they do.
+    Transfers and withdrawals always need one."""
+    credential_change_cooloff_hours: int = Field(default=48, gt=0)
+    """After a password, phone or e-mail change, every payment needs a proof for this long,
+    and an SMS step-up counts only if the phone itself was not changed."""
+    password_min_score: int = Field(default=3, ge=0, le=4)
+    """Lowest zxcvbn score (0-4) a new password must reach."""
+    login_failures_per_account: int = Field(default=5, gt=0)
+    """Wrong passwords for one e-mail address per window before its logins answer 429."""
+    login_failures_per_ip: int = Field(default=20, gt=0)
+    """Wrong passwords from one IP address (any accounts) per window before 429."""
+    login_failure_window_seconds: int = Field(default=15 * 60, gt=0)
+    not_me_link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    """How long the "not me" link of a new-login notice works."""
+
     risk_rules: str = ""
     """Path of the risk rule set (YAML); empty means the shipped default."""
 

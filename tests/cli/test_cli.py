@@ -143,28 +143,28 @@ class TestWallets:
         assert balance(cli_rt, wallet) == 10_000
 
         lawson = create_merchant("Lawson Shibuya")
-        qr = ok("merchants", "qr", str(lawson), "--amount", "3200").strip()
+        qr = ok("merchants", "qr", str(lawson), "--amount", "3000").strip()  # the free amount
         with cli_rt.db.unit_of_work() as session:
             user = identity.user_by_email(session, "hanako@example.jp")
             payment = wallets.pay(session, user=user, wallet_id=wallet.id, qr=qr)
 
         out = ok("payments", "refund", str(payment.id), "1200", "--reason", "returned", "--yes")
         assert re.fullmatch(r"refunded ¥1,200 \(entry \d+\)\n", out), out
-        assert balance(cli_rt, wallet) == 8_000
+        assert balance(cli_rt, wallet) == 8_200
 
         assert ok("wallets", "show", str(wallet.id)) == (
-            f"wallet {wallet.id} (active): balance ¥8,000, available ¥8,000, held ¥0\n")
+            f"wallet {wallet.id} (active): balance ¥8,200, available ¥8,200, held ¥0\n")
         statement = ok("wallets", "statement", str(wallet.id))
         lines = [line for line in statement.splitlines()
                  if re.search(r"\b(topup|payment|refund)\b", line)]
         assert [re.search(r"\b(topup|payment|refund)\b", x).group(1) for x in lines] == [  # type: ignore[union-attr]
             "refund", "payment", "topup"]
-        assert "¥1,200" in lines[0] and "¥8,000" in lines[0]
-        assert "-¥3,200" in lines[1] and "¥6,800" in lines[1]
+        assert "¥1,200" in lines[0] and "¥8,200" in lines[0]
+        assert "-¥3,000" in lines[1] and "¥7,000" in lines[1]
         assert "¥10,000" in lines[2] and "campaign" in lines[2]
         listing = ok("wallets", "list")
         assert str(wallet.id) in listing and "hanako@example.jp" in listing
-        assert "¥8,000" in listing
+        assert "¥8,200" in listing
 
         out = ok("ledger", "verify")
         assert "ledger OK" in out

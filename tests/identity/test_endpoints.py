@@ -103,8 +103,9 @@ class TestSignup:
 
     BAD_INPUT: tuple[tuple[str, Any, int, str], ...] = (
         ("short-password", {"email": EMAIL, "password": "short"}, 422, "validation_error"),
-        ("password-is-email", {"email": EMAIL, "password": EMAIL.upper()}, 400,
+        ("password-is-email", {"email": EMAIL, "password": EMAIL.upper()}, 422,
          "weak_password"),
+        ("common-password", {"email": EMAIL, "password": "password1234"}, 422, "weak_password"),
         ("bad-address", {"email": "not-an-address", "password": PASSWORD}, 400, "bad_request"),
         ("missing-password", {"email": EMAIL}, 422, "validation_error"),
         ("null-email", {"email": None, "password": PASSWORD}, 422, "validation_error"),

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from kouza.identity import levels
+from kouza.identity.devices import SensitiveAction, SignedChallenge
 from kouza.identity.errors import (
     EmptyCohort,
     LevelRequired,
@@ -21,7 +22,14 @@ from kouza.kit.runtime import Runtime
 from kouza.wallet.models import Wallet
 from kouza.wallet.service import wallets
 from tests.factories import balance_of, verified_user
-from tests.identity.support import EkycWorld, count, jpki_attempt, load_user, phone_user
+from tests.identity.support import (
+    EkycWorld,
+    PhoneUser,
+    count,
+    jpki_attempt,
+    load_user,
+    phone_user,
+)
 
 
 def may_charge(rt: Runtime, user: User) -> bool:
@@ -59,16 +67,21 @@ def funded_wallet(rt: Runtime, user: User, amount: int) -> Wallet:
     return wallet
 
 
-def spend(rt: Runtime, user: User, wallet: Wallet, to: Wallet, amount: int) -> None:
-    # A transfer rather than a QR payment: payments currently also consult the ops kill
-    # switches, whose table another change is adding; both only need the ``email`` level.
+def spend(rt: Runtime, someone: PhoneUser, wallet: Wallet, to: Wallet, amount: int) -> None:
+    """A transfer, signed by the person's device as every transfer is (ADR 0021)."""
+    with rt.db.unit_of_work() as session:
+        nonce = identity.issue_device_challenge(session, someone.user, someone.device.id,
+                                                SensitiveAction.TRANSFER.value)
+    signature = someone.key.sign_challenge(nonce=nonce, action=SensitiveAction.TRANSFER.value,
+                                           device_id=someone.device.id, user_id=someone.user.id)
     with rt.db.unit_of_work() as session:
         wallets.transfer(
             session,
-            user=load_user(rt, user.id),
+            user=load_user(rt, someone.user.id),
             source_wallet_id=wallet.id,
             destination_wallet_id=to.id,
             amount=amount,
+            signed=SignedChallenge(someone.device.id, nonce, signature),
         )
 
 
@@ -117,7 +130,7 @@ class TestReverificationCampaign:
         assert caught.value.details == {"campaigns": [str(started.id)]}
         assert not may_charge(rt, someone.user)
         friend = funded_wallet(rt, verified_user(rt, mailbox), 0)
-        spend(rt, someone.user, wallet, friend, 3_000)  # the balance stays spendable
+        spend(rt, someone, wallet, friend, 3_000)  # the balance stays spendable
         assert (balance_of(rt, wallet), balance_of(rt, friend)) == (7_000, 3_000)
 
         clock.advance(minutes=1)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from kouza.api.app import create_app
 from kouza.errors import BadRequest, IdempotencyConflict, IdempotencyInFlight
+from kouza.identity.devices import SensitiveAction
 from kouza.identity.service import identity
 from kouza.kit import idempotency
 from kouza.kit.clock import ManualClock
@@ -25,7 +26,7 @@ from kouza.ledger.models import EntryKind, JournalEntry
 from kouza.ledger.service import ledger
 from kouza.wallet.models import Payment
 from kouza.wallet.service import wallets
-from tests.factories import PASSWORD, balance_of, customer, merchant
+from tests.factories import PASSWORD, balance_of, customer, merchant, signed_body
 
 LEASE = timedelta(seconds=60)
 
@@ -164,6 +165,7 @@ class TestConcurrentRetries:
         with rt.db.unit_of_work() as session:
             qr = wallets.merchant_qr(session, merchant_id=shop.id, amount=3_200)
             token = identity.login(session, email=alice.email, password=PASSWORD)
+        proof = signed_body(rt, alice, SensitiveAction.PAY)  # spent once; replays need none
         app = create_app(rt)
         barrier = threading.Barrier(8)
         responses: list[Any] = [None] * 8
@@ -173,7 +175,7 @@ class TestConcurrentRetries:
                 barrier.wait()
                 try:
                     responses[index] = client.post(
-                        f"/v1/wallets/{alice.wallet.id}/payments", json={"qr": qr},
+                        f"/v1/wallets/{alice.wallet.id}/payments", json={"qr": qr} | proof,
                         headers={"Authorization": f"Bearer {token}",
                                  "Idempotency-Key": "checkout-7"},
                     )

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from kouza.banks.bank.core import core
 from kouza.banks.linking.models import BankLink, BankMovement
+from kouza.identity.devices import SignedChallenge
 from kouza.identity.levels import promote
 from kouza.identity.models import Device, EkycVerification, User, VerifiedIdentity
 from kouza.identity.service import identity
@@ -102,6 +103,12 @@ def signed(world: World, person: Person, action: str) -> dict[str, Any]:
     return {"device_id": str(person.device.id), "nonce": nonce, "signature": signature}
 
 
+def signed_challenge(world: World, person: Person, action: str) -> SignedChallenge:
+    """:func:`signed` as the service-level proof money out takes."""
+    body = signed(world, person, action)
+    return SignedChallenge(uuid.UUID(body["device_id"]), body["nonce"], body["signature"])
+
+
 def link_body(holder: Holder, **changes: Any) -> dict[str, Any]:
     """The legacy form as an attacker with leaked details fills it in."""
     body: dict[str, Any] = {
@@ -123,12 +130,14 @@ def login(world: World, person: Person) -> dict[str, str]:
 
 
 def policy_2019(world: World) -> None:
-    """The 2019 policy: e-mail level, typed name, weak bank accepted, no device, no rules."""
+    """The 2019 policy: e-mail level, typed name, weak bank accepted, no device, no rules,
+    no proof for money out."""
     settings = world.rt.settings
     settings.link_min_level = "email"
     settings.link_name_match = False
     settings.accepted_legacy_banks = [LEGACY_BANK]
     settings.require_device_signature = False
+    settings.money_out_proof = False
     no_rules(world)
 
 

@@ -8,13 +8,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kouza.api.app import create_app
+from kouza.identity.devices import SensitiveAction
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
 from kouza.ledger.models import AccountKind
 from kouza.ledger.service import ledger
 from kouza.ops.models import AuditEvent, OperatorRole
 from kouza.ops.service import ops
-from tests.factories import PASSWORD, balance_of, customer
+from tests.factories import PASSWORD, balance_of, customer, signed_body
 
 
 def _operator(rt: Runtime, name: str, role: OperatorRole) -> dict[str, str]:
@@ -160,7 +161,8 @@ class TestCreditAndRefund:
                         headers=admin).json()["qr"]
         token = client.post("/v1/auth/login",
                             json={"email": alice.email, "password": PASSWORD}).json()
-        paid = client.post(f"/v1/wallets/{alice.wallet.id}/payments", json={"qr": qr},
+        paid = client.post(f"/v1/wallets/{alice.wallet.id}/payments",
+                           json={"qr": qr} | signed_body(rt, alice, SensitiveAction.PAY),
                            headers={"Authorization": f"Bearer {token['access_token']}",
                                     "Idempotency-Key": "p1"})
         assert paid.status_code == 201

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kouza.identity.devices import SensitiveAction
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
 from kouza.ops.cases import cases
@@ -13,7 +14,7 @@ from kouza.ops.models import AuditEvent, CaseStatus, SwitchScope
 from kouza.ops.switches import switches
 from kouza.wallet.errors import WalletNotActive
 from kouza.wallet.service import wallets
-from tests.factories import balance_of, customer, merchant
+from tests.factories import balance_of, customer, merchant, signed
 
 
 def _audits(rt: Runtime, action: str) -> int:
@@ -86,7 +87,8 @@ class TestLocks:
                          reason="customer verified at the counter")
         with rt.db.unit_of_work() as session:
             wallets.transfer(session, user=suspect.user, source_wallet_id=suspect.wallet.id,
-                             destination_wallet_id=other.wallet.id, amount=1_000)
+                             destination_wallet_id=other.wallet.id, amount=1_000,
+                             signed=signed(rt, suspect, SensitiveAction.TRANSFER))
         assert (_audits(rt, "wallet.lock"), _audits(rt, "wallet.unlock")) == (2, 1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kouza.identity.devices import SensitiveAction
 from kouza.identity.errors import StepUpRequired
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
@@ -13,7 +14,7 @@ from kouza.risk.enforcement import HeldForReview, RiskRefused
 from kouza.risk.service import risk, shipped_rule_set
 from kouza.wallet.models import MerchantCategory, WalletStatus
 from kouza.wallet.service import wallets
-from tests.factories import balance_of, customer, merchant
+from tests.factories import balance_of, customer, merchant, signed
 
 
 @pytest.fixture
@@ -34,7 +35,8 @@ def test_resellable_spend_in_a_new_wallet_is_held_for_review(
     shop = merchant(shipped, "Bic Camera", MerchantCategory.ELECTRONICS)
     with shipped.db.unit_of_work() as session, pytest.raises(HeldForReview):
         wallets.pay(session, user=buyer.user, wallet_id=buyer.wallet.id,
-                    qr=_qr(shipped, shop.id, 89_800))
+                    qr=_qr(shipped, shop.id, 89_800),
+                    signed=signed(shipped, buyer, SensitiveAction.PAY))
     assert balance_of(shipped, buyer.wallet) == 100_000
     with shipped.db.unit_of_work() as session:
         case = cases.open_case_of(session, buyer.wallet.id)
@@ -42,11 +44,13 @@ def test_resellable_spend_in_a_new_wallet_is_held_for_review(
     grocer = merchant(shipped, "Aeon", MerchantCategory.SUPERMARKET)
     with shipped.db.unit_of_work() as session:
         wallets.pay(session, user=buyer.user, wallet_id=buyer.wallet.id,
-                    qr=_qr(shipped, grocer.id, 3_000))
+                    qr=_qr(shipped, grocer.id, 3_000),
+                    signed=signed(shipped, buyer, SensitiveAction.PAY))
     clock.advance(hours=25)
     with shipped.db.unit_of_work() as session:
         wallets.pay(session, user=buyer.user, wallet_id=buyer.wallet.id,
-                    qr=_qr(shipped, shop.id, 89_800))
+                    qr=_qr(shipped, shop.id, 89_800),
+                    signed=signed(shipped, buyer, SensitiveAction.PAY))
     assert balance_of(shipped, buyer.wallet) == 100_000 - 3_000 - 89_800
 
 
@@ -59,7 +63,8 @@ def test_a_lock_rule_freezes_the_wallet_and_keeps_the_balance(
     other = customer(shipped, mailbox)
     with shipped.db.unit_of_work() as session, pytest.raises(RiskRefused):
         wallets.transfer(session, user=mule.user, source_wallet_id=mule.wallet.id,
-                         destination_wallet_id=other.wallet.id, amount=60_000)
+                         destination_wallet_id=other.wallet.id, amount=60_000,
+                         signed=signed(shipped, mule, SensitiveAction.TRANSFER))
     with shipped.db.unit_of_work() as session:
         assert wallets.get_wallet(session, mule.wallet.id).status == WalletStatus.LOCKED.value
         assert cases.open_case_of(session, mule.wallet.id) is not None
@@ -73,7 +78,8 @@ def test_step_up_is_demanded(shipped: Runtime, mailbox: MemoryMailbox) -> None:
     other = customer(shipped, mailbox)
     with shipped.db.unit_of_work() as session, pytest.raises(StepUpRequired):
         wallets.transfer(session, user=sender.user, source_wallet_id=sender.wallet.id,
-                         destination_wallet_id=other.wallet.id, amount=25_000)
+                         destination_wallet_id=other.wallet.id, amount=25_000,
+                         signed=signed(shipped, sender, SensitiveAction.TRANSFER))
     assert balance_of(shipped, sender.wallet) == 30_000
 
 
@@ -85,14 +91,16 @@ def test_decisions_are_stored_and_backtest_matches_live(
     from kouza.risk.engine import backtest
     from kouza.risk.models import RiskDecisionRecord
 
-    buyer = customer(shipped, mailbox, balance=100_000)
+    # no device: the e-mail-level history the rules are judged on (small payments need no proof)
+    buyer = customer(shipped, mailbox, balance=100_000, device=False)
     shop = merchant(shipped, "Bic Camera", MerchantCategory.ELECTRONICS)
     start = clock.now() - timedelta(hours=1)
     for amount in (1_000, 2_000):
         clock.advance(minutes=1)
         with shipped.db.unit_of_work() as session, pytest.raises(HeldForReview):
             wallets.pay(session, user=buyer.user, wallet_id=buyer.wallet.id,
-                        qr=_qr(shipped, shop.id, amount))
+                        qr=_qr(shipped, shop.id, amount),
+                        signed=signed(shipped, buyer, SensitiveAction.PAY))
     with shipped.db.unit_of_work() as session:
         stored = session.query(RiskDecisionRecord).order_by(RiskDecisionRecord.id).all()
         events = risk.recorded_events(session, since=start)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from kouza.identity.devices import SensitiveAction
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
@@ -22,7 +23,7 @@ from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.service import VerificationReport, ledger, transfer_spec
 from kouza.wallet.models import Merchant, MerchantCategory, Payment
 from kouza.wallet.service import wallets
-from tests.factories import Customer, customer, merchant
+from tests.factories import Customer, customer, merchant, signed
 
 
 def balances(rt: Runtime, *accounts: Customer | Merchant) -> list[int]:
@@ -68,7 +69,8 @@ def qr_code(rt: Runtime, shop: Merchant, amount: int | None = None) -> str:
 
 def pay(rt: Runtime, who: Customer, qr: str, amount: int | None = None) -> Payment:
     with rt.db.unit_of_work() as session:
-        return wallets.pay(session, user=who.user, wallet_id=who.wallet.id, qr=qr, amount=amount)
+        return wallets.pay(session, user=who.user, wallet_id=who.wallet.id, qr=qr, amount=amount,
+                           signed=signed(rt, who, SensitiveAction.PAY))
 
 
 class TestTopUpPayRefund:
@@ -134,7 +136,8 @@ class TestTransferThenPay:
         with rt.db.unit_of_work() as session:
             sent = wallets.transfer(session, user=taro.user, source_wallet_id=taro.wallet.id,
                                     destination_wallet_id=hanako.wallet.id, amount=4_000,
-                                    message="dinner")
+                                    message="dinner",
+                                    signed=signed(rt, taro, SensitiveAction.TRANSFER))
         assert sent.amount == 4_000
         assert balances(rt, taro, hanako) == [6_000, 4_000]
 

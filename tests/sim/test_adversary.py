@@ -108,9 +108,14 @@ def test_what_stops_each_strategy_under_kouza(
     for name in ("mules", "mules-kana"):
         assert kouza[name].loss_yen == 0
         assert "legacy_bank_not_accepted" in kouza[name].refusals
-    # not stopped (the input for issues 15 and 18): a taken-over or persuaded customer's own
-    # wallet moves money out; the risk rules hold some of it for review, not all
-    for name in ("relay-own", "stuffing", "push"):
+    # stopped (ADR 0021): with a reused password alone, from a device without the customer's
+    # key and without their SMS, nothing leaves the wallet
+    assert kouza["stuffing"].loss_yen == 0 < legacy["stuffing"].loss_yen
+    assert "step_up_required" in kouza["stuffing"].refusals
+    # not stopped (the input for issue 18): a customer persuaded to send money themselves, and
+    # a taker-over who also holds the SMS (a relayed live code, a swapped SIM) passes the
+    # step-up and registers a key of its own; the risk rules hold some of it for review
+    for name in ("relay-own", "push"):
         assert 0 < kouza[name].loss_yen <= legacy[name].loss_yen, name
     held = sum(kouza[name].refusals.get("held_for_review", 0)
                for name in ("relay-own", "stuffing", "sim-swap", "push"))

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from kouza.api.app import create_app
+from kouza.identity.devices import SensitiveAction
 from kouza.identity.service import identity
 from kouza.kit.clock import ManualClock
 from kouza.kit.idempotency import IdempotencyRecord
@@ -29,7 +30,15 @@ from kouza.ledger.service import ledger
 from kouza.wallet import qr as qr_codes
 from kouza.wallet.models import Merchant, Payment, Transfer, Wallet, WalletStatus
 from kouza.wallet.service import wallets
-from tests.factories import PASSWORD, Customer, balance_of, customer, merchant, verified_user
+from tests.factories import (
+    PASSWORD,
+    Customer,
+    balance_of,
+    customer,
+    merchant,
+    signed_body,
+    verified_user,
+)
 from tests.problems import problem
 
 
@@ -53,17 +62,27 @@ class World:
         with self.rt.db.unit_of_work() as session:
             return wallets.merchant_qr(session, merchant_id=self.shop.id, amount=amount)
 
+    def signed(self, body: Any, action: SensitiveAction, headers: dict[str, str] | None,
+               sign: bool) -> Any:
+        """``body`` with the caller's device signature for ``action`` (what the app sends)."""
+        if not sign or not isinstance(body, dict):
+            return body
+        who = self.bob if headers is self.as_bob else self.alice
+        return body | signed_body(self.rt, who, action)
+
     def pay(self, body: Any, *, key: str | None = "pay-1", wallet_id: object = None,
-            headers: dict[str, str] | None = None) -> httpx.Response:
+            headers: dict[str, str] | None = None, sign: bool = True) -> httpx.Response:
         extra = {"Idempotency-Key": key} if key is not None else {}
+        body = self.signed(body, SensitiveAction.PAY, headers, sign)
         return self.client.post(
             f"/v1/wallets/{wallet_id or self.alice.wallet.id}/payments", json=body,
             headers=(self.as_alice if headers is None else headers) | extra,
         )
 
     def send(self, body: Any, *, key: str | None = "send-1", wallet_id: object = None,
-             headers: dict[str, str] | None = None) -> httpx.Response:
+             headers: dict[str, str] | None = None, sign: bool = True) -> httpx.Response:
         extra = {"Idempotency-Key": key} if key is not None else {}
+        body = self.signed(body, SensitiveAction.TRANSFER, headers, sign)
         return self.client.post(
             f"/v1/wallets/{wallet_id or self.alice.wallet.id}/transfers", json=body,
             headers=(self.as_alice if headers is None else headers) | extra,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from kouza.identity.devices import SensitiveAction
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
@@ -32,7 +33,7 @@ from kouza.wallet.limits import (
 )
 from kouza.wallet.models import MerchantCategory, MovementKind, Payment, Transfer
 from kouza.wallet.service import wallets
-from tests.factories import Customer, balance_of, customer, merchant
+from tests.factories import Customer, balance_of, customer, merchant, signed
 
 
 def use_limits(rt: Runtime, *policies: LimitPolicy) -> None:
@@ -51,13 +52,15 @@ def static_qr(rt: Runtime, merchant_id: uuid.UUID) -> str:
 
 def pay(rt: Runtime, who: Customer, qr: str, amount: int) -> Payment:
     with rt.db.unit_of_work() as session:
-        return wallets.pay(session, user=who.user, wallet_id=who.wallet.id, qr=qr, amount=amount)
+        return wallets.pay(session, user=who.user, wallet_id=who.wallet.id, qr=qr, amount=amount,
+                           signed=signed(rt, who, SensitiveAction.PAY))
 
 
 def send(rt: Runtime, who: Customer, to: Customer, amount: int) -> Transfer:
     with rt.db.unit_of_work() as session:
         return wallets.transfer(session, user=who.user, source_wallet_id=who.wallet.id,
-                                destination_wallet_id=to.wallet.id, amount=amount)
+                                destination_wallet_id=to.wallet.id, amount=amount,
+                                signed=signed(rt, who, SensitiveAction.TRANSFER))
 
 
 def entries(rt: Runtime) -> int:

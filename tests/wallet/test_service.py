@@ -17,6 +17,7 @@ from joserfc import jws
 from sqlalchemy import func, select
 
 from kouza.errors import IdempotencyConflict
+from kouza.identity.devices import SensitiveAction
 from kouza.identity.errors import LevelRequired
 from kouza.identity.models import User
 from kouza.identity.service import identity
@@ -53,7 +54,15 @@ from kouza.wallet.models import (
     WalletStatus,
 )
 from kouza.wallet.service import wallets
-from tests.factories import PASSWORD, Customer, balance_of, customer, merchant, verified_user
+from tests.factories import (
+    PASSWORD,
+    Customer,
+    balance_of,
+    customer,
+    merchant,
+    signed,
+    verified_user,
+)
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -115,7 +124,7 @@ def pay(rt: Runtime, who: Customer, qr: str, amount: int | None = None,
         wallet_id: uuid.UUID | None = None) -> Payment:
     with rt.db.unit_of_work() as session:
         return wallets.pay(session, user=who.user, wallet_id=wallet_id or who.wallet.id, qr=qr,
-                           amount=amount)
+                           amount=amount, signed=signed(rt, who, SensitiveAction.PAY))
 
 
 def refund(rt: Runtime, payment_id: uuid.UUID, amount: int, reason: str = "returned") -> Refund:
@@ -127,7 +136,8 @@ def transfer(rt: Runtime, who: Customer, to: uuid.UUID, amount: int,
              source: uuid.UUID | None = None, message: str = "") -> Transfer:
     with rt.db.unit_of_work() as session:
         return wallets.transfer(session, user=who.user, source_wallet_id=source or who.wallet.id,
-                                destination_wallet_id=to, amount=amount, message=message)
+                                destination_wallet_id=to, amount=amount, message=message,
+                                signed=signed(rt, who, SensitiveAction.TRANSFER))
 
 
 def set_status(rt: Runtime, wallet_id: uuid.UUID, status: WalletStatus) -> None:

@@ -79,6 +79,21 @@ class SensitiveAction(StrEnum):
     """Add another device key (also needs an OTP step-up)."""
     REVOKE_DEVICE = "device.revoke"
     """Revoke a device key."""
+    PAY = "payment"
+    """Pay a merchant above the free amount (``money_out_free_payment_yen``)."""
+    TRANSFER = "transfer"
+    """Send money to another wallet."""
+    CHANGE_PASSWORD = "password.change"
+    """Replace the password (a device signature or an SMS step-up, as for money out)."""
+
+
+@dataclass(frozen=True)
+class SignedChallenge:
+    """A device's compact JWS over a server challenge, with the device that made it."""
+
+    device_id: uuid.UUID
+    nonce: str
+    signature: str
 
 
 @dataclass(frozen=True)

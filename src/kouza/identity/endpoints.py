@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from kouza.errors import BadRequest
 from kouza.identity import levels
 from kouza.identity.dependencies import BearerToken, CurrentUser
+from kouza.identity.devices import SignedChallenge
 from kouza.identity.ekyc import ChipRead
 from kouza.identity.errors import (
     AlreadyVerified,
@@ -36,6 +37,7 @@ from kouza.identity.errors import (
     InvalidCredentials,
     InvalidDeviceKey,
     InvalidKanaName,
+    InvalidNotMeToken,
     InvalidPhoneNumber,
     InvalidPurpose,
     InvalidToken,
@@ -81,7 +83,10 @@ from kouza.identity.schemas import (
     IdentityStatusRead,
     JpkiSubmit,
     LoginCreate,
+    NotMeRead,
+    NotMeReport,
     OtpChallengeRead,
+    PasswordChange,
     PhoneChangeCreate,
     PhoneVerificationConfirm,
     PhoneVerificationCreate,
@@ -98,9 +103,13 @@ from kouza.identity.service import identity
 from kouza.identity.settings import setting
 from kouza.kit.openapi import error_responses
 from kouza.kit.web import RuntimeDep, SessionDep, client_ip
+from kouza.ops.cases import cases
 from kouza.ops.dependencies import CurrentAdmin, CurrentOperator
 from kouza.ops.errors import InvalidOperatorToken, ReasonRequired, RoleRequired
+from kouza.ops.locks import locks
 from kouza.ops.service import ops
+from kouza.wallet.models import WalletStatus
+from kouza.wallet.service import wallets
 
 router = APIRouter(tags=["identity"])
 
@@ -137,7 +146,8 @@ def resend_code(body: EmailResend, session: SessionDep) -> dict[str, str]:
 
 
 @router.post(
-    "/v1/auth/login", response_model=TokenRead, responses=error_responses(InvalidCredentials)
+    "/v1/auth/login", response_model=TokenRead,
+    responses=error_responses(InvalidCredentials, RateLimited),
 )
 def login(body: LoginCreate, request: Request, session: SessionDep,
           runtime: RuntimeDep) -> TokenRead:
@@ -145,6 +155,49 @@ def login(body: LoginCreate, request: Request, session: SessionDep,
     token = identity.login(session, email=body.email, password=body.password,
                            ip=client_ip(request))
     return TokenRead(access_token=token, expires_in=runtime.settings.token_ttl_seconds)
+
+
+@router.post(
+    "/v1/auth/password", response_model=UserRead,
+    responses=error_responses(InvalidToken, InvalidCredentials, WeakPassword, StepUpRequired,
+                              UnknownDevice, DeviceRevoked, DeviceChallengeInvalid,
+                              DeviceChallengeExpired, DeviceChallengeReplayed,
+                              DeviceSignatureInvalid),
+)
+def change_password(body: PasswordChange, request: Request, user: CurrentUser,
+                    session: SessionDep) -> UserRead:
+    """Replace the password (device-signed or SMS stepped-up for ``password.change`` once the
+    account has a device key or phone); every session is signed out, log in again."""
+    signed = None
+    if body.device_id is not None and body.nonce is not None and body.signature is not None:
+        signed = SignedChallenge(body.device_id, body.nonce, body.signature)
+    elif body.nonce is not None or body.signature is not None:
+        raise BadRequest("a device proof needs device_id, nonce and signature together")
+    changed = identity.change_password(session, user, current_password=body.current_password,
+                                       new_password=body.new_password, signed=signed,
+                                       ip=client_ip(request))
+    return UserRead.model_validate(changed)
+
+
+@router.post(
+    "/v1/auth/not-me", response_model=NotMeRead,
+    responses=error_responses(InvalidNotMeToken),
+)
+def not_me(body: NotMeReport, session: SessionDep) -> NotMeRead:
+    """The "not me" link of a new-sign-in notice: signs out every session of the account and
+    locks its wallets (money stays; the fraud team calls back and unlocks)."""
+    user, revoked = identity.report_not_me(session, body.token)
+    locked = 0
+    for wallet in wallets.wallets_of(session, user=user):
+        if wallet.status == WalletStatus.LOCKED.value:
+            continue
+        locks.lock(session, wallet_id=wallet.id, actor=f"customer:{user.id}",
+                   reason="the customer reported a sign-in that was not theirs")
+        cases.open(session, wallet_id=wallet.id, source="customer:not-me",
+                   summary="customer reported an unrecognised sign-in",
+                   actor=f"customer:{user.id}", details={})
+        locked += 1
+    return NotMeRead(sessions_revoked=revoked, wallets_locked=locked)
 
 
 @router.post(

@@ -1,15 +1,15 @@
 """Errors of the identity domain (see the tree in ``kouza.errors``)::
 
-    BadRequest: WeakPassword, InvalidCode, CodeExpired, InvalidPhoneNumber, InvalidDeviceKey,
+    BadRequest: InvalidCode, CodeExpired, InvalidPhoneNumber, InvalidDeviceKey,
                 UnsupportedDeviceKey, UnknownAction, InvalidPurpose, InvalidKanaName,
-                EmptyCohort
+                EmptyCohort, InvalidNotMeToken
     Unauthorized: InvalidCredentials, InvalidToken
     Forbidden: LevelRequired, PhoneRequired, StepUpRequired, DeviceRevoked,
                DeviceChallengeInvalid, DeviceChallengeExpired, DeviceChallengeReplayed,
                DeviceSignatureInvalid, ReverificationRequired
     NotFound: UnknownChallenge, UnknownDevice, UnknownCampaign, UnknownUsers
     Conflict: EmailTaken, AlreadyVerified, PhoneAlreadyVerified, PhoneInUse, DeviceExists
-    Unprocessable: EkycRefused
+    Unprocessable: EkycRefused, WeakPassword
     TooManyRequests: TooManyAttempts, RateLimited
     KouzaError (503): EkycNotConfigured
 """
@@ -32,7 +32,7 @@ class EmailTaken(Conflict):
     code = "email_taken"
 
 
-class WeakPassword(BadRequest):
+class WeakPassword(Unprocessable):
     code = "weak_password"
 
 
@@ -164,3 +164,7 @@ class UnknownUsers(NotFound):
 
 class EmptyCohort(BadRequest):
     code = "empty_cohort"
+
+
+class InvalidNotMeToken(BadRequest):
+    code = "invalid_not_me_token"

@@ -77,6 +77,8 @@ class User(Base):
     status: Mapped[str] = mapped_column(String(16), default=UserStatus.ACTIVE.value)
     email_verified_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    """When the password was last changed (starts the money-out cool-off, ADR 0021)."""
 
 
 class EmailVerification(Base):

@@ -60,6 +60,22 @@ def check(session: Session, limits: list[Limit]) -> None:
     """Refuse if any limit is reached, otherwise count one event against each."""
     if not limits:
         return
+    refuse_if_reached(session, limits)
+    record(session, limits)
+
+
+def record(session: Session, limits: list[Limit]) -> None:
+    """Count one event against each limit (after :func:`refuse_if_reached` locked the keys)."""
+    now = runtime_of(session).now()
+    session.add_all(RateLimitHit(key_hash=_key(session, limit), at=now) for limit in limits)
+    session.flush()
+
+
+def refuse_if_reached(session: Session, limits: list[Limit]) -> None:
+    """Lock the limits' keys and refuse if any is reached, counting nothing (a caller that
+    counts only failures calls :func:`record` once it knows the outcome)."""
+    if not limits:
+        return
     now = runtime_of(session).now()
     keys = [_key(session, limit) for limit in limits]
     _lock_keys(session, keys)
@@ -78,5 +94,3 @@ def check(session: Session, limits: list[Limit]) -> None:
                 scope=limit.scope,
                 retry_after=retry,
             )
-    session.add_all(RateLimitHit(key_hash=key, at=now) for key in keys)
-    session.flush()

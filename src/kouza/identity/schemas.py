@@ -41,6 +41,30 @@ class LoginCreate(BaseModel):
     password: Text = Field(max_length=128)
 
 
+class PasswordChange(BaseModel):
+    """A new password; with a device key or verified phone, also a device signature for
+    ``password.change`` (or an SMS step-up for it passed beforehand)."""
+
+    model_config = ConfigDict(extra="forbid")
+    current_password: Text = Field(max_length=128)
+    new_password: Text = Field(min_length=10, max_length=128)
+    device_id: uuid.UUID | None = None
+    nonce: Text | None = Field(default=None, min_length=1, max_length=200)
+    signature: Text | None = Field(default=None, min_length=1, max_length=4000)
+
+
+class NotMeReport(BaseModel):
+    """The token of a new-sign-in notice's "not me" link."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: Text = Field(min_length=1, max_length=200)
+
+
+class NotMeRead(BaseModel):
+    sessions_revoked: int
+    wallets_locked: int
+
+
 class TokenRead(BaseModel):
     access_token: str
     token_type: str = "bearer"

@@ -1,9 +1,12 @@
 """The identity service: the one entry point other domains call.
 
-Sign-up, e-mail verification, login and bearer tokens are implemented here. Codes and tokens
-never rest in plain text: codes are stored as HMAC under the server secret and leave through the
-encrypted outbox; tokens are returned once and stored as HMAC. Login spends the same argon2 time
-whether or not the address exists, so response time does not reveal accounts.
+Sign-up, e-mail verification, login, password change and bearer tokens are implemented here.
+Codes and tokens never rest in plain text: codes are stored as HMAC under the server secret and
+leave through the encrypted outbox; tokens are returned once and stored as HMAC. Login spends the
+same argon2 time whether or not the address exists, so response time does not reveal accounts;
+failures are throttled per address and per IP, and a login from a new network is told to the
+customer with a "not me" link (:mod:`~kouza.identity.logins`). Passwords are judged by zxcvbn
+(the user's e-mail counts as a guessable word) at sign-up and at every change.
 
 The rest lives in one module per concern and is exposed through :class:`IdentityService`:
 :mod:`~kouza.identity.phones` (E.164 numbers, SMS verification), :mod:`~kouza.identity.otp`
@@ -24,9 +27,23 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn  # type: ignore[import-untyped]
 
 from kouza.errors import BadRequest, NotFound
-from kouza.identity import contacts, devices, events, levels, otp, phones, proofing, rechecks
+from kouza.identity import (
+    contacts,
+    devices,
+    events,
+    levels,
+    logins,
+    otp,
+    phones,
+    proofing,
+    proofs,
+    ratelimits,
+    rechecks,
+)
+from kouza.identity.devices import SensitiveAction, SignedChallenge
 from kouza.identity.ekyc import ChipRead, EkycMethod
 from kouza.identity.errors import (
     AlreadyVerified,
@@ -76,11 +93,24 @@ def normalize_email(email: str) -> str:
         raise BadRequest(f"not a valid e-mail address: {exc}") from None
 
 
-def check_password_strength(password: str, email: str) -> None:
+def check_password_strength(password: str, email: str, *, min_score: int = 3) -> None:
+    """Refuse a password shorter than 10 characters or that zxcvbn scores below ``min_score``
+    (common passwords, keyboard walks, dates, the e-mail address and its parts)."""
     if not 10 <= len(password) <= 128:
         raise WeakPassword("passwords are 10 to 128 characters long")
-    if password.lower() == email.lower() or len(set(password)) < 4:
-        raise WeakPassword("this password is too easy to guess")
+    local, _, domain = email.lower().partition("@")
+    words = [email.lower(), local, *domain.split("."), *local.replace("_", ".").split(".")]
+    # zxcvbn refuses (ValueError) anything over its default 72 characters; 128 is kouza's own
+    # bound, so the whole password is judged (its matching is quadratic only up to that).
+    judged = zxcvbn(password, user_inputs=[word for word in words if word], max_length=128)
+    if judged["score"] < min_score:
+        feedback = judged["feedback"]
+        hints = [feedback.get("warning") or "", *feedback.get("suggestions", [])]
+        advice = " ".join(hint for hint in hints if hint)
+        raise WeakPassword(
+            "this password is too easy to guess" + (f": {advice}" if advice else ""),
+            score=judged["score"], min_score=min_score,
+        )
 
 
 class IdentityService:
@@ -89,7 +119,8 @@ class IdentityService:
     def signup(self, session: Session, *, email: str, password: str) -> User:
         """Create a user and send an e-mail verification code."""
         address = normalize_email(email)
-        check_password_strength(password, address)
+        check_password_strength(password, address,
+                                min_score=runtime_of(session).settings.password_min_score)
         user = User(
             email=address, password_hash=hash_password(password),
             level=VerificationLevel.NONE.value, status=UserStatus.ACTIVE.value,
@@ -179,19 +210,27 @@ class IdentityService:
         return user
 
     def login(self, session: Session, *, email: str, password: str, ip: str = "") -> str:
-        """Check the password and return a new bearer token (shown once)."""
+        """Check the password and return a new bearer token (shown once).
+
+        Throttled per address and per IP (429 before the password is checked); a failure is
+        counted and committed although the login fails; a new network is told to the user.
+        """
         try:
             address = normalize_email(email)
         except BadRequest:
-            raise InvalidCredentials("wrong e-mail address or password") from None
+            address = email.strip().lower()[:320]
+        limits = logins.limits(session, address=address, ip=ip)
+        ratelimits.refuse_if_reached(session, limits)
         user = self._user_by_email(session, address)
         if user is None:
             verify_password(_DUMMY_HASH, password)
-            raise InvalidCredentials("wrong e-mail address or password")
-        if not verify_password(user.password_hash, password):
-            raise InvalidCredentials("wrong e-mail address or password")
+        if user is None or not verify_password(user.password_hash, password):
+            ratelimits.record(session, limits)
+            raise InvalidCredentials("wrong e-mail address or password", keep_changes=True)
         if user.status != UserStatus.ACTIVE.value:
             raise InvalidCredentials("this account is disabled")
+        logins.notify_if_new_network(session, user, ip=ip,
+                                     networks=logins.known_networks(session, user))
         runtime = runtime_of(session)
         token = random_token()
         now = runtime.now()
@@ -218,6 +257,50 @@ class IdentityService:
         if user is None or user.status != UserStatus.ACTIVE.value:
             raise InvalidToken("missing, expired or revoked token")
         return user
+
+    def change_password(
+        self, session: Session, user: User, *, current_password: str, new_password: str,
+        signed: SignedChallenge | None = None, ip: str = "",
+    ) -> User:
+        """Replace the password: the current one, a strong new one, and — once the user has a
+        device key or a verified phone — a device signature or SMS step-up for
+        ``password.change``. Other sessions are signed out; the user is told; money out needs a
+        proof for the cool-off that follows (ADR 0021)."""
+        current = levels.attached(session, user)
+        if not verify_password(current.password_hash, current_password):
+            raise InvalidCredentials("the current password is wrong")
+        runtime = runtime_of(session)
+        check_password_strength(new_password, current.email,
+                                min_score=runtime.settings.password_min_score)
+        has_factor = bool(devices.active_devices(session, current)) \
+            or otp.verified_phone(session, current) is not None
+        if has_factor or signed is not None:
+            proofs.prove(session, current, action=SensitiveAction.CHANGE_PASSWORD,
+                         signed=signed, required=True)
+        now = runtime.now()
+        current.password_hash = hash_password(new_password)
+        current.password_changed_at = now
+        logins.revoke_sessions(session, current)
+        session.flush()
+        events.record(session, EventType.CONTACT_CHANGE, current, ip=ip,
+                      attributes={"contact": "password", "change": "replaced"})
+        outbox.enqueue(
+            session, channel="email", recipient=current.email,
+            subject=f"{runtime.settings.operator_name}: your password was changed",
+            body=f"Your password was changed at {now.strftime('%Y-%m-%d %H:%M UTC')} and every "
+            "other session was signed out. If you did not do this, call us at once: "
+            f"{runtime.settings.operator_fraud_contact}.",
+        )
+        return current
+
+    def report_not_me(self, session: Session, token: str) -> tuple[User, int]:
+        """A "not me" link was used: sign out every session of its user (the caller locks
+        the wallets); the user and how many sessions were revoked."""
+        user = logins.user_of_not_me_token(session, token)
+        revoked = logins.revoke_sessions(session, user)
+        events.record(session, EventType.CONTACT_CHANGE, user,
+                      attributes={"contact": "login", "change": "reported_not_me"})
+        return user, revoked
 
     def logout(self, session: Session, token: str) -> None:
         """Revoke a bearer token."""

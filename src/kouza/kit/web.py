@@ -159,9 +159,12 @@ def kouza_error_handler(
 
     async def handle(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, KouzaError)
-        headers = {"WWW-Authenticate": www_authenticate} if exc.status_code == 401 else None
+        headers = {"WWW-Authenticate": www_authenticate} if exc.status_code == 401 else {}
+        retry_after = exc.details.get("retry_after")
+        if exc.status_code == 429 and isinstance(retry_after, int):
+            headers["Retry-After"] = str(retry_after)
         return problem_response(exc.status_code, exc.code, exc.message,
-                                details=exc.shown_details or None, headers=headers)
+                                details=exc.shown_details or None, headers=headers or None)
 
     return handle
 

@@ -74,17 +74,13 @@ class Adversary:
         self.r.attacker_ips[ip] = a
         return ip
 
-    def device_tag(self, a: int, n: int) -> str:
-        return f"a{a}-d{n % self.r.scenario.attackers[a].devices}"
-
     def fresh_account(self, a: int, n: int) -> Account | KouzaError:
         """A new wallet on the attacker's ``n``-th IP, device and e-mail domain, with a phone
         (an attacker's SIM) and a device key when the profile asks for them."""
         attacker = self.r.scenario.attackers[a]
         self.r.counter += 1
         domain = f"mail{self.r.counter % attacker.email_domains}.example.net"
-        account = self.r._sign_up(f"x{a}{self.r.counter:06d}@{domain}", self.ip(a, n),
-                                  self.device_tag(a, n))
+        account = self.r._sign_up(f"x{a}{self.r.counter:06d}@{domain}", self.ip(a, n))
         if isinstance(account, KouzaError):
             return account
         self.r.attack_accounts[account.wallet_id] = a
@@ -262,8 +258,7 @@ class Adversary:
                                                            password=own.password, ip=ip))
         if refused is not None:
             return refused
-        account = Account(own.user_id, own.wallet_id, own.email, ip,
-                          self.device_tag(attempt.attacker, n), phone=own.phone,
+        account = Account(own.user_id, own.wallet_id, own.email, ip, phone=own.phone,
                           link_id=own.link_id, password=own.password, citizen=own.citizen)
         attempt.account = account
         attempt.payload["receives_sms"] = sms
@@ -407,7 +402,7 @@ class Adversary:
         return self.r._call(lambda s: wallets.transfer(
             s, user=self.r._user(s, source), source_wallet_id=source.wallet_id,
             destination_wallet_id=destination.wallet_id, amount=amount,
-            device_id=self.r._device_of(source), ip=source.ip))[1]
+            signed=self.r._signed(s, source, SensitiveAction.TRANSFER), ip=source.ip))[1]
 
     def _available(self, account: Account) -> int:
         with self.r.rt.db.session() as session:

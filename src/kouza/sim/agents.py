@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from kouza.banks.linking.policy import DeviceProof
 from kouza.errors import KouzaError
-from kouza.identity.devices import SensitiveAction, signing_payload
+from kouza.identity.devices import SensitiveAction, SignedChallenge, signing_payload
 from kouza.identity.models import User
 from kouza.identity.service import identity
 
@@ -49,6 +49,12 @@ class Device:
                                           self.key, algorithms=["ES256"])
         return DeviceProof(nonce=nonce, signature=signature)
 
+    def signed(self, session: Session, user: User, action: SensitiveAction) -> SignedChallenge:
+        """The proof money out carries: this device's signature over a fresh challenge."""
+        assert self.device_id is not None
+        proof = self.proof(session, user, action)
+        return SignedChallenge(self.device_id, proof.nonce, proof.signature)
+
 
 @dataclass
 class Account:
@@ -58,9 +64,8 @@ class Account:
     wallet_id: uuid.UUID
     email: str
     ip: str
-    device_tag: str
-    """What the app reports as device id when no key is registered (X-Device-Id)."""
     device: Device | None = None
+    """The key the app holds (the only device identity kouza trusts; ADR 0021)."""
     phone: str = ""
     link_id: uuid.UUID | None = None
     links: int = 0

@@ -35,7 +35,7 @@ from kouza.banks.linking.models import BankLink, BankMovement, MovementDirection
 from kouza.banks.linking.movements import MovementService, MoveRequest
 from kouza.banks.linking.oauth import DeclaredIdentity, OAuthCallback, oauth_links
 from kouza.errors import KouzaError
-from kouza.identity.devices import SensitiveAction
+from kouza.identity.devices import SensitiveAction, SignedChallenge
 from kouza.identity.ekyc.devca import TestCitizen
 from kouza.identity.ekyc.result import EkycMethod, Sex
 from kouza.identity.models import User
@@ -211,7 +211,7 @@ class Runner:
 
     # --- onboarding (through the identity services) ----------------------------------------
 
-    def _sign_up(self, email: str, ip: str, device_tag: str,
+    def _sign_up(self, email: str, ip: str,
                  password: str = PASSWORD) -> Account | KouzaError:
         _, refused = self._call(lambda s: identity.signup(s, email=email, password=password))
         if refused:
@@ -222,10 +222,10 @@ class Runner:
             return refused or KouzaError("no user")
         user_id = user.id
         wallet, refused = self._call(lambda s: wallets.open_wallet(
-            s, user=s.get_one(User, user_id), device_id=device_tag, ip=ip))
+            s, user=s.get_one(User, user_id), ip=ip))
         if refused or wallet is None:
             return refused or KouzaError("no wallet")
-        return Account(user_id, wallet.id, email, ip, device_tag, password=password)
+        return Account(user_id, wallet.id, email, ip, password=password)
 
     def _verify_phone(self, account: Account, phone: str) -> KouzaError | None:
         challenge, refused = self._call(lambda s: identity.start_phone_verification(
@@ -418,10 +418,16 @@ class Runner:
 
     def _join(self, person: Honest) -> None:
         citizen = person.citizen
-        account = self._sign_up(citizen.email, person.ip, f"h{person.index}")
+        account = self._sign_up(citizen.email, person.ip)
         if isinstance(account, KouzaError):
             return
         account.citizen = citizen.index
+        # the app signs in once from home (the network later logins are compared with) and,
+        # where money out needs a proof, registers the phone's key at onboarding
+        self._call(lambda s: identity.login(s, email=citizen.email, password=account.password,
+                                            ip=person.ip))
+        if self.profile.money_out_proof:
+            self._verify_phone(account, citizen.phone)
         self.result.honest_operations += 1  # the sign-up (and link) is an operation too
         self.honest[person.index] = account
         self.owner_of_wallet[account.wallet_id] = citizen.index
@@ -504,7 +510,7 @@ class Runner:
                 return self._call(lambda s: wallets.transfer(
                     s, user=self._user(s, account), source_wallet_id=account.wallet_id,
                     destination_wallet_id=to.wallet_id, amount=action.amount,
-                    device_id=self._device_of(account), ip=account.ip))[1]
+                    signed=self._signed(s, account, SensitiveAction.TRANSFER), ip=account.ip))[1]
 
             refused = send()
             if refused is not None and refused.code != "insufficient_funds":
@@ -569,14 +575,16 @@ class Runner:
         """Pay; the payment's id (None if refused) and the refusal."""
         paid, refused = self._call(lambda s: wallets.pay(
             s, user=self._user(s, account), wallet_id=account.wallet_id, qr=qr, amount=amount,
-            device_id=self._device_of(account), ip=account.ip))
+            signed=self._signed(s, account, SensitiveAction.PAY), ip=account.ip))
         return (paid.id if paid is not None else None), refused
 
-    @staticmethod
-    def _device_of(account: Account) -> str:
-        if account.device is not None and account.device.device_id is not None:
-            return str(account.device.device_id)
-        return account.device_tag
+    def _signed(self, session: Session, account: Account,
+                action: SensitiveAction) -> SignedChallenge | None:
+        """What the app sends with money out: its device's signature, when it holds a key."""
+        device = account.device
+        if device is None or device.device_id is None:
+            return None
+        return device.signed(session, self._user(session, account), action)
 
     # --- attackers -------------------------------------------------------------------------
 
@@ -588,12 +596,10 @@ class Runner:
         self.counter += 1
         email = f"x{a}{self.counter:06d}@freemail.example.com"
         ip = f"203.0.{(a * 37 + source // 250) % 256}.{source % 250 + 1}"
-        device_tag = f"a{a}-s{source}"
         if attacker.ips > 1 or attacker.devices > 1:
-            ip, device_tag = self.adversary.ip(a, attempt_no), \
-                self.adversary.device_tag(a, attempt_no)
+            ip = self.adversary.ip(a, attempt_no)
         self.attacker_ips[ip] = a
-        account = self._sign_up(email, ip, device_tag)
+        account = self._sign_up(email, ip)
         if isinstance(account, KouzaError):
             return account
         self.attack_accounts[account.wallet_id] = a

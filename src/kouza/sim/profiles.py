@@ -49,6 +49,9 @@ class DefenceProfile:
     operator_playbook: bool = False
     """The operator's fraud team acts on what it is told (a holder's "not me", burst alerts):
     locks the wallet behind a reported link and stops charges at a bank under attack."""
+    money_out_proof: bool = False
+    """Payments above ¥3,000 and every transfer need a device signature or an SMS step-up
+    (ADR 0021); honest customers register their phone's key at onboarding."""
     risk_rules_without: tuple[str, ...] = ()
     """Shipped rule ids left out (ablation of a rule group)."""
     tags: tuple[str, ...] = field(default_factory=tuple)
@@ -91,6 +94,7 @@ PROFILES: dict[str, DefenceProfile] = {
             require_device_signature=True, risk_rules="shipped",
             topup_cap=TopUpCap.ROLLING_30_DAYS, bank_monitoring=True,
             reverify_existing_links=True, holder_notices=True, operator_playbook=True,
+            money_out_proof=True,
         ),
     )
 }
@@ -108,8 +112,8 @@ RULE_GROUPS: dict[str, tuple[str, ...]] = {
 LAYERS: dict[str, tuple[str, dict[str, object]]] = {
     "verified-identity": ("eKYC before linking (phone + device key still required)",
                           {"link_min_level": "phone"}),
-    "device-keys": ("device-key signatures on links and charges",
-                    {"require_device_signature": False}),
+    "device-keys": ("device-key signatures (or SMS step-ups) on links, charges and money out",
+                    {"require_device_signature": False, "money_out_proof": False}),
     "name-match": ("the verified name sent to the bank", {"link_name_match": False}),
     "legacy-bank-refusal": ("refusing banks that only have the legacy PIN form",
                             {"accept_legacy_banks": True}),

@@ -138,7 +138,9 @@ class AttackerBase(_Strict):
     subnets: int = Field(gt=0, le=100_000, default=1)
     """/24 networks those IPs spread over."""
     devices: int = Field(gt=0, le=100_000, default=1)
-    """Devices (phones, emulators) rotated over; each wallet on one device."""
+    """Devices (phones, emulators) rotated over; each wallet on one device. The wallet sees a
+    device only through the key registered on it (ADR 0021), so this spreads the attacker's
+    wallets over its IPs; it no longer names a typed device id."""
     email_domains: int = Field(gt=0, le=1_000, default=1)
     answers_step_ups: bool = False
     """Holds the SIM of every wallet's phone (prepaid SIMs, rented numbers) and answers SMS

@@ -247,6 +247,7 @@ def build_world(
         link_name_match=profile.link_name_match,
         accepted_legacy_banks=legacy_banks if profile.accept_legacy_banks else [],
         require_device_signature=profile.require_device_signature,
+        money_out_proof=profile.money_out_proof,
         link_mandate_max_per_debit_yen=profile.topup_cap_yen,
         link_mandate_max_30_days_yen=(
             profile.topup_cap_yen if profile.topup_cap is TopUpCap.ROLLING_30_DAYS

@@ -2,7 +2,10 @@
 
 Every wallet id in a path is resolved through the caller's ownership; another user's wallet is
 "not found", exactly like an id that does not exist. Money-moving calls require an
-``Idempotency-Key`` header (see :mod:`kouza.kit.idempotency`).
+``Idempotency-Key`` header (see :mod:`kouza.kit.idempotency`) and, for money out, a device
+signature or an SMS step-up (:mod:`kouza.identity.proofs`, ADR 0021). The device an action is
+filed under is the one whose key signed it: no header names a device (the old ``X-Device-Id``
+was typed by the client and is gone).
 """
 
 from __future__ import annotations
@@ -14,7 +17,18 @@ from fastapi import APIRouter, Header, Query, Request, status
 
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
 from kouza.identity.dependencies import CurrentUser
-from kouza.identity.errors import InvalidToken, LevelRequired, StepUpRequired
+from kouza.identity.errors import (
+    DeviceChallengeExpired,
+    DeviceChallengeInvalid,
+    DeviceChallengeReplayed,
+    DeviceRevoked,
+    DeviceSignatureInvalid,
+    InvalidToken,
+    LevelRequired,
+    PhoneRequired,
+    StepUpRequired,
+    UnknownDevice,
+)
 from kouza.kit.openapi import error_responses
 from kouza.kit.web import MAX_BIGINT, RuntimeDep, SessionDep, client_ip, run_idempotent
 from kouza.ledger.errors import InsufficientFunds
@@ -24,6 +38,7 @@ from kouza.wallet.errors import (
     InvalidQr,
     LimitExceeded,
     MerchantNotActive,
+    ProofIncomplete,
     QrAlreadyPaid,
     SelfTransfer,
     UnknownWallet,
@@ -50,11 +65,11 @@ IdempotencyKey = Annotated[
            description="Unique per intended operation; a retry with the same key and body "
            "returns the first result"),
 ]
-DeviceId = Annotated[str, Header(alias="X-Device-Id", max_length=128,
-                                 description="The registered device's id (risk features)")]
-MOVE_ERRORS = (RiskRefused, HeldForReview, StepUpRequired, InvalidToken, UnknownWallet,
-               WalletNotActive, LevelRequired, InsufficientFunds, LimitExceeded,
-               IdempotencyConflict, IdempotencyInFlight)
+MOVE_ERRORS = (RiskRefused, HeldForReview, StepUpRequired, PhoneRequired, InvalidToken,
+               UnknownWallet, WalletNotActive, LevelRequired, InsufficientFunds, LimitExceeded,
+               IdempotencyConflict, IdempotencyInFlight, ProofIncomplete, UnknownDevice,
+               DeviceRevoked, DeviceChallengeInvalid, DeviceChallengeExpired,
+               DeviceChallengeReplayed, DeviceSignatureInvalid)
 
 
 def _wallet_read(session: SessionDep, wallet: Wallet) -> WalletRead:
@@ -66,10 +81,9 @@ def _wallet_read(session: SessionDep, wallet: Wallet) -> WalletRead:
 
 @router.post("/v1/wallets", status_code=status.HTTP_201_CREATED, response_model=WalletRead,
              responses=error_responses(InvalidToken, LevelRequired, WalletExists))
-def open_wallet(user: CurrentUser, session: SessionDep, request: Request,
-                device_id: DeviceId = "") -> WalletRead:
+def open_wallet(user: CurrentUser, session: SessionDep, request: Request) -> WalletRead:
     """Open the caller's wallet (needs a verified e-mail address)."""
-    wallet = wallets.open_wallet(session, user=user, device_id=device_id, ip=client_ip(request))
+    wallet = wallets.open_wallet(session, user=user, ip=client_ip(request))
     return _wallet_read(session, wallet)
 
 
@@ -114,15 +128,16 @@ def statement(
                               MerchantNotActive),
 )
 def pay(wallet_id: uuid.UUID, body: PaymentCreate, user: CurrentUser, runtime: RuntimeDep,
-        idempotency_key: IdempotencyKey, request: Request, device_id: DeviceId = "",
-        ) -> PaymentRead:
-    """Pay a merchant from its kouza-signed QR code."""
+        idempotency_key: IdempotencyKey, request: Request) -> PaymentRead:
+    """Pay a merchant from its kouza-signed QR code (above the free amount: device-signed or
+    SMS stepped-up for ``payment``)."""
+    signed = body.signed_challenge()
     return run_idempotent(
         runtime, scope=f"user:{user.id}", key=idempotency_key, model=PaymentRead,
-        request_payload=["pay", str(wallet_id), body.model_dump(mode="json")],
+        request_payload=["pay", str(wallet_id), body.request_fields()],
         operation=lambda session: PaymentRead.model_validate(
             wallets.pay(session, user=user, wallet_id=wallet_id, qr=body.qr, amount=body.amount,
-                        device_id=device_id, ip=client_ip(request))
+                        signed=signed, ip=client_ip(request))
         ),
     )
 
@@ -132,16 +147,16 @@ def pay(wallet_id: uuid.UUID, body: PaymentCreate, user: CurrentUser, runtime: R
     response_model=TransferRead, responses=error_responses(*MOVE_ERRORS, SelfTransfer),
 )
 def transfer(wallet_id: uuid.UUID, body: TransferCreate, user: CurrentUser, runtime: RuntimeDep,
-             idempotency_key: IdempotencyKey, request: Request, device_id: DeviceId = "",
-             ) -> TransferRead:
-    """Send money to another wallet."""
+             idempotency_key: IdempotencyKey, request: Request) -> TransferRead:
+    """Send money to another wallet (device-signed or SMS stepped-up for ``transfer``)."""
+    signed = body.signed_challenge()
     return run_idempotent(
         runtime, scope=f"user:{user.id}", key=idempotency_key, model=TransferRead,
-        request_payload=["transfer", str(wallet_id), body.model_dump(mode="json")],
+        request_payload=["transfer", str(wallet_id), body.request_fields()],
         operation=lambda session: TransferRead.model_validate(
             wallets.transfer(session, user=user, source_wallet_id=wallet_id,
                              destination_wallet_id=body.to_wallet_id, amount=body.amount,
-                             message=body.message, device_id=device_id,
+                             message=body.message, signed=signed,
                              ip=client_ip(request))
         ),
     )

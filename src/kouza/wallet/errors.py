@@ -51,3 +51,9 @@ class RefundTooLarge(Unprocessable):
 
 class LimitExceeded(Unprocessable):
     code = "limit_exceeded"
+
+
+class ProofIncomplete(BadRequest):
+    """A device proof missing one of device_id, nonce and signature."""
+
+    code = "proof_incomplete"

@@ -17,7 +17,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kouza.identity.devices import SensitiveAction, SignedChallenge
 from kouza.identity.models import User, VerificationLevel
+from kouza.identity.proofs import ProofMethod, Proven, prove
 from kouza.identity.service import identity
 from kouza.kit.db import add_unique
 from kouza.kit.locking import lock_row, lock_rows
@@ -29,6 +31,7 @@ from kouza.ops.models import SwitchScope
 from kouza.ops.switches import switches
 from kouza.risk.enforcement import enforce
 from kouza.risk.events import EventType, RiskEvent
+from kouza.risk.rules import Outcome
 from kouza.risk.service import risk
 from kouza.wallet import qr as qr_codes
 from kouza.wallet.errors import (
@@ -72,8 +75,7 @@ class WalletService:
 
     # --- wallets -------------------------------------------------------------------------
 
-    def open_wallet(self, session: Session, *, user: User, device_id: str = "",
-                    ip: str = "") -> Wallet:
+    def open_wallet(self, session: Session, *, user: User, ip: str = "") -> Wallet:
         """Open the user's wallet (one per user; needs a verified e-mail)."""
         identity.require_level(user, VerificationLevel.EMAIL, action="opening a wallet")
         wallet_id = uuid.uuid4()
@@ -90,7 +92,7 @@ class WalletService:
         domain = user.email.rpartition("@")[2]
         self._judge(session, user, wallet, "wallet.open", RiskEvent(
             type=EventType.SIGNUP, at=now, wallet=str(wallet.id), user=str(user.id),
-            device=device_id, ip=ip, email_domain=domain))
+            ip=ip, email_domain=domain))
         return wallet
 
     def get_wallet(self, session: Session, wallet_id: uuid.UUID) -> Wallet:
@@ -218,9 +220,10 @@ class WalletService:
 
     def pay(
         self, session: Session, *, user: User, wallet_id: uuid.UUID, qr: str,
-        amount: int | None = None, device_id: str = "", ip: str = "",
+        amount: int | None = None, signed: SignedChallenge | None = None, ip: str = "",
     ) -> Payment:
-        """Pay the merchant named by a kouza-signed QR code."""
+        """Pay the merchant named by a kouza-signed QR code (above the free amount, or during
+        a cool-off after a credential change, with a device signature or SMS step-up)."""
         identity.require_level(user, VerificationLevel.EMAIL, action="paying")
         runtime = runtime_of(session)
         payload = qr_codes.verify(runtime.secret, qr, now=runtime.now())
@@ -233,11 +236,13 @@ class WalletService:
         switches.require_open(session, SwitchScope.MERCHANT_PAYMENTS, str(merchant.id))
         wallet = self._lock_owned(session, user=user, wallet_id=wallet_id)
         self._require_active(wallet)
+        proven = prove(session, user, action=SensitiveAction.PAY, signed=signed,
+                       required=amount > runtime.settings.money_out_free_payment_yen)
         self._check_limits(session, wallet, MovementKind.PAYMENT, amount, merchant.category)
         self._judge(session, user, wallet, "payment", RiskEvent(
             type=EventType.PAYMENT, at=runtime.now(), wallet=str(wallet.id), user=str(user.id),
-            device=device_id, ip=ip, merchant=str(merchant.id), category=merchant.category,
-            amount=amount))
+            device=proven.device, ip=ip, merchant=str(merchant.id), category=merchant.category,
+            amount=amount), proven)
         return self._record_payment(session, wallet, merchant, amount, payload.order_ref)
 
     def _payment_amount(self, payload: qr_codes.QrPayload, amount: int | None) -> int:
@@ -305,10 +310,11 @@ class WalletService:
         destination_wallet_id: uuid.UUID,
         amount: int,
         message: str = "",
-        device_id: str = "",
+        signed: SignedChallenge | None = None,
         ip: str = "",
     ) -> Transfer:
-        """Send money from the user's wallet to another wallet."""
+        """Send money from the user's wallet to another wallet (device-signed or SMS
+        stepped-up: every transfer, ADR 0021)."""
         identity.require_level(user, VerificationLevel.EMAIL, action="sending money")
         if source_wallet_id == destination_wallet_id:
             raise SelfTransfer("cannot send money to the same wallet")
@@ -322,12 +328,14 @@ class WalletService:
                                 wallet_id=str(destination_wallet_id))
         self._require_active(source)
         self._require_active(destination, incoming=True)
+        proven = prove(session, user, action=SensitiveAction.TRANSFER, signed=signed,
+                       required=True)
         self._check_limits(session, source, MovementKind.TRANSFER, amount)
         self._check_limits(session, destination, MovementKind.INCOMING_TRANSFER, amount)
         self._judge(session, user, source, "transfer", RiskEvent(
             type=EventType.TRANSFER, at=runtime_of(session).now(), wallet=str(source.id),
-            user=str(user.id), device=device_id, ip=ip, amount=amount,
-            attributes={"to": str(destination.id)}))
+            user=str(user.id), device=proven.device, ip=ip, amount=amount,
+            attributes={"to": str(destination.id)}), proven)
         transfer_id = uuid.uuid4()
         posted = ledger.transfer(
             session, kind=EntryKind.TRANSFER, source=source.ledger_account_id,
@@ -348,10 +356,17 @@ class WalletService:
     # --- helpers -------------------------------------------------------------------------
 
     def _judge(self, session: Session, user: User, wallet: Wallet, purpose: str,
-               event: RiskEvent) -> None:
-        """Ask the risk engine and act on its decision (kouza.risk.enforcement)."""
-        enforce(session, risk.assess(session, event), user=user, wallet_id=wallet.id,
-                purpose=purpose)
+               event: RiskEvent, proven: Proven | None = None) -> None:
+        """Ask the risk engine and act on its decision (kouza.risk.enforcement).
+
+        A ``step_up`` decision is already met when this very action was proven with an SMS
+        step-up (the same code would be asked for twice otherwise).
+        """
+        decision = risk.assess(session, event)
+        if decision.outcome is Outcome.STEP_UP and proven is not None \
+                and proven.method is ProofMethod.SMS_OTP:
+            return
+        enforce(session, decision, user=user, wallet_id=wallet.id, purpose=purpose)
 
     def _lock_wallet(self, session: Session, wallet_id: uuid.UUID) -> Wallet:
         wallet = lock_row(session, Wallet, wallet_id)
