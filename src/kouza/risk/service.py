@@ -5,6 +5,9 @@ a server process, or one of the simulator's isolated instances — has its own. 
 from ``KOUZA_RISK_RULES`` (a YAML path) or the shipped default; :meth:`RiskService.load_rules`
 swaps it at once, or refuses a bad file and keeps the old one. The feature store comes from
 ``KOUZA_RISK_FEATURE_STORE``: this process's memory, or Redis shared by several API processes.
+This process's memory starts empty, so it is warmed from ``risk_events`` when the engine is
+built (:func:`warm`), as far back as the rule set can look
+(:func:`~kouza.risk.plan.history_needed`).
 With a shared store each decision reads what the rule set needs for its event type and records
 the event in one round trip (:meth:`~kouza.risk.features.SharedFeatureStore.snapshot`), instead
 of one round trip per feature.
@@ -25,9 +28,9 @@ from kouza.kit.db import UtcDateTime
 from kouza.kit.runtime import Runtime, runtime_of
 from kouza.risk.engine import Decision, RiskEngine
 from kouza.risk.events import EventType, RiskEvent
-from kouza.risk.features import SharedFeatureStore, open_feature_store
+from kouza.risk.features import InMemoryFeatureStore, SharedFeatureStore, open_feature_store
 from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
-from kouza.risk.plan import ReadPlanner
+from kouza.risk.plan import ReadPlanner, history_needed
 from kouza.risk.rules import RuleSet, load_rule_set, parse_rule_set
 
 
@@ -50,6 +53,8 @@ class RiskService:
             store = open_feature_store(getattr(settings, "risk_feature_store", "memory"),
                                        prefix=getattr(settings, "risk_feature_prefix",
                                                       "kouza:risk:"))
+            if isinstance(store, InMemoryFeatureStore):
+                warm(store, runtime, since=runtime.now() - history_needed(rules, store.retention))
             engine = runtime.providers.setdefault("risk", RiskEngine(rules, store))
         assert isinstance(engine, RiskEngine)
         return engine
@@ -114,6 +119,27 @@ class RiskService:
         rules = parse_rule_set(text, source=source)
         self.engine(runtime).replace_rules(rules)
         return rules
+
+
+def warm(store: InMemoryFeatureStore, runtime: Runtime, *, since: datetime) -> int:
+    """Replay the stored events at or after ``since`` into a fresh in-process store, in the
+    order they were assessed, so a restart does not make every wallet look new (one streamed
+    query over ``ix_risk_events_at``); how many were replayed."""
+    columns = [_EVENTS.c[name] for name in (*_EVENT_COLUMNS, "attributes")]
+    statement = select(*columns).where(_EVENTS.c.at >= since).order_by(_EVENTS.c.at,
+                                                                         _EVENTS.c.id)
+    replayed = 0
+    with runtime.db.engine.connect() as connection:
+        rows = connection.execution_options(yield_per=10_000).execute(statement)
+        for row in rows:
+            store.record(RiskEvent(
+                type=EventType(row.type), at=row.at, wallet=row.wallet, user=row.user,
+                device=row.device, ip=row.ip, email_domain=row.email_domain, bank=row.bank,
+                account=row.account, holder_name=row.holder_name, merchant=row.merchant,
+                category=row.category, amount=row.amount, outcome=row.outcome,
+                attributes=dict(row.attributes or {})))
+            replayed += 1
+    return replayed
 
 
 _EVENTS = cast(Table, RiskEventRecord.__table__)
