@@ -15,6 +15,7 @@ of one round trip per feature.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime
 from importlib import resources
@@ -43,8 +44,9 @@ def shipped_rule_set() -> RuleSet:
 class RiskService:
     """Assess events; manage the active rule set."""
 
-    def engine(self, runtime: Runtime) -> RiskEngine:
-        """The runtime's engine, created on first use."""
+    def engine(self, runtime: Runtime, session: Session | None = None) -> RiskEngine:
+        """The runtime's engine, created on first use (its in-memory store warmed through
+        ``session`` when given: on SQLite a second connection would wait for its write lock)."""
         engine = runtime.providers.get("risk")
         if engine is None:
             settings = runtime.settings
@@ -54,7 +56,8 @@ class RiskService:
                                        prefix=getattr(settings, "risk_feature_prefix",
                                                       "kouza:risk:"))
             if isinstance(store, InMemoryFeatureStore):
-                warm(store, runtime, since=runtime.now() - history_needed(rules, store.retention))
+                since = runtime.now() - history_needed(rules, store.retention)
+                warm(store, runtime, since=since, session=session)
             engine = runtime.providers.setdefault("risk", RiskEngine(rules, store))
         assert isinstance(engine, RiskEngine)
         return engine
@@ -62,18 +65,19 @@ class RiskService:
     def assess(self, session: Session, event: RiskEvent) -> Decision:
         """Judge ``event`` against its history, record it, and store the decision."""
         runtime = runtime_of(session)
-        decision = self._decide(runtime, event, record=True)
+        decision = self._decide(runtime, event, record=True, session=session)
         self.store(session, decision)
         return decision
 
     def preview(self, session: Session, event: RiskEvent) -> Decision:
         """What the engine would decide about ``event``, without recording it (what-if)."""
-        return self._decide(runtime_of(session), event, record=False)
+        return self._decide(runtime_of(session), event, record=False, session=session)
 
-    def _decide(self, runtime: Runtime, event: RiskEvent, *, record: bool) -> Decision:
+    def _decide(self, runtime: Runtime, event: RiskEvent, *, record: bool,
+                session: Session | None = None) -> Decision:
         planner = runtime.providers.setdefault("risk_reads", ReadPlanner())
         assert isinstance(planner, ReadPlanner)
-        return decide(self.engine(runtime), planner, event, record=record)
+        return decide(self.engine(runtime, session), planner, event, record=record)
 
     def assess_on_its_own(self, runtime: Runtime, event: RiskEvent) -> Decision:
         """:meth:`assess` for a caller with no unit of work of its own (the HTTP API): the event
@@ -121,16 +125,19 @@ class RiskService:
         return rules
 
 
-def warm(store: InMemoryFeatureStore, runtime: Runtime, *, since: datetime) -> int:
+def warm(store: InMemoryFeatureStore, runtime: Runtime, *, since: datetime,
+         session: Session | None = None) -> int:
     """Replay the stored events at or after ``since`` into a fresh in-process store, in the
     order they were assessed, so a restart does not make every wallet look new (one streamed
-    query over ``ix_risk_events_at``); how many were replayed."""
+    query over ``ix_risk_events_at``, in ``session`` if given); how many were replayed."""
     columns = [_EVENTS.c[name] for name in (*_EVENT_COLUMNS, "attributes")]
     statement = select(*columns).where(_EVENTS.c.at >= since).order_by(_EVENTS.c.at,
                                                                          _EVENTS.c.id)
     replayed = 0
-    with runtime.db.engine.connect() as connection:
-        rows = connection.execution_options(yield_per=10_000).execute(statement)
+    with contextlib.ExitStack() as stack:
+        connection = session.connection() if session is not None else stack.enter_context(
+            runtime.db.engine.connect())
+        rows = connection.execute(statement.execution_options(yield_per=10_000))
         for row in rows:
             store.record(RiskEvent(
                 type=EventType(row.type), at=row.at, wallet=row.wallet, user=row.user,
