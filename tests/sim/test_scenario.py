@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from kouza.sim.profiles import PROFILES, TopUpCap
+from kouza.sim.profiles import PROFILES, DefenceProfile, TopUpCap, ablation_profiles
 from kouza.sim.scenario import ScenarioError, load_scenario, parse_scenario
 
 SHIPPED = Path(__file__).resolve().parents[2] / "src/kouza/sim/scenarios/docomo-2020.yaml"
@@ -78,3 +79,14 @@ wallet_share = 0.5
 categories = { tobacco = 1.0 }
 ''')
     assert load_scenario(str(path)).name == "tiny"
+
+
+class TestProfilesClaimOnlyWhatTheyDo:
+    """A defence profile switch must change what the real services do. There was a
+    ``reverify_existing_links`` switch that nothing read: it is gone, and no profile claims a
+    re-verification of existing links."""
+
+    def test_no_unapplied_reverification_switch(self) -> None:
+        assert "reverify_existing_links" not in {f.name for f in fields(DefenceProfile)}
+        for made in [*PROFILES.values(), *ablation_profiles()]:
+            assert "re-verification of existing links" not in made.description
