@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from kouza.banks.linking.models import BankLink, BankMovement, MovementDirection
 from kouza.identity.models import ReverificationCampaign
+from kouza.kit import zengin
 from kouza.kit.outbox import OutboxMessage
 from kouza.ops.errors import InvalidOpsInput
 from kouza.ops.models import (
@@ -55,6 +56,8 @@ class BankFigures:
     """One bank's line of the report."""
 
     bank_code: str
+    bank_name: str = ""
+    """The bank's name in the Zengin list."""
     unauthorised_topups: int = 0
     unauthorised_amount: int = 0
     victims: int = 0
@@ -121,6 +124,8 @@ def build(session: Session, *, period_from: date, period_to: date, now: datetime
     for code, figures in banks.items():
         figures.victims = len(victims.get(code, ()))
         figures.compensated_victims = len(compensated.get(code, ()))
+    for figures in banks.values():
+        figures.bank_name = zengin.bank_name(figures.bank_code)
     report.by_bank = sorted(banks.values(), key=lambda figures: figures.bank_code)
     report.totals = {
         "unauthorised_topups": sum(f.unauthorised_topups for f in report.by_bank),
@@ -258,8 +263,9 @@ def to_markdown(report: RegulatorReport) -> str:
         "| victims compensated |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {f.bank_code} | {f.unauthorised_topups} | {f.unauthorised_amount:,} | "
-              f"{f.victims} | {f.compensated_amount:,} | {f.compensated_victims} |"
+    lines += [f"| {f.bank_code} {f.bank_name} | {f.unauthorised_topups} | "
+              f"{f.unauthorised_amount:,} | {f.victims} | {f.compensated_amount:,} | "
+              f"{f.compensated_victims} |"
               for f in report.by_bank] or ["| — | 0 | 0 | 0 | 0 | 0 |"]
     lines += ["", "## Timeline", "", "| time (JST) | event | detail |", "|---|---|---|"]
     lines += [f"| {e['at'].strftime('%Y-%m-%d %H:%M:%S')} | {e['event']} | "
