@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from kouza.kit import zengin
-from kouza.sim.population import home_branch
 from kouza.sim.profiles import PROFILES, DefenceProfile, TopUpCap, ablation_profiles
 from kouza.sim.scenario import ScenarioError, load_scenario, parse_scenario
 
@@ -124,4 +123,5 @@ class TestRealBankCodes:
         shipped = Path(__file__).resolve().parents[2] / "src/kouza/sim/scenarios"
         for path in sorted(shipped.glob("*.yaml")):
             for bank in load_scenario(str(path)).banks:
-                assert zengin.branch(bank.code, home_branch(bank.code)).bank_code == bank.code
+                home = zengin.branch(bank.code, zengin.home_branch(bank.code))
+                assert home.bank_code == bank.code

@@ -88,6 +88,13 @@ def branches(bank_code: str) -> list[ZenginBranch]:
             for b in _banks()[bank_code].branches.values()]
 
 
+def home_branch(bank_code: str) -> str:
+    """A real branch to open accounts at in development and the simulator: 100 where the bank
+    has one (本店 at many regional banks), 018 at ゆうちょ, else the bank's first listed one."""
+    codes = [branch.code for branch in branches(bank_code)]
+    return next((code for code in ("100", "018") if code in codes), codes[0])
+
+
 def bank_name(code: str) -> str:
     """The bank's name for display (``""`` for a code the list does not have)."""
     found = find_bank(code)

@@ -62,13 +62,6 @@ class Citizen:
         return f"東京都千代田区千代田{self.index}"
 
 
-def home_branch(bank_code: str) -> str:
-    """The real branch where a simulated bank's accounts are: 100 where the bank has one
-    (本店 at many regional banks), 018 at ゆうちょ, else the bank's first listed branch."""
-    codes = [branch.code for branch in zengin.branches(bank_code)]
-    return next((code for code in ("100", "018") if code in codes), codes[0])
-
-
 def ib_password(citizen: Citizen) -> str:
     """The simulated person's internet-banking password (hashed at the bank like any other)."""
     return f"ib-{citizen.index:06d}-{citizen.number}"
@@ -175,7 +168,7 @@ def _citizens(scenario: Scenario, rng: np.random.Generator) -> list[Citizen]:
             for j in np.flatnonzero(birth_pins).tolist():
                 born = date(1940, 1, 1) + timedelta(days=int(births[j]))
                 pins[j] = born.strftime("%m%d") if side.random() < 0.6 else f"{born.year}"
-        branch = home_branch(bank.code)
+        branch = zengin.home_branch(bank.code)
         for i in range(n):
             family, given = FAMILY_NAMES[families[i]], GIVEN_NAMES[givens[i]]
             index = len(citizens)

@@ -34,7 +34,7 @@ from kouza.kit import zengin
 from kouza.kit.clock import ManualClock
 from kouza.kit.runtime import Runtime
 from kouza.kit.security import password_cost
-from kouza.sim.population import Plan, home_branch, ib_password, make_plan
+from kouza.sim.population import Plan, ib_password, make_plan
 from kouza.sim.profiles import ABLATION_BASE, LAYERS, PROFILES, profile
 from kouza.sim.results import ProfileResult, SimulationResult
 from kouza.sim.scenario import Scenario, ScenarioError
@@ -88,7 +88,7 @@ def seed_templates(plan: Plan, folder: Path) -> Templates:
                     session, code=spec.code, name=spec.name, name_kana="ｷﾞﾝｺｳ",
                     config=BankConfig(auth_profile=AuthProfile(spec.profile.value),
                                       monitor_failed_links=spec.monitoring))
-                home = zengin.branch(spec.code, home_branch(spec.code))
+                home = zengin.branch(spec.code, zengin.home_branch(spec.code))
                 branch = core.add_branch(session, bank, code=home.code, name=home.name)
                 banks[spec.code] = (bank, branch)
             for citizen in plan.citizens:
