@@ -9,6 +9,7 @@ from kouza.banks.bank.core import BankConfig, CustomerData, core
 from kouza.banks.bank.linking import LegacyLinkForm
 from kouza.banks.bank.models import AccountType, AuthProfile
 from kouza.banks.bank.runtime import BankRuntime
+from kouza.kit import zengin
 
 WEBHOOK_URL = "https://wallet.kouza.test/bank-webhooks"
 
@@ -39,7 +40,8 @@ def make_bank(rt: BankRuntime, code: str = "0125", *,
     with rt.db.unit_of_work() as session:
         bank = core.create_bank(session, code=code, name="七十七銀行", name_kana="シチジユウシチ",
                                 config=BankConfig(auth_profile=profile, **config))  # type: ignore[arg-type]
-        core.add_branch(session, bank, code="100", name="本店営業部")
+        home = zengin.branch(code, zengin.home_branch(code))
+        core.add_branch(session, bank, code=home.code, name=home.name)
     return code
 
 
@@ -49,7 +51,7 @@ def make_holder(rt: BankRuntime, *, bank_code: str = "0125", number: str = "1234
     birth = date(1960, 4, 1)
     with rt.db.unit_of_work() as session:
         bank = core.bank(session, bank_code)
-        branch = core.branch(session, bank, "100")
+        branch = core.branch(session, bank, zengin.home_branch(bank_code))
         customer = core.add_customer(session, bank, CustomerData(
             name_kanji="山田 太郎", name_kana=name_kana, birth_date=birth,
             address="宮城県仙台市青葉区中央3-3-20", phone="+81227111111", email=email,
@@ -57,7 +59,7 @@ def make_holder(rt: BankRuntime, *, bank_code: str = "0125", number: str = "1234
         core.open_account(session, customer, branch=branch, account_type=AccountType.ORDINARY,
                           number=number, pin=pin, balance=balance,
                           overdraft_limit=overdraft_limit)
-    return Holder(bank_code, "100", number, name_kana, pin, birth, email)
+    return Holder(bank_code, zengin.home_branch(bank_code), number, name_kana, pin, birth, email)
 
 
 def make_client(rt: BankRuntime, client_id: str = "kouza-wallet",

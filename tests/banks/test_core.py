@@ -18,8 +18,10 @@ from kouza.banks.bank.keys import decrypt_totp_seed, encrypt_totp_seed
 from kouza.banks.bank.models import Account, AccountType, Bank, Customer
 from kouza.banks.bank.runtime import BankRuntime
 from kouza.banks.bank.seed import PARTNER_BANKS, seed_banks
+from kouza.kit import zengin
 from kouza.kit.clock import ManualClock
 from kouza.kit.security import verify_password
+from kouza.kit.zengin import UnknownBankCode
 from tests.banks.helpers import make_bank, make_holder
 
 
@@ -132,3 +134,22 @@ class TestSeed:
         seeded = first.accounts[0]
         assert len(seeded.number) == 7 and len(seeded.pin) == 4
         assert to_zengin_kana(seeded.name_kana) == seeded.name_kana
+
+
+class TestRealCodes:
+    """The bank system's banks and branches are real ones: codes from the Zengin list."""
+
+    def test_seed_table_matches_the_zengin_list(self) -> None:
+        for partner in PARTNER_BANKS:
+            listed = zengin.bank(partner.code)
+            assert zengin.same_name(listed.name, partner.name), (partner.code, listed.name)
+
+    def test_unknown_codes_refused(self, bank_rt: BankRuntime) -> None:
+        with bank_rt.db.unit_of_work() as session:
+            with pytest.raises(UnknownBankCode, match="'0999' is not a bank code"):
+                core.create_bank(session, code="0999", name="x", name_kana="ｴｯｸｽ",
+                                 config=BankConfig())
+            bank = core.create_bank(session, code="0125", name="七十七銀行",
+                                    name_kana="ｼﾁｼﾞﾕｳｼﾁ", config=BankConfig())
+            with pytest.raises(UnknownBankCode, match="'999' is not a branch code of bank 0125"):
+                core.add_branch(session, bank, code="999", name="x")

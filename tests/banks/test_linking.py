@@ -171,10 +171,10 @@ class TestLegacyLink:
     def test_oauth_bank_does_not_offer_the_form(
         self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
     ) -> None:
-        make_bank(bank_rt, "0126", profile=AuthProfile.OAUTH)
-        holder = make_holder(bank_rt, bank_code="0126")
+        make_bank(bank_rt, "0001", profile=AuthProfile.OAUTH)
+        holder = make_holder(bank_rt, bank_code="0001")
 
-        response = post_link(api, auth, holder, "0126")
+        response = post_link(api, auth, holder, "0001")
 
         assert response.status_code == 403
         assert response.json()["error"] == "legacy_form_not_offered"

@@ -43,7 +43,7 @@ from kouza.kit.notify import MemoryMailbox
 from tests.banks.helpers import make_bank, make_client
 
 BASE_URL = "https://bank.kouza.test"
-BANK = "0168"
+BANK = "0129"  # a real bank whose branch 100 is 本店営業部 (codes are checked)
 ISSUER = f"{BASE_URL}/v1/banks/{BANK}"
 PAR_URL = f"{ISSUER}/oauth/par"
 TOKEN_URL = f"{ISSUER}/oauth/token"

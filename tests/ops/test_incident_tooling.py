@@ -389,7 +389,34 @@ class TestCallCentre:
         assert [t["amount"] for t in view["topups"]] == [100_000, 90_000, 90_000, 20_000]
         assert [(s["merchant"], s["category"], s["amount"]) for s in view["spend"]] == [
             ("家電量販店 秋葉原", "electronics", SPENT)]
-        assert other.json() == {"bank_code": "0125", "linked": False, "links": []}
+        assert other.json() == {"bank_code": "0125", "bank_name": "七十七", "linked": False,
+                                "links": []}
+
+    @pytest.mark.parametrize(("bank_code", "branch", "message"), [
+        ("0999", "100", "'0999' is not a bank code in the Zengin list"),
+        ("0125", "999", "'999' is not a branch code of bank 0125 in the Zengin list"),
+    ])
+    def test_an_unknown_bank_or_branch_code_is_refused(
+            self, world: World, attacked: Attack, bank_code: str, branch: str,
+            message: str) -> None:
+        analyst = operator(world, "analyst", OperatorRole.ANALYST)
+        with world.rt.db.unit_of_work() as session:
+            audits_before = session.query(AuditEvent).count()
+        answer = world.wallet.post("/v1/ops/accounts/lookup", json={
+            "bank_code": bank_code, "branch": branch, "account_number": "1234567"},
+            headers=analyst)
+        assert (answer.status_code, answer.json()["error"], answer.json()["message"]) == (
+            422, "unknown_bank_code", message)
+        with world.rt.db.unit_of_work() as session:
+            assert session.query(AuditEvent).count() == audits_before  # nothing recorded
+
+    def test_cli_lookup_refuses_an_unknown_code(self, world: World,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(common, "_runtime", world.rt)
+        out = CliRunner().invoke(app, ["ops", "lookup", "--bank", "0999", "--branch", "100"],
+                                 input="1234567\n")
+        assert out.exit_code == 1
+        assert "error: '0999' is not a bank code in the Zengin list" in out.output
 
     def test_an_enquiry_keeps_the_fingerprint_never_the_number(
             self, world: World, attacked: Attack) -> None:
@@ -456,8 +483,9 @@ class TestRegulatorReport:
         assert as_json.status_code == 200, as_json.text
         content = as_json.json()
         assert content["by_bank"] == [{
-            "bank_code": LEGACY_BANK, "unauthorised_topups": 4, "unauthorised_amount": TAKEN,
-            "victims": 1, "compensated_amount": TAKEN, "compensated_victims": 1}]
+            "bank_code": LEGACY_BANK, "bank_name": "七十七", "unauthorised_topups": 4,
+            "unauthorised_amount": TAKEN, "victims": 1, "compensated_amount": TAKEN,
+            "compensated_victims": 1}]
         assert content["totals"]["victims"] == 1 and content["totals"]["banks"] == 1
         events = [event["event"] for event in content["timeline"]]
         assert events[0] == "first unauthorised top-up"
@@ -472,7 +500,7 @@ class TestRegulatorReport:
                                             "completed_cases": 1}
         markdown = as_md.text
         assert as_md.headers["content-type"].startswith("text/markdown")
-        assert f"| {LEGACY_BANK} | 4 | 300,000 | 1 | 300,000 | 1 |" in markdown
+        assert f"| {LEGACY_BANK} 七十七 | 4 | 300,000 | 1 | 300,000 | 1 |" in markdown
         assert "## Timeline" in markdown and "## Measures taken" in markdown
         assert "net cost ¥120,000" in markdown
         assert empty["by_bank"] == [] and empty["timeline"] == []
@@ -485,6 +513,6 @@ class TestRegulatorReport:
         assert json.loads(out.output)["by_bank"] == content["by_bank"]
         md = CliRunner().invoke(app, ["ops", "report", "--from", "2026-03-01", "--to",
                                       "2026-03-01"])
-        assert md.exit_code == 0 and f"| {LEGACY_BANK} | 4 | 300,000 |" in md.output
+        assert md.exit_code == 0 and f"| {LEGACY_BANK} 七十七 | 4 | 300,000 |" in md.output
         bad = CliRunner().invoke(app, ["ops", "report", "--from", "March", "--to", "2026-03-01"])
         assert bad.exit_code == 1

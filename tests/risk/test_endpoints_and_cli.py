@@ -65,7 +65,7 @@ def test_rule_reload_keeps_the_old_set_on_error(rt: Runtime) -> None:
     bad = client.put("/v1/ops/risk/rules", content="rules:\n  - id: x\n    events: [topup]\n"
                      "    when: import os\n", headers=admin | {"Content-Type": "application/yaml"})
     assert bad.status_code == 400
-    assert "line 2 (x)" in bad.json()["message"]
+    assert "line 4 (x)" in bad.json()["message"]
     assert risk.engine(rt).rules.version == before
     good = client.put("/v1/ops/risk/rules", headers=admin, content=(
         "version: v2\nrules:\n  - {id: y, events: [topup], when: 'event.amount > 1', "
@@ -102,7 +102,7 @@ def test_cli_refuses_bad_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["risk", "check", str(rules)])
     assert result.exit_code == 1
     # the console wraps long lines (how long depends on the temporary path): compare words
-    assert "line 2 (a)" in " ".join(result.output.split())
+    assert "line 4 (a)" in " ".join(result.output.split())
     events = tmp_path / "events.jsonl"
     events.write_text('{"type": "topup", "at": "2026-01-01T00:00:00"}\n')
     result = CliRunner().invoke(cli, ["risk", "backtest", SHIPPED_PATH, "--events", str(events)])

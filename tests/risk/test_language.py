@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kouza.risk.events import EventType, RiskEvent
-from kouza.risk.language import ExpressionError, compile_expression, parse_window
+from kouza.risk.features import InMemoryFeatureStore
+from kouza.risk.language import Context, ExpressionError, compile_expression, parse_window
 from tests.risk.stores import Stores
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -113,3 +114,35 @@ class TestSafety:
     def test_syntax_error_names_the_column(self) -> None:
         with pytest.raises(ExpressionError, match="column"):
             compile_expression("count(device, ")
+
+
+class TestLimits:
+    """Size limits: refused at compile time with a clear error, never a RecursionError."""
+
+    @pytest.mark.parametrize(("expression", "message"), [
+        ("not " * 900 + "true", "nested more than 40 levels deep"),
+        ("-" * 100000 + "1", "longer than 4000 characters"),
+        ("-" * 3000 + "1", "nested more than 40 levels deep"),
+        ("1" + " + 1" * 60, "nested more than 40 levels deep"),
+        (" or ".join(["event.amount > 1"] * 150), "more than 400 parts"),
+        ("event.holder_name == '" + "x" * 201 + "'", "a string longer than 200 characters"),
+        ("event.amount > 10000000000000000", "a number larger than 1,000,000,000,000,000"),
+        ("'a' * 1000000000 == event.holder_name", "arithmetic on a string or a list"),
+        ("event.amount * 'a' == 'b'", "arithmetic on a string or a list"),
+        ("['a'] * 100 == event.holder_name", "arithmetic on a string or a list"),
+    ])
+    def test_refused(self, expression: str, message: str) -> None:
+        with pytest.raises(ExpressionError, match=message.replace("(", r"\(")):
+            compile_expression(expression)
+
+    def test_the_limits_leave_room(self) -> None:
+        compile_expression("event.amount > 0" + " and event.amount > 1" * 30)
+        compile_expression("-" * 30 + "1 < 0")
+
+    def test_string_repetition_at_run_time_is_unknown(self) -> None:
+        condition = compile_expression('event.holder_name * 1000000000 == "x"')
+        event = _event(0, holder_name="ﾔﾏﾀﾞ")
+        store = InMemoryFeatureStore()
+        assert condition(Context.for_event(event, store)) is False
+        total = compile_expression("event.holder_name + event.amount")
+        assert total(Context.for_event(event, store)) is None

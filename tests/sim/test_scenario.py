@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from kouza.sim.profiles import PROFILES, TopUpCap
+from kouza.kit import zengin
+from kouza.sim.profiles import PROFILES, DefenceProfile, TopUpCap, ablation_profiles
 from kouza.sim.scenario import ScenarioError, load_scenario, parse_scenario
 
 SHIPPED = Path(__file__).resolve().parents[2] / "src/kouza/sim/scenarios/docomo-2020.yaml"
@@ -70,7 +72,7 @@ defences = ["kouza"]
 merchants = { tobacco = 1 }
 [[banks]]
 code = "0125"
-name = "77"
+name = "七十七銀行"
 profile = "legacy_pin"
 customers = 10
 [population]
@@ -78,3 +80,48 @@ wallet_share = 0.5
 categories = { tobacco = 1.0 }
 ''')
     assert load_scenario(str(path)).name == "tiny"
+
+
+class TestProfilesClaimOnlyWhatTheyDo:
+    """A defence profile switch must change what the real services do. There was a
+    ``reverify_existing_links`` switch that nothing read: it is gone, and no profile claims a
+    re-verification of existing links."""
+
+    def test_no_unapplied_reverification_switch(self) -> None:
+        assert "reverify_existing_links" not in {f.name for f in fields(DefenceProfile)}
+        for made in [*PROFILES.values(), *ablation_profiles()]:
+            assert "re-verification of existing links" not in made.description
+
+
+class TestRealBankCodes:
+    """Scenarios name real banks: a code missing from the Zengin list, or a name the list does
+    not give that code, is refused; every shipped scenario passes."""
+
+    def _banks(self, banks: list[dict[str, Any]]) -> dict[str, Any]:
+        raw = _base()
+        raw["banks"] = banks
+        for attacker in raw.get("attackers", []):
+            attacker["banks"] = [banks[0]["code"]]
+        return raw
+
+    @pytest.mark.parametrize(("bank", "message"), [
+        ({"code": "0999", "name": "地方銀行A"}, "bank 0999 is not in the Zengin list"),
+        ({"code": "0125", "name": "中国銀行"}, "bank 0125 is 七十七 in the Zengin list"),
+    ])
+    def test_unknown_code_or_wrong_name_refused(self, bank: dict[str, Any],
+                                                message: str) -> None:
+        raw = self._banks([bank | {"profile": "legacy_pin", "customers": 10}])
+        with pytest.raises(ScenarioError, match=message):
+            parse_scenario(raw, source="t.yaml")
+
+    def test_full_width_and_suffix_are_the_same_name(self) -> None:
+        raw = self._banks([{"code": "0005", "name": "三菱ＵＦＪ銀行", "profile": "oauth",
+                            "customers": 10}])
+        assert parse_scenario(raw, source="t.yaml").banks[0].code == "0005"
+
+    def test_shipped_scenarios_use_real_codes_and_branches(self) -> None:
+        shipped = Path(__file__).resolve().parents[2] / "src/kouza/sim/scenarios"
+        for path in sorted(shipped.glob("*.yaml")):
+            for bank in load_scenario(str(path)).banks:
+                home = zengin.branch(bank.code, zengin.home_branch(bank.code))
+                assert home.bank_code == bank.code

@@ -214,7 +214,8 @@ def enquiry(caller: Annotated[str, typer.Option(help="Who called")],
 
 def _print_lookup(lookup: AccountLookup) -> None:
     if not lookup.linked:
-        console.print(f"bank {lookup.bank_code}: this account is not linked to any wallet")
+        console.print(f"bank {lookup.bank_code} {lookup.bank_name}: this account is not linked "
+                      "to any wallet")
         return
     for view in lookup.links:
         console.print(f"[bold]link {view.link_id}[/] ({view.status}) to wallet {view.wallet_id} "

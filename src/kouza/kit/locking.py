@@ -9,10 +9,11 @@ writers, so the same code is correct on both. Concurrency is therefore proven on
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
@@ -34,3 +35,15 @@ def lock_row(session: Session, model: type[T], key: Any) -> T | None:
     """Lock one row of ``model`` by primary key."""
     rows = lock_rows(session, model, [key])
     return rows[0] if rows else None
+
+
+def lock_named(session: Session, name: str) -> None:
+    """Hold the transaction-scoped lock called ``name`` until commit or rollback.
+
+    PostgreSQL: an advisory lock keyed by the name's hash. SQLite: nothing to do, every kouza
+    transaction there already holds the database's write lock (``BEGIN IMMEDIATE``).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

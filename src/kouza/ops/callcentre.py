@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kouza.banks.linking.models import BankLink, BankMovement, MovementDirection
+from kouza.kit import zengin
 from kouza.kit.runtime import runtime_of
 from kouza.ops.cases import cases
 from kouza.ops.errors import InvalidOpsInput
@@ -52,6 +53,7 @@ class AccountRef:
         for name, pattern in _FORMATS.items():
             if not pattern.fullmatch(getattr(self, name)):
                 raise InvalidOpsInput(f"{name} has the wrong format", field=name)
+        zengin.branch(self.bank_code, self.branch)  # real codes only (422 otherwise)
         return account_fingerprint(secret, bank=self.bank_code, branch=self.branch,
                                    number=self.account_number)
 
@@ -101,6 +103,8 @@ class AccountLookup:
     bank_code: str
     linked: bool
     links: list[LinkView] = field(default_factory=list)
+    bank_name: str = ""
+    """The bank's name in the Zengin list."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,7 +169,8 @@ class CallCentre:
             select(BankLink).where(BankLink.account_fingerprint == fingerprint)
             .order_by(BankLink.created_at.desc())
         ).all()
-        return AccountLookup(bank_code, bool(links), [self._view(session, link) for link in links])
+        return AccountLookup(bank_code, bool(links), [self._view(session, link) for link in links],
+                             bank_name=zengin.bank_name(bank_code))
 
     def _view(self, session: Session, link: BankLink) -> LinkView:
         wallet = session.get_one(Wallet, link.wallet_id)

@@ -51,10 +51,11 @@ class Operator(Base):
 
 
 class AuditEvent(Base):
-    """One operator action."""
+    """One operator action, a link of a hash chain (:mod:`kouza.ops.audit`)."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_created_at", "created_at"),)
+    __table_args__ = (Index("ix_audit_events_created_at", "created_at"),
+                      UniqueConstraint("prev_hash"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     actor: Mapped[str] = mapped_column(String(120))
@@ -64,6 +65,10 @@ class AuditEvent(Base):
     reason: Mapped[str] = mapped_column(String(500), default="")
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    """``row_hash`` of the record before this one in id order (64 zeros for the first)."""
+    row_hash: Mapped[str] = mapped_column(String(64))
+    """SHA-256 (hex) over ``prev_hash`` and this record's canonical encoding."""
 
 
 class SwitchScope(StrEnum):

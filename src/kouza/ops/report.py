@@ -11,7 +11,9 @@ Facts only, from kouza's own records (the bank never shares its tables):
   and cleared, re-verification campaigns, bank notices sent, enquiries taken, compensation
   (refunded, costs, clawed back, net cost).
 
-The period is ``[from 00:00, to 24:00)`` UTC (both dates included). The same
+The period is ``[from 00:00, to 24:00)`` Japan time (JST, ``Asia/Tokyo``; both dates included):
+Japanese regulators count days as the country lives them, so a top-up at 23:30 UTC belongs to
+the next day. Times in the report are shown in JST too; the database keeps UTC. The same
 :class:`RegulatorReport` renders as Markdown and as JSON.
 """
 
@@ -21,12 +23,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kouza.banks.linking.models import BankLink, BankMovement, MovementDirection
 from kouza.identity.models import ReverificationCampaign
+from kouza.kit import zengin
 from kouza.kit.outbox import OutboxMessage
 from kouza.ops.errors import InvalidOpsInput
 from kouza.ops.models import (
@@ -43,6 +47,8 @@ from kouza.ops.models import (
 )
 
 POSTED = "posted"
+JST = ZoneInfo("Asia/Tokyo")
+"""The time zone of the report's days and times."""
 
 
 @dataclass
@@ -50,6 +56,8 @@ class BankFigures:
     """One bank's line of the report."""
 
     bank_code: str
+    bank_name: str = ""
+    """The bank's name in the Zengin list."""
     unauthorised_topups: int = 0
     unauthorised_amount: int = 0
     victims: int = 0
@@ -76,8 +84,8 @@ def _bounds(period_from: date, period_to: date) -> tuple[datetime, datetime]:
         raise InvalidOpsInput("--to is before --from")
     if (period_to - period_from).days > 3660:
         raise InvalidOpsInput("a report covers at most ten years")
-    return (datetime.combine(period_from, time(0), UTC),
-            datetime.combine(period_to + timedelta(days=1), time(0), UTC))
+    return (datetime.combine(period_from, time(0), JST).astimezone(UTC),
+            datetime.combine(period_to + timedelta(days=1), time(0), JST).astimezone(UTC))
 
 
 def build(session: Session, *, period_from: date, period_to: date, now: datetime,
@@ -116,6 +124,8 @@ def build(session: Session, *, period_from: date, period_to: date, now: datetime
     for code, figures in banks.items():
         figures.victims = len(victims.get(code, ()))
         figures.compensated_victims = len(compensated.get(code, ()))
+    for figures in banks.values():
+        figures.bank_name = zengin.bank_name(figures.bank_code)
     report.by_bank = sorted(banks.values(), key=lambda figures: figures.bank_code)
     report.totals = {
         "unauthorised_topups": sum(f.unauthorised_topups for f in report.by_bank),
@@ -168,10 +178,10 @@ def _measures(session: Session, paid: Sequence[Any], since: datetime,
         return int(session.scalar(select(func.count()).select_from(model).where(
             column >= since, column < until, *where)) or 0)
 
-    switches = [{"at": audit.created_at.isoformat(), "change": audit.action,
+    switches = [{"at": _jst(audit.created_at).isoformat(), "change": audit.action,
                  "switch": audit.subject, "by": audit.actor, "reason": audit.reason}
                 for audit in _audits(session, ("switch.on", "switch.off"), since, until)]
-    campaigns = [{"at": campaign.started_at.isoformat(), "name": campaign.name,
+    campaigns = [{"at": _jst(campaign.started_at).isoformat(), "name": campaign.name,
                   "reason": campaign.reason, "by": campaign.started_by}
                  for campaign in session.scalars(select(ReverificationCampaign).where(
                      ReverificationCampaign.started_at >= since,
@@ -214,7 +224,11 @@ def _audits(session: Session, actions: tuple[str, ...], since: datetime,
 
 
 def _event(at: datetime, event: str, detail: str) -> dict[str, Any]:
-    return {"at": at, "event": event, "detail": detail}
+    return {"at": _jst(at), "event": event, "detail": detail}
+
+
+def _jst(at: datetime) -> datetime:
+    return at.astimezone(JST)
 
 
 def to_json(report: RegulatorReport) -> dict[str, Any]:
@@ -222,7 +236,7 @@ def to_json(report: RegulatorReport) -> dict[str, Any]:
     raw = asdict(report)
     raw["period_from"] = report.period_from.isoformat()
     raw["period_to"] = report.period_to.isoformat()
-    raw["generated_at"] = report.generated_at.isoformat()
+    raw["generated_at"] = _jst(report.generated_at).isoformat()
     raw["timeline"] = [event | {"at": event["at"].isoformat()} for event in report.timeline]
     return raw
 
@@ -234,7 +248,7 @@ def to_markdown(report: RegulatorReport) -> str:
         f"# Unauthorised top-up report — {report.operator}",
         "",
         f"Period: {report.period_from.isoformat()} to {report.period_to.isoformat()} "
-        f"(UTC, both included). Generated {report.generated_at.isoformat()}.",
+        f"(JST, both included). Generated {_jst(report.generated_at).isoformat()}.",
         "",
         "## Summary",
         "",
@@ -249,10 +263,11 @@ def to_markdown(report: RegulatorReport) -> str:
         "| victims compensated |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {f.bank_code} | {f.unauthorised_topups} | {f.unauthorised_amount:,} | "
-              f"{f.victims} | {f.compensated_amount:,} | {f.compensated_victims} |"
+    lines += [f"| {f.bank_code} {f.bank_name} | {f.unauthorised_topups} | "
+              f"{f.unauthorised_amount:,} | {f.victims} | {f.compensated_amount:,} | "
+              f"{f.compensated_victims} |"
               for f in report.by_bank] or ["| — | 0 | 0 | 0 | 0 | 0 |"]
-    lines += ["", "## Timeline", "", "| time (UTC) | event | detail |", "|---|---|---|"]
+    lines += ["", "## Timeline", "", "| time (JST) | event | detail |", "|---|---|---|"]
     lines += [f"| {e['at'].strftime('%Y-%m-%d %H:%M:%S')} | {e['event']} | "
               f"{_cell(e['detail'])} |" for e in report.timeline] or ["| — | none | |"]
     compensation = m["compensation"]

@@ -294,6 +294,7 @@ class LinkViewRead(BaseModel):
 
 class AccountLookupRead(BaseModel):
     bank_code: str
+    bank_name: str = Field(default="", description="The bank's name in the Zengin list")
     linked: bool
     links: list[LinkViewRead]
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from kouza.kit.db import add_unique
 from kouza.kit.runtime import runtime_of
 from kouza.kit.security import keyed_hash, random_token
+from kouza.ops import audit as audit_chain
 from kouza.ops.errors import InvalidOperatorToken, OperatorExists, ReasonRequired, RoleRequired
 from kouza.ops.models import AuditEvent, Operator, OperatorRole
 
@@ -51,14 +52,15 @@ class OpsService:
 
     def audit(self, session: Session, *, actor: str, action: str, subject: str = "",
               reason: str, details: dict[str, Any] | None = None) -> AuditEvent:
-        """Record an operator action (in the same unit of work as the action)."""
+        """Record an operator action in the same unit of work as the action: it is appended to
+        the audit chain when the unit of work commits (:mod:`kouza.ops.audit`), so its id is
+        set only then."""
         if not reason.strip():
             raise ReasonRequired("operator actions need a reason")
         event = AuditEvent(actor=actor, action=action, subject=subject[:200],
-                           reason=reason.strip()[:500], details=details,
+                           reason=reason.strip()[:500], details=audit_chain.normalised(details),
                            created_at=runtime_of(session).now())
-        session.add(event)
-        session.flush()
+        audit_chain.queue(session, event)
         return event
 
     def audit_trail(self, session: Session, *, limit: int = 100) -> Sequence[AuditEvent]:

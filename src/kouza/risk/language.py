@@ -14,6 +14,14 @@ lambdas, comprehensions and unknown names are refused with the offending column.
 
 Comparisons involving an unknown value (``None``, e.g. the age of a key never seen) are false.
 
+Rule files come from operators' hands, so an expression is also bounded before it is compiled:
+at most :data:`MAX_SOURCE` characters, :data:`MAX_NODES` syntax nodes, :data:`MAX_DEPTH` levels
+of nesting (deeper would exhaust Python's recursion), string constants of at most
+:data:`MAX_STRING` characters and numbers of magnitude at most :data:`MAX_NUMBER`. Arithmetic
+works on numbers only: ``"a" * 10**9`` or ``event.holder_name * count(…)`` would build a string
+as large as the memory, so a string or list operand is refused when written and yields an
+unknown value (``None``) when it only appears at run time.
+
 Functions (windows are strings such as ``"90s"``, ``"15m"``, ``"24h"``, ``"30d"``):
 
 * ``count(key, window, type=, outcome=, outcome_not=)`` — events under ``key`` in the window;
@@ -47,9 +55,26 @@ Model = Callable[[RiskEvent], float]
 
 
 class ExpressionError(BadRequest):
-    """An expression that is not valid in the rule language."""
+    """An expression that is not valid in the rule language; ``line`` is the line within the
+    expression (1 for a one-line expression), so a rule file can name its own line."""
 
     code = "invalid_rule_expression"
+
+    def __init__(self, message: str, *, line: int = 1) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+MAX_SOURCE = 4_000
+"""Characters in one expression."""
+MAX_NODES = 400
+"""Syntax nodes in one expression (the shipped rules use at most about 40)."""
+MAX_DEPTH = 40
+"""Levels of nesting in one expression (the shipped rules use at most about 8)."""
+MAX_STRING = 200
+"""Characters in one string constant."""
+MAX_NUMBER = 10**15
+"""Magnitude of one numeric constant (yen amounts and seconds are far below)."""
 
 
 @dataclass
@@ -204,6 +229,7 @@ _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Mult: operator.mul,
     ast.Div: operator.truediv,
 }
+_NUMBERS = (int, float)
 _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
@@ -218,16 +244,57 @@ _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
 
 def compile_expression(source: str) -> Compiled:
     """Parse and compile ``source``; raises :class:`ExpressionError` naming the problem."""
+    return _compile(parse_expression(source).body)
+
+
+def parse_expression(source: str) -> ast.Expression:
+    """Parse ``source`` and check it against the size limits (not yet the whitelist)."""
+    source = source.strip()
+    if len(source) > MAX_SOURCE:
+        raise ExpressionError(f"the expression is longer than {MAX_SOURCE} characters")
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        raise ExpressionError(f"syntax error at column {exc.offset}: {exc.msg}") from None
-    return _compile(tree.body)
+        raise ExpressionError(f"syntax error at column {exc.offset}: {exc.msg}",
+                              line=exc.lineno or 1) from None
+    except (RecursionError, MemoryError):  # the parser's own stack, before any node exists
+        raise ExpressionError(f"the expression is nested more than {MAX_DEPTH} levels deep")\
+            from None
+    _check_size(tree)
+    return tree
+
+
+def _check_size(tree: ast.Expression) -> None:
+    """Depth, node count and constant sizes, walked without recursion."""
+    nodes = 0
+    stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise _refuse(node, f"an expression of more than {MAX_NODES} parts")
+        if depth > MAX_DEPTH:
+            raise ExpressionError(
+                f"the expression is nested more than {MAX_DEPTH} levels deep (column "
+                f"{getattr(node, 'col_offset', 0) + 1})", line=getattr(node, "lineno", 1))
+        if isinstance(node, ast.Constant):
+            _check_constant(node)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+def _check_constant(node: ast.Constant) -> None:
+    value = node.value
+    if isinstance(value, str) and len(value) > MAX_STRING:
+        raise _refuse(node, f"a string longer than {MAX_STRING} characters")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            abs(value) > MAX_NUMBER):
+        raise _refuse(node, f"a number larger than {MAX_NUMBER:,}")
 
 
 def _refuse(node: ast.AST, what: str) -> ExpressionError:
     column = getattr(node, "col_offset", 0) + 1
-    return ExpressionError(f"{what} is not allowed (column {column})")
+    return ExpressionError(f"{what} is not allowed (column {column})",
+                           line=getattr(node, "lineno", 1))
 
 
 def _compile(node: ast.AST) -> Compiled:
@@ -294,12 +361,17 @@ def _binary(node: ast.AST) -> Compiled:
     function = _BINARY.get(type(node.op))
     if function is None:
         raise _refuse(node, f"the operator {type(node.op).__name__}")
+    for operand in (node.left, node.right):
+        if isinstance(operand, (ast.List, ast.Tuple)) or (
+                isinstance(operand, ast.Constant) and isinstance(operand.value, str)):
+            raise _refuse(operand, "arithmetic on a string or a list")
     left, right = _compile(node.left), _compile(node.right)
 
     def apply(ctx: Context) -> Any:
         a, b = left(ctx), right(ctx)
-        if a is None or b is None or (function is operator.truediv and b == 0):
-            return None
+        if not (isinstance(a, _NUMBERS) and isinstance(b, _NUMBERS)) or (
+                function is operator.truediv and b == 0):
+            return None  # unknown, or not numbers: "x" * 10**9 must not run
         return function(a, b)
 
     return apply
@@ -374,7 +446,7 @@ _HANDLERS: dict[type, Callable[[ast.AST], Compiled]] = {
 
 def validate_windows(source: str) -> None:
     """Check literal window strings early (a typo should fail on load, not at 3 a.m.)."""
-    tree = ast.parse(source.strip(), mode="eval")
+    tree = parse_expression(source)
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             if node.func.id in ("count", "total") and len(node.args) >= 2:
@@ -385,4 +457,7 @@ def validate_windows(source: str) -> None:
 
 def _literal_window(node: ast.AST) -> None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        parse_window(node.value)
+        try:
+            parse_window(node.value)
+        except ExpressionError as exc:
+            raise ExpressionError(exc.message, line=node.lineno) from None

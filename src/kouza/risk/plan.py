@@ -79,6 +79,26 @@ def _literal_window(call: ast.Call, position: int) -> timedelta | None:
     return None
 
 
+def history_needed(rules: RuleSet, retention: timedelta) -> timedelta:
+    """How far back ``rules`` can look: the longest literal window of any rule, or the whole
+    ``retention`` when a rule reads a key's age, its last or first event of a type, or a
+    window that is not a literal. What a restarted in-memory store must be warmed with."""
+    longest = timedelta(0)
+    for rule in rules.rules:
+        for node in ast.walk(ast.parse(rule.when.strip(), mode="eval")):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            name = node.func.id
+            if name in _WHOLE_HISTORY or name == "age":
+                return retention
+            if name in _WINDOW_ARGUMENT:
+                window = _literal_window(node, _WINDOW_ARGUMENT[name])
+                if window is None:
+                    return retention
+                longest = max(longest, window)
+    return min(longest, retention)
+
+
 class ReadPlanner:
     """Plans for the rule set in use, computed once per rule set (rule sets are immutable)."""
 

@@ -110,11 +110,14 @@ def parse_rule_set(text: str, *, source: str = "<rules>") -> RuleSet:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
         raise RuleSetError(f"{source}: {line}not valid YAML") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise RuleSetError(f"{source}: the YAML is nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise RuleSetError(f"{source}: line 1: expected a mapping with a 'rules' list")
     lines = _rule_lines(root)
     rules = tuple(
-        _rule(raw, lines[i] if i < len(lines) else 1, source) for i, raw in enumerate(data["rules"])
+        _rule(raw, lines[i] if i < len(lines) else _Lines(1, None), source)
+        for i, raw in enumerate(data["rules"])
     )
     ids = [rule.id for rule in rules]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -127,14 +130,40 @@ def parse_rule_set(text: str, *, source: str = "<rules>") -> RuleSet:
     )
 
 
-def _rule_lines(root: Any) -> list[int]:
+@dataclass(frozen=True)
+class _Lines:
+    """Where a rule starts in its file, and its ``when`` value's node (if it is a mapping)."""
+
+    start: int
+    when: yaml.Node | None
+
+    def of_expression(self, line_in_expression: int) -> int:
+        """The file line of a line of the ``when`` expression."""
+        node = self.when
+        if node is None:
+            return self.start
+        first = node.start_mark.line + 1
+        if isinstance(node, yaml.ScalarNode) and node.style == "|":
+            return first + line_in_expression  # a literal block starts on the next line
+        return first  # a one-line or folded scalar: the expression's lines are joined
+
+
+def _rule_lines(root: Any) -> list[_Lines]:
     for key, value in getattr(root, "value", []):
         if getattr(key, "value", None) == "rules" and isinstance(value, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in value.value]
+            return [_Lines(item.start_mark.line + 1, _when_node(item)) for item in value.value]
     return []
 
 
-def _rule(raw: Any, line: int, source: str) -> Rule:
+def _when_node(item: yaml.Node) -> yaml.Node | None:
+    if not isinstance(item, yaml.MappingNode):
+        return None
+    return next((value for key, value in item.value if getattr(key, "value", None) == "when"),
+                None)
+
+
+def _rule(raw: Any, lines: _Lines, source: str) -> Rule:
+    line = lines.start
     where = f"{source}: line {line}"
     if not isinstance(raw, dict):
         raise RuleSetError(f"{where}: a rule is a mapping")
@@ -150,7 +179,8 @@ def _rule(raw: Any, line: int, source: str) -> Rule:
         condition = compile_expression(when)
         validate_windows(when)
     except ExpressionError as exc:
-        raise RuleSetError(f"{where} ({rule_id}): {exc.message}") from None
+        at = f"{source}: line {lines.of_expression(exc.line)}"
+        raise RuleSetError(f"{at} ({rule_id}): 'when': {exc.message}") from None
     return Rule(
         id=rule_id,
         description=str(raw.get("description", "")),

@@ -5,6 +5,9 @@ a server process, or one of the simulator's isolated instances — has its own. 
 from ``KOUZA_RISK_RULES`` (a YAML path) or the shipped default; :meth:`RiskService.load_rules`
 swaps it at once, or refuses a bad file and keeps the old one. The feature store comes from
 ``KOUZA_RISK_FEATURE_STORE``: this process's memory, or Redis shared by several API processes.
+This process's memory starts empty, so it is warmed from ``risk_events`` when the engine is
+built (:func:`warm`), as far back as the rule set can look
+(:func:`~kouza.risk.plan.history_needed`).
 With a shared store each decision reads what the rule set needs for its event type and records
 the event in one round trip (:meth:`~kouza.risk.features.SharedFeatureStore.snapshot`), instead
 of one round trip per feature.
@@ -12,6 +15,7 @@ of one round trip per feature.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import replace
 from datetime import datetime
@@ -26,9 +30,9 @@ from kouza.kit.db import UtcDateTime
 from kouza.kit.runtime import Runtime, runtime_of
 from kouza.risk.engine import Decision, RiskEngine
 from kouza.risk.events import EventType, RiskEvent
-from kouza.risk.features import SharedFeatureStore, open_feature_store
+from kouza.risk.features import InMemoryFeatureStore, SharedFeatureStore, open_feature_store
 from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
-from kouza.risk.plan import ReadPlanner
+from kouza.risk.plan import ReadPlanner, history_needed
 from kouza.risk.rules import RuleSet, load_rule_set, parse_rule_set
 
 
@@ -41,8 +45,9 @@ def shipped_rule_set() -> RuleSet:
 class RiskService:
     """Assess events; manage the active rule set."""
 
-    def engine(self, runtime: Runtime) -> RiskEngine:
-        """The runtime's engine, created on first use."""
+    def engine(self, runtime: Runtime, session: Session | None = None) -> RiskEngine:
+        """The runtime's engine, created on first use (its in-memory store warmed through
+        ``session`` when given: on SQLite a second connection would wait for its write lock)."""
         engine = runtime.providers.get("risk")
         if engine is None:
             settings = runtime.settings
@@ -51,6 +56,9 @@ class RiskService:
             store = open_feature_store(getattr(settings, "risk_feature_store", "memory"),
                                        prefix=getattr(settings, "risk_feature_prefix",
                                                       "kouza:risk:"))
+            if isinstance(store, InMemoryFeatureStore):
+                since = runtime.now() - history_needed(rules, store.retention)
+                warm(store, runtime, since=since, session=session)
             engine = runtime.providers.setdefault("risk", RiskEngine(rules, store))
         assert isinstance(engine, RiskEngine)
         return engine
@@ -58,17 +66,18 @@ class RiskService:
     def assess(self, session: Session, event: RiskEvent) -> Decision:
         """Judge ``event`` against its history, record it, and store the decision."""
         runtime = runtime_of(session)
-        decision = self._decide(runtime, event, record=True)
+        decision = self._decide(runtime, event, record=True, session=session)
         return replace(decision, record_id=self.store(session, decision))
 
     def preview(self, session: Session, event: RiskEvent) -> Decision:
         """What the engine would decide about ``event``, without recording it (what-if)."""
-        return self._decide(runtime_of(session), event, record=False)
+        return self._decide(runtime_of(session), event, record=False, session=session)
 
-    def _decide(self, runtime: Runtime, event: RiskEvent, *, record: bool) -> Decision:
+    def _decide(self, runtime: Runtime, event: RiskEvent, *, record: bool,
+                session: Session | None = None) -> Decision:
         planner = runtime.providers.setdefault("risk_reads", ReadPlanner())
         assert isinstance(planner, ReadPlanner)
-        return decide(self.engine(runtime), planner, event, record=record)
+        return decide(self.engine(runtime, session), planner, event, record=record)
 
     def assess_on_its_own(self, runtime: Runtime, event: RiskEvent) -> Decision:
         """:meth:`assess` for a caller with no unit of work of its own (the HTTP API): the event
@@ -114,6 +123,30 @@ class RiskService:
         rules = parse_rule_set(text, source=source)
         self.engine(runtime).replace_rules(rules)
         return rules
+
+
+def warm(store: InMemoryFeatureStore, runtime: Runtime, *, since: datetime,
+         session: Session | None = None) -> int:
+    """Replay the stored events at or after ``since`` into a fresh in-process store, in the
+    order they were assessed, so a restart does not make every wallet look new (one streamed
+    query over ``ix_risk_events_at``, in ``session`` if given); how many were replayed."""
+    columns = [_EVENTS.c[name] for name in (*_EVENT_COLUMNS, "attributes")]
+    statement = select(*columns).where(_EVENTS.c.at >= since).order_by(_EVENTS.c.at,
+                                                                         _EVENTS.c.id)
+    replayed = 0
+    with contextlib.ExitStack() as stack:
+        connection = session.connection() if session is not None else stack.enter_context(
+            runtime.db.engine.connect())
+        rows = connection.execute(statement.execution_options(yield_per=10_000))
+        for row in rows:
+            store.record(RiskEvent(
+                type=EventType(row.type), at=row.at, wallet=row.wallet, user=row.user,
+                device=row.device, ip=row.ip, email_domain=row.email_domain, bank=row.bank,
+                account=row.account, holder_name=row.holder_name, merchant=row.merchant,
+                category=row.category, amount=row.amount, outcome=row.outcome,
+                attributes=dict(row.attributes or {})))
+            replayed += 1
+    return replayed
 
 
 _EVENTS = cast(Table, RiskEventRecord.__table__)

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from kouza.kit import zengin
 from kouza.sim.scenario import Attacker, PopulationSpec, Scenario
 
 FAMILY_NAMES = (
@@ -167,7 +168,7 @@ def _citizens(scenario: Scenario, rng: np.random.Generator) -> list[Citizen]:
             for j in np.flatnonzero(birth_pins).tolist():
                 born = date(1940, 1, 1) + timedelta(days=int(births[j]))
                 pins[j] = born.strftime("%m%d") if side.random() < 0.6 else f"{born.year}"
-        branch = "018" if bank.code == "9900" else "100"
+        branch = zengin.home_branch(bank.code)
         for i in range(n):
             family, given = FAMILY_NAMES[families[i]], GIVEN_NAMES[givens[i]]
             index = len(citizens)

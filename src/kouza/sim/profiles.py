@@ -42,7 +42,6 @@ class DefenceProfile:
     """Every bank demands internet-banking login + OTP at linking (JBA guideline, 2020-11)."""
     bank_monitoring: bool = False
     """Banks watch failed link attempts across accounts (reverse brute force)."""
-    reverify_existing_links: bool = False
     holder_notices: bool = False
     """Banks tell the holder at once (e-mail) of every new link and debit, with a "not me"
     reference; otherwise the holder learns from a letter or the passbook days later."""
@@ -70,11 +69,12 @@ PROFILES: dict[str, DefenceProfile] = {
         ),
         DefenceProfile(
             name="docomo-2020-10",
-            description="Docomo's October 2020 measures: SMS + eKYC before linking, name match, "
-            "re-verification of existing links; banks unchanged.",
+            description="Docomo's October 2020 measures for new links: SMS + eKYC before "
+            "linking, name match; banks unchanged. (Docomo also re-verified existing links; "
+            "the simulator does not replay that campaign.)",
             link_min_level="verified", link_name_match=True, accept_legacy_banks=True,
             require_device_signature=False, risk_rules="none",
-            topup_cap=TopUpCap.CALENDAR_MONTH, reverify_existing_links=True,
+            topup_cap=TopUpCap.CALENDAR_MONTH,
         ),
         DefenceProfile(
             name="jba-2020",
@@ -93,8 +93,7 @@ PROFILES: dict[str, DefenceProfile] = {
             link_min_level="verified", link_name_match=True, accept_legacy_banks=False,
             require_device_signature=True, risk_rules="shipped",
             topup_cap=TopUpCap.ROLLING_30_DAYS, bank_monitoring=True,
-            reverify_existing_links=True, holder_notices=True, operator_playbook=True,
-            money_out_proof=True,
+            holder_notices=True, operator_playbook=True, money_out_proof=True,
         ),
     )
 }

@@ -30,6 +30,7 @@ from kouza.banks.bank.runtime import build_bank_runtime
 from kouza.banks.bank.settings import BankSettings
 from kouza.identity.ekyc.devca import DevCertificateAuthority, generate_rsa_key
 from kouza.identity.ekyc.devchip import DevDocumentIssuer
+from kouza.kit import zengin
 from kouza.kit.clock import ManualClock
 from kouza.kit.runtime import Runtime
 from kouza.kit.security import password_cost
@@ -87,8 +88,8 @@ def seed_templates(plan: Plan, folder: Path) -> Templates:
                     session, code=spec.code, name=spec.name, name_kana="ｷﾞﾝｺｳ",
                     config=BankConfig(auth_profile=AuthProfile(spec.profile.value),
                                       monitor_failed_links=spec.monitoring))
-                branch = core.add_branch(session, bank, code="018" if spec.code == "9900"
-                                         else "100", name="本店")
+                home = zengin.branch(spec.code, zengin.home_branch(spec.code))
+                branch = core.add_branch(session, bank, code=home.code, name=home.name)
                 banks[spec.code] = (bank, branch)
             for citizen in plan.citizens:
                 bank, branch = banks[citizen.bank_code]

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kouza.errors import BadRequest
+from kouza.kit import zengin
 
 BankCode = Annotated[str, Field(pattern=r"^\d{4}$")]
 
@@ -53,6 +54,16 @@ class BankSpec(_Strict):
     monitoring: bool = False
     customers: int = Field(gt=0, le=1_000_000)
     """Bank customers simulated (the wallet users among them come from ``population``)."""
+
+    @model_validator(mode="after")
+    def _real_bank(self) -> BankSpec:
+        listed = zengin.find_bank(self.code)
+        if listed is None:
+            raise ValueError(f"bank {self.code} is not in the Zengin list of bank codes")
+        if not zengin.same_name(listed.name, self.name):
+            raise ValueError(f"bank {self.code} is {listed.name} in the Zengin list, not "
+                             f"{self.name}")
+        return self
 
 
 class RateChange(_Strict):

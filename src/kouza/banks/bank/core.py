@@ -44,6 +44,7 @@ from kouza.banks.bank.models import (
     OtpDevice,
 )
 from kouza.banks.bank.runtime import bank_runtime_of
+from kouza.kit import zengin
 from kouza.kit.db import add_unique
 from kouza.kit.security import (
     constant_time_equal,
@@ -100,6 +101,7 @@ class BankCore:
                     config: BankConfig) -> Bank:
         """Register a bank in this deployment."""
         require_format(code, BANK_CODE, "bank_code")
+        zengin.bank(code)  # a simulated bank is still a real one (422 otherwise)
         bank = Bank(code=code, name=name, name_kana=to_zengin_kana(name_kana),
                     created_at=bank_runtime_of(session).now(),
                     auth_profile=config.auth_profile.value,
@@ -124,6 +126,7 @@ class BankCore:
     def add_branch(self, session: Session, bank: Bank, *, code: str, name: str) -> Branch:
         """Open a branch."""
         require_format(code, BRANCH_CODE, "branch_code")
+        zengin.branch(bank.code, code, field="branch_code")
         branch = Branch(bank_id=bank.id, code=code, name=name)
         add_unique(session, branch, BankExists("a branch with this code exists", code=code))
         return branch

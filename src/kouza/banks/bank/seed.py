@@ -1,8 +1,10 @@
 """Realistic banks and customers for development and the simulator, from a seeded RNG.
 
-The partner banks of the 2020 incident carry their real Zengin codes and kana names (embedded:
-``zengin-code`` is not a dependency). Codes marked ``verified=False`` are from memory and should
-be checked against the Zengin list before being relied on. The authentication profiles are a
+The partner banks of the 2020 incident carry their real Zengin codes; kana names and branches
+come from the Zengin list (:mod:`kouza.kit.zengin`, the ``zengin-code`` package), and a test
+checks every code and name against it. Two of the eleven banks with damage have merged since
+2020 and appear under their successors' codes: みちのく銀行 (0121) is now 青森みちのく銀行
+(0117), 第三銀行 is now 三十三銀行 (0154). The authentication profiles are a
 simulator assumption, not a record of each bank's 2020 form: the eleven banks with damage use
 ``legacy_pin``; the others stand for the banks that required a one-time password or internet-
 banking login, and use ``oauth``.
@@ -23,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from kouza.banks.bank.core import BankConfig, CustomerData, core
 from kouza.banks.bank.models import AccountType, AuthProfile, Bank, Customer, NoticeChannel
+from kouza.kit import zengin
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,6 @@ class PartnerBank:
     name: str
     name_kana: str
     damaged_in_2020: bool
-    verified: bool = True
-    """Whether the code was checked against the Zengin list when this table was written."""
 
 
 PARTNER_BANKS = (
@@ -45,17 +46,16 @@ PARTNER_BANKS = (
     PartnerBank("0166", "鳥取銀行", "ﾄﾂﾄﾘ", damaged_in_2020=True),
     PartnerBank("0157", "滋賀銀行", "ｼｶﾞ", damaged_in_2020=True),
     PartnerBank("0163", "紀陽銀行", "ｷﾖｳ", damaged_in_2020=True),
-    PartnerBank("0120", "みちのく銀行", "ﾐﾁﾉｸ", damaged_in_2020=True),
-    PartnerBank("0154", "第三銀行", "ﾀﾞｲｻﾝ", damaged_in_2020=True),
+    PartnerBank("0117", "青森みちのく銀行", "ｱｵﾓﾘﾐﾁﾉｸ", damaged_in_2020=True),
+    PartnerBank("0154", "三十三銀行", "ｻﾝｼﾞﾕｳｻﾝ", damaged_in_2020=True),
     PartnerBank("9900", "ゆうちょ銀行", "ﾕｳﾁﾖ", damaged_in_2020=True),
     PartnerBank("0040", "イオン銀行", "ｲｵﾝ", damaged_in_2020=True),
     PartnerBank("0010", "りそな銀行", "ﾘｿﾅ", damaged_in_2020=False),
-    PartnerBank("0129", "足利銀行", "ｱｼｶｶﾞ", damaged_in_2020=False, verified=False),
-    PartnerBank("0130", "常陽銀行", "ｼﾞﾖｳﾖｳ", damaged_in_2020=False, verified=False),
+    PartnerBank("0129", "足利銀行", "ｱｼｶｶﾞ", damaged_in_2020=False),
+    PartnerBank("0130", "常陽銀行", "ｼﾞﾖｳﾖｳ", damaged_in_2020=False),
 )
-
-BRANCHES = (("100", "本店営業部"), ("101", "駅前支店"), ("205", "県庁支店"))
-YUCHO_BRANCHES = (("018", "〇一八店"), ("019", "〇一九店"), ("228", "二二八店"))
+BRANCHES_PER_BANK = 3
+"""Branches seeded per bank: the first ones of the bank's Zengin list, by code."""
 FAMILY_NAMES = (
     ("佐藤", "ｻﾄｳ"), ("鈴木", "ｽｽﾞｷ"), ("高橋", "ﾀｶﾊｼ"), ("田中", "ﾀﾅｶ"), ("伊藤", "ｲﾄｳ"),
     ("渡辺", "ﾜﾀﾅﾍﾞ"), ("山本", "ﾔﾏﾓﾄ"), ("中村", "ﾅｶﾑﾗ"), ("小林", "ｺﾊﾞﾔｼ"), ("加藤", "ｶﾄｳ"),
@@ -112,11 +112,12 @@ def _seed_bank(session: Session, partner: PartnerBank, rng: random.Random,
                customers: int, report: SeedReport) -> None:
     profile = AuthProfile.LEGACY_PIN if partner.damaged_in_2020 else AuthProfile.OAUTH
     channel = NoticeChannel.POST if partner.code == "9900" else NoticeChannel.EMAIL
+    listed = zengin.bank(partner.code)
     bank = core.create_bank(session, code=partner.code, name=partner.name,
-                            name_kana=partner.name_kana,
+                            name_kana=listed.kana,
                             config=BankConfig(auth_profile=profile, notice_channel=channel))
-    branches = [core.add_branch(session, bank, code=code, name=name)
-                for code, name in (YUCHO_BRANCHES if partner.code == "9900" else BRANCHES)]
+    branches = [core.add_branch(session, bank, code=branch.code, name=branch.name)
+                for branch in zengin.branches(partner.code)[:BRANCHES_PER_BANK]]
     report.banks += 1
     report.branches += len(branches)
     taken: set[tuple[int, str]] = set()

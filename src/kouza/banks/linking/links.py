@@ -35,6 +35,7 @@ from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction
 from kouza.identity.models import User, VerifiedIdentity
 from kouza.identity.names import NameNormalizationError, normalize_zengin_name
+from kouza.kit import zengin
 from kouza.kit.db import add_unique
 from kouza.kit.locking import lock_row
 from kouza.kit.runtime import runtime_of
@@ -71,6 +72,7 @@ class LegacyLinkInput:
         for name, pattern in _FORMATS.items():
             if not pattern.fullmatch(getattr(self, name)):
                 raise InvalidBankDetails(f"{name} has the wrong format", field=name)
+        zengin.branch(self.bank_code, self.branch)  # real codes only (422 otherwise)
         if self.account_type not in ACCOUNT_TYPES:
             raise InvalidBankDetails(
                 "account_type must be ordinary, checking or savings", field="account_type"

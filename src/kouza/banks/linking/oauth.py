@@ -64,6 +64,7 @@ from kouza.banks.linking.models import (
 from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction
 from kouza.identity.models import VerifiedIdentity
+from kouza.kit import zengin
 from kouza.kit.db import add_unique
 from kouza.kit.locking import lock_row
 from kouza.kit.runtime import Runtime, runtime_of
@@ -143,6 +144,7 @@ class OAuthLinkService:
         switches.require_open(session, SwitchScope.BANK_LINKS, bank_code[:8])
         if not _BANK_CODE.fullmatch(bank_code):
             raise InvalidBankDetails("bank_code has the wrong format", field="bank_code")
+        zengin.bank(bank_code)  # real codes only (422 otherwise)
         wallet = owned_wallet_locked(session, caller)
         policy.require_bank_gate(session, caller.user)
         device_id = policy.require_device(
