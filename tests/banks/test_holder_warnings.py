@@ -79,7 +79,7 @@ class TestAFailedIdentityCheckAfterLoginAndOtp:
             assert secret not in notice
         reference = reference_in(notice)
         assert alerts(bank_rt) == ["oauth_identity_mismatch"]
-        [row] = holder_view(api, "0168", holder.number)
+        [row] = holder_view(api, "0129", holder.number)
         assert (row["kind"], row["notice_reference"], row["operator_name"],
                 row["reported_not_me"]) == ("oauth_identity_mismatch", reference, "ドコモ口座",
                                             False)
@@ -100,7 +100,7 @@ class TestAFailedIdentityCheckAfterLoginAndOtp:
         assert answer.json()["reported_not_me"] is True
         assert "Login failed" in again.text and link_count(bank_rt) == 0
         assert alerts(bank_rt) == ["oauth_identity_mismatch", "holder_confirmed_compromise"]
-        assert holder_view(api, "0168", holder.number)[0]["reported_not_me"] is True
+        assert holder_view(api, "0129", holder.number)[0]["reported_not_me"] is True
 
     def test_a_matching_identity_sends_no_security_notice(
         self, wallet: Wallet, holder: IbHolder, mailbox: MemoryMailbox,

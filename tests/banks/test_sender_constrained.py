@@ -246,7 +246,7 @@ class TestPrivateKeyJwtOnTheApi:
 class TestTheOauthEndpointsTakeNoSecret:
     def test_basic_beside_a_valid_assertion_is_refused(self, bank_rt: BankRuntime,
                                                        wallet: Wallet) -> None:
-        response = wallet.api.post(f"{BASE_URL}/v1/banks/0168/oauth/par",
+        response = wallet.api.post(f"{BASE_URL}/v1/banks/0129/oauth/par",
                                    data=wallet.par_fields(),
                                    headers={"Authorization": basic(secret_of(bank_rt))})
 
@@ -254,7 +254,7 @@ class TestTheOauthEndpointsTakeNoSecret:
 
     def test_a_client_secret_field_is_refused(self, bank_rt: BankRuntime,
                                               wallet: Wallet) -> None:
-        response = wallet.api.post(f"{BASE_URL}/v1/banks/0168/oauth/par",
+        response = wallet.api.post(f"{BASE_URL}/v1/banks/0129/oauth/par",
                                    data=wallet.par_fields(client_secret=secret_of(bank_rt)))
 
         assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
