@@ -139,7 +139,8 @@ class Wallet:
             "response_type": "code", "client_id": self.client_id, "redirect_uri": REDIRECT_URI,
             "scope": "debit", "state": "st-123", "code_challenge": b64url_sha256(VERIFIER),
             "code_challenge_method": "S256", "dpop_jkt": self.dpop_key.thumbprint(),
-            "holder_name_kana": "さとう　はなこ", "holder_birth_date": "1985-06-15",
+            "holder_name": "佐藤　花子", "holder_name_kana": "さとう　はなこ",
+            "holder_birth_date": "1985-06-15",
             "wallet_reference": "wallet-42", "max_per_debit": "50000", "max_30_days": "100000",
             "client_assertion_type": ASSERTION_TYPE, "client_assertion": self.assertion(),
         } | changes
