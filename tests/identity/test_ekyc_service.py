@@ -304,6 +304,16 @@ class TestIcChip:
         assert records_of(rt, holder.user)[-1].failure == "face_mismatch"
         assert load_user(rt, holder.user.id).level == "phone"
 
+    def test_the_development_face_matcher_is_refused_in_production(
+        self, rt: Runtime, holder: PhoneUser, world: EkycWorld
+    ) -> None:
+        rt.settings.env = "production"
+        with pytest.raises(EkycNotConfigured, match="development face matcher"), \
+                rt.db.unit_of_work() as session:
+            identity.start_ekyc(session, holder.user, EkycMethod.IC_CHIP)
+        assert records_of(rt, holder.user) == []
+        assert load_user(rt, holder.user.id).level == "phone"
+
     def test_jpki_nonce_is_not_an_ic_chip_nonce(
         self, rt: Runtime, holder: PhoneUser, world: EkycWorld
     ) -> None:

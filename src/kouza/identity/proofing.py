@@ -43,6 +43,7 @@ from kouza.identity import levels, ratelimits
 from kouza.identity.ekyc import (
     JPKI_SIGNING_POLICY_OIDS,
     ChipRead,
+    DevFaceMatcher,
     EkycMethod,
     EkycResult,
     FaceMatcher,
@@ -183,6 +184,16 @@ def _require_offered(session: Session, method: EkycMethod) -> None:
     offered = configuration.jpki if method is EkycMethod.JPKI else configuration.ic_chip
     if offered is None:
         raise EkycNotConfigured(f"eKYC method '{method.value}' is not offered on this server")
+    if (
+        isinstance(offered, IcChipConfiguration)
+        and isinstance(offered.face_matcher, DevFaceMatcher)
+        and runtime_of(session).settings.env == "production"
+    ):
+        # the stand-in compares hashes, so any copy of the chip photo would pass as a selfie
+        raise EkycNotConfigured(
+            "the IC-chip method is configured with the development face matcher, which "
+            "production refuses: configure a real face matcher and liveness check"
+        )
 
 
 def start_ekyc(session: Session, user: User, method: EkycMethod) -> str:
