@@ -28,7 +28,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
-import dlib  # type: ignore[import-untyped]
+import dlib
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
