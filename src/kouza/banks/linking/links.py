@@ -130,7 +130,7 @@ def holder_for(session: Session, user: User, form: LegacyLinkInput) -> SentHolde
     """The card's name and birth date with the declared kana; typed ones if policy allows."""
     if runtime_of(session).settings.link_name_match:
         verified = session.get(VerifiedIdentity, user.id)
-        if verified is None or verified.revoked_at is not None:
+        if verified is None:  # a revoked one is refused by the level gate (levels.py)
             raise VerifiedNameRequired("linking needs your eKYC-verified name; verify first")
         return SentHolder(verified.kana_name, verified.name, verified.birth_date)
     if not form.holder_name:
