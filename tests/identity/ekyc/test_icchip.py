@@ -3,13 +3,17 @@ authentication and the selfie."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from asn1crypto import cms, core
+from cryptography.hazmat.primitives import serialization
 
 from kouza.identity.ekyc import icchip
 from kouza.identity.ekyc.devchip import DevDocumentIssuer, TestChip, TestChipHolder, sign_sod
@@ -358,3 +362,22 @@ class TestFace:
 
         assert matcher.compare(reference=FACE, selfie=dev_selfie_for(FACE)) == FaceMatch(1.0, True)
         assert matcher.compare(reference=FACE, selfie=b"jpeg") == FaceMatch(0.0, False)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_openssl_verifies_the_development_ef_sod(
+    issuer: DevDocumentIssuer, chip: TestChip, tmp_path: Path
+) -> None:
+    """An independent CMS implementation accepts what the development issuer signs."""
+    (tmp_path / "sod.der").write_bytes(_signed_data(chip.sod).dump())
+    (tmp_path / "csca.pem").write_bytes(
+        issuer.root.certificate.public_bytes(serialization.Encoding.PEM))
+    verified = subprocess.run(
+        ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(tmp_path / "sod.der"),
+         "-CAfile", str(tmp_path / "csca.pem"), "-purpose", "any", "-binary",
+         "-out", str(tmp_path / "lds.der"), "-attime", str(int(NOW.timestamp()))],
+        capture_output=True, check=False, timeout=60,
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert (tmp_path / "lds.der").read_bytes() == icchip.encode_lds_security_object(
+        chip.data_groups)
