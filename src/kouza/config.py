@@ -22,6 +22,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KOUZA_", env_file=".env", extra="ignore")
 
+    env: Literal["development", "production"] = "development"
+    """``production`` refuses development-only providers at start: mailbox files (codes in
+    clear), the hash-comparing face matcher (ADR 0023)."""
     var_dir: Path = Path("var")
     database_url: str = ""
     secret_key: str = ""
@@ -134,6 +137,14 @@ class Settings(BaseSettings):
     """Phone and e-mail change requests per user per day (each sends a code)."""
     email_change_limit_per_address_per_day: int = Field(default=5, gt=0)
     """E-mail change codes sent to one new address per day."""
+    smtp_url: SecretStr = SecretStr("")
+    """``smtp://host:port``, ``smtp+starttls://user:pass@host:587`` or ``smtps://user:pass@host``;
+    empty: e-mail goes to ``var/mailbox/email.jsonl`` (development only)."""
+    smtp_from: str = ""
+    """The From address of e-mail sent over SMTP (required with ``smtp_url``)."""
+    smtp_ca_file: Path | None = None
+    """PEM CA bundle that the SMTP server's certificate must chain to (default: system roots)."""
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     sms_sender: Literal["file", "http"] = "file"
     """``file``: SMS go to ``var/mailbox/sms.jsonl`` (development); ``http``: the gateway below."""
     sms_gateway_url: str = ""

@@ -168,6 +168,33 @@ class TestLegacyLink:
         assert right.status_code == 201
         assert outcomes(bank_rt) == ["birth_date_mismatch", "linked"]
 
+    def test_a_verified_name_is_compared_even_at_a_kana_only_bank(
+        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+    ) -> None:
+        make_bank(bank_rt)
+        holder = make_holder(bank_rt)  # 山田 太郎, ﾔﾏﾀﾞ ﾀﾛｳ
+
+        other_card = post_link(api, auth, holder, holder_name="鈴木 次郎")
+        other_birth = post_link(api, auth, holder, holder_name="山田 太郎",
+                                birth_date="1961-04-01")
+        own_card = post_link(api, auth, holder, holder_name="山田\u3000太郎")
+
+        assert other_card.status_code == other_birth.status_code == 422
+        assert other_card.json() == other_birth.json()  # the same indistinguishable refusal
+        assert own_card.status_code == 201
+        assert outcomes(bank_rt) == ["name_mismatch", "birth_date_mismatch", "linked"]
+
+    def test_a_verified_name_without_its_birth_date_is_bad_input(
+        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+    ) -> None:
+        make_bank(bank_rt)
+        holder = make_holder(bank_rt)
+
+        response = post_link(api, auth, holder, holder_name="山田 太郎", birth_date=None)
+
+        assert response.status_code == 400 and "birth_date" in response.text
+        assert outcomes(bank_rt) == [] and link_count(bank_rt) == 0
+
     def test_oauth_bank_does_not_offer_the_form(
         self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
     ) -> None:

@@ -139,7 +139,8 @@ class Wallet:
             "response_type": "code", "client_id": self.client_id, "redirect_uri": REDIRECT_URI,
             "scope": "debit", "state": "st-123", "code_challenge": b64url_sha256(VERIFIER),
             "code_challenge_method": "S256", "dpop_jkt": self.dpop_key.thumbprint(),
-            "holder_name_kana": "さとう　はなこ", "holder_birth_date": "1985-06-15",
+            "holder_name": "佐藤　花子", "holder_name_kana": "さとう　はなこ",
+            "holder_birth_date": "1985-06-15",
             "wallet_reference": "wallet-42", "max_per_debit": "50000", "max_30_days": "100000",
             "client_assertion_type": ASSERTION_TYPE, "client_assertion": self.assertion(),
         } | changes
@@ -366,6 +367,8 @@ class TestPushedRequestRefusals:
         ({"response_type": "token"}, "invalid_request"),
         ({"scope": "debit admin"}, "invalid_request"),
         ({"holder_name_kana": "Sato Hanako 佐藤"}, "invalid_request"),
+        ({"holder_name": None}, "invalid_request"),
+        ({"holder_name": "　"}, "invalid_request"),
         ({"holder_birth_date": "15/06/1985"}, "invalid_request"),
         ({"request": "eyJhbGciOiJub25lIn0.e30."}, "invalid_request"),
         ({"client_assertion": None}, "invalid_client"),
@@ -544,6 +547,24 @@ class TestHolderLogin:
 
         assert page.status_code == 403
         assert link_count(bank_rt) == 0
+
+
+    def test_the_right_kana_does_not_save_another_cards_name(
+        self, bank_rt: BankRuntime, wallet: Wallet, holder: IbHolder,
+    ) -> None:
+        # a mule's card (山田 太郎) with her reading and birth date typed in: refused
+        page = log_in(wallet, start(wallet, holder_name="山田　太郎"), holder)
+
+        assert page.status_code == 403
+        assert link_count(bank_rt) == 0
+
+    def test_the_cards_name_without_a_kana_reading_is_enough(
+        self, bank_rt: BankRuntime, wallet: Wallet, holder: IbHolder,
+    ) -> None:
+        page = log_in(wallet, start(wallet, holder_name="佐藤花子", holder_name_kana=None),
+                      holder)
+
+        assert page.status_code == 200 and "consent" in page.text.lower()
 
 
 class TestTokenRefusals:

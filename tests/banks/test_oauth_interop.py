@@ -93,7 +93,7 @@ def test_requests_oauth2client_links_an_account_and_debits_it(
         redirect_uri=REDIRECT_URI, dpop_bound_access_tokens=True)
 
     request = oauth.authorization_request(
-        scope="debit", nonce=None, holder_name_kana="サトウ ハナコ",
+        scope="debit", nonce=None, holder_name="佐藤 花子", holder_name_kana="サトウ ハナコ",
         holder_birth_date="1985-06-15", wallet_reference="wallet-77", max_per_debit="20000")
     pushed = oauth.pushed_authorization_request(request)
     page = app.get(pushed.uri)

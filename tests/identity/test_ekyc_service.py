@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from kouza.identity.ekyc import EkycMethod, der, jpki
+from kouza.identity.ekyc import EkycMethod, jpki
 from kouza.identity.ekyc.devca import DevCertificateAuthority, TestCard
 from kouza.identity.ekyc.devchip import TestChip
 from kouza.identity.errors import (
@@ -208,7 +208,7 @@ class TestJpkiRefusals:
         identity_rsa_keys: list[rsa.RSAPrivateKey],
     ) -> None:
         names = CITIZEN.other_names()
-        names[0] = x509.OtherName(jpki.OID_NAME, der.encode(der.UTF8_STRING, b"\xe5\xb1\xff"))
+        names[0] = x509.OtherName(jpki.OID_NAME, b"\x0c\x03\xe5\xb1\xff")
         card = card_with(world, identity_rsa_keys[2], clock, other_names=names)
         assert refused(rt, holder, card) == "attribute_malformed"
 
@@ -302,6 +302,16 @@ class TestIcChip:
         with pytest.raises(EkycRefused):
             self.submit(rt, holder, world.chip(), b"someone else")
         assert records_of(rt, holder.user)[-1].failure == "face_mismatch"
+        assert load_user(rt, holder.user.id).level == "phone"
+
+    def test_the_development_face_matcher_is_refused_in_production(
+        self, rt: Runtime, holder: PhoneUser, world: EkycWorld
+    ) -> None:
+        rt.settings.env = "production"
+        with pytest.raises(EkycNotConfigured, match="development face matcher"), \
+                rt.db.unit_of_work() as session:
+            identity.start_ekyc(session, holder.user, EkycMethod.IC_CHIP)
+        assert records_of(rt, holder.user) == []
         assert load_user(rt, holder.user.id).level == "phone"
 
     def test_jpki_nonce_is_not_an_ic_chip_nonce(

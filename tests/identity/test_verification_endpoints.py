@@ -230,6 +230,33 @@ class TestEkycAndCampaignEndpoints:
         assert (progress["pending"], progress["cleared"]) == (0, 1)
         assert client.get("/v1/identity", headers=auth).json()["may_charge"] is True
 
+    def test_ic_chip_over_http_with_ef_sod(
+        self, client: TestClient, mailbox: MemoryMailbox, world: EkycWorld
+    ) -> None:
+        auth = logged_in(client, mailbox)
+        verify_phone(client, mailbox, auth, DeviceKey.es256())
+        chip = world.chip()
+
+        def submit(sod: bytes) -> Any:
+            nonce = client.post("/v1/ekyc/sessions", json={"method": "ic_chip"},
+                                headers=auth).json()["nonce"]
+            read = chip.read(nonce)
+            return client.post("/v1/ekyc/ic-chip", headers=auth, json={
+                "data_groups": {str(n): b64(data) for n, data in read.data_groups.items()},
+                "sod": b64(sod),
+                "active_authentication_signature": b64(read.active_authentication_signature
+                                                       or b""),
+                "selfie": b64(world.selfie(chip)), "nonce": nonce, "kana_name": KANA,
+            })
+
+        broken = submit(chip.sod[:-10])
+        assert (broken.status_code, broken.json()["details"]["failure"]) == (
+            422, "document_malformed")
+        assert client.get("/v1/identity", headers=auth).json()["level"] == "phone"
+        answer = submit(chip.sod)
+        assert answer.status_code == 200, answer.json()
+        assert client.get("/v1/identity", headers=auth).json()["level"] == "verified"
+
     def test_bad_input_is_a_clear_4xx(
         self, client: TestClient, mailbox: MemoryMailbox, rt: Runtime, world: EkycWorld
     ) -> None:

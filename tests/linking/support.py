@@ -53,8 +53,10 @@ def email_customer(world: World, email: str | None = None) -> Person:
     return Person(made.user, made.wallet)
 
 
-def verified_customer(world: World, *, kana: str, phone: str, e164: str) -> Person:
-    """A customer at level ``verified`` with a device key and a wallet."""
+def verified_customer(world: World, *, name: str, birth_date: date, kana: str, phone: str,
+                      e164: str) -> Person:
+    """A customer at level ``verified`` with a device key and a wallet: ``name`` and
+    ``birth_date`` are what their card said, ``kana`` the reading they declared."""
     someone = phone_user(world.rt, world.mailbox, phone=phone, e164=e164)
     now = world.rt.now()
     with world.rt.db.unit_of_work() as session:
@@ -77,10 +79,10 @@ def verified_customer(world: World, *, kana: str, phone: str, e164: str) -> Pers
             VerifiedIdentity(
                 user_id=user.id,
                 verification_id=check.id,
-                name="検証 太郎",
+                name=name,
                 kana_name=kana,
                 address="東京都千代田区1-1",
-                birth_date=date(1985, 5, 5),
+                birth_date=birth_date,
                 verified_at=now,
             )
         )

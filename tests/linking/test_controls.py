@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 from sqlalchemy import select
 
@@ -235,7 +236,8 @@ class TestRiskDecisions:
             source="test.yaml",
         )
         holder = verified_customer(
-            world, kana="ﾔﾏﾀﾞ ﾀﾛｳ", phone="090-4444-5555", e164="+819044445555"
+            world, name="山田　太郎", birth_date=date(1960, 4, 1), kana="ﾔﾏﾀﾞ ﾀﾛｳ",
+            phone="090-4444-5555", e164="+819044445555"
         )
         headers = login(world, holder)
         path = f"/v1/wallets/{holder.wallet.id}/bank-links"
@@ -279,7 +281,8 @@ class TestRiskDecisions:
     def test_device_signature_is_required_by_default(self, world: World) -> None:
         world.rt.settings.accepted_legacy_banks = [LEGACY_BANK]
         holder = verified_customer(
-            world, kana="ﾔﾏﾀﾞ ﾀﾛｳ", phone="090-4444-5555", e164="+819044445555"
+            world, name="山田　太郎", birth_date=date(1960, 4, 1), kana="ﾔﾏﾀﾞ ﾀﾛｳ",
+            phone="090-4444-5555", e164="+819044445555"
         )
         answer = world.wallet.post(
             f"/v1/wallets/{holder.wallet.id}/bank-links",

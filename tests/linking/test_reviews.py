@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import select
 
@@ -212,7 +212,8 @@ class TestOAuthLinkReview:
         register_wallet_at_bank(world)
         holder = ib_holder(world)
         person = verified_customer(
-            world, kana="サトウ ハナコ", phone="090-1111-2222", e164="+819011112222"
+            world, name="佐藤　花子", birth_date=date(1985, 5, 5), kana="サトウ ハナコ",
+            phone="090-1111-2222", e164="+819011112222"
         )
         started = start(world, person)
         assert started.status_code == 201, started.text

@@ -81,10 +81,11 @@ def test_each_2020_profile_loses_to_what_it_did_not_foresee(
     # eKYC before linking stops a relay into a fresh wallet …
     assert docomo["relay-fresh"].loss_yen == 0
     assert "verification_level_required" in docomo["relay-fresh"].refusals
-    # … and a mule's own name at the bank, but not a mule who types the victim's kana at eKYC
-    assert docomo["mules"].loss_yen == 0
-    assert "bank_link_refused" in docomo["mules"].refusals
-    assert docomo["mules-kana"].loss_yen > 0
+    # … and the bank compares the mule's own card (name, birth date), even when the mule typed
+    # the victim's kana at eKYC: a declared reading is never enough alone (ADR 0023)
+    for name in ("mules", "mules-kana"):
+        assert docomo[name].loss_yen == 0
+        assert "bank_link_refused" in docomo[name].refusals
     # takeovers of customers' wallets need no new link at all
     assert docomo["stuffing"].loss_yen > 0
 

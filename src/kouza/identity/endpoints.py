@@ -438,9 +438,7 @@ def submit_ic_chip(body: IcChipSubmit, user: CurrentUser, session: SessionDep
                    ) -> EkycVerifiedRead:
     """Verify an ID card's chip data, its active authentication and a selfie (method へ)."""
     chip = ChipRead(
-        data_groups=dict(body.data_groups), security_object=body.security_object,
-        security_object_signature=body.security_object_signature,
-        document_signer_certificate=body.document_signer_certificate,
+        data_groups=dict(body.data_groups), sod=body.sod,
         active_authentication_signature=body.active_authentication_signature,
     )
     record = identity.submit_ic_chip(session, user, chip=chip, selfie=body.selfie,

@@ -4,7 +4,8 @@ Each level needs everything below it (DESIGN.md):
 
 - ``email``: the e-mail address is verified;
 - ``phone``: plus a verified phone number and at least one registered device key;
-- ``verified``: plus a successful eKYC (JPKI or IC chip) with a declared kana name.
+- ``verified``: plus a successful eKYC (JPKI or IC chip): the card's kanji name and birth date
+  become the verified identity every link sends to the bank (the declared kana rides along).
 
 :func:`promote` recomputes the highest level the facts allow and raises the user to it; it
 never lowers. Lowering is :func:`settle`, called when a fact is withdrawn: the last active device

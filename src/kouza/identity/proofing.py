@@ -19,8 +19,10 @@ only (no letters, digits or company abbreviations), and requires as many space-s
 as the verified name has (family and given name, separated by U+3000 in JPKI). A declared name
 that fails these checks is refused before the nonce is spent when it cannot be normalised, and
 recorded as a failed attempt (``kana_name_inconsistent``) when it does not fit the verified name.
-The real check is the holder-name match at bank-linking time: the bank compares the declared
-kana with its own account record, and only equality links.
+The declared reading proves nothing (a card for 山田 太郎 is accepted with any two-part
+reading), so it is never what a bank relies on: every link carries the card's kanji name and
+birth date (``VerifiedIdentity.name`` / ``birth_date``) and the bank compares those with its own
+holder record; the declared kana is only one more check there (ADR 0023).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from kouza.identity import levels, ratelimits
 from kouza.identity.ekyc import (
     JPKI_SIGNING_POLICY_OIDS,
     ChipRead,
+    DevFaceMatcher,
     EkycMethod,
     EkycResult,
     FaceMatcher,
@@ -181,6 +184,16 @@ def _require_offered(session: Session, method: EkycMethod) -> None:
     offered = configuration.jpki if method is EkycMethod.JPKI else configuration.ic_chip
     if offered is None:
         raise EkycNotConfigured(f"eKYC method '{method.value}' is not offered on this server")
+    if (
+        isinstance(offered, IcChipConfiguration)
+        and isinstance(offered.face_matcher, DevFaceMatcher)
+        and runtime_of(session).settings.env == "production"
+    ):
+        # the stand-in compares hashes, so any copy of the chip photo would pass as a selfie
+        raise EkycNotConfigured(
+            "the IC-chip method is configured with the development face matcher, which "
+            "production refuses: configure a real face matcher and liveness check"
+        )
 
 
 def start_ekyc(session: Session, user: User, method: EkycMethod) -> str:

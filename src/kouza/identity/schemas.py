@@ -228,9 +228,10 @@ class JpkiSubmit(BaseModel):
 class IcChipSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     data_groups: dict[int, Base64Bytes] = Field(description="Data groups by number, base64")
-    security_object: Base64Bytes
-    security_object_signature: Base64Bytes
-    document_signer_certificate: Base64Bytes
+    sod: Base64Bytes = Field(
+        description="EF.SOD as read, base64: CMS SignedData over the data groups' hashes "
+        "(ICAO 9303 LDSSecurityObject) with the document-signer certificate"
+    )
     active_authentication_signature: Base64Bytes | None = None
     selfie: Base64Bytes
     nonce: Text = Field(max_length=128)

@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 
 from kouza.kit.clock import Clock, SystemClock
 from kouza.kit.db import Database, make_engine
-from kouza.kit.notify import FileMailbox, Sender
+from kouza.kit.notify import (
+    FileMailbox,
+    Sender,
+    SmtpEndpoint,
+    SmtpSender,
+    require_production_senders,
+    smtp_ssl_context,
+)
 
 if TYPE_CHECKING:
     from kouza.config import Settings
@@ -53,6 +60,19 @@ def runtime_of(session: Session) -> Runtime:
     return runtime
 
 
+def build_email_sender(settings: Settings) -> Sender:
+    """SMTP when ``KOUZA_SMTP_URL`` is set, else the development mailbox file."""
+    url = settings.smtp_url.get_secret_value()
+    if not url:
+        return FileMailbox(settings.var_dir / "mailbox" / "email.jsonl")
+    return SmtpSender(
+        SmtpEndpoint.from_url(url),
+        from_address=settings.smtp_from,
+        ssl_context=smtp_ssl_context(settings.smtp_ca_file),
+        timeout_seconds=settings.smtp_timeout_seconds,
+    )
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -64,16 +84,18 @@ def build_runtime(
     and the eKYC trust configuration come from settings (:mod:`kouza.identity.providers`)."""
     runtime = Runtime(settings=settings, clock=clock or SystemClock())
     runtime.secret = settings.resolved_secret_key()
-    mail_dir = settings.var_dir / "mailbox"
-    runtime.senders = senders or {
-        "email": FileMailbox(mail_dir / "email.jsonl"),
-        "sms": FileMailbox(mail_dir / "sms.jsonl"),
-    }
+    runtime.senders = dict(senders or {})
+    if "email" not in runtime.senders:
+        runtime.senders["email"] = build_email_sender(settings)
+    if "sms" not in runtime.senders:
+        runtime.senders["sms"] = FileMailbox(settings.var_dir / "mailbox" / "sms.jsonl")
     url = database_url or settings.resolved_database_url()
     runtime.db = Database(make_engine(url), info={"runtime": runtime})
     from kouza.identity import providers as identity_providers  # settings → SMS gateway, eKYC
 
     identity_providers.configure(runtime, sms_sender_given=bool(senders and "sms" in senders))
+    if settings.env == "production":
+        require_production_senders(runtime.senders)
     from kouza.kit.outbox import deliver_after_commit  # avoid an import cycle
 
     runtime.db.after_commit_hooks.append(deliver_after_commit)

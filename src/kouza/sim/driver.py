@@ -280,7 +280,7 @@ class Runner:
         in at the bank with the internet-banking password and the token's code, consents, and
         the app hands the bank's answer back to the wallet."""
         declared = DeclaredIdentity(jaconv.h2z(citizen.kana, kana=True, ascii=False,
-                                               digit=False), citizen.birth_date)
+                                               digit=False), citizen.birth_date, citizen.kanji)
         started, refused = self._call(lambda s: oauth_links.start(
             s, self._caller(s, account, SensitiveAction.LINK_BANK), citizen.bank_code,
             declared))

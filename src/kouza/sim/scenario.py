@@ -245,8 +245,9 @@ class VerifiedMuleMarket(AttackerBase):
     with_internet_banking: bool = False
     """The victims' internet-banking password and live code are relayed too (OAuth banks)."""
     declares_victim_kana: bool = False
-    """At eKYC the mule types the victim's kana reading instead of its own (tests whether the
-    wallet lets a self-declared reading stand in for the card's name)."""
+    """At eKYC the mule types the victim's kana reading instead of its own. It stays the
+    mule's self-declared reading: its card's kanji name and birth date are its own, and they
+    are what a name-matching wallet sends to the bank (ADR 0023)."""
 
 
 class AuthorisedPush(AttackerBase):

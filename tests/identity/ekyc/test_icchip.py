@@ -1,16 +1,22 @@
-"""IcChipVerifier.verify: issuer-signed chip data, active authentication and the selfie."""
+"""IcChipVerifier.verify: EF.SOD (CMS SignedData over the LDSSecurityObject), active
+authentication and the selfie."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from asn1crypto import cms, core
+from cryptography.hazmat.primitives import serialization
 
-from kouza.identity.ekyc import der, icchip
-from kouza.identity.ekyc.devchip import DevDocumentIssuer, TestChip, TestChipHolder
+from kouza.identity.ekyc import icchip
+from kouza.identity.ekyc.devchip import DevDocumentIssuer, TestChip, TestChipHolder, sign_sod
 from kouza.identity.ekyc.facematch import DevFaceMatcher, FaceMatch, FaceMatcher, dev_selfie_for
 from kouza.identity.ekyc.icchip import ChipRead, DataGroup, IcChipVerifier
 from kouza.identity.ekyc.nonces import InMemoryNonceStore
@@ -114,6 +120,28 @@ def _with_group(read: ChipRead, number: int, data: bytes) -> ChipRead:
     return replace(read, data_groups={**read.data_groups, number: data})
 
 
+def _signed_data(sod: bytes) -> cms.ContentInfo:
+    return cms.ContentInfo.load(sod[4:] if sod[1] == 0x82 else sod[2:])
+
+
+def _resigned_data(sod: bytes, field: str, value: object) -> bytes:
+    """EF.SOD with one SignedData field replaced, every other byte kept as signed."""
+    signed = _signed_data(sod)["content"]
+    signed[field] = value
+    info = cms.ContentInfo({"content_type": "signed_data", "content": signed})
+    return icchip.wrap_sod(bytes(info.dump()))
+
+
+def _with_certificate(sod: bytes, *, certificate_from: bytes) -> bytes:
+    certificates = _signed_data(certificate_from)["content"]["certificates"]
+    return _resigned_data(sod, "certificates", certificates)
+
+
+def _with_content(sod: bytes, content: bytes) -> bytes:
+    return _resigned_data(sod, "encap_content_info", {
+        "content_type": icchip.LDS_SECURITY_OBJECT_OID, "content": content})
+
+
 class TestHappyPath:
     def test_attributes_and_record(self, world: World, chip: TestChip) -> None:
         result = world.attempt(chip)
@@ -177,29 +205,35 @@ class TestDataRefusals:
     def test_garbage_security_object_with_valid_signature(
         self, world: World, issuer: DevDocumentIssuer, chip: TestChip
     ) -> None:
-        junk = b"\x30\x03\x02\x01\x07"
+        signed_junk = issuer.sign_content(b"\x30\x03\x02\x01\x07")
 
         def swap(read: ChipRead) -> ChipRead:
-            return replace(read, security_object=junk, security_object_signature=issuer.sign(junk))
+            return replace(read, sod=signed_junk)
 
         assert _failure(world.attempt(chip, tamper=swap)) is EkycFailure.DOCUMENT_MALFORMED
+
+    @pytest.mark.parametrize("sod", [
+        b"", b"\x77\x00", b"\x30\x03\x02\x01\x07", b"\x77\x05\x30\x03\x02\x01\x07",
+    ])
+    def test_an_ef_sod_that_is_not_signed_data(
+        self, world: World, chip: TestChip, sod: bytes
+    ) -> None:
+        result = world.attempt(chip, tamper=lambda read: replace(read, sod=sod))
+
+        assert _failure(result) is EkycFailure.DOCUMENT_MALFORMED
 
     def test_broken_utf8_signed_by_the_issuer(
         self, world: World, issuer: DevDocumentIssuer, chip: TestChip
     ) -> None:
-        broken = der.encode_sequence(
-            der.encode(der.UTF8_STRING, b"\xe9\x88\xb4\xff"),
-            der.encode_utf8("大阪府"),
-            der.encode_printable("19900102"),
-        )
+        sequence = b"".join([
+            b"\x0c\x04\xe9\x88\xb4\xff",
+            bytes(core.UTF8String("大阪府").dump()),
+            bytes(core.PrintableString("19900102").dump()),
+        ])
+        inner = b"\x30" + bytes([len(sequence)]) + sequence
+        broken = b"\x61" + bytes([len(inner)]) + inner
         groups = {**chip.data_groups, DataGroup.HOLDER: broken}
-        security_object = icchip.encode_security_object(groups)
-        bad_chip = replace(
-            chip,
-            data_groups=groups,
-            security_object=security_object,
-            security_object_signature=issuer.sign(security_object),
-        )
+        bad_chip = replace(chip, data_groups=groups, sod=issuer.sign_sod(groups))
 
         assert _failure(world.attempt(bad_chip)) is EkycFailure.ATTRIBUTE_MALFORMED
 
@@ -220,12 +254,37 @@ class TestIssuerRefusals:
         assert _failure(world.attempt(stranger.issue_chip(holder))) is EkycFailure.CHAIN_UNTRUSTED
 
     def test_signature_by_another_signer(self, world: World, chip: TestChip) -> None:
+        # the genuine document signer's certificate, but another key signed the SignedData
         stranger = DevDocumentIssuer.create(now=NOW)
+        content = icchip.encode_lds_security_object(chip.data_groups)
+        forged = sign_sod(content, key=stranger.signer_key, certificate=world.issuer.signer)
 
-        def resign(read: ChipRead) -> ChipRead:
-            return replace(read, security_object_signature=stranger.sign(read.security_object))
+        result = world.attempt(chip, tamper=lambda read: replace(read, sod=forged))
 
-        assert _failure(world.attempt(chip, tamper=resign)) is EkycFailure.SIGNATURE_INVALID
+        assert _failure(result) is EkycFailure.SIGNATURE_INVALID
+
+    def test_a_signer_info_naming_another_certificate(self, world: World, chip: TestChip) -> None:
+        stranger = DevDocumentIssuer.create(now=NOW)
+        content = icchip.encode_lds_security_object(chip.data_groups)
+        theirs = sign_sod(content, key=stranger.signer_key, certificate=stranger.signer)
+        ours = sign_sod(content, key=world.issuer.signer_key, certificate=world.issuer.signer)
+        mixed = _with_certificate(theirs, certificate_from=ours)
+
+        result = world.attempt(chip, tamper=lambda read: replace(read, sod=mixed))
+
+        assert _failure(result) is EkycFailure.SIGNATURE_INVALID
+
+    def test_a_message_digest_over_other_content(self, world: World, chip: TestChip) -> None:
+        # the signed attributes are intact, but the LDSSecurityObject beside them was swapped
+        other = dict(chip.data_groups)
+        other[DataGroup.HOLDER] = icchip.encode_holder_group(
+            name="悪人　太郎", address="東京都", birth_date=date(1990, 1, 2), sex=Sex.MALE)
+        swapped = _with_content(chip.sod, icchip.encode_lds_security_object(other))
+
+        def swap(read: ChipRead) -> ChipRead:
+            return replace(read, data_groups=other, sod=swapped)
+
+        assert _failure(world.attempt(chip, tamper=swap)) is EkycFailure.SIGNATURE_INVALID
 
     def test_revoked_document_signer(self, world: World, holder: TestChipHolder) -> None:
         issuer = DevDocumentIssuer.create(now=NOW)
@@ -303,3 +362,22 @@ class TestFace:
 
         assert matcher.compare(reference=FACE, selfie=dev_selfie_for(FACE)) == FaceMatch(1.0, True)
         assert matcher.compare(reference=FACE, selfie=b"jpeg") == FaceMatch(0.0, False)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_openssl_verifies_the_development_ef_sod(
+    issuer: DevDocumentIssuer, chip: TestChip, tmp_path: Path
+) -> None:
+    """An independent CMS implementation accepts what the development issuer signs."""
+    (tmp_path / "sod.der").write_bytes(_signed_data(chip.sod).dump())
+    (tmp_path / "csca.pem").write_bytes(
+        issuer.root.certificate.public_bytes(serialization.Encoding.PEM))
+    verified = subprocess.run(
+        ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(tmp_path / "sod.der"),
+         "-CAfile", str(tmp_path / "csca.pem"), "-purpose", "any", "-binary",
+         "-out", str(tmp_path / "lds.der"), "-attime", str(int(NOW.timestamp()))],
+        capture_output=True, check=False, timeout=60,
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert (tmp_path / "lds.der").read_bytes() == icchip.encode_lds_security_object(
+        chip.data_groups)

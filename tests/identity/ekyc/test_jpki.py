@@ -6,13 +6,14 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 
 import pytest
+from asn1crypto import core
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509 import ObjectIdentifier
 
-from kouza.identity.ekyc import der, jpki
+from kouza.identity.ekyc import jpki
 from kouza.identity.ekyc.devca import DevCertificateAuthority, TestCard, TestCitizen
 from kouza.identity.ekyc.jpki import JPKI_SIGNING_POLICY_OIDS, JpkiVerifier
 from kouza.identity.ekyc.nonces import InMemoryNonceStore
@@ -22,6 +23,12 @@ from kouza.identity.ekyc.revocation import CrlRevocationChecker, RevocationState
 from .conftest import NOW, Attempt
 
 JPKI_AUTH_POLICY = ObjectIdentifier("1.2.392.200149.8.5.1.3.30")  # 利用者証明用, not signing
+
+
+def tlv(tag: int, content: bytes) -> bytes:
+    """A short-form DER element with any content, well-formed or not."""
+    assert len(content) < 128
+    return bytes([tag, len(content)]) + content
 
 
 def _card_with(
@@ -44,7 +51,7 @@ def _card_with(
 
 
 def _utf8_name(oid: ObjectIdentifier, raw: bytes) -> x509.OtherName:
-    return x509.OtherName(oid, der.encode(der.UTF8_STRING, raw))
+    return x509.OtherName(oid, tlv(0x0C, raw))
 
 
 class TestHappyPath:
@@ -145,7 +152,7 @@ class TestHappyPath:
         citizen: TestCitizen,
     ) -> None:
         names: list[x509.GeneralName] = [
-            x509.OtherName(name.type_id, der.encode_printable("319850615"))
+            x509.OtherName(name.type_id, bytes(core.PrintableString("319850615").dump()))
             if name.type_id == jpki.OID_BIRTH_DATE
             else name
             for name in citizen.other_names()
@@ -161,7 +168,7 @@ class TestHappyPath:
         self, attempt: Attempt, dev_ca: DevCertificateAuthority, rsa_keys: list[rsa.RSAPrivateKey]
     ) -> None:
         names = TestCitizen("髙橋　一郎", "京都府", date(1970, 1, 1), Sex.MALE).other_names()
-        names[4] = x509.OtherName(jpki.OID_NAME_SUBSTITUTES, der.encode_utf8("10000"))
+        names[4] = x509.OtherName(jpki.OID_NAME_SUBSTITUTES, bytes(core.UTF8String("10000").dump()))
         card = _card_with(dev_ca, rsa_keys[3], other_names=names)
 
         result = attempt(card)
@@ -409,14 +416,14 @@ class TestAttributeRefusals:
     @pytest.mark.parametrize(
         ("oid", "value"),
         [
-            (jpki.OID_NAME, der.encode(der.UTF8_STRING, b"\xe5\xb1\xb1\xff\xfe")),
-            (jpki.OID_ADDRESS, der.encode(der.UTF8_STRING, b"\xc3\x28")),
-            (jpki.OID_NAME, der.encode(der.OCTET_STRING, "山田".encode())),
-            (jpki.OID_NAME, der.encode_utf8("山田\x00太郎")),
-            (jpki.OID_SEX, der.encode_utf8("9")),
-            (jpki.OID_BIRTH_DATE, der.encode_utf8("19850615")),
-            (jpki.OID_BIRTH_DATE, der.encode_utf8("319850000")),
-            (jpki.OID_BIRTH_DATE, der.encode_utf8("919850615")),
+            (jpki.OID_NAME, tlv(0x0C, b"\xe5\xb1\xb1\xff\xfe")),
+            (jpki.OID_ADDRESS, tlv(0x0C, b"\xc3\x28")),
+            (jpki.OID_NAME, tlv(0x04, "山田".encode())),
+            (jpki.OID_NAME, bytes(core.UTF8String("山田\x00太郎").dump())),
+            (jpki.OID_SEX, bytes(core.UTF8String("9").dump())),
+            (jpki.OID_BIRTH_DATE, bytes(core.UTF8String("19850615").dump())),
+            (jpki.OID_BIRTH_DATE, bytes(core.UTF8String("319850000").dump())),
+            (jpki.OID_BIRTH_DATE, bytes(core.UTF8String("919850615").dump())),
         ],
         ids=[
             "name-broken-utf8",
@@ -455,7 +462,7 @@ class TestAttributeRefusals:
     ) -> None:
         names: list[x509.GeneralName] = [
             *citizen.other_names(),
-            x509.OtherName(jpki.OID_ADDRESS, der.encode_utf8("沖縄県")),
+            x509.OtherName(jpki.OID_ADDRESS, bytes(core.UTF8String("沖縄県").dump())),
         ]
         card = _card_with(dev_ca, rsa_keys[3], other_names=names)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import kouza.identity.ekyc as ekyc
 
 VERIFIER_MODULES = [
-    "der",
+    "facemodel",
     "facematch",
     "icchip",
     "jpki",

@@ -2,8 +2,12 @@
 
 The operator submits, on behalf of its user: branch, account type, number, kana holder name, PIN
 (and birth date on ``legacy_pin_dob`` banks), an opaque wallet reference and, optionally, the end
-user's source (IP address or device id it saw). There is no second factor and no check against
-the wallet's own identity data: that is the weakness the simulator reproduces.
+user's source (IP address or device id it saw). There is no second factor: that is the weakness
+the simulator reproduces. An operator that proofed its user's identity also sends the kanji name
+and birth date read from the user's card (``holder_name`` + ``birth_date``); the bank then
+compares both with the holder's record whatever its profile (:func:`kana.compare_holder`), so a
+leaked PIN is useless to someone whose card names another person. Without ``holder_name`` the
+form is the 2020 one: the typed kana (and birth date on ``legacy_pin_dob``) is all it compares.
 
 What the form reveals (as the real forms did: 「登録できませんでした」): an unknown account, a
 wrong type, a wrong name, a wrong PIN, a wrong birth date and a locked account all get the same
@@ -51,7 +55,7 @@ from kouza.banks.bank.errors import (
     LinkRefused,
     SourceBlocked,
 )
-from kouza.banks.bank.kana import same_holder_name, to_zengin_kana
+from kouza.banks.bank.kana import compare_holder, to_zengin_kana
 from kouza.banks.bank.models import (
     Account,
     AccountType,
@@ -92,6 +96,9 @@ class LegacyLinkForm:
     pin: str
     wallet_reference: str
     birth_date: date | None = None
+    holder_name: str | None = None
+    """The kanji name the operator verified from its user's card (then ``birth_date`` is the
+    card's too, and both are compared at every profile)."""
     max_per_debit: int | None = None
     max_30_days: int | None = None
 
@@ -154,11 +161,10 @@ class LegacyLinking:
             return AttemptOutcome.ACCOUNT_LOCKED
         if not pin_matches:
             return AttemptOutcome.WRONG_PIN
-        if not same_holder_name(form.holder_kana, holder.name_kana):
-            return AttemptOutcome.NAME_MISMATCH
-        if bank.auth_profile == AuthProfile.LEGACY_PIN_DOB and form.birth_date != holder.birth_date:
-            return AttemptOutcome.BIRTH_DATE_MISMATCH
-        return AttemptOutcome.LINKED
+        mismatch = compare_holder(
+            holder, name=form.holder_name, kana=form.holder_kana, birth_date=form.birth_date,
+            birth_date_required=bank.auth_profile == AuthProfile.LEGACY_PIN_DOB)
+        return mismatch or AttemptOutcome.LINKED
 
     def _refuse(self, session: Session, bank: Bank, client: OperatorClient,
                 form: LegacyLinkForm, source: str, account: Account | None,
@@ -282,6 +288,8 @@ def _validate(form: LegacyLinkForm) -> None:
     require_format(form.account_number, ACCOUNT_NUMBER, "account_number")
     require_format(form.pin, PIN, "pin")
     to_zengin_kana(form.holder_kana)
+    if form.holder_name is not None and form.birth_date is None:
+        raise InvalidBankData("a verified holder_name comes with the card's birth_date")
     if not 0 < len(form.wallet_reference) <= 200:
         raise InvalidBankData("wallet_reference must be 1-200 characters")
     for limit in (form.max_per_debit, form.max_30_days):

@@ -28,6 +28,8 @@ class LegacyLinkCreate(BaseModel):
     holder_kana: Text = Field(min_length=1, max_length=100)
     pin: Pin
     birth_date: date | None = None
+    holder_name: Text | None = Field(default=None, min_length=1, max_length=100)
+    """The kanji name the operator verified from its user's ID card (with its birth date)."""
     wallet_reference: Text = Field(min_length=1, max_length=200)
     end_user_source: Text | None = Field(default=None, min_length=1, max_length=150)
     """The end user's IP address or device id as the operator saw it (for monitoring)."""

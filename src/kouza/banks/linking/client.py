@@ -78,6 +78,8 @@ class LegacyLinkRequest:
     wallet_reference: str
     end_user_source: str
     birth_date: date | None = None
+    holder_name: str | None = None
+    """The kanji name from the user's card (with the card's ``birth_date``)."""
     max_per_debit: int | None = None
     max_30_days: int | None = None
 
@@ -87,6 +89,7 @@ class LegacyLinkRequest:
             "account_type": self.account_type,
             "account_number": self.account_number,
             "holder_kana": self.holder_kana,
+            "holder_name": self.holder_name,
             "pin": self.pin,
             "wallet_reference": self.wallet_reference,
             "end_user_source": self.end_user_source,

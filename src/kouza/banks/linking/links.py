@@ -5,9 +5,13 @@ kill switches → well-formed details → the caller's active wallet → level g
 signature → holder name → room for another account and the account not linked elsewhere →
 the bank's profile accepted → risk decision → the bank's form. Only then is the link stored.
 
-The holder name sent to the bank is, by default, the user's eKYC-verified kana name
-(``link_name_match``), so a wallet can only link an account held in its owner's own name: a
-leaked PIN is useless to an attacker with a different verified identity. The account number is
+The identity sent to the bank is, by default (``link_name_match``), the one the user's eKYC read
+from their card: the kanji name and birth date, which the bank compares with the account
+holder's record, plus the declared kana reading the form asks for (a second check at the bank,
+never enough alone). A wallet can therefore only link an account held in its owner's own name:
+a leaked PIN is useless to an attacker whose card names someone else, whatever reading they
+declared (ADR 0023). With ``link_name_match`` off (the 2020 wallets the simulator replays) the
+typed kana and birth date are sent instead, and no kanji name. The account number is
 used for the bank call and the fingerprint and then dropped; the PIN only for the bank call.
 """
 
@@ -65,6 +69,7 @@ class LegacyLinkInput:
     account_number: str = field(repr=False)
     pin: str = field(repr=False)
     birth_date: date | None = None
+    """Typed birth date; sent only when ``link_name_match`` is off (the card's is sent else)."""
     holder_name: str | None = None
     """Typed holder name; used only when ``link_name_match`` is off (the 2020 behaviour)."""
 
@@ -113,16 +118,26 @@ def fingerprint_of(session: Session, form: LegacyLinkInput) -> str:
     )
 
 
-def holder_name_for(session: Session, user: User, form: LegacyLinkInput) -> str:
-    """The name sent to the bank: the verified kana name, or the typed one if policy allows."""
+@dataclass(frozen=True)
+class SentHolder:
+    """The holder identity put on the bank's form."""
+
+    kana: str
+    name: str | None
+    """The kanji name from the card (None only when ``link_name_match`` is off)."""
+    birth_date: date | None
+
+
+def holder_for(session: Session, user: User, form: LegacyLinkInput) -> SentHolder:
+    """The card's name and birth date with the declared kana; typed ones if policy allows."""
     if runtime_of(session).settings.link_name_match:
         verified = session.get(VerifiedIdentity, user.id)
-        if verified is None:
+        if verified is None:  # a revoked one is refused by the level gate (levels.py)
             raise VerifiedNameRequired("linking needs your eKYC-verified name; verify first")
-        return verified.kana_name
+        return SentHolder(verified.kana_name, verified.name, verified.birth_date)
     if not form.holder_name:
         raise InvalidBankDetails("holder_name is required", field="holder_name")
-    return form.holder_name
+    return SentHolder(form.holder_name, None, form.birth_date)
 
 
 def _normalised(name: str) -> str:
@@ -170,7 +185,7 @@ class LinkService:
         try:
             form.validate()
             account = fingerprint_of(session, form)
-            holder = _normalised(holder_name_for(session, caller.user, form))
+            holder = _normalised(holder_for(session, caller.user, form).kana)
         except KouzaError:
             account, holder = "", ""
         return RiskEvent(
@@ -201,7 +216,7 @@ class LinkService:
             proof=caller.proof,
             action=SensitiveAction.LINK_BANK,
         )
-        holder = holder_name_for(session, caller.user, form)
+        holder = holder_for(session, caller.user, form)
         fingerprint = fingerprint_of(session, form)
         self._require_room(session, wallet, fingerprint)
         self._require_accepted(session, form.bank_code)
@@ -245,7 +260,7 @@ class LinkService:
         session: Session,
         caller: Caller,
         form: LegacyLinkInput,
-        holder: str,
+        holder: SentHolder,
         fingerprint: str,
         device_id: uuid.UUID | None,
     ) -> BankLink:
@@ -254,9 +269,10 @@ class LinkService:
             branch=form.branch,
             account_type=form.account_type,
             account_number=form.account_number,
-            holder_kana=holder,
+            holder_kana=holder.kana,
+            holder_name=holder.name,
             pin=form.pin,
-            birth_date=form.birth_date,
+            birth_date=holder.birth_date,
             wallet_reference=str(caller.wallet_id),
             end_user_source=f"ip:{caller.ip}"[:150],
             max_per_debit=runtime.settings.link_mandate_max_per_debit_yen,

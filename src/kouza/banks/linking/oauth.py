@@ -7,8 +7,9 @@ Two steps, each a request of the customer's app (ADR 0013):
    device signature, room for another account, the risk decision — plus an eKYC-verified
    identity and a bank whose profile is ``oauth``. Then the wallet pushes the authorization
    request (RFC 9126) signed with its ``private_key_jwt`` assertion: PKCE S256, a fresh DPoP key
-   named by ``dpop_jkt``, a random ``state``, and the user's **verified** kana name and birth
-   date (never typed ones) for the bank to compare with the account holder. The flow is stored
+   named by ``dpop_jkt``, a random ``state``, and the kanji name and birth date the user's eKYC
+   read from their card (never typed ones), with the declared kana as a second check, for the
+   bank to compare with the account holder (ADR 0023). The flow is stored
    bound to the wallet, the user and the device; the state only as an HMAC, the verifier and the
    DPoP key only sealed. The answer is the URL the user's browser opens at the bank.
 2. **Callback** (``POST /v1/wallets/{id}/bank-links/oauth/callback``): the app relays the
@@ -81,10 +82,12 @@ _STATE_PURPOSE = "bank-oauth-state"
 
 @dataclass(frozen=True)
 class DeclaredIdentity:
-    """A holder name (kana) and birth date as a user typed them (2020 replays only)."""
+    """A holder name (kana, kanji) and birth date as a user typed them (2020 replays only)."""
 
     kana_name: str
     birth_date: date
+    name: str
+    """The kanji name as typed (a verified identity's is the card's)."""
 
 
 SentIdentity = VerifiedIdentity | DeclaredIdentity
@@ -206,6 +209,7 @@ class OAuthLinkService:
             "code_challenge": b64url_sha256(verifier),
             "code_challenge_method": "S256",
             "dpop_jkt": dpop_key.thumbprint(),
+            "holder_name": verified.name,
             "holder_name_kana": verified.kana_name,
             "holder_birth_date": verified.birth_date.isoformat(),
             "wallet_reference": str(caller.wallet_id),

@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import ClassVar
 
 import httpx
+from asn1crypto import core, keys
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
-from kouza.identity.ekyc import der, jpki
+from kouza.identity.ekyc import jpki
 from kouza.identity.ekyc.result import Sex
 
 CaKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -110,9 +111,23 @@ class TestCitizen:
 _SEX_CODE = {sex: code for code, sex in jpki.SEX_CODES.items()}
 
 
+def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
+    hasher = hashes.Hash(algorithm)
+    hasher.update(data)
+    return hasher.finalize()
+
+
+def _key_bits(certificate: x509.Certificate) -> bytes:
+    """The subjectPublicKey BIT STRING's value (what an OCSP CertID's key hash covers)."""
+    spki = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return bytes(keys.PublicKeyInfo.load(spki)["public_key"].contents[1:])
+
+
 def _other_name(oid: x509.ObjectIdentifier, text: str) -> x509.OtherName:
     # cryptography wants the DER of the value inside otherName's [0] EXPLICIT wrapper.
-    return x509.OtherName(oid, der.encode_utf8(text))
+    return x509.OtherName(oid, bytes(core.UTF8String(text).dump()))
 
 
 @dataclass(frozen=True)
@@ -226,8 +241,8 @@ class DevCa:
     def answers_for(self, request: ocsp.OCSPRequest) -> bool:
         """True if ``request``'s CertID names this CA as issuer."""
         algorithm = request.hash_algorithm
-        name_hash = der.digest(algorithm, self.certificate.subject.public_bytes())
-        key_hash = der.digest(algorithm, der.spki_key_bits(self.certificate))
+        name_hash = _digest(algorithm, self.certificate.subject.public_bytes())
+        key_hash = _digest(algorithm, _key_bits(self.certificate))
         return request.issuer_name_hash == name_hash and request.issuer_key_hash == key_hash
 
     def _aki(self) -> x509.AuthorityKeyIdentifier:

@@ -1,10 +1,12 @@
 """A development ID-card issuer for the IC-chip method (へ), for tests and the simulator.
 
 It plays the card issuer: an issuer root (ICAO's CSCA) certifies a document signer, which signs
-the security object of each chip it personalises. A :class:`TestChip` then answers a read the
-way a real chip and reading app would: the data groups, the signed security object, the
-document-signer certificate, and, when the chip has a key, an active-authentication signature
-over the server nonce. Keys are ECDSA P-256, which is realistic for current ID chips and keeps
+EF.SOD of each chip it personalises: a CMS SignedData (built with asn1crypto) over the
+LDSSecurityObject listing the data groups' hashes, with the content-type and message-digest
+signed attributes and the document-signer certificate inside, as ICAO 9303-10 prescribes. A
+:class:`TestChip` then answers a read the way a real chip and reading app would: the data
+groups, EF.SOD, and, when the chip has a key, an active-authentication signature over the
+server nonce. Keys are ECDSA P-256, which is realistic for current ID chips and keeps
 tests fast. The verifier only ever sees the root as a trust anchor.
 """
 
@@ -16,6 +18,8 @@ from datetime import date, datetime, timedelta
 from typing import ClassVar
 
 import httpx
+from asn1crypto import cms
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -78,9 +82,7 @@ class TestChip:
     __test__: ClassVar[bool] = False  # not a pytest test class, despite the name
 
     data_groups: dict[int, bytes]
-    security_object: bytes
-    security_object_signature: bytes
-    document_signer_certificate: bytes
+    sod: bytes
     chip_key: ec.EllipticCurvePrivateKey | None = None
 
     def read(self, nonce: str) -> ChipRead:
@@ -90,10 +92,7 @@ class TestChip:
             message = icchip.active_authentication_message(nonce)
             signature = self.chip_key.sign(message, ec.ECDSA(hashes.SHA256()))
         return ChipRead(
-            data_groups=dict(self.data_groups),
-            security_object=self.security_object,
-            security_object_signature=self.security_object_signature,
-            document_signer_certificate=self.document_signer_certificate,
+            data_groups=dict(self.data_groups), sod=self.sod,
             active_authentication_signature=signature,
         )
 
@@ -137,18 +136,15 @@ class DevDocumentIssuer:
         chip_key = generate_ec_key() if with_chip_key else None
         if chip_key is not None:
             groups[DataGroup.CHIP_KEY] = icchip.encode_chip_key_group(chip_key.public_key())
-        security_object = icchip.encode_security_object(groups)
-        return TestChip(
-            data_groups=groups,
-            security_object=security_object,
-            security_object_signature=self.sign(security_object),
-            document_signer_certificate=self.signer.public_bytes(serialization.Encoding.DER),
-            chip_key=chip_key,
-        )
+        return TestChip(data_groups=groups, sod=self.sign_sod(groups), chip_key=chip_key)
 
-    def sign(self, security_object: bytes) -> bytes:
-        """The document signer's detached signature over a security object."""
-        return self.signer_key.sign(security_object, ec.ECDSA(hashes.SHA256()))
+    def sign_sod(self, groups: dict[int, bytes]) -> bytes:
+        """EF.SOD over ``groups``, signed by this issuer's document signer."""
+        return self.sign_content(icchip.encode_lds_security_object(groups))
+
+    def sign_content(self, content: bytes) -> bytes:
+        """EF.SOD around any LDSSecurityObject bytes (tests sign malformed ones too)."""
+        return sign_sod(content, key=self.signer_key, certificate=self.signer)
 
     def revoke_signer(self, *, now: datetime) -> None:
         """Revoke the document signer (as after a key compromise)."""
@@ -163,3 +159,34 @@ class DevDocumentIssuer:
     ) -> Callable[[httpx.Request], httpx.Response]:
         """An ``httpx.MockTransport`` handler serving the issuer's OCSP."""
         return ocsp_http_handler([self.root], clock)
+
+
+def sign_sod(content: bytes, *, key: ec.EllipticCurvePrivateKey,
+             certificate: x509.Certificate) -> bytes:
+    """EF.SOD: SignedData over ``content`` with signed attributes, signed by ``key``."""
+    hasher = hashes.Hash(hashes.SHA256())
+    hasher.update(content)
+    attributes = cms.CMSAttributes([
+        cms.CMSAttribute({"type": "content_type", "values": [icchip.LDS_SECURITY_OBJECT_OID]}),
+        cms.CMSAttribute({"type": "message_digest", "values": [hasher.finalize()]}),
+    ])
+    signer = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
+    signer_info = cms.SignerInfo({
+        "version": "v1",
+        "sid": cms.SignerIdentifier({"issuer_and_serial_number": {
+            "issuer": signer.issuer, "serial_number": signer.serial_number}}),
+        "digest_algorithm": {"algorithm": "sha256"},
+        "signed_attrs": attributes,
+        "signature_algorithm": {"algorithm": "sha256_ecdsa"},
+        "signature": key.sign(attributes.dump(), ec.ECDSA(hashes.SHA256())),
+    })
+    signed = cms.SignedData({
+        "version": "v3",
+        "digest_algorithms": [{"algorithm": "sha256"}],
+        "encap_content_info": {"content_type": icchip.LDS_SECURITY_OBJECT_OID,
+                               "content": content},
+        "certificates": [signer],
+        "signer_infos": [signer_info],
+    })
+    info = cms.ContentInfo({"content_type": "signed_data", "content": signed})
+    return icchip.wrap_sod(bytes(info.dump()))

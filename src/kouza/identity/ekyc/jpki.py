@@ -32,13 +32,13 @@ from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from enum import IntEnum
 
+from asn1crypto import core
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ObjectIdentifier
 
-from kouza.identity.ekyc import der
 from kouza.identity.ekyc.nonces import NonceStore
 from kouza.identity.ekyc.pki import (
     ChainValidator,
@@ -174,13 +174,15 @@ def _personal_data(certificate: x509.Certificate) -> dict[ObjectIdentifier, byte
 def _text(value: bytes, label: str, *, ascii_only: bool = False) -> str:
     # The profile uses UTF8String; PrintableString is tolerated for the digit-only fields in
     # case a CA generation encoded them that way (see docs/ekyc.md, "uncertain").
-    allowed = {der.UTF8_STRING} | ({der.PRINTABLE_STRING} if ascii_only else set())
+    allowed: tuple[type[core.AbstractString], ...] = (
+        (core.UTF8String, core.PrintableString) if ascii_only else (core.UTF8String,)
+    )
     try:
-        tlv = der.decode_single(value)
-        if tlv.tag not in allowed:
-            raise der.DerError(f"unexpected string type 0x{tlv.tag:02x}")
-        return tlv.content.decode("utf-8", errors="strict")
-    except (der.DerError, UnicodeDecodeError) as error:
+        parsed = core.load(value, strict=True)
+        if type(parsed) not in allowed:
+            raise ValueError(f"unexpected string type {type(parsed).__name__}")
+        return str(parsed.native)
+    except (ValueError, TypeError, UnicodeDecodeError) as error:
         raise Refusal(EkycFailure.ATTRIBUTE_MALFORMED, f"{label} is malformed: {error}") from None
 
 

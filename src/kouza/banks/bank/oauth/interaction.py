@@ -16,10 +16,11 @@ the third locks internet-banking login (as PINs lock, DESIGN.md), and a locked l
 even right credentials.
 
 After login the bank compares the identity the wallet pushed (PAR) with its own customer
-record: kana name folded to Zengin form (:mod:`kouza.banks.bank.kana`) and birth date. A
-mismatch ends the session without a link; the browser is told why, and the account holder gets
-a security notice at the contact on file with a "not me" reference
-(:func:`kouza.banks.bank.notices.warn_holder`, ADR 0022).
+record (:func:`kouza.banks.bank.kana.compare_holder`): the kanji name read from the customer's
+card, normalised, and the birth date, exactly; the declared kana reading, when sent, must match
+too but never decides alone. A mismatch ends the session without a link; the browser is told
+why, and the account holder gets a security notice at the contact on file with a "not me"
+reference (:func:`kouza.banks.bank.notices.warn_holder`, ADR 0022).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kouza.banks.bank.core import core
-from kouza.banks.bank.kana import same_holder_name
+from kouza.banks.bank.kana import compare_holder
 from kouza.banks.bank.keys import decrypt_totp_seed
 from kouza.banks.bank.models import (
     Account,
@@ -153,8 +154,9 @@ class Interactions:
             interaction.stage = InteractionStage.LOGIN.value
             return LoginOutcome.FAILED
         parameters = self.parameters(session, interaction)
-        if not (same_holder_name(parameters.holder_name_kana, customer.name_kana)
-                and parameters.birth_date == customer.birth_date):
+        if compare_holder(customer, name=parameters.holder_name,
+                          kana=parameters.holder_name_kana, birth_date=parameters.birth_date,
+                          birth_date_required=True) is not None:
             interaction.stage = InteractionStage.DONE.value
             # a correct login + OTP under someone else's identity: the holder's credentials
             # are in other hands (a phishing relay), so the holder hears of it at once

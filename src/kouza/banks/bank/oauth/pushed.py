@@ -10,8 +10,10 @@ profile asks; JAR belongs to its separate message-signing profile):
   ``scope=debit``, ``state``, ``code_challenge`` with ``code_challenge_method=S256`` (RFC 7636;
   ``plain`` is refused), optional ``dpop_jkt`` (RFC 9449 §10) — or a DPoP proof on the PAR
   request itself, whose key then binds the code;
-* kouza: the wallet's verified identity, ``holder_name_kana`` and ``holder_birth_date``
-  (ISO date), compared with the account holder after login; the requested mandate,
+* kouza: the wallet's verified identity, ``holder_name`` (the kanji name read from the
+  customer's card by eKYC) and ``holder_birth_date`` (ISO date, from the card), both required,
+  plus an optional ``holder_name_kana`` (the customer's declared reading, a second check only),
+  compared with the account holder after login (ADR 0023); the requested mandate,
   ``max_per_debit`` and ``max_30_days`` (yen, capped by the bank's maxima) and
   ``mandate_expires_on`` (ISO date, within the bank's mandate days); ``wallet_reference``.
 
@@ -31,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kouza.banks.bank.errors import InvalidBankData
-from kouza.banks.bank.kana import to_zengin_kana
+from kouza.banks.bank.kana import comparable_kanji_name, to_zengin_kana
 from kouza.banks.bank.keys import fernet
 from kouza.banks.bank.models import Bank, OAuthPushedRequest, OperatorClient
 from kouza.banks.bank.oauth.clients import oauth_clients
@@ -39,6 +41,7 @@ from kouza.banks.bank.oauth.errors import InvalidRequest, InvalidRequestUri
 from kouza.banks.bank.runtime import bank_runtime_of
 from kouza.kit.locking import lock_row
 from kouza.kit.security import keyed_hash, random_token
+from kouza.kit.text import unsafe_character
 
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 REQUEST_URI_LIFETIME = timedelta(seconds=60)
@@ -58,12 +61,15 @@ class AuthorizationParameters:
     state: str
     code_challenge: str
     dpop_jkt: str | None
-    holder_name_kana: str
+    holder_name_kana: str | None
     holder_birth_date: str
     wallet_reference: str
     max_per_debit: int
     max_30_days: int
     mandate_expires_on: str
+    holder_name: str = ""
+    """The kanji name from the customer's card (empty only in requests stored before 0023,
+    which then cannot match)."""
 
     @property
     def birth_date(self) -> date:
@@ -120,8 +126,8 @@ def _check_oauth_parameters(form: Mapping[str, str], client: OperatorClient,
         raise InvalidRequest("PKCE with code_challenge_method=S256 is required")
     if not _CHALLENGE.fullmatch(_required(form, "code_challenge")):
         raise InvalidRequest("code_challenge must be a base64url SHA-256 (43 characters)")
-    if len(form.get("state", "")) > 500:
-        raise InvalidRequest("state is at most 500 characters")
+    if len(form.get("state", "")) > 500 or unsafe_character(form.get("state", "")):
+        raise InvalidRequest("state is at most 500 characters, without control characters")
 
 
 def _dpop_jkt(form: Mapping[str, str], proof_jkt: str | None) -> str | None:
@@ -138,10 +144,15 @@ def parse(session: Session, form: Mapping[str, str], *, bank: Bank, client: Oper
     """Validate a pushed authorization request (``invalid_request`` on any problem)."""
     registration = oauth_clients.registration(session, client)
     _check_oauth_parameters(form, client, list(registration.redirect_uris))
-    try:
-        kana = to_zengin_kana(_required(form, "holder_name_kana"))
-    except InvalidBankData:
-        raise InvalidRequest("holder_name_kana must be written in kana") from None
+    name = _required(form, "holder_name")
+    if len(name) > 100 or unsafe_character(name) or not comparable_kanji_name(name):
+        raise InvalidRequest("holder_name must be the holder's name, at most 100 characters")
+    kana = None
+    if form.get("holder_name_kana"):
+        try:
+            kana = to_zengin_kana(form["holder_name_kana"])
+        except InvalidBankData:
+            raise InvalidRequest("holder_name_kana must be written in kana") from None
     reference = _required(form, "wallet_reference")
     if len(reference) > 200:
         raise InvalidRequest("wallet_reference is at most 200 characters")
@@ -152,7 +163,7 @@ def parse(session: Session, form: Mapping[str, str], *, bank: Bank, client: Oper
     return AuthorizationParameters(
         client_id=client.client_id, redirect_uri=form["redirect_uri"], scope=SCOPE,
         state=form.get("state", ""), code_challenge=form["code_challenge"],
-        dpop_jkt=_dpop_jkt(form, proof_jkt), holder_name_kana=kana,
+        dpop_jkt=_dpop_jkt(form, proof_jkt), holder_name=name, holder_name_kana=kana,
         holder_birth_date=_date(form, "holder_birth_date").isoformat(),
         wallet_reference=reference, max_per_debit=per_debit,
         max_30_days=max(per_30_days, per_debit),
