@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from kouza.banks.bank.core import CustomerData, core
 from kouza.banks.bank.models import AccountType, AttemptOutcome, AuthProfile, Link, LinkAttempt
+from kouza.kit import zengin
 from tests.banks.helpers import make_bank
 from tests.linking.conftest import OAUTH_BANK, World
 from tests.linking.oauth_support import (
@@ -71,7 +72,8 @@ def hanako_account(world: World, profile: str) -> Target:
             name_kanji="佐藤 花子", name_kana="ｻﾄｳ ﾊﾅｺ", birth_date=HANAKO_BORN,
             address="広島県広島市中区1-1", phone="+81822222222", email="hanako@example.jp",
         ))
-        core.open_account(session, customer, branch=core.branch(session, bank, "100"),
+        home = core.branch(session, bank, zengin.home_branch(code))
+        core.open_account(session, customer, branch=home,
                           account_type=AccountType.ORDINARY, number="2000001", pin="2580",
                           balance=300_000)
     world.rt.settings.accepted_legacy_banks = ["0125", *_LEGACY_CODES.values()]
@@ -83,7 +85,8 @@ def link(world: World, person: Person, target: Target) -> int:
     if target.profile == "oauth":
         return _link_oauth(world, person, target)
     body: dict[str, Any] = {
-        "bank_code": target.bank_code, "branch": "100", "account_type": "ordinary",
+        "bank_code": target.bank_code, "branch": zengin.home_branch(target.bank_code),
+        "account_type": "ordinary",
         "account_number": target.number, "pin": target.pin,
         "birth_date": HANAKO_BORN.isoformat(),  # typed: leaked with the PIN
     } | signed(world, person, "bank.link")
