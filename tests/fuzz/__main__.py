@@ -128,8 +128,9 @@ def customer(wallet_url: str, env: dict[str, str], work: Path, var_dir: Path
     with httpx.Client(base_url=wallet_url, timeout=30) as http:
         http.post("/v1/auth/signup", json={"email": email, "password": password}
                   ).raise_for_status()
-        http.post("/v1/auth/verify-email",
-                  json={"email": email, "code": email_code(env, work, var_dir, email)}).raise_for_status()
+        code = email_code(env, work, var_dir, email)
+        http.post("/v1/auth/verify-email", json={"email": email, "code": code}
+                  ).raise_for_status()
         login = http.post("/v1/auth/login", json={"email": email, "password": password})
         login.raise_for_status()
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}

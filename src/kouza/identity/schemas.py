@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kouza.identity.ekyc import EkycMethod
-from kouza.kit.text import Email, JsonObject, Text
+from kouza.kit.text import NUMBER_KEYS, Base64, Email, JsonObject, NumberKey, Text
 
 
 class SignupCreate(BaseModel):
@@ -195,20 +195,21 @@ class EkycNonceRead(BaseModel):
 
 class JpkiSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    certificate: Base64Bytes = Field(description="The card's signing certificate, DER, base64")
-    signature: Base64Bytes = Field(description="The card's signature over the challenge, base64")
+    certificate: Base64 = Field(description="The card's signing certificate, DER, base64")
+    signature: Base64 = Field(description="The card's signature over the challenge, base64")
     nonce: Text = Field(max_length=128)
     kana_name: Text = Field(max_length=200, examples=["ヤマダ タロウ"])
 
 
 class IcChipSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    data_groups: dict[int, Base64Bytes] = Field(description="Data groups by number, base64")
-    security_object: Base64Bytes
-    security_object_signature: Base64Bytes
-    document_signer_certificate: Base64Bytes
-    active_authentication_signature: Base64Bytes | None = None
-    selfie: Base64Bytes
+    data_groups: dict[NumberKey, Base64] = Field(description="Data groups by number, base64",
+                                                 json_schema_extra=NUMBER_KEYS)
+    security_object: Base64
+    security_object_signature: Base64
+    document_signer_certificate: Base64
+    active_authentication_signature: Base64 | None = None
+    selfie: Base64
     nonce: Text = Field(max_length=128)
     kana_name: Text = Field(max_length=200)
 

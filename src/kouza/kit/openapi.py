@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from kouza.errors import KouzaError
-from kouza.kit.text import SINGLE_LINE_PATTERN
+from kouza.kit.text import JSON_VALUE, JSON_VALUE_SCHEMA, SINGLE_LINE_PATTERN
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -112,6 +112,7 @@ def document_problems(app: FastAPI) -> None:
                     _document_operation(operation)
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas[JSON_VALUE] = JSON_VALUE_SCHEMA  # what kit.text.JsonObject refers to
         for name in _FASTAPI_VALIDATION:
             schemas.pop(name, None)
         app.openapi_schema = schema

@@ -24,7 +24,7 @@ from anyio import CapacityLimiter
 from anyio.lowlevel import RunVar
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 from kouza.errors import NotFound
 from kouza.kit.openapi import error_responses
@@ -63,7 +63,7 @@ class EventCreate(BaseModel):
     holder_name: Text = Field(default="", max_length=100)
     merchant: Text = Field(default="", max_length=64)
     category: Text = Field(default="", max_length=32)
-    amount: int = Field(default=0, ge=0, le=10**12)
+    amount: StrictInt = Field(default=0, ge=0, le=10**12)
     outcome: Text = Field(default="ok", max_length=64)
     attributes: JsonObject = Field(default_factory=dict)
 
