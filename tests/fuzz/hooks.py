@@ -140,6 +140,25 @@ def map_body(context: Any, body: Any) -> Any:
     return _whole_numbers_as_integers(body)
 
 
+@schemathesis.check
+def schema_valid_requests_pass_validation(ctx: Any, response: Any, case: Any) -> None:
+    """kouza's version of ``positive_data_acceptance`` (excluded by the runner): a request the
+    schema admits may still be refused for a business reason — a documented kouza error such as
+    ``insufficient_funds`` or ``refund_too_large``, some of which are 422 — but never as
+    ``validation_error``, the code that says the schema and the service disagree.
+    (``status_code_conformance`` checks that every status is documented.)"""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or response.status_code < 400:
+        return
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return
+    if error == "validation_error":
+        raise AssertionError(f"schema-valid request refused as validation_error "
+                             f"({response.status_code}): {response.text[:500]}")
+
+
 @schemathesis.serializer("application/jose")
 def jose(context: Any, value: Any) -> dict[str, Any]:
     """A compact JWS is text: send the generated string as it is."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from kouza.identity.ekyc import EkycMethod
 from kouza.kit.text import NUMBER_KEYS, Base64, Email, JsonObject, NumberKey, Text
@@ -248,7 +248,7 @@ class CampaignCreate(BaseModel):
     name: Text = Field(min_length=1, max_length=200)
     reason: Text = Field(min_length=1, max_length=500)
     user_ids: list[uuid.UUID] | None = Field(default=None, max_length=100_000)
-    every_verified_user: bool = False
+    every_verified_user: StrictBool = False
 
 
 class CampaignRead(BaseModel):

@@ -23,7 +23,7 @@ import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 
 _BIDI = r"\u202A-\u202E\u2066-\u2069"
 SINGLE_LINE_PATTERN = r"^[^\x00-\x1F\x7F-\x9F" + _BIDI + r"]*$"

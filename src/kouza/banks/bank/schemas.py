@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from kouza.banks.bank.models import AccountType, LinkStatus, TransferKind
 from kouza.kit.text import Text
@@ -117,7 +117,7 @@ class OverdraftOptIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    debit_may_use_overdraft: bool
+    debit_may_use_overdraft: StrictBool
 
 
 class AccountSettingsRead(BaseModel):
