@@ -150,7 +150,8 @@ def schemathesis(api: Api, env: dict[str, str], args: argparse.Namespace,
     ]
     print(f"== {api.name} API: {' '.join(command[1:])}", flush=True)
     started = time.monotonic()
-    status = subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
+    # in the temporary directory: schemathesis keeps a cache of past failures in its cwd
+    status = subprocess.run(command, env=env, cwd=work, check=False).returncode
     print(f"== {api.name} API: exit {status} in {time.monotonic() - started:.0f}s", flush=True)
     return status
 
