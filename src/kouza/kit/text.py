@@ -92,7 +92,9 @@ JSON_VALUE_SCHEMA = {"anyOf": [
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_safe_object),
                        WithJsonSchema(_object_schema(_VALUE_REF))]
-"""A free-form JSON object from a caller whose every key and string is :data:`Text`-safe."""
+"""A free-form JSON object from a caller whose every key and string is :data:`Text`-safe.
+Its schema refers to the ``JsonValue`` component that ``document_problems`` adds to an app's
+OpenAPI; a bare ``model_json_schema()`` (outside an app) cannot resolve that reference."""
 
 
 BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
