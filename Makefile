@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck bench audit lock clean
+.PHONY: help install run test fuzz lint typecheck bench audit lock clean
 
 help: ## List the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ run: $(STAMP) ## Serve the wallet API on SQLite under ./var/ (docs at http://127
 
 test: $(STAMP) ## Run the whole test suite (PostgreSQL too when KOUZA_TEST_POSTGRES_URL is set)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+fuzz: $(STAMP) ## schemathesis --checks all on the wallet and bank APIs (real servers, temp SQLite)
+	$(BIN)/python -m tests.fuzz
 
 lint: $(STAMP) ## ruff check + format check
 	$(BIN)/ruff check src tests benchmarks

@@ -49,6 +49,12 @@ class TestProblems:
         assert_problem(response, 405, "method_not_allowed")
         assert response.headers["allow"] == "GET"
 
+    def test_allow_lists_every_route_of_the_path(self, client: TestClient) -> None:
+        # GET and POST /v1/wallets are two routes: Starlette's 405 named only the first's method
+        response = client.request("OPTIONS", "/v1/wallets")
+        assert_problem(response, 405, "method_not_allowed")
+        assert response.headers["allow"] == "GET, POST"
+
     def test_kouza_errors(self, client: TestClient) -> None:
         response = client.get("/v1/wallets")
         body = assert_problem(response, 401, "invalid_token")

@@ -55,6 +55,12 @@ class TestOAuthRoutes:
         assert response.json()["error"] == "invalid_request", response.text
         assert set(response.json()) == {"error", "error_description"}
 
+    def test_a_method_not_served_is_405_not_invalid_request(self, api: TestClient) -> None:
+        """Was 400 invalid_request: an unknown method is no OAuth error (RFC 9110 §15.5.6)."""
+        response = api.request("TRACE", "/v1/banks/0001/oauth/token")
+        assert (response.status_code, response.json()["error"]) == (405, "method_not_allowed")
+        assert response.headers["allow"] == "POST"
+
 
 def test_every_text_field_refuses_control_characters(bank_rt: BankRuntime) -> None:
     _, secret = make_client(bank_rt)

@@ -192,6 +192,12 @@ class TestIncidentEndpoints:
         bad = client.put("/v1/ops/switches", headers=admin, json={
             "scope": "everything", "active": True, "reason": "x"})
         assert bad.status_code == 422
+        # a kill switch is switched by a JSON boolean: 0 was read as false (found by schemathesis)
+        numeric = client.put("/v1/ops/switches", headers=admin, json={
+            "scope": "bank_links", "target": "0125", "active": 0, "reason": "x"})
+        assert (numeric.status_code, numeric.json()["errors"][0]["field"]) == (422, "body.active")
+        assert [s["target"] for s in client.get("/v1/ops/switches", headers=admin).json()
+                if s["active"]] == ["0125"]
         locked = client.post(f"/v1/ops/wallets/{suspect.wallet.id}/lock", headers=admin,
                              json={"reason": "pattern"})
         assert (locked.status_code, locked.json()["status"]) == (200, "locked")

@@ -55,6 +55,10 @@ def test_assess_over_http(rt: Runtime, stores: Stores) -> None:
     naive = client.post("/v1/ops/risk/assess", headers=headers,
                         json=event.to_json() | {"at": "2026-03-01T12:00:00"})
     assert naive.status_code == 422  # a time without its zone is refused, not guessed
+    # an amount is an integer: false was taken as ¥0 (found by schemathesis)
+    boolean = client.post("/v1/ops/risk/assess", headers=headers,
+                          json=event.to_json() | {"amount": False})
+    assert (boolean.status_code, boolean.json()["errors"][0]["field"]) == (422, "body.amount")
     assert client.post("/v1/ops/risk/assess", json=event.to_json()).status_code == 401
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from kouza.identity.ekyc import EkycMethod
-from kouza.kit.text import Email, JsonObject, Text
+from kouza.kit.text import NUMBER_KEYS, Base64, Email, JsonObject, NumberKey, Text
 
 
 class SignupCreate(BaseModel):
@@ -219,21 +219,22 @@ class EkycNonceRead(BaseModel):
 
 class JpkiSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    certificate: Base64Bytes = Field(description="The card's signing certificate, DER, base64")
-    signature: Base64Bytes = Field(description="The card's signature over the challenge, base64")
+    certificate: Base64 = Field(description="The card's signing certificate, DER, base64")
+    signature: Base64 = Field(description="The card's signature over the challenge, base64")
     nonce: Text = Field(max_length=128)
     kana_name: Text = Field(max_length=200, examples=["ヤマダ タロウ"])
 
 
 class IcChipSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    data_groups: dict[int, Base64Bytes] = Field(description="Data groups by number, base64")
-    sod: Base64Bytes = Field(
+    data_groups: dict[NumberKey, Base64] = Field(description="Data groups by number, base64",
+                                                 json_schema_extra=NUMBER_KEYS)
+    sod: Base64 = Field(
         description="EF.SOD as read, base64: CMS SignedData over the data groups' hashes "
         "(ICAO 9303 LDSSecurityObject) with the document-signer certificate"
     )
-    active_authentication_signature: Base64Bytes | None = None
-    selfie: Base64Bytes
+    active_authentication_signature: Base64 | None = None
+    selfie: Base64
     nonce: Text = Field(max_length=128)
     kana_name: Text = Field(max_length=200)
 
@@ -272,7 +273,7 @@ class CampaignCreate(BaseModel):
     name: Text = Field(min_length=1, max_length=200)
     reason: Text = Field(min_length=1, max_length=500)
     user_ids: list[uuid.UUID] | None = Field(default=None, max_length=100_000)
-    every_verified_user: bool = False
+    every_verified_user: StrictBool = False
 
 
 class CampaignRead(BaseModel):

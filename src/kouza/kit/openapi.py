@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from kouza.errors import KouzaError
-from kouza.kit.text import SINGLE_LINE_PATTERN
+from kouza.kit.text import JSON_VALUE, JSON_VALUE_SCHEMA, SINGLE_LINE_PATTERN
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -62,7 +62,11 @@ _IMPLICIT = {
            "an undecodable or non-JSON body too)",
     "413": "error: content_too_large (request body over the configured limit)",
     "401": "error: invalid_token (no or bad credentials)",
+    "400": "error: bad_request (Idempotency-Key not 1-255 printable ASCII characters)",
 }
+IDEMPOTENCY_KEY = "Idempotency-Key"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7E]{1,255}$"
+"""What ``kouza.kit.idempotency.validate_key`` accepts (else 400 ``bad_request``)."""
 _FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
 
 
@@ -73,7 +77,7 @@ def _add(responses: dict[str, Any], status: str) -> None:
     if json_schema.get("$ref", "").endswith(_FASTAPI_VALIDATION):
         del content["application/json"]
         entry["description"] = _IMPLICIT[status]
-    elif "validation_error" not in entry["description"] and status == "422":
+    elif status in ("422", "400") and _IMPLICIT[status].split()[1] not in entry["description"]:
         entry["description"] += "; " + _IMPLICIT[status].removeprefix("error: ")
     content.setdefault(PROBLEM_JSON, {"schema": {"$ref": PROBLEM_REF}})
 
@@ -90,6 +94,9 @@ def _document_operation(operation: dict[str, Any]) -> None:
     for parameter in operation.get("parameters", []):
         if parameter.get("in") in ("path", "query"):
             _text_only(parameter.get("schema", {}))
+        if parameter.get("in") == "header" and parameter.get("name") == IDEMPOTENCY_KEY:
+            parameter.get("schema", {})["pattern"] = IDEMPOTENCY_KEY_PATTERN
+            _add(responses, "400")
     # Any request may carry a query string with a control character: 422 everywhere.
     _add(responses, "422")
     if "requestBody" in operation:
@@ -112,6 +119,7 @@ def document_problems(app: FastAPI) -> None:
                     _document_operation(operation)
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas[JSON_VALUE] = JSON_VALUE_SCHEMA  # what kit.text.JsonObject refers to
         for name in _FASTAPI_VALIDATION:
             schemas.pop(name, None)
         app.openapi_schema = schema

@@ -17,10 +17,13 @@ path strings that no schema covers (``kouza.kit.web.SafeText`` middleware).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+from pydantic.config import JsonDict
 
 _BIDI = r"\u202A-\u202E\u2066-\u2069"
 SINGLE_LINE_PATTERN = r"^[^\x00-\x1F\x7F-\x9F" + _BIDI + r"]*$"
@@ -72,5 +75,54 @@ def _safe_object(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(_safe_object)]
-"""A free-form JSON object from a caller whose every key and string is :data:`Text`-safe."""
+JSON_VALUE = "JsonValue"
+"""The OpenAPI component (added by ``kouza.kit.openapi.document_problems``) of a value inside a
+:data:`JsonObject`: recursive, so the document states the check on every nested key and string."""
+_SAFE_STRING = {"type": "string", "pattern": SINGLE_LINE_PATTERN}
+_VALUE_REF = {"$ref": f"#/components/schemas/{JSON_VALUE}"}
+
+
+def _object_schema(values: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "propertyNames": _SAFE_STRING, "additionalProperties": values}
+
+
+JSON_VALUE_SCHEMA = {"anyOf": [
+    _SAFE_STRING, {"type": "number"}, {"type": "boolean"}, {"type": "null"},
+    {"type": "array", "items": _VALUE_REF}, _object_schema(_VALUE_REF)]}
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_safe_object),
+                       WithJsonSchema(_object_schema(_VALUE_REF))]
+"""A free-form JSON object from a caller whose every key and string is :data:`Text`-safe.
+Its schema refers to the ``JsonValue`` component that ``document_problems`` adds to an app's
+OpenAPI; a bare ``model_json_schema()`` (outside an app) cannot resolve that reference."""
+
+
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+"""Base64 as RFC 4648 §4 spells it: standard alphabet, padded, nothing else."""
+
+
+def _from_base64(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64 (RFC 4648 §4: A–Z a–z 0–9 + /, padded with =)") from None
+
+
+Base64 = Annotated[bytes, BeforeValidator(_from_base64), WithJsonSchema(
+    {"type": "string", "pattern": BASE64_PATTERN, "contentEncoding": "base64"})]
+"""Bytes sent as base64 text. pydantic's ``Base64Bytes`` is documented as any string and
+decodes leniently (characters outside the alphabet skipped): its refusals matched no schema."""
+
+
+def _number_key(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"[1-9][0-9]?", value):
+        raise ValueError("a key must be a number from 1 to 99")
+    return value
+
+
+NumberKey = Annotated[int, BeforeValidator(_number_key)]
+"""An object key that is a number (1–99), e.g. an IC chip's data group; with
+:data:`NUMBER_KEYS` on the field, the OpenAPI says so."""
+NUMBER_KEYS: JsonDict = {"propertyNames": {"pattern": r"^[1-9][0-9]?$"}}

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kouza.errors import KouzaError
@@ -169,11 +170,28 @@ def kouza_error_handler(
     return handle
 
 
-async def http_error_handler(_request: Request, exc: Exception) -> Response:
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method a route of ``request``'s path answers (the ``Allow`` of a 405).
+
+    Starlette's 405 names only the methods of the first route whose path matched, so a path
+    served by two routes (``GET`` and ``POST /v1/wallets``) answered ``Allow: POST``."""
+    routes = request.app.router.routes
+    return ", ".join(method for method in _METHODS if any(
+        route.matches({**request.scope, "method": method})[0] == Match.FULL
+        for route in routes))
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (unknown route 404, 405 with ``Allow``, 413 body too large,
     400 unparsable form) as problem responses."""
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    headers = exc.headers
+    if status == 405 and (allow := allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": allow}
     code = _HTTP_CODES.get(status, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
     if status == 404 and detail == "Not Found":
@@ -182,7 +200,7 @@ async def http_error_handler(_request: Request, exc: Exception) -> Response:
         # FastAPI's answer to a JSON body that is not UTF-8: like any undecodable body, a 422
         return problem_response(422, "validation_error", "body: not UTF-8 JSON",
                                 details={"problems": [_UNDECODABLE]}, errors=[_UNDECODABLE])
-    return problem_response(status, code, detail, headers=exc.headers)
+    return problem_response(status, code, detail, headers=headers)
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:

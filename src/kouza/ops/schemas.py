@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from kouza.kit.money import MAX_AMOUNT_YEN, PositiveYen
 from kouza.kit.text import JsonObject, Note, Text
@@ -123,7 +123,7 @@ class SwitchChange(BaseModel):
     scope: SwitchScope
     target: Text = Field(default="", max_length=64,
                         description="bank code or merchant id (empty for all_links)")
-    active: bool
+    active: StrictBool
     reason: Text = Field(min_length=1, max_length=500)
 
 
@@ -237,7 +237,7 @@ class EnquiryCreate(BaseModel):
     caller_contact: Text = Field(default="", max_length=200)
     account: AccountQuery | None = None
     notes: Note = Field(min_length=1, max_length=2000)
-    open_case: bool = Field(default=False,
+    open_case: StrictBool = Field(default=False,
                             description="Open (or join) a case on the linked wallet")
 
 

@@ -24,7 +24,7 @@ from anyio import CapacityLimiter
 from anyio.lowlevel import RunVar
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from kouza.errors import NotFound
 from kouza.kit.openapi import error_responses
@@ -49,10 +49,17 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="OperatorToken",
                      description="Operator token from `kouza operators create`")
 
 
+def _text_time(value: Any) -> Any:
+    """A time is an RFC 3339 string, as the schema says (a number was read as a Unix time)."""
+    if not isinstance(value, str):
+        raise ValueError("a time is an RFC 3339 string with its zone")
+    return value
+
+
 class EventCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: EventType
-    at: AwareDatetime
+    at: Annotated[AwareDatetime, BeforeValidator(_text_time)]
     wallet: Text = Field(default="", max_length=64)
     user: Text = Field(default="", max_length=64)
     device: Text = Field(default="", max_length=128)
@@ -63,7 +70,7 @@ class EventCreate(BaseModel):
     holder_name: Text = Field(default="", max_length=100)
     merchant: Text = Field(default="", max_length=64)
     category: Text = Field(default="", max_length=32)
-    amount: int = Field(default=0, ge=0, le=10**12)
+    amount: StrictInt = Field(default=0, ge=0, le=10**12)
     outcome: Text = Field(default="ok", max_length=64)
     attributes: JsonObject = Field(default_factory=dict)
 

@@ -68,7 +68,8 @@ def _oauth_on_oauth_routes(handler: Handler) -> Handler:
         else:
             assert isinstance(exc, StarletteHTTPException)
             detail = str(exc.detail)
-        if isinstance(exc, StarletteHTTPException) and exc.status_code == 413:
+        if isinstance(exc, StarletteHTTPException) and exc.status_code in (405, 413):
+            # not OAuth errors: the method is not served here / the body is over the limit
             return await handler(request, exc)
         return oauth_response(InvalidRequest(detail or "invalid request"))
 

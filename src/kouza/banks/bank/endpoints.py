@@ -55,8 +55,11 @@ from kouza.banks.bank.oauth.errors import (
     oauth_error_responses,
 )
 from kouza.banks.bank.schemas import (
+    AccountNumberPath,
     AccountSettingsRead,
+    BankCodePath,
     BankRead,
+    BranchCodePath,
     CounterLinkRead,
     LegacyLinkCreate,
     LinkRead,
@@ -104,7 +107,7 @@ def list_banks(runtime: BankRuntimeDep) -> list[BankRead]:
              response_model=LinkRead,
              responses=error_responses(InvalidClient, UnknownBank, InvalidBankData, LinkRefused,
                                        LegacyFormNotOffered, SourceBlocked, AlreadyLinked))
-def legacy_link(bank_code: str, body: LegacyLinkCreate, client: CurrentClient,
+def legacy_link(bank_code: BankCodePath, body: LegacyLinkCreate, client: CurrentClient,
                 runtime: BankRuntimeDep, request: Request) -> LinkRead:
     """The 2020 legacy form: every credential failure is the same ``link_refused``."""
     form = LegacyLinkForm(**body.model_dump(exclude={"end_user_source"}))
@@ -252,7 +255,8 @@ COUNTER_ERRORS = (InvalidStaffToken, UnknownBank, UnknownAccount, InvalidBankDat
 
 @counter.get(ACCOUNT_PATH + "/links", response_model=list[CounterLinkRead],
              responses=error_responses(*COUNTER_ERRORS))
-def account_links(bank_code: str, branch_code: str, number: str, _staff: StaffDep,
+def account_links(bank_code: BankCodePath, branch_code: BranchCodePath,
+        number: AccountNumberPath, _staff: StaffDep,
                   runtime: BankRuntimeDep) -> list[CounterLinkRead]:
     """Every wallet link on the account ("is my account linked to a wallet?")."""
     with runtime.db.unit_of_work() as session:
@@ -275,7 +279,8 @@ def revoke(link_id: uuid.UUID, body: ReasonBody, _staff: StaffDep,
 @counter.post(ACCOUNT_PATH + "/operators/{client_id}/{action}",
               response_model=list[CounterLinkRead],
               responses=error_responses(*COUNTER_ERRORS, UnknownClient))
-def suspend_or_resume(bank_code: str, branch_code: str, number: str, client_id: str,
+def suspend_or_resume(bank_code: BankCodePath, branch_code: BranchCodePath,
+        number: AccountNumberPath, client_id: str,
                       action: str, body: ReasonBody, _staff: StaffDep,
                       runtime: BankRuntimeDep) -> list[CounterLinkRead]:
     """``suspend`` or ``resume`` every debit of one operator on the account."""
@@ -292,7 +297,8 @@ def suspend_or_resume(bank_code: str, branch_code: str, number: str, client_id: 
 
 @counter.put(ACCOUNT_PATH + "/overdraft-opt-in", response_model=AccountSettingsRead,
              responses=error_responses(*COUNTER_ERRORS))
-def overdraft_opt_in(bank_code: str, branch_code: str, number: str, body: OverdraftOptIn,
+def overdraft_opt_in(bank_code: BankCodePath, branch_code: BranchCodePath,
+        number: AccountNumberPath, body: OverdraftOptIn,
                      _staff: StaffDep, runtime: BankRuntimeDep) -> AccountSettingsRead:
     """Let debits draw the secured overdraft, or exclude it (the default)."""
     with runtime.db.unit_of_work() as session:
@@ -316,7 +322,8 @@ class SecurityNoticeRead(BaseModel):
 
 @counter.get(ACCOUNT_PATH + "/security-notices", response_model=list[SecurityNoticeRead],
              responses=error_responses(*COUNTER_ERRORS))
-def security_notices(bank_code: str, branch_code: str, number: str, _staff: StaffDep,
+def security_notices(bank_code: BankCodePath, branch_code: BranchCodePath,
+        number: AccountNumberPath, _staff: StaffDep,
                      runtime: BankRuntimeDep) -> list[SecurityNoticeRead]:
     """The security notices the account's holder was sent (failed identity checks, failed
     legacy attempts), newest first: what the holder sees and can answer "not me" to."""

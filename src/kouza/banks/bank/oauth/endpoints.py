@@ -58,6 +58,7 @@ from kouza.banks.bank.oauth.errors import (
 from kouza.banks.bank.oauth.interaction import LoginOutcome, SessionInvalid, interactions
 from kouza.banks.bank.oauth.proofs import DPoPProof, current_nonce, htu_of, verify_dpop_proof
 from kouza.banks.bank.runtime import BankRuntime
+from kouza.banks.bank.schemas import BankCodePath
 from kouza.errors import KouzaError
 from kouza.kit.openapi import error_responses
 from kouza.kit.text import JsonObject, Text
@@ -69,6 +70,8 @@ NO_STORE = {"Cache-Control": "no-store"}
 LOGIN_FAILED = ("ログインできませんでした。入力内容をご確認ください。Login failed: check what you "
                 "entered. After repeated failures internet-banking login is locked; then "
                 "contact your branch.")
+REFUSED = oauth_error_responses(InvalidRequest)
+"""The holder's pages answer a malformed request (bank code, form) as OAuth's invalid_request."""
 ACCOUNT_TYPES = {AccountType.ORDINARY.value: "普通", AccountType.CHECKING.value: "当座",
                  AccountType.SAVINGS.value: "貯蓄"}
 
@@ -129,9 +132,9 @@ def _proof(session: Session, runtime: BankRuntime, request: Request, *,
 
 
 @oauth_router.get(BASE + "/.well-known/oauth-authorization-server",
-                  responses=error_responses(UnknownBank))
+                  responses=error_responses(UnknownBank, InvalidBankData))
 @oauth_router.get("/.well-known/oauth-authorization-server" + BASE, include_in_schema=False)
-def metadata(bank_code: str, runtime: BankRuntimeDep) -> dict[str, Any]:
+def metadata(bank_code: BankCodePath, runtime: BankRuntimeDep) -> dict[str, Any]:
     """Authorization server metadata (RFC 8414) of an ``oauth`` bank."""
     with runtime.db.unit_of_work() as session:
         if core.bank(session, bank_code).auth_profile != AuthProfile.OAUTH.value:
@@ -159,7 +162,7 @@ def metadata(bank_code: str, runtime: BankRuntimeDep) -> dict[str, Any]:
                    responses=oauth_error_responses(
                        InvalidRequest, InvalidClientAuth, UnauthorizedClient, InvalidDPoPProof,
                        UseDPoPNonce))
-def par(bank_code: str, fields: FormDep, request: Request,
+def par(bank_code: BankCodePath, fields: FormDep, request: Request,
         runtime: BankRuntimeDep) -> JSONResponse:
     """Pushed authorization request (RFC 9126): returns a single-use ``request_uri``."""
     with runtime.db.unit_of_work() as session:
@@ -177,7 +180,7 @@ def par(bank_code: str, fields: FormDep, request: Request,
 @oauth_router.post(BASE + "/oauth/token", responses=oauth_error_responses(
     InvalidRequest, InvalidClientAuth, InvalidGrant, UnsupportedGrantType, InvalidDPoPProof,
     UseDPoPNonce))
-def token(bank_code: str, fields: FormDep, request: Request,
+def token(bank_code: BankCodePath, fields: FormDep, request: Request,
           runtime: BankRuntimeDep) -> JSONResponse:
     """Exchange a code for a DPoP-bound access token; the link and mandate are created."""
     with runtime.db.unit_of_work() as session:
@@ -224,8 +227,9 @@ def _error_page(runtime: BankRuntime, bank_code: str, message: str) -> HTMLRespo
                               status_code=400)
 
 
-@oauth_router.get(BASE + "/oauth/authorize", response_class=HTMLResponse)
-def authorize(bank_code: str, runtime: BankRuntimeDep,
+@oauth_router.get(BASE + "/oauth/authorize", response_class=HTMLResponse,
+                  responses=REFUSED)
+def authorize(bank_code: BankCodePath, runtime: BankRuntimeDep,
               client_id: Annotated[str, Query(max_length=64)] = "",
               request_uri: Annotated[str, Query(max_length=200)] = "") -> Response:
     """The holder arrives from the operator: start a bank session and show the login form."""
@@ -253,8 +257,9 @@ def _resume(session: Session, request: Request, bank_code: str, fields: dict[str
     return bank, interaction
 
 
-@oauth_router.post(BASE + "/oauth/authorize/login", response_class=HTMLResponse)
-def submit_login(bank_code: str, fields: FormDep, request: Request,
+@oauth_router.post(BASE + "/oauth/authorize/login", response_class=HTMLResponse,
+                  responses=REFUSED)
+def submit_login(bank_code: BankCodePath, fields: FormDep, request: Request,
                  runtime: BankRuntimeDep) -> Response:
     """Login form: remember the attempt, always continue to the OTP form."""
     try:
@@ -271,8 +276,9 @@ def submit_login(bank_code: str, fields: FormDep, request: Request,
     return pages.otp_page(name, _action(bank_code, "otp"), fields["csrf_token"])
 
 
-@oauth_router.post(BASE + "/oauth/authorize/otp", response_class=HTMLResponse)
-def submit_otp(bank_code: str, fields: FormDep, request: Request,
+@oauth_router.post(BASE + "/oauth/authorize/otp", response_class=HTMLResponse,
+                  responses=REFUSED)
+def submit_otp(bank_code: BankCodePath, fields: FormDep, request: Request,
                runtime: BankRuntimeDep) -> Response:
     """OTP form: log in (or fail without saying why), compare identities, go on."""
     try:
@@ -328,8 +334,9 @@ def _consent(session: Session, bank: Bank, interaction: OAuthInteraction,
     return pages.consent_page(view, _action(bank.code, "consent"), csrf)
 
 
-@oauth_router.post(BASE + "/oauth/authorize/account", response_class=HTMLResponse)
-def submit_account(bank_code: str, fields: FormDep, request: Request,
+@oauth_router.post(BASE + "/oauth/authorize/account", response_class=HTMLResponse,
+                  responses=REFUSED)
+def submit_account(bank_code: BankCodePath, fields: FormDep, request: Request,
                    runtime: BankRuntimeDep) -> Response:
     """Account choice form (holders with several accounts)."""
     try:
@@ -346,8 +353,8 @@ def submit_account(bank_code: str, fields: FormDep, request: Request,
     return page
 
 
-@oauth_router.post(BASE + "/oauth/authorize/consent")
-def submit_consent(bank_code: str, fields: FormDep, request: Request,
+@oauth_router.post(BASE + "/oauth/authorize/consent", responses=REFUSED)
+def submit_consent(bank_code: BankCodePath, fields: FormDep, request: Request,
                    runtime: BankRuntimeDep) -> Response:
     """Consent form: approve → redirect with a code; refuse → redirect with access_denied."""
     try:
