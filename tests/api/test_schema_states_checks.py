@@ -15,8 +15,7 @@ from kouza.kit.openapi import IDEMPOTENCY_KEY_PATTERN, document_problems
 from kouza.kit.text import BASE64_PATTERN, SINGLE_LINE_PATTERN, JsonObject
 from kouza.risk.endpoints import EventCreate
 
-IC_CHIP = {"security_object": "AAAA", "security_object_signature": "", "selfie": "AAA=",
-           "document_signer_certificate": "AA==", "nonce": "n", "kana_name": "ヤマダ タロウ",
+IC_CHIP = {"sod": "AAAA", "selfie": "AAA=", "nonce": "n", "kana_name": "ヤマダ タロウ",
            "data_groups": {"1": "AAAA", "15": "QQ=="}}
 
 
