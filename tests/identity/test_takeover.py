@@ -221,6 +221,19 @@ class TestRecentPasswordChange:
         assert world.pay(world.home, auth, 500, "p2").status_code == 201
         assert balance_of(world.rt, world.victim.wallet) == 99_000
 
+    def test_a_partial_proof_is_a_documented_400_and_changes_nothing(self, world: World) -> None:
+        """Found by schemathesis: a nonce without a signature was an undocumented 400, and a
+        device_id alone was silently ignored."""
+        auth = world.bearer(world.home)
+        proof = signed_body(world.rt, world.victim, SensitiveAction.CHANGE_PASSWORD)
+        for partial in ({"device_id": proof["device_id"]}, {"nonce": proof["nonce"]},
+                        {"device_id": proof["device_id"], "nonce": proof["nonce"]}):
+            answer = self.change(world, auth, **partial)
+            assert (answer.status_code, answer.json()["error"]) == (400, "proof_incomplete")
+        documented = world.home.get("/openapi.json").json()
+        assert "400" in documented["paths"]["/v1/auth/password"]["post"]["responses"]
+        assert world.login(world.home).status_code == 200
+
     def test_weak_new_password_is_422_and_changes_nothing(self, world: World) -> None:
         auth = world.bearer(world.home)
         weak = world.home.post("/v1/auth/password", headers=auth, json={

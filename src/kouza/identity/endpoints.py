@@ -45,6 +45,7 @@ from kouza.identity.errors import (
     PhoneAlreadyVerified,
     PhoneInUse,
     PhoneRequired,
+    ProofIncomplete,
     RateLimited,
     StepUpRequired,
     TooManyAttempts,
@@ -160,7 +161,7 @@ def login(body: LoginCreate, request: Request, session: SessionDep,
 @router.post(
     "/v1/auth/password", response_model=UserRead,
     responses=error_responses(InvalidToken, InvalidCredentials, WeakPassword, StepUpRequired,
-                              UnknownDevice, DeviceRevoked, DeviceChallengeInvalid,
+                              ProofIncomplete, UnknownDevice, DeviceRevoked, DeviceChallengeInvalid,
                               DeviceChallengeExpired, DeviceChallengeReplayed,
                               DeviceSignatureInvalid),
 )
@@ -171,8 +172,8 @@ def change_password(body: PasswordChange, request: Request, user: CurrentUser,
     signed = None
     if body.device_id is not None and body.nonce is not None and body.signature is not None:
         signed = SignedChallenge(body.device_id, body.nonce, body.signature)
-    elif body.nonce is not None or body.signature is not None:
-        raise BadRequest("a device proof needs device_id, nonce and signature together")
+    elif (body.device_id, body.nonce, body.signature) != (None, None, None):
+        raise ProofIncomplete("a device proof needs device_id, nonce and signature together")
     changed = identity.change_password(session, user, current_password=body.current_password,
                                        new_password=body.new_password, signed=signed,
                                        ip=client_ip(request))

@@ -168,3 +168,9 @@ class EmptyCohort(BadRequest):
 
 class InvalidNotMeToken(BadRequest):
     code = "invalid_not_me_token"
+
+
+class ProofIncomplete(BadRequest):
+    """A device proof missing one of device_id, nonce and signature."""
+
+    code = "proof_incomplete"

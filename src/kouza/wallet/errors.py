@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kouza.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from kouza.identity.errors import ProofIncomplete as ProofIncomplete
 
 
 class UnknownWallet(NotFound):
@@ -52,8 +53,3 @@ class RefundTooLarge(Unprocessable):
 class LimitExceeded(Unprocessable):
     code = "limit_exceeded"
 
-
-class ProofIncomplete(BadRequest):
-    """A device proof missing one of device_id, nonce and signature."""
-
-    code = "proof_incomplete"
