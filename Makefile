@@ -28,7 +28,8 @@ install: $(STAMP) ## Create .venv and install kouza with its pinned dependencies
 run: $(STAMP) ## Serve the wallet API on SQLite under ./var/ (docs at http://127.0.0.1:8000/docs)
 	$(BIN)/kouza serve
 
-test: $(STAMP) ## Run the whole test suite (PostgreSQL too when KOUZA_TEST_POSTGRES_URL is set)
+test: $(STAMP) ## Run the import contracts and the whole test suite (PostgreSQL too when KOUZA_TEST_POSTGRES_URL is set)
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 fuzz: $(STAMP) ## schemathesis --checks all on the wallet and bank APIs (real servers, temp SQLite)
@@ -36,6 +37,7 @@ fuzz: $(STAMP) ## schemathesis --checks all on the wallet and bank APIs (real se
 
 lint: $(STAMP) ## ruff check + format check
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/ruff format --check src tests benchmarks
 
 typecheck: $(STAMP) ## mypy --strict
