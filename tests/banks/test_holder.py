@@ -18,7 +18,7 @@ from kouza.banks.bank.linking import legacy_linking
 from kouza.banks.bank.models import Account, Alert, BankOutboxMessage, Link
 from kouza.banks.bank.runtime import BankRuntime
 from kouza.banks.bank.settings import BankSettings
-from kouza.banks.bank.webhooks import (
+from kouza.banks.webhooks import (
     MEDIA_TYPE,
     MemoryReplayCache,
     WebhookRejected,

@@ -4,7 +4,7 @@
   linked to a wallet?", asked at the counter after the 2020 incident).
 * :meth:`Holder.revoke` — ends a link at once: the status changes in this unit of work and the
   debit check reads it under the link's row lock, so no debit passes after the commit. The
-  operator is told by a signed webhook (``kouza.banks.bank.webhooks``) through the outbox.
+  operator is told by a signed webhook (``kouza.banks.webhooks``) through the outbox.
 * :meth:`Holder.suspend_operator` / :meth:`Holder.resume_operator` — stop or restart debits of
   one operator on an account without ending the link (the operator is told too).
 * :meth:`Holder.set_overdraft_opt_in` — whether debits may draw the secured overdraft.
@@ -39,7 +39,7 @@ from kouza.banks.bank.notices import IDENTITY_CHECK_FAILED
 from kouza.banks.bank.oauth.interaction import interactions
 from kouza.banks.bank.outbox import enqueue_webhook
 from kouza.banks.bank.runtime import bank_runtime_of
-from kouza.banks.bank.webhooks import (
+from kouza.banks.webhooks import (
     LINK_RESUMED,
     LINK_REVOKED,
     LINK_SUSPENDED,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from kouza.banks.bank.keys import fernet
 from kouza.banks.bank.models import BankOutboxMessage, OutboxKind
 from kouza.banks.bank.runtime import BankRuntime, bank_runtime_of
-from kouza.banks.bank.webhooks import MEDIA_TYPE
+from kouza.banks.webhooks import MEDIA_TYPE
 from kouza.kit.notify import Message
 
 

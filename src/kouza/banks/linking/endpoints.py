@@ -22,7 +22,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, status
 
-from kouza.banks.bank.webhooks import MEDIA_TYPE, WebhookRejected
 from kouza.banks.linking.errors import (
     AccountAlreadyLinked,
     BankLinkNotActive,
@@ -69,6 +68,7 @@ from kouza.banks.linking.schemas import (
     WebhookAccepted,
 )
 from kouza.banks.linking.service import linking
+from kouza.banks.webhooks import MEDIA_TYPE, WebhookRejected
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
 from kouza.identity.dependencies import CurrentUser
 from kouza.identity.errors import (

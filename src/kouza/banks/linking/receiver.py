@@ -1,7 +1,7 @@
 """The bank → wallet webhook receiver: verify, refuse replays, apply the link's new status.
 
 The token is verified by the bank package's pure verifier
-(:func:`kouza.banks.bank.webhooks.verify_event` — no database, no bank runtime) against the
+(:func:`kouza.banks.webhooks.verify_event` — no database, no bank runtime) against the
 bank's JWKS, fetched through the :class:`~kouza.banks.linking.client.BankClient` and cached on
 the runtime for ``bank_jwks_ttl_seconds``; a token that fails with a cached key set is tried once
 more after a refetch, so a key rotation at the bank costs one extra request. Replays are refused
@@ -20,7 +20,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kouza.banks.bank.webhooks import (
+from kouza.banks.linking import policy
+from kouza.banks.linking.client import bank_client_of
+from kouza.banks.linking.models import BankLink, BankLinkStatus, BankWebhookEvent
+from kouza.banks.webhooks import (
     LINK_RESUMED,
     LINK_REVOKED,
     LINK_SUSPENDED,
@@ -29,9 +32,6 @@ from kouza.banks.bank.webhooks import (
     WebhookRejected,
     verify_event,
 )
-from kouza.banks.linking import policy
-from kouza.banks.linking.client import bank_client_of
-from kouza.banks.linking.models import BankLink, BankLinkStatus, BankWebhookEvent
 from kouza.kit.db import add_unique
 from kouza.kit.runtime import Runtime, runtime_of
 from kouza.risk.events import EventType, RiskEvent

@@ -13,7 +13,9 @@ The receiver verifies with :func:`verify_event` against the JWKS published at
 ``/.well-known/jwks.json``: signature (only ``Ed25519``, only a key from the set), issuer and
 audience, ``iat`` no older than ``max_age`` and not in the future beyond ``leeway``, and the
 ``jti`` seen for the first time (a :class:`ReplayCache` remembers ids for ``max_age``, so an
-event replayed later than that is already too old). The wallet side imports only this module.
+event replayed later than that is already too old). This module is the contract the two
+systems share: the bank signs with it, the wallet verifies with it, and neither imports the
+other's code for it (ADR 0026).
 """
 
 from __future__ import annotations
