@@ -46,6 +46,9 @@ typecheck: $(STAMP) ## mypy --strict
 bench: $(STAMP) ## Ledger benchmark (SQLite, and PostgreSQL when KOUZA_BENCH_POSTGRES_URL is set)
 	$(BIN)/python benchmarks/ledger.py
 
+imports: $(STAMP) ## Import circles between files and packages, cross-package and in-function imports
+	$(BIN)/python tools/imports.py
+
 lock: $(STAMP) ## Re-resolve requirements.lock (hashes, every platform) from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml requirements-build.in --extra dev --universal \
 		--python-version 3.11 --generate-hashes --quiet --output-file $(LOCK)
