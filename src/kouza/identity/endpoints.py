@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from kouza.errors import BadRequest
 from kouza.identity import levels
 from kouza.identity.dependencies import BearerToken, CurrentUser
-from kouza.identity.devices import SignedChallenge
 from kouza.identity.ekyc import ChipRead
 from kouza.identity.errors import (
     AlreadyVerified,
@@ -169,13 +168,9 @@ def change_password(body: PasswordChange, request: Request, user: CurrentUser,
                     session: SessionDep) -> UserRead:
     """Replace the password (device-signed or SMS stepped-up for ``password.change`` once the
     account has a device key or phone); every session is signed out, log in again."""
-    signed = None
-    if body.device_id is not None and body.nonce is not None and body.signature is not None:
-        signed = SignedChallenge(body.device_id, body.nonce, body.signature)
-    elif (body.device_id, body.nonce, body.signature) != (None, None, None):
-        raise ProofIncomplete("a device proof needs device_id, nonce and signature together")
     changed = identity.change_password(session, user, current_password=body.current_password,
-                                       new_password=body.new_password, signed=signed,
+                                       new_password=body.new_password,
+                                       signed=body.signed_challenge(),
                                        ip=client_ip(request))
     return UserRead.model_validate(changed)
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from kouza.identity.devices import SignedChallenge
 from kouza.identity.ekyc import EkycMethod
+from kouza.identity.errors import ProofIncomplete
 from kouza.kit.text import NUMBER_KEYS, Base64, Email, JsonObject, NumberKey, Text
 
 
@@ -41,16 +44,39 @@ class LoginCreate(BaseModel):
     password: Text = Field(max_length=128)
 
 
-class PasswordChange(BaseModel):
+class DeviceSigned(BaseModel):
+    """The proof a sensitive action carries — money out, a password change (ADR 0021): a
+    registered device's signature over a challenge issued for the action
+    (``POST /v1/devices/{id}/challenges``), or none when an SMS step-up for the action was
+    passed (``POST /v1/step-up``). Not part of the idempotent request: a
+    retry with the same key may carry a fresh proof."""
+
+    device_id: uuid.UUID | None = None
+    nonce: Text | None = Field(default=None, min_length=1, max_length=200)
+    signature: Text | None = Field(default=None, min_length=1, max_length=4000)
+
+    def signed_challenge(self) -> SignedChallenge | None:
+        """The proof, if all three members are there (else :class:`ProofIncomplete`)."""
+        present = [self.device_id is not None, self.nonce is not None,
+                   self.signature is not None]
+        if not any(present):
+            return None
+        if self.device_id is None or self.nonce is None or self.signature is None:
+            raise ProofIncomplete("a device proof needs device_id, nonce and signature together")
+        return SignedChallenge(self.device_id, self.nonce, self.signature)
+
+    def request_fields(self) -> dict[str, Any]:
+        """The body without the proof (what the idempotency key is bound to)."""
+        return self.model_dump(mode="json", exclude={"device_id", "nonce", "signature"})
+
+
+class PasswordChange(DeviceSigned):
     """A new password; with a device key or verified phone, also a device signature for
     ``password.change`` (or an SMS step-up for it passed beforehand)."""
 
     model_config = ConfigDict(extra="forbid")
     current_password: Text = Field(max_length=128)
     new_password: Text = Field(min_length=10, max_length=128)
-    device_id: uuid.UUID | None = None
-    nonce: Text | None = Field(default=None, min_length=1, max_length=200)
-    signature: Text | None = Field(default=None, min_length=1, max_length=4000)
 
 
 class NotMeReport(BaseModel):

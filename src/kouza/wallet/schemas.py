@@ -8,10 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kouza.identity.devices import SignedChallenge
+from kouza.identity.schemas import DeviceSigned
 from kouza.kit.money import PositiveYen
 from kouza.kit.text import Text
-from kouza.wallet.errors import ProofIncomplete
 
 
 class WalletRead(BaseModel):
@@ -39,31 +38,6 @@ class StatementRead(BaseModel):
     balance: int
     lines: list[StatementLine]
     next_before: int | None = Field(description="Pass as ?before= for the next page")
-
-
-class DeviceSigned(BaseModel):
-    """The proof money out needs (ADR 0021): a registered device's signature over a challenge
-    issued for the action (``POST /v1/devices/{id}/challenges``), or none when an SMS step-up
-    for the action was passed (``POST /v1/step-up``). Not part of the idempotent request: a
-    retry with the same key may carry a fresh proof."""
-
-    device_id: uuid.UUID | None = None
-    nonce: Text | None = Field(default=None, min_length=1, max_length=200)
-    signature: Text | None = Field(default=None, min_length=1, max_length=4000)
-
-    def signed_challenge(self) -> SignedChallenge | None:
-        """The proof, if all three members are there (else :class:`ProofIncomplete`)."""
-        present = [self.device_id is not None, self.nonce is not None,
-                   self.signature is not None]
-        if not any(present):
-            return None
-        if self.device_id is None or self.nonce is None or self.signature is None:
-            raise ProofIncomplete("a device proof needs device_id, nonce and signature together")
-        return SignedChallenge(self.device_id, self.nonce, self.signature)
-
-    def request_fields(self) -> dict[str, Any]:
-        """The body without the proof (what the idempotency key is bound to)."""
-        return self.model_dump(mode="json", exclude={"device_id", "nonce", "signature"})
 
 
 class PaymentCreate(DeviceSigned):
