@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint typecheck bench audit lock clean
+.PHONY: help install run test fuzz lint format typecheck imports bench audit lock clean
 
 help: ## List the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,10 +35,17 @@ test: $(STAMP) ## Run the import contracts and the whole test suite (PostgreSQL 
 fuzz: $(STAMP) ## schemathesis --checks all on the wallet and bank APIs (real servers, temp SQLite)
 	$(BIN)/python -m tests.fuzz
 
-lint: $(STAMP) ## ruff check + import contracts + format check (the format check fails: issue 16)
-	$(BIN)/ruff check src tests benchmarks
+LINTED := src tests benchmarks tools
+
+lint: $(STAMP) ## ruff check + ruff format --check + mypy --strict + import contracts
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
-	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP) ## Apply ruff's formatting and its safe fixes (what make lint checks)
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 typecheck: $(STAMP) ## mypy --strict
 	$(BIN)/mypy

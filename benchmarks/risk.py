@@ -66,10 +66,23 @@ from kouza.risk.redis_store import RedisFeatureStore
 from kouza.risk.service import shipped_rule_set
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-MIX = [(EventType.PAYMENT, 0.55), (EventType.TOPUP, 0.2), (EventType.LOGIN, 0.12),
-       (EventType.LINK_ATTEMPT, 0.08), (EventType.SIGNUP, 0.05)]
-CATEGORIES = ["convenience_store", "supermarket", "restaurant", "electronics", "tobacco",
-              "gift_cards", "transport", "online"]
+MIX = [
+    (EventType.PAYMENT, 0.55),
+    (EventType.TOPUP, 0.2),
+    (EventType.LOGIN, 0.12),
+    (EventType.LINK_ATTEMPT, 0.08),
+    (EventType.SIGNUP, 0.05),
+]
+CATEGORIES = [
+    "convenience_store",
+    "supermarket",
+    "restaurant",
+    "electronics",
+    "tobacco",
+    "gift_cards",
+    "transport",
+    "online",
+]
 
 
 class Population:
@@ -83,18 +96,26 @@ class Population:
         kind = rng.choices([k for k, _ in MIX], [w for _, w in MIX])[0]
         wallet = rng.randrange(200_000)
         fields: dict[str, Any] = {
-            "wallet": f"w{wallet}", "user": f"u{wallet}", "device": f"d{wallet % 150_000}",
+            "wallet": f"w{wallet}",
+            "user": f"u{wallet}",
+            "device": f"d{wallet % 150_000}",
             "ip": f"10.{wallet % 97}.{wallet % 251}.{rng.randrange(256)}",
             "email_domain": rng.choice(["gmail.com", "docomo.ne.jp", "yahoo.co.jp"]),
         }
         if kind in (EventType.TOPUP, EventType.LINK_ATTEMPT):
-            fields |= {"bank": f"{rng.randrange(35):04d}", "account": f"acc{wallet}",
-                       "holder_name": f"ﾒｲｷﾞ{wallet}"}
+            fields |= {
+                "bank": f"{rng.randrange(35):04d}",
+                "account": f"acc{wallet}",
+                "holder_name": f"ﾒｲｷﾞ{wallet}",
+            }
         if kind is EventType.TOPUP:
             fields["amount"] = rng.choice([1_000, 5_000, 10_000, 30_000, 100_000])
         if kind is EventType.PAYMENT:
-            fields |= {"merchant": f"m{rng.randrange(5_000)}", "category": rng.choice(CATEGORIES),
-                       "amount": rng.randrange(100, 30_000)}
+            fields |= {
+                "merchant": f"m{rng.randrange(5_000)}",
+                "category": rng.choice(CATEGORIES),
+                "amount": rng.randrange(100, 30_000),
+            }
         if kind is EventType.LINK_ATTEMPT and rng.random() < 0.05:
             fields["outcome"] = "wrong_pin"
         return RiskEvent(type=kind, at=at, **fields)
@@ -105,8 +126,9 @@ def prior_events(count: int, seed: int) -> tuple[list[RiskEvent], Population]:
     goes on drawing new ones."""
     population = Population(seed)
     span = timedelta(days=30).total_seconds()
-    return [population.event(NOW - timedelta(seconds=span * (1 - i / count)))
-            for i in range(count)], population
+    return [
+        population.event(NOW - timedelta(seconds=span * (1 - i / count))) for i in range(count)
+    ], population
 
 
 def _prepare(prior: list[RiskEvent]) -> tuple[RiskEngine, float]:
@@ -123,8 +145,11 @@ def _prepare(prior: list[RiskEvent]) -> tuple[RiskEngine, float]:
 
 def _percentiles(latencies_ms: list[float]) -> dict[str, float]:
     ordered = sorted(latencies_ms)
-    return {"p50_ms": statistics.median(ordered),
-            "p99_ms": ordered[max(0, int(len(ordered) * 0.99) - 1)], "max_ms": ordered[-1]}
+    return {
+        "p50_ms": statistics.median(ordered),
+        "p99_ms": ordered[max(0, int(len(ordered) * 0.99) - 1)],
+        "max_ms": ordered[-1],
+    }
 
 
 def in_process(engine: RiskEngine, population: Population, count: int) -> dict[str, float]:
@@ -150,8 +175,7 @@ def _free_port() -> int:
 
 def _database_url(folder: str) -> str:
     """PostgreSQL (a fresh schema) when configured, as in production; else SQLite."""
-    base = os.environ.get("KOUZA_BENCH_POSTGRES_URL") or os.environ.get(
-        "KOUZA_TEST_POSTGRES_URL")
+    base = os.environ.get("KOUZA_BENCH_POSTGRES_URL") or os.environ.get("KOUZA_TEST_POSTGRES_URL")
     if not base:
         return f"sqlite:///{folder}/risk-bench.db"
     from sqlalchemy import create_engine, text
@@ -196,8 +220,9 @@ def _redis_cpu(client: redis.Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def over_http(prior: list[RiskEvent], args: argparse.Namespace,
-              log: Callable[[str], None]) -> dict[str, float]:
+def over_http(
+    prior: list[RiskEvent], args: argparse.Namespace, log: Callable[[str], None]
+) -> dict[str, float]:
     redis_url = os.environ.get("KOUZA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"kouza:bench:{uuid.uuid4().hex[:12]}:"
     store = RedisFeatureStore.from_url(redis_url, prefix=prefix)
@@ -208,35 +233,57 @@ def over_http(prior: list[RiskEvent], args: argparse.Namespace,
         load_s = time.perf_counter() - started
         with tempfile.TemporaryDirectory() as folder:
             database_url = _database_url(folder)
-            runtime = build_runtime(Settings(var_dir=Path(folder), secret_key="bench"),
-                                    database_url=database_url)
+            runtime = build_runtime(
+                Settings(var_dir=Path(folder), secret_key="bench"), database_url=database_url
+            )
             upgrade(runtime.db.engine)
             with runtime.db.unit_of_work() as session:
-                _, token = ops.create_operator(session, name="bench", role=OperatorRole.ANALYST,
-                                               actor="benchmark")
+                _, token = ops.create_operator(
+                    session, name="bench", role=OperatorRole.ANALYST, actor="benchmark"
+                )
             runtime.db.dispose()
             environment = os.environ | {
-                "KOUZA_DATABASE_URL": database_url, "KOUZA_SECRET_KEY": "bench",
-                "KOUZA_VAR_DIR": folder, "KOUZA_RISK_FEATURE_STORE": redis_url,
+                "KOUZA_DATABASE_URL": database_url,
+                "KOUZA_SECRET_KEY": "bench",
+                "KOUZA_VAR_DIR": folder,
+                "KOUZA_RISK_FEATURE_STORE": redis_url,
                 "KOUZA_RISK_FEATURE_PREFIX": prefix,
             }
-            log(f"over HTTP: {args.workers} uvicorn worker(s), {args.rate}/s for "
-                f"{args.seconds:.0f} s after {args.warmup:.0f} s of warm-up …")
+            log(
+                f"over HTTP: {args.workers} uvicorn worker(s), {args.rate}/s for "
+                f"{args.seconds:.0f} s after {args.warmup:.0f} s of warm-up …"
+            )
             figures = _serve_and_drive(environment, token, store.client, args)
         return {**figures, "redis_load_s": load_s}
     finally:
         store.clear()
 
 
-def _serve_and_drive(environment: dict[str, str], token: str, client: redis.Redis,
-                     args: argparse.Namespace) -> dict[str, float]:
+def _serve_and_drive(
+    environment: dict[str, str], token: str, client: redis.Redis, args: argparse.Namespace
+) -> dict[str, float]:
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "kouza.api.app:serve_app",
-         "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(args.workers), "--log-level", "warning", "--no-access-log",
-         "--timeout-keep-alive", "60"],
-        env=environment, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "kouza.api.app:serve_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--timeout-keep-alive",
+            "60",
+        ],
+        env=environment,
+        start_new_session=True,
     )
     try:
         _wait_until_up(port, server)
@@ -245,11 +292,11 @@ def _serve_and_drive(environment: dict[str, str], token: str, client: redis.Redi
         # the load generator runs in its own process, so it does not compete with anything
         # here for an interpreter lock
         with multiprocessing.get_context("spawn").Pool(1) as pool:
-            result = pool.apply(_drive, (port, token, args.seed + 1, args.rate, args.seconds,
-                                         args.warmup))
+            result = pool.apply(
+                _drive, (port, token, args.seed + 1, args.rate, args.seconds, args.warmup)
+            )
         requests = result.pop("requests_total")
-        result["server_cpu_ms_per_request"] = (
-            (_cpu_seconds(workers) - cpu_before) * 1000 / requests)
+        result["server_cpu_ms_per_request"] = (_cpu_seconds(workers) - cpu_before) * 1000 / requests
         result["redis_cpu_ms_per_request"] = (_redis_cpu(client) - redis_before) * 1000 / requests
         return result
     finally:
@@ -275,8 +322,9 @@ def _wait_until_up(port: int, server: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the API server did not start within 60 s")
 
 
-def _drive(port: int, token: str, seed: int, rate: int, seconds: float,
-           warmup: float) -> dict[str, float]:
+def _drive(
+    port: int, token: str, seed: int, rate: int, seconds: float, warmup: float
+) -> dict[str, float]:
     """Open-loop load: request *i* is due at ``start + i / rate`` whatever the latency."""
     try:
         import uvloop
@@ -286,18 +334,20 @@ def _drive(port: int, token: str, seed: int, rate: int, seconds: float,
         pass
     population = Population(seed)
     total = int(rate * (warmup + seconds))
-    head = (f"POST /v1/ops/risk/assess HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n")
+    head = (
+        f"POST /v1/ops/risk/assess HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+    )
     requests = []
     for i in range(total):
-        body = json.dumps(population.event(NOW + timedelta(days=1, milliseconds=10 * i))
-                          .to_json()).encode()
+        body = json.dumps(
+            population.event(NOW + timedelta(days=1, milliseconds=10 * i)).to_json()
+        ).encode()
         requests.append(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
     return asyncio.run(_load(port, requests, rate, int(rate * warmup)))
 
 
-async def _load(port: int, requests: list[bytes], rate: int,
-                skip: int) -> dict[str, float]:
+async def _load(port: int, requests: list[bytes], rate: int, skip: int) -> dict[str, float]:
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     latencies: list[float] = []
     lags: list[float] = []
@@ -347,9 +397,13 @@ async def _load(port: int, requests: list[bytes], rate: int,
         await asyncio.gather(*tasks)
     measured_from = start + skip / rate
     counted = len(requests) - skip
-    return {"requests_per_s": counted / (finished - measured_from), "errors": float(errors),
-            "requests_total": float(len(requests)), "generator_lag_max_ms": max(lags),
-            **_percentiles(latencies)}
+    return {
+        "requests_per_s": counted / (finished - measured_from),
+        "errors": float(errors),
+        "requests_total": float(len(requests)),
+        "generator_lag_max_ms": max(lags),
+        **_percentiles(latencies),
+    }
 
 
 def main() -> None:
@@ -380,14 +434,20 @@ def main() -> None:
     gc.collect()
     remote = over_http(prior, args, log)
     figures = {
-        "prior_events": float(args.prior), "prior_load_s": load_s,
+        "prior_events": float(args.prior),
+        "prior_load_s": load_s,
         "inprocess_decisions_per_s": local["decisions_per_s"],
-        "inprocess_p50_ms": local["p50_ms"], "inprocess_p99_ms": local["p99_ms"],
+        "inprocess_p50_ms": local["p50_ms"],
+        "inprocess_p99_ms": local["p99_ms"],
         "inprocess_max_ms": local["max_ms"],
-        "http_workers": float(args.workers), "http_redis_prior_load_s": remote["redis_load_s"],
-        "http_target_rate": float(args.rate), "http_achieved_rate": remote["requests_per_s"],
-        "http_errors": remote["errors"], "http_p50_ms": remote["p50_ms"],
-        "http_p99_ms": remote["p99_ms"], "http_max_ms": remote["max_ms"],
+        "http_workers": float(args.workers),
+        "http_redis_prior_load_s": remote["redis_load_s"],
+        "http_target_rate": float(args.rate),
+        "http_achieved_rate": remote["requests_per_s"],
+        "http_errors": remote["errors"],
+        "http_p50_ms": remote["p50_ms"],
+        "http_p99_ms": remote["p99_ms"],
+        "http_max_ms": remote["max_ms"],
         "http_generator_lag_max_ms": remote["generator_lag_max_ms"],
         "http_server_cpu_ms_per_request": remote["server_cpu_ms_per_request"],
         "http_redis_cpu_ms_per_request": remote["redis_cpu_ms_per_request"],

@@ -44,20 +44,29 @@ def main() -> None:
         runtime = build_runtime(settings, clock=ManualClock(NOW), database_url=url)
         upgrade(runtime.db.engine)
         rng = random.Random(7)
-        rows = [{"type": rng.choice(["signup", "link_attempt", "topup", "payment"]),
-                 "at": NOW - timedelta(seconds=rng.randrange(30 * 86400)),
-                 "wallet": f"w{rng.randrange(20_000)}", "device": f"d{rng.randrange(20_000)}",
-                 "ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.1", "bank": "0005",
-                 "account": f"fp{rng.randrange(20_000)}", "amount": rng.randrange(100_000)}
-                for _ in range(args.events)]
+        rows = [
+            {
+                "type": rng.choice(["signup", "link_attempt", "topup", "payment"]),
+                "at": NOW - timedelta(seconds=rng.randrange(30 * 86400)),
+                "wallet": f"w{rng.randrange(20_000)}",
+                "device": f"d{rng.randrange(20_000)}",
+                "ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.1",
+                "bank": "0005",
+                "account": f"fp{rng.randrange(20_000)}",
+                "amount": rng.randrange(100_000),
+            }
+            for _ in range(args.events)
+        ]
         with runtime.db.engine.begin() as connection:
             connection.execute(insert(RiskEventRecord), rows)
         store = InMemoryFeatureStore()
         started = time.perf_counter()
         replayed = warm(store, runtime, since=NOW - timedelta(days=31))
         seconds = time.perf_counter() - started
-        print(f"{replayed:,} events replayed in {seconds:.2f} s "
-              f"({replayed / seconds:,.0f} events/s) on {runtime.db.dialect}")
+        print(
+            f"{replayed:,} events replayed in {seconds:.2f} s "
+            f"({replayed / seconds:,.0f} events/s) on {runtime.db.dialect}"
+        )
         runtime.db.dispose()
 
 

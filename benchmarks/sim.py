@@ -48,10 +48,12 @@ LAYERS = {
     "sign-up + e-mail (IdentityService)": "kouza.identity.service:IdentityService.signup",
     "risk: judge + store event and decision": "kouza.risk.service:RiskService.assess",
     "ledger writes (post_batch)": "kouza.ledger.service:LedgerService.post_batch",
-    "bank HTTP round trips (in-process ASGI, incl. the bank)":
-        "kouza.sim.world:InProcess.handle_request",
-    "ORM queries (Session execute / scalars / get)":
-        "sqlalchemy.orm.session:Session._execute_internal",
+    "bank HTTP round trips (in-process ASGI, incl. the bank)": (
+        "kouza.sim.world:InProcess.handle_request"
+    ),
+    "ORM queries (Session execute / scalars / get)": (
+        "sqlalchemy.orm.session:Session._execute_internal"
+    ),
     "ORM flushes (INSERT / UPDATE)": "sqlalchemy.orm.session:Session.flush",
     "commits": "sqlalchemy.orm.session:Session.commit",
 }
@@ -60,8 +62,7 @@ LAYERS = {
 def _run(scenario: str, profile: str) -> tuple[int, float, float, int]:
     result = simulate(load_scenario(scenario), profiles=[profile])
     measured = result.profiles[0]
-    return (measured.operations, measured.seconds, measured.cpu_seconds,
-            measured.honest_operations)
+    return (measured.operations, measured.seconds, measured.cpu_seconds, measured.honest_operations)
 
 
 def _timed(label: str, function: Any, spent: dict[str, float], depth: dict[str, int]) -> Any:
@@ -134,10 +135,12 @@ def main() -> None:
         print(json.dumps(figures, ensure_ascii=False))
         return
     console = Console()
-    console.print(f"[bold]{args.scenario} / {args.profile}[/]: {operations:,} operations "
-                  f"through the real services in {seconds:.1f} s = [bold]{rate:,.0f}/s[/] "
-                  f"(target {TARGET_OPS_PER_S:,}/s); {cpu_ms:.2f} ms of CPU per operation "
-                  f"= {1000 / cpu_ms:,.0f} per CPU-second")
+    console.print(
+        f"[bold]{args.scenario} / {args.profile}[/]: {operations:,} operations "
+        f"through the real services in {seconds:.1f} s = [bold]{rate:,.0f}/s[/] "
+        f"(target {TARGET_OPS_PER_S:,}/s); {cpu_ms:.2f} ms of CPU per operation "
+        f"= {1000 / cpu_ms:,.0f} per CPU-second"
+    )
     table = Table("layer (cumulative, nested)", "share of the run", title="where the time goes")
     for label, share in shares.items():
         table.add_row(label, f"{share:.1f} %")

@@ -77,8 +77,11 @@ def postgres_url() -> Iterator[str]:
             pytest.fail("KOUZA_REQUIRE_POSTGRES=1 but KOUZA_TEST_POSTGRES_URL is not set")
         pytest.skip("PostgreSQL tests need KOUZA_TEST_POSTGRES_URL")
     schema = _worker_schema()
-    admin_url = (POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-                 if POSTGRES_URL.startswith("postgresql://") else POSTGRES_URL)
+    admin_url = (
+        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+        if POSTGRES_URL.startswith("postgresql://")
+        else POSTGRES_URL
+    )
     admin = create_engine(admin_url)
     with admin.begin() as connection:
         connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
@@ -103,13 +106,15 @@ def _truncate_postgres(url: str) -> None:
     engine.dispose()
 
 
-def make_runtime(url: str, tmp_path: Path, clock: ManualClock, mailbox: MemoryMailbox,
-                 **settings: object) -> Runtime:
+def make_runtime(
+    url: str, tmp_path: Path, clock: ManualClock, mailbox: MemoryMailbox, **settings: object
+) -> Runtime:
     """A runtime on ``url``. Its risk engine starts with no rules, so tests of other domains
     do not depend on fraud thresholds; risk tests install the shipped rule set explicitly."""
     config = Settings(var_dir=tmp_path / "var", secret_key=TEST_SECRET, **settings)  # type: ignore[arg-type]
-    runtime = build_runtime(config, clock=clock, senders={"email": mailbox, "sms": mailbox},
-                            database_url=url)
+    runtime = build_runtime(
+        config, clock=clock, senders={"email": mailbox, "sms": mailbox}, database_url=url
+    )
     runtime.providers["risk"] = RiskEngine(parse_rule_set("rules: []", source="tests"))
     return runtime
 

@@ -48,8 +48,14 @@ def verified_user(rt: Runtime, mailbox: MemoryMailbox, email: str | None = None)
     return user
 
 
-def customer(rt: Runtime, mailbox: MemoryMailbox, *, balance: int = 0,
-             email: str | None = None, device: bool = True) -> Customer:
+def customer(
+    rt: Runtime,
+    mailbox: MemoryMailbox,
+    *,
+    balance: int = 0,
+    email: str | None = None,
+    device: bool = True,
+) -> Customer:
     """A verified user with an open wallet credited with ``balance`` from the float; with
     ``device`` (the default) also a verified phone and a registered device key, as the app
     sets up at onboarding, so that money out can be signed (:func:`signed`)."""
@@ -57,8 +63,7 @@ def customer(rt: Runtime, mailbox: MemoryMailbox, *, balance: int = 0,
     with rt.db.unit_of_work() as session:
         wallet = wallets.open_wallet(session, user=user)
         if balance:
-            wallets.credit_from_float(session, wallet_id=wallet.id, amount=balance,
-                                      reason="test")
+            wallets.credit_from_float(session, wallet_id=wallet.id, amount=balance, reason="test")
     who = Customer(user=user, wallet=wallet, email=user.email)
     if device:
         add_device(rt, mailbox, who)
@@ -77,15 +82,18 @@ def add_device(rt: Runtime, mailbox: MemoryMailbox, who: Customer) -> None:
     assert match is not None
     with rt.db.unit_of_work() as session:
         device = identity.complete_phone_verification(
-            session, who.user, challenge_id=challenge.id, code=match.group(1),
-            device_jwk=dict(key.as_dict(private=False)), device_name="phone",
+            session,
+            who.user,
+            challenge_id=challenge.id,
+            code=match.group(1),
+            device_jwk=dict(key.as_dict(private=False)),
+            device_name="phone",
         )
         who.user = identity.get_user(session, who.user.id)
     who.device_id, who.key, who.phone = device.id, key, e164
 
 
-def signed(rt: Runtime, who: Customer,
-           action: SensitiveAction | str) -> SignedChallenge | None:
+def signed(rt: Runtime, who: Customer, action: SensitiveAction | str) -> SignedChallenge | None:
     """The customer's device signature over a fresh challenge for ``action`` (None for a
     customer without a device, who can only bring an SMS step-up or nothing)."""
     if who.device_id is None or who.key is None:
@@ -93,10 +101,12 @@ def signed(rt: Runtime, who: Customer,
     chosen = SensitiveAction(action)
     with rt.db.unit_of_work() as session:
         nonce = identity.issue_device_challenge(session, who.user, who.device_id, chosen.value)
-    payload = signing_payload(nonce=nonce, action=chosen.value, device_id=who.device_id,
-                              user_id=who.user.id)
-    signature = jws.serialize_compact({"alg": "ES256"}, json.dumps(payload).encode(), who.key,
-                                      algorithms=["ES256"])
+    payload = signing_payload(
+        nonce=nonce, action=chosen.value, device_id=who.device_id, user_id=who.user.id
+    )
+    signature = jws.serialize_compact(
+        {"alg": "ES256"}, json.dumps(payload).encode(), who.key, algorithms=["ES256"]
+    )
     return SignedChallenge(who.device_id, nonce, signature)
 
 
@@ -104,12 +114,14 @@ def signed_body(rt: Runtime, who: Customer, action: SensitiveAction | str) -> di
     """:func:`signed` as the JSON members of a request body."""
     proof = signed(rt, who, action)
     assert proof is not None, "the customer has no device"
-    return {"device_id": str(proof.device_id), "nonce": proof.nonce,
-            "signature": proof.signature}
+    return {"device_id": str(proof.device_id), "nonce": proof.nonce, "signature": proof.signature}
 
 
-def merchant(rt: Runtime, name: str = "Lawson Shibuya",
-             category: MerchantCategory = MerchantCategory.CONVENIENCE_STORE) -> Merchant:
+def merchant(
+    rt: Runtime,
+    name: str = "Lawson Shibuya",
+    category: MerchantCategory = MerchantCategory.CONVENIENCE_STORE,
+) -> Merchant:
     with rt.db.unit_of_work() as session:
         return wallets.create_merchant(session, name=name, category=category)
 

@@ -22,9 +22,21 @@ from scipy.sparse.csgraph import connected_components  # type: ignore[import-unt
 
 import kouza
 
-DOMAINS = ("kouza.kit", "kouza.ledger", "kouza.identity", "kouza.risk", "kouza.wallet",
-           "kouza.banks.linking", "kouza.banks.bank", "kouza.banks", "kouza.ops", "kouza.api",
-           "kouza.cli", "kouza.sim", "kouza.migrations")
+DOMAINS = (
+    "kouza.kit",
+    "kouza.ledger",
+    "kouza.identity",
+    "kouza.risk",
+    "kouza.wallet",
+    "kouza.banks.linking",
+    "kouza.banks.bank",
+    "kouza.banks",
+    "kouza.ops",
+    "kouza.api",
+    "kouza.cli",
+    "kouza.sim",
+    "kouza.migrations",
+)
 
 
 def domain(module: str) -> str:
@@ -41,8 +53,11 @@ def circles(nodes: list[str], edges: set[tuple[str, str]]) -> list[list[str]]:
     matrix = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(nodes), len(nodes)))
     _count, labels = connected_components(matrix, directed=True, connection="strong")
     groups = Counter(labels)
-    return [sorted(n for n in nodes if labels[index[n]] == label)
-            for label, size in groups.items() if size > 1]
+    return [
+        sorted(n for n in nodes if labels[index[n]] == label)
+        for label, size in groups.items()
+        if size > 1
+    ]
 
 
 def function_local_imports(root: Path) -> int:
@@ -51,9 +66,11 @@ def function_local_imports(root: Path) -> int:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                inside.update((str(path), inner.lineno, inner.col_offset)
-                              for inner in ast.walk(node)
-                              if isinstance(inner, ast.Import | ast.ImportFrom))
+                inside.update(
+                    (str(path), inner.lineno, inner.col_offset)
+                    for inner in ast.walk(node)
+                    if isinstance(inner, ast.Import | ast.ImportFrom)
+                )
     return len(inside)
 
 
@@ -66,8 +83,10 @@ def main() -> None:
     packages = sorted({p for edge in package_edges for p in edge})
     package_circles = circles(packages, package_edges)
     print(f"modules: {len(modules)}, imports between them: {len(edges)}")
-    print(f"imports across packages: {sum(domain(a) != domain(b) for a, b in edges)} "
-          f"({len(package_edges)} package pairs)")
+    print(
+        f"imports across packages: {sum(domain(a) != domain(b) for a, b in edges)} "
+        f"({len(package_edges)} package pairs)"
+    )
     print(f"imports inside functions: {function_local_imports(Path(kouza.__file__).parent)}")
     print(f"circles between files: {len(file_circles)}")
     for group in file_circles:

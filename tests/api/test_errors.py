@@ -58,8 +58,9 @@ class TestProblems:
     def test_kouza_errors(self, client: TestClient) -> None:
         response = client.get("/v1/wallets")
         body = assert_problem(response, 401, "invalid_token")
-        assert body == problem(401, "invalid_token",
-                               "send 'Authorization: Bearer <token>' (log in first)")
+        assert body == problem(
+            401, "invalid_token", "send 'Authorization: Bearer <token>' (log in first)"
+        )
         assert response.headers["www-authenticate"] == "Bearer"
 
     def test_validation_errors_list_each_problem(self, client: TestClient) -> None:
@@ -68,46 +69,64 @@ class TestProblems:
         assert body["errors"] == [{"field": "body.password", "problem": "Field required"}]
 
     def test_undecodable_json(self, client: TestClient) -> None:
-        response = client.post("/v1/auth/signup", content=b'{"email": ',
-                               headers={"content-type": "application/json"})
+        response = client.post(
+            "/v1/auth/signup", content=b'{"email": ', headers={"content-type": "application/json"}
+        )
         body = assert_problem(response, 422, "validation_error")
         assert "JSON decode error" in str(body["detail"])
 
     def test_a_body_that_is_not_utf8_is_422(self, client: TestClient) -> None:
         """Found by schemathesis: FastAPI answered 400 "There was an error parsing the body",
         a status no operation documents."""
-        response = client.post("/v1/auth/signup", content=b'{"email": "\xff"}',
-                               headers={"content-type": "application/json"})
+        response = client.post(
+            "/v1/auth/signup",
+            content=b'{"email": "\xff"}',
+            headers={"content-type": "application/json"},
+        )
         assert assert_problem(response, 422, "validation_error")["detail"] == (
-            "body: not UTF-8 JSON")
+            "body: not UTF-8 JSON"
+        )
 
     def test_wrong_content_type_is_422_and_says_so(self, client: TestClient) -> None:
-        response = client.post("/v1/auth/signup", content=b"email=a@example.jp",
-                               headers={"content-type": "application/x-www-form-urlencoded"})
+        response = client.post(
+            "/v1/auth/signup",
+            content=b"email=a@example.jp",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
         body = assert_problem(response, 422, "validation_error")
         assert str(body["detail"]).startswith(
-            "body: send the body as application/json, not application/x-www-form-urlencoded")
+            "body: send the body as application/json, not application/x-www-form-urlencoded"
+        )
 
     def test_authentication_comes_before_the_body(self, client: TestClient) -> None:
         """FastAPI decodes the body before any dependency: on the old code an undecodable
         body from a caller without a token got 422, telling them nothing about the 401."""
         for headers in ({}, {"Authorization": "Bearer forged"}):
-            response = client.post(f"/v1/wallets/{UNKNOWN}/transfers", content=b"{nope",
-                                   headers={"content-type": "application/json",
-                                            "Idempotency-Key": "k", **headers})
+            response = client.post(
+                f"/v1/wallets/{UNKNOWN}/transfers",
+                content=b"{nope",
+                headers={"content-type": "application/json", "Idempotency-Key": "k", **headers},
+            )
             assert_problem(response, 401, "invalid_token")
 
     def test_an_authenticated_bad_body_is_still_422(
         self, client: TestClient, rt: Runtime, mailbox: MemoryMailbox
     ) -> None:
         alice = customer(rt, mailbox)
-        login = client.post("/v1/auth/login", json={"email": alice.email,
-                                                    "password": "correct horse battery staple"})
+        login = client.post(
+            "/v1/auth/login",
+            json={"email": alice.email, "password": "correct horse battery staple"},
+        )
         token = login.json()["access_token"]
-        response = client.post(f"/v1/wallets/{alice.wallet.id}/transfers", content=b"{nope",
-                               headers={"content-type": "application/json",
-                                        "Idempotency-Key": "k",
-                                        "Authorization": f"Bearer {token}"})
+        response = client.post(
+            f"/v1/wallets/{alice.wallet.id}/transfers",
+            content=b"{nope",
+            headers={
+                "content-type": "application/json",
+                "Idempotency-Key": "k",
+                "Authorization": f"Bearer {token}",
+            },
+        )
         assert_problem(response, 422, "validation_error")
 
     def test_a_bug_is_a_500_problem_without_a_trace(self, rt: Runtime) -> None:
@@ -119,16 +138,18 @@ class TestProblems:
 
         with TestClient(app, raise_server_exceptions=False) as client:
             response = client.get("/boom")
-        assert response.json() == problem(500, "internal_error",
-                                          "internal error; it has been logged")
+        assert response.json() == problem(
+            500, "internal_error", "internal error; it has been logged"
+        )
         assert "secret" not in response.text
 
 
 class TestBodyLimit:
     def test_a_body_over_64_kib_is_413(self, client: TestClient) -> None:
         padding = "x" * (64 * 1024)
-        response = client.post("/v1/auth/signup",
-                               json={"email": "a@example.jp", "password": padding})
+        response = client.post(
+            "/v1/auth/signup", json={"email": "a@example.jp", "password": padding}
+        )
         assert_problem(response, 413, "content_too_large")
 
     def test_a_streamed_body_is_counted_without_content_length(self, client: TestClient) -> None:
@@ -138,24 +159,28 @@ class TestBodyLimit:
                 yield b"x" * 1024
             yield b'"}'
 
-        response = client.post("/v1/auth/signup", content=chunks(),
-                               headers={"content-type": "application/json"})
+        response = client.post(
+            "/v1/auth/signup", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert_problem(response, 413, "content_too_large")
 
-    def test_the_limit_is_a_setting(self, db_url: str, tmp_path: Path, clock: ManualClock,
-                                    mailbox: MemoryMailbox) -> None:
+    def test_the_limit_is_a_setting(
+        self, db_url: str, tmp_path: Path, clock: ManualClock, mailbox: MemoryMailbox
+    ) -> None:
         small = make_runtime(db_url, tmp_path, clock, mailbox, max_request_body_bytes=100)
         try:
             with TestClient(create_app(small)) as client:
-                response = client.post("/v1/auth/signup",
-                                       json={"email": "a@example.jp", "password": "p" * 100})
+                response = client.post(
+                    "/v1/auth/signup", json={"email": "a@example.jp", "password": "p" * 100}
+                )
             assert_problem(response, 413, "content_too_large")
         finally:
             small.db.dispose()
 
     def test_a_body_under_the_limit_passes(self, client: TestClient) -> None:
-        response = client.post("/v1/auth/signup",
-                               json={"email": "a@example.jp", "password": "x" * 100})
+        response = client.post(
+            "/v1/auth/signup", json={"email": "a@example.jp", "password": "x" * 100}
+        )
         assert response.json()["error"] == "weak_password"  # read and checked
 
 
@@ -169,8 +194,9 @@ class TestOpenApi:
                 for status, response in operation["responses"].items():
                     if int(status) < 400:
                         continue
-                    assert response["content"] == {PROBLEM: {"schema": {
-                        "$ref": "#/components/schemas/Problem"}}}, (path, method, status)
+                    assert response["content"] == {
+                        PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    }, (path, method, status)
                 if "requestBody" in operation:
                     assert {"413", "422"} <= set(operation["responses"]), (path, method)
                 if operation.get("security"):

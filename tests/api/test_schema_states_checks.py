@@ -15,8 +15,13 @@ from kouza.kit.openapi import IDEMPOTENCY_KEY_PATTERN, document_problems
 from kouza.kit.text import BASE64_PATTERN, SINGLE_LINE_PATTERN, JsonObject
 from kouza.risk.endpoints import EventCreate
 
-IC_CHIP = {"sod": "AAAA", "selfie": "AAA=", "nonce": "n", "kana_name": "ヤマダ タロウ",
-           "data_groups": {"1": "AAAA", "15": "QQ=="}}
+IC_CHIP = {
+    "sod": "AAAA",
+    "selfie": "AAA=",
+    "nonce": "n",
+    "kana_name": "ヤマダ タロウ",
+    "data_groups": {"1": "AAAA", "15": "QQ=="},
+}
 
 
 class Free(BaseModel):

@@ -36,20 +36,39 @@ def test_two_workers_share_the_risk_windows(tmp_path: Path) -> None:
     prefix = unique_prefix()
     redis_url = os.environ["KOUZA_TEST_REDIS_URL"]
     environment = os.environ | {
-        "KOUZA_DATABASE_URL": f"sqlite:///{tmp_path}/serve.db", "KOUZA_VAR_DIR": str(tmp_path),
-        "KOUZA_SECRET_KEY": "s" * 32, "KOUZA_RISK_FEATURE_STORE": redis_url,
+        "KOUZA_DATABASE_URL": f"sqlite:///{tmp_path}/serve.db",
+        "KOUZA_VAR_DIR": str(tmp_path),
+        "KOUZA_SECRET_KEY": "s" * 32,
+        "KOUZA_RISK_FEATURE_STORE": redis_url,
         "KOUZA_RISK_FEATURE_PREFIX": prefix,
     }
-    runtime = build_runtime(Settings(var_dir=tmp_path, secret_key="s" * 32),
-                            database_url=environment["KOUZA_DATABASE_URL"])
+    runtime = build_runtime(
+        Settings(var_dir=tmp_path, secret_key="s" * 32),
+        database_url=environment["KOUZA_DATABASE_URL"],
+    )
     upgrade(runtime.db.engine)
     with runtime.db.unit_of_work() as session:
         _, token = ops.create_operator(session, name="svc", role=OperatorRole.ANALYST, actor="t")
     port = _free_port()
-    command = [sys.executable, "-m", "kouza", "serve", "--workers", "2", "--port", str(port),
-               "--no-access-log"]
-    server = subprocess.Popen(command, env=environment, cwd=tmp_path, start_new_session=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    command = [
+        sys.executable,
+        "-m",
+        "kouza",
+        "serve",
+        "--workers",
+        "2",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+    server = subprocess.Popen(
+        command,
+        env=environment,
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -67,13 +86,23 @@ def test_two_workers_share_the_risk_windows(tmp_path: Path) -> None:
         # six wallets on six devices link six accounts from one /24: the 5th distinct account
         # seen from the network before an attempt blocks it ("many-accounts-from-network")
         for i in range(6):
-            event = RiskEvent(type=EventType.LINK_ATTEMPT, at=at + timedelta(seconds=i),
-                              wallet=f"w-{i}", device=f"d-{i}", ip=f"198.51.100.{i + 1}",
-                              bank="0001", account=f"acct-{i}", holder_name="ﾔﾏﾀﾞ ﾀﾛｳ")
+            event = RiskEvent(
+                type=EventType.LINK_ATTEMPT,
+                at=at + timedelta(seconds=i),
+                wallet=f"w-{i}",
+                device=f"d-{i}",
+                ip=f"198.51.100.{i + 1}",
+                bank="0001",
+                account=f"acct-{i}",
+                holder_name="ﾔﾏﾀﾞ ﾀﾛｳ",
+            )
             # a new connection per request, so the kernel spreads them over both workers
-            response = httpx.post(f"{base}/v1/ops/risk/assess", json=event.to_json(),
-                                  headers={"Authorization": f"Bearer {token}",
-                                           "Connection": "close"}, timeout=10)
+            response = httpx.post(
+                f"{base}/v1/ops/risk/assess",
+                json=event.to_json(),
+                headers={"Authorization": f"Bearer {token}", "Connection": "close"},
+                timeout=10,
+            )
             assert response.status_code == 200, response.text
             outcomes.append(response.json()["outcome"])
         assert "block" not in outcomes[:5] and outcomes[5] == "block", outcomes

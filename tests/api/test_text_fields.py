@@ -43,8 +43,7 @@ def _sample(spec: dict[str, Any], schema: dict[str, Any]) -> Any:
         return schema["enum"][0]
     kind = schema.get("type")
     if kind == "object":
-        return {name: _sample(spec, sub)
-                for name, sub in schema.get("properties", {}).items()}
+        return {name: _sample(spec, sub) for name, sub in schema.get("properties", {}).items()}
     if kind == "array":
         return [_sample(spec, schema.get("items", {}))]
     if kind == "integer":
@@ -56,8 +55,9 @@ def _sample(spec: dict[str, Any], schema: dict[str, Any]) -> Any:
     return None
 
 
-def _string_paths(spec: dict[str, Any], schema: dict[str, Any], sample: Any,
-                  path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+def _string_paths(
+    spec: dict[str, Any], schema: dict[str, Any], sample: Any, path: tuple[Any, ...] = ()
+) -> Iterator[tuple[Any, ...]]:
     schema = _resolve(spec, schema)
     if "anyOf" in schema:
         schema = _resolve(spec, schema["anyOf"][0])
@@ -88,11 +88,17 @@ def _json_operations(app: FastAPI) -> Iterator[tuple[str, str, dict[str, Any], d
 
 
 def _fill(url: str) -> str:
-    return (url.replace("{bank_code}", "0001").replace("{branch_code}", "001")
-            .replace("{number}", "1234567").replace("{action}", "suspend")
-            .replace("{code}", "x").replace("{client_id}", "c")
-            .replace("_id}", "}").replace("{", "00000000-0000-4000-8000-00000000000")
-            .replace("}", "1"))
+    return (
+        url.replace("{bank_code}", "0001")
+        .replace("{branch_code}", "001")
+        .replace("{number}", "1234567")
+        .replace("{action}", "suspend")
+        .replace("{code}", "x")
+        .replace("{client_id}", "c")
+        .replace("_id}", "}")
+        .replace("{", "00000000-0000-4000-8000-00000000000")
+        .replace("}", "1")
+    )
 
 
 def check_app(app: FastAPI, credentials: list[dict[str, str]]) -> int:
@@ -105,8 +111,12 @@ def check_app(app: FastAPI, credentials: list[dict[str, str]]) -> int:
             for path in _string_paths(spec, schema, sample):
                 for bad in BAD:
                     for headers in [*credentials, {}]:
-                        response = client.request(method, _fill(url), json=_poisoned(
-                            sample, path, bad), headers={"Idempotency-Key": "k", **headers})
+                        response = client.request(
+                            method,
+                            _fill(url),
+                            json=_poisoned(sample, path, bad),
+                            headers={"Idempotency-Key": "k", **headers},
+                        )
                         if response.status_code not in (401, 403):
                             break
                     where = (method, url, path, repr(bad), response.text[:200])
@@ -121,10 +131,13 @@ class TestEveryTextField:
         alice = customer(rt, mailbox)
         with rt.db.unit_of_work() as session:
             token = identity.login(session, email=alice.email, password=PASSWORD)
-            _, admin = ops.create_operator(session, name="admin", role=OperatorRole.ADMIN,
-                                           actor="test")
-        checked = check_app(create_app(rt), [{"Authorization": f"Bearer {token}"},
-                                             {"Authorization": f"Bearer {admin}"}])
+            _, admin = ops.create_operator(
+                session, name="admin", role=OperatorRole.ADMIN, actor="test"
+            )
+        checked = check_app(
+            create_app(rt),
+            [{"Authorization": f"Bearer {token}"}, {"Authorization": f"Bearer {admin}"}],
+        )
         assert checked > 150
 
     def test_the_types(self) -> None:
@@ -144,8 +157,11 @@ class TestEveryTextField:
 class TestQueryAndPath:
     def test_a_nul_in_a_query_or_path_is_422(self, rt: Runtime) -> None:
         with TestClient(create_app(rt)) as client:
-            for url in ["/v1/ops/ledger/accounts/a%00b", "/health?x=%E2%80%AE",
-                        "/v1/wallets/x%00/statement?before=1"]:
+            for url in [
+                "/v1/ops/ledger/accounts/a%00b",
+                "/health?x=%E2%80%AE",
+                "/v1/wallets/x%00/statement?before=1",
+            ]:
                 response = client.get(url)
                 assert response.status_code == 422, (url, response.text)
                 assert response.json()["error"] == "validation_error"
@@ -161,5 +177,4 @@ class TestQueryAndPath:
             for before in [2**63, 10**30]:
                 response = client.get(url, params={"before": before}, headers=auth)
                 assert response.status_code == 422, response.text
-            assert client.get(url, params={"before": 2**63 - 1},
-                              headers=auth).status_code == 200
+            assert client.get(url, params={"before": 2**63 - 1}, headers=auth).status_code == 200

@@ -116,13 +116,22 @@ def webhooks() -> WebhookReceiver:
 
 
 @pytest.fixture
-def bank_rt(bank_db_url: str, tmp_path: Path, clock: ManualClock, mailbox: MemoryMailbox,
-            webhooks: WebhookReceiver) -> Iterator[BankRuntime]:
-    settings = BankSettings(var_dir=tmp_path / "var", secret_key=BANK_SECRET,
-                            staff_token=STAFF_TOKEN)
+def bank_rt(
+    bank_db_url: str,
+    tmp_path: Path,
+    clock: ManualClock,
+    mailbox: MemoryMailbox,
+    webhooks: WebhookReceiver,
+) -> Iterator[BankRuntime]:
+    settings = BankSettings(
+        var_dir=tmp_path / "var", secret_key=BANK_SECRET, staff_token=STAFF_TOKEN
+    )
     runtime = build_bank_runtime(
-        settings, clock=clock, senders={"email": mailbox, "sms": mailbox, "post": mailbox},
-        webhook_transport=webhooks.transport, database_url=bank_db_url,
+        settings,
+        clock=clock,
+        senders={"email": mailbox, "sms": mailbox, "post": mailbox},
+        webhook_transport=webhooks.transport,
+        database_url=bank_db_url,
     )
     yield runtime
     runtime.db.dispose()

@@ -44,8 +44,7 @@ def test_seed_prints_counts_and_hides_secrets(env: Path) -> None:
 
 
 def test_seed_shows_secrets_only_when_asked(env: Path) -> None:
-    result = runner.invoke(app, ["seed", "--customers", "1", "--banks", "0010",
-                                 "--show-secrets"])
+    result = runner.invoke(app, ["seed", "--customers", "1", "--banks", "0010", "--show-secrets"])
 
     assert result.exit_code == 0 and "PIN" in result.output and "TOTP" in result.output
 
@@ -57,8 +56,13 @@ def test_links_and_revoke(env: Path) -> None:
     holder = make_holder(runtime)
     client_id, _ = make_client(runtime, webhook_url=None)
     with runtime.db.unit_of_work() as session:
-        link = legacy_linking.link(session, client=core.client(session, client_id),
-                                   bank_code="0125", form=holder.form(), source="cli-test")
+        link = legacy_linking.link(
+            session,
+            client=core.client(session, client_id),
+            bank_code="0125",
+            form=holder.form(),
+            source="cli-test",
+        )
         link_id = str(link.id)
     runtime.db.dispose()
 
@@ -80,4 +84,3 @@ def test_errors_are_one_line_and_exit_1(env: Path) -> None:
         assert result.exit_code == 1
         assert result.output.strip().startswith("error:")
         assert len(result.output.strip().splitlines()) == 1
-

@@ -40,8 +40,19 @@ def jwks_file(tmp_path: Path) -> Path:
 
 @pytest.mark.usefixtures("env")
 def test_register_client_with_its_public_key(jwks_file: Path) -> None:
-    result = runner.invoke(app, ["register-client", "kouza-wallet", "--name", "kouza",
-                                 "--jwks-file", str(jwks_file), "--redirect-uri", REDIRECT])
+    result = runner.invoke(
+        app,
+        [
+            "register-client",
+            "kouza-wallet",
+            "--name",
+            "kouza",
+            "--jwks-file",
+            str(jwks_file),
+            "--redirect-uri",
+            REDIRECT,
+        ],
+    )
 
     assert result.exit_code == 0, result.output
     assert "private_key_jwt" in result.output
@@ -52,14 +63,31 @@ def test_register_client_with_its_public_key(jwks_file: Path) -> None:
 
 @pytest.mark.usefixtures("env")
 def test_register_keys_later_and_only_once(jwks_file: Path) -> None:
-    assert runner.invoke(app, ["register-client", "kouza-wallet", "--name", "kouza"]).exit_code \
-        == 0
+    assert runner.invoke(app, ["register-client", "kouza-wallet", "--name", "kouza"]).exit_code == 0
     assert registrations() == []
 
-    first = runner.invoke(app, ["register-keys", "kouza-wallet", "--jwks-file", str(jwks_file),
-                                "--redirect-uri", REDIRECT])
-    again = runner.invoke(app, ["register-keys", "kouza-wallet", "--jwks-file", str(jwks_file),
-                                "--redirect-uri", REDIRECT])
+    first = runner.invoke(
+        app,
+        [
+            "register-keys",
+            "kouza-wallet",
+            "--jwks-file",
+            str(jwks_file),
+            "--redirect-uri",
+            REDIRECT,
+        ],
+    )
+    again = runner.invoke(
+        app,
+        [
+            "register-keys",
+            "kouza-wallet",
+            "--jwks-file",
+            str(jwks_file),
+            "--redirect-uri",
+            REDIRECT,
+        ],
+    )
 
     assert first.exit_code == 0, first.output
     assert again.exit_code == 1 and again.output.startswith("error:")
@@ -68,16 +96,17 @@ def test_register_keys_later_and_only_once(jwks_file: Path) -> None:
 
 @pytest.mark.usefixtures("env")
 def test_a_private_key_or_junk_is_refused(tmp_path: Path) -> None:
-    assert runner.invoke(app, ["register-client", "kouza-wallet", "--name", "kouza"]).exit_code \
-        == 0
+    assert runner.invoke(app, ["register-client", "kouza-wallet", "--name", "kouza"]).exit_code == 0
     private = tmp_path / "private.json"
     private.write_text(json.dumps({"keys": [ECKey.generate_key("P-256").as_dict(private=True)]}))
     junk = tmp_path / "junk.json"
     junk.write_text("not json")
 
     for path in (private, junk):
-        result = runner.invoke(app, ["register-keys", "kouza-wallet", "--jwks-file", str(path),
-                                     "--redirect-uri", REDIRECT])
+        result = runner.invoke(
+            app,
+            ["register-keys", "kouza-wallet", "--jwks-file", str(path), "--redirect-uri", REDIRECT],
+        )
         assert result.exit_code == 1, result.output
         assert result.output.strip().startswith("error:")
     assert registrations() == []

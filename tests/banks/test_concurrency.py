@@ -27,18 +27,25 @@ def _linked(rt: BankRuntime) -> tuple[str, uuid.UUID]:
     holder = make_holder(rt, balance=1_000_000)
     client_id, _ = make_client(rt, webhook_url=None)
     with rt.db.unit_of_work() as session:
-        link = legacy_linking.link(session, client=core.client(session, client_id),
-                                   bank_code="0125", form=holder.form(), source="s")
+        link = legacy_linking.link(
+            session,
+            client=core.client(session, client_id),
+            bank_code="0125",
+            form=holder.form(),
+            source="s",
+        )
         return client_id, link.id
 
 
 def _debit(rt: BankRuntime, client_id: str, link_id: uuid.UUID, key: str) -> str:
-    request = TransferRequest(kind=TransferKind.DEBIT, link_id=link_id, amount=100_000,
-                              idempotency_key=key)
+    request = TransferRequest(
+        kind=TransferKind.DEBIT, link_id=link_id, amount=100_000, idempotency_key=key
+    )
     try:
         with rt.db.unit_of_work() as session:
-            result = transfers.execute(session, client=core.client(session, client_id),
-                                       request=request)
+            result = transfers.execute(
+                session, client=core.client(session, client_id), request=request
+            )
             return "replayed" if result.replayed else "debited"
     except KouzaError as exc:
         return exc.code
@@ -48,8 +55,9 @@ def test_parallel_debits_never_exceed_the_rolling_mandate(bank_rt: BankRuntime) 
     client_id, link_id = _linked(bank_rt)
 
     with ThreadPoolExecutor(THREADS) as pool:
-        results = list(pool.map(lambda i: _debit(bank_rt, client_id, link_id, f"k{i}"),
-                                range(THREADS)))
+        results = list(
+            pool.map(lambda i: _debit(bank_rt, client_id, link_id, f"k{i}"), range(THREADS))
+        )
 
     assert sorted(results) == ["debited"] * 3 + ["mandate_exceeded"] * (THREADS - 3)
     with bank_rt.db.session() as session:
@@ -60,8 +68,9 @@ def test_parallel_retries_of_one_key_debit_once(bank_rt: BankRuntime) -> None:
     client_id, link_id = _linked(bank_rt)
 
     with ThreadPoolExecutor(THREADS) as pool:
-        results = list(pool.map(lambda _: _debit(bank_rt, client_id, link_id, "same"),
-                                range(THREADS)))
+        results = list(
+            pool.map(lambda _: _debit(bank_rt, client_id, link_id, "same"), range(THREADS))
+        )
 
     assert results.count("debited") == 1
     assert set(results) <= {"debited", "replayed", "idempotency_in_flight"}
@@ -78,9 +87,13 @@ def test_parallel_wrong_pins_lock_after_exactly_three(bank_rt: BankRuntime) -> N
     def attempt(index: int) -> str:
         try:
             with bank_rt.db.unit_of_work() as session:
-                legacy_linking.link(session, client=core.client(session, client_id),
-                                    bank_code="0125", form=holder.form(pin=f"{index:04d}"),
-                                    source=f"s{index}")
+                legacy_linking.link(
+                    session,
+                    client=core.client(session, client_id),
+                    bank_code="0125",
+                    form=holder.form(pin=f"{index:04d}"),
+                    source=f"s{index}",
+                )
                 return "linked"
         except KouzaError as exc:
             return exc.code

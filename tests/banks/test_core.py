@@ -27,23 +27,38 @@ from tests.banks.helpers import make_bank, make_holder
 
 class TestSecretsAtRest:
     def test_pin_password_and_totp_seed_are_never_stored_readable(
-        self, bank_rt: BankRuntime, clock: ManualClock,
+        self,
+        bank_rt: BankRuntime,
+        clock: ManualClock,
     ) -> None:
         make_bank(bank_rt)
         make_holder(bank_rt, pin="8642")
         with bank_rt.db.unit_of_work() as session:
             bank = core.bank(session, "0125")
-            customer = core.add_customer(session, bank, CustomerData(
-                "鈴木 花子", "すずき はなこ", date(1985, 5, 5), "仙台", "+81900000000",
-                "hanako@example.jp"), internet_banking_password="correct horse battery")
+            customer = core.add_customer(
+                session,
+                bank,
+                CustomerData(
+                    "鈴木 花子",
+                    "すずき はなこ",
+                    date(1985, 5, 5),
+                    "仙台",
+                    "+81900000000",
+                    "hanako@example.jp",
+                ),
+                internet_banking_password="correct horse battery",
+            )
             device, seed = core.add_otp_device(session, customer, label="token")
             code_now = pyotp.TOTP(seed).at(clock.now())
             assert core.verify_otp(session, device, code_now)
             assert not core.verify_otp(session, device, "000000")
 
         with bank_rt.db.session() as session:
-            dump = " ".join(str(row) for table in ("accounts", "customers", "otp_devices")
-                            for row in session.execute(text(f"SELECT * FROM {table}")))
+            dump = " ".join(
+                str(row)
+                for table in ("accounts", "customers", "otp_devices")
+                for row in session.execute(text(f"SELECT * FROM {table}"))
+            )
             account = session.scalars(select(Account)).one()
             customer = session.get_one(Customer, 2)
         assert "8642" not in dump and "correct horse" not in dump and seed not in dump
@@ -80,20 +95,34 @@ class TestFormats:
         make_holder(bank_rt)
         with bank_rt.db.unit_of_work() as session:
             with pytest.raises(InvalidBankData):
-                core.create_bank(session, code="125", name="x", name_kana="ｴｯｸｽ",
-                                 config=BankConfig())
+                core.create_bank(
+                    session, code="125", name="x", name_kana="ｴｯｸｽ", config=BankConfig()
+                )
             with pytest.raises(BankExists):
-                core.create_bank(session, code="0125", name="x", name_kana="ｴｯｸｽ",
-                                 config=BankConfig())
+                core.create_bank(
+                    session, code="0125", name="x", name_kana="ｴｯｸｽ", config=BankConfig()
+                )
             bank = core.bank(session, "0125")
             branch = core.branch(session, bank, "100")
             customer = session.scalars(select(Customer)).one()
             with pytest.raises(AccountExists):
-                core.open_account(session, customer, branch=branch,
-                                  account_type=AccountType.SAVINGS, number="1234567", pin="1111")
+                core.open_account(
+                    session,
+                    customer,
+                    branch=branch,
+                    account_type=AccountType.SAVINGS,
+                    number="1234567",
+                    pin="1111",
+                )
             with pytest.raises(InvalidBankData):
-                core.open_account(session, customer, branch=branch,
-                                  account_type=AccountType.SAVINGS, number="7654321", pin="11a1")
+                core.open_account(
+                    session,
+                    customer,
+                    branch=branch,
+                    account_type=AccountType.SAVINGS,
+                    number="7654321",
+                    pin="11a1",
+                )
 
 
 class TestApp:
@@ -107,14 +136,25 @@ class TestApp:
 
         assert health["status"] == "ok"
         [key] = jwks["keys"]
-        assert (key["kty"], key["crv"], key["alg"], key["use"]) == ("OKP", "Ed25519",
-                                                                    "Ed25519", "sig")
+        assert (key["kty"], key["crv"], key["alg"], key["use"]) == (
+            "OKP",
+            "Ed25519",
+            "Ed25519",
+            "sig",
+        )
         assert "d" not in key
         assert "/v1/links/{link_id}/debits" in spec["paths"]
         debit_responses = spec["paths"]["/v1/links/{link_id}/debits"]["post"]["responses"]
         assert {"201", "401", "404", "409", "422"} <= set(debit_responses)
-        assert banks == [{"code": "0125", "name": "七十七銀行", "name_kana": "ｼﾁｼﾞﾕｳｼﾁ",
-                          "auth_profile": "legacy_pin", "notice_channel": "email"}]
+        assert banks == [
+            {
+                "code": "0125",
+                "name": "七十七銀行",
+                "name_kana": "ｼﾁｼﾞﾕｳｼﾁ",
+                "auth_profile": "legacy_pin",
+                "notice_channel": "email",
+            }
+        ]
 
 
 class TestSeed:
@@ -147,9 +187,11 @@ class TestRealCodes:
     def test_unknown_codes_refused(self, bank_rt: BankRuntime) -> None:
         with bank_rt.db.unit_of_work() as session:
             with pytest.raises(UnknownBankCode, match="'0999' is not a bank code"):
-                core.create_bank(session, code="0999", name="x", name_kana="ｴｯｸｽ",
-                                 config=BankConfig())
-            bank = core.create_bank(session, code="0125", name="七十七銀行",
-                                    name_kana="ｼﾁｼﾞﾕｳｼﾁ", config=BankConfig())
+                core.create_bank(
+                    session, code="0999", name="x", name_kana="ｴｯｸｽ", config=BankConfig()
+                )
+            bank = core.create_bank(
+                session, code="0125", name="七十七銀行", name_kana="ｼﾁｼﾞﾕｳｼﾁ", config=BankConfig()
+            )
             with pytest.raises(UnknownBankCode, match="'999' is not a branch code of bank 0125"):
                 core.add_branch(session, bank, code="999", name="x")

@@ -29,19 +29,24 @@ class TestBankProblems:
         assert missing.headers["content-type"] == "application/problem+json"
 
     def test_body_over_the_limit(self, api: TestClient) -> None:
-        response = api.post("/v1/banks/0001/legacy-links", content=b"x" * (64 * 1024 + 1),
-                            headers={"content-type": "application/json"})
+        response = api.post(
+            "/v1/banks/0001/legacy-links",
+            content=b"x" * (64 * 1024 + 1),
+            headers={"content-type": "application/json"},
+        )
         assert (response.status_code, response.json()["error"]) == (413, "content_too_large")
         assert response.headers["content-type"] == "application/problem+json"
 
 
 class TestOAuthRoutes:
     @pytest.mark.parametrize("endpoint", ["par", "token"])
-    def test_an_unknown_bank_is_an_oauth_invalid_request(self, api: TestClient,
-                                                         endpoint: str) -> None:
+    def test_an_unknown_bank_is_an_oauth_invalid_request(
+        self, api: TestClient, endpoint: str
+    ) -> None:
         """Was a kouza 404 body: an OAuth client expects RFC 6749 §5.2's shape."""
-        response = api.post(f"/v1/banks/9999/oauth/{endpoint}",
-                            data={"grant_type": "authorization_code"})
+        response = api.post(
+            f"/v1/banks/9999/oauth/{endpoint}", data={"grant_type": "authorization_code"}
+        )
         assert response.status_code == 400
         assert response.headers["content-type"] == "application/json"
         assert response.headers["cache-control"] == "no-store"
@@ -49,8 +54,11 @@ class TestOAuthRoutes:
         assert response.json()["error"] == "invalid_request"
 
     def test_a_malformed_form_is_an_oauth_invalid_request(self, api: TestClient) -> None:
-        response = api.post("/v1/banks/0001/oauth/token", content=b"--x\r\nbroken",
-                            headers={"content-type": "multipart/form-data; boundary=x"})
+        response = api.post(
+            "/v1/banks/0001/oauth/token",
+            content=b"--x\r\nbroken",
+            headers={"content-type": "multipart/form-data; boundary=x"},
+        )
         assert response.status_code == 400
         assert response.json()["error"] == "invalid_request", response.text
         assert set(response.json()) == {"error", "error_description"}
@@ -65,6 +73,5 @@ class TestOAuthRoutes:
 def test_every_text_field_refuses_control_characters(bank_rt: BankRuntime) -> None:
     _, secret = make_client(bank_rt)
     basic = b64encode(f"kouza-wallet:{secret}".encode()).decode()
-    credentials = [{"Authorization": f"Bearer {STAFF_TOKEN}"},
-                   {"Authorization": f"Basic {basic}"}]
+    credentials = [{"Authorization": f"Bearer {STAFF_TOKEN}"}, {"Authorization": f"Basic {basic}"}]
     assert check_app(create_bank_app(bank_rt), credentials) > 10

@@ -46,27 +46,44 @@ def setup(bank_rt: BankRuntime) -> tuple[tuple[str, str], Holder, str]:
     holder = make_holder(bank_rt)
     auth = make_client(bank_rt)
     with bank_rt.db.unit_of_work() as session:
-        link = legacy_linking.link(session, client=core.client(session, auth[0]),
-                                   bank_code="0125", form=holder.form(wallet_reference="w-42"),
-                                   source="ip:198.51.100.1")
+        link = legacy_linking.link(
+            session,
+            client=core.client(session, auth[0]),
+            bank_code="0125",
+            form=holder.form(wallet_reference="w-42"),
+            source="ip:198.51.100.1",
+        )
         link_id = str(link.id)
     return auth, holder, link_id
 
 
 def debit(api: TestClient, auth: tuple[str, str], link_id: str, amount: int = 1_000) -> Any:
-    return api.post(f"/v1/links/{link_id}/debits", auth=auth, json={"amount": amount},
-                    headers={"Idempotency-Key": uuid.uuid4().hex})
+    return api.post(
+        f"/v1/links/{link_id}/debits",
+        auth=auth,
+        json={"amount": amount},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
 
 
-def verify(api: TestClient, token: str, now: Any, cache: MemoryReplayCache,
-           audience: str = "kouza-wallet") -> Any:
-    return verify_event(token, api.get("/.well-known/jwks.json").json(), now=now,
-                        replay_cache=cache, audience=audience, issuer=ISSUER)
+def verify(
+    api: TestClient, token: str, now: Any, cache: MemoryReplayCache, audience: str = "kouza-wallet"
+) -> Any:
+    return verify_event(
+        token,
+        api.get("/.well-known/jwks.json").json(),
+        now=now,
+        replay_cache=cache,
+        audience=audience,
+        issuer=ISSUER,
+    )
 
 
 class TestLinksOnAnAccount:
     def test_the_counter_lists_every_link_with_operator_and_reference(
-        self, api: TestClient, setup: Any,
+        self,
+        api: TestClient,
+        setup: Any,
     ) -> None:
         _, _, link_id = setup
 
@@ -75,15 +92,17 @@ class TestLinksOnAnAccount:
         assert response.status_code == 200
         [link] = response.json()
         assert (link["id"], link["status"], link["operator_client_id"]) == (
-            link_id, "active", "kouza-wallet")
+            link_id,
+            "active",
+            "kouza-wallet",
+        )
         assert link["operator_name"] == "ドコモ口座" and link["notice_reference"].startswith("NM-")
 
     def test_counter_routes_need_the_staff_token(self, api: TestClient, setup: Any) -> None:
         auth, _, _ = setup
 
         assert api.get(ACCOUNT + "/links").status_code == 401
-        assert api.get(ACCOUNT + "/links", headers={"Authorization": "Bearer x"}
-                       ).status_code == 401
+        assert api.get(ACCOUNT + "/links", headers={"Authorization": "Bearer x"}).status_code == 401
         assert api.get(ACCOUNT + "/links", auth=auth).status_code == 401
 
     def test_unknown_and_malformed_accounts(self, api: TestClient, setup: Any) -> None:
@@ -97,13 +116,20 @@ class TestLinksOnAnAccount:
 
 class TestRevoke:
     def test_debits_stop_at_once_and_the_wallet_gets_a_verifiable_webhook(
-        self, api: TestClient, setup: Any, webhooks: WebhookReceiver, clock: ManualClock,
+        self,
+        api: TestClient,
+        setup: Any,
+        webhooks: WebhookReceiver,
+        clock: ManualClock,
     ) -> None:
         auth, _, link_id = setup
         assert debit(api, auth, link_id).status_code == 201
 
-        revoked = api.post(f"/v1/counter/links/{link_id}/revoke", headers=STAFF,
-                           json={"reason": "holder request at branch"})
+        revoked = api.post(
+            f"/v1/counter/links/{link_id}/revoke",
+            headers=STAFF,
+            json={"reason": "holder request at branch"},
+        )
         after = debit(api, auth, link_id)
 
         assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
@@ -113,13 +139,23 @@ class TestRevoke:
         assert request.headers["content-type"] == MEDIA_TYPE
         event = verify(api, request.content.decode(), clock.now(), MemoryReplayCache())
         assert (event.type, event.link_id, event.operator_reference) == (
-            "link.revoked", link_id, "w-42")
+            "link.revoked",
+            link_id,
+            "w-42",
+        )
         assert (event.bank_code, event.aud, event.reason) == (
-            "0125", "kouza-wallet", "holder request at branch")
+            "0125",
+            "kouza-wallet",
+            "holder request at branch",
+        )
         assert api.get(f"/v1/links/{link_id}", auth=auth).json()["status"] == "revoked"
 
     def test_tampered_replayed_stale_and_misaddressed_webhooks_are_rejected(
-        self, api: TestClient, setup: Any, webhooks: WebhookReceiver, clock: ManualClock,
+        self,
+        api: TestClient,
+        setup: Any,
+        webhooks: WebhookReceiver,
+        clock: ManualClock,
     ) -> None:
         _, _, link_id = setup
         api.post(f"/v1/counter/links/{link_id}/revoke", headers=STAFF, json={"reason": "r"})
@@ -139,22 +175,34 @@ class TestRevoke:
         with pytest.raises(WebhookRejected, match="audience"):
             verify(api, token, clock.now(), MemoryReplayCache(), audience="other-wallet")
         with pytest.raises(WebhookRejected):
-            verify_event(token, {"keys": []}, now=clock.now(), replay_cache=MemoryReplayCache(),
-                         audience="kouza-wallet", issuer=ISSUER)
+            verify_event(
+                token,
+                {"keys": []},
+                now=clock.now(),
+                replay_cache=MemoryReplayCache(),
+                audience="kouza-wallet",
+                issuer=ISSUER,
+            )
 
     def test_a_failed_webhook_stays_in_the_outbox(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any, webhooks: WebhookReceiver,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
+        webhooks: WebhookReceiver,
     ) -> None:
         _, _, link_id = setup
         webhooks.status_code = 503
 
-        response = api.post(f"/v1/counter/links/{link_id}/revoke", headers=STAFF,
-                            json={"reason": "r"})
+        response = api.post(
+            f"/v1/counter/links/{link_id}/revoke", headers=STAFF, json={"reason": "r"}
+        )
 
         assert response.status_code == 200
         with bank_rt.db.session() as session:
-            row = session.scalars(select(BankOutboxMessage).where(
-                BankOutboxMessage.kind == "webhook")).one()
+            row = session.scalars(
+                select(BankOutboxMessage).where(BankOutboxMessage.kind == "webhook")
+            ).one()
             assert row.delivered_at is None and row.payload and "503" in (row.last_error or "")
             assert "eyJ" not in row.payload  # the signed token is encrypted at rest
 
@@ -162,66 +210,94 @@ class TestRevoke:
         _, _, link_id = setup
         api.post(f"/v1/counter/links/{link_id}/revoke", headers=STAFF, json={"reason": "r"})
 
-        again = api.post(f"/v1/counter/links/{link_id}/revoke", headers=STAFF,
-                         json={"reason": "r"})
-        unknown = api.post(f"/v1/counter/links/{uuid.uuid4()}/revoke", headers=STAFF,
-                           json={"reason": "r"})
+        again = api.post(f"/v1/counter/links/{link_id}/revoke", headers=STAFF, json={"reason": "r"})
+        unknown = api.post(
+            f"/v1/counter/links/{uuid.uuid4()}/revoke", headers=STAFF, json={"reason": "r"}
+        )
 
         assert again.status_code == 422 and unknown.status_code == 404
 
     def test_the_account_can_be_linked_again_after_revocation(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
     ) -> None:
         auth, holder, link_id = setup
         api.post(f"/v1/counter/links/{link_id}/revoke", headers=STAFF, json={"reason": "r"})
 
         with bank_rt.db.unit_of_work() as session:
-            link = legacy_linking.link(session, client=core.client(session, auth[0]),
-                                       bank_code="0125", form=holder.form(), source="s")
+            link = legacy_linking.link(
+                session,
+                client=core.client(session, auth[0]),
+                bank_code="0125",
+                form=holder.form(),
+                source="s",
+            )
             assert link.status == "active"
 
 
 class TestSuspend:
     def test_suspend_stops_debits_not_credits_and_resume_restarts_them(
-        self, api: TestClient, setup: Any, webhooks: WebhookReceiver, clock: ManualClock,
+        self,
+        api: TestClient,
+        setup: Any,
+        webhooks: WebhookReceiver,
+        clock: ManualClock,
     ) -> None:
         auth, _, link_id = setup
 
-        suspended = api.post(ACCOUNT + "/operators/kouza-wallet/suspend", headers=STAFF,
-                             json={"reason": "holder asked"})
+        suspended = api.post(
+            ACCOUNT + "/operators/kouza-wallet/suspend",
+            headers=STAFF,
+            json={"reason": "holder asked"},
+        )
         refused = debit(api, auth, link_id)
-        credit = api.post(f"/v1/links/{link_id}/credits", auth=auth, json={"amount": 500},
-                          headers={"Idempotency-Key": "c1"})
-        resumed = api.post(ACCOUNT + "/operators/kouza-wallet/resume", headers=STAFF,
-                           json={"reason": "holder asked"})
+        credit = api.post(
+            f"/v1/links/{link_id}/credits",
+            auth=auth,
+            json={"amount": 500},
+            headers={"Idempotency-Key": "c1"},
+        )
+        resumed = api.post(
+            ACCOUNT + "/operators/kouza-wallet/resume",
+            headers=STAFF,
+            json={"reason": "holder asked"},
+        )
         allowed = debit(api, auth, link_id)
 
         assert [link["status"] for link in suspended.json()] == ["suspended"]
-        assert refused.status_code == 422 and refused.json()["details"] == {
-            "status": "suspended"}
+        assert refused.status_code == 422 and refused.json()["details"] == {"status": "suspended"}
         assert credit.status_code == 201
         assert [link["status"] for link in resumed.json()] == ["active"]
         assert allowed.status_code == 201
         cache = MemoryReplayCache()
         assert [verify(api, t, clock.now(), cache).type for t in webhooks.tokens] == [
-            "link.suspended", "link.resumed"]
+            "link.suspended",
+            "link.resumed",
+        ]
 
     def test_bad_action_or_unknown_operator(self, api: TestClient, setup: Any) -> None:
-        bad = api.post(ACCOUNT + "/operators/kouza-wallet/pause", headers=STAFF,
-                       json={"reason": "x"})
-        unknown = api.post(ACCOUNT + "/operators/nobody/suspend", headers=STAFF,
-                           json={"reason": "x"})
+        bad = api.post(
+            ACCOUNT + "/operators/kouza-wallet/pause", headers=STAFF, json={"reason": "x"}
+        )
+        unknown = api.post(
+            ACCOUNT + "/operators/nobody/suspend", headers=STAFF, json={"reason": "x"}
+        )
 
         assert bad.status_code == 400 and unknown.status_code == 404
 
 
 class TestOverdraftOptIn:
-    def test_the_counter_sets_and_unsets_it(self, bank_rt: BankRuntime, api: TestClient,
-                                            setup: Any) -> None:
-        on = api.put(ACCOUNT + "/overdraft-opt-in", headers=STAFF,
-                     json={"debit_may_use_overdraft": True})
-        off = api.put(ACCOUNT + "/overdraft-opt-in", headers=STAFF,
-                      json={"debit_may_use_overdraft": False})
+    def test_the_counter_sets_and_unsets_it(
+        self, bank_rt: BankRuntime, api: TestClient, setup: Any
+    ) -> None:
+        on = api.put(
+            ACCOUNT + "/overdraft-opt-in", headers=STAFF, json={"debit_may_use_overdraft": True}
+        )
+        off = api.put(
+            ACCOUNT + "/overdraft-opt-in", headers=STAFF, json={"debit_may_use_overdraft": False}
+        )
 
         assert on.json()["debit_may_use_overdraft"] is True
         assert off.json()["debit_may_use_overdraft"] is False
@@ -231,7 +307,11 @@ class TestOverdraftOptIn:
 
 class TestNotMe:
     def test_the_reference_on_a_notice_revokes_the_link_and_alerts(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any, mailbox: MemoryMailbox,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
+        mailbox: MemoryMailbox,
         webhooks: WebhookReceiver,
     ) -> None:
         auth, holder, link_id = setup
@@ -239,8 +319,9 @@ class TestNotMe:
         reference = next(word for word in notice.split() if word.startswith("NM-"))
 
         anonymous = api.post("/v1/counter/not-me", json={"reference": reference})
-        response = api.post("/v1/counter/not-me", json={"reference": reference.lower()},
-                            headers=STAFF)
+        response = api.post(
+            "/v1/counter/not-me", json={"reference": reference.lower()}, headers=STAFF
+        )
 
         assert anonymous.status_code == 401
         assert response.status_code == 200 and response.json()["status"] == "revoked"
@@ -250,8 +331,10 @@ class TestNotMe:
             alert = session.scalars(select(Alert)).one()
             assert (alert.kind, alert.subject) == ("holder_disowned_link", link_id)
             assert session.get_one(Link, uuid.UUID(link_id)).revoked_reason == "holder: not me"
-        assert api.post("/v1/counter/not-me", json={"reference": "NM-NOPE"},
-                        headers=STAFF).status_code == 404
+        assert (
+            api.post("/v1/counter/not-me", json={"reference": "NM-NOPE"}, headers=STAFF).status_code
+            == 404
+        )
 
 
 def _b64decode(part: str) -> bytes:

@@ -56,8 +56,10 @@ def alerts(rt: BankRuntime) -> list[str]:
 
 
 def holder_view(api: TestClient, bank_code: str, number: str) -> list[dict[str, Any]]:
-    response = api.get(f"/v1/counter/banks/{bank_code}/branches/100/accounts/{number}"
-                       "/security-notices", headers=STAFF)
+    response = api.get(
+        f"/v1/counter/banks/{bank_code}/branches/100/accounts/{number}/security-notices",
+        headers=STAFF,
+    )
     assert response.status_code == 200, response.text
     rows: list[dict[str, Any]] = response.json()
     return rows
@@ -65,11 +67,18 @@ def holder_view(api: TestClient, bank_code: str, number: str) -> list[dict[str, 
 
 class TestAFailedIdentityCheckAfterLoginAndOtp:
     def test_the_holder_is_told_at_once_without_secrets(
-        self, bank_rt: BankRuntime, wallet: Wallet, holder: IbHolder, mailbox: MemoryMailbox,
+        self,
+        bank_rt: BankRuntime,
+        wallet: Wallet,
+        holder: IbHolder,
+        mailbox: MemoryMailbox,
         api: TestClient,
     ) -> None:
-        page = log_in(wallet, start(wallet, holder_name_kana="ヤマダ タロウ",
-                                    holder_birth_date="1971-01-02"), holder)
+        page = log_in(
+            wallet,
+            start(wallet, holder_name_kana="ヤマダ タロウ", holder_birth_date="1971-01-02"),
+            holder,
+        )
 
         assert page.status_code == 403 and link_count(bank_rt) == 0
         [notice] = notices_to(mailbox, holder.email)
@@ -80,19 +89,28 @@ class TestAFailedIdentityCheckAfterLoginAndOtp:
         reference = reference_in(notice)
         assert alerts(bank_rt) == ["oauth_identity_mismatch"]
         [row] = holder_view(api, "0129", holder.number)
-        assert (row["kind"], row["notice_reference"], row["operator_name"],
-                row["reported_not_me"]) == ("oauth_identity_mismatch", reference, "ドコモ口座",
-                                            False)
+        assert (
+            row["kind"],
+            row["notice_reference"],
+            row["operator_name"],
+            row["reported_not_me"],
+        ) == ("oauth_identity_mismatch", reference, "ドコモ口座", False)
 
     def test_not_me_locks_internet_banking(
-        self, bank_rt: BankRuntime, wallet: Wallet, holder: IbHolder, mailbox: MemoryMailbox,
-        api: TestClient, clock: ManualClock,
+        self,
+        bank_rt: BankRuntime,
+        wallet: Wallet,
+        holder: IbHolder,
+        mailbox: MemoryMailbox,
+        api: TestClient,
+        clock: ManualClock,
     ) -> None:
         log_in(wallet, start(wallet, holder_name_kana="ヤマダ タロウ"), holder)
         reference = reference_in(notices_to(mailbox, holder.email)[0])
 
-        answer = api.post("/v1/counter/not-me", json={"reference": reference.lower()},
-                          headers=STAFF)
+        answer = api.post(
+            "/v1/counter/not-me", json={"reference": reference.lower()}, headers=STAFF
+        )
         clock.advance(seconds=31)  # a fresh OTP step
         again = log_in(wallet, start(wallet), holder)  # the relay comes back, right identity
 
@@ -103,7 +121,10 @@ class TestAFailedIdentityCheckAfterLoginAndOtp:
         assert holder_view(api, "0129", holder.number)[0]["reported_not_me"] is True
 
     def test_a_matching_identity_sends_no_security_notice(
-        self, wallet: Wallet, holder: IbHolder, mailbox: MemoryMailbox,
+        self,
+        wallet: Wallet,
+        holder: IbHolder,
+        mailbox: MemoryMailbox,
     ) -> None:
         page = log_in(wallet, start(wallet), holder)
 
@@ -120,11 +141,19 @@ class TestFailedLegacyAttempts:
 
     def attempt(self, rt: BankRuntime, victim: Holder, **changes: object) -> None:
         with pytest.raises(LinkRefused), rt.db.unit_of_work() as session:
-            legacy_linking.link(session, client=core.client(session, "kouza-wallet"),
-                                bank_code="0125", form=victim.form(**changes), source="ip:x")
+            legacy_linking.link(
+                session,
+                client=core.client(session, "kouza-wallet"),
+                bank_code="0125",
+                form=victim.form(**changes),
+                source="ip:x",
+            )
 
     def test_one_wrong_pin_is_not_reported_the_second_is_once(
-        self, bank_rt: BankRuntime, victim: Holder, mailbox: MemoryMailbox,
+        self,
+        bank_rt: BankRuntime,
+        victim: Holder,
+        mailbox: MemoryMailbox,
         clock: ManualClock,
     ) -> None:
         self.attempt(bank_rt, victim, pin="0000")
@@ -140,7 +169,10 @@ class TestFailedLegacyAttempts:
         assert alerts(bank_rt) == ["legacy_failed_attempts"]
 
     def test_failures_a_day_apart_are_not_repeated(
-        self, bank_rt: BankRuntime, victim: Holder, mailbox: MemoryMailbox,
+        self,
+        bank_rt: BankRuntime,
+        victim: Holder,
+        mailbox: MemoryMailbox,
         clock: ManualClock,
     ) -> None:
         self.attempt(bank_rt, victim, pin="0000")
@@ -150,7 +182,10 @@ class TestFailedLegacyAttempts:
         assert notices_to(mailbox, victim.email) == []
 
     def test_a_right_pin_with_a_wrong_name_is_reported_at_once(
-        self, bank_rt: BankRuntime, victim: Holder, mailbox: MemoryMailbox,
+        self,
+        bank_rt: BankRuntime,
+        victim: Holder,
+        mailbox: MemoryMailbox,
     ) -> None:
         self.attempt(bank_rt, victim, holder_kana="ｽｽﾞｷ ｲﾁﾛｳ")
 
@@ -158,8 +193,9 @@ class TestFailedLegacyAttempts:
         assert "ｽｽﾞｷ" not in notice
         assert alerts(bank_rt) == ["legacy_failed_attempts"]
 
-    def test_not_me_locks_the_pin(self, bank_rt: BankRuntime, victim: Holder,
-                                  mailbox: MemoryMailbox, api: TestClient) -> None:
+    def test_not_me_locks_the_pin(
+        self, bank_rt: BankRuntime, victim: Holder, mailbox: MemoryMailbox, api: TestClient
+    ) -> None:
         self.attempt(bank_rt, victim, holder_kana="ｽｽﾞｷ ｲﾁﾛｳ")
         reference = reference_in(notices_to(mailbox, victim.email)[0])
 
@@ -169,14 +205,14 @@ class TestFailedLegacyAttempts:
         assert answer.status_code == 200, answer.text
         assert answer.json()["kind"] == "legacy_failed_attempts"
         with bank_rt.db.session() as session:
-            last = session.scalars(select(LinkAttempt.outcome)
-                                   .order_by(LinkAttempt.id.desc())).first()
+            last = session.scalars(
+                select(LinkAttempt.outcome).order_by(LinkAttempt.id.desc())
+            ).first()
         assert last == AttemptOutcome.ACCOUNT_LOCKED.value
         [row] = holder_view(api, "0125", victim.number)
         assert row["reported_not_me"] is True
 
     def test_an_unknown_reference_is_a_404(self, api: TestClient, victim: Holder) -> None:
-        answer = api.post("/v1/counter/not-me", json={"reference": "NM-0000000000"},
-                          headers=STAFF)
+        answer = api.post("/v1/counter/not-me", json={"reference": "NM-0000000000"}, headers=STAFF)
 
         assert answer.status_code == 404

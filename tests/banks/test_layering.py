@@ -7,11 +7,31 @@ from pathlib import Path
 
 import kouza.banks.bank as bank_package
 
-WALLET_SIDE = ("kouza.identity", "kouza.wallet", "kouza.ledger", "kouza.ops", "kouza.api",
-               "kouza.cli", "kouza.console", "kouza.sim", "kouza.risk", "kouza.config",
-               "kouza.models", "kouza.banks.linking")
-PURE_WEBHOOK_ALLOWED = ("json", "threading", "uuid", "dataclasses", "datetime", "typing",
-                        "__future__", "joserfc", "kouza.errors")
+WALLET_SIDE = (
+    "kouza.identity",
+    "kouza.wallet",
+    "kouza.ledger",
+    "kouza.ops",
+    "kouza.api",
+    "kouza.cli",
+    "kouza.console",
+    "kouza.sim",
+    "kouza.risk",
+    "kouza.config",
+    "kouza.models",
+    "kouza.banks.linking",
+)
+PURE_WEBHOOK_ALLOWED = (
+    "json",
+    "threading",
+    "uuid",
+    "dataclasses",
+    "datetime",
+    "typing",
+    "__future__",
+    "joserfc",
+    "kouza.errors",
+)
 
 
 def _imports(path: Path) -> set[str]:
@@ -26,15 +46,16 @@ def _imports(path: Path) -> set[str]:
 
 def _bank_modules() -> list[Path]:
     root = Path(bank_package.__file__).parent
-    return [*sorted(root.rglob("*.py")), root.parent / "__init__.py",
-            root.parent / "webhooks.py"]
+    return [*sorted(root.rglob("*.py")), root.parent / "__init__.py", root.parent / "webhooks.py"]
 
 
 def test_no_bank_module_imports_the_wallet_side() -> None:
     offenders = {
-        str(path): sorted(name for name in _imports(path)
-                          if any(name == side or name.startswith(side + ".")
-                                 for side in WALLET_SIDE))
+        str(path): sorted(
+            name
+            for name in _imports(path)
+            if any(name == side or name.startswith(side + ".") for side in WALLET_SIDE)
+        )
         for path in _bank_modules()
     }
 
@@ -47,8 +68,10 @@ def test_the_webhook_verifier_needs_no_database() -> None:
 
     imported = _imports(path)
 
-    assert all(name.split(".")[0] in PURE_WEBHOOK_ALLOWED or name in PURE_WEBHOOK_ALLOWED
-               for name in imported), imported
+    assert all(
+        name.split(".")[0] in PURE_WEBHOOK_ALLOWED or name in PURE_WEBHOOK_ALLOWED
+        for name in imported
+    ), imported
     assert not any(name.startswith("sqlalchemy") for name in imported)
 
 

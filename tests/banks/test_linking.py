@@ -40,18 +40,24 @@ def auth(bank_rt: BankRuntime) -> tuple[str, str]:
 
 def form_body(holder: Holder, **changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "branch_code": holder.branch_code, "account_type": "ordinary",
-        "account_number": holder.number, "holder_kana": holder.name_kana, "pin": holder.pin,
-        "birth_date": holder.birth_date.isoformat(), "wallet_reference": "wallet-1",
+        "branch_code": holder.branch_code,
+        "account_type": "ordinary",
+        "account_number": holder.number,
+        "holder_kana": holder.name_kana,
+        "pin": holder.pin,
+        "birth_date": holder.birth_date.isoformat(),
+        "wallet_reference": "wallet-1",
         "end_user_source": "ip:203.0.113.7",
     }
     return body | changes
 
 
-def post_link(api: TestClient, auth: tuple[str, str], holder: Holder,
-              bank_code: str = "0125", **changes: Any) -> Any:
-    return api.post(f"/v1/banks/{bank_code}/legacy-links", auth=auth,
-                    json=form_body(holder, **changes))
+def post_link(
+    api: TestClient, auth: tuple[str, str], holder: Holder, bank_code: str = "0125", **changes: Any
+) -> Any:
+    return api.post(
+        f"/v1/banks/{bank_code}/legacy-links", auth=auth, json=form_body(holder, **changes)
+    )
 
 
 def outcomes(rt: BankRuntime) -> list[str]:
@@ -66,7 +72,10 @@ def link_count(rt: BankRuntime) -> int:
 
 class TestLegacyLink:
     def test_links_with_account_name_and_pin_and_notifies_the_holder(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
         mailbox: MemoryMailbox,
     ) -> None:
         make_bank(bank_rt)
@@ -90,12 +99,21 @@ class TestLegacyLink:
             row = session.scalars(select(BankOutboxMessage)).one()
             assert row.delivered_at is not None and row.payload is None
 
-    @pytest.mark.parametrize(("channel", "contact"), [
-        (NoticeChannel.SMS, "+81227111111"), (NoticeChannel.POST, "宮城県仙台市青葉区中央3-3-20"),
-    ])
+    @pytest.mark.parametrize(
+        ("channel", "contact"),
+        [
+            (NoticeChannel.SMS, "+81227111111"),
+            (NoticeChannel.POST, "宮城県仙台市青葉区中央3-3-20"),
+        ],
+    )
     def test_the_notice_goes_to_the_contact_on_file_for_the_banks_channel(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
-        mailbox: MemoryMailbox, channel: NoticeChannel, contact: str,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
+        mailbox: MemoryMailbox,
+        channel: NoticeChannel,
+        contact: str,
     ) -> None:
         make_bank(bank_rt, notice_channel=channel)
         holder = make_holder(bank_rt)
@@ -107,7 +125,10 @@ class TestLegacyLink:
         assert message.subject.startswith("[七十七銀行]")
 
     def test_every_refusal_looks_the_same_while_the_bank_keeps_the_reason(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
     ) -> None:
         make_bank(bank_rt)
         holder = make_holder(bank_rt)
@@ -123,20 +144,26 @@ class TestLegacyLink:
             "locked": post_link(api, auth, holder, account_number="7654321", pin="1111"),
         }
 
-        seen = {(r.status_code, r.text, r.headers.get("content-length"))
-                for r in answers.values()}
+        seen = {(r.status_code, r.text, r.headers.get("content-length")) for r in answers.values()}
         assert len(seen) == 1
         status, text, _ = seen.pop()
         assert status == 422
         assert json.loads(text) == problem(
-            422, "link_refused", "the registration could not be completed (登録できませんでした)")
+            422, "link_refused", "the registration could not be completed (登録できませんでした)"
+        )
         assert outcomes(bank_rt)[3:] == [
-            "unknown_account", "unknown_account", "name_mismatch", "wrong_pin", "account_locked"
+            "unknown_account",
+            "unknown_account",
+            "name_mismatch",
+            "wrong_pin",
+            "account_locked",
         ]
         assert link_count(bank_rt) == 0
 
     def test_unknown_accounts_cost_one_argon2_verification_like_known_ones(
-        self, bank_rt: BankRuntime, monkeypatch: pytest.MonkeyPatch,
+        self,
+        bank_rt: BankRuntime,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         make_bank(bank_rt)
         holder = make_holder(bank_rt)
@@ -156,7 +183,10 @@ class TestLegacyLink:
         assert calls == ["$argon2id", "$argon2id"]
 
     def test_birth_date_bank_refuses_a_wrong_date_the_same_way(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
     ) -> None:
         make_bank(bank_rt, "0152", profile=AuthProfile.LEGACY_PIN_DOB)
         holder = make_holder(bank_rt, bank_code="0152")
@@ -169,14 +199,16 @@ class TestLegacyLink:
         assert outcomes(bank_rt) == ["birth_date_mismatch", "linked"]
 
     def test_a_verified_name_is_compared_even_at_a_kana_only_bank(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
     ) -> None:
         make_bank(bank_rt)
         holder = make_holder(bank_rt)  # 山田 太郎, ﾔﾏﾀﾞ ﾀﾛｳ
 
         other_card = post_link(api, auth, holder, holder_name="鈴木 次郎")
-        other_birth = post_link(api, auth, holder, holder_name="山田 太郎",
-                                birth_date="1961-04-01")
+        other_birth = post_link(api, auth, holder, holder_name="山田 太郎", birth_date="1961-04-01")
         own_card = post_link(api, auth, holder, holder_name="山田\u3000太郎")
 
         assert other_card.status_code == other_birth.status_code == 422
@@ -185,7 +217,10 @@ class TestLegacyLink:
         assert outcomes(bank_rt) == ["name_mismatch", "birth_date_mismatch", "linked"]
 
     def test_a_verified_name_without_its_birth_date_is_bad_input(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
     ) -> None:
         make_bank(bank_rt)
         holder = make_holder(bank_rt)
@@ -196,7 +231,10 @@ class TestLegacyLink:
         assert outcomes(bank_rt) == [] and link_count(bank_rt) == 0
 
     def test_oauth_bank_does_not_offer_the_form(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
     ) -> None:
         make_bank(bank_rt, "0001", profile=AuthProfile.OAUTH)
         holder = make_holder(bank_rt, bank_code="0001")
@@ -208,7 +246,10 @@ class TestLegacyLink:
         assert outcomes(bank_rt) == [] and link_count(bank_rt) == 0
 
     def test_one_wallet_per_account_and_operator(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
     ) -> None:
         make_bank(bank_rt)
         holder = make_holder(bank_rt)
@@ -223,13 +264,17 @@ class TestLegacyLink:
 
 class TestPinLockout:
     def test_third_wrong_pin_locks_and_the_right_pin_is_then_refused(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
     ) -> None:
         make_bank(bank_rt)
         holder = make_holder(bank_rt)
 
-        wrong = [post_link(api, auth, holder, pin=pin).status_code
-                 for pin in ("0000", "1111", "2222")]
+        wrong = [
+            post_link(api, auth, holder, pin=pin).status_code for pin in ("0000", "1111", "2222")
+        ]
         fourth = post_link(api, auth, holder)
 
         assert wrong == [422, 422, 422]
@@ -241,7 +286,10 @@ class TestPinLockout:
         assert link_count(bank_rt) == 0
 
     def test_a_success_resets_the_counter(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
     ) -> None:
         make_bank(bank_rt)
         holder = make_holder(bank_rt)
@@ -256,14 +304,25 @@ class TestPinLockout:
 
 class TestBadInput:
     MALFORMED: tuple[dict[str, Any], ...] = (
-        {"account_number": "123456"}, {"account_number": "12345678"},
-        {"account_number": "12345a7"}, {"pin": "12a4"}, {"pin": "12345"}, {"pin": ""},
-        {"branch_code": "10"}, {"account_type": "futsu"}, {"holder_kana": "山田太郎"},
-        {"wallet_reference": ""}, {"max_per_debit": 0}, {"max_per_debit": -5},
+        {"account_number": "123456"},
+        {"account_number": "12345678"},
+        {"account_number": "12345a7"},
+        {"pin": "12a4"},
+        {"pin": "12345"},
+        {"pin": ""},
+        {"branch_code": "10"},
+        {"account_type": "futsu"},
+        {"holder_kana": "山田太郎"},
+        {"wallet_reference": ""},
+        {"max_per_debit": 0},
+        {"max_per_debit": -5},
     )
 
     def test_malformed_forms_get_a_clear_4xx_and_change_nothing(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
     ) -> None:
         make_bank(bank_rt)
         holder = make_holder(bank_rt)
@@ -277,7 +336,10 @@ class TestBadInput:
         assert outcomes(bank_rt) == [] and link_count(bank_rt) == 0
 
     def test_unknown_or_malformed_bank_code(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
     ) -> None:
         make_bank(bank_rt)
         holder = make_holder(bank_rt)
@@ -285,12 +347,17 @@ class TestBadInput:
         answers = {code: post_link(api, auth, holder, code) for code in ("9998", "12", "abcd")}
 
         assert {code: (r.status_code, r.json()["error"]) for code, r in answers.items()} == {
-            "9998": (404, "unknown_bank"), "12": (400, "invalid_bank_data"),
-            "abcd": (400, "invalid_bank_data")}
+            "9998": (404, "unknown_bank"),
+            "12": (400, "invalid_bank_data"),
+            "abcd": (400, "invalid_bank_data"),
+        }
         assert outcomes(bank_rt) == []
 
     def test_no_or_wrong_client_credentials(
-        self, bank_rt: BankRuntime, api: TestClient, auth: tuple[str, str],
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        auth: tuple[str, str],
     ) -> None:
         make_bank(bank_rt)
         holder = make_holder(bank_rt)
@@ -298,8 +365,11 @@ class TestBadInput:
         missing = api.post("/v1/banks/0125/legacy-links", json=form_body(holder))
         wrong = post_link(api, (auth[0], "bcs_wrong"), holder)
         other_id = post_link(api, ("someone-else", auth[1]), holder)
-        bearer = api.post("/v1/banks/0125/legacy-links", json=form_body(holder),
-                          headers={"Authorization": f"Bearer {auth[1]}"})
+        bearer = api.post(
+            "/v1/banks/0125/legacy-links",
+            json=form_body(holder),
+            headers={"Authorization": f"Bearer {auth[1]}"},
+        )
 
         assert [r.status_code for r in (missing, wrong, other_id)] == [401, 401, 401]
         assert missing.json()["error"] == "invalid_client"

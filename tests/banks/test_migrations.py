@@ -15,7 +15,8 @@ from kouza.banks.bank.runtime import BankRuntime
 def test_schema_matches_models(bank_rt: BankRuntime) -> None:
     with bank_rt.db.engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "version_table": VERSION_TABLE})
+            connection, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
         differences = compare_metadata(context, BankBase.metadata)
 
     assert differences == []

@@ -45,30 +45,53 @@ def seed_victims(rt: BankRuntime) -> tuple[list[Leaked], int]:
                 pin = "4321"
             matching += pin == TRIED_PIN
             name = f"ﾃｽﾄ ﾀﾛｳ{index:03d}"
-            customer = core.add_customer(session, bank, CustomerData(
-                name_kanji=f"試験 太郎{index}", name_kana=name, birth_date=date(1970, 1, 1),
-                address="宮城県", phone="+81220000000", email=f"v{index}@example.jp"))
+            customer = core.add_customer(
+                session,
+                bank,
+                CustomerData(
+                    name_kanji=f"試験 太郎{index}",
+                    name_kana=name,
+                    birth_date=date(1970, 1, 1),
+                    address="宮城県",
+                    phone="+81220000000",
+                    email=f"v{index}@example.jp",
+                ),
+            )
             number = f"{1_000_000 + index * 37:07d}"
-            core.open_account(session, customer, branch=branch,
-                              account_type=AccountType.ORDINARY, number=number, pin=pin,
-                              balance=300_000)
+            core.open_account(
+                session,
+                customer,
+                branch=branch,
+                account_type=AccountType.ORDINARY,
+                number=number,
+                pin=pin,
+                balance=300_000,
+            )
             leaked.append(Leaked(number, name))
     return leaked, matching
 
 
-def attack(rt: BankRuntime, clock: ManualClock, leaked: list[Leaked],
-           auth: tuple[str, str]) -> tuple[int, int]:
+def attack(
+    rt: BankRuntime, clock: ManualClock, leaked: list[Leaked], auth: tuple[str, str]
+) -> tuple[int, int]:
     """Try the PIN on every leaked account; stop when blocked. Returns (tried, linked)."""
     tried = linked = 0
     with TestClient(create_bank_app(rt)) as api:
         for victim in leaked:
             clock.advance(seconds=2)
-            response = api.post("/v1/banks/0125/legacy-links", auth=auth, json={
-                "branch_code": "100", "account_type": "ordinary",
-                "account_number": victim.number, "holder_kana": victim.name_kana,
-                "pin": TRIED_PIN, "wallet_reference": f"attacker-{victim.number}",
-                "end_user_source": "ip:203.0.113.66",
-            })
+            response = api.post(
+                "/v1/banks/0125/legacy-links",
+                auth=auth,
+                json={
+                    "branch_code": "100",
+                    "account_type": "ordinary",
+                    "account_number": victim.number,
+                    "holder_kana": victim.name_kana,
+                    "pin": TRIED_PIN,
+                    "wallet_reference": f"attacker-{victim.number}",
+                    "end_user_source": "ip:203.0.113.66",
+                },
+            )
             if response.status_code == 429:
                 assert response.json()["error"] == "source_blocked"
                 break
@@ -84,7 +107,8 @@ def count(rt: BankRuntime, model: type[object]) -> int:
 
 
 def test_an_unmonitored_legacy_bank_links_every_account_with_the_tried_pin(
-    bank_rt: BankRuntime, clock: ManualClock,
+    bank_rt: BankRuntime,
+    clock: ManualClock,
 ) -> None:
     make_bank(bank_rt)
     leaked, matching = seed_victims(bank_rt)
@@ -99,10 +123,10 @@ def test_an_unmonitored_legacy_bank_links_every_account_with_the_tried_pin(
 
 
 def test_a_monitoring_bank_blocks_the_source_early_and_alerts(
-    bank_rt: BankRuntime, clock: ManualClock,
+    bank_rt: BankRuntime,
+    clock: ManualClock,
 ) -> None:
-    make_bank(bank_rt, monitor_failed_links=True, monitor_max_failures=10,
-              monitor_min_accounts=5)
+    make_bank(bank_rt, monitor_failed_links=True, monitor_max_failures=10, monitor_min_accounts=5)
     leaked, _ = seed_victims(bank_rt)
 
     tried, linked = attack(bank_rt, clock, leaked, make_client(bank_rt))
@@ -117,8 +141,13 @@ def test_a_monitoring_bank_blocks_the_source_early_and_alerts(
 
 
 def test_the_block_expires(bank_rt: BankRuntime, clock: ManualClock) -> None:
-    make_bank(bank_rt, monitor_failed_links=True, monitor_max_failures=10,
-              monitor_min_accounts=5, monitor_block_seconds=600)
+    make_bank(
+        bank_rt,
+        monitor_failed_links=True,
+        monitor_max_failures=10,
+        monitor_min_accounts=5,
+        monitor_block_seconds=600,
+    )
     leaked, _ = seed_victims(bank_rt)
     auth = make_client(bank_rt)
     attack(bank_rt, clock, leaked[:20], auth)

@@ -36,17 +36,32 @@ def setup(bank_rt: BankRuntime) -> tuple[tuple[str, str], Holder, str]:
     holder = make_holder(bank_rt, balance=500_000, overdraft_limit=200_000)
     auth = make_client(bank_rt)
     with bank_rt.db.unit_of_work() as session:
-        link = legacy_linking.link(session, client=core.client(session, auth[0]),
-                                   bank_code="0125", form=holder.form(), source="ip:198.51.100.1")
+        link = legacy_linking.link(
+            session,
+            client=core.client(session, auth[0]),
+            bank_code="0125",
+            form=holder.form(),
+            source="ip:198.51.100.1",
+        )
         link_id = str(link.id)
     return auth, holder, link_id
 
 
-def debit(api: TestClient, auth: tuple[str, str], link_id: str, amount: Any,
-          key: str | None = None, kind: str = "debits", **extra: Any) -> Any:
-    return api.post(f"/v1/links/{link_id}/{kind}", auth=auth,
-                    json={"amount": amount, **extra},
-                    headers={"Idempotency-Key": key or uuid.uuid4().hex})
+def debit(
+    api: TestClient,
+    auth: tuple[str, str],
+    link_id: str,
+    amount: Any,
+    key: str | None = None,
+    kind: str = "debits",
+    **extra: Any,
+) -> Any:
+    return api.post(
+        f"/v1/links/{link_id}/{kind}",
+        auth=auth,
+        json={"amount": amount, **extra},
+        headers={"Idempotency-Key": key or uuid.uuid4().hex},
+    )
 
 
 def balance(rt: BankRuntime) -> int:
@@ -61,7 +76,11 @@ def movement_count(rt: BankRuntime) -> int:
 
 class TestDebit:
     def test_debit_within_the_mandate_moves_money_and_notifies_the_holder(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any, mailbox: MemoryMailbox,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
+        mailbox: MemoryMailbox,
     ) -> None:
         auth, holder, link_id = setup
 
@@ -75,15 +94,21 @@ class TestDebit:
         with bank_rt.db.session() as session:
             movement = session.scalars(select(Movement)).one()
             reference = session.scalars(select(Transfer.link_id)).one()
-        assert (movement.kind, movement.amount, movement.balance_after) == ("debit", 100_000,
-                                                                            400_000)
+        assert (movement.kind, movement.amount, movement.balance_after) == (
+            "debit",
+            100_000,
+            400_000,
+        )
         assert movement.description == "ﾄﾞｺﾓｺｳｻﾞ" and movement.counterparty == "ドコモ口座"
         assert str(reference) == link_id
         notice = mailbox.last_to(holder.email)
         assert "¥100,000" in notice.body and "NM-" in notice.body and "not me" in notice.body
 
     def test_above_the_per_debit_maximum_is_refused(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
     ) -> None:
         auth, _, link_id = setup
 
@@ -93,7 +118,11 @@ class TestDebit:
         assert balance(bank_rt) == 500_000 and movement_count(bank_rt) == 0
 
     def test_rolling_30_days_not_calendar_month(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any, clock: ManualClock,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
+        clock: ManualClock,
     ) -> None:
         auth, _, link_id = setup
         # the incident's pattern: four debits within a minute, then again the next "month"
@@ -111,7 +140,10 @@ class TestDebit:
         assert balance(bank_rt) == 100_000
 
     def test_above_the_balance_is_refused(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
     ) -> None:
         auth, _, link_id = setup
         with bank_rt.db.unit_of_work() as session:
@@ -124,7 +156,10 @@ class TestDebit:
         assert balance(bank_rt) == 150_000 and movement_count(bank_rt) == 0
 
     def test_overdraft_only_when_the_holder_opted_in(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
     ) -> None:
         auth, holder, link_id = setup
         with bank_rt.db.unit_of_work() as session:
@@ -132,8 +167,9 @@ class TestDebit:
 
         excluded = debit(api, auth, link_id, 200_000)
         with bank_rt.db.unit_of_work() as session:
-            account = core.account(session, bank_code="0125", branch_code="100",
-                                   number=holder.number)
+            account = core.account(
+                session, bank_code="0125", branch_code="100", number=holder.number
+            )
             holder_service.set_overdraft_opt_in(session, account, enabled=True)
         allowed = debit(api, auth, link_id, 200_000)
         beyond = debit(api, auth, link_id, 60_001)
@@ -145,7 +181,11 @@ class TestDebit:
         assert balance(bank_rt) == -150_000
 
     def test_an_expired_mandate_debits_nothing(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any, clock: ManualClock,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
+        clock: ManualClock,
     ) -> None:
         auth, _, link_id = setup
         clock.advance(days=365)
@@ -153,13 +193,16 @@ class TestDebit:
         response = debit(api, auth, link_id, 1_000)
 
         assert response.status_code == 422
-        assert response.json() == problem(422, "link_not_active",
-                                          "debits under this link are stopped",
-                                          status="expired")
+        assert response.json() == problem(
+            422, "link_not_active", "debits under this link are stopped", status="expired"
+        )
         assert balance(bank_rt) == 500_000
 
     def test_bad_amounts_are_refused_and_nothing_moves(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
     ) -> None:
         auth, _, link_id = setup
 
@@ -171,7 +214,10 @@ class TestDebit:
         assert balance(bank_rt) == 500_000 and movement_count(bank_rt) == 0
 
     def test_unknown_link_and_another_clients_link(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
     ) -> None:
         auth, _, link_id = setup
         other = make_client(bank_rt, "other-wallet")
@@ -187,7 +233,11 @@ class TestDebit:
 
 class TestIdempotency:
     def test_retries_of_the_same_request_move_money_once(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any, mailbox: MemoryMailbox,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
+        mailbox: MemoryMailbox,
     ) -> None:
         auth, _, link_id = setup
 
@@ -200,7 +250,10 @@ class TestIdempotency:
         assert sum("¥50,000" in m.body for m in mailbox.messages) == 1
 
     def test_same_key_different_request_is_a_conflict(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
     ) -> None:
         auth, _, link_id = setup
         debit(api, auth, link_id, 50_000, key="topup-1")
@@ -212,7 +265,10 @@ class TestIdempotency:
         assert balance(bank_rt) == 450_000 and movement_count(bank_rt) == 1
 
     def test_a_refused_request_does_not_burn_its_key(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
     ) -> None:
         auth, _, link_id = setup
         assert debit(api, auth, link_id, 400_000, key="k").status_code == 422
@@ -220,7 +276,11 @@ class TestIdempotency:
         assert debit(api, auth, link_id, 300_000, key="k").status_code == 201
 
     def test_reconciliation_reads_by_key_id_and_time_range(
-        self, bank_rt: BankRuntime, api: TestClient, setup: Any, clock: ManualClock,
+        self,
+        bank_rt: BankRuntime,
+        api: TestClient,
+        setup: Any,
+        clock: ManualClock,
     ) -> None:
         auth, _, link_id = setup
         start = clock.now()
@@ -230,8 +290,11 @@ class TestIdempotency:
 
         by_key = api.get("/v1/transfers", params={"idempotency_key": "a"}, auth=auth)
         by_id = api.get(f"/v1/transfers/{second['id']}", auth=auth)
-        window = api.get("/v1/transfers", auth=auth, params={
-            "since": start.isoformat(), "until": (start + timedelta(hours=1)).isoformat()})
+        window = api.get(
+            "/v1/transfers",
+            auth=auth,
+            params={"since": start.isoformat(), "until": (start + timedelta(hours=1)).isoformat()},
+        )
         missing = api.get("/v1/transfers", params={"idempotency_key": "zzz"}, auth=auth)
         unbounded = api.get("/v1/transfers", auth=auth)
 
@@ -243,8 +306,9 @@ class TestIdempotency:
 
 
 class TestJournal:
-    def test_movements_are_immutable(self, bank_rt: BankRuntime, api: TestClient,
-                                     setup: Any) -> None:
+    def test_movements_are_immutable(
+        self, bank_rt: BankRuntime, api: TestClient, setup: Any
+    ) -> None:
         auth, _, link_id = setup
         debit(api, auth, link_id, 1_000)
 
@@ -255,8 +319,9 @@ class TestJournal:
 
         assert movement_count(bank_rt) == 1
 
-    def test_the_balance_check_holds_in_the_database(self, bank_rt: BankRuntime,
-                                                     setup: Any) -> None:
+    def test_the_balance_check_holds_in_the_database(
+        self, bank_rt: BankRuntime, setup: Any
+    ) -> None:
         with pytest.raises(DBAPIError), bank_rt.db.unit_of_work() as session:
             session.execute(update(Account).values(balance=-200_001))
 

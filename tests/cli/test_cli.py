@@ -32,7 +32,6 @@ from tests.factories import PASSWORD
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
-
 @pytest.fixture
 def cli_rt(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     """The CLI's own runtime, on a fresh SQLite database under ``tmp_path``."""
@@ -67,7 +66,8 @@ def refused(*args: str) -> str:
     result = kouza(*args)
     assert result.exit_code == 1, (args, result.output, result.exception)
     assert not isinstance(result.exception, Exception) or isinstance(
-        result.exception, SystemExit), result.exception
+        result.exception, SystemExit
+    ), result.exception
     assert "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr
@@ -106,27 +106,29 @@ class TestMerchants:
         listing = ok("merchants", "list")
         rows = [line for line in listing.splitlines() if re.search(UUID, line)]
         assert len(rows) == 2
-        assert re.search(rf"{lawson}\s+│?\s*Lawson Shibuya\s+│?\s*convenience_store\s+│?\s*¥0",
-                         listing), listing
+        assert re.search(
+            rf"{lawson}\s+│?\s*Lawson Shibuya\s+│?\s*convenience_store\s+│?\s*¥0", listing
+        ), listing
         assert str(yodobashi) in listing and "electronics" in listing
 
         now = datetime.now(UTC)
-        dynamic = qr_codes.verify(cli_rt.secret, ok("merchants", "qr", str(lawson), "--amount",
-                                                     "3200", "--order-ref", "till-1").strip(),
-                                  now=now)
-        assert (dynamic.merchant_id, dynamic.amount, dynamic.order_ref) == (lawson, 3_200,
-                                                                             "till-1")
+        dynamic = qr_codes.verify(
+            cli_rt.secret,
+            ok("merchants", "qr", str(lawson), "--amount", "3200", "--order-ref", "till-1").strip(),
+            now=now,
+        )
+        assert (dynamic.merchant_id, dynamic.amount, dynamic.order_ref) == (lawson, 3_200, "till-1")
         assert dynamic.expires_at is not None
-        static = qr_codes.verify(cli_rt.secret, ok("merchants", "qr", str(lawson)).strip(),
-                                 now=now)
+        static = qr_codes.verify(cli_rt.secret, ok("merchants", "qr", str(lawson)).strip(), now=now)
         assert (static.amount, static.order_ref, static.expires_at) == (None, None, None)
 
     def test_bad_input(self, cli_rt: Runtime) -> None:
         nowhere = uuid.uuid4()
-        assert refused("merchants", "qr", "not-a-uuid") == \
-            "error: not a valid merchant id: 'not-a-uuid'"
-        assert refused("merchants", "qr", str(nowhere)).startswith(
-            "error: no such merchant")
+        assert (
+            refused("merchants", "qr", "not-a-uuid")
+            == "error: not a valid merchant id: 'not-a-uuid'"
+        )
+        assert refused("merchants", "qr", str(nowhere)).startswith("error: no such merchant")
         assert refused("merchants", "create", "   ") == "error: the merchant name is empty"
         result = kouza("merchants", "create", "Shop", "--category", "casino")
         assert result.exit_code == 2  # typer refuses an unknown category itself
@@ -153,12 +155,19 @@ class TestWallets:
         assert balance(cli_rt, wallet) == 8_200
 
         assert ok("wallets", "show", str(wallet.id)) == (
-            f"wallet {wallet.id} (active): balance ¥8,200, available ¥8,200, held ¥0\n")
+            f"wallet {wallet.id} (active): balance ¥8,200, available ¥8,200, held ¥0\n"
+        )
         statement = ok("wallets", "statement", str(wallet.id))
-        lines = [line for line in statement.splitlines()
-                 if re.search(r"\b(topup|payment|refund)\b", line)]
+        lines = [
+            line
+            for line in statement.splitlines()
+            if re.search(r"\b(topup|payment|refund)\b", line)
+        ]
         assert [re.search(r"\b(topup|payment|refund)\b", x).group(1) for x in lines] == [  # type: ignore[union-attr]
-            "refund", "payment", "topup"]
+            "refund",
+            "payment",
+            "topup",
+        ]
         assert "¥1,200" in lines[0] and "¥8,200" in lines[0]
         assert "-¥3,000" in lines[1] and "¥7,000" in lines[1]
         assert "¥10,000" in lines[2] and "campaign" in lines[2]
@@ -180,26 +189,39 @@ class TestWallets:
             payment = wallets.pay(session, user=user, wallet_id=wallet.id, qr=qr)
         nowhere = str(uuid.uuid4())
 
-        assert refused("wallets", "show", "not-a-uuid") == \
-            "error: not a valid wallet id: 'not-a-uuid'"
+        assert (
+            refused("wallets", "show", "not-a-uuid") == "error: not a valid wallet id: 'not-a-uuid'"
+        )
         assert refused("wallets", "statement", nowhere).startswith("error: no such wallet")
-        assert refused("wallets", "credit", str(wallet.id), "100") == \
-            "error: refusing without confirmation: pass --yes"
+        assert (
+            refused("wallets", "credit", str(wallet.id), "100")
+            == "error: refusing without confirmation: pass --yes"
+        )
         assert refused("wallets", "credit", nowhere, "100", "--yes").startswith(
-            "error: no such wallet")
-        assert refused("wallets", "credit", "12345", "100", "--yes") == \
-            "error: not a valid wallet id: '12345'"
+            "error: no such wallet"
+        )
+        assert (
+            refused("wallets", "credit", "12345", "100", "--yes")
+            == "error: not a valid wallet id: '12345'"
+        )
         assert refused("wallets", "credit", str(wallet.id), "500001", "--yes").startswith(
-            "error: per-transaction limit")
+            "error: per-transaction limit"
+        )
         assert refused("payments", "refund", str(payment.id), "1001", "--yes").startswith(
-            "error: refund exceeds what is left of the payment")
-        assert refused("payments", "refund", str(payment.id), "100") == \
-            "error: refusing without confirmation: pass --yes"
+            "error: refund exceeds what is left of the payment"
+        )
+        assert (
+            refused("payments", "refund", str(payment.id), "100")
+            == "error: refusing without confirmation: pass --yes"
+        )
         assert refused("payments", "refund", nowhere, "100", "--yes").startswith(
-            "error: no such payment")
-        for args in (("wallets", "credit", str(wallet.id), "0", "--yes"),
-                     ("wallets", "credit", str(wallet.id), "ten", "--yes"),
-                     ("payments", "refund", str(payment.id), "-5", "--yes")):
+            "error: no such payment"
+        )
+        for args in (
+            ("wallets", "credit", str(wallet.id), "0", "--yes"),
+            ("wallets", "credit", str(wallet.id), "ten", "--yes"),
+            ("payments", "refund", str(payment.id), "-5", "--yes"),
+        ):
             assert kouza(*args).exit_code == 2, args
         assert balance(cli_rt, wallet) == 4_000
         assert "ledger OK" in ok("ledger", "verify")
@@ -211,8 +233,10 @@ class TestLedgerVerify:
         ok("wallets", "credit", str(wallet.id), "10000", "--yes")
         assert "ledger OK" in ok("ledger", "verify")
         with cli_rt.db.unit_of_work() as session:
-            session.execute(text("UPDATE ledger_accounts SET balance = balance + 1 "
-                                 "WHERE code = :code"), {"code": f"wallet:{wallet.id}"})
+            session.execute(
+                text("UPDATE ledger_accounts SET balance = balance + 1 WHERE code = :code"),
+                {"code": f"wallet:{wallet.id}"},
+            )
         result = kouza("ledger", "verify")
         assert result.exit_code == 1, result.output
         assert "ledger OK" not in result.stdout

@@ -58,35 +58,39 @@ def free_port() -> int:
 
 def base_env(var_dir: Path, bank_url: str, wallet_url: str, staff_token: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("KOUZA_")}
-    env.update({
-        "KOUZA_VAR_DIR": str(var_dir),
-        "KOUZA_BANK_VAR_DIR": str(var_dir),
-        "KOUZA_BANK_ISSUER": bank_url,
-        "KOUZA_BANK_API_URL": bank_url,
-        "KOUZA_BANK_CLIENT_ID": CLIENT_ID,
-        "KOUZA_BANK_STAFF_TOKEN": staff_token,
-        "KOUZA_BANK_OAUTH_REDIRECT_URI": wallet_url + "/app/bank-callback",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"),
-                                                   str(ROOT), os.environ.get("PYTHONPATH")])),
-    })
+    env.update(
+        {
+            "KOUZA_VAR_DIR": str(var_dir),
+            "KOUZA_BANK_VAR_DIR": str(var_dir),
+            "KOUZA_BANK_ISSUER": bank_url,
+            "KOUZA_BANK_API_URL": bank_url,
+            "KOUZA_BANK_CLIENT_ID": CLIENT_ID,
+            "KOUZA_BANK_STAFF_TOKEN": staff_token,
+            "KOUZA_BANK_OAUTH_REDIRECT_URI": wallet_url + "/app/bank-callback",
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH")])
+            ),
+        }
+    )
     return env
 
 
 def kouza(env: dict[str, str], cwd: Path, *args: str) -> str:
-    done = subprocess.run([str(BIN / "kouza"), *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [str(BIN / "kouza"), *args], env=env, cwd=cwd, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise SystemExit(f"kouza {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     return done.stdout
 
 
 @contextmanager
-def serving(name: str, args: list[str], url: str, env: dict[str, str],
-            work: Path) -> Iterator[Api]:
+def serving(name: str, args: list[str], url: str, env: dict[str, str], work: Path) -> Iterator[Api]:
     log = work / f"{name}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([str(BIN / "kouza"), *args], env=env, cwd=work,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(BIN / "kouza"), *args], env=env, cwd=work, stdout=out, stderr=subprocess.STDOUT
+        )
     api = Api(name, url, process, log)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -121,16 +125,13 @@ def email_code(env: dict[str, str], work: Path, var_dir: Path, email: str) -> st
     raise SystemExit(f"no verification code was e-mailed to {email}")
 
 
-def customer(wallet_url: str, env: dict[str, str], work: Path, var_dir: Path
-             ) -> dict[str, str]:
+def customer(wallet_url: str, env: dict[str, str], work: Path, var_dir: Path) -> dict[str, str]:
     """A customer with a verified e-mail address and a wallet (its login)."""
     email, password = "fuzz.customer@example.jp", secrets.token_urlsafe(24)
     with httpx.Client(base_url=wallet_url, timeout=30) as http:
-        http.post("/v1/auth/signup", json={"email": email, "password": password}
-                  ).raise_for_status()
+        http.post("/v1/auth/signup", json={"email": email, "password": password}).raise_for_status()
         code = email_code(env, work, var_dir, email)
-        http.post("/v1/auth/verify-email", json={"email": email, "code": code}
-                  ).raise_for_status()
+        http.post("/v1/auth/verify-email", json={"email": email, "code": code}).raise_for_status()
         login = http.post("/v1/auth/login", json={"email": email, "password": password})
         login.raise_for_status()
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
@@ -138,14 +139,27 @@ def customer(wallet_url: str, env: dict[str, str], work: Path, var_dir: Path
     return {"CUSTOMER_EMAIL": email, "CUSTOMER_PASSWORD": password}
 
 
-def schemathesis(api: Api, env: dict[str, str], args: argparse.Namespace,
-                 work: Path) -> int:
+def schemathesis(api: Api, env: dict[str, str], args: argparse.Namespace, work: Path) -> int:
     command = [
-        str(BIN / "st"), "--config-file", str(ROOT / "tests" / "fuzz" / "schemathesis.toml"),
-        "run", api.url + "/openapi.json", "--checks", "all",
-        "--exclude-checks", "positive_data_acceptance", "--seed", str(args.seed),
-        "--max-examples", str(args.max_examples), "--workers", "1", "--no-color",
-        "--report", "junit", "--report-junit-path",
+        str(BIN / "st"),
+        "--config-file",
+        str(ROOT / "tests" / "fuzz" / "schemathesis.toml"),
+        "run",
+        api.url + "/openapi.json",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "positive_data_acceptance",
+        "--seed",
+        str(args.seed),
+        "--max-examples",
+        str(args.max_examples),
+        "--workers",
+        "1",
+        "--no-color",
+        "--report",
+        "junit",
+        "--report-junit-path",
         str(args.report_dir / f"{api.name}-junit.xml"),
     ]
     print(f"== {api.name} API: {' '.join(command[1:])}", flush=True)
@@ -157,8 +171,11 @@ def schemathesis(api: Api, env: dict[str, str], args: argparse.Namespace,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.fuzz", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fuzz",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--max-examples", type=int, default=8)
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--report-dir", type=Path, default=ROOT / "var" / "fuzz")
@@ -176,8 +193,19 @@ def main() -> int:
         jwks = work / "wallet-jwks.json"
         jwks.write_text(kouza(env, work, "banks", "oauth-jwks"))
         kouza(env, work, "bank", "seed", "--customers", "2")
-        kouza(env, work, "bank", "register-client", CLIENT_ID, "--name", "kouza",
-              "--jwks-file", str(jwks), "--redirect-uri", env["KOUZA_BANK_OAUTH_REDIRECT_URI"])
+        kouza(
+            env,
+            work,
+            "bank",
+            "register-client",
+            CLIENT_ID,
+            "--name",
+            "kouza",
+            "--jwks-file",
+            str(jwks),
+            "--redirect-uri",
+            env["KOUZA_BANK_OAUTH_REDIRECT_URI"],
+        )
         operator = kouza(env, work, "operators", "create", "fuzz-admin", "--role", "admin")
         credentials = {
             "OPERATOR_TOKEN": operator.strip().splitlines()[-1],
@@ -190,13 +218,24 @@ def main() -> int:
         port = lambda url: url.rsplit(":", 1)[1]  # noqa: E731
         statuses = []
         try:
-            with serving("bank", ["bank", "serve", "--port", port(bank_url)], bank_url, env,
-                         work) as bank, \
-                 serving("wallet", ["serve", "--port", port(wallet_url), "--no-access-log"],
-                         wallet_url, env, work) as wallet:
+            with (
+                serving(
+                    "bank", ["bank", "serve", "--port", port(bank_url)], bank_url, env, work
+                ) as bank,
+                serving(
+                    "wallet",
+                    ["serve", "--port", port(wallet_url), "--no-access-log"],
+                    wallet_url,
+                    env,
+                    work,
+                ) as wallet,
+            ):
                 credentials |= customer(wallet_url, env, work, var_dir)
-                st_env = env | {"SCHEMATHESIS_HOOKS": "tests.fuzz.hooks"} | {
-                    "KOUZA_FUZZ_" + name: value for name, value in credentials.items()}
+                st_env = (
+                    env
+                    | {"SCHEMATHESIS_HOOKS": "tests.fuzz.hooks"}
+                    | {"KOUZA_FUZZ_" + name: value for name, value in credentials.items()}
+                )
                 for api in (wallet, bank):
                     statuses.append(schemathesis(api, st_env, args, work))
         finally:
@@ -204,8 +243,11 @@ def main() -> int:
                 shutil.copy(log, args.report_dir / log.name)
     elapsed = time.monotonic() - started
     failed = any(statuses) or len(statuses) != 2
-    print(f"fuzz: {'FAILED' if failed else 'passed'} in {elapsed:.0f}s "
-          f"(reports and server logs in {args.report_dir})", flush=True)
+    print(
+        f"fuzz: {'FAILED' if failed else 'passed'} in {elapsed:.0f}s "
+        f"(reports and server logs in {args.report_dir})",
+        flush=True,
+    )
     return 1 if failed else 0
 
 

@@ -72,8 +72,14 @@ class _Client:
             self._key = ECKey.import_key(json.loads(Path(_env("CLIENT_KEY_FILE")).read_text()))
         now = int(time.time())
         client_id = _env("CLIENT_ID")
-        claims = {"iss": client_id, "sub": client_id, "aud": _env("BANK_ISSUER"),
-                  "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
+        claims = {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": _env("BANK_ISSUER"),
+            "iat": now,
+            "exp": now + 60,
+            "jti": uuid.uuid4().hex,
+        }
         return jwt.encode({"alg": "ES256", "kid": self._key.kid}, claims, self._key)
 
 
@@ -155,8 +161,10 @@ def schema_valid_requests_pass_validation(ctx: Any, response: Any, case: Any) ->
     except (ValueError, AttributeError):
         return
     if error == "validation_error":
-        raise AssertionError(f"schema-valid request refused as validation_error "
-                             f"({response.status_code}): {response.text[:500]}")
+        raise AssertionError(
+            f"schema-valid request refused as validation_error "
+            f"({response.status_code}): {response.text[:500]}"
+        )
 
 
 @schemathesis.serializer("application/jose")

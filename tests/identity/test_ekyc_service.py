@@ -308,8 +308,10 @@ class TestIcChip:
         self, rt: Runtime, holder: PhoneUser, world: EkycWorld
     ) -> None:
         rt.settings.env = "production"
-        with pytest.raises(EkycNotConfigured, match="development face matcher"), \
-                rt.db.unit_of_work() as session:
+        with (
+            pytest.raises(EkycNotConfigured, match="development face matcher"),
+            rt.db.unit_of_work() as session,
+        ):
             identity.start_ekyc(session, holder.user, EkycMethod.IC_CHIP)
         assert records_of(rt, holder.user) == []
         assert load_user(rt, holder.user.id).level == "phone"

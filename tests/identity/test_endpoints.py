@@ -23,7 +23,6 @@ CODE = re.compile(r"\b(\d{6})\b")
 EMAIL = "hanako@example.jp"
 
 
-
 @pytest.fixture
 def client(rt: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(rt)) as test_client:
@@ -47,11 +46,16 @@ def count(rt: Runtime, model: Any) -> int:
 
 def signed_up(client: TestClient, mailbox: MemoryMailbox, email: str = EMAIL) -> str:
     """Sign up and verify through the API; returns a bearer token."""
-    assert client.post("/v1/auth/signup", json={"email": email, "password": PASSWORD}
-                       ).status_code == 202
-    assert client.post("/v1/auth/verify-email",
-                       json={"email": email, "code": code_sent_to(mailbox, email)}
-                       ).status_code == 200
+    assert (
+        client.post("/v1/auth/signup", json={"email": email, "password": PASSWORD}).status_code
+        == 202
+    )
+    assert (
+        client.post(
+            "/v1/auth/verify-email", json={"email": email, "code": code_sent_to(mailbox, email)}
+        ).status_code
+        == 200
+    )
     response = client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert response.status_code == 200
     token = response.json()["access_token"]
@@ -73,8 +77,9 @@ class TestSignup:
     def test_creates_the_user_with_a_normalised_address(
         self, client: TestClient, rt: Runtime, mailbox: MemoryMailbox, clock: ManualClock
     ) -> None:
-        response = client.post("/v1/auth/signup",
-                               json={"email": "Hanako@Example.JP", "password": PASSWORD})
+        response = client.post(
+            "/v1/auth/signup", json={"email": "Hanako@Example.JP", "password": PASSWORD}
+        )
         assert response.status_code == 202
         assert response.json() == {"status": "check_your_email", "email": EMAIL}
         with rt.db.session() as session:
@@ -90,10 +95,14 @@ class TestSignup:
         """On the old code the second sign-up answered 409 email_taken: anyone could test
         whether an address had an account."""
         first = client.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD})
-        again = client.post("/v1/auth/signup",
-                            json={"email": "HANAKO@example.jp", "password": PASSWORD + "!"})
+        again = client.post(
+            "/v1/auth/signup", json={"email": "HANAKO@example.jp", "password": PASSWORD + "!"}
+        )
         assert (again.status_code, again.content, again.headers["content-type"]) == (
-            first.status_code, first.content, first.headers["content-type"])
+            first.status_code,
+            first.content,
+            first.headers["content-type"],
+        )
         assert count(rt, User) == 1
         assert len(mailbox.messages) == 2
         warning = mailbox.last_to(EMAIL)
@@ -103,18 +112,19 @@ class TestSignup:
 
     BAD_INPUT: tuple[tuple[str, Any, int, str], ...] = (
         ("short-password", {"email": EMAIL, "password": "short"}, 422, "validation_error"),
-        ("password-is-email", {"email": EMAIL, "password": EMAIL.upper()}, 422,
-         "weak_password"),
+        ("password-is-email", {"email": EMAIL, "password": EMAIL.upper()}, 422, "weak_password"),
         ("common-password", {"email": EMAIL, "password": "password1234"}, 422, "weak_password"),
         ("bad-address", {"email": "not-an-address", "password": PASSWORD}, 400, "bad_request"),
         ("missing-password", {"email": EMAIL}, 422, "validation_error"),
         ("null-email", {"email": None, "password": PASSWORD}, 422, "validation_error"),
-        ("number-password", {"email": EMAIL, "password": 1234567890123}, 422,
-         "validation_error"),
-        ("extra-field", {"email": EMAIL, "password": PASSWORD, "level": "verified"}, 422,
-         "validation_error"),
-        ("address-too-long", {"email": "x" * 321, "password": PASSWORD}, 422,
-         "validation_error"),
+        ("number-password", {"email": EMAIL, "password": 1234567890123}, 422, "validation_error"),
+        (
+            "extra-field",
+            {"email": EMAIL, "password": PASSWORD, "level": "verified"},
+            422,
+            "validation_error",
+        ),
+        ("address-too-long", {"email": "x" * 321, "password": PASSWORD}, 422, "validation_error"),
         ("password-too-long", {"email": EMAIL, "password": "x" * 129}, 422, "validation_error"),
         ("not-an-object", ["hanako@example.jp", PASSWORD], 422, "validation_error"),
     )
@@ -130,11 +140,13 @@ class TestSignup:
 
 
 class TestVerifyEmail:
-    def test_right_code(self, client: TestClient, mailbox: MemoryMailbox,
-                        clock: ManualClock) -> None:
+    def test_right_code(
+        self, client: TestClient, mailbox: MemoryMailbox, clock: ManualClock
+    ) -> None:
         client.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD})
-        response = client.post("/v1/auth/verify-email",
-                               json={"email": EMAIL, "code": code_sent_to(mailbox)})
+        response = client.post(
+            "/v1/auth/verify-email", json={"email": EMAIL, "code": code_sent_to(mailbox)}
+        )
         assert response.status_code == 200
         assert response.json()["level"] == "email"
         assert response.json()["email_verified_at"] is not None
@@ -145,8 +157,9 @@ class TestVerifyEmail:
         client.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD})
         code = code_sent_to(mailbox)
         for attempt in range(1, 6):
-            response = client.post("/v1/auth/verify-email",
-                                   json={"email": EMAIL, "code": wrong(code)})
+            response = client.post(
+                "/v1/auth/verify-email", json={"email": EMAIL, "code": wrong(code)}
+            )
             assert response.status_code == 400
             assert response.json() == problem(400, "invalid_code", "wrong or unknown code")
             with rt.db.session() as session:
@@ -188,17 +201,20 @@ class TestVerifyEmail:
         guesses_checked = statuses.count(400)
         assert (guesses_checked, counted) == (5, 5), statuses
 
-    def test_expired_code(self, client: TestClient, mailbox: MemoryMailbox,
-                          clock: ManualClock) -> None:
+    def test_expired_code(
+        self, client: TestClient, mailbox: MemoryMailbox, clock: ManualClock
+    ) -> None:
         client.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD})
         clock.advance(minutes=15, seconds=1)
-        response = client.post("/v1/auth/verify-email",
-                               json={"email": EMAIL, "code": code_sent_to(mailbox)})
+        response = client.post(
+            "/v1/auth/verify-email", json={"email": EMAIL, "code": code_sent_to(mailbox)}
+        )
         assert response.status_code == 400
         assert response.json()["error"] == "code_expired"
 
-    def test_malformed_codes_are_not_attempts(self, client: TestClient, rt: Runtime,
-                                              mailbox: MemoryMailbox) -> None:
+    def test_malformed_codes_are_not_attempts(
+        self, client: TestClient, rt: Runtime, mailbox: MemoryMailbox
+    ) -> None:
         client.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD})
         for code in ["12345", "1234567", "abcdef", "12 345", 123456, None]:
             response = client.post("/v1/auth/verify-email", json={"email": EMAIL, "code": code})
@@ -207,14 +223,16 @@ class TestVerifyEmail:
             assert response.json()["details"]["problems"][0]["field"] == "body.code", code
         with rt.db.session() as session:
             assert session.scalars(select(EmailVerification.attempts)).one() == 0
-        response = client.post("/v1/auth/verify-email",
-                               json={"email": EMAIL, "code": f" {code_sent_to(mailbox)} "})
+        response = client.post(
+            "/v1/auth/verify-email", json={"email": EMAIL, "code": f" {code_sent_to(mailbox)} "}
+        )
         assert response.status_code == 200
 
 
 class TestResendCode:
-    def test_throttled_then_allowed(self, client: TestClient, mailbox: MemoryMailbox,
-                                    clock: ManualClock) -> None:
+    def test_throttled_then_allowed(
+        self, client: TestClient, mailbox: MemoryMailbox, clock: ManualClock
+    ) -> None:
         client.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD})
         old = code_sent_to(mailbox)
         response = client.post("/v1/auth/resend-code", json={"email": EMAIL})
@@ -226,24 +244,29 @@ class TestResendCode:
         assert len(mailbox.messages) == 2
         new = code_sent_to(mailbox)
         if new != old:
-            assert client.post("/v1/auth/verify-email", json={"email": EMAIL, "code": old}
-                               ).status_code == 400
-        assert client.post("/v1/auth/verify-email", json={"email": EMAIL, "code": new}
-                           ).status_code == 200
+            assert (
+                client.post("/v1/auth/verify-email", json={"email": EMAIL, "code": old}).status_code
+                == 400
+            )
+        assert (
+            client.post("/v1/auth/verify-email", json={"email": EMAIL, "code": new}).status_code
+            == 200
+        )
 
-    def test_unknown_address_looks_the_same(self, client: TestClient,
-                                            mailbox: MemoryMailbox) -> None:
+    def test_unknown_address_looks_the_same(
+        self, client: TestClient, mailbox: MemoryMailbox
+    ) -> None:
         response = client.post("/v1/auth/resend-code", json={"email": "nobody@example.jp"})
         assert response.status_code == 202
         assert mailbox.messages == []
 
 
 class TestLogin:
-    def test_token_opens_me(self, client: TestClient, mailbox: MemoryMailbox,
-                            rt: Runtime) -> None:
+    def test_token_opens_me(self, client: TestClient, mailbox: MemoryMailbox, rt: Runtime) -> None:
         client.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD})
-        response = client.post("/v1/auth/login", json={"email": "Hanako@EXAMPLE.jp",
-                                                        "password": PASSWORD})
+        response = client.post(
+            "/v1/auth/login", json={"email": "Hanako@EXAMPLE.jp", "password": PASSWORD}
+        )
         assert response.status_code == 200
         body = response.json()
         assert body["token_type"] == "bearer"
@@ -252,28 +275,38 @@ class TestLogin:
         assert me.status_code == 200
         assert (me.json()["email"], me.json()["level"]) == (EMAIL, "none")
 
-    def test_failures_look_the_same(self, client: TestClient, mailbox: MemoryMailbox,
-                                    rt: Runtime) -> None:
+    def test_failures_look_the_same(
+        self, client: TestClient, mailbox: MemoryMailbox, rt: Runtime
+    ) -> None:
         client.post("/v1/auth/signup", json={"email": EMAIL, "password": PASSWORD})
-        for body in [{"email": EMAIL, "password": "wrong password 1"},
-                     {"email": "nobody@example.jp", "password": PASSWORD},
-                     {"email": "not-an-address", "password": PASSWORD}]:
+        for body in [
+            {"email": EMAIL, "password": "wrong password 1"},
+            {"email": "nobody@example.jp", "password": PASSWORD},
+            {"email": "not-an-address", "password": PASSWORD},
+        ]:
             response = client.post("/v1/auth/login", json=body)
             assert_unauthorized(response, "invalid_credentials")
-            assert response.json() == problem(401, "invalid_credentials",
-                                              "wrong e-mail address or password"), body
+            assert response.json() == problem(
+                401, "invalid_credentials", "wrong e-mail address or password"
+            ), body
         assert count(rt, AccessToken) == 0
 
 
 class TestMe:
     def test_missing_or_invalid_token(self, client: TestClient) -> None:
-        for headers in [{}, {"Authorization": "Bearer not-a-token"},
-                        {"Authorization": "Basic aGFuYWtvOng="}, {"Authorization": "Bearer"},
-                        {"Authorization": "Token abc"}, {"Authorization": "bearer"}]:
+        for headers in [
+            {},
+            {"Authorization": "Bearer not-a-token"},
+            {"Authorization": "Basic aGFuYWtvOng="},
+            {"Authorization": "Bearer"},
+            {"Authorization": "Token abc"},
+            {"Authorization": "bearer"},
+        ]:
             assert_unauthorized(client.get("/v1/me", headers=headers))
 
-    def test_token_expires(self, client: TestClient, mailbox: MemoryMailbox, rt: Runtime,
-                           clock: ManualClock) -> None:
+    def test_token_expires(
+        self, client: TestClient, mailbox: MemoryMailbox, rt: Runtime, clock: ManualClock
+    ) -> None:
         token = signed_up(client, mailbox)
         clock.advance(seconds=rt.settings.token_ttl_seconds - 1)
         assert client.get("/v1/me", headers=bearer(token)).status_code == 200
@@ -300,17 +333,27 @@ class TestMeta:
         assert response.status_code == 200
         spec = response.json()
         assert {
-            "/v1/auth/signup", "/v1/auth/verify-email", "/v1/auth/resend-code",
-            "/v1/auth/login", "/v1/auth/logout", "/v1/me", "/v1/wallets",
-            "/v1/wallets/{wallet_id}", "/v1/wallets/{wallet_id}/statement",
-            "/v1/wallets/{wallet_id}/payments", "/v1/wallets/{wallet_id}/transfers", "/health",
+            "/v1/auth/signup",
+            "/v1/auth/verify-email",
+            "/v1/auth/resend-code",
+            "/v1/auth/login",
+            "/v1/auth/logout",
+            "/v1/me",
+            "/v1/wallets",
+            "/v1/wallets/{wallet_id}",
+            "/v1/wallets/{wallet_id}/statement",
+            "/v1/wallets/{wallet_id}/payments",
+            "/v1/wallets/{wallet_id}/transfers",
+            "/health",
         } <= set(spec["paths"])
         signup = spec["paths"]["/v1/auth/signup"]["post"]["responses"]
         assert {"202", "400", "413", "422"} == set(signup)  # no 409: nothing to enumerate
         pay = spec["paths"]["/v1/wallets/{wallet_id}/payments"]["post"]
         assert {"201", "400", "401", "403", "404", "409", "422"} <= set(pay["responses"])
-        assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" and p["required"]
-                   for p in pay["parameters"])
+        assert any(
+            p["name"] == "Idempotency-Key" and p["in"] == "header" and p["required"]
+            for p in pay["parameters"]
+        )
 
     def test_docs(self, client: TestClient) -> None:
         response = client.get("/docs")

@@ -70,10 +70,15 @@ def funded_wallet(rt: Runtime, user: User, amount: int) -> Wallet:
 def spend(rt: Runtime, someone: PhoneUser, wallet: Wallet, to: Wallet, amount: int) -> None:
     """A transfer, signed by the person's device as every transfer is (ADR 0021)."""
     with rt.db.unit_of_work() as session:
-        nonce = identity.issue_device_challenge(session, someone.user, someone.device.id,
-                                                SensitiveAction.TRANSFER.value)
-    signature = someone.key.sign_challenge(nonce=nonce, action=SensitiveAction.TRANSFER.value,
-                                           device_id=someone.device.id, user_id=someone.user.id)
+        nonce = identity.issue_device_challenge(
+            session, someone.user, someone.device.id, SensitiveAction.TRANSFER.value
+        )
+    signature = someone.key.sign_challenge(
+        nonce=nonce,
+        action=SensitiveAction.TRANSFER.value,
+        device_id=someone.device.id,
+        user_id=someone.user.id,
+    )
     with rt.db.unit_of_work() as session:
         wallets.transfer(
             session,

@@ -33,7 +33,6 @@ from tests.factories import PASSWORD, verified_user
 CODE = re.compile(r"\b(\d{6})\b")
 
 
-
 def signup(rt: Runtime, email: str = "hanako@example.jp", password: str = PASSWORD) -> User:
     with rt.db.unit_of_work() as session:
         return identity.signup(session, email=email, password=password)
@@ -76,9 +75,13 @@ def count(rt: Runtime, model: Any) -> int:
 
 def codes(rt: Runtime, user: User) -> list[EmailVerification]:
     with rt.db.session() as session:
-        return list(session.scalars(select(EmailVerification)
-                                    .where(EmailVerification.user_id == user.id)
-                                    .order_by(EmailVerification.id)))
+        return list(
+            session.scalars(
+                select(EmailVerification)
+                .where(EmailVerification.user_id == user.id)
+                .order_by(EmailVerification.id)
+            )
+        )
 
 
 def stored_user(rt: Runtime, email: str) -> User:
@@ -159,8 +162,9 @@ class TestSignup:
             assert count(rt, OutboxMessage) == 0, case
             assert mailbox.messages == [], case
 
-    def test_a_long_password_is_judged_not_crashed_on(self, rt: Runtime,
-                                                        mailbox: MemoryMailbox) -> None:
+    def test_a_long_password_is_judged_not_crashed_on(
+        self, rt: Runtime, mailbox: MemoryMailbox
+    ) -> None:
         """zxcvbn raises ValueError past 72 characters by default: a 500 at sign-up."""
         long_one = "kq7vR2mxz4-" * 11 + "Zp4w9bQ"  # 128 characters
         assert signup(rt, password=long_one).email == "hanako@example.jp"
@@ -168,8 +172,7 @@ class TestSignup:
     def test_ten_characters_is_enough(self, rt: Runtime, mailbox: MemoryMailbox) -> None:
         assert signup(rt, password="kq7vR2mxz4").email == "hanako@example.jp"
 
-    def test_ten_predictable_characters_are_not(self, rt: Runtime,
-                                                mailbox: MemoryMailbox) -> None:
+    def test_ten_predictable_characters_are_not(self, rt: Runtime, mailbox: MemoryMailbox) -> None:
         with pytest.raises(WeakPassword) as caught:  # long enough, but zxcvbn scores it 1
             signup(rt, password="abcd123456")
         assert caught.value.details["score"] < caught.value.details["min_score"] == 3
@@ -251,8 +254,10 @@ class TestVerifyEmail:
     ) -> None:
         signup(rt)
         clock.advance(minutes=14, seconds=59)
-        assert verify(rt, "hanako@example.jp", code_sent_to(mailbox, "hanako@example.jp")).level \
+        assert (
+            verify(rt, "hanako@example.jp", code_sent_to(mailbox, "hanako@example.jp")).level
             == "email"
+        )
 
     def test_code_is_single_use(self, rt: Runtime, mailbox: MemoryMailbox) -> None:
         signup(rt)
@@ -307,8 +312,10 @@ class TestResendCode:
                 verify(rt, "hanako@example.jp", wrong(code))
         clock.advance(minutes=1)
         resend(rt, "hanako@example.jp")
-        assert verify(rt, "hanako@example.jp",
-                      code_sent_to(mailbox, "hanako@example.jp")).level == "email"
+        assert (
+            verify(rt, "hanako@example.jp", code_sent_to(mailbox, "hanako@example.jp")).level
+            == "email"
+        )
 
     def test_unknown_or_verified_address_gets_nothing(
         self, rt: Runtime, mailbox: MemoryMailbox, clock: ManualClock
@@ -343,15 +350,27 @@ class TestLogin:
 
     def test_failures_look_the_same(self, rt: Runtime, mailbox: MemoryMailbox) -> None:
         verified_user(rt, mailbox, "hanako@example.jp")
-        for email, password in [("hanako@example.jp", "wrong password 123"),
-                                ("nobody@example.jp", PASSWORD), ("not an address", PASSWORD),
-                                ("hanako@example.jp", ""), ("hanako@example.jp", PASSWORD + " ")]:
+        for email, password in [
+            ("hanako@example.jp", "wrong password 123"),
+            ("nobody@example.jp", PASSWORD),
+            ("not an address", PASSWORD),
+            ("hanako@example.jp", ""),
+            ("hanako@example.jp", PASSWORD + " "),
+        ]:
             with pytest.raises(InvalidCredentials) as caught:
                 login(rt, email, password)
-            failure = (caught.value.code, caught.value.status_code, caught.value.message,
-                       caught.value.details)
-            assert failure == ("invalid_credentials", 401, "wrong e-mail address or password",
-                               {}), (email, password)
+            failure = (
+                caught.value.code,
+                caught.value.status_code,
+                caught.value.message,
+                caught.value.details,
+            )
+            assert failure == (
+                "invalid_credentials",
+                401,
+                "wrong e-mail address or password",
+                {},
+            ), (email, password)
         assert count(rt, AccessToken) == 0
 
     def test_unverified_user_may_log_in(self, rt: Runtime, mailbox: MemoryMailbox) -> None:

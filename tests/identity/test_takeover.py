@@ -53,10 +53,12 @@ class World:
     mule: Customer
     shop: Merchant
 
-    def login(self, client: TestClient, password: str = PASSWORD,
-              email: str | None = None) -> httpx.Response:
-        return client.post("/v1/auth/login",
-                           json={"email": email or self.victim.email, "password": password})
+    def login(
+        self, client: TestClient, password: str = PASSWORD, email: str | None = None
+    ) -> httpx.Response:
+        return client.post(
+            "/v1/auth/login", json={"email": email or self.victim.email, "password": password}
+        )
 
     def bearer(self, client: TestClient) -> dict[str, str]:
         response = self.login(client)
@@ -67,32 +69,48 @@ class World:
         with self.rt.db.unit_of_work() as session:
             return wallets.merchant_qr(session, merchant_id=self.shop.id, amount=amount)
 
-    def pay(self, client: TestClient, auth: dict[str, str], amount: int, key: str,
-            **extra: Any) -> httpx.Response:
-        return client.post(f"/v1/wallets/{self.victim.wallet.id}/payments",
-                           json={"qr": self.qr(amount)} | extra,
-                           headers=auth | {"Idempotency-Key": key})
+    def pay(
+        self, client: TestClient, auth: dict[str, str], amount: int, key: str, **extra: Any
+    ) -> httpx.Response:
+        return client.post(
+            f"/v1/wallets/{self.victim.wallet.id}/payments",
+            json={"qr": self.qr(amount)} | extra,
+            headers=auth | {"Idempotency-Key": key},
+        )
 
-    def send(self, client: TestClient, auth: dict[str, str], amount: int, key: str,
-             **extra: Any) -> httpx.Response:
-        return client.post(f"/v1/wallets/{self.victim.wallet.id}/transfers",
-                           json={"to_wallet_id": str(self.mule.wallet.id), "amount": amount}
-                           | extra, headers=auth | {"Idempotency-Key": key})
+    def send(
+        self, client: TestClient, auth: dict[str, str], amount: int, key: str, **extra: Any
+    ) -> httpx.Response:
+        return client.post(
+            f"/v1/wallets/{self.victim.wallet.id}/transfers",
+            json={"to_wallet_id": str(self.mule.wallet.id), "amount": amount} | extra,
+            headers=auth | {"Idempotency-Key": key},
+        )
 
     def moved(self) -> tuple[int, int, int, int, int]:
         with self.rt.db.session() as session:
+
             def rows(model: Any) -> int:
                 return int(session.scalar(select(func.count()).select_from(model)) or 0)
-            return (balance_of(self.rt, self.victim.wallet), balance_of(self.rt, self.mule.wallet),
-                    rows(Payment), rows(Transfer), rows(JournalEntry))
+
+            return (
+                balance_of(self.rt, self.victim.wallet),
+                balance_of(self.rt, self.mule.wallet),
+                rows(Payment),
+                rows(Transfer),
+                rows(JournalEntry),
+            )
 
     def step_up(self, client: TestClient, auth: dict[str, str], purpose: str) -> None:
         started = client.post("/v1/step-up", json={"purpose": purpose}, headers=auth)
         assert started.status_code == 202, started.text
         code = CODE.search(self.mailbox.last_to(self.victim.phone).body)
         assert code is not None
-        confirmed = client.post(f"/v1/step-up/{started.json()['challenge_id']}/confirm",
-                                json={"code": code.group(1)}, headers=auth)
+        confirmed = client.post(
+            f"/v1/step-up/{started.json()['challenge_id']}/confirm",
+            json={"code": code.group(1)},
+            headers=auth,
+        )
         assert confirmed.status_code == 200, confirmed.text
 
 
@@ -101,8 +119,10 @@ def world(rt: Runtime, mailbox: MemoryMailbox) -> Iterator[World]:
     victim = customer(rt, mailbox, balance=100_000, email="hanako@example.jp")
     mule = customer(rt, mailbox, email="mule@example.net")
     app = create_app(rt)
-    with TestClient(app, client=(HOME, 50000)) as home, \
-            TestClient(app, client=(ATTACKER, 50000)) as away:
+    with (
+        TestClient(app, client=(HOME, 50000)) as home,
+        TestClient(app, client=(ATTACKER, 50000)) as away,
+    ):
         world = World(rt, mailbox, home, away, victim, mule, merchant(rt))
         world.bearer(home)  # the customer's own app signed in from home once
         yield world
@@ -113,8 +133,7 @@ def _to(mailbox: MemoryMailbox, recipient: str) -> list[str]:
 
 
 class TestTheAttackerRepro:
-    def test_payment_and_transfer_refused_nothing_moved_customer_told(
-            self, world: World) -> None:
+    def test_payment_and_transfer_refused_nothing_moved_customer_told(self, world: World) -> None:
         before = world.moved()
         auth = world.bearer(world.away)  # password reused elsewhere, new network
         invented = {"X-Device-Id": str(uuid.uuid4())}
@@ -128,8 +147,15 @@ class TestTheAttackerRepro:
             assert body["details"]["methods"] == ["device_signature", "sms_otp"]
         assert world.moved() == before
         # an invented device id in the body is no proof either: no such device
-        forged = world.send(world.away, auth, 50_000, "steal-3", device_id=str(uuid.uuid4()),
-                            nonce="x" * 43, signature="a.b.c")
+        forged = world.send(
+            world.away,
+            auth,
+            50_000,
+            "steal-3",
+            device_id=str(uuid.uuid4()),
+            nonce="x" * 43,
+            signature="a.b.c",
+        )
         assert forged.status_code == 404 and forged.json()["error"] == "unknown_device"
         assert world.moved() == before
         # the customer was told of the login on both verified contacts, with a "not me" way
@@ -153,17 +179,32 @@ class TestTheAttackerRepro:
 class TestProofs:
     def test_a_proven_device_pays_and_sends(self, world: World) -> None:
         auth = world.bearer(world.home)
-        paid = world.pay(world.home, auth, 50_000, "p1",
-                         **signed_body(world.rt, world.victim, SensitiveAction.PAY))
-        sent = world.send(world.home, auth, 20_000, "t1",
-                          **signed_body(world.rt, world.victim, SensitiveAction.TRANSFER))
+        paid = world.pay(
+            world.home,
+            auth,
+            50_000,
+            "p1",
+            **signed_body(world.rt, world.victim, SensitiveAction.PAY),
+        )
+        sent = world.send(
+            world.home,
+            auth,
+            20_000,
+            "t1",
+            **signed_body(world.rt, world.victim, SensitiveAction.TRANSFER),
+        )
         assert (paid.status_code, sent.status_code) == (201, 201), (paid.text, sent.text)
         assert balance_of(world.rt, world.victim.wallet) == 30_000
 
     def test_a_signature_for_another_action_is_refused(self, world: World) -> None:
         auth = world.bearer(world.home)
-        wrong = world.send(world.home, auth, 20_000, "t1",
-                           **signed_body(world.rt, world.victim, SensitiveAction.PAY))
+        wrong = world.send(
+            world.home,
+            auth,
+            20_000,
+            "t1",
+            **signed_body(world.rt, world.victim, SensitiveAction.PAY),
+        )
         assert wrong.status_code == 403 and wrong.json()["error"] == "device_challenge_invalid"
         assert balance_of(world.rt, world.victim.wallet) == 100_000
 
@@ -193,17 +234,19 @@ class TestRecentPasswordChange:
     NEW = "a brand new passphrase 2026"
 
     def change(self, world: World, auth: dict[str, str], **extra: Any) -> httpx.Response:
-        return world.home.post("/v1/auth/password",
-                               json={"current_password": PASSWORD, "new_password": self.NEW}
-                               | extra, headers=auth)
+        return world.home.post(
+            "/v1/auth/password",
+            json={"current_password": PASSWORD, "new_password": self.NEW} | extra,
+            headers=auth,
+        )
 
-    def test_forces_proof_even_for_small_payments(self, world: World,
-                                                  clock: ManualClock) -> None:
+    def test_forces_proof_even_for_small_payments(self, world: World, clock: ManualClock) -> None:
         auth = world.bearer(world.home)
         unsigned = self.change(world, auth)
         assert unsigned.status_code == 403 and unsigned.json()["error"] == "step_up_required"
-        changed = self.change(world, auth, **signed_body(world.rt, world.victim,
-                                                         SensitiveAction.CHANGE_PASSWORD))
+        changed = self.change(
+            world, auth, **signed_body(world.rt, world.victim, SensitiveAction.CHANGE_PASSWORD)
+        )
         assert changed.status_code == 200, changed.text
         assert "password was changed" in _to(world.mailbox, world.victim.email)[-1]
         assert world.home.get("/v1/me", headers=auth).status_code == 401  # signed out
@@ -212,8 +255,9 @@ class TestRecentPasswordChange:
         small = world.pay(world.home, auth, 500, "p1")
         assert small.status_code == 403
         assert small.json()["details"]["recent_changes"] == ["password"]
-        signed = world.pay(world.home, auth, 500, "p1",
-                           **signed_body(world.rt, world.victim, SensitiveAction.PAY))
+        signed = world.pay(
+            world.home, auth, 500, "p1", **signed_body(world.rt, world.victim, SensitiveAction.PAY)
+        )
         assert signed.status_code == 201
         clock.advance(hours=49)  # after the cool-off the free amount applies again
         fresh = world.login(world.home, self.NEW).json()
@@ -226,8 +270,11 @@ class TestRecentPasswordChange:
         device_id alone was silently ignored."""
         auth = world.bearer(world.home)
         proof = signed_body(world.rt, world.victim, SensitiveAction.CHANGE_PASSWORD)
-        for partial in ({"device_id": proof["device_id"]}, {"nonce": proof["nonce"]},
-                        {"device_id": proof["device_id"], "nonce": proof["nonce"]}):
+        for partial in (
+            {"device_id": proof["device_id"]},
+            {"nonce": proof["nonce"]},
+            {"device_id": proof["device_id"], "nonce": proof["nonce"]},
+        ):
             answer = self.change(world, auth, **partial)
             assert (answer.status_code, answer.json()["error"]) == (400, "proof_incomplete")
         documented = world.home.get("/openapi.json").json()
@@ -236,16 +283,23 @@ class TestRecentPasswordChange:
 
     def test_weak_new_password_is_422_and_changes_nothing(self, world: World) -> None:
         auth = world.bearer(world.home)
-        weak = world.home.post("/v1/auth/password", headers=auth, json={
-            "current_password": PASSWORD, "new_password": "password1234",
-            **signed_body(world.rt, world.victim, SensitiveAction.CHANGE_PASSWORD)})
+        weak = world.home.post(
+            "/v1/auth/password",
+            headers=auth,
+            json={
+                "current_password": PASSWORD,
+                "new_password": "password1234",
+                **signed_body(world.rt, world.victim, SensitiveAction.CHANGE_PASSWORD),
+            },
+        )
         assert weak.status_code == 422 and weak.json()["error"] == "weak_password"
         assert world.login(world.home).status_code == 200
 
 
 class TestLoginThrottling:
     def test_five_failures_per_account_then_429_with_retry_after(
-            self, world: World, clock: ManualClock) -> None:
+        self, world: World, clock: ManualClock
+    ) -> None:
         for _ in range(5):
             assert world.login(world.away, "wrong password 123").status_code == 401
         blocked = world.login(world.away)  # even the right password now
@@ -279,10 +333,15 @@ class TestNotMe:
         assert answer.json()["wallets_locked"] == 1 and answer.json()["sessions_revoked"] >= 2
         assert world.home.get("/v1/me", headers=auth).status_code == 401
         with world.rt.db.session() as session:
-            assert wallets.get_wallet(session, world.victim.wallet.id).status == \
-                WalletStatus.LOCKED.value
-            live = session.scalar(select(func.count()).select_from(AccessToken).where(
-                AccessToken.revoked_at.is_(None)))
+            assert (
+                wallets.get_wallet(session, world.victim.wallet.id).status
+                == WalletStatus.LOCKED.value
+            )
+            live = session.scalar(
+                select(func.count())
+                .select_from(AccessToken)
+                .where(AccessToken.revoked_at.is_(None))
+            )
         assert live == 0
         real = token.group(1)
         flipped = "1" if real[-1] == "0" else "0"  # always a different MAC (was 1 in 16 equal)
@@ -301,8 +360,13 @@ class TestRecentPhoneChange:
         assert proof is not None
         with world.rt.db.unit_of_work() as session:
             change = identity.start_phone_change(
-                session, world.victim.user, phone="070-8999-0001", device_id=proof.device_id,
-                nonce=proof.nonce, signature=proof.signature)
+                session,
+                world.victim.user,
+                phone="070-8999-0001",
+                device_id=proof.device_id,
+                nonce=proof.nonce,
+                signature=proof.signature,
+            )
         code = CODE.search(world.mailbox.last_to("+817089990001").body)
         assert code is not None
         with world.rt.db.unit_of_work() as session:
@@ -314,7 +378,8 @@ class TestRecentPhoneChange:
         assert refused.status_code == 403, refused.text
         assert refused.json()["details"]["methods"] == ["device_signature"]
         assert refused.json()["details"]["recent_changes"] == ["phone"]
-        signed_pay = world.pay(world.home, auth, 500, "p1",
-                               **signed_body(world.rt, world.victim, SensitiveAction.PAY))
+        signed_pay = world.pay(
+            world.home, auth, 500, "p1", **signed_body(world.rt, world.victim, SensitiveAction.PAY)
+        )
         assert signed_pay.status_code == 201
         assert balance_of(world.rt, world.victim.wallet) == 99_500

@@ -238,20 +238,30 @@ class TestEkycAndCampaignEndpoints:
         chip = world.chip()
 
         def submit(sod: bytes) -> Any:
-            nonce = client.post("/v1/ekyc/sessions", json={"method": "ic_chip"},
-                                headers=auth).json()["nonce"]
+            nonce = client.post(
+                "/v1/ekyc/sessions", json={"method": "ic_chip"}, headers=auth
+            ).json()["nonce"]
             read = chip.read(nonce)
-            return client.post("/v1/ekyc/ic-chip", headers=auth, json={
-                "data_groups": {str(n): b64(data) for n, data in read.data_groups.items()},
-                "sod": b64(sod),
-                "active_authentication_signature": b64(read.active_authentication_signature
-                                                       or b""),
-                "selfie": b64(world.selfie(chip)), "nonce": nonce, "kana_name": KANA,
-            })
+            return client.post(
+                "/v1/ekyc/ic-chip",
+                headers=auth,
+                json={
+                    "data_groups": {str(n): b64(data) for n, data in read.data_groups.items()},
+                    "sod": b64(sod),
+                    "active_authentication_signature": b64(
+                        read.active_authentication_signature or b""
+                    ),
+                    "selfie": b64(world.selfie(chip)),
+                    "nonce": nonce,
+                    "kana_name": KANA,
+                },
+            )
 
         broken = submit(chip.sod[:-10])
         assert (broken.status_code, broken.json()["details"]["failure"]) == (
-            422, "document_malformed")
+            422,
+            "document_malformed",
+        )
         assert client.get("/v1/identity", headers=auth).json()["level"] == "phone"
         answer = submit(chip.sod)
         assert answer.status_code == 200, answer.json()

@@ -33,14 +33,17 @@ LEASE = timedelta(seconds=60)
 
 class Replayed(BaseModel):
     value: int
+
+
 SCOPE = "user:test"
 
 
-
-def claim(rt: Runtime, fingerprint: str, *, key: str = "key-1", scope: str = SCOPE
-          ) -> Replay | None:
-    return idempotency.claim(rt.db, scope=scope, key=key, fingerprint=fingerprint,
-                             now=rt.now(), lease=LEASE)
+def claim(
+    rt: Runtime, fingerprint: str, *, key: str = "key-1", scope: str = SCOPE
+) -> Replay | None:
+    return idempotency.claim(
+        rt.db, scope=scope, key=key, fingerprint=fingerprint, now=rt.now(), lease=LEASE
+    )
 
 
 def complete(rt: Runtime, body: Any, *, key: str = "key-1", status: int = 201) -> None:
@@ -50,8 +53,10 @@ def complete(rt: Runtime, body: Any, *, key: str = "key-1", status: int = 201) -
 
 def records(rt: Runtime) -> list[tuple[str, str, str, str, int | None]]:
     with rt.db.session() as session:
-        return [(r.scope, r.key, r.request_hash, r.status, r.response_status)
-                for r in session.scalars(select(IdempotencyRecord).order_by(IdempotencyRecord.id))]
+        return [
+            (r.scope, r.key, r.request_hash, r.status, r.response_status)
+            for r in session.scalars(select(IdempotencyRecord).order_by(IdempotencyRecord.id))
+        ]
 
 
 HASH_A = idempotency.request_hash(["pay", "wallet-1", {"amount": 100}])
@@ -60,8 +65,9 @@ HASH_B = idempotency.request_hash(["pay", "wallet-1", {"amount": 200}])
 
 class TestRequestHash:
     def test_is_canonical(self) -> None:
-        assert idempotency.request_hash({"a": 1, "b": [1, 2]}) == \
-            idempotency.request_hash({"b": [1, 2], "a": 1})
+        assert idempotency.request_hash({"a": 1, "b": [1, 2]}) == idempotency.request_hash(
+            {"b": [1, 2], "a": 1}
+        )
         assert idempotency.request_hash({"a": 1}) != idempotency.request_hash({"a": "1"})
         assert len(HASH_A) == 64 and HASH_A != HASH_B
 
@@ -146,8 +152,9 @@ class TestClaim:
     def test_completion_rolls_back_with_the_business_write(self, rt: Runtime) -> None:
         claim(rt, HASH_A)
         with pytest.raises(RuntimeError), rt.db.unit_of_work() as session:
-            idempotency.complete(session, scope=SCOPE, key="key-1", status_code=201,
-                                 body={"id": "p-1"})
+            idempotency.complete(
+                session, scope=SCOPE, key="key-1", status_code=201, body={"id": "p-1"}
+            )
             raise RuntimeError("the business write failed after complete()")
         assert records(rt) == [(SCOPE, "key-1", HASH_A, "in_flight", None)]
         with pytest.raises(IdempotencyInFlight):
@@ -175,9 +182,12 @@ class TestConcurrentRetries:
                 barrier.wait()
                 try:
                     responses[index] = client.post(
-                        f"/v1/wallets/{alice.wallet.id}/payments", json={"qr": qr} | proof,
-                        headers={"Authorization": f"Bearer {token}",
-                                 "Idempotency-Key": "checkout-7"},
+                        f"/v1/wallets/{alice.wallet.id}/payments",
+                        json={"qr": qr} | proof,
+                        headers={
+                            "Authorization": f"Bearer {token}",
+                            "Idempotency-Key": "checkout-7",
+                        },
                     )
                 except Exception as exc:  # reported below
                     responses[index] = exc
@@ -196,8 +206,14 @@ class TestConcurrentRetries:
         assert {r.json()["error"] for r in in_flight} <= {"idempotency_in_flight"}
         with rt.db.session() as session:
             assert session.scalar(select(func.count()).select_from(Payment)) == 1
-            assert session.scalar(select(func.count()).select_from(JournalEntry).where(
-                JournalEntry.kind == EntryKind.PAYMENT.value)) == 1
+            assert (
+                session.scalar(
+                    select(func.count())
+                    .select_from(JournalEntry)
+                    .where(JournalEntry.kind == EntryKind.PAYMENT.value)
+                )
+                == 1
+            )
             assert ledger.verify(session).ok
         assert balance_of(rt, alice.wallet) == 6_800
         assert records(rt)[0][3] == "completed"
@@ -246,11 +262,23 @@ class TestRunIdempotentReleasesOnAnyFailure:
             raise RuntimeError("a bug, not a refusal")
 
         with pytest.raises(RuntimeError):
-            run_idempotent(rt, scope=SCOPE, key="key-1", request_payload=["x"],
-                           model=Replayed, operation=explode)
+            run_idempotent(
+                rt,
+                scope=SCOPE,
+                key="key-1",
+                request_payload=["x"],
+                model=Replayed,
+                operation=explode,
+            )
         assert records(rt) == []  # on the old code: stuck "in_flight" until the lease ran out
-        result = run_idempotent(rt, scope=SCOPE, key="key-1", request_payload=["x"],
-                                model=Replayed, operation=lambda _s: Replayed(value=7))
+        result = run_idempotent(
+            rt,
+            scope=SCOPE,
+            key="key-1",
+            request_payload=["x"],
+            model=Replayed,
+            operation=lambda _s: Replayed(value=7),
+        )
         assert result == Replayed(value=7)
 
 
@@ -271,9 +299,12 @@ class TestConcurrentFailingRetries:
                 barrier.wait()
                 try:
                     responses[index] = client.post(
-                        f"/v1/wallets/{alice.wallet.id}/transfers", json=body,
-                        headers={"Authorization": f"Bearer {token}",
-                                 "Idempotency-Key": "send-unknown"},
+                        f"/v1/wallets/{alice.wallet.id}/transfers",
+                        json=body,
+                        headers={
+                            "Authorization": f"Bearer {token}",
+                            "Idempotency-Key": "send-unknown",
+                        },
                     )
                 except Exception as exc:  # reported below
                     responses[index] = exc

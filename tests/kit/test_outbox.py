@@ -63,11 +63,19 @@ class TestEnqueue:
             assert mailbox.messages == []  # nothing leaves before the commit
         [message] = mailbox.messages
         assert (message.channel, message.recipient, message.subject, message.body) == (
-            "email", "hanako@example.jp", "code", BODY)
+            "email",
+            "hanako@example.jp",
+            "code",
+            BODY,
+        )
         assert message.sent_at == clock.now()
         [row] = rows(rt)
         assert (row.attempts, row.delivered_at, row.payload, row.last_error) == (
-            1, clock.now(), None, None)
+            1,
+            clock.now(),
+            None,
+            None,
+        )
         assert deliver(rt) == 0  # a later sweep does not send it again
         assert len(mailbox.messages) == 1
 
@@ -129,8 +137,9 @@ class TestDeliver:
 
     def test_unknown_channel_stays_pending(self, rt: Runtime, mailbox: MemoryMailbox) -> None:
         with rt.db.unit_of_work() as session:
-            outbox.enqueue(session, channel="fax", recipient="+81-3-0000-0000", subject="s",
-                           body="b")
+            outbox.enqueue(
+                session, channel="fax", recipient="+81-3-0000-0000", subject="s", body="b"
+            )
         [row] = rows(rt)
         assert row.delivered_at is None
         assert row.last_error == "LookupError: no sender configured for channel 'fax'"
@@ -161,5 +170,11 @@ class TestDeliver:
             thread.join(timeout=30)
         assert sent == ["hanako@example.jp"]
         with rt.db.session() as session:
-            assert session.scalar(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.delivered_at.is_(None))) == 0
+            assert (
+                session.scalar(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.delivered_at.is_(None))
+                )
+                == 0
+            )

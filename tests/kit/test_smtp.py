@@ -56,14 +56,18 @@ class Inbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
         content = envelope.content if isinstance(envelope.content, bytes) else b""
-        self.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos),
-                               message_from_bytes(content)))
+        self.envelopes.append(
+            (str(envelope.mail_from), list(envelope.rcpt_tos), message_from_bytes(content))
+        )
         return "250 OK"
 
-    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
-                     auth_data: Any) -> AuthResult:
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         if isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-                USER.encode(), PASSWORD.encode()):
+            USER.encode(),
+            PASSWORD.encode(),
+        ):
             self.logins.append(auth_data.login.decode())
             return AuthResult(success=True)
         return AuthResult(success=False, handled=False)
@@ -82,25 +86,41 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kouza test SMTP CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    server = (x509.CertificateBuilder()
-              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-              .issuer_name(ca_name).public_key(key.public_key())
-              .serial_number(x509.random_serial_number())
-              .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-              .add_extension(x509.SubjectAlternativeName(
-                  [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-              .sign(ca_key, hashes.SHA256()))
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (folder / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    (folder / "server.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    (folder / "server.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(folder / "server.pem", folder / "server.key")
     return Tls(folder / "ca.pem", context)
@@ -121,8 +141,9 @@ class Server:
 def _serve(**options: Any) -> Iterator[Server]:
     inbox = Inbox()
     port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port,
-                            authenticator=inbox.authenticate, **options)
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=port, authenticator=inbox.authenticate, **options
+    )
     controller.start()
     try:
         yield Server(inbox, port)
@@ -137,8 +158,7 @@ def plain_server() -> Iterator[Server]:
 
 @pytest.fixture
 def starttls_server(tls: Tls) -> Iterator[Server]:
-    yield from _serve(tls_context=tls.server_context, require_starttls=True,
-                      auth_required=True)
+    yield from _serve(tls_context=tls.server_context, require_starttls=True, auth_required=True)
 
 
 def text_of(mail: EmailMessage) -> str:
@@ -148,29 +168,42 @@ def text_of(mail: EmailMessage) -> str:
 
 
 def message(body: str = "Your code is 482913.") -> Message:
-    return Message(channel="email", recipient="hanako@example.jp", subject="kouza: your code",
-                   body=body, sent_at=SENT_AT)
+    return Message(
+        channel="email",
+        recipient="hanako@example.jp",
+        subject="kouza: your code",
+        body=body,
+        sent_at=SENT_AT,
+    )
 
 
 class TestSmtpEndpoint:
-    @pytest.mark.parametrize(("url", "expected"), [
-        ("smtp://127.0.0.1:2525", SmtpEndpoint("127.0.0.1", 2525, "plain")),
-        ("smtp://mail.example.jp", SmtpEndpoint("mail.example.jp", 25, "plain")),
-        ("smtp+starttls://u%40x:p%3Aw@mail.example.jp",
-         SmtpEndpoint("mail.example.jp", 587, "starttls", "u@x", "p:w")),
-        ("smtps://u:p@mail.example.jp", SmtpEndpoint("mail.example.jp", 465, "tls", "u", "p")),
-    ])
+    @pytest.mark.parametrize(
+        ("url", "expected"),
+        [
+            ("smtp://127.0.0.1:2525", SmtpEndpoint("127.0.0.1", 2525, "plain")),
+            ("smtp://mail.example.jp", SmtpEndpoint("mail.example.jp", 25, "plain")),
+            (
+                "smtp+starttls://u%40x:p%3Aw@mail.example.jp",
+                SmtpEndpoint("mail.example.jp", 587, "starttls", "u@x", "p:w"),
+            ),
+            ("smtps://u:p@mail.example.jp", SmtpEndpoint("mail.example.jp", 465, "tls", "u", "p")),
+        ],
+    )
     def test_urls(self, url: str, expected: SmtpEndpoint) -> None:
         assert SmtpEndpoint.from_url(url) == expected
 
-    @pytest.mark.parametrize(("url", "complaint"), [
-        ("http://mail.example.jp", "must start with"),
-        ("smtp://user:secret@mail.example.jp", "never sent without TLS"),
-        ("smtps://user@mail.example.jp", "both user and password"),
-        ("smtps://", "no host"),
-        ("smtp://mail.example.jp/inbox", "no path"),
-        ("smtp://mail.example.jp:99999", "not a URL"),
-    ])
+    @pytest.mark.parametrize(
+        ("url", "complaint"),
+        [
+            ("http://mail.example.jp", "must start with"),
+            ("smtp://user:secret@mail.example.jp", "never sent without TLS"),
+            ("smtps://user@mail.example.jp", "both user and password"),
+            ("smtps://", "no host"),
+            ("smtp://mail.example.jp/inbox", "no path"),
+            ("smtp://mail.example.jp:99999", "not a URL"),
+        ],
+    )
     def test_bad_urls_are_refused(self, url: str, complaint: str) -> None:
         with pytest.raises(SenderConfigurationError, match=complaint):
             SmtpEndpoint.from_url(url)
@@ -181,8 +214,10 @@ class TestSmtpEndpoint:
 
 class TestSmtpSender:
     def test_plain_delivery(self, plain_server: Server) -> None:
-        sender = SmtpSender(SmtpEndpoint("127.0.0.1", plain_server.port, "plain"),
-                            from_address="no-reply@kouza.example")
+        sender = SmtpSender(
+            SmtpEndpoint("127.0.0.1", plain_server.port, "plain"),
+            from_address="no-reply@kouza.example",
+        )
         sender.send(message())
 
         ((mail_from, rcpt, mail),) = plain_server.inbox.envelopes
@@ -192,9 +227,13 @@ class TestSmtpSender:
 
     def test_starttls_and_auth(self, starttls_server: Server, tls: Tls) -> None:
         endpoint = SmtpEndpoint.from_url(
-            f"smtp+starttls://{USER}:pa%3Ass%40word%2F1@127.0.0.1:{starttls_server.port}")
-        sender = SmtpSender(endpoint, from_address="no-reply@kouza.example",
-                            ssl_context=smtp_ssl_context(tls.ca_file))
+            f"smtp+starttls://{USER}:pa%3Ass%40word%2F1@127.0.0.1:{starttls_server.port}"
+        )
+        sender = SmtpSender(
+            endpoint,
+            from_address="no-reply@kouza.example",
+            ssl_context=smtp_ssl_context(tls.ca_file),
+        )
         sender.send(message("こんにちは: 482913"))
 
         assert starttls_server.inbox.logins == [USER]
@@ -206,30 +245,40 @@ class TestSmtpSender:
     ) -> None:
         sender = SmtpSender(
             SmtpEndpoint("127.0.0.1", starttls_server.port, "starttls", USER, "wrong"),
-            from_address="no-reply@kouza.example", ssl_context=smtp_ssl_context(tls.ca_file))
+            from_address="no-reply@kouza.example",
+            ssl_context=smtp_ssl_context(tls.ca_file),
+        )
         with pytest.raises(Exception, match="535"):
             sender.send(message())
         assert starttls_server.inbox.envelopes == []
 
     def test_an_untrusted_certificate_is_refused(self, starttls_server: Server) -> None:
         # the system roots do not know the test CA: no way to send, no way to skip the check
-        sender = SmtpSender(SmtpEndpoint("127.0.0.1", starttls_server.port, "starttls"),
-                            from_address="no-reply@kouza.example")
+        sender = SmtpSender(
+            SmtpEndpoint("127.0.0.1", starttls_server.port, "starttls"),
+            from_address="no-reply@kouza.example",
+        )
         with pytest.raises(ssl.SSLCertVerificationError):
             sender.send(message())
         assert starttls_server.inbox.envelopes == []
 
     def test_starttls_is_required_once_asked_for(self, plain_server: Server) -> None:
-        sender = SmtpSender(SmtpEndpoint("127.0.0.1", plain_server.port, "starttls"),
-                            from_address="no-reply@kouza.example")
+        sender = SmtpSender(
+            SmtpEndpoint("127.0.0.1", plain_server.port, "starttls"),
+            from_address="no-reply@kouza.example",
+        )
         with pytest.raises(Exception, match="STARTTLS"):
             sender.send(message())
         assert plain_server.inbox.envelopes == []
 
 
 def _settings(tmp_path: Path, **changes: Any) -> Settings:
-    return Settings(var_dir=tmp_path / "var", secret_key=TEST_SECRET,
-                    database_url=f"sqlite:///{tmp_path / 'kouza.db'}", **changes)
+    return Settings(
+        var_dir=tmp_path / "var",
+        secret_key=TEST_SECRET,
+        database_url=f"sqlite:///{tmp_path / 'kouza.db'}",
+        **changes,
+    )
 
 
 class TestProduction:
@@ -237,12 +286,18 @@ class TestProduction:
         with pytest.raises(SenderConfigurationError, match="KOUZA_SMTP_URL"):
             build_runtime(_settings(tmp_path, env="production"))
 
-    def test_the_sms_mailbox_file_is_refused_too(self, plain_server: Server,
-                                                 tmp_path: Path) -> None:
+    def test_the_sms_mailbox_file_is_refused_too(
+        self, plain_server: Server, tmp_path: Path
+    ) -> None:
         with pytest.raises(SenderConfigurationError, match="KOUZA_SMS_SENDER=http"):
-            build_runtime(_settings(
-                tmp_path, env="production", smtp_url=f"smtp://127.0.0.1:{plain_server.port}",
-                smtp_from="no-reply@kouza.example"))
+            build_runtime(
+                _settings(
+                    tmp_path,
+                    env="production",
+                    smtp_url=f"smtp://127.0.0.1:{plain_server.port}",
+                    smtp_from="no-reply@kouza.example",
+                )
+            )
 
     def test_development_still_uses_the_mailbox_file(self, tmp_path: Path) -> None:
         runtime = build_runtime(_settings(tmp_path))
@@ -250,13 +305,20 @@ class TestProduction:
         runtime.db.dispose()
 
     def test_no_code_is_written_in_clear_to_disk_or_logs(
-        self, starttls_server: Server, tls: Tls, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        self,
+        starttls_server: Server,
+        tls: Tls,
+        tmp_path: Path,
+        caplog: pytest.LogCaptureFixture,
         capfd: pytest.CaptureFixture[str],
     ) -> None:
         settings = _settings(
-            tmp_path, env="production",
+            tmp_path,
+            env="production",
             smtp_url=f"smtp+starttls://{USER}:pa%3Ass%40word%2F1@127.0.0.1:{starttls_server.port}",
-            smtp_from="no-reply@kouza.example", smtp_ca_file=tls.ca_file)
+            smtp_from="no-reply@kouza.example",
+            smtp_ca_file=tls.ca_file,
+        )
         engine = make_engine(settings.database_url)
         upgrade(engine)
         engine.dispose()
@@ -270,12 +332,16 @@ class TestProduction:
         found = re.search(r"\b(\d{6})\b", text_of(mail))
         assert found is not None
         code = found.group(1).encode()
-        on_disk = [path for path in tmp_path.rglob("*") if path.is_file()
-                   and code in path.read_bytes()]
+        on_disk = [
+            path for path in tmp_path.rglob("*") if path.is_file() and code in path.read_bytes()
+        ]
         assert on_disk == []
         # aiosmtpd's own "mail.log" is the receiving server's log, not the platform's
-        ours = [record.getMessage() for record in caplog.records
-                if not record.name.startswith("mail.log")]
+        ours = [
+            record.getMessage()
+            for record in caplog.records
+            if not record.name.startswith("mail.log")
+        ]
         assert not [line for line in ours if code.decode() in line]
         printed = capfd.readouterr()
         assert code.decode() not in printed.out + printed.err

@@ -11,8 +11,7 @@ def accounts(rt: Runtime, *codes: str) -> list[int]:
     """Open customer-wallet accounts with these codes (and the float); return their ids."""
     with rt.db.unit_of_work() as session:
         return [
-            ledger.open_account(session, kind=AccountKind.CUSTOMER_WALLET, code=code,
-                                name=code).id
+            ledger.open_account(session, kind=AccountKind.CUSTOMER_WALLET, code=code, name=code).id
             for code in codes
         ]
 

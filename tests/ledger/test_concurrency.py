@@ -34,8 +34,13 @@ class TestConcurrentSpending:
     def test_ledger_never_overdraws_and_loses_nothing(self, pg: Runtime) -> None:
         wallet, *shops = accounts(pg, "wallet:hot", *[f"wallet:shop{i}" for i in range(4)])
         with pg.db.unit_of_work() as session:
-            ledger.transfer(session, kind=EntryKind.TOPUP, source=float_account(pg),
-                            destination=wallet, amount=10_000)
+            ledger.transfer(
+                session,
+                kind=EntryKind.TOPUP,
+                source=float_account(pg),
+                destination=wallet,
+                amount=10_000,
+            )
         start = threading.Barrier(THREADS)
 
         def spend(worker: int) -> Counter[str]:
@@ -44,8 +49,13 @@ class TestConcurrentSpending:
             for attempt in range(5):
                 try:
                     with pg.db.unit_of_work() as session:
-                        ledger.transfer(session, kind=EntryKind.PAYMENT, source=wallet,
-                                        destination=shops[(worker + attempt) % 4], amount=100)
+                        ledger.transfer(
+                            session,
+                            kind=EntryKind.PAYMENT,
+                            source=wallet,
+                            destination=shops[(worker + attempt) % 4],
+                            amount=100,
+                        )
                     outcome["ok"] += 1
                 except KouzaError as exc:
                     outcome[exc.code] += 1
@@ -91,15 +101,25 @@ class TestConcurrentSpending:
         left, right = accounts(pg, "wallet:left", "wallet:right")
         with pg.db.unit_of_work() as session:
             for target in (left, right):
-                ledger.transfer(session, kind=EntryKind.TOPUP, source=float_account(pg),
-                                destination=target, amount=1_000)
+                ledger.transfer(
+                    session,
+                    kind=EntryKind.TOPUP,
+                    source=float_account(pg),
+                    destination=target,
+                    amount=1_000,
+                )
 
         def shuffle(worker: int) -> None:
             source, destination = (left, right) if worker % 2 else (right, left)
             for _ in range(10):
                 with pg.db.unit_of_work() as session:
-                    ledger.transfer(session, kind=EntryKind.TRANSFER, source=source,
-                                    destination=destination, amount=1)
+                    ledger.transfer(
+                        session,
+                        kind=EntryKind.TRANSFER,
+                        source=source,
+                        destination=destination,
+                        amount=1,
+                    )
 
         with ThreadPoolExecutor(THREADS) as pool:
             list(pool.map(shuffle, range(THREADS)))

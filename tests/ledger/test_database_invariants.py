@@ -20,8 +20,9 @@ def _funded_pair(rt: Runtime) -> tuple[int, int, int]:
     alice, bob = accounts(rt, "wallet:a", "wallet:b")
     source = float_account(rt)
     with rt.db.unit_of_work() as session:
-        entry = ledger.transfer(session, kind=EntryKind.TOPUP, source=source,
-                                destination=alice, amount=1_000)
+        entry = ledger.transfer(
+            session, kind=EntryKind.TOPUP, source=source, destination=alice, amount=1_000
+        )
     return alice, bob, entry.id
 
 
@@ -29,8 +30,9 @@ class TestBehindTheServicesBack:
     def test_wallet_balance_cannot_go_negative(self, rt: Runtime) -> None:
         alice, _, _ = _funded_pair(rt)
         with pytest.raises(DatabaseError), rt.db.engine.begin() as connection:
-            connection.execute(text("UPDATE ledger_accounts SET balance = -1 WHERE id = :id"),
-                               {"id": alice})
+            connection.execute(
+                text("UPDATE ledger_accounts SET balance = -1 WHERE id = :id"), {"id": alice}
+            )
         assert balances(rt, alice) == [1_000]
 
     def test_held_funds_count_against_the_floor(self, rt: Runtime) -> None:
@@ -45,17 +47,22 @@ class TestBehindTheServicesBack:
         alice, _bob, entry_id = _funded_pair(rt)
         with pytest.raises(DatabaseError), rt.db.engine.begin() as connection:
             connection.execute(
-                text("INSERT INTO postings (entry_id, account_id, amount, created_at) "
-                     "VALUES (:e, :a, 0, :t)"),
+                text(
+                    "INSERT INTO postings (entry_id, account_id, amount, created_at) "
+                    "VALUES (:e, :a, 0, :t)"
+                ),
                 {"e": entry_id, "a": alice, "t": NOW.replace(tzinfo=None)},
             )
 
-    @pytest.mark.parametrize("statement", [
-        "UPDATE postings SET amount = amount * 2",
-        "DELETE FROM postings",
-        "UPDATE journal_entries SET description = 'rewritten'",
-        "DELETE FROM journal_entries",
-    ])
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "UPDATE postings SET amount = amount * 2",
+            "DELETE FROM postings",
+            "UPDATE journal_entries SET description = 'rewritten'",
+            "DELETE FROM journal_entries",
+        ],
+    )
     def test_entries_and_postings_are_immutable(self, rt: Runtime, statement: str) -> None:
         _funded_pair(rt)
         with pytest.raises(DatabaseError, match="immutable"), rt.db.engine.begin() as connection:
@@ -65,8 +72,11 @@ class TestBehindTheServicesBack:
         _funded_pair(rt)
         with pytest.raises(DatabaseError), rt.db.engine.begin() as connection:
             connection.execute(
-                text("INSERT INTO journal_entries (kind, description, created_at) "
-                     "VALUES ('reversal', 'orphan', :t)"), {"t": NOW.replace(tzinfo=None)},
+                text(
+                    "INSERT INTO journal_entries (kind, description, created_at) "
+                    "VALUES ('reversal', 'orphan', :t)"
+                ),
+                {"t": NOW.replace(tzinfo=None)},
             )
 
 
@@ -84,13 +94,17 @@ class TestZeroSumTrigger:
 
         assert isinstance(connection, Connection)
         entry_id = connection.execute(
-            text("INSERT INTO journal_entries (kind, description, created_at) "
-                 "VALUES ('adjustment', 'behind the back', now()) RETURNING id")
+            text(
+                "INSERT INTO journal_entries (kind, description, created_at) "
+                "VALUES ('adjustment', 'behind the back', now()) RETURNING id"
+            )
         ).scalar_one()
         for account_id, amount in legs:
             connection.execute(
-                text("INSERT INTO postings (entry_id, account_id, amount, created_at) "
-                     "VALUES (:e, :a, :x, now())"),
+                text(
+                    "INSERT INTO postings (entry_id, account_id, amount, created_at) "
+                    "VALUES (:e, :a, :x, now())"
+                ),
                 {"e": entry_id, "a": account_id, "x": amount},
             )
 
@@ -119,8 +133,11 @@ class TestZeroSumTrigger:
         with pytest.raises(DatabaseError, match="not a balanced double entry"):
             with rt.db.engine.begin() as connection:
                 connection.execute(
-                    text("INSERT INTO postings (entry_id, account_id, amount, created_at) "
-                         "VALUES (:e, :a, 50, now())"), {"e": entry_id, "a": bob},
+                    text(
+                        "INSERT INTO postings (entry_id, account_id, amount, created_at) "
+                        "VALUES (:e, :a, 50, now())"
+                    ),
+                    {"e": entry_id, "a": bob},
                 )
 
     def test_balanced_entry_behind_the_back_accepted(self, rt: Runtime) -> None:

@@ -29,8 +29,9 @@ from tests.ledger.helpers import accounts, available, balances, float_account, v
 def _fund(rt: Runtime, account_id: int, amount: int) -> None:
     source = float_account(rt)
     with rt.db.unit_of_work() as session:
-        ledger.transfer(session, kind=EntryKind.TOPUP, source=source, destination=account_id,
-                        amount=amount)
+        ledger.transfer(
+            session, kind=EntryKind.TOPUP, source=source, destination=account_id, amount=amount
+        )
 
 
 def _entry_count(rt: Runtime) -> int:
@@ -54,8 +55,9 @@ class TestTransfer:
         alice, bob = accounts(rt, "wallet:alice", "wallet:bob")
         _fund(rt, alice, 10_000)
         with rt.db.unit_of_work() as session:
-            posted = ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice,
-                                     destination=bob, amount=2_500)
+            posted = ledger.transfer(
+                session, kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=2_500
+            )
         assert posted.legs == (Leg(alice, -2_500), Leg(bob, 2_500))
         assert balances(rt, alice, bob, float_account(rt)) == [7_500, 2_500, -10_000]
         assert verified(rt)
@@ -65,8 +67,9 @@ class TestTransfer:
         _fund(rt, alice, 1_000)
         entries = _entry_count(rt)
         with rt.db.unit_of_work() as session, pytest.raises(InsufficientFunds):
-            ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice, destination=bob,
-                            amount=1_001)
+            ledger.transfer(
+                session, kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=1_001
+            )
         assert balances(rt, alice, bob) == [1_000, 0]
         assert _entry_count(rt) == entries
 
@@ -74,8 +77,9 @@ class TestTransfer:
         alice, bob = accounts(rt, "wallet:alice", "wallet:bob")
         _fund(rt, alice, 1_000)
         with rt.db.unit_of_work() as session, pytest.raises(InsufficientFunds):
-            ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice,
-                            destination=bob, amount=5_000)
+            ledger.transfer(
+                session, kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=5_000
+            )
         assert balances(rt, alice, bob) == [1_000, 0]
         assert verified(rt)
 
@@ -83,15 +87,17 @@ class TestTransfer:
     def test_bad_amounts_refused(self, rt: Runtime, amount: object) -> None:
         alice, bob = accounts(rt, "wallet:alice", "wallet:bob")
         with rt.db.unit_of_work() as session, pytest.raises(InvalidAmount):
-            ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice, destination=bob,
-                            amount=amount)  # type: ignore[arg-type]
+            ledger.transfer(
+                session, kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=amount
+            )  # type: ignore[arg-type]
 
     def test_unknown_account(self, rt: Runtime) -> None:
         (alice,) = accounts(rt, "wallet:alice")
         _fund(rt, alice, 100)
         with rt.db.unit_of_work() as session, pytest.raises(UnknownAccount):
-            ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice,
-                            destination=999_999, amount=10)
+            ledger.transfer(
+                session, kind=EntryKind.TRANSFER, source=alice, destination=999_999, amount=10
+            )
         assert balances(rt, alice) == [100]
 
 
@@ -99,8 +105,9 @@ class TestPostEntry:
     def test_multi_leg_entry(self, rt: Runtime) -> None:
         alice, bob, carol = accounts(rt, "wallet:a", "wallet:b", "wallet:c")
         _fund(rt, alice, 1_000)
-        spec = EntrySpec(kind=EntryKind.ADJUSTMENT,
-                         legs=(Leg(alice, -600), Leg(bob, 400), Leg(carol, 200)))
+        spec = EntrySpec(
+            kind=EntryKind.ADJUSTMENT, legs=(Leg(alice, -600), Leg(bob, 400), Leg(carol, 200))
+        )
         with rt.db.unit_of_work() as session:
             ledger.post_entry(session, spec)
         assert balances(rt, alice, bob, carol) == [400, 400, 200]
@@ -111,10 +118,16 @@ class TestPostEntry:
         # the batch statement: both store every leg and the reference, and replay
         source = float_account(rt)
         wallets = accounts(rt, *[f"wallet:{n}" for n in range(width - 1)])
-        legs = (Leg(source, -sum(range(1, width))),
-                *(Leg(w, n) for n, w in enumerate(reversed(wallets), start=1)))
-        spec = EntrySpec(kind=EntryKind.ADJUSTMENT, legs=legs, reference={"width": width},
-                         idempotency_key=f"wide-{width}")
+        legs = (
+            Leg(source, -sum(range(1, width))),
+            *(Leg(w, n) for n, w in enumerate(reversed(wallets), start=1)),
+        )
+        spec = EntrySpec(
+            kind=EntryKind.ADJUSTMENT,
+            legs=legs,
+            reference={"width": width},
+            idempotency_key=f"wide-{width}",
+        )
         with rt.db.unit_of_work() as session:
             posted = ledger.post_entry(session, spec)
         with rt.db.unit_of_work() as session:
@@ -151,8 +164,13 @@ class TestPostEntry:
     def test_idempotent_retry_returns_first_entry(self, rt: Runtime) -> None:
         alice, bob = accounts(rt, "wallet:a", "wallet:b")
         _fund(rt, alice, 1_000)
-        spec = transfer_spec(kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=300,
-                             idempotency_key="k-1")
+        spec = transfer_spec(
+            kind=EntryKind.TRANSFER,
+            source=alice,
+            destination=bob,
+            amount=300,
+            idempotency_key="k-1",
+        )
         with rt.db.unit_of_work() as session:
             first = ledger.post_entry(session, spec)
         with rt.db.unit_of_work() as session:
@@ -164,11 +182,23 @@ class TestPostEntry:
         alice, bob = accounts(rt, "wallet:a", "wallet:b")
         _fund(rt, alice, 1_000)
         with rt.db.unit_of_work() as session:
-            ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice, destination=bob,
-                            amount=300, idempotency_key="k-1")
+            ledger.transfer(
+                session,
+                kind=EntryKind.TRANSFER,
+                source=alice,
+                destination=bob,
+                amount=300,
+                idempotency_key="k-1",
+            )
         with rt.db.unit_of_work() as session, pytest.raises(IdempotencyConflict):
-            ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice, destination=bob,
-                            amount=301, idempotency_key="k-1")
+            ledger.transfer(
+                session,
+                kind=EntryKind.TRANSFER,
+                source=alice,
+                destination=bob,
+                amount=301,
+                idempotency_key="k-1",
+            )
         assert balances(rt, alice, bob) == [700, 300]
 
 
@@ -190,10 +220,14 @@ class TestPostBatch:
         alice, bob = accounts(rt, "wallet:a", "wallet:b")
         _fund(rt, alice, 1_000)
         # bob spends money he receives earlier in the same batch
-        specs = [transfer_spec(kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=10)
-                 for _ in range(50)]
-        specs += [transfer_spec(kind=EntryKind.TRANSFER, source=bob, destination=alice, amount=5)
-                  for _ in range(50)]
+        specs = [
+            transfer_spec(kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=10)
+            for _ in range(50)
+        ]
+        specs += [
+            transfer_spec(kind=EntryKind.TRANSFER, source=bob, destination=alice, amount=5)
+            for _ in range(50)
+        ]
         with rt.db.unit_of_work() as session:
             posted = ledger.post_batch(session, specs)
         assert len({p.id for p in posted}) == 100
@@ -203,8 +237,16 @@ class TestPostBatch:
     def test_batch_replays_keyed_entries(self, rt: Runtime) -> None:
         alice, bob = accounts(rt, "wallet:a", "wallet:b")
         _fund(rt, alice, 1_000)
-        specs = [transfer_spec(kind=EntryKind.TRANSFER, source=alice, destination=bob,
-                               amount=100, idempotency_key=f"b-{i}") for i in range(3)]
+        specs = [
+            transfer_spec(
+                kind=EntryKind.TRANSFER,
+                source=alice,
+                destination=bob,
+                amount=100,
+                idempotency_key=f"b-{i}",
+            )
+            for i in range(3)
+        ]
         with rt.db.unit_of_work() as session:
             first = ledger.post_batch(session, specs[:2])
         with rt.db.unit_of_work() as session:
@@ -215,8 +257,9 @@ class TestPostBatch:
 
     def test_duplicate_key_in_one_batch_refused(self, rt: Runtime) -> None:
         alice, bob = accounts(rt, "wallet:a", "wallet:b")
-        spec = transfer_spec(kind=EntryKind.TRANSFER, source=alice, destination=bob,
-                             amount=1, idempotency_key="dup")
+        spec = transfer_spec(
+            kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=1, idempotency_key="dup"
+        )
         with rt.db.unit_of_work() as session, pytest.raises(InvalidEntry):
             ledger.post_batch(session, [spec, spec])
 
@@ -226,8 +269,9 @@ class TestReverse:
         alice, bob = accounts(rt, "wallet:a", "wallet:b")
         _fund(rt, alice, 1_000)
         with rt.db.unit_of_work() as session:
-            entry = ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice,
-                                    destination=bob, amount=400)
+            entry = ledger.transfer(
+                session, kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=400
+            )
         with rt.db.unit_of_work() as session:
             reversal = ledger.reverse(session, entry_id=entry.id, description="sent by mistake")
             row = session.get(JournalEntry, reversal.id)
@@ -239,8 +283,9 @@ class TestReverse:
         alice, bob = accounts(rt, "wallet:a", "wallet:b")
         _fund(rt, alice, 1_000)
         with rt.db.unit_of_work() as session:
-            entry = ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice,
-                                    destination=bob, amount=400)
+            entry = ledger.transfer(
+                session, kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=400
+            )
         with rt.db.unit_of_work() as session:
             ledger.reverse(session, entry_id=entry.id, description="mistake")
         with rt.db.unit_of_work() as session, pytest.raises(AlreadyReversed):
@@ -251,10 +296,12 @@ class TestReverse:
         alice, bob, carol = accounts(rt, "wallet:a", "wallet:b", "wallet:c")
         _fund(rt, alice, 1_000)
         with rt.db.unit_of_work() as session:
-            entry = ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice,
-                                    destination=bob, amount=400)
-            ledger.transfer(session, kind=EntryKind.TRANSFER, source=bob, destination=carol,
-                            amount=300)
+            entry = ledger.transfer(
+                session, kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=400
+            )
+            ledger.transfer(
+                session, kind=EntryKind.TRANSFER, source=bob, destination=carol, amount=300
+            )
         with rt.db.unit_of_work() as session, pytest.raises(InsufficientFunds):
             ledger.reverse(session, entry_id=entry.id, description="too late")
         assert balances(rt, alice, bob, carol) == [600, 100, 300]
@@ -265,12 +312,23 @@ class TestReverse:
 
 
 class TestHolds:
-    def _hold(self, rt: Runtime, source: int, destination: int, amount: int,
-              clock: ManualClock, minutes: int = 10) -> int:
+    def _hold(
+        self,
+        rt: Runtime,
+        source: int,
+        destination: int,
+        amount: int,
+        clock: ManualClock,
+        minutes: int = 10,
+    ) -> int:
         with rt.db.unit_of_work() as session:
             hold = ledger.create_hold(
-                session, kind=EntryKind.PAYMENT, source=source, destination=destination,
-                amount=amount, expires_at=clock.now() + timedelta(minutes=minutes),
+                session,
+                kind=EntryKind.PAYMENT,
+                source=source,
+                destination=destination,
+                amount=amount,
+                expires_at=clock.now() + timedelta(minutes=minutes),
             )
             return hold.id
 
@@ -281,11 +339,18 @@ class TestHolds:
         assert balances(rt, alice) == [1_000]
         assert available(rt, alice) == 300
         with rt.db.unit_of_work() as session, pytest.raises(InsufficientFunds):
-            ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice, destination=shop,
-                            amount=301)
+            ledger.transfer(
+                session, kind=EntryKind.TRANSFER, source=alice, destination=shop, amount=301
+            )
         with rt.db.unit_of_work() as session, pytest.raises(InsufficientFunds):
-            ledger.create_hold(session, kind=EntryKind.PAYMENT, source=alice, destination=shop,
-                               amount=301, expires_at=clock.now() + timedelta(minutes=1))
+            ledger.create_hold(
+                session,
+                kind=EntryKind.PAYMENT,
+                source=alice,
+                destination=shop,
+                amount=301,
+                expires_at=clock.now() + timedelta(minutes=1),
+            )
 
     def test_partial_post(self, rt: Runtime, clock: ManualClock) -> None:
         alice, shop = accounts(rt, "wallet:a", "wallet:shop")
@@ -340,8 +405,9 @@ class TestHolds:
         self._hold(rt, alice, shop, 900, clock, minutes=5)
         clock.advance(minutes=5)
         with rt.db.unit_of_work() as session:
-            ledger.transfer(session, kind=EntryKind.PAYMENT, source=alice, destination=shop,
-                            amount=800)
+            ledger.transfer(
+                session, kind=EntryKind.PAYMENT, source=alice, destination=shop, amount=800
+            )
         assert balances(rt, alice, shop) == [200, 800]
         assert verified(rt)
 
@@ -360,24 +426,49 @@ class TestHolds:
         _fund(rt, alice, 1_000)
         expires = clock.now() + timedelta(minutes=5)
         with rt.db.unit_of_work() as session:
-            first = ledger.create_hold(session, kind=EntryKind.PAYMENT, source=alice,
-                                       destination=shop, amount=300, expires_at=expires,
-                                       idempotency_key="h-1").id
+            first = ledger.create_hold(
+                session,
+                kind=EntryKind.PAYMENT,
+                source=alice,
+                destination=shop,
+                amount=300,
+                expires_at=expires,
+                idempotency_key="h-1",
+            ).id
         with rt.db.unit_of_work() as session:
-            again = ledger.create_hold(session, kind=EntryKind.PAYMENT, source=alice,
-                                       destination=shop, amount=300, expires_at=expires,
-                                       idempotency_key="h-1").id
+            again = ledger.create_hold(
+                session,
+                kind=EntryKind.PAYMENT,
+                source=alice,
+                destination=shop,
+                amount=300,
+                expires_at=expires,
+                idempotency_key="h-1",
+            ).id
         assert again == first
         assert available(rt, alice) == 700
         with rt.db.unit_of_work() as session, pytest.raises(IdempotencyConflict):
-            ledger.create_hold(session, kind=EntryKind.PAYMENT, source=alice, destination=shop,
-                               amount=301, expires_at=expires, idempotency_key="h-1")
+            ledger.create_hold(
+                session,
+                kind=EntryKind.PAYMENT,
+                source=alice,
+                destination=shop,
+                amount=301,
+                expires_at=expires,
+                idempotency_key="h-1",
+            )
 
     def test_hold_in_the_past_refused(self, rt: Runtime, clock: ManualClock) -> None:
         alice, shop = accounts(rt, "wallet:a", "wallet:shop")
         with rt.db.unit_of_work() as session, pytest.raises(InvalidEntry):
-            ledger.create_hold(session, kind=EntryKind.PAYMENT, source=alice, destination=shop,
-                               amount=1, expires_at=clock.now())
+            ledger.create_hold(
+                session,
+                kind=EntryKind.PAYMENT,
+                source=alice,
+                destination=shop,
+                amount=1,
+                expires_at=clock.now(),
+            )
 
 
 class TestStatement:
@@ -386,13 +477,16 @@ class TestStatement:
         _fund(rt, alice, 1_000)
         with rt.db.unit_of_work() as session:
             for amount in (100, 200, 300):
-                ledger.transfer(session, kind=EntryKind.TRANSFER, source=alice,
-                                destination=bob, amount=amount)
+                ledger.transfer(
+                    session, kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=amount
+                )
         with rt.db.unit_of_work() as session:
             rows = ledger.statement(session, alice)
             page = ledger.statement(session, alice, limit=2, before_id=rows[1].posting_id)
         assert [(r.kind, r.amount, r.balance_after) for r in rows] == [
-            ("transfer", -300, 400), ("transfer", -200, 700), ("transfer", -100, 900),
+            ("transfer", -300, 400),
+            ("transfer", -200, 700),
+            ("transfer", -100, 900),
             ("topup", 1_000, 1_000),
         ]
         assert [r.amount for r in page] == [-100, 1_000]
@@ -412,8 +506,11 @@ class TestVerify:
         (alice,) = accounts(rt, "wallet:a")
         _fund(rt, alice, 500)
         with rt.db.unit_of_work() as session:
-            session.execute(update(LedgerAccount).where(LedgerAccount.id == alice)
-                            .values(balance=LedgerAccount.balance + 7))
+            session.execute(
+                update(LedgerAccount)
+                .where(LedgerAccount.id == alice)
+                .values(balance=LedgerAccount.balance + 7)
+            )
         with rt.db.unit_of_work() as session:
             report = ledger.verify(session)
         assert not report.ok

@@ -44,13 +44,15 @@ class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock(START)
-        self.rt: Runtime = make_runtime(self._fresh_database(), self.tmp, self.clock,
-                                        MemoryMailbox())
+        self.rt: Runtime = make_runtime(
+            self._fresh_database(), self.tmp, self.clock, MemoryMailbox()
+        )
         with self.rt.db.unit_of_work() as session:
             self.float = ledger.system_account(session, AccountKind.OPERATOR_FLOAT)
             self.wallets = [
-                ledger.open_account(session, kind=AccountKind.CUSTOMER_WALLET,
-                                    code=f"wallet:{i}", name=f"w{i}").id
+                ledger.open_account(
+                    session, kind=AccountKind.CUSTOMER_WALLET, code=f"wallet:{i}", name=f"w{i}"
+                ).id
                 for i in range(WALLETS)
             ]
         self.expected = {account: 0 for account in [self.float, *self.wallets]}
@@ -85,22 +87,32 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=entries, wallet=st.integers(0, WALLETS - 1), amount=amounts)
     def top_up(self, wallet: int, amount: int) -> int:
         with self.rt.db.unit_of_work() as session:
-            posted = ledger.transfer(session, kind=EntryKind.TOPUP, source=self.float,
-                                     destination=self.wallets[wallet], amount=amount)
+            posted = ledger.transfer(
+                session,
+                kind=EntryKind.TOPUP,
+                source=self.float,
+                destination=self.wallets[wallet],
+                amount=amount,
+            )
         legs = [(self.float, -amount), (self.wallets[wallet], amount)]
         self._apply(legs)
         self.posted_entries[posted.id] = legs
         return posted.id
 
-    @rule(target=entries, source=st.integers(0, WALLETS - 1),
-          destination=st.integers(0, WALLETS - 1), amount=amounts,
-          key=st.none() | st.sampled_from([f"key-{i}" for i in range(6)]))
+    @rule(
+        target=entries,
+        source=st.integers(0, WALLETS - 1),
+        destination=st.integers(0, WALLETS - 1),
+        amount=amounts,
+        key=st.none() | st.sampled_from([f"key-{i}" for i in range(6)]),
+    )
     def transfer(self, source: int, destination: int, amount: int, key: str | None) -> int:
         if source == destination:
             return -1
         src, dst = self.wallets[source], self.wallets[destination]
-        spec = transfer_spec(kind=EntryKind.TRANSFER, source=src, destination=dst,
-                             amount=amount, idempotency_key=key)
+        spec = transfer_spec(
+            kind=EntryKind.TRANSFER, source=src, destination=dst, amount=amount, idempotency_key=key
+        )
         before = dict(self.expected)
         try:
             with self.rt.db.unit_of_work() as session:
@@ -123,16 +135,21 @@ class LedgerMachine(RuleBasedStateMachine):
         self.posted_entries[posted.id] = legs
         return posted.id
 
-    @rule(target=holds, source=st.integers(0, WALLETS - 1), amount=amounts,
-          minutes=st.integers(1, 30))
+    @rule(
+        target=holds, source=st.integers(0, WALLETS - 1), amount=amounts, minutes=st.integers(1, 30)
+    )
     def hold(self, source: int, amount: int, minutes: int) -> int:
         src = self.wallets[source]
         destination = self.wallets[(source + 1) % WALLETS]
         try:
             with self.rt.db.unit_of_work() as session:
                 hold = ledger.create_hold(
-                    session, kind=EntryKind.PAYMENT, source=src, destination=destination,
-                    amount=amount, expires_at=self.clock.now() + timedelta(minutes=minutes),
+                    session,
+                    kind=EntryKind.PAYMENT,
+                    source=src,
+                    destination=destination,
+                    amount=amount,
+                    expires_at=self.clock.now() + timedelta(minutes=minutes),
                 )
                 hold_id, expires = hold.id, hold.expires_at
         except InsufficientFunds:
@@ -215,8 +232,12 @@ class LedgerMachine(RuleBasedStateMachine):
 def _run(url: str, tmp: Path, examples: int, template: Path | None = None) -> None:
     LedgerMachine.url, LedgerMachine.tmp, LedgerMachine.template = url, tmp, template
     test = LedgerMachine.TestCase
-    test.settings = settings(max_examples=examples, stateful_step_count=25, deadline=None,
-                             suppress_health_check=list(HealthCheck))
+    test.settings = settings(
+        max_examples=examples,
+        stateful_step_count=25,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     test("runTest").runTest()
 
 

@@ -35,8 +35,9 @@ def _funded(rt: Runtime) -> tuple[int, int, int]:
     """Two wallets, the first holding ¥1,000 through entry ``entry_id``."""
     alice, bob = accounts(rt, "wallet:a", "wallet:b")
     with rt.db.unit_of_work() as session:
-        entry = ledger.transfer(session, kind=EntryKind.TOPUP, source=float_account(rt),
-                                destination=alice, amount=1_000)
+        entry = ledger.transfer(
+            session, kind=EntryKind.TOPUP, source=float_account(rt), destination=alice, amount=1_000
+        )
     return alice, bob, entry.id
 
 
@@ -51,19 +52,22 @@ def _post(connection: Connection, entry_id: int, account_id: int, amount: int) -
 def _one_statement(connection: Connection, legs: list[list[tuple[int, int]]]) -> None:
     """Write entries and their postings in one statement, as the service's batch does."""
     rows = ", ".join(f"({n}, {a}, {x})" for n, entry in enumerate(legs) for a, x in entry)
-    connection.execute(text(
-        "WITH e AS (INSERT INTO journal_entries (kind, description, created_at) "
-        f"SELECT 'adjustment', n::text, now() FROM generate_series(0, {len(legs) - 1}) AS n "
-        "RETURNING id, description::int AS n) "
-        "INSERT INTO postings (entry_id, account_id, amount, created_at) "
-        f"SELECT e.id, l.a, l.x, now() FROM (VALUES {rows}) AS l(n, a, x) JOIN e ON e.n = l.n"
-    ))
+    connection.execute(
+        text(
+            "WITH e AS (INSERT INTO journal_entries (kind, description, created_at) "
+            f"SELECT 'adjustment', n::text, now() FROM generate_series(0, {len(legs) - 1}) AS n "
+            "RETURNING id, description::int AS n) "
+            "INSERT INTO postings (entry_id, account_id, amount, created_at) "
+            f"SELECT e.id, l.a, l.x, now() FROM (VALUES {rows}) AS l(n, a, x) JOIN e ON e.n = l.n"
+        )
+    )
 
 
 def _queue_length(rt: Runtime) -> int:
     with rt.db.engine.connect() as connection:
-        return int(connection.execute(text("SELECT count(*) FROM ledger_balance_checks"))
-                   .scalar_one())
+        return int(
+            connection.execute(text("SELECT count(*) FROM ledger_balance_checks")).scalar_one()
+        )
 
 
 @pytest.fixture
@@ -115,10 +119,13 @@ class TestZeroSumPerStatement:
         with pytest.raises(DatabaseError, match=NOT_BALANCED), pg.db.engine.begin() as c:
             entry = _entry(c)
             _post(c, entry, alice, -10)
-            c.execute(text(
-                "INSERT INTO postings (entry_id, account_id, amount, created_at) VALUES "
-                "(:e, :a, 5, now()), (:e, :b, -5, now())"
-            ), {"e": entry, "a": alice, "b": bob})
+            c.execute(
+                text(
+                    "INSERT INTO postings (entry_id, account_id, amount, created_at) VALUES "
+                    "(:e, :a, 5, now()), (:e, :b, -5, now())"
+                ),
+                {"e": entry, "a": alice, "b": bob},
+            )
 
     def test_posting_added_in_the_statement_that_writes_a_new_balanced_entry(
         self, pg: Runtime
@@ -127,14 +134,15 @@ class TestZeroSumPerStatement:
         alice, bob, old_entry = _funded(pg)
         with pytest.raises(DatabaseError, match=NOT_BALANCED), pg.db.engine.begin() as c:
             new_entry = _entry(c)
-            c.execute(text(
-                "INSERT INTO postings (entry_id, account_id, amount, created_at) VALUES "
-                "(:new, :a, -3, now()), (:new, :b, 3, now()), (:old, :b, 3, now())"
-            ), {"new": new_entry, "old": old_entry, "a": alice, "b": bob})
+            c.execute(
+                text(
+                    "INSERT INTO postings (entry_id, account_id, amount, created_at) VALUES "
+                    "(:new, :a, -3, now()), (:new, :b, 3, now()), (:old, :b, 3, now())"
+                ),
+                {"new": new_entry, "old": old_entry, "a": alice, "b": bob},
+            )
 
-    def test_multi_statement_balanced_entry_accepted_and_queue_emptied(
-        self, pg: Runtime
-    ) -> None:
+    def test_multi_statement_balanced_entry_accepted_and_queue_emptied(self, pg: Runtime) -> None:
         alice, bob, _ = _funded(pg)
         with pg.db.engine.begin() as c:
             entry = _entry(c)
@@ -201,10 +209,13 @@ class TestReferencesWithoutForeignKeys:
         alice, bob, _ = _funded(pg)
         with pytest.raises(IntegrityError, match="journal entry 999999"):
             with pg.db.engine.begin() as c:
-                c.execute(text(
-                    "INSERT INTO postings (entry_id, account_id, amount, created_at) VALUES "
-                    "(999999, :a, -5, now()), (999999, :b, 5, now())"
-                ), {"a": alice, "b": bob})
+                c.execute(
+                    text(
+                        "INSERT INTO postings (entry_id, account_id, amount, created_at) VALUES "
+                        "(999999, :a, -5, now()), (999999, :b, 5, now())"
+                    ),
+                    {"a": alice, "b": bob},
+                )
 
     def test_one_bad_reference_among_many(self, pg: Runtime) -> None:
         alice, bob, _ = _funded(pg)
@@ -223,31 +234,40 @@ class TestReferencesWithoutForeignKeys:
             other.rollback()
         assert balances(pg, alice, bob) == [1_000, 0]
 
-    @pytest.mark.parametrize("statement", [
-        "DELETE FROM ledger_accounts WHERE id = :a",
-        "DELETE FROM ledger_accounts",
-        "UPDATE ledger_accounts SET id = id + 1000 WHERE id = :a",
-    ])
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "DELETE FROM ledger_accounts WHERE id = :a",
+            "DELETE FROM ledger_accounts",
+            "UPDATE ledger_accounts SET id = id + 1000 WHERE id = :a",
+        ],
+    )
     def test_referenced_account_cannot_disappear(self, pg: Runtime, statement: str) -> None:
         alice, _, _ = _funded(pg)
         with pytest.raises(IntegrityError, match="never deleted nor renumbered"):
             with pg.db.engine.begin() as c:
                 c.execute(text(statement), {"a": alice})
 
-    @pytest.mark.parametrize("statement", [
-        "DELETE FROM journal_entries WHERE id = :e",
-        "UPDATE journal_entries SET id = id + 1000 WHERE id = :e",
-    ])
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "DELETE FROM journal_entries WHERE id = :e",
+            "UPDATE journal_entries SET id = id + 1000 WHERE id = :e",
+        ],
+    )
     def test_referenced_entry_cannot_disappear(self, pg: Runtime, statement: str) -> None:
         _, _, entry = _funded(pg)
         with pytest.raises(DatabaseError, match="immutable"), pg.db.engine.begin() as c:
             c.execute(text(statement), {"e": entry})
 
-    @pytest.mark.parametrize("statement", [
-        "TRUNCATE ledger_accounts CASCADE",
-        "TRUNCATE journal_entries CASCADE",
-        "TRUNCATE ledger_accounts, journal_entries CASCADE",
-    ])
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "TRUNCATE ledger_accounts CASCADE",
+            "TRUNCATE journal_entries CASCADE",
+            "TRUNCATE ledger_accounts, journal_entries CASCADE",
+        ],
+    )
     def test_truncate_of_referenced_table_refused(self, pg: Runtime, statement: str) -> None:
         _funded(pg)
         with pytest.raises(IntegrityError, match="would leave postings without"):
@@ -289,10 +309,13 @@ class TestReferencesOnBothDialects:
         with pytest.raises(IntegrityError), rt.db.engine.begin() as c:
             _post(c, 999_999, alice, 10)
 
-    @pytest.mark.parametrize("statement", [
-        "DELETE FROM ledger_accounts WHERE id = :a",
-        "UPDATE ledger_accounts SET id = id + 1000 WHERE id = :a",
-    ])
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "DELETE FROM ledger_accounts WHERE id = :a",
+            "UPDATE ledger_accounts SET id = id + 1000 WHERE id = :a",
+        ],
+    )
     def test_account_cannot_disappear(self, rt: Runtime, statement: str) -> None:
         alice, _, _ = _funded(rt)
         with pytest.raises(IntegrityError), rt.db.engine.begin() as c:

@@ -53,8 +53,9 @@ def email_customer(world: World, email: str | None = None) -> Person:
     return Person(made.user, made.wallet)
 
 
-def verified_customer(world: World, *, name: str, birth_date: date, kana: str, phone: str,
-                      e164: str) -> Person:
+def verified_customer(
+    world: World, *, name: str, birth_date: date, kana: str, phone: str, e164: str
+) -> Person:
     """A customer at level ``verified`` with a device key and a wallet: ``name`` and
     ``birth_date`` are what their card said, ``kana`` the reading they declared."""
     someone = phone_user(world.rt, world.mailbox, phone=phone, e164=e164)

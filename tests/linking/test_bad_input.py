@@ -53,10 +53,13 @@ class TestBadLinks:
         assert answer.status_code == 422 and answer.json()["error"] == "validation_error"
         assert links(world) == [] and world.transport.forwarded == []
 
-    @pytest.mark.parametrize(("changes", "message"), [
-        ({"bank_code": "0999"}, "'0999' is not a bank code in the Zengin list"),
-        ({"branch": "999"}, "'999' is not a branch code of bank 0125 in the Zengin list"),
-    ])
+    @pytest.mark.parametrize(
+        ("changes", "message"),
+        [
+            ({"bank_code": "0999"}, "'0999' is not a bank code in the Zengin list"),
+            ({"branch": "999"}, "'999' is not a branch code of bank 0125 in the Zengin list"),
+        ],
+    )
     def test_codes_missing_from_the_zengin_list_are_refused_before_any_bank_call(
         self, world: World, changes: dict[str, Any], message: str
     ) -> None:
@@ -68,7 +71,10 @@ class TestBadLinks:
             headers=login(world, person),
         )
         assert (answer.status_code, answer.json()["error"], answer.json()["message"]) == (
-            422, "unknown_bank_code", message)
+            422,
+            "unknown_bank_code",
+            message,
+        )
         assert links(world) == [] and world.transport.forwarded == []
 
     def test_unknown_and_foreign_wallets_are_not_found(self, world: World) -> None:

@@ -68,14 +68,28 @@ def hanako_account(world: World, profile: str) -> Target:
     make_bank(world.bank_rt, code, profile=AuthProfile(profile))
     with world.bank_rt.db.unit_of_work() as session:
         bank = core.bank(session, code)
-        customer = core.add_customer(session, bank, CustomerData(
-            name_kanji="佐藤 花子", name_kana="ｻﾄｳ ﾊﾅｺ", birth_date=HANAKO_BORN,
-            address="広島県広島市中区1-1", phone="+81822222222", email="hanako@example.jp",
-        ))
+        customer = core.add_customer(
+            session,
+            bank,
+            CustomerData(
+                name_kanji="佐藤 花子",
+                name_kana="ｻﾄｳ ﾊﾅｺ",
+                birth_date=HANAKO_BORN,
+                address="広島県広島市中区1-1",
+                phone="+81822222222",
+                email="hanako@example.jp",
+            ),
+        )
         home = core.branch(session, bank, zengin.home_branch(code))
-        core.open_account(session, customer, branch=home,
-                          account_type=AccountType.ORDINARY, number="2000001", pin="2580",
-                          balance=300_000)
+        core.open_account(
+            session,
+            customer,
+            branch=home,
+            account_type=AccountType.ORDINARY,
+            number="2000001",
+            pin="2580",
+            balance=300_000,
+        )
     world.rt.settings.accepted_legacy_banks = ["0125", *_LEGACY_CODES.values()]
     return Target(profile, code, "2000001", "2580")
 
@@ -85,13 +99,16 @@ def link(world: World, person: Person, target: Target) -> int:
     if target.profile == "oauth":
         return _link_oauth(world, person, target)
     body: dict[str, Any] = {
-        "bank_code": target.bank_code, "branch": zengin.home_branch(target.bank_code),
+        "bank_code": target.bank_code,
+        "branch": zengin.home_branch(target.bank_code),
         "account_type": "ordinary",
-        "account_number": target.number, "pin": target.pin,
+        "account_number": target.number,
+        "pin": target.pin,
         "birth_date": HANAKO_BORN.isoformat(),  # typed: leaked with the PIN
     } | signed(world, person, "bank.link")
-    answer = world.wallet.post(f"/v1/wallets/{person.wallet.id}/bank-links", json=body,
-                               headers=login(world, person))
+    answer = world.wallet.post(
+        f"/v1/wallets/{person.wallet.id}/bank-links", json=body, headers=login(world, person)
+    )
     return int(answer.status_code)
 
 
@@ -101,8 +118,9 @@ def _link_oauth(world: World, person: Person, target: Target) -> int:
     assert started.status_code == 201, started.text
     with browser(world) as page:
         # her password and live code, relayed to him (phishing) or typed by her
-        after_login = log_in_at_bank(world, page, started.json()["authorization_url"],
-                                     target.internet_banking)
+        after_login = log_in_at_bank(
+            world, page, started.json()["authorization_url"], target.internet_banking
+        )
         if after_login.status_code == 200:
             query = approve(page, after_login)
         else:
@@ -137,8 +155,12 @@ class TestTheCardDecides:
         # his card: 山田 太郎, born the same day as her (so only the name differs); the reading
         # he declared at eKYC is hers, which eKYC accepted (two parts, kana only)
         mule = verified_customer(
-            world, name="山田　太郎", birth_date=HANAKO_BORN, kana="ｻﾄｳ ﾊﾅｺ",
-            phone="090-7777-0001", e164="+819077770001",
+            world,
+            name="山田　太郎",
+            birth_date=HANAKO_BORN,
+            kana="ｻﾄｳ ﾊﾅｺ",
+            phone="090-7777-0001",
+            e164="+819077770001",
         )
 
         status = link(world, mule, target)
@@ -153,8 +175,12 @@ class TestTheCardDecides:
         target = hanako_account(world, profile)
         # her card separates the names with U+3000, the bank's record with a space
         hanako = verified_customer(
-            world, name="佐藤\u3000花子", birth_date=HANAKO_BORN, kana="サトウ ハナコ",
-            phone="090-7777-0002", e164="+819077770002",
+            world,
+            name="佐藤\u3000花子",
+            birth_date=HANAKO_BORN,
+            kana="サトウ ハナコ",
+            phone="090-7777-0002",
+            e164="+819077770002",
         )
 
         assert link(world, hanako, target) == 201

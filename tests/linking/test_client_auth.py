@@ -23,8 +23,11 @@ from tests.linking.support import bank_balance, charge, linked_under_2019
 
 def keyed_client(world: World) -> BankClient:
     """The wallet's bank client with no client secret at all, signing with its client key."""
-    return BankClient(httpx.Client(base_url=BANK_URL, transport=world.transport),
-                      client_id=world.rt.settings.bank_client_id, signer=Signer(world.rt))
+    return BankClient(
+        httpx.Client(base_url=BANK_URL, transport=world.transport),
+        client_id=world.rt.settings.bank_client_id,
+        signer=Signer(world.rt),
+    )
 
 
 def test_the_default_client_signs_with_the_client_key(world: World) -> None:
@@ -48,16 +51,16 @@ def test_link_charge_and_report_without_a_secret(world: World) -> None:
     linked = linked_under_2019(world)
     charged = charge(world, linked, 30_000, "top-up-1")
     now = world.clock.now()
-    report = bank_client_of(world.rt).transfer_report(since=now - timedelta(hours=1),
-                                                      until=now + timedelta(hours=1))
+    report = bank_client_of(world.rt).transfer_report(
+        since=now - timedelta(hours=1), until=now + timedelta(hours=1)
+    )
 
     assert charged.status_code == 201, charged.text
     assert bank_balance(world, world.victim) == before - 30_000
     assert [t.amount for t in report] == [30_000]
     calls = [r for r in world.transport.requests if r.url.path.startswith("/v1/")]
     assert calls and all(r.headers["Authorization"].startswith("Bearer ey") for r in calls)
-    claims = jwt.decode(calls[-1].headers["Authorization"].split()[1],
-                        client_key(world.rt)).claims
+    claims = jwt.decode(calls[-1].headers["Authorization"].split()[1], client_key(world.rt)).claims
     assert claims["aud"] == world.rt.settings.bank_issuer
     assert claims["iss"] == claims["sub"] == world.rt.settings.bank_client_id
     assert claims["exp"] - claims["iat"] == 60

@@ -186,8 +186,11 @@ class TestRiskDecisions:
             source="test.yaml",
         )
         person = email_customer(world)
-        answer = world.wallet.post(f"/v1/wallets/{person.wallet.id}/bank-links",
-                                   json=link_body(world.victim), headers=login(world, person))
+        answer = world.wallet.post(
+            f"/v1/wallets/{person.wallet.id}/bank-links",
+            json=link_body(world.victim),
+            headers=login(world, person),
+        )
         assert (answer.status_code, answer.json()["error"]) == (403, "risk_refused")
         assert "lock-every-link" not in answer.text and "rules" not in answer.text
         reference = answer.json()["details"]["reference"]
@@ -196,10 +199,16 @@ class TestRiskDecisions:
         looked_up = world.wallet.get(f"/v1/ops/risk/decisions/{reference}", headers=headers)
         assert looked_up.status_code == 200, looked_up.text
         assert (looked_up.json()["outcome"], [r["id"] for r in looked_up.json()["fired"]]) == (
-            "lock", ["lock-every-link"])
+            "lock",
+            ["lock-every-link"],
+        )
         assert looked_up.json()["wallet"] == str(person.wallet.id)
-        assert world.wallet.get(f"/v1/ops/risk/decisions/{reference}",
-                                headers=login(world, person)).status_code == 401
+        assert (
+            world.wallet.get(
+                f"/v1/ops/risk/decisions/{reference}", headers=login(world, person)
+            ).status_code
+            == 401
+        )
         missing = world.wallet.get("/v1/ops/risk/decisions/999999", headers=headers)
         assert (missing.status_code, missing.json()["error"]) == (404, "unknown_decision")
 
@@ -236,8 +245,12 @@ class TestRiskDecisions:
             source="test.yaml",
         )
         holder = verified_customer(
-            world, name="山田　太郎", birth_date=date(1960, 4, 1), kana="ﾔﾏﾀﾞ ﾀﾛｳ",
-            phone="090-4444-5555", e164="+819044445555"
+            world,
+            name="山田　太郎",
+            birth_date=date(1960, 4, 1),
+            kana="ﾔﾏﾀﾞ ﾀﾛｳ",
+            phone="090-4444-5555",
+            e164="+819044445555",
         )
         headers = login(world, holder)
         path = f"/v1/wallets/{holder.wallet.id}/bank-links"
@@ -281,8 +294,12 @@ class TestRiskDecisions:
     def test_device_signature_is_required_by_default(self, world: World) -> None:
         world.rt.settings.accepted_legacy_banks = [LEGACY_BANK]
         holder = verified_customer(
-            world, name="山田　太郎", birth_date=date(1960, 4, 1), kana="ﾔﾏﾀﾞ ﾀﾛｳ",
-            phone="090-4444-5555", e164="+819044445555"
+            world,
+            name="山田　太郎",
+            birth_date=date(1960, 4, 1),
+            kana="ﾔﾏﾀﾞ ﾀﾛｳ",
+            phone="090-4444-5555",
+            e164="+819044445555",
         )
         answer = world.wallet.post(
             f"/v1/wallets/{holder.wallet.id}/bank-links",

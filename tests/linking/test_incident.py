@@ -71,8 +71,12 @@ class TestRefusedByKouza:
         no_rules(world)
         world.rt.settings.accepted_legacy_banks = ["0125"]  # even with the weak form accepted
         attacker = verified_customer(
-            world, name="鈴木　次郎", birth_date=date(1990, 1, 1), kana="ｽｽﾞｷ ｼﾞﾛｳ",
-            phone="090-2222-3333", e164="+819022223333"
+            world,
+            name="鈴木　次郎",
+            birth_date=date(1990, 1, 1),
+            kana="ｽｽﾞｷ ｼﾞﾛｳ",
+            phone="090-2222-3333",
+            e164="+819022223333",
         )
         body = link_body(world.victim) | signed(world, attacker, "bank.link")
         answer = world.wallet.post(
@@ -87,8 +91,12 @@ class TestRefusedByKouza:
     def test_legacy_bank_is_refused_unless_accepted(self, world: World) -> None:
         no_rules(world)
         victim_self = verified_customer(
-            world, name="山田　太郎", birth_date=date(1960, 4, 1), kana="ﾔﾏﾀﾞ ﾀﾛｳ",
-            phone="090-4444-5555", e164="+819044445555"
+            world,
+            name="山田　太郎",
+            birth_date=date(1960, 4, 1),
+            kana="ﾔﾏﾀﾞ ﾀﾛｳ",
+            phone="090-4444-5555",
+            e164="+819044445555",
         )
         body = link_body(world.victim) | signed(world, victim_self, "bank.link")
         answer = world.wallet.post(
@@ -117,8 +125,12 @@ class TestRefusedByKouza:
         no_rules(world)
         world.rt.settings.accepted_legacy_banks = ["0125"]
         holder = verified_customer(
-            world, name="山田　太郎", birth_date=date(1960, 4, 1), kana="ﾔﾏﾀﾞ ﾀﾛｳ",
-            phone="090-4444-5555", e164="+819044445555"
+            world,
+            name="山田　太郎",
+            birth_date=date(1960, 4, 1),
+            kana="ﾔﾏﾀﾞ ﾀﾛｳ",
+            phone="090-4444-5555",
+            e164="+819044445555",
         )
         headers = login(world, holder)
         body = link_body(world.victim, holder_name=None) | signed(world, holder, "bank.link")

@@ -51,8 +51,12 @@ def holder(world: World) -> IbHolder:
 def hanako(world: World) -> Person:
     """The holder's own wallet: verified with the holder's kana name and birth date."""
     return verified_customer(
-        world, name="佐藤　花子", birth_date=date(1985, 5, 5), kana="サトウ ハナコ",
-            phone="090-1111-2222", e164="+819011112222"
+        world,
+        name="佐藤　花子",
+        birth_date=date(1985, 5, 5),
+        kana="サトウ ハナコ",
+        phone="090-1111-2222",
+        e164="+819011112222",
     )
 
 
@@ -106,9 +110,11 @@ class TestStrongFlow:
         assert pushed["client_assertion_type"].endswith("jwt-bearer")
         assert pushed["code_challenge_method"] == "S256"
         # the card's kanji name and birth date decide at the bank; the kana is a second check
-        assert (
-            pushed["holder_name"], pushed["holder_birth_date"], pushed["holder_name_kana"]
-        ) == ("佐藤　花子", "1985-05-05", "サトウ ハナコ")
+        assert (pushed["holder_name"], pushed["holder_birth_date"], pushed["holder_name_kana"]) == (
+            "佐藤　花子",
+            "1985-05-05",
+            "サトウ ハナコ",
+        )
         assert pushed["wallet_reference"] == str(hanako.wallet.id) and "client_secret" not in pushed
 
         with browser(world) as page:
@@ -218,8 +224,12 @@ class TestRefusals:
     ) -> None:
         query = authorized(world, hanako, holder)
         thief = verified_customer(
-            world, name="佐藤　花子", birth_date=date(1985, 5, 5), kana="サトウ ハナコ",
-            phone="090-9999-0000", e164="+819099990000"
+            world,
+            name="佐藤　花子",
+            birth_date=date(1985, 5, 5),
+            kana="サトウ ハナコ",
+            phone="090-9999-0000",
+            e164="+819099990000",
         )
         stolen = callback(world, thief, query)
         assert stolen.status_code == 400 and stolen.json()["error"] == "oauth_state_invalid"
@@ -269,8 +279,12 @@ class TestRefusals:
 
     def test_name_mismatch_is_refused_at_the_bank(self, world: World, holder: IbHolder) -> None:
         other = verified_customer(
-            world, name="田中　一郎", birth_date=date(1985, 5, 5), kana="タナカ イチロウ",
-            phone="090-3333-4444", e164="+819033334444"
+            world,
+            name="田中　一郎",
+            birth_date=date(1985, 5, 5),
+            kana="タナカ イチロウ",
+            phone="090-3333-4444",
+            e164="+819033334444",
         )
         before = ib_balance(world, holder)
         started = start(world, other)

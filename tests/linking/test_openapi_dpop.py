@@ -21,9 +21,12 @@ def test_debits_and_credits_document_dpop_errors(world: World) -> None:
         assert {"WWW-Authenticate", "DPoP-Nonce"} <= set(unauthorized["headers"])
         # kouza's problem for a bad secret, OAuth's body for DPoP, each under its media type
         assert set(unauthorized["content"]["application/json"]["schema"]["properties"]) == {
-            "error", "error_description"}
+            "error",
+            "error_description",
+        }
         assert unauthorized["content"]["application/problem+json"]["schema"] == {
-            "$ref": "#/components/schemas/Problem"}
+            "$ref": "#/components/schemas/Problem"
+        }
 
 
 def test_token_and_par_document_dpop_errors(world: World) -> None:

@@ -212,8 +212,12 @@ class TestOAuthLinkReview:
         register_wallet_at_bank(world)
         holder = ib_holder(world)
         person = verified_customer(
-            world, name="佐藤　花子", birth_date=date(1985, 5, 5), kana="サトウ ハナコ",
-            phone="090-1111-2222", e164="+819011112222"
+            world,
+            name="佐藤　花子",
+            birth_date=date(1985, 5, 5),
+            kana="サトウ ハナコ",
+            phone="090-1111-2222",
+            e164="+819011112222",
         )
         started = start(world, person)
         assert started.status_code == 201, started.text

@@ -27,11 +27,16 @@ def register_operator_keys(world: World) -> None:
     """The bank trusts the wallet's OAuth client keys (as ``private_key_jwt`` needs)."""
     with world.bank_rt.db.unit_of_work() as session:
         client = core.client(session, world.rt.settings.bank_client_id)
-        registered = session.scalars(select(OAuthClientRegistration).where(
-            OAuthClientRegistration.client_pk == client.id)).one_or_none()
+        registered = session.scalars(
+            select(OAuthClientRegistration).where(OAuthClientRegistration.client_pk == client.id)
+        ).one_or_none()
         if registered is None:
-            oauth_clients.register(session, client, jwks=client_jwks(world.rt),
-                                   redirect_uris=["https://wallet.kouza.test/bank-callback"])
+            oauth_clients.register(
+                session,
+                client,
+                jwks=client_jwks(world.rt),
+                redirect_uris=["https://wallet.kouza.test/bank-callback"],
+            )
 
 
 def operator(world: World, name: str, role: OperatorRole) -> dict[str, str]:
@@ -56,11 +61,13 @@ def attack(world: World) -> Attack:
         assert answer.status_code == 201, answer.text
         world.clock.advance(seconds=15)
     with world.rt.db.unit_of_work() as session:
-        shop = wallets.create_merchant(session, name="家電量販店 秋葉原",
-                                       category=MerchantCategory.ELECTRONICS)
+        shop = wallets.create_merchant(
+            session, name="家電量販店 秋葉原", category=MerchantCategory.ELECTRONICS
+        )
         qr = wallets.merchant_qr(session, merchant_id=shop.id, amount=SPENT)
-        payment = wallets.pay(session, user=linked.person.user, wallet_id=linked.person.wallet.id,
-                              qr=qr)
+        payment = wallets.pay(
+            session, user=linked.person.user, wallet_id=linked.person.wallet.id, qr=qr
+        )
     return Attack(linked, payment)
 
 

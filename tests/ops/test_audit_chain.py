@@ -29,9 +29,14 @@ def _write(rt: Runtime, count: int, *, per_unit: int = 1) -> None:
         with rt.db.unit_of_work() as session:
             for n in range(first, min(first + per_unit, count)):
                 rt.clock.advance(timedelta(seconds=1, microseconds=7))
-                ops.audit(session, actor="operator:admin", action="switch.on",
-                          subject=f"bank_links:{n:04d}", reason=f"reason {n} ｺｳｻﾞ",
-                          details={"n": n, "nested": {"b": [1, 2], "a": None}})
+                ops.audit(
+                    session,
+                    actor="operator:admin",
+                    action="switch.on",
+                    subject=f"bank_links:{n:04d}",
+                    reason=f"reason {n} ｺｳｻﾞ",
+                    details={"n": n, "nested": {"b": [1, 2], "a": None}},
+                )
 
 
 def _verify(rt: Runtime, *args: str) -> tuple[int, str]:
@@ -59,49 +64,73 @@ class TestVerify:
             result = audit.verify(session)
         assert [r.prev_hash for r in rows] == [audit.GENESIS] + [r.row_hash for r in rows[:-1]]
         assert (result.ok, result.checked, result.head_id, result.head_hash) == (
-            True, 5, rows[-1].id, rows[-1].row_hash)
+            True,
+            5,
+            rows[-1].id,
+            rows[-1].row_hash,
+        )
         code, output = _verify(chained)
         assert code == 0
-        assert output == (f"audit chain intact: 5 record(s); head: record {rows[-1].id}, "
-                          f"hash {rows[-1].row_hash}")
+        assert output == (
+            f"audit chain intact: 5 record(s); head: record {rows[-1].id}, hash {rows[-1].row_hash}"
+        )
 
     def test_an_edited_record_is_found(self, chained: Runtime) -> None:
         _execute(chained, "UPDATE audit_events SET reason = 'nothing happened' WHERE id = 3")
         code, output = _verify(chained)
         assert code == 1
-        assert output == ("error: audit chain broken at record 3: its contents do not match "
-                          "its hash: the record was changed (2 record(s) before it verified)")
+        assert output == (
+            "error: audit chain broken at record 3: its contents do not match "
+            "its hash: the record was changed (2 record(s) before it verified)"
+        )
 
     def test_an_edited_detail_or_time_is_found(self, chained: Runtime) -> None:
-        _execute(chained, "UPDATE audit_events SET created_at = :at WHERE id = 4",
-                 at=datetime(2026, 3, 1, 9, 0, 4, tzinfo=UTC).replace(
-                     tzinfo=None if chained.db.dialect == "sqlite" else UTC))
-        assert _verify(chained)[1].startswith("error: audit chain broken at record 4: its "
-                                              "contents")
+        _execute(
+            chained,
+            "UPDATE audit_events SET created_at = :at WHERE id = 4",
+            at=datetime(2026, 3, 1, 9, 0, 4, tzinfo=UTC).replace(
+                tzinfo=None if chained.db.dialect == "sqlite" else UTC
+            ),
+        )
+        assert _verify(chained)[1].startswith("error: audit chain broken at record 4: its contents")
 
     def test_a_deleted_record_is_found(self, chained: Runtime) -> None:
         _execute(chained, "DELETE FROM audit_events WHERE id = 2")
         code, output = _verify(chained)
         assert code == 1
-        assert output.startswith("error: audit chain broken at record 3: its previous hash does "
-                                 "not match the record before it: a record was removed or "
-                                 "records were reordered")
+        assert output.startswith(
+            "error: audit chain broken at record 3: its previous hash does "
+            "not match the record before it: a record was removed or "
+            "records were reordered"
+        )
 
     def test_a_reordered_pair_is_found(self, chained: Runtime) -> None:
         # swap every column of records 2 and 3 but the id (= swapping their ids)
         with chained.db.engine.begin() as connection:
-            two, three = (connection.execute(text(
-                "SELECT actor, action, subject, reason, details, created_at, prev_hash, row_hash"
-                " FROM audit_events WHERE id = :id"), {"id": i}).mappings().one()
-                for i in (2, 3))
+            two, three = (
+                connection.execute(
+                    text(
+                        "SELECT actor, action, subject, reason, details, created_at,"
+                        " prev_hash, row_hash"
+                        " FROM audit_events WHERE id = :id"
+                    ),
+                    {"id": i},
+                )
+                .mappings()
+                .one()
+                for i in (2, 3)
+            )
             connection.execute(text("UPDATE audit_events SET prev_hash = 'x' WHERE id = 2"))
             for target, source in ((3, two), (2, three)):
-                connection.execute(text(
-                    "UPDATE audit_events SET actor = :actor, action = :action, "
-                    "subject = :subject, reason = :reason, details = :details, "
-                    "created_at = :created_at, prev_hash = :prev_hash, row_hash = :row_hash "
-                    "WHERE id = :id"), {**source, "details": _json(source["details"]),
-                                        "id": target})
+                connection.execute(
+                    text(
+                        "UPDATE audit_events SET actor = :actor, action = :action, "
+                        "subject = :subject, reason = :reason, details = :details, "
+                        "created_at = :created_at, prev_hash = :prev_hash, row_hash = :row_hash "
+                        "WHERE id = :id"
+                    ),
+                    {**source, "details": _json(source["details"]), "id": target},
+                )
         code, output = _verify(chained)
         assert code == 1
         assert output.startswith("error: audit chain broken at record 2:")
@@ -116,11 +145,13 @@ class TestVerify:
         assert _verify(chained)[0] == 0
         code, output = _verify(chained, "--anchor", anchor)
         assert code == 1
-        assert output.startswith("error: audit chain broken at record 4: its hash differs "
-                                 "from the anchor")
+        assert output.startswith(
+            "error: audit chain broken at record 4: its hash differs from the anchor"
+        )
         _execute(chained, "DELETE FROM audit_events WHERE id = 5")
         assert _verify(chained, "--anchor", f"5:{'0' * 64}")[1].startswith(
-            "error: audit chain broken at record 5: an anchored record is no longer in the chain")
+            "error: audit chain broken at record 5: an anchored record is no longer in the chain"
+        )
         assert _verify(chained, "--anchor", "five")[0] == 1
 
     def test_an_empty_trail_passes(self, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,8 +193,13 @@ class TestAppend:
                 start.wait()
                 for i in range(4):
                     with rt.db.unit_of_work() as session:
-                        ops.audit(session, actor=f"operator:{n}", action="case.note",
-                                  subject=f"{n}-{i}", reason="concurrent")
+                        ops.audit(
+                            session,
+                            actor=f"operator:{n}",
+                            action="case.note",
+                            subject=f"{n}-{i}",
+                            reason="concurrent",
+                        )
             except BaseException as exc:  # reported below
                 errors.append(exc)
 
@@ -186,10 +222,15 @@ class TestMigration:
             command.downgrade(config, "0010")
         at = datetime(2026, 3, 1, 9, 0, 0, 123456, tzinfo=UTC)
         for n in range(3):
-            _execute(rt, "INSERT INTO audit_events (actor, action, subject, reason, details, "
-                         "created_at) VALUES ('cli:root', 'operator.create', :s, 'new operator',"
-                         " :d, :at)", s=f"op{n}", d='{"role": "admin"}' if n else None,
-                     at=at.replace(tzinfo=None) if rt.db.dialect == "sqlite" else at)
+            _execute(
+                rt,
+                "INSERT INTO audit_events (actor, action, subject, reason, details, "
+                "created_at) VALUES ('cli:root', 'operator.create', :s, 'new operator',"
+                " :d, :at)",
+                s=f"op{n}",
+                d='{"role": "admin"}' if n else None,
+                at=at.replace(tzinfo=None) if rt.db.dialect == "sqlite" else at,
+            )
         upgrade(rt.db.engine)
         _write(rt, 1)
         with rt.db.unit_of_work() as session:

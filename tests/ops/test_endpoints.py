@@ -30,8 +30,14 @@ def client(rt: Runtime) -> TestClient:
 
 
 def _entry(source: str, destination: str, amount: int, **extra: Any) -> dict[str, Any]:
-    return {"kind": "transfer", "legs": [{"account": source, "amount": -amount},
-                                         {"account": destination, "amount": amount}], **extra}
+    return {
+        "kind": "transfer",
+        "legs": [
+            {"account": source, "amount": -amount},
+            {"account": destination, "amount": amount},
+        ],
+        **extra,
+    }
 
 
 def _audit_count(rt: Runtime) -> int:
@@ -40,8 +46,9 @@ def _audit_count(rt: Runtime) -> int:
 
 
 class TestBatchPosting:
-    def test_posts_all_entries_atomically(self, rt: Runtime, mailbox: MemoryMailbox,
-                                          client: TestClient) -> None:
+    def test_posts_all_entries_atomically(
+        self, rt: Runtime, mailbox: MemoryMailbox, client: TestClient
+    ) -> None:
         admin = _operator(rt, "admin", OperatorRole.ADMIN)
         alice = customer(rt, mailbox, balance=10_000)
         bob = customer(rt, mailbox)
@@ -49,9 +56,11 @@ class TestBatchPosting:
         # bob spends in the same batch money he receives in it: batches net per account
         entries = [_entry(a, b, 1_000) for _ in range(10)] + [_entry(b, a, 500) for _ in range(4)]
         audits = _audit_count(rt)
-        response = client.post("/v1/ops/ledger/batches",
-                               json={"reason": "settlement", "entries": entries},
-                               headers=admin | {"Idempotency-Key": "batch-1"})
+        response = client.post(
+            "/v1/ops/ledger/batches",
+            json={"reason": "settlement", "entries": entries},
+            headers=admin | {"Idempotency-Key": "batch-1"},
+        )
         assert response.status_code == 201, response.text
         assert response.json()["count"] == 14
         assert (balance_of(rt, alice.wallet), balance_of(rt, bob.wallet)) == (2_000, 8_000)
@@ -59,23 +68,26 @@ class TestBatchPosting:
         with rt.db.unit_of_work() as session:
             assert ledger.verify(session).ok
 
-    def test_batch_is_all_or_nothing(self, rt: Runtime, mailbox: MemoryMailbox,
-                                     client: TestClient) -> None:
+    def test_batch_is_all_or_nothing(
+        self, rt: Runtime, mailbox: MemoryMailbox, client: TestClient
+    ) -> None:
         admin = _operator(rt, "admin", OperatorRole.ADMIN)
         alice = customer(rt, mailbox, balance=3_000)
         bob = customer(rt, mailbox)
         a, b = f"wallet:{alice.wallet.id}", f"wallet:{bob.wallet.id}"
         body = {"reason": "settlement", "entries": [_entry(a, b, 1_000) for _ in range(4)]}
         audits = _audit_count(rt)
-        response = client.post("/v1/ops/ledger/batches", json=body,
-                               headers=admin | {"Idempotency-Key": "batch-2"})
+        response = client.post(
+            "/v1/ops/ledger/batches", json=body, headers=admin | {"Idempotency-Key": "batch-2"}
+        )
         assert response.status_code == 422
         assert response.json()["error"] == "insufficient_funds"
         assert (balance_of(rt, alice.wallet), balance_of(rt, bob.wallet)) == (3_000, 0)
         assert _audit_count(rt) == audits
 
-    def test_replay_and_conflict(self, rt: Runtime, mailbox: MemoryMailbox,
-                                 client: TestClient) -> None:
+    def test_replay_and_conflict(
+        self, rt: Runtime, mailbox: MemoryMailbox, client: TestClient
+    ) -> None:
         admin = _operator(rt, "admin", OperatorRole.ADMIN)
         alice = customer(rt, mailbox, balance=3_000)
         bob = customer(rt, mailbox)
@@ -91,26 +103,58 @@ class TestBatchPosting:
         assert (conflict.status_code, conflict.json()["error"]) == (409, "idempotency_conflict")
         assert (balance_of(rt, alice.wallet), balance_of(rt, bob.wallet)) == (2_000, 1_000)
 
-    @pytest.mark.parametrize("entry", [
-        {"kind": "transfer", "legs": [{"account": "operator_float", "amount": -5},
-                                      {"account": "nowhere", "amount": 5}]},
-        {"kind": "transfer", "legs": [{"account": "operator_float", "amount": -5},
-                                      {"account": "fees", "amount": 4}]},
-        {"kind": "transfer", "legs": [{"account": "operator_float", "amount": 0},
-                                      {"account": "fees", "amount": 0}]},
-        {"kind": "teleport", "legs": [{"account": "operator_float", "amount": -5},
-                                      {"account": "fees", "amount": 5}]},
-        {"kind": "transfer", "legs": [{"account": "operator_float", "amount": 1.5},
-                                      {"account": "fees", "amount": -1.5}]},
-    ])
-    def test_bad_entries_refused(self, rt: Runtime, client: TestClient,
-                                 entry: dict[str, Any]) -> None:
+    @pytest.mark.parametrize(
+        "entry",
+        [
+            {
+                "kind": "transfer",
+                "legs": [
+                    {"account": "operator_float", "amount": -5},
+                    {"account": "nowhere", "amount": 5},
+                ],
+            },
+            {
+                "kind": "transfer",
+                "legs": [
+                    {"account": "operator_float", "amount": -5},
+                    {"account": "fees", "amount": 4},
+                ],
+            },
+            {
+                "kind": "transfer",
+                "legs": [
+                    {"account": "operator_float", "amount": 0},
+                    {"account": "fees", "amount": 0},
+                ],
+            },
+            {
+                "kind": "teleport",
+                "legs": [
+                    {"account": "operator_float", "amount": -5},
+                    {"account": "fees", "amount": 5},
+                ],
+            },
+            {
+                "kind": "transfer",
+                "legs": [
+                    {"account": "operator_float", "amount": 1.5},
+                    {"account": "fees", "amount": -1.5},
+                ],
+            },
+        ],
+    )
+    def test_bad_entries_refused(
+        self, rt: Runtime, client: TestClient, entry: dict[str, Any]
+    ) -> None:
         admin = _operator(rt, "admin", OperatorRole.ADMIN)
         with rt.db.unit_of_work() as session:
             ledger.system_account(session, AccountKind.OPERATOR_FLOAT)
             ledger.system_account(session, AccountKind.FEES)
-        response = client.post("/v1/ops/ledger/batches", json={"reason": "x", "entries": [entry]},
-                               headers=admin | {"Idempotency-Key": "bad"})
+        response = client.post(
+            "/v1/ops/ledger/batches",
+            json={"reason": "x", "entries": [entry]},
+            headers=admin | {"Idempotency-Key": "bad"},
+        )
         assert 400 <= response.status_code < 500
         assert response.json()["message"]
         with rt.db.unit_of_work() as session:
@@ -119,26 +163,29 @@ class TestBatchPosting:
 
 
 class TestAccessControl:
-    def test_customer_token_refused(self, rt: Runtime, mailbox: MemoryMailbox,
-                                    client: TestClient) -> None:
+    def test_customer_token_refused(
+        self, rt: Runtime, mailbox: MemoryMailbox, client: TestClient
+    ) -> None:
         alice = customer(rt, mailbox)
-        token = client.post("/v1/auth/login",
-                            json={"email": alice.email, "password": PASSWORD}).json()
+        token = client.post(
+            "/v1/auth/login", json={"email": alice.email, "password": PASSWORD}
+        ).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
         response = client.get("/v1/ops/ledger/verify", headers=headers)
-        assert (response.status_code, response.json()["error"]) == (401,
-                                                                    "invalid_operator_token")
+        assert (response.status_code, response.json()["error"]) == (401, "invalid_operator_token")
 
-    def test_analyst_reads_but_cannot_move_money(self, rt: Runtime, mailbox: MemoryMailbox,
-                                                 client: TestClient) -> None:
+    def test_analyst_reads_but_cannot_move_money(
+        self, rt: Runtime, mailbox: MemoryMailbox, client: TestClient
+    ) -> None:
         analyst = _operator(rt, "ana", OperatorRole.ANALYST)
         alice = customer(rt, mailbox)
         assert client.get("/v1/ops/ledger/verify", headers=analyst).json()["ok"] is True
-        response = client.post(f"/v1/ops/wallets/{alice.wallet.id}/credits",
-                               json={"amount": 100, "reason": "x"},
-                               headers=analyst | {"Idempotency-Key": "c1"})
-        assert (response.status_code, response.json()["error"]) == (403,
-                                                                    "operator_role_required")
+        response = client.post(
+            f"/v1/ops/wallets/{alice.wallet.id}/credits",
+            json={"amount": 100, "reason": "x"},
+            headers=analyst | {"Idempotency-Key": "c1"},
+        )
+        assert (response.status_code, response.json()["error"]) == (403, "operator_role_required")
         assert balance_of(rt, alice.wallet) == 0
 
     def test_no_token(self, client: TestClient) -> None:
@@ -146,29 +193,40 @@ class TestAccessControl:
 
 
 class TestCreditAndRefund:
-    def test_credit_pay_refund_audited(self, rt: Runtime, mailbox: MemoryMailbox,
-                                       client: TestClient) -> None:
+    def test_credit_pay_refund_audited(
+        self, rt: Runtime, mailbox: MemoryMailbox, client: TestClient
+    ) -> None:
         admin = _operator(rt, "admin", OperatorRole.ADMIN)
         alice = customer(rt, mailbox)
-        shop = client.post("/v1/ops/merchants", json={"name": "Bic Camera",
-                                                      "category": "electronics"}, headers=admin)
+        shop = client.post(
+            "/v1/ops/merchants",
+            json={"name": "Bic Camera", "category": "electronics"},
+            headers=admin,
+        )
         assert shop.status_code == 201
-        credit = client.post(f"/v1/ops/wallets/{alice.wallet.id}/credits",
-                             json={"amount": 20_000, "reason": "goodwill"},
-                             headers=admin | {"Idempotency-Key": "c1"})
+        credit = client.post(
+            f"/v1/ops/wallets/{alice.wallet.id}/credits",
+            json={"amount": 20_000, "reason": "goodwill"},
+            headers=admin | {"Idempotency-Key": "c1"},
+        )
         assert credit.status_code == 201
-        qr = client.get(f"/v1/ops/merchants/{shop.json()['id']}/qr", params={"amount": 12_000},
-                        headers=admin).json()["qr"]
-        token = client.post("/v1/auth/login",
-                            json={"email": alice.email, "password": PASSWORD}).json()
-        paid = client.post(f"/v1/wallets/{alice.wallet.id}/payments",
-                           json={"qr": qr} | signed_body(rt, alice, SensitiveAction.PAY),
-                           headers={"Authorization": f"Bearer {token['access_token']}",
-                                    "Idempotency-Key": "p1"})
+        qr = client.get(
+            f"/v1/ops/merchants/{shop.json()['id']}/qr", params={"amount": 12_000}, headers=admin
+        ).json()["qr"]
+        token = client.post(
+            "/v1/auth/login", json={"email": alice.email, "password": PASSWORD}
+        ).json()
+        paid = client.post(
+            f"/v1/wallets/{alice.wallet.id}/payments",
+            json={"qr": qr} | signed_body(rt, alice, SensitiveAction.PAY),
+            headers={"Authorization": f"Bearer {token['access_token']}", "Idempotency-Key": "p1"},
+        )
         assert paid.status_code == 201
-        refund = client.post(f"/v1/ops/payments/{paid.json()['id']}/refunds",
-                             json={"amount": 2_000, "reason": "returned cable"},
-                             headers=admin | {"Idempotency-Key": "r1"})
+        refund = client.post(
+            f"/v1/ops/payments/{paid.json()['id']}/refunds",
+            json={"amount": 2_000, "reason": "returned cable"},
+            headers=admin | {"Idempotency-Key": "r1"},
+        )
         assert refund.status_code == 201
         assert balance_of(rt, alice.wallet) == 20_000 - 12_000 + 2_000
         with rt.db.unit_of_work() as session:
@@ -177,40 +235,69 @@ class TestCreditAndRefund:
 
 
 class TestIncidentEndpoints:
-    def test_switch_lock_case_over_http(self, rt: Runtime, mailbox: MemoryMailbox,
-                                        client: TestClient) -> None:
+    def test_switch_lock_case_over_http(
+        self, rt: Runtime, mailbox: MemoryMailbox, client: TestClient
+    ) -> None:
         admin = _operator(rt, "admin", OperatorRole.ADMIN)
         analyst = _operator(rt, "ana", OperatorRole.ANALYST)
         suspect = customer(rt, mailbox, balance=30_000)
-        switch = client.put("/v1/ops/switches", headers=admin, json={
-            "scope": "bank_links", "target": "0125", "active": True, "reason": "incident"})
+        switch = client.put(
+            "/v1/ops/switches",
+            headers=admin,
+            json={"scope": "bank_links", "target": "0125", "active": True, "reason": "incident"},
+        )
         assert (switch.status_code, switch.json()["active"]) == (200, True)
-        assert client.put("/v1/ops/switches", headers=analyst, json={
-            "scope": "all_links", "active": True, "reason": "x"}).status_code == 403
-        assert [s["target"] for s in client.get("/v1/ops/switches",
-                                                 headers=analyst).json()] == ["0125"]
-        bad = client.put("/v1/ops/switches", headers=admin, json={
-            "scope": "everything", "active": True, "reason": "x"})
+        assert (
+            client.put(
+                "/v1/ops/switches",
+                headers=analyst,
+                json={"scope": "all_links", "active": True, "reason": "x"},
+            ).status_code
+            == 403
+        )
+        assert [s["target"] for s in client.get("/v1/ops/switches", headers=analyst).json()] == [
+            "0125"
+        ]
+        bad = client.put(
+            "/v1/ops/switches",
+            headers=admin,
+            json={"scope": "everything", "active": True, "reason": "x"},
+        )
         assert bad.status_code == 422
         # a kill switch is switched by a JSON boolean: 0 was read as false (found by schemathesis)
-        numeric = client.put("/v1/ops/switches", headers=admin, json={
-            "scope": "bank_links", "target": "0125", "active": 0, "reason": "x"})
+        numeric = client.put(
+            "/v1/ops/switches",
+            headers=admin,
+            json={"scope": "bank_links", "target": "0125", "active": 0, "reason": "x"},
+        )
         assert (numeric.status_code, numeric.json()["errors"][0]["field"]) == (422, "body.active")
-        assert [s["target"] for s in client.get("/v1/ops/switches", headers=admin).json()
-                if s["active"]] == ["0125"]
-        locked = client.post(f"/v1/ops/wallets/{suspect.wallet.id}/lock", headers=admin,
-                             json={"reason": "pattern"})
+        assert [
+            s["target"] for s in client.get("/v1/ops/switches", headers=admin).json() if s["active"]
+        ] == ["0125"]
+        locked = client.post(
+            f"/v1/ops/wallets/{suspect.wallet.id}/lock", headers=admin, json={"reason": "pattern"}
+        )
         assert (locked.status_code, locked.json()["status"]) == (200, "locked")
         assert balance_of(rt, suspect.wallet) == 30_000
-        case = client.post("/v1/ops/cases", headers=analyst,
-                           json={"wallet_id": str(suspect.wallet.id), "summary": "alert"})
+        case = client.post(
+            "/v1/ops/cases",
+            headers=analyst,
+            json={"wallet_id": str(suspect.wallet.id), "summary": "alert"},
+        )
         assert case.status_code == 201
-        moved = client.post(f"/v1/ops/cases/{case.json()['id']}/status", headers=analyst,
-                            json={"status": "cleared", "note": "holder confirmed it was her"})
+        moved = client.post(
+            f"/v1/ops/cases/{case.json()['id']}/status",
+            headers=analyst,
+            json={"status": "cleared", "note": "holder confirmed it was her"},
+        )
         assert moved.json()["status"] == "cleared"
-        wrong = client.post(f"/v1/ops/cases/{case.json()['id']}/status", headers=analyst,
-                            json={"status": "confirmed_fraud", "note": "x"})
+        wrong = client.post(
+            f"/v1/ops/cases/{case.json()['id']}/status",
+            headers=analyst,
+            json={"status": "confirmed_fraud", "note": "x"},
+        )
         assert (wrong.status_code, wrong.json()["error"]) == (409, "invalid_case_transition")
-        unlocked = client.post(f"/v1/ops/wallets/{suspect.wallet.id}/unlock", headers=admin,
-                               json={"reason": "cleared"})
+        unlocked = client.post(
+            f"/v1/ops/wallets/{suspect.wallet.id}/unlock", headers=admin, json={"reason": "cleared"}
+        )
         assert unlocked.json()["status"] == "active"

@@ -20,14 +20,18 @@ def _switch_at(rt: Runtime, at: datetime, target: str) -> None:
     assert isinstance(rt.clock, ManualClock)
     rt.clock.set(at)
     with rt.db.unit_of_work() as session:
-        ops.audit(session, actor="operator:admin", action="switch.on",
-                  subject=f"bank_charges:{target}", reason="unauthorised top-ups")
+        ops.audit(
+            session,
+            actor="operator:admin",
+            action="switch.on",
+            subject=f"bank_charges:{target}",
+            reason="unauthorised top-ups",
+        )
 
 
 def _report(rt: Runtime, day: date) -> report.RegulatorReport:
     with rt.db.unit_of_work() as session:
-        return report.build(session, period_from=day, period_to=day, now=rt.now(),
-                            operator="kouza")
+        return report.build(session, period_from=day, period_to=day, now=rt.now(), operator="kouza")
 
 
 class TestJapanDays:
@@ -38,11 +42,11 @@ class TestJapanDays:
         first, second = _report(rt, date(2026, 3, 1)), _report(rt, date(2026, 3, 2))
 
         assert [s["switch"] for s in first.measures["switch_changes"]] == ["bank_charges:0125"]
-        assert [s["switch"] for s in second.measures["switch_changes"]] == [
-            "bank_charges:0168"]
+        assert [s["switch"] for s in second.measures["switch_changes"]] == ["bank_charges:0168"]
         assert second.measures["switch_changes"][0]["at"] == "2026-03-02T08:30:00+09:00"
         assert [e["detail"] for e in first.timeline] == [
-            "bank_charges:0125 by operator:admin: unauthorised top-ups"]
+            "bank_charges:0125 by operator:admin: unauthorised top-ups"
+        ]
         assert report.to_json(second)["timeline"][0]["at"] == "2026-03-02T08:30:00+09:00"
         markdown = report.to_markdown(first)
         assert "(JST, both included)" in markdown

@@ -35,8 +35,9 @@ def redis_client() -> redis.Redis:
     if not REDIS_URL:
         if REQUIRE_REDIS:
             pytest.fail("KOUZA_REQUIRE_REDIS=1 but KOUZA_TEST_REDIS_URL is not set")
-        pytest.skip("Redis feature-store tests need KOUZA_TEST_REDIS_URL "
-                    "(e.g. redis://127.0.0.1:6379/15)")
+        pytest.skip(
+            "Redis feature-store tests need KOUZA_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15)"
+        )
     client = redis.Redis.from_url(REDIS_URL)
     client.ping()  # an unreachable server fails the test, it does not skip it
     return client

@@ -45,19 +45,23 @@ def test_assess_over_http(rt: Runtime, stores: Stores) -> None:
         stored = session.execute(
             select(RiskDecisionRecord, RiskEventRecord.type)
             .join(RiskEventRecord, RiskEventRecord.id == RiskDecisionRecord.event_id)
-            .order_by(RiskDecisionRecord.id)).all()
+            .order_by(RiskDecisionRecord.id)
+        ).all()
         assert [(d.outcome, d.score, kind) for d, kind in stored] == [
-            ("allow", 0, "signup"), ("step_up", 30, "link_attempt")]
+            ("allow", 0, "signup"),
+            ("step_up", 30, "link_attempt"),
+        ]
         assert stored[1][0].fired[0]["id"] == "link-soon-after-signup"
-    bad = client.post("/v1/ops/risk/assess", json={"type": "teleport", "at": "x"},
-                      headers=headers)
+    bad = client.post("/v1/ops/risk/assess", json={"type": "teleport", "at": "x"}, headers=headers)
     assert bad.status_code == 422
-    naive = client.post("/v1/ops/risk/assess", headers=headers,
-                        json=event.to_json() | {"at": "2026-03-01T12:00:00"})
+    naive = client.post(
+        "/v1/ops/risk/assess", headers=headers, json=event.to_json() | {"at": "2026-03-01T12:00:00"}
+    )
     assert naive.status_code == 422  # a time without its zone is refused, not guessed
     # an amount is an integer: false was taken as ¥0 (found by schemathesis)
-    boolean = client.post("/v1/ops/risk/assess", headers=headers,
-                          json=event.to_json() | {"amount": False})
+    boolean = client.post(
+        "/v1/ops/risk/assess", headers=headers, json=event.to_json() | {"amount": False}
+    )
     assert (boolean.status_code, boolean.json()["errors"][0]["field"]) == (422, "body.amount")
     assert client.post("/v1/ops/risk/assess", json=event.to_json()).status_code == 401
 
@@ -66,18 +70,25 @@ def test_rule_reload_keeps_the_old_set_on_error(rt: Runtime) -> None:
     client = TestClient(create_app(rt))
     admin = _headers(rt, OperatorRole.ADMIN)
     before = risk.engine(rt).rules.version
-    bad = client.put("/v1/ops/risk/rules", content="rules:\n  - id: x\n    events: [topup]\n"
-                     "    when: import os\n", headers=admin | {"Content-Type": "application/yaml"})
+    bad = client.put(
+        "/v1/ops/risk/rules",
+        content="rules:\n  - id: x\n    events: [topup]\n    when: import os\n",
+        headers=admin | {"Content-Type": "application/yaml"},
+    )
     assert bad.status_code == 400
     assert "line 4 (x)" in bad.json()["message"]
     assert risk.engine(rt).rules.version == before
-    good = client.put("/v1/ops/risk/rules", headers=admin, content=(
-        "version: v2\nrules:\n  - {id: y, events: [topup], when: 'event.amount > 1', "
-        "outcome: block}\n"))
+    good = client.put(
+        "/v1/ops/risk/rules",
+        headers=admin,
+        content=(
+            "version: v2\nrules:\n  - {id: y, events: [topup], when: 'event.amount > 1', "
+            "outcome: block}\n"
+        ),
+    )
     assert (good.status_code, good.json()) == (200, {"version": "v2", "rules": 1})
     analyst = _headers(rt, OperatorRole.ANALYST)
-    assert client.put("/v1/ops/risk/rules", content="rules: []",
-                      headers=analyst).status_code == 403
+    assert client.put("/v1/ops/risk/rules", content="rules: []", headers=analyst).status_code == 403
 
 
 def test_events_json_round_trip() -> None:
@@ -87,11 +98,18 @@ def test_events_json_round_trip() -> None:
 
 def test_cli_backtest(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
-    events.write_text("\n".join(json.dumps(e.to_json()) for e in [
-        ev(E.SIGNUP, 0), ev(E.LINK_ATTEMPT, 2, account="a1"),
-        ev(E.LINK_CREATED, 2, account="a1"), ev(E.TOPUP, 3, amount=100_000, account="a1"),
-        ev(E.TOPUP, 4, amount=150_000, account="a1"),
-    ]))
+    events.write_text(
+        "\n".join(
+            json.dumps(e.to_json())
+            for e in [
+                ev(E.SIGNUP, 0),
+                ev(E.LINK_ATTEMPT, 2, account="a1"),
+                ev(E.LINK_CREATED, 2, account="a1"),
+                ev(E.TOPUP, 3, amount=100_000, account="a1"),
+                ev(E.TOPUP, 4, amount=150_000, account="a1"),
+            ]
+        )
+    )
     rules = tmp_path / "rules.yaml"
     rules.write_text(Path(SHIPPED_PATH).read_text())
     result = CliRunner().invoke(cli, ["risk", "backtest", str(rules), "--events", str(events)])

@@ -34,37 +34,58 @@ def test_resellable_spend_in_a_new_wallet_is_held_for_review(
     buyer = customer(shipped, mailbox, balance=100_000)
     shop = merchant(shipped, "Bic Camera", MerchantCategory.ELECTRONICS)
     with shipped.db.unit_of_work() as session, pytest.raises(HeldForReview):
-        wallets.pay(session, user=buyer.user, wallet_id=buyer.wallet.id,
-                    qr=_qr(shipped, shop.id, 89_800),
-                    signed=signed(shipped, buyer, SensitiveAction.PAY))
+        wallets.pay(
+            session,
+            user=buyer.user,
+            wallet_id=buyer.wallet.id,
+            qr=_qr(shipped, shop.id, 89_800),
+            signed=signed(shipped, buyer, SensitiveAction.PAY),
+        )
     assert balance_of(shipped, buyer.wallet) == 100_000
     with shipped.db.unit_of_work() as session:
         case = cases.open_case_of(session, buyer.wallet.id)
         assert case is not None and "resellable-spend-new-wallet" in case.source
     grocer = merchant(shipped, "Aeon", MerchantCategory.SUPERMARKET)
     with shipped.db.unit_of_work() as session:
-        wallets.pay(session, user=buyer.user, wallet_id=buyer.wallet.id,
-                    qr=_qr(shipped, grocer.id, 3_000),
-                    signed=signed(shipped, buyer, SensitiveAction.PAY))
+        wallets.pay(
+            session,
+            user=buyer.user,
+            wallet_id=buyer.wallet.id,
+            qr=_qr(shipped, grocer.id, 3_000),
+            signed=signed(shipped, buyer, SensitiveAction.PAY),
+        )
     clock.advance(hours=25)
     with shipped.db.unit_of_work() as session:
-        wallets.pay(session, user=buyer.user, wallet_id=buyer.wallet.id,
-                    qr=_qr(shipped, shop.id, 89_800),
-                    signed=signed(shipped, buyer, SensitiveAction.PAY))
+        wallets.pay(
+            session,
+            user=buyer.user,
+            wallet_id=buyer.wallet.id,
+            qr=_qr(shipped, shop.id, 89_800),
+            signed=signed(shipped, buyer, SensitiveAction.PAY),
+        )
     assert balance_of(shipped, buyer.wallet) == 100_000 - 3_000 - 89_800
 
 
 def test_a_lock_rule_freezes_the_wallet_and_keeps_the_balance(
     shipped: Runtime, mailbox: MemoryMailbox
 ) -> None:
-    risk.load_rules(shipped, "rules:\n  - {id: big-transfer, events: [transfer], "
-                    "when: 'event.amount >= 50000', outcome: lock}\n", source="test")
+    risk.load_rules(
+        shipped,
+        "rules:\n  - {id: big-transfer, events: [transfer], "
+        "when: 'event.amount >= 50000', outcome: lock}\n",
+        source="test",
+    )
     mule = customer(shipped, mailbox, balance=80_000)
     other = customer(shipped, mailbox)
     with shipped.db.unit_of_work() as session, pytest.raises(RiskRefused):
-        wallets.transfer(session, user=mule.user, source_wallet_id=mule.wallet.id,
-                         destination_wallet_id=other.wallet.id, amount=60_000,
-                         signed=signed(shipped, mule, SensitiveAction.TRANSFER))
+        wallets.transfer(
+            session,
+            user=mule.user,
+            source_wallet_id=mule.wallet.id,
+            destination_wallet_id=other.wallet.id,
+            amount=60_000,
+            signed=signed(shipped, mule, SensitiveAction.TRANSFER),
+        )
     with shipped.db.unit_of_work() as session:
         assert wallets.get_wallet(session, mule.wallet.id).status == WalletStatus.LOCKED.value
         assert cases.open_case_of(session, mule.wallet.id) is not None
@@ -72,14 +93,23 @@ def test_a_lock_rule_freezes_the_wallet_and_keeps_the_balance(
 
 
 def test_step_up_is_demanded(shipped: Runtime, mailbox: MemoryMailbox) -> None:
-    risk.load_rules(shipped, "rules:\n  - {id: medium, events: [transfer], "
-                    "when: 'event.amount >= 20000', outcome: step_up}\n", source="test")
+    risk.load_rules(
+        shipped,
+        "rules:\n  - {id: medium, events: [transfer], "
+        "when: 'event.amount >= 20000', outcome: step_up}\n",
+        source="test",
+    )
     sender = customer(shipped, mailbox, balance=30_000)
     other = customer(shipped, mailbox)
     with shipped.db.unit_of_work() as session, pytest.raises(StepUpRequired):
-        wallets.transfer(session, user=sender.user, source_wallet_id=sender.wallet.id,
-                         destination_wallet_id=other.wallet.id, amount=25_000,
-                         signed=signed(shipped, sender, SensitiveAction.TRANSFER))
+        wallets.transfer(
+            session,
+            user=sender.user,
+            source_wallet_id=sender.wallet.id,
+            destination_wallet_id=other.wallet.id,
+            amount=25_000,
+            signed=signed(shipped, sender, SensitiveAction.TRANSFER),
+        )
     assert balance_of(shipped, sender.wallet) == 30_000
 
 
@@ -98,9 +128,13 @@ def test_decisions_are_stored_and_backtest_matches_live(
     for amount in (1_000, 2_000):
         clock.advance(minutes=1)
         with shipped.db.unit_of_work() as session, pytest.raises(HeldForReview):
-            wallets.pay(session, user=buyer.user, wallet_id=buyer.wallet.id,
-                        qr=_qr(shipped, shop.id, amount),
-                        signed=signed(shipped, buyer, SensitiveAction.PAY))
+            wallets.pay(
+                session,
+                user=buyer.user,
+                wallet_id=buyer.wallet.id,
+                qr=_qr(shipped, shop.id, amount),
+                signed=signed(shipped, buyer, SensitiveAction.PAY),
+            )
     with shipped.db.unit_of_work() as session:
         stored = session.query(RiskDecisionRecord).order_by(RiskDecisionRecord.id).all()
         events = risk.recorded_events(session, since=start)

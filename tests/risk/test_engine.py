@@ -25,8 +25,7 @@ E = EventType
 
 
 def ev(type_: EventType, minutes: float, **fields: object) -> RiskEvent:
-    base: dict[str, object] = {"wallet": "w1", "device": "d1", "ip": "198.51.100.7",
-                               "bank": "0125"}
+    base: dict[str, object] = {"wallet": "w1", "device": "d1", "ip": "198.51.100.7", "bank": "0125"}
     base.update(fields)
     return RiskEvent(type=type_, at=T0 + timedelta(minutes=minutes), **base)  # type: ignore[arg-type]
 
@@ -58,68 +57,130 @@ class TestShippedRules(UsesStores):
         assert "link-soon-after-signup" not in fired(self.run(honest))
 
     def test_many_accounts_from_device(self) -> None:
-        attacker = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1"),
-                    ev(E.LINK_ATTEMPT, 3, account="a2")]
-        retry = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1", outcome="wrong_pin"),
-                 ev(E.LINK_ATTEMPT, 3, account="a1")]
+        attacker = [
+            *OLD_WALLET,
+            ev(E.LINK_ATTEMPT, 0, account="a1"),
+            ev(E.LINK_ATTEMPT, 3, account="a2"),
+        ]
+        retry = [
+            *OLD_WALLET,
+            ev(E.LINK_ATTEMPT, 0, account="a1", outcome="wrong_pin"),
+            ev(E.LINK_ATTEMPT, 3, account="a1"),
+        ]
         assert "many-accounts-from-device" in fired(self.run(attacker))
         assert "many-accounts-from-device" not in fired(self.run(retry))
 
     def test_reverse_brute_force_from_one_network(self) -> None:
-        attacker = [ev(E.LINK_ATTEMPT, i, account=f"a{i}", wallet=f"w{i}", device=f"d{i}",
-                       ip=f"198.51.100.{i + 10}", outcome="wrong_pin") for i in range(6)]
-        office = [ev(E.LINK_ATTEMPT, i * 20, account=f"a{i}", wallet=f"w{i}", device=f"d{i}",
-                     ip=f"198.51.100.{i + 10}") for i in range(4)]
+        attacker = [
+            ev(
+                E.LINK_ATTEMPT,
+                i,
+                account=f"a{i}",
+                wallet=f"w{i}",
+                device=f"d{i}",
+                ip=f"198.51.100.{i + 10}",
+                outcome="wrong_pin",
+            )
+            for i in range(6)
+        ]
+        office = [
+            ev(
+                E.LINK_ATTEMPT,
+                i * 20,
+                account=f"a{i}",
+                wallet=f"w{i}",
+                device=f"d{i}",
+                ip=f"198.51.100.{i + 10}",
+            )
+            for i in range(4)
+        ]
         decision = self.run(attacker)
         assert "many-accounts-from-network" in fired(decision)
         assert decision.outcome is Outcome.BLOCK
         assert "many-accounts-from-network" not in fired(self.run(office))
 
     def test_many_holder_names_from_wallet_locks(self) -> None:
-        attacker = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1", holder_name="ﾔﾏﾀﾞ ﾀﾛｳ"),
-                    ev(E.LINK_ATTEMPT, 60 * 48, account="a2", holder_name="ｽｽﾞｷ ﾊﾅｺ",
-                       device="d9")]
-        family_retry = [*OLD_WALLET,
-                        ev(E.LINK_ATTEMPT, 0, account="a1", holder_name="ﾔﾏﾀﾞ ﾀﾛｳ"),
-                        ev(E.LINK_ATTEMPT, 60 * 48, account="a2", holder_name="ﾔﾏﾀﾞ ﾀﾛｳ",
-                           device="d9")]
+        attacker = [
+            *OLD_WALLET,
+            ev(E.LINK_ATTEMPT, 0, account="a1", holder_name="ﾔﾏﾀﾞ ﾀﾛｳ"),
+            ev(E.LINK_ATTEMPT, 60 * 48, account="a2", holder_name="ｽｽﾞｷ ﾊﾅｺ", device="d9"),
+        ]
+        family_retry = [
+            *OLD_WALLET,
+            ev(E.LINK_ATTEMPT, 0, account="a1", holder_name="ﾔﾏﾀﾞ ﾀﾛｳ"),
+            ev(E.LINK_ATTEMPT, 60 * 48, account="a2", holder_name="ﾔﾏﾀﾞ ﾀﾛｳ", device="d9"),
+        ]
         decision = self.run(attacker)
         assert "many-holder-names-from-wallet" in fired(decision)
         assert decision.outcome is Outcome.LOCK
         assert "many-holder-names-from-wallet" not in fired(self.run(family_retry))
 
     def test_failed_link_burst(self) -> None:
-        attacker = [*OLD_WALLET] + [ev(E.LINK_ATTEMPT, i, account="a1", outcome="wrong_pin")
-                                    for i in range(4)]
-        typo_then_ok = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1", outcome="wrong_pin"),
-                        ev(E.LINK_ATTEMPT, 1, account="a1", outcome="wrong_pin"),
-                        ev(E.LINK_ATTEMPT, 90, account="a1")]
+        attacker = [*OLD_WALLET] + [
+            ev(E.LINK_ATTEMPT, i, account="a1", outcome="wrong_pin") for i in range(4)
+        ]
+        typo_then_ok = [
+            *OLD_WALLET,
+            ev(E.LINK_ATTEMPT, 0, account="a1", outcome="wrong_pin"),
+            ev(E.LINK_ATTEMPT, 1, account="a1", outcome="wrong_pin"),
+            ev(E.LINK_ATTEMPT, 90, account="a1"),
+        ]
         assert self.run(attacker).outcome is Outcome.BLOCK
         assert "failed-link-burst" not in fired(self.run(typo_then_ok))
 
     def test_failed_pin_burst_at_bank(self) -> None:
-        burst = [ev(E.LINK_ATTEMPT, i * 0.2, account=f"a{i}", wallet=f"w{i}", device=f"d{i}",
-                    ip=f"10.{i}.0.1", outcome="wrong_pin") for i in range(21)]
-        spread = [ev(E.LINK_ATTEMPT, i * 5, account=f"a{i}", wallet=f"w{i}", device=f"d{i}",
-                     ip=f"10.{i}.0.1", outcome="wrong_pin") for i in range(21)]
+        burst = [
+            ev(
+                E.LINK_ATTEMPT,
+                i * 0.2,
+                account=f"a{i}",
+                wallet=f"w{i}",
+                device=f"d{i}",
+                ip=f"10.{i}.0.1",
+                outcome="wrong_pin",
+            )
+            for i in range(21)
+        ]
+        spread = [
+            ev(
+                E.LINK_ATTEMPT,
+                i * 5,
+                account=f"a{i}",
+                wallet=f"w{i}",
+                device=f"d{i}",
+                ip=f"10.{i}.0.1",
+                outcome="wrong_pin",
+            )
+            for i in range(21)
+        ]
         assert "failed-pin-burst-at-bank" in fired(self.run(burst))
         assert "failed-pin-burst-at-bank" not in fired(self.run(spread))
 
     def test_holder_name_near_miss(self) -> None:
-        near = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1",
-                                attributes={"name_match": "review"})]
-        exact = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1",
-                                 attributes={"name_match": "match"})]
+        near = [
+            *OLD_WALLET,
+            ev(E.LINK_ATTEMPT, 0, account="a1", attributes={"name_match": "review"}),
+        ]
+        exact = [
+            *OLD_WALLET,
+            ev(E.LINK_ATTEMPT, 0, account="a1", attributes={"name_match": "match"}),
+        ]
         assert self.run(near).outcome is Outcome.REVIEW
         assert "holder-name-near-miss" not in fired(self.run(exact))
 
     def test_charge_to_cap_after_link(self) -> None:
         link = [*OLD_WALLET, ev(E.LINK_CREATED, 0, account="a1")]
-        attacker = [*link, ev(E.TOPUP, 1, amount=100_000, account="a1"),
-                    ev(E.TOPUP, 1.5, amount=90_000, account="a1"),
-                    ev(E.TOPUP, 2, amount=90_000, account="a1")]
-        honest = [*link, ev(E.TOPUP, 60 * 24 * 3, amount=100_000, account="a1"),
-                  ev(E.TOPUP, 60 * 24 * 3 + 1, amount=100_000, account="a1")]
+        attacker = [
+            *link,
+            ev(E.TOPUP, 1, amount=100_000, account="a1"),
+            ev(E.TOPUP, 1.5, amount=90_000, account="a1"),
+            ev(E.TOPUP, 2, amount=90_000, account="a1"),
+        ]
+        honest = [
+            *link,
+            ev(E.TOPUP, 60 * 24 * 3, amount=100_000, account="a1"),
+            ev(E.TOPUP, 60 * 24 * 3 + 1, amount=100_000, account="a1"),
+        ]
         decision = self.run(attacker)
         assert "charge-to-cap-after-link" in fired(decision)
         assert decision.outcome is Outcome.REVIEW
@@ -148,11 +209,14 @@ class TestShippedRules(UsesStores):
 
     def test_the_2020_victim_pattern(self) -> None:
         """E-mail-only wallet, link, four charges in a minute, tobacco the same day."""
-        events = [ev(E.SIGNUP, 0), ev(E.LINK_ATTEMPT, 3, account="a1", holder_name="ﾔﾏﾀﾞ"),
-                  ev(E.LINK_CREATED, 3, account="a1"),
-                  ev(E.TOPUP, 5, amount=100_000, account="a1"),
-                  ev(E.TOPUP, 5.5, amount=90_000, account="a1"),
-                  ev(E.TOPUP, 5.7, amount=90_000, account="a1")]
+        events = [
+            ev(E.SIGNUP, 0),
+            ev(E.LINK_ATTEMPT, 3, account="a1", holder_name="ﾔﾏﾀﾞ"),
+            ev(E.LINK_CREATED, 3, account="a1"),
+            ev(E.TOPUP, 5, amount=100_000, account="a1"),
+            ev(E.TOPUP, 5.5, amount=90_000, account="a1"),
+            ev(E.TOPUP, 5.7, amount=90_000, account="a1"),
+        ]
         engine = RiskEngine(SHIPPED, self.stores.new())
         decisions = [d.outcome for d in self.stores.judge(engine, events)]
         assert decisions[1] is Outcome.STEP_UP  # link soon after signup (score 30)
@@ -187,8 +251,11 @@ rules:
         assert decision.outcome is Outcome.REVIEW  # not lock
 
     def test_feature_values_recorded(self) -> None:
-        events = [*OLD_WALLET, ev(E.LINK_ATTEMPT, 0, account="a1"),
-                  ev(E.LINK_ATTEMPT, 3, account="a2")]
+        events = [
+            *OLD_WALLET,
+            ev(E.LINK_ATTEMPT, 0, account="a1"),
+            ev(E.LINK_ATTEMPT, 3, account="a2"),
+        ]
         decision = self.run(events)
         rule = next(r for r in decision.fired if r.id == "many-accounts-from-device")
         assert rule.features == {"others(device, 'account', '24h', type='link_attempt')": 1}
@@ -196,11 +263,15 @@ rules:
 
 def test_backtest_equals_live(stores: Stores) -> None:
     """Live on any store, replayed in memory: the same decisions."""
-    events = [ev(E.SIGNUP, 0), ev(E.LINK_ATTEMPT, 2, account="a1", holder_name="A"),
-              ev(E.LINK_ATTEMPT, 3, account="a2", holder_name="B"),
-              ev(E.LINK_CREATED, 4, account="a2"), ev(E.TOPUP, 5, amount=150_000, account="a2"),
-              ev(E.TOPUP, 6, amount=150_000, account="a2", device="d2"),
-              ev(E.PAYMENT, 30, category="tobacco", amount=40_000)]
+    events = [
+        ev(E.SIGNUP, 0),
+        ev(E.LINK_ATTEMPT, 2, account="a1", holder_name="A"),
+        ev(E.LINK_ATTEMPT, 3, account="a2", holder_name="B"),
+        ev(E.LINK_CREATED, 4, account="a2"),
+        ev(E.TOPUP, 5, amount=150_000, account="a2"),
+        ev(E.TOPUP, 6, amount=150_000, account="a2", device="d2"),
+        ev(E.PAYMENT, 30, category="tobacco", amount=40_000),
+    ]
     live = stores.judge(RiskEngine(SHIPPED, stores.new()), events)
     replayed = backtest(SHIPPED, reversed(events))
     assert [(d.outcome, d.score, [r.id for r in d.fired]) for d in live] == [
@@ -223,8 +294,11 @@ def test_replace_rules_takes_effect_at_once() -> None:
     engine = RiskEngine(parse_rule_set("rules: []"))
     event = ev(E.TOPUP, 0, amount=1)
     assert engine.evaluate(event).outcome is Outcome.ALLOW
-    engine.replace_rules(parse_rule_set(
-        "rules:\n  - {id: x, events: [topup], when: 'event.amount > 0', outcome: block}\n"))
+    engine.replace_rules(
+        parse_rule_set(
+            "rules:\n  - {id: x, events: [topup], when: 'event.amount > 0', outcome: block}\n"
+        )
+    )
     assert engine.evaluate(replace(event)).outcome is Outcome.BLOCK
 
 

@@ -47,18 +47,17 @@ class TestEveryStore:
         store = stores.new()
         for device in ("first", "second", "third"):
             store.record(ev(0, E.LINK_CREATED, account="acc", device=device))
-        assert [e.device for e in store.window("account:acc", T0)] == [
-            "third", "second", "first"]
+        assert [e.device for e in store.window("account:acc", T0)] == ["third", "second", "first"]
         current = ev(1, E.TOPUP, account="acc")
-        assert stores.evaluate('first(account, "device", "link_created")', store,
-                               current) == "first"
+        assert (
+            stores.evaluate('first(account, "device", "link_created")', store, current) == "first"
+        )
 
     def test_window_excludes_what_is_older(self, stores: Stores) -> None:
         store = stores.new()
         store.record(ev(0))
         store.record(ev(10, E.TOPUP, amount=7))
-        assert [e.type for e in store.window("wallet:w1", T0 + timedelta(minutes=5))] == [
-            E.TOPUP]
+        assert [e.type for e in store.window("wallet:w1", T0 + timedelta(minutes=5))] == [E.TOPUP]
         assert list(store.window("wallet:unknown", T0)) == []
         assert store.first_seen("wallet:unknown") is None
 
@@ -115,9 +114,7 @@ class TestRedisFeatureStore:
         with pytest.raises(TypeError):
             snapshot.record(ev(6))
 
-    def test_concurrent_decisions_each_see_all_earlier_ones(
-        self, store: RedisFeatureStore
-    ) -> None:
+    def test_concurrent_decisions_each_see_all_earlier_ones(self, store: RedisFeatureStore) -> None:
         seen: list[int] = []
         lock = threading.Lock()
 
@@ -140,8 +137,11 @@ class TestRedisFeatureStore:
     ) -> None:
         store.record(ev(0))
         ttl = store.client.pttl(f"{store.prefix}e:wallet:w1")
-        assert timedelta(days=31) - timedelta(minutes=1) < timedelta(milliseconds=ttl) <= (
-            timedelta(days=31))
+        assert (
+            timedelta(days=31) - timedelta(minutes=1)
+            < timedelta(milliseconds=ttl)
+            <= (timedelta(days=31))
+        )
         assert store.client.pttl(f"{store.prefix}f:wallet:w1") == pytest.approx(ttl, abs=1000)
         other = RedisFeatureStore(store.client, prefix=unique_prefix())
         assert list(other.window("wallet:w1", T0)) == []
@@ -156,8 +156,15 @@ class TestRedisFeatureStore:
         assert [e.at.minute for e in store.window("wallet:w1", T0)] == [2, 1, 0]
 
     def test_encoding_round_trips(self) -> None:
-        event = ev(0, E.TOPUP, amount=30_000, bank="0005", account="fp", holder_name="ﾔﾏﾀﾞ ﾀﾛｳ",
-                   attributes={"name_match": "review"})
+        event = ev(
+            0,
+            E.TOPUP,
+            amount=30_000,
+            bank="0005",
+            account="fp",
+            holder_name="ﾔﾏﾀﾞ ﾀﾛｳ",
+            attributes={"name_match": "review"},
+        )
         assert decode(b"0" * 13 + encode(event).encode()) == event
         assert len(encode(event)) < len(str(event.to_json()))
 
@@ -174,7 +181,8 @@ class TestOpenFeatureStore:
         redis_client()
         prefix = unique_prefix()
         rt.settings = rt.settings.model_copy(
-            update={"risk_feature_store": REDIS_URL, "risk_feature_prefix": prefix})
+            update={"risk_feature_store": REDIS_URL, "risk_feature_prefix": prefix}
+        )
         del rt.providers["risk"]
         store = risk.engine(rt).store
         assert isinstance(store, RedisFeatureStore) and store.prefix == prefix
@@ -194,14 +202,22 @@ class TestReadPlans:
     def test_longest_window_per_dimension_for_each_event_type(self) -> None:
         plans = plan_reads(shipped_rule_set())
         assert dict(plans[E.LINK_ATTEMPT]) == {
-            "device": timedelta(days=30), "ip24": timedelta(hours=1),
-            "wallet": timedelta(days=30), "bank": timedelta(minutes=10)}
-        assert dict(plans[E.TOPUP]) == {"wallet": None, "device": timedelta(days=30),
-                                        "account": None}
+            "device": timedelta(days=30),
+            "ip24": timedelta(hours=1),
+            "wallet": timedelta(days=30),
+            "bank": timedelta(minutes=10),
+        }
+        assert dict(plans[E.TOPUP]) == {
+            "wallet": None,
+            "device": timedelta(days=30),
+            "account": None,
+        }
         assert dict(plans[E.LOGIN]) == {}
 
     def test_computed_keys_and_windows(self) -> None:
         assert reads_of('count("wallet:w1", "1h") + count(device, event.window)') == {
-            "device": None}
+            "device": None
+        }
         assert reads_of('count(ip, "90s") > 1 and count(ip, "15m") < 9') == {
-            "ip": timedelta(minutes=15)}
+            "ip": timedelta(minutes=15)
+        }

@@ -16,8 +16,12 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _event(minutes: float, **fields: object) -> RiskEvent:
-    base: dict[str, object] = {"type": EventType.LINK_ATTEMPT, "wallet": "w1", "device": "d1",
-                               "ip": "203.0.113.7"}
+    base: dict[str, object] = {
+        "type": EventType.LINK_ATTEMPT,
+        "wallet": "w1",
+        "device": "d1",
+        "ip": "203.0.113.7",
+    }
     base.update(fields)
     return RiskEvent(at=T0 + timedelta(minutes=minutes), **base)  # type: ignore[arg-type]
 
@@ -40,17 +44,26 @@ class TestWindows:
         assert self._eval(expression, history, _event(60.01)) == 2
 
     def test_filters(self) -> None:
-        history = [_event(0, outcome="wrong_pin"), _event(1, outcome="ok"),
-                   _event(2, outcome="wrong_pin", type=EventType.TOPUP)]
+        history = [
+            _event(0, outcome="wrong_pin"),
+            _event(1, outcome="ok"),
+            _event(2, outcome="wrong_pin", type=EventType.TOPUP),
+        ]
         current = _event(3)
         assert self._eval('count(device, "1h", outcome="wrong_pin")', history, current) == 2
-        assert self._eval('count(device, "1h", type="link_attempt", outcome_not="ok")', history,
-                     current) == 1
+        assert (
+            self._eval(
+                'count(device, "1h", type="link_attempt", outcome_not="ok")', history, current
+            )
+            == 1
+        )
 
     def test_total_distinct_others(self) -> None:
-        history = [_event(0, type=EventType.TOPUP, amount=100_000, account="a"),
-                   _event(1, type=EventType.TOPUP, amount=90_000, account="b"),
-                   _event(2, type=EventType.TOPUP, amount=20_000, account="a")]
+        history = [
+            _event(0, type=EventType.TOPUP, amount=100_000, account="a"),
+            _event(1, type=EventType.TOPUP, amount=90_000, account="b"),
+            _event(2, type=EventType.TOPUP, amount=20_000, account="a"),
+        ]
         current = _event(3, account="a")
         assert self._eval('total(wallet, "1h", type="topup")', history, current) == 210_000
         assert self._eval('distinct(wallet, "account", "1h")', history, current) == 2
@@ -62,8 +75,10 @@ class TestWindows:
         assert self._eval('distinct(ip, "account", "1h")', history, _event(1)) == 0
 
     def test_age_since_first(self) -> None:
-        history = [_event(0, type=EventType.SIGNUP),
-                   _event(10, type=EventType.LINK_CREATED, device="d-link", account="acc")]
+        history = [
+            _event(0, type=EventType.SIGNUP),
+            _event(10, type=EventType.LINK_CREATED, device="d-link", account="acc"),
+        ]
         current = _event(25, account="acc", device="d-other", type=EventType.TOPUP)
         assert self._eval("age(wallet)", history, current) == 25 * 60
         assert self._eval('since(wallet, "link_created")', history, current) == 15 * 60
@@ -91,22 +106,25 @@ class TestParseWindow:
 
 
 class TestSafety:
-    @pytest.mark.parametrize("expression", [
-        "__import__('os').system('true')",
-        "event.__class__",
-        "event.at.year",
-        "[x for x in (1, 2)]",
-        "(lambda: 1)()",
-        "open('/etc/passwd')",
-        "event['amount']",
-        "device.upper()",
-        "count(device, '1h', typo='x')",
-        "secret_name > 1",
-        "1 if True else 2",
-        "b'bytes'",
-        "event.amount ** 1000",
-        "f'{event}'",
-    ])
+    @pytest.mark.parametrize(
+        "expression",
+        [
+            "__import__('os').system('true')",
+            "event.__class__",
+            "event.at.year",
+            "[x for x in (1, 2)]",
+            "(lambda: 1)()",
+            "open('/etc/passwd')",
+            "event['amount']",
+            "device.upper()",
+            "count(device, '1h', typo='x')",
+            "secret_name > 1",
+            "1 if True else 2",
+            "b'bytes'",
+            "event.amount ** 1000",
+            "f'{event}'",
+        ],
+    )
     def test_refused(self, expression: str) -> None:
         with pytest.raises(ExpressionError):
             compile_expression(expression)
@@ -119,18 +137,21 @@ class TestSafety:
 class TestLimits:
     """Size limits: refused at compile time with a clear error, never a RecursionError."""
 
-    @pytest.mark.parametrize(("expression", "message"), [
-        ("not " * 900 + "true", "nested more than 40 levels deep"),
-        ("-" * 100000 + "1", "longer than 4000 characters"),
-        ("-" * 3000 + "1", "nested more than 40 levels deep"),
-        ("1" + " + 1" * 60, "nested more than 40 levels deep"),
-        (" or ".join(["event.amount > 1"] * 150), "more than 400 parts"),
-        ("event.holder_name == '" + "x" * 201 + "'", "a string longer than 200 characters"),
-        ("event.amount > 10000000000000000", "a number larger than 1,000,000,000,000,000"),
-        ("'a' * 1000000000 == event.holder_name", "arithmetic on a string or a list"),
-        ("event.amount * 'a' == 'b'", "arithmetic on a string or a list"),
-        ("['a'] * 100 == event.holder_name", "arithmetic on a string or a list"),
-    ])
+    @pytest.mark.parametrize(
+        ("expression", "message"),
+        [
+            ("not " * 900 + "true", "nested more than 40 levels deep"),
+            ("-" * 100000 + "1", "longer than 4000 characters"),
+            ("-" * 3000 + "1", "nested more than 40 levels deep"),
+            ("1" + " + 1" * 60, "nested more than 40 levels deep"),
+            (" or ".join(["event.amount > 1"] * 150), "more than 400 parts"),
+            ("event.holder_name == '" + "x" * 201 + "'", "a string longer than 200 characters"),
+            ("event.amount > 10000000000000000", "a number larger than 1,000,000,000,000,000"),
+            ("'a' * 1000000000 == event.holder_name", "arithmetic on a string or a list"),
+            ("event.amount * 'a' == 'b'", "arithmetic on a string or a list"),
+            ("['a'] * 100 == event.holder_name", "arithmetic on a string or a list"),
+        ],
+    )
     def test_refused(self, expression: str, message: str) -> None:
         with pytest.raises(ExpressionError, match=message.replace("(", r"\(")):
             compile_expression(expression)

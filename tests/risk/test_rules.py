@@ -39,24 +39,41 @@ def test_most_severe() -> None:
     assert most_severe([]) is Outcome.ALLOW
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("rules: [", "line"),
-    ("version: 1\n", "expected a mapping with a 'rules' list"),
-    ("rules:\n  - id: a\n    events: [topup]\n", "line 2 (a): every rule needs a 'when'"),
-    ("rules:\n  - id: a\n    events: [nope]\n    when: 'true'\n", "line 2 (a): 'events' must list"),
-    ("rules:\n  - events: [topup]\n    when: 'true'\n", "line 2: every rule needs an 'id'"),
-    ("rules:\n  - id: a\n    events: [topup]\n    when: os.system('x')\n",
-     "line 4 (a): 'when': calling anything"),
-    ("rules:\n  - id: a\n    events: [topup]\n    when: count(wallet, '1 week') > 1\n",
-     "not a window"),
-    ("rules:\n  - id: a\n    events: [topup]\n    when: 'true'\n    outcome: nuke\n",
-     "'outcome' must be one of"),
-    ("rules:\n  - id: a\n    events: [topup]\n    when: 'true'\n    score: 1.5\n", "'score'"),
-    ("rules:\n  - id: a\n    events: [topup]\n    when: 'true'\n    colour: red\n",
-     "unknown keys"),
-    ("rules:\n  - {id: a, events: [topup], when: 'true'}\n  - {id: a, events: [topup], "
-     "when: 'true'}\n", "duplicate rule ids: a"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("rules: [", "line"),
+        ("version: 1\n", "expected a mapping with a 'rules' list"),
+        ("rules:\n  - id: a\n    events: [topup]\n", "line 2 (a): every rule needs a 'when'"),
+        (
+            "rules:\n  - id: a\n    events: [nope]\n    when: 'true'\n",
+            "line 2 (a): 'events' must list",
+        ),
+        ("rules:\n  - events: [topup]\n    when: 'true'\n", "line 2: every rule needs an 'id'"),
+        (
+            "rules:\n  - id: a\n    events: [topup]\n    when: os.system('x')\n",
+            "line 4 (a): 'when': calling anything",
+        ),
+        (
+            "rules:\n  - id: a\n    events: [topup]\n    when: count(wallet, '1 week') > 1\n",
+            "not a window",
+        ),
+        (
+            "rules:\n  - id: a\n    events: [topup]\n    when: 'true'\n    outcome: nuke\n",
+            "'outcome' must be one of",
+        ),
+        ("rules:\n  - id: a\n    events: [topup]\n    when: 'true'\n    score: 1.5\n", "'score'"),
+        (
+            "rules:\n  - id: a\n    events: [topup]\n    when: 'true'\n    colour: red\n",
+            "unknown keys",
+        ),
+        (
+            "rules:\n  - {id: a, events: [topup], when: 'true'}\n  - {id: a, events: [topup], "
+            "when: 'true'}\n",
+            "duplicate rule ids: a",
+        ),
+    ],
+)
 def test_bad_files_refused_with_line_and_reason(text: str, expected: str) -> None:
     with pytest.raises(RuleSetError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         parse_rule_set(text)
@@ -71,8 +88,10 @@ class TestExpressionLimitsInFiles:
     """A rule whose expression breaks a limit is refused on load, naming the file's line."""
 
     def _refused(self, when: str) -> str:
-        text = f"rules:\n  - id: ok\n    events: [topup]\n    when: 'true'\n" \
-               f"  - id: bad\n    events: [topup]\n    when: {when}\n"
+        text = (
+            f"rules:\n  - id: ok\n    events: [topup]\n    when: 'true'\n"
+            f"  - id: bad\n    events: [topup]\n    when: {when}\n"
+        )
         with pytest.raises(RuleSetError) as caught:
             parse_rule_set(text, source="r.yaml")
         return caught.value.message
@@ -80,25 +99,30 @@ class TestExpressionLimitsInFiles:
     def test_deep_nesting(self) -> None:
         assert self._refused("not " * 900 + "true") == (
             "r.yaml: line 7 (bad): 'when': the expression is nested more than 40 levels deep "
-            "(column 161)")
+            "(column 161)"
+        )
 
     def test_long_sum(self) -> None:
         assert self._refused("1" + " + 1" * 5000 + " > 0").startswith(
-            "r.yaml: line 7 (bad): 'when': the expression is longer than 4000 characters")
+            "r.yaml: line 7 (bad): 'when': the expression is longer than 4000 characters"
+        )
         assert self._refused("1" + " + 1" * 60 + " > 0") == (
             "r.yaml: line 7 (bad): 'when': the expression is nested more than 40 levels deep "
-            "(column 89)")
+            "(column 89)"
+        )
 
     def test_string_repetition(self) -> None:
         assert self._refused("\"'a' * 1000000000 == event.holder_name\"") == (
             "r.yaml: line 7 (bad): 'when': arithmetic on a string or a list is not allowed "
-            "(column 1)")
+            "(column 1)"
+        )
 
     def test_line_inside_a_literal_block(self) -> None:
         when = "|\n      (event.amount > 1 and\n       event.nope.x == 1)\n"
         assert self._refused(when) == (
             "r.yaml: line 9 (bad): 'when': attribute access other than event.<field> is not "
-            "allowed (column 2)")
+            "allowed (column 2)"
+        )
 
     def test_deeply_nested_yaml(self) -> None:
         with pytest.raises(RuleSetError, match="nested too deeply"):

@@ -26,10 +26,18 @@ class TestStore:
     def test_event_and_decision_rows(self, rt: Runtime) -> None:
         risk.engine(rt).replace_rules(shipped_rule_set())
         signup = RiskEvent(EventType.SIGNUP, T0, wallet="w1", device="d1", ip="192.0.2.1")
-        link = RiskEvent(EventType.LINK_ATTEMPT, T0 + timedelta(minutes=3), wallet="w1",
-                         device="d1", ip="192.0.2.1", bank="0005", account="fp1",
-                         holder_name="ﾔﾏﾀﾞ ﾀﾛｳ", outcome="wrong_pin",
-                         attributes={"name_match": "review"})
+        link = RiskEvent(
+            EventType.LINK_ATTEMPT,
+            T0 + timedelta(minutes=3),
+            wallet="w1",
+            device="d1",
+            ip="192.0.2.1",
+            bank="0005",
+            account="fp1",
+            holder_name="ﾔﾏﾀﾞ ﾀﾛｳ",
+            outcome="wrong_pin",
+            attributes={"name_match": "review"},
+        )
         with rt.db.unit_of_work() as session:
             risk.assess(session, signup)
             decision_id = risk.store(session, risk.preview(session, link))
@@ -39,16 +47,33 @@ class TestStore:
             event_row = session.get(RiskEventRecord, stored.event_id)
             assert event_row is not None
             assert (stored.outcome, stored.score, stored.rule_set_version) == (
-                "review", 30, shipped_rule_set().version)
+                "review",
+                30,
+                shipped_rule_set().version,
+            )
             assert stored.fired == [
-                {"id": "link-soon-after-signup", "score": 30, "outcome": None, "shadow": False,
-                 "features": {"age(wallet)": 180.0}},
-                {"id": "holder-name-near-miss", "score": 0, "outcome": "review",
-                 "shadow": False, "features": {}},
+                {
+                    "id": "link-soon-after-signup",
+                    "score": 30,
+                    "outcome": None,
+                    "shadow": False,
+                    "features": {"age(wallet)": 180.0},
+                },
+                {
+                    "id": "holder-name-near-miss",
+                    "score": 0,
+                    "outcome": "review",
+                    "shadow": False,
+                    "features": {},
+                },
             ]
             assert stored.created_at == rt.now()
             assert (event_row.type, event_row.at, event_row.account, event_row.attributes) == (
-                "link_attempt", link.at, "fp1", {"name_match": "review"})
+                "link_attempt",
+                link.at,
+                "fp1",
+                {"name_match": "review"},
+            )
             assert risk.recorded_events(session, since=T0) == [signup, link]
             count = len(session.scalars(select(RiskDecisionRecord)).all())
             assert count == 2
@@ -74,12 +99,15 @@ class TestWarmStart:
         del runtime.providers["risk"]  # the engine as a server builds it: from settings
         return runtime
 
-    def test_velocity_rule_fires_after_restart(self, db_url: str, tmp_path: Path,
-                                               clock: ManualClock) -> None:
+    def test_velocity_rule_fires_after_restart(
+        self, db_url: str, tmp_path: Path, clock: ManualClock
+    ) -> None:
         first = self._start(db_url, tmp_path, clock, VELOCITY_RULES)
         old = RiskEvent(EventType.LINK_ATTEMPT, T0 - timedelta(hours=2), device="d1")
-        recent = [RiskEvent(EventType.LINK_ATTEMPT, T0 + timedelta(minutes=m), device="d1")
-                  for m in (1, 2)]
+        recent = [
+            RiskEvent(EventType.LINK_ATTEMPT, T0 + timedelta(minutes=m), device="d1")
+            for m in (1, 2)
+        ]
         with first.db.unit_of_work() as session:
             for event in (old, *recent):
                 assert risk.assess(session, event).outcome == "allow"
@@ -98,9 +126,12 @@ class TestWarmStart:
         second.db.dispose()
 
     def test_age_rule_sees_the_first_event_within_retention(
-            self, db_url: str, tmp_path: Path, clock: ManualClock) -> None:
-        rules = ('rules:\n  - {id: established, events: [topup], when: "age(wallet) > days(2)",'
-                 ' outcome: review}\n')
+        self, db_url: str, tmp_path: Path, clock: ManualClock
+    ) -> None:
+        rules = (
+            'rules:\n  - {id: established, events: [topup], when: "age(wallet) > days(2)",'
+            " outcome: review}\n"
+        )
         first = self._start(db_url, tmp_path, clock, rules)
         with first.db.unit_of_work() as session:
             risk.assess(session, RiskEvent(EventType.SIGNUP, T0 - timedelta(days=3), wallet="w1"))
@@ -109,7 +140,9 @@ class TestWarmStart:
         with second.db.unit_of_work() as session:
             decision = risk.assess(session, RiskEvent(EventType.TOPUP, T0, wallet="w1"))
         assert (decision.outcome, decision.fired[0].features) == (
-            "review", {"age(wallet)": 3 * 86400.0})
+            "review",
+            {"age(wallet)": 3 * 86400.0},
+        )
         second.db.dispose()
 
 

@@ -29,8 +29,10 @@ from tests.factories import Customer, customer, merchant, signed
 def balances(rt: Runtime, *accounts: Customer | Merchant) -> list[int]:
     with rt.db.session() as session:
         return [
-            ledger.balance(session, a.wallet.ledger_account_id if isinstance(a, Customer)
-                           else a.ledger_account_id).balance
+            ledger.balance(
+                session,
+                a.wallet.ledger_account_id if isinstance(a, Customer) else a.ledger_account_id,
+            ).balance
             for a in accounts
         ]
 
@@ -44,8 +46,10 @@ def float_balance(rt: Runtime) -> int:
 
 def statement(rt: Runtime, who: Customer) -> list[tuple[str, int, int]]:
     with rt.db.session() as session:
-        return [(line.kind, line.amount, line.balance_after)
-                for line in wallets.statement(session, who.wallet)]
+        return [
+            (line.kind, line.amount, line.balance_after)
+            for line in wallets.statement(session, who.wallet)
+        ]
 
 
 def statement_lines(rt: Runtime, who: Customer) -> list[Any]:
@@ -69,8 +73,14 @@ def qr_code(rt: Runtime, shop: Merchant, amount: int | None = None) -> str:
 
 def pay(rt: Runtime, who: Customer, qr: str, amount: int | None = None) -> Payment:
     with rt.db.unit_of_work() as session:
-        return wallets.pay(session, user=who.user, wallet_id=who.wallet.id, qr=qr, amount=amount,
-                           signed=signed(rt, who, SensitiveAction.PAY))
+        return wallets.pay(
+            session,
+            user=who.user,
+            wallet_id=who.wallet.id,
+            qr=qr,
+            amount=amount,
+            signed=signed(rt, who, SensitiveAction.PAY),
+        )
 
 
 class TestTopUpPayRefund:
@@ -82,8 +92,9 @@ class TestTopUpPayRefund:
 
         topped_up_at = clock.now()
         with rt.db.unit_of_work() as session:
-            topup = wallets.credit_from_float(session, wallet_id=hanako.wallet.id,
-                                              amount=10_000, reason="welcome campaign")
+            topup = wallets.credit_from_float(
+                session, wallet_id=hanako.wallet.id, amount=10_000, reason="welcome campaign"
+            )
         assert topup.amount == 10_000
         assert balances(rt, hanako, lawson) == [10_000, 0]
         assert float_balance(rt) == -10_000
@@ -95,8 +106,9 @@ class TestTopUpPayRefund:
 
         refunded_at = clock.advance(hours=2)
         with rt.db.unit_of_work() as session:
-            refund = wallets.refund(session, payment_id=payment.id, amount=1_200,
-                                    reason="one onigiri set returned")
+            refund = wallets.refund(
+                session, payment_id=payment.id, amount=1_200, reason="one onigiri set returned"
+            )
         assert refund.amount == 1_200
 
         assert balances(rt, hanako, lawson) == [8_000, 2_000]
@@ -114,8 +126,10 @@ class TestTopUpPayRefund:
         ]
         assert [line.created_at for line in lines] == [refunded_at, paid_at, topped_up_at]
         assert lines[1].reference == {
-            "payment": str(payment.id), "merchant": str(lawson.id),
-            "merchant_name": "Lawson Shibuya", "category": "convenience_store",
+            "payment": str(payment.id),
+            "merchant": str(lawson.id),
+            "merchant_name": "Lawson Shibuya",
+            "category": "convenience_store",
         }
         with rt.db.session() as session:
             stored = session.get(Payment, payment.id)
@@ -134,10 +148,15 @@ class TestTransferThenPay:
 
         clock.advance(minutes=5)
         with rt.db.unit_of_work() as session:
-            sent = wallets.transfer(session, user=taro.user, source_wallet_id=taro.wallet.id,
-                                    destination_wallet_id=hanako.wallet.id, amount=4_000,
-                                    message="dinner",
-                                    signed=signed(rt, taro, SensitiveAction.TRANSFER))
+            sent = wallets.transfer(
+                session,
+                user=taro.user,
+                source_wallet_id=taro.wallet.id,
+                destination_wallet_id=hanako.wallet.id,
+                amount=4_000,
+                message="dinner",
+                signed=signed(rt, taro, SensitiveAction.TRANSFER),
+            )
         assert sent.amount == 4_000
         assert balances(rt, taro, hanako) == [6_000, 4_000]
 
@@ -198,12 +217,19 @@ class TestCompensationRun:
         with rt.db.unit_of_work() as session:
             expense = ledger.system_account(session, AccountKind.COMPENSATION_EXPENSE)
             clearing = ledger.system_account(session, AccountKind.BANK_CLEARING, "0125")
-            ledger.post_batch(session, [
-                transfer_spec(kind=EntryKind.COMPENSATION, source=expense,
-                              destination=clearing, amount=1_000_000,
-                              description=f"compensation for case {uuid.uuid4()}")
-                for _ in range(victims)
-            ])
+            ledger.post_batch(
+                session,
+                [
+                    transfer_spec(
+                        kind=EntryKind.COMPENSATION,
+                        source=expense,
+                        destination=clearing,
+                        amount=1_000_000,
+                        description=f"compensation for case {uuid.uuid4()}",
+                    )
+                    for _ in range(victims)
+                ],
+            )
         with rt.db.session() as session:
             assert ledger.balance(session, expense).balance == -2_200_000_000
             assert ledger.balance(session, clearing).balance == 2_200_000_000

@@ -24,9 +24,14 @@ def ledger_loss(runner: Runner) -> int:
         for wallet_id in runner.attack_accounts:
             wallet = session.get_one(Wallet, wallet_id)
             total += ledger.balance(session, wallet.ledger_account_id).balance
-            total += int(session.scalar(select(func.coalesce(func.sum(
-                Payment.amount - Payment.refunded_amount), 0)).where(
-                Payment.wallet_id == wallet_id)) or 0)
+            total += int(
+                session.scalar(
+                    select(
+                        func.coalesce(func.sum(Payment.amount - Payment.refunded_amount), 0)
+                    ).where(Payment.wallet_id == wallet_id)
+                )
+                or 0
+            )
         for payment_id, _, _ in runner.taken_payments:
             payment = session.get_one(Payment, payment_id)
             total += payment.amount - payment.refunded_amount

@@ -31,8 +31,9 @@ CUSTOMER_WALLETS: dict[str, set[str]] = {}
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory
-        ) -> tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]:
+def run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]:
     from_ledger: dict[str, int] = {}
     at_bank: dict[str, dict[int, int]] = {}
 
@@ -52,8 +53,9 @@ def _attackers(result: SimulationResult, profile: str) -> dict[str, AttackerResu
     return {attacker.name: attacker for attacker in found.attackers}
 
 
-def test_every_new_strategy_robs_the_2019_design(run: tuple[SimulationResult, dict[str, int],
-                                                          dict[str, dict[int, int]]]) -> None:
+def test_every_new_strategy_robs_the_2019_design(
+    run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]],
+) -> None:
     result, _, _ = run
     legacy = _attackers(result, "legacy-2019")
     assert {attacker.strategy for attacker in legacy.values()} == NEW
@@ -63,19 +65,24 @@ def test_every_new_strategy_robs_the_2019_design(run: tuple[SimulationResult, di
 
 
 def test_losses_agree_with_the_ledger_and_the_bank(
-        run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]) -> None:
+    run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]],
+) -> None:
     result, from_ledger, at_bank = run
     for profile in result.profiles:
         assert profile.loss_yen == from_ledger[profile.profile], profile.profile
         assert profile.loss_yen == sum(a.loss_yen for a in profile.attackers)
         # what went through links attackers made equals the bank's own transfer records
-        linked = sum(a.loss_yen for a in profile.attackers
-                     if a.name in ("relay-fresh", "mules", "mules-kana"))
+        linked = sum(
+            a.loss_yen
+            for a in profile.attackers
+            if a.name in ("relay-fresh", "mules", "mules-kana")
+        )
         assert sum(at_bank[profile.profile].values()) == linked, profile.profile
 
 
 def test_each_2020_profile_loses_to_what_it_did_not_foresee(
-        run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]) -> None:
+    run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]],
+) -> None:
     result, _, _ = run
     docomo = _attackers(result, "docomo-2020-10")
     # eKYC before linking stops a relay into a fresh wallet …
@@ -98,7 +105,8 @@ def test_each_2020_profile_loses_to_what_it_did_not_foresee(
 
 
 def test_what_stops_each_strategy_under_kouza(
-        run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]) -> None:
+    run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]],
+) -> None:
     result, _, _ = run
     kouza = _attackers(result, "kouza")
     legacy = _attackers(result, "legacy-2019")
@@ -118,15 +126,18 @@ def test_what_stops_each_strategy_under_kouza(
     # step-up and registers a key of its own; the risk rules hold some of it for review
     for name in ("relay-own", "push"):
         assert 0 < kouza[name].loss_yen <= legacy[name].loss_yen, name
-    held = sum(kouza[name].refusals.get("held_for_review", 0)
-               for name in ("relay-own", "stuffing", "sim-swap", "push"))
+    held = sum(
+        kouza[name].refusals.get("held_for_review", 0)
+        for name in ("relay-own", "stuffing", "sim-swap", "push")
+    )
     assert held > 0
     total = next(p for p in result.profiles if p.profile == "kouza").loss_yen
     assert total < next(p for p in result.profiles if p.profile == "legacy-2019").loss_yen
 
 
 def test_friction_is_counted_with_its_denominators(
-        run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]) -> None:
+    run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]],
+) -> None:
     result, _, _ = run
     kouza = next(p for p in result.profiles if p.profile == "kouza")
     friction = kouza.friction()
@@ -144,11 +155,11 @@ def test_friction_is_counted_with_its_denominators(
 
 
 def test_exported_events_label_what_attackers_did_in_customers_wallets(
-        run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]]) -> None:
+    run: tuple[SimulationResult, dict[str, int], dict[str, dict[int, int]]],
+) -> None:
     """A takeover acts in an honest customer's wallet: its events are labelled with the
     attacker (the learned model must not learn them as honest), the customer's own are not."""
-    legacy = [e for e in EVENTS
-              if e["attributes"]["sim_profile"] == "legacy-2019"]  # type: ignore[index]
+    legacy = [e for e in EVENTS if e["attributes"]["sim_profile"] == "legacy-2019"]  # type: ignore[index]
     customers = CUSTOMER_WALLETS["legacy-2019"]
     in_customers = [e for e in legacy if e.get("wallet") in customers]
     labels = {e["label"] for e in in_customers}

@@ -30,25 +30,32 @@ class TestMedian:
 
 class TestSpread:
     def test_every_numeric_leaf_nested_and_non_numeric_from_the_first_seed(self) -> None:
-        result = spread({
-            "1": {"loss_yen": 100, "name": "a", "flag": True, "nested": {"x": 1.5}},
-            "2": {"loss_yen": 300, "name": "b", "flag": False, "nested": {"x": 0.5}},
-            "3": {"loss_yen": 200, "name": "c", "flag": False, "nested": {"x": 1.0}},
-        })
-        assert result["median"] == {"loss_yen": 200, "name": "a", "flag": True,
-                                    "nested": {"x": 1.0}}
-        assert result["min"] == {"loss_yen": 100, "name": "a", "flag": True,
-                                 "nested": {"x": 0.5}}
+        result = spread(
+            {
+                "1": {"loss_yen": 100, "name": "a", "flag": True, "nested": {"x": 1.5}},
+                "2": {"loss_yen": 300, "name": "b", "flag": False, "nested": {"x": 0.5}},
+                "3": {"loss_yen": 200, "name": "c", "flag": False, "nested": {"x": 1.0}},
+            }
+        )
+        assert result["median"] == {
+            "loss_yen": 200,
+            "name": "a",
+            "flag": True,
+            "nested": {"x": 1.0},
+        }
+        assert result["min"] == {"loss_yen": 100, "name": "a", "flag": True, "nested": {"x": 0.5}}
         assert result["max"]["loss_yen"] == 300
         assert list(result["per_seed"]) == ["1", "2", "3"]
         assert result["per_seed"]["2"]["name"] == "b"
 
     def test_none_is_left_out_and_missing_map_keys_count_as_zero(self) -> None:
-        result = spread({
-            "1": {"delay": None, "by_bank": {"0125": 100}},
-            "2": {"delay": 4.0, "by_bank": {"9900": 50}},
-            "3": {"delay": None, "by_bank": {"0125": 300}},
-        })
+        result = spread(
+            {
+                "1": {"delay": None, "by_bank": {"0125": 100}},
+                "2": {"delay": 4.0, "by_bank": {"9900": 50}},
+                "3": {"delay": None, "by_bank": {"0125": 300}},
+            }
+        )
         assert (result["median"]["delay"], result["min"]["delay"]) == (4.0, 4.0)
         assert result["median"]["by_bank"] == {"0125": 100, "9900": 0}
         assert result["max"]["by_bank"] == {"0125": 300, "9900": 50}
@@ -61,12 +68,14 @@ class TestSpread:
         assert list(result["median"]) == ["b", "a", "c", "z"]
 
     def test_rates_in_the_median_are_median_count_over_median_denominator(self) -> None:
-        result = spread({
-            "1": {"step_up": {"users": 1, "of": 10, "rate": 0.1}},
-            "2": {"step_up": {"users": 4, "of": 20, "rate": 0.2}},
-            "3": {"step_up": {"users": 9, "of": 30, "rate": 0.3}},
-            "4": {"step_up": {"users": 2, "of": 40, "rate": 0.05}},
-        })
+        result = spread(
+            {
+                "1": {"step_up": {"users": 1, "of": 10, "rate": 0.1}},
+                "2": {"step_up": {"users": 4, "of": 20, "rate": 0.2}},
+                "3": {"step_up": {"users": 9, "of": 30, "rate": 0.3}},
+                "4": {"step_up": {"users": 2, "of": 40, "rate": 0.05}},
+            }
+        )
         assert result["median"]["step_up"] == {"users": 3, "of": 25, "rate": 0.12}
         assert (result["min"]["step_up"]["rate"], result["max"]["step_up"]["rate"]) == (0.05, 0.3)
 
@@ -78,8 +87,13 @@ class TestSpread:
         assert spread({}) == {"median": {}, "min": {}, "max": {}, "per_seed": {}}
 
     def test_one_seed_is_its_own_median_and_range(self) -> None:
-        tree = ProfileResult(profile="p", description="", loss_yen=5, honest_active_users=3,
-                             friction_users={"step_up": 1}).summary()
+        tree = ProfileResult(
+            profile="p",
+            description="",
+            loss_yen=5,
+            honest_active_users=3,
+            friction_users={"step_up": 1},
+        ).summary()
         result = spread({"7": tree})
         assert result["median"] == result["min"] == result["max"] == tree
 
@@ -95,16 +109,24 @@ class TestPick:
 
 def _summary(*, loss: int, net: int, step_ups: int, users: int = 100) -> dict[str, Any]:
     return ProfileResult(
-        profile="p", description="", loss_yen=loss, net_loss_yen=net,
-        honest_active_users=users, honest_link_attempters=users // 2, honest_operations=10,
+        profile="p",
+        description="",
+        loss_yen=loss,
+        net_loss_yen=net,
+        honest_active_users=users,
+        honest_link_attempters=users // 2,
+        honest_operations=10,
         friction_users={"step_up": step_ups, "link_refusal": 2},
-        friction_events={"step_up": 3 * step_ups, "link_refusal": 2}).summary()
+        friction_events={"step_up": 3 * step_ups, "link_refusal": 2},
+    ).summary()
 
 
 class TestAblation:
     def test_layer_effect_signs(self) -> None:
-        effect = layer_effect(_summary(loss=10_000, net=5_000, step_ups=7),
-                              _summary(loss=300_000, net=280_000, step_ups=2))
+        effect = layer_effect(
+            _summary(loss=10_000, net=5_000, step_ups=7),
+            _summary(loss=300_000, net=280_000, step_ups=2),
+        )
         assert (effect["yen_saved"], effect["net_yen_saved"]) == (290_000, 275_000)
         assert effect["friction_caused"]["per_user"]["step_up"] == 5
         assert effect["friction_caused"]["per_event"]["step_up"] == 15
@@ -113,18 +135,25 @@ class TestAblation:
 
     def test_rows_in_layer_order_differences_paired_by_seed(self) -> None:
         summaries = {
-            "kouza": {"1": _summary(loss=0, net=0, step_ups=5),
-                      "2": _summary(loss=100_000, net=0, step_ups=9)},
-            "kouza-without-rolling-caps": {"1": _summary(loss=600_000, net=300_000, step_ups=5),
-                                           "2": _summary(loss=100_000, net=0, step_ups=9)},
-            "kouza-without-device-keys": {"1": _summary(loss=0, net=0, step_ups=1),
-                                          "2": _summary(loss=0, net=0, step_ups=1)},
+            "kouza": {
+                "1": _summary(loss=0, net=0, step_ups=5),
+                "2": _summary(loss=100_000, net=0, step_ups=9),
+            },
+            "kouza-without-rolling-caps": {
+                "1": _summary(loss=600_000, net=300_000, step_ups=5),
+                "2": _summary(loss=100_000, net=0, step_ups=9),
+            },
+            "kouza-without-device-keys": {
+                "1": _summary(loss=0, net=0, step_ups=1),
+                "2": _summary(loss=0, net=0, step_ups=1),
+            },
             "legacy-2019": {"1": _summary(loss=9, net=9, step_ups=0)},
         }
         rows = ablation(summaries)
         order = list(LAYERS)
-        assert [row["layer"] for row in rows] == sorted(["device-keys", "rolling-caps"],
-                                                        key=order.index)
+        assert [row["layer"] for row in rows] == sorted(
+            ["device-keys", "rolling-caps"], key=order.index
+        )
         keys, caps = rows
         assert keys["description"] == LAYERS["device-keys"][0]
         assert [keys[s]["yen_saved"] for s in ("median", "min", "max")] == [-50_000, -100_000, 0]

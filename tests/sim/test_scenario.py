@@ -28,7 +28,12 @@ def test_shipped_scenario_loads() -> None:
     assert (scenario.name, scenario.days, len(scenario.banks)) == ("docomo-2020", 366, 35)
     assert scenario.defences == ["legacy-2019", "docomo-2020-10", "jba-2020", "kouza"]
     assert {a.strategy for a in scenario.attackers} == {
-        "leaked_credentials", "reverse_brute_force", "phishing", "mule", "low_and_slow"}
+        "leaked_credentials",
+        "reverse_brute_force",
+        "phishing",
+        "mule",
+        "low_and_slow",
+    }
 
 
 def test_profiles() -> None:
@@ -37,18 +42,21 @@ def test_profiles() -> None:
     assert PROFILES["jba-2020"].banks_require_oauth
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    (lambda d: d["banks"][0].update(code="125"), "banks.0.code"),
-    (lambda d: d["banks"].append(dict(d["banks"][0])), "bank codes must be unique"),
-    (lambda d: d["attackers"][0].update(victims=0), "attackers.0.leaked_credentials.victims"),
-    (lambda d: d["attackers"][0].update(strategy="telepathy"), "attackers.0"),
-    (lambda d: d["attackers"][0].update(banks=["9999"]), "targets unknown banks ['9999']"),
-    (lambda d: d.update(defences=["magic"]), "unknown defence profiles ['magic']"),
-    (lambda d: d.update(start="2019-10-01T00:00:00"), "start needs a timezone"),
-    (lambda d: d["population"]["categories"].update(casino=0.1), "without merchants"),
-    (lambda d: d.update(colour="red"), "colour"),
-    (lambda d: d["population"].update(wallet_share=1.5), "population.wallet_share"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda d: d["banks"][0].update(code="125"), "banks.0.code"),
+        (lambda d: d["banks"].append(dict(d["banks"][0])), "bank codes must be unique"),
+        (lambda d: d["attackers"][0].update(victims=0), "attackers.0.leaked_credentials.victims"),
+        (lambda d: d["attackers"][0].update(strategy="telepathy"), "attackers.0"),
+        (lambda d: d["attackers"][0].update(banks=["9999"]), "targets unknown banks ['9999']"),
+        (lambda d: d.update(defences=["magic"]), "unknown defence profiles ['magic']"),
+        (lambda d: d.update(start="2019-10-01T00:00:00"), "start needs a timezone"),
+        (lambda d: d["population"]["categories"].update(casino=0.1), "without merchants"),
+        (lambda d: d.update(colour="red"), "colour"),
+        (lambda d: d["population"].update(wallet_share=1.5), "population.wallet_share"),
+    ],
+)
 def test_mistakes_are_refused(change: Any, expected: str) -> None:
     data = copy.deepcopy(_base())
     change(data)
@@ -63,7 +71,7 @@ def test_unknown_scenario_name() -> None:
 
 def test_toml(tmp_path: Path) -> None:
     path = tmp_path / "tiny.toml"
-    path.write_text('''
+    path.write_text("""
 name = "tiny"
 seed = 1
 start = 2020-01-01T00:00:00+09:00
@@ -78,7 +86,7 @@ customers = 10
 [population]
 wallet_share = 0.5
 categories = { tobacco = 1.0 }
-''')
+""")
     assert load_scenario(str(path)).name == "tiny"
 
 
@@ -104,19 +112,22 @@ class TestRealBankCodes:
             attacker["banks"] = [banks[0]["code"]]
         return raw
 
-    @pytest.mark.parametrize(("bank", "message"), [
-        ({"code": "0999", "name": "地方銀行A"}, "bank 0999 is not in the Zengin list"),
-        ({"code": "0125", "name": "中国銀行"}, "bank 0125 is 七十七 in the Zengin list"),
-    ])
-    def test_unknown_code_or_wrong_name_refused(self, bank: dict[str, Any],
-                                                message: str) -> None:
+    @pytest.mark.parametrize(
+        ("bank", "message"),
+        [
+            ({"code": "0999", "name": "地方銀行A"}, "bank 0999 is not in the Zengin list"),
+            ({"code": "0125", "name": "中国銀行"}, "bank 0125 is 七十七 in the Zengin list"),
+        ],
+    )
+    def test_unknown_code_or_wrong_name_refused(self, bank: dict[str, Any], message: str) -> None:
         raw = self._banks([bank | {"profile": "legacy_pin", "customers": 10}])
         with pytest.raises(ScenarioError, match=message):
             parse_scenario(raw, source="t.yaml")
 
     def test_full_width_and_suffix_are_the_same_name(self) -> None:
-        raw = self._banks([{"code": "0005", "name": "三菱ＵＦＪ銀行", "profile": "oauth",
-                            "customers": 10}])
+        raw = self._banks(
+            [{"code": "0005", "name": "三菱ＵＦＪ銀行", "profile": "oauth", "customers": 10}]
+        )
         assert parse_scenario(raw, source="t.yaml").banks[0].code == "0005"
 
     def test_shipped_scenarios_use_real_codes_and_branches(self) -> None:

@@ -83,12 +83,23 @@ def test_every_strategy_is_exercised(run: tuple[SimulationResult, dict[str, int]
     assert phished_login.stages["linked"] > 0
 
 
-def test_same_seed_same_figures(run: tuple[SimulationResult, dict[str, int]],
-                                tmp_path: Path) -> None:
+def test_same_seed_same_figures(
+    run: tuple[SimulationResult, dict[str, int]], tmp_path: Path
+) -> None:
     out = tmp_path / "report"
-    answer = CliRunner().invoke(app, ["simulate", "smoke", "--defences", "legacy-2019",
-                                      "--out", str(out), "--export-events",
-                                      str(tmp_path / "events.jsonl")])
+    answer = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "smoke",
+            "--defences",
+            "legacy-2019",
+            "--out",
+            str(out),
+            "--export-events",
+            str(tmp_path / "events.jsonl"),
+        ],
+    )
     assert answer.exit_code == 0, answer.output
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     legacy = run[0].profiles[0]
@@ -96,9 +107,16 @@ def test_same_seed_same_figures(run: tuple[SimulationResult, dict[str, int]],
     figures = summary["profiles"]["legacy-2019"]
     assert figures["per_seed"] == {str(legacy.seed): legacy.summary()}
     assert figures["median"] == figures["min"] == figures["max"] == legacy.summary()
-    for name in ("summary.json", "results.json", "report.html", "comparison.md",
-                 "losses_over_time.png", "losses_by_bank.png", "friction_vs_loss.png",
-                 "attack_funnel.png"):
+    for name in (
+        "summary.json",
+        "results.json",
+        "report.html",
+        "comparison.md",
+        "losses_over_time.png",
+        "losses_by_bank.png",
+        "friction_vs_loss.png",
+        "attack_funnel.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     lines = (tmp_path / "events.jsonl").read_text(encoding="utf-8").splitlines()
     events = [json.loads(line) for line in lines]
@@ -118,8 +136,9 @@ def test_bad_scenarios_and_profiles_are_refused(tmp_path: Path) -> None:
     answer = CliRunner().invoke(app, ["simulate", str(broken)])
     assert answer.exit_code == 1
     assert "start: Field required" in answer.output
-    answer = CliRunner().invoke(app, ["simulate", "smoke", "--defences", "legacy-2019,nope",
-                                      "--out", str(tmp_path / "out")])
+    answer = CliRunner().invoke(
+        app, ["simulate", "smoke", "--defences", "legacy-2019,nope", "--out", str(tmp_path / "out")]
+    )
     assert answer.exit_code == 1
     assert "unknown defence profiles ['nope']" in answer.output
     assert not (tmp_path / "out").exists()

@@ -62,35 +62,53 @@ class World:
         with self.rt.db.unit_of_work() as session:
             return wallets.merchant_qr(session, merchant_id=self.shop.id, amount=amount)
 
-    def signed(self, body: Any, action: SensitiveAction, headers: dict[str, str] | None,
-               sign: bool) -> Any:
+    def signed(
+        self, body: Any, action: SensitiveAction, headers: dict[str, str] | None, sign: bool
+    ) -> Any:
         """``body`` with the caller's device signature for ``action`` (what the app sends)."""
         if not sign or not isinstance(body, dict):
             return body
         who = self.bob if headers is self.as_bob else self.alice
         return body | signed_body(self.rt, who, action)
 
-    def pay(self, body: Any, *, key: str | None = "pay-1", wallet_id: object = None,
-            headers: dict[str, str] | None = None, sign: bool = True) -> httpx.Response:
+    def pay(
+        self,
+        body: Any,
+        *,
+        key: str | None = "pay-1",
+        wallet_id: object = None,
+        headers: dict[str, str] | None = None,
+        sign: bool = True,
+    ) -> httpx.Response:
         extra = {"Idempotency-Key": key} if key is not None else {}
         body = self.signed(body, SensitiveAction.PAY, headers, sign)
         return self.client.post(
-            f"/v1/wallets/{wallet_id or self.alice.wallet.id}/payments", json=body,
+            f"/v1/wallets/{wallet_id or self.alice.wallet.id}/payments",
+            json=body,
             headers=(self.as_alice if headers is None else headers) | extra,
         )
 
-    def send(self, body: Any, *, key: str | None = "send-1", wallet_id: object = None,
-             headers: dict[str, str] | None = None, sign: bool = True) -> httpx.Response:
+    def send(
+        self,
+        body: Any,
+        *,
+        key: str | None = "send-1",
+        wallet_id: object = None,
+        headers: dict[str, str] | None = None,
+        sign: bool = True,
+    ) -> httpx.Response:
         extra = {"Idempotency-Key": key} if key is not None else {}
         body = self.signed(body, SensitiveAction.TRANSFER, headers, sign)
         return self.client.post(
-            f"/v1/wallets/{wallet_id or self.alice.wallet.id}/transfers", json=body,
+            f"/v1/wallets/{wallet_id or self.alice.wallet.id}/transfers",
+            json=body,
             headers=(self.as_alice if headers is None else headers) | extra,
         )
 
     def state(self) -> dict[str, Any]:
         """Everything a refused request must leave alone."""
         with self.rt.db.session() as session:
+
             def rows(model: Any) -> int:
                 return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
@@ -102,8 +120,10 @@ class World:
                 "alice": balance(self.alice.wallet.ledger_account_id),
                 "bob": balance(self.bob.wallet.ledger_account_id),
                 "shop": balance(self.shop.ledger_account_id),
-                "payments": rows(Payment), "transfers": rows(Transfer),
-                "entries": rows(JournalEntry), "keys": rows(IdempotencyRecord),
+                "payments": rows(Payment),
+                "transfers": rows(Transfer),
+                "entries": rows(JournalEntry),
+                "keys": rows(IdempotencyRecord),
                 "ledger_ok": report.ok,
             }
 
@@ -113,20 +133,27 @@ def world(rt: Runtime, mailbox: MemoryMailbox) -> Iterator[World]:
     alice = customer(rt, mailbox, balance=10_000, email="alice@example.jp")
     bob = customer(rt, mailbox, email="bob@example.jp")
     with TestClient(create_app(rt)) as client:
-        yield World(rt, client, alice, bob, merchant(rt), login(rt, alice.email),
-                    login(rt, bob.email))
+        yield World(
+            rt, client, alice, bob, merchant(rt), login(rt, alice.email), login(rt, bob.email)
+        )
 
 
 def forged_qr(world: World, clock: ManualClock) -> str:
-    return qr_codes.sign(b"some-other-operator", merchant_id=world.shop.id, now=clock.now(),
-                         amount=500, order_ref="forged", ttl=timedelta(minutes=15))
+    return qr_codes.sign(
+        b"some-other-operator",
+        merchant_id=world.shop.id,
+        now=clock.now(),
+        amount=500,
+        order_ref="forged",
+        ttl=timedelta(minutes=15),
+    )
 
 
 def flip_payload_char(value: str) -> str:
     header, payload, signature = value.split(".")
     middle = len(payload) // 2
     replacement = "B" if payload[middle] != "B" else "C"
-    return f"{header}.{payload[:middle]}{replacement}{payload[middle + 1:]}.{signature}"
+    return f"{header}.{payload[:middle]}{replacement}{payload[middle + 1 :]}.{signature}"
 
 
 def assert_error(response: httpx.Response, status: int, error: str) -> None:
@@ -148,12 +175,17 @@ class TestOpenWallet:
         assert response.status_code == 201
         body = response.json()
         assert (body["status"], body["balance"], body["available"], body["held"]) == (
-            "active", 0, 0, 0)
+            "active",
+            0,
+            0,
+            0,
+        )
         again = world.client.post("/v1/wallets", headers=as_carol)
         assert_error(again, 409, "wallet_exists")
         with world.rt.db.session() as session:
             assert [w.id for w in wallets.wallets_of(session, user=carol)] == [
-                uuid.UUID(body["id"])]
+                uuid.UUID(body["id"])
+            ]
 
     def test_needs_a_verified_email(self, world: World) -> None:
         with world.rt.db.unit_of_work() as session:
@@ -167,8 +199,7 @@ class TestOpenWallet:
 
 class TestGetWallet:
     def test_own_wallet_and_list(self, world: World) -> None:
-        response = world.client.get(f"/v1/wallets/{world.alice.wallet.id}",
-                                    headers=world.as_alice)
+        response = world.client.get(f"/v1/wallets/{world.alice.wallet.id}", headers=world.as_alice)
         assert response.status_code == 200
         assert response.json()["balance"] == 10_000
         assert response.json()["available"] == 10_000
@@ -181,10 +212,12 @@ class TestGetWallet:
         nowhere = world.client.get(f"/v1/wallets/{unknown}", headers=world.as_alice)
         assert_error(theirs, 404, "unknown_wallet")
         assert_error(nowhere, 404, "unknown_wallet")
-        assert theirs.json() == problem(404, "unknown_wallet", "no such wallet",
-                                        wallet_id=str(world.bob.wallet.id))
-        assert nowhere.json() == problem(404, "unknown_wallet", "no such wallet",
-                                         wallet_id=str(unknown))
+        assert theirs.json() == problem(
+            404, "unknown_wallet", "no such wallet", wallet_id=str(world.bob.wallet.id)
+        )
+        assert nowhere.json() == problem(
+            404, "unknown_wallet", "no such wallet", wallet_id=str(unknown)
+        )
 
     def test_malformed_id(self, world: World) -> None:
         response = world.client.get("/v1/wallets/not-a-uuid", headers=world.as_alice)
@@ -200,32 +233,47 @@ class TestGetWallet:
 class TestStatement:
     def test_lines_and_paging(self, world: World) -> None:
         assert world.pay({"qr": world.qr(3_200)}).status_code == 201
-        assert world.send({"to_wallet_id": str(world.bob.wallet.id), "amount": 800}
-                          ).status_code == 201
+        assert (
+            world.send({"to_wallet_id": str(world.bob.wallet.id), "amount": 800}).status_code == 201
+        )
         url = f"/v1/wallets/{world.alice.wallet.id}/statement"
         full = world.client.get(url, headers=world.as_alice).json()
         assert full["balance"] == 6_000
         assert full["next_before"] is None
         assert [(x["kind"], x["amount"], x["balance_after"]) for x in full["lines"]] == [
-            ("transfer", -800, 6_000), ("payment", -3_200, 6_800), ("topup", 10_000, 10_000)]
+            ("transfer", -800, 6_000),
+            ("payment", -3_200, 6_800),
+            ("topup", 10_000, 10_000),
+        ]
         page = world.client.get(url, params={"limit": 2}, headers=world.as_alice).json()
         assert len(page["lines"]) == 2
         assert page["next_before"] == page["lines"][-1]["posting_id"]
-        rest = world.client.get(url, params={"limit": 2, "before": page["next_before"]},
-                                headers=world.as_alice).json()
+        rest = world.client.get(
+            url, params={"limit": 2, "before": page["next_before"]}, headers=world.as_alice
+        ).json()
         assert [x["kind"] for x in rest["lines"]] == ["topup"]
         assert rest["next_before"] is None
 
     def test_bad_paging(self, world: World) -> None:
-        for params in [{"limit": 0}, {"limit": 501}, {"limit": "ten"}, {"before": 0},
-                       {"before": -1}, {"limit": 1.5}]:
-            response = world.client.get(f"/v1/wallets/{world.alice.wallet.id}/statement",
-                                        params=params, headers=world.as_alice)
+        for params in [
+            {"limit": 0},
+            {"limit": 501},
+            {"limit": "ten"},
+            {"before": 0},
+            {"before": -1},
+            {"limit": 1.5},
+        ]:
+            response = world.client.get(
+                f"/v1/wallets/{world.alice.wallet.id}/statement",
+                params=params,
+                headers=world.as_alice,
+            )
             assert_error(response, 422, "validation_error")
 
     def test_another_users_statement_looks_unknown(self, world: World) -> None:
-        response = world.client.get(f"/v1/wallets/{world.bob.wallet.id}/statement",
-                                    headers=world.as_alice)
+        response = world.client.get(
+            f"/v1/wallets/{world.bob.wallet.id}/statement", headers=world.as_alice
+        )
         assert_error(response, 404, "unknown_wallet")
 
 
@@ -237,12 +285,20 @@ class TestPay:
         response = world.pay({"qr": world.qr(3_200)})
         assert response.status_code == 201
         body = response.json()
-        assert (body["wallet_id"], body["merchant_id"], body["amount"], body["refunded_amount"],
-                body["category"]) == (str(world.alice.wallet.id), str(world.shop.id), 3_200, 0,
-                                      "convenience_store")
+        assert (
+            body["wallet_id"],
+            body["merchant_id"],
+            body["amount"],
+            body["refunded_amount"],
+            body["category"],
+        ) == (str(world.alice.wallet.id), str(world.shop.id), 3_200, 0, "convenience_store")
         state = world.state()
         assert (state["alice"], state["shop"], state["payments"], state["keys"]) == (
-            6_800, 3_200, 1, 1)
+            6_800,
+            3_200,
+            1,
+            1,
+        )
         assert state["ledger_ok"]
 
     def test_pays_a_static_qr_with_the_typed_amount(self, world: World) -> None:
@@ -281,12 +337,18 @@ class TestPay:
             assert response.json()["error"] == "validation_error", case
             assert response.json()["details"]["problems"], case
             assert world.state() == before, case
-        for case, raw in [("not-json", b"amount=100"), ("json-list", b"[1, 2]"),
-                          ("json-string", b'"qr"'), ("empty", b"")]:
+        for case, raw in [
+            ("not-json", b"amount=100"),
+            ("json-list", b"[1, 2]"),
+            ("json-string", b'"qr"'),
+            ("empty", b""),
+        ]:
             response = world.client.post(
-                f"/v1/wallets/{world.alice.wallet.id}/payments", content=raw,
-                headers=world.as_alice | {"Idempotency-Key": case,
-                                          "Content-Type": "application/json"})
+                f"/v1/wallets/{world.alice.wallet.id}/payments",
+                content=raw,
+                headers=world.as_alice
+                | {"Idempotency-Key": case, "Content-Type": "application/json"},
+            )
             assert response.status_code == 422, (case, response.text)
             assert response.json()["error"] == "validation_error", case
         assert world.state() == before
@@ -306,12 +368,21 @@ class TestPay:
     ) -> None:
         dynamic = world.qr(3_200)
         cases: list[tuple[str, dict[str, Any], dict[str, Any], int, str]] = [
-            ("unknown-wallet", {"qr": dynamic}, {"wallet_id": uuid.uuid4()}, 404,
-             "unknown_wallet"),
-            ("another-users-wallet", {"qr": dynamic}, {"wallet_id": world.bob.wallet.id}, 404,
-             "unknown_wallet"),
-            ("malformed-wallet-id", {"qr": dynamic}, {"wallet_id": "12345"}, 422,
-             "validation_error"),
+            ("unknown-wallet", {"qr": dynamic}, {"wallet_id": uuid.uuid4()}, 404, "unknown_wallet"),
+            (
+                "another-users-wallet",
+                {"qr": dynamic},
+                {"wallet_id": world.bob.wallet.id},
+                404,
+                "unknown_wallet",
+            ),
+            (
+                "malformed-wallet-id",
+                {"qr": dynamic},
+                {"wallet_id": "12345"},
+                422,
+                "validation_error",
+            ),
             ("forged-qr", {"qr": forged_qr(world, clock)}, {}, 400, "invalid_qr"),
             ("altered-qr", {"qr": flip_payload_char(dynamic)}, {}, 400, "invalid_qr"),
             ("not-a-qr", {"qr": "hello", "amount": 100}, {}, 400, "invalid_qr"),
@@ -347,8 +418,7 @@ class TestPay:
 
     def test_locked_wallet(self, world: World) -> None:
         with world.rt.db.unit_of_work() as session:
-            wallets.set_status(session, wallet_id=world.alice.wallet.id,
-                               status=WalletStatus.LOCKED)
+            wallets.set_status(session, wallet_id=world.alice.wallet.id, status=WalletStatus.LOCKED)
         before = world.state()
         assert_error(world.pay({"qr": world.qr(100)}), 403, "wallet_not_active")
         assert world.state() == before
@@ -368,7 +438,11 @@ class TestPay:
         assert first.json() == second.json()
         state = world.state()
         assert (state["alice"], state["shop"], state["payments"], state["keys"]) == (
-            6_800, 3_200, 1, 1)
+            6_800,
+            3_200,
+            1,
+            1,
+        )
         with world.rt.db.session() as session:
             kinds = session.scalars(select(JournalEntry.kind)).all()
         assert sorted(kinds) == ["payment", "topup"]
@@ -380,19 +454,25 @@ class TestPay:
         response = world.pay({"qr": static, "amount": 200}, key="order-42")
         assert_error(response, 409, "idempotency_conflict")
         assert response.json()["details"] == {"key": "order-42"}
-        other_wallet = world.pay({"qr": static, "amount": 100}, key="order-42",
-                                 wallet_id=uuid.uuid4())
+        other_wallet = world.pay(
+            {"qr": static, "amount": 100}, key="order-42", wallet_id=uuid.uuid4()
+        )
         assert_error(other_wallet, 409, "idempotency_conflict")
         assert world.state() == before
 
     def test_keys_belong_to_their_user(self, world: World, rt: Runtime) -> None:
         with rt.db.unit_of_work() as session:
-            wallets.credit_from_float(session, wallet_id=world.bob.wallet.id, amount=1_000,
-                                      reason="test")
+            wallets.credit_from_float(
+                session, wallet_id=world.bob.wallet.id, amount=1_000, reason="test"
+            )
         static = world.qr()
         assert world.pay({"qr": static, "amount": 100}, key="k").status_code == 201
-        response = world.pay({"qr": static, "amount": 100}, key="k",
-                             wallet_id=world.bob.wallet.id, headers=world.as_bob)
+        response = world.pay(
+            {"qr": static, "amount": 100},
+            key="k",
+            wallet_id=world.bob.wallet.id,
+            headers=world.as_bob,
+        )
         assert response.status_code == 201
         assert response.json()["wallet_id"] == str(world.bob.wallet.id)
         state = world.state()
@@ -400,8 +480,12 @@ class TestPay:
 
     def test_needs_a_valid_token(self, world: World) -> None:
         before = world.state()
-        for headers in [{}, {"Authorization": "Bearer forged-token"},
-                        {"Authorization": "Basic YTpi"}, {"Authorization": "Bearer "}]:
+        for headers in [
+            {},
+            {"Authorization": "Bearer forged-token"},
+            {"Authorization": "Basic YTpi"},
+            {"Authorization": "Bearer "},
+        ]:
             response = world.pay({"qr": world.qr(100)}, headers=headers)
             assert_error(response, 401, "invalid_token")
             assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -419,13 +503,17 @@ class TestPay:
 
 class TestTransfer:
     def test_sends_money(self, world: World) -> None:
-        response = world.send({"to_wallet_id": str(world.bob.wallet.id), "amount": 2_500,
-                               "message": "lunch"})
+        response = world.send(
+            {"to_wallet_id": str(world.bob.wallet.id), "amount": 2_500, "message": "lunch"}
+        )
         assert response.status_code == 201
         body = response.json()
-        assert (body["source_wallet_id"], body["destination_wallet_id"], body["amount"],
-                body["message"]) == (str(world.alice.wallet.id), str(world.bob.wallet.id),
-                                     2_500, "lunch")
+        assert (
+            body["source_wallet_id"],
+            body["destination_wallet_id"],
+            body["amount"],
+            body["message"],
+        ) == (str(world.alice.wallet.id), str(world.bob.wallet.id), 2_500, "lunch")
         state = world.state()
         assert (state["alice"], state["bob"], state["transfers"]) == (7_500, 2_500, 1)
         assert state["ledger_ok"]
@@ -461,20 +549,55 @@ class TestTransfer:
         alice, bob = str(world.alice.wallet.id), str(world.bob.wallet.id)
         cases: list[tuple[str, dict[str, Any], dict[str, Any], int, str]] = [
             ("to-self", {"to_wallet_id": alice, "amount": 100}, {}, 400, "self_transfer"),
-            ("unknown-recipient", {"to_wallet_id": str(uuid.uuid4()), "amount": 100}, {}, 404,
-             "unknown_wallet"),
-            ("from-another-users-wallet", {"to_wallet_id": alice, "amount": 100},
-             {"wallet_id": bob}, 404, "unknown_wallet"),
-            ("from-unknown-wallet", {"to_wallet_id": bob, "amount": 100},
-             {"wallet_id": uuid.uuid4()}, 404, "unknown_wallet"),
-            ("malformed-source", {"to_wallet_id": bob, "amount": 100}, {"wallet_id": "x"}, 422,
-             "validation_error"),
-            ("insufficient-funds", {"to_wallet_id": bob, "amount": 10_001}, {}, 422,
-             "insufficient_funds"),
-            ("type-2-ceiling", {"to_wallet_id": bob, "amount": 1_000_001}, {}, 422,
-             "limit_exceeded"),
-            ("locked-recipient", {"to_wallet_id": str(carol.wallet.id), "amount": 100}, {},
-             403, "wallet_not_active"),
+            (
+                "unknown-recipient",
+                {"to_wallet_id": str(uuid.uuid4()), "amount": 100},
+                {},
+                404,
+                "unknown_wallet",
+            ),
+            (
+                "from-another-users-wallet",
+                {"to_wallet_id": alice, "amount": 100},
+                {"wallet_id": bob},
+                404,
+                "unknown_wallet",
+            ),
+            (
+                "from-unknown-wallet",
+                {"to_wallet_id": bob, "amount": 100},
+                {"wallet_id": uuid.uuid4()},
+                404,
+                "unknown_wallet",
+            ),
+            (
+                "malformed-source",
+                {"to_wallet_id": bob, "amount": 100},
+                {"wallet_id": "x"},
+                422,
+                "validation_error",
+            ),
+            (
+                "insufficient-funds",
+                {"to_wallet_id": bob, "amount": 10_001},
+                {},
+                422,
+                "insufficient_funds",
+            ),
+            (
+                "type-2-ceiling",
+                {"to_wallet_id": bob, "amount": 1_000_001},
+                {},
+                422,
+                "limit_exceeded",
+            ),
+            (
+                "locked-recipient",
+                {"to_wallet_id": str(carol.wallet.id), "amount": 100},
+                {},
+                403,
+                "wallet_not_active",
+            ),
         ]
         before = world.state()
         for case, body, options, status, error in cases:
@@ -528,15 +651,16 @@ class TestConcurrency:
 
         def attempt(index: int) -> httpx.Response:
             with TestClient(app) as client:
-                return client.post(f"/v1/wallets/{world.alice.wallet.id}/payments",
-                                   json={"qr": dynamic},
-                                   headers=world.as_alice | {"Idempotency-Key": f"k{index}"})
+                return client.post(
+                    f"/v1/wallets/{world.alice.wallet.id}/payments",
+                    json={"qr": dynamic},
+                    headers=world.as_alice | {"Idempotency-Key": f"k{index}"},
+                )
 
         responses = run_together(8, attempt)
         statuses = sorted(r.status_code for r in responses)
         assert statuses == [201] + [409] * 7, [r.text for r in responses]
-        assert {r.json()["error"] for r in responses if r.status_code == 409} == {
-            "qr_already_paid"}
+        assert {r.json()["error"] for r in responses if r.status_code == 409} == {"qr_already_paid"}
         state = world.state()
         assert (state["alice"], state["shop"], state["payments"]) == (9_000, 1_000, 1)
         assert state["ledger_ok"]
@@ -549,14 +673,17 @@ class TestConcurrency:
 
         def attempt(index: int) -> httpx.Response:
             with TestClient(app) as client:
-                return client.post(f"/v1/wallets/{world.alice.wallet.id}/payments",
-                                   json={"qr": static, "amount": 3_000},
-                                   headers=world.as_alice | {"Idempotency-Key": f"k{index}"})
+                return client.post(
+                    f"/v1/wallets/{world.alice.wallet.id}/payments",
+                    json={"qr": static, "amount": 3_000},
+                    headers=world.as_alice | {"Idempotency-Key": f"k{index}"},
+                )
 
         responses = run_together(8, attempt)
         assert sorted(r.status_code for r in responses) == [201] * 3 + [422] * 5
         assert {r.json()["error"] for r in responses if r.status_code == 422} == {
-            "insufficient_funds"}
+            "insufficient_funds"
+        }
         state = world.state()
         assert (state["alice"], state["shop"], state["payments"]) == (1_000, 9_000, 3)
         assert state["ledger_ok"]

@@ -69,8 +69,16 @@ from tests.factories import (
 
 def counts(rt: Runtime) -> dict[str, int]:
     """How many rows each money-related table holds."""
-    models: tuple[Any, ...] = (Payment, Refund, Transfer, TopUp, JournalEntry, Posting, Wallet,
-                               LedgerAccount)
+    models: tuple[Any, ...] = (
+        Payment,
+        Refund,
+        Transfer,
+        TopUp,
+        JournalEntry,
+        Posting,
+        Wallet,
+        LedgerAccount,
+    )
     with rt.db.session() as session:
         return {
             model.__tablename__: int(session.scalar(select(func.count()).select_from(model)) or 0)
@@ -113,18 +121,31 @@ class Snapshot:
         assert ledger_ok(self.rt)
 
 
-def make_qr(rt: Runtime, merchant_id: uuid.UUID, amount: int | None = None,
-            order_ref: str | None = None) -> str:
+def make_qr(
+    rt: Runtime, merchant_id: uuid.UUID, amount: int | None = None, order_ref: str | None = None
+) -> str:
     with rt.db.unit_of_work() as session:
-        return wallets.merchant_qr(session, merchant_id=merchant_id, amount=amount,
-                                   order_ref=order_ref)
+        return wallets.merchant_qr(
+            session, merchant_id=merchant_id, amount=amount, order_ref=order_ref
+        )
 
 
-def pay(rt: Runtime, who: Customer, qr: str, amount: int | None = None,
-        wallet_id: uuid.UUID | None = None) -> Payment:
+def pay(
+    rt: Runtime,
+    who: Customer,
+    qr: str,
+    amount: int | None = None,
+    wallet_id: uuid.UUID | None = None,
+) -> Payment:
     with rt.db.unit_of_work() as session:
-        return wallets.pay(session, user=who.user, wallet_id=wallet_id or who.wallet.id, qr=qr,
-                           amount=amount, signed=signed(rt, who, SensitiveAction.PAY))
+        return wallets.pay(
+            session,
+            user=who.user,
+            wallet_id=wallet_id or who.wallet.id,
+            qr=qr,
+            amount=amount,
+            signed=signed(rt, who, SensitiveAction.PAY),
+        )
 
 
 def refund(rt: Runtime, payment_id: uuid.UUID, amount: int, reason: str = "returned") -> Refund:
@@ -132,12 +153,24 @@ def refund(rt: Runtime, payment_id: uuid.UUID, amount: int, reason: str = "retur
         return wallets.refund(session, payment_id=payment_id, amount=amount, reason=reason)
 
 
-def transfer(rt: Runtime, who: Customer, to: uuid.UUID, amount: int,
-             source: uuid.UUID | None = None, message: str = "") -> Transfer:
+def transfer(
+    rt: Runtime,
+    who: Customer,
+    to: uuid.UUID,
+    amount: int,
+    source: uuid.UUID | None = None,
+    message: str = "",
+) -> Transfer:
     with rt.db.unit_of_work() as session:
-        return wallets.transfer(session, user=who.user, source_wallet_id=source or who.wallet.id,
-                                destination_wallet_id=to, amount=amount, message=message,
-                                signed=signed(rt, who, SensitiveAction.TRANSFER))
+        return wallets.transfer(
+            session,
+            user=who.user,
+            source_wallet_id=source or who.wallet.id,
+            destination_wallet_id=to,
+            amount=amount,
+            message=message,
+            signed=signed(rt, who, SensitiveAction.TRANSFER),
+        )
 
 
 def set_status(rt: Runtime, wallet_id: uuid.UUID, status: WalletStatus) -> None:
@@ -160,7 +193,7 @@ def flip_payload_char(qr: str) -> str:
     header, payload, signature = qr.split(".")
     middle = len(payload) // 2
     replacement = "B" if payload[middle] != "B" else "C"
-    return f"{header}.{payload[:middle]}{replacement}{payload[middle + 1:]}.{signature}"
+    return f"{header}.{payload[:middle]}{replacement}{payload[middle + 1 :]}.{signature}"
 
 
 # --- wallets ------------------------------------------------------------------------------
@@ -222,8 +255,9 @@ class TestCreditFromFloat:
     ) -> None:
         alice = customer(rt, mailbox)
         with rt.db.unit_of_work() as session:
-            topup = wallets.credit_from_float(session, wallet_id=alice.wallet.id, amount=10_000,
-                                              reason="welcome")
+            topup = wallets.credit_from_float(
+                session, wallet_id=alice.wallet.id, amount=10_000, reason="welcome"
+            )
         assert topup.amount == 10_000
         assert topup.source == "operator_float"
         assert topup.reason == "welcome"
@@ -236,9 +270,13 @@ class TestCreditFromFloat:
         first = second = None
         for _ in range(2):
             with rt.db.unit_of_work() as session:
-                topup = wallets.credit_from_float(session, wallet_id=alice.wallet.id,
-                                                  amount=3_000, reason="promo",
-                                                  idempotency_key="promo-1")
+                topup = wallets.credit_from_float(
+                    session,
+                    wallet_id=alice.wallet.id,
+                    amount=3_000,
+                    reason="promo",
+                    idempotency_key="promo-1",
+                )
             first, second = second, topup
         assert first is not None and second is not None
         assert (first.id, first.entry_id) == (second.id, second.entry_id)
@@ -248,12 +286,22 @@ class TestCreditFromFloat:
     def test_same_key_other_amount_conflicts(self, rt: Runtime, mailbox: MemoryMailbox) -> None:
         alice = customer(rt, mailbox)
         with rt.db.unit_of_work() as session:
-            wallets.credit_from_float(session, wallet_id=alice.wallet.id, amount=3_000,
-                                      reason="promo", idempotency_key="promo-1")
+            wallets.credit_from_float(
+                session,
+                wallet_id=alice.wallet.id,
+                amount=3_000,
+                reason="promo",
+                idempotency_key="promo-1",
+            )
         before = Snapshot(rt, alice.wallet.ledger_account_id)
         with pytest.raises(IdempotencyConflict), rt.db.unit_of_work() as session:
-            wallets.credit_from_float(session, wallet_id=alice.wallet.id, amount=4_000,
-                                      reason="promo", idempotency_key="promo-1")
+            wallets.credit_from_float(
+                session,
+                wallet_id=alice.wallet.id,
+                amount=4_000,
+                reason="promo",
+                idempotency_key="promo-1",
+            )
         before.assert_unchanged()
 
     def test_retry_with_same_key_replays_even_near_the_balance_cap(
@@ -264,8 +312,13 @@ class TestCreditFromFloat:
         alice = customer(rt, mailbox, balance=500_000)
         for _ in range(2):
             with rt.db.unit_of_work() as session:
-                wallets.credit_from_float(session, wallet_id=alice.wallet.id, amount=300_000,
-                                          reason="promo", idempotency_key="promo-2")
+                wallets.credit_from_float(
+                    session,
+                    wallet_id=alice.wallet.id,
+                    amount=300_000,
+                    reason="promo",
+                    idempotency_key="promo-2",
+                )
         assert balance_of(rt, alice.wallet) == 800_000
 
     def test_locked_wallet_cannot_receive(self, rt: Runtime, mailbox: MemoryMailbox) -> None:
@@ -273,8 +326,7 @@ class TestCreditFromFloat:
         set_status(rt, alice.wallet.id, WalletStatus.LOCKED)
         before = Snapshot(rt, alice.wallet.ledger_account_id)
         with pytest.raises(WalletNotActive), rt.db.unit_of_work() as session:
-            wallets.credit_from_float(session, wallet_id=alice.wallet.id, amount=500,
-                                      reason="x")
+            wallets.credit_from_float(session, wallet_id=alice.wallet.id, amount=500, reason="x")
         before.assert_unchanged()
 
     def test_unknown_wallet(self, rt: Runtime) -> None:
@@ -287,8 +339,9 @@ class TestCreditFromFloat:
         alice = customer(rt, mailbox)
         before = Snapshot(rt, alice.wallet.ledger_account_id)
         with pytest.raises(LimitExceeded) as caught, rt.db.unit_of_work() as session:
-            wallets.credit_from_float(session, wallet_id=alice.wallet.id, amount=500_001,
-                                      reason="x")
+            wallets.credit_from_float(
+                session, wallet_id=alice.wallet.id, amount=500_001, reason="x"
+            )
         assert caught.value.details["limit"] == "per-transaction limit"
         before.assert_unchanged()
 
@@ -305,7 +358,10 @@ class TestCreateMerchant:
             account = session.get(LedgerAccount, shop.ledger_account_id)
             assert account is not None
             assert (account.kind, account.code, account.balance) == (
-                "merchant", f"merchant:{shop.id}", 0)
+                "merchant",
+                f"merchant:{shop.id}",
+                0,
+            )
             assert [m.id for m in wallets.list_merchants(session)] == [shop.id]
 
 
@@ -324,8 +380,10 @@ class TestMerchantQr:
 
     def test_dynamic_qr_gets_a_fresh_order_ref(self, rt: Runtime, clock: ManualClock) -> None:
         shop = merchant(rt)
-        refs = {qr_codes.verify(rt.secret, make_qr(rt, shop.id, 100), now=clock.now()).order_ref
-                for _ in range(2)}
+        refs = {
+            qr_codes.verify(rt.secret, make_qr(rt, shop.id, 100), now=clock.now()).order_ref
+            for _ in range(2)
+        }
         assert len(refs) == 2 and None not in refs
 
     def test_static_qr_has_no_amount_and_no_expiry(self, rt: Runtime, clock: ManualClock) -> None:
@@ -444,8 +502,14 @@ class TestPay:
     ) -> None:
         alice = customer(rt, mailbox, balance=10_000)
         shop = merchant(rt)
-        forged = qr_codes.sign(b"another-operator-secret", merchant_id=shop.id, now=clock.now(),
-                               amount=100, order_ref="forged", ttl=timedelta(minutes=15))
+        forged = qr_codes.sign(
+            b"another-operator-secret",
+            merchant_id=shop.id,
+            now=clock.now(),
+            amount=100,
+            order_ref="forged",
+            ttl=timedelta(minutes=15),
+        )
         before = Snapshot(rt, alice.wallet.ledger_account_id, shop.ledger_account_id)
         with pytest.raises(InvalidQr) as caught:
             pay(rt, alice, forged)
@@ -500,11 +564,19 @@ class TestPay:
     ) -> None:
         alice = customer(rt, mailbox, balance=10_000)
         shop = merchant(rt)
-        claims = {"v": 1, "mid": str(shop.id), "amt": 100, "ref": "r",
-                  "iat": int(clock.now().timestamp()), "exp": None}
+        claims = {
+            "v": 1,
+            "mid": str(shop.id),
+            "amt": 100,
+            "ref": "r",
+            "iat": int(clock.now().timestamp()),
+            "exp": None,
+        }
         token = jws.serialize_compact(
-            {"alg": "Ed25519", "typ": "JWT"}, json.dumps(claims).encode(),
-            qr_codes.signing_key(rt.secret), algorithms=["Ed25519"],
+            {"alg": "Ed25519", "typ": "JWT"},
+            json.dumps(claims).encode(),
+            qr_codes.signing_key(rt.secret),
+            algorithms=["Ed25519"],
         )
         with pytest.raises(InvalidQr, match="not a kouza payment QR code"):
             pay(rt, alice, token)
@@ -517,8 +589,14 @@ class TestPay:
         shop = merchant(rt)
         before = Snapshot(rt, alice.wallet.ledger_account_id, shop.ledger_account_id)
         for amount in (0, -5):
-            value = qr_codes.sign(rt.secret, merchant_id=shop.id, now=clock.now(),
-                                  amount=amount, order_ref="bad", ttl=timedelta(minutes=15))
+            value = qr_codes.sign(
+                rt.secret,
+                merchant_id=shop.id,
+                now=clock.now(),
+                amount=amount,
+                order_ref="bad",
+                ttl=timedelta(minutes=15),
+            )
             with pytest.raises(InvalidQr, match="QR amount is invalid"):
                 pay(rt, alice, value)
             before.assert_unchanged()
@@ -641,8 +719,11 @@ class TestRefund:
         shop = merchant(rt)
         payment = pay(rt, alice, make_qr(rt, shop.id, 3_200))
         done = refund(rt, payment.id, 1_200, reason="one item returned")
-        assert (done.payment_id, done.amount, done.reason) == (payment.id, 1_200,
-                                                               "one item returned")
+        assert (done.payment_id, done.amount, done.reason) == (
+            payment.id,
+            1_200,
+            "one item returned",
+        )
         assert done.created_at == clock.now()
         with rt.db.session() as session:
             row = session.get(Payment, payment.id)
@@ -712,7 +793,11 @@ class TestTransfer:
         bob = customer(rt, mailbox)
         done = transfer(rt, alice, bob.wallet.id, 2_500, message="lunch")
         assert (done.source_wallet_id, done.destination_wallet_id, done.amount, done.message) == (
-            alice.wallet.id, bob.wallet.id, 2_500, "lunch")
+            alice.wallet.id,
+            bob.wallet.id,
+            2_500,
+            "lunch",
+        )
         assert done.created_at == clock.now()
         assert balance_of(rt, alice.wallet) == 7_500
         assert balance_of(rt, bob.wallet) == 2_500
@@ -727,9 +812,7 @@ class TestTransfer:
         assert caught.value.status_code == 400
         before.assert_unchanged()
 
-    def test_from_a_wallet_the_user_does_not_own(
-        self, rt: Runtime, mailbox: MemoryMailbox
-    ) -> None:
+    def test_from_a_wallet_the_user_does_not_own(self, rt: Runtime, mailbox: MemoryMailbox) -> None:
         alice = customer(rt, mailbox, balance=10_000)
         mallory = customer(rt, mailbox)
         before = Snapshot(rt, alice.wallet.ledger_account_id, mallory.wallet.ledger_account_id)
@@ -812,7 +895,9 @@ class TestStatement:
             paged = wallets.statement(session, alice.wallet, limit=2)
             rest = wallets.statement(session, alice.wallet, before_id=paged[-1].posting_id)
         assert [(x.kind, x.amount, x.balance_after) for x in lines] == [
-            ("transfer", -800, 6_000), ("payment", -3_200, 6_800), ("topup", 10_000, 10_000),
+            ("transfer", -800, 6_000),
+            ("payment", -3_200, 6_800),
+            ("topup", 10_000, 10_000),
         ]
         assert [x.posting_id for x in paged] == [x.posting_id for x in lines[:2]]
         assert [x.posting_id for x in rest] == [lines[2].posting_id]

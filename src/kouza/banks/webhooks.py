@@ -66,12 +66,29 @@ class BankEvent:
         return datetime.fromtimestamp(self.iat, UTC)
 
 
-def new_event(*, type: str, issuer: str, audience: str, now: datetime, bank_code: str,
-              link_id: str, operator_reference: str, reason: str = "") -> BankEvent:
+def new_event(
+    *,
+    type: str,
+    issuer: str,
+    audience: str,
+    now: datetime,
+    bank_code: str,
+    link_id: str,
+    operator_reference: str,
+    reason: str = "",
+) -> BankEvent:
     """A fresh event with a random id, issued ``now``."""
-    return BankEvent(jti=str(uuid.uuid4()), type=type, iss=issuer, aud=audience,
-                     iat=int(now.timestamp()), bank_code=bank_code, link_id=link_id,
-                     operator_reference=operator_reference, reason=reason)
+    return BankEvent(
+        jti=str(uuid.uuid4()),
+        type=type,
+        iss=issuer,
+        aud=audience,
+        iat=int(now.timestamp()),
+        bank_code=bank_code,
+        link_id=link_id,
+        operator_reference=operator_reference,
+        reason=reason,
+    )
 
 
 def sign_event(event: BankEvent, key: OKPKey) -> str:
@@ -139,5 +156,6 @@ def _verified_payload(token: str | bytes, jwks: dict[str, Any]) -> BankEvent:
     except WebhookRejected:
         raise
     except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise WebhookRejected(f"webhook signature or payload invalid ({type(exc).__name__})") \
-            from None
+        raise WebhookRejected(
+            f"webhook signature or payload invalid ({type(exc).__name__})"
+        ) from None

@@ -28,8 +28,9 @@ from kouza.banks.bank.seed import SeedReport, seed_banks
 from kouza.banks.bank.settings import BankSettings
 from kouza.cli.common import console, fail, reports_errors
 
-app = typer.Typer(help="The simulated bank system (its own database and API).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The simulated bank system (its own database and API).", no_args_is_help=True
+)
 
 
 @contextmanager
@@ -55,42 +56,54 @@ def serve(
 
     with bank_runtime() as runtime:
         url = runtime.db.engine.url.render_as_string(hide_password=True)
-        console.print(f"[bold]kouza bank[/] API on http://{host}:{port}  (docs: /docs, "
-                      f"database: {url})")
+        console.print(
+            f"[bold]kouza bank[/] API on http://{host}:{port}  (docs: /docs, database: {url})"
+        )
         uvicorn.run(create_bank_app(runtime), host=host, port=port, log_level="info")
 
 
 @app.command()
 @reports_errors
 def seed(
-    customers: Annotated[int, typer.Option(min=1, max=10_000,
-                                           help="Customers (one account each) per bank")] = 5,
+    customers: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Customers (one account each) per bank")
+    ] = 5,
     rng_seed: Annotated[int, typer.Option("--seed", help="Random seed")] = 2020,
-    banks: Annotated[str | None, typer.Option(help="Comma-separated bank codes (default: "
-                                                   "all embedded partner banks)")] = None,
-    show_secrets: Annotated[bool, typer.Option(help="Print PINs and OTP seeds (development "
-                                                    "only)")] = False,
+    banks: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated bank codes (default: all embedded partner banks)"),
+    ] = None,
+    show_secrets: Annotated[
+        bool, typer.Option(help="Print PINs and OTP seeds (development only)")
+    ] = False,
 ) -> None:
     """Create the 2020 partner banks with realistic customers and accounts."""
     codes = [code.strip() for code in banks.split(",")] if banks else None
     with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
-        report = seed_banks(session, rng_seed=rng_seed, customers_per_bank=customers,
-                            codes=codes)
+        report = seed_banks(session, rng_seed=rng_seed, customers_per_bank=customers, codes=codes)
     _print_seed(report, show_secrets)
 
 
 def _print_seed(report: SeedReport, show_secrets: bool) -> None:
-    console.print(f"created {report.banks} banks, {report.branches} branches, "
-                  f"{report.customers} customers, {len(report.accounts)} accounts")
+    console.print(
+        f"created {report.banks} banks, {report.branches} branches, "
+        f"{report.customers} customers, {len(report.accounts)} accounts"
+    )
     if report.skipped_banks:
         console.print(f"skipped existing banks: {', '.join(report.skipped_banks)}")
     if not show_secrets:
         return
     table = Table("bank", "branch", "number", "holder", "PIN", "IB password", "TOTP seed")
     for account in report.accounts:
-        table.add_row(account.bank_code, account.branch_code, account.number,
-                      account.name_kana, account.pin, account.internet_banking_password or "",
-                      account.totp_seed or "")
+        table.add_row(
+            account.bank_code,
+            account.branch_code,
+            account.number,
+            account.name_kana,
+            account.pin,
+            account.internet_banking_password or "",
+            account.totp_seed or "",
+        )
     console.print(table)
 
 
@@ -101,8 +114,14 @@ def list_banks() -> None:
     with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
         table = Table("code", "name", "kana", "linking", "monitoring", "notices")
         for bank in core.banks(session):
-            table.add_row(bank.code, bank.name, bank.name_kana, bank.auth_profile,
-                          "on" if bank.monitor_failed_links else "off", bank.notice_channel)
+            table.add_row(
+                bank.code,
+                bank.name,
+                bank.name_kana,
+                bank.auth_profile,
+                "on" if bank.monitor_failed_links else "off",
+                bank.notice_channel,
+            )
     console.print(table)
 
 
@@ -112,20 +131,29 @@ def register_client(
     client_id: Annotated[str, typer.Argument(help="The operator's client id")],
     name: Annotated[str, typer.Option(help="Name shown to holders (e.g. ドコモ口座)")],
     webhook_url: Annotated[str | None, typer.Option(help="Where signed events go")] = None,
-    jwks_file: Annotated[Path | None, typer.Option(
-        help="The operator's public JWKS (kouza banks oauth-jwks > FILE): its private_key_jwt "
-        "key, registered with the client")] = None,
-    redirect_uri: Annotated[list[str] | None, typer.Option(
-        help="An exact OAuth redirect URI (repeatable; with --jwks-file)")] = None,
+    jwks_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="The operator's public JWKS (kouza banks oauth-jwks > FILE): its private_key_jwt "
+            "key, registered with the client"
+        ),
+    ] = None,
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option(help="An exact OAuth redirect URI (repeatable; with --jwks-file)"),
+    ] = None,
 ) -> None:
     """Register a wallet operator (and its public key); prints the legacy secret once."""
     with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
-        client, secret = core.register_client(session, client_id=client_id, name=name,
-                                              webhook_url=webhook_url)
+        client, secret = core.register_client(
+            session, client_id=client_id, name=name, webhook_url=webhook_url
+        )
         if jwks_file is not None:
             _register_keys(session, client, jwks_file, redirect_uri or [])
-    console.print(f"client [bold]{client_id}[/] registered; legacy secret (shown once, for the "
-                  f"2020 form only): {secret}")
+    console.print(
+        f"client [bold]{client_id}[/] registered; legacy secret (shown once, for the "
+        f"2020 form only): {secret}"
+    )
     if jwks_file is not None:
         console.print("public key registered: the client authenticates with private_key_jwt")
 
@@ -134,20 +162,24 @@ def register_client(
 @reports_errors
 def register_keys(
     client_id: Annotated[str, typer.Argument(help="The operator's client id")],
-    jwks_file: Annotated[Path, typer.Option(
-        help="The operator's public JWKS (kouza banks oauth-jwks > FILE)")],
-    redirect_uri: Annotated[list[str], typer.Option(
-        help="An exact OAuth redirect URI (repeatable)")],
+    jwks_file: Annotated[
+        Path, typer.Option(help="The operator's public JWKS (kouza banks oauth-jwks > FILE)")
+    ],
+    redirect_uri: Annotated[
+        list[str], typer.Option(help="An exact OAuth redirect URI (repeatable)")
+    ],
 ) -> None:
     """Register an operator's public key (private_key_jwt) and redirect URIs, once."""
     with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
         _register_keys(session, core.client(session, client_id), jwks_file, redirect_uri)
-    console.print(f"client [bold]{client_id}[/]: public key registered; it authenticates with "
-                  "private_key_jwt")
+    console.print(
+        f"client [bold]{client_id}[/]: public key registered; it authenticates with private_key_jwt"
+    )
 
 
-def _register_keys(session: Session, client: OperatorClient, jwks_file: Path,
-                   redirect_uris: list[str]) -> None:
+def _register_keys(
+    session: Session, client: OperatorClient, jwks_file: Path, redirect_uris: list[str]
+) -> None:
     try:
         jwks = json.loads(jwks_file.read_text())
     except (OSError, ValueError) as exc:
@@ -159,21 +191,29 @@ def _register_keys(session: Session, client: OperatorClient, jwks_file: Path,
 
 @app.command("links")
 @reports_errors
-def links(account: Annotated[str, typer.Argument(help="BANK-BRANCH-NUMBER, "
-                                                      "e.g. 0125-100-1234567")]) -> None:
+def links(
+    account: Annotated[str, typer.Argument(help="BANK-BRANCH-NUMBER, e.g. 0125-100-1234567")],
+) -> None:
     """Every wallet link on an account ("is my account linked to a wallet?")."""
     bank_code, branch_code, number = _split_account(account)
     with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
-        found = core.account(session, bank_code=bank_code, branch_code=branch_code,
-                             number=number)
-        table = Table("link", "operator", "wallet", "status", "per debit", "30 days",
-                      "created", "reference")
+        found = core.account(session, bank_code=bank_code, branch_code=branch_code, number=number)
+        table = Table(
+            "link", "operator", "wallet", "status", "per debit", "30 days", "created", "reference"
+        )
         rows = holder.links(session, found)
         for link in rows:
             operator = session.get_one(OperatorClient, link.client_pk)
-            table.add_row(str(link.id), operator.name, link.wallet_reference, link.status,
-                          f"¥{link.max_per_debit:,}", f"¥{link.max_30_days:,}",
-                          link.created_at.isoformat(timespec="seconds"), link.notice_reference)
+            table.add_row(
+                str(link.id),
+                operator.name,
+                link.wallet_reference,
+                link.status,
+                f"¥{link.max_per_debit:,}",
+                f"¥{link.max_30_days:,}",
+                link.created_at.isoformat(timespec="seconds"),
+                link.notice_reference,
+            )
     console.print(table if rows else "no wallet links on this account")
 
 
@@ -188,8 +228,9 @@ def _split_account(account: str) -> tuple[str, str, str]:
 @reports_errors
 def revoke(
     link_id: Annotated[str, typer.Argument(help="The link id")],
-    reason: Annotated[str, typer.Option(help="Why (kept, and sent to the operator)")] =
-    "revoked at the branch counter",
+    reason: Annotated[
+        str, typer.Option(help="Why (kept, and sent to the operator)")
+    ] = "revoked at the branch counter",
 ) -> None:
     """Revoke a link: debits stop at once; the operator gets a signed webhook."""
     try:

@@ -33,6 +33,10 @@ def outbox(
     messages = [m for m in sender.read() if to is None or m.recipient == to][-last:]
     table = Table("sent (UTC)", "to", "subject", "body")
     for message in messages:
-        table.add_row(message.sent_at.strftime("%Y-%m-%d %H:%M:%S"), message.recipient,
-                      message.subject, message.body)
+        table.add_row(
+            message.sent_at.strftime("%Y-%m-%d %H:%M:%S"),
+            message.recipient,
+            message.subject,
+            message.body,
+        )
     console.print(table)

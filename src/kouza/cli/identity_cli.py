@@ -58,8 +58,10 @@ def show(email: Annotated[str, typer.Argument(help="The user's e-mail address")]
             "verified name", f"{verified.name} ({verified.kana_name})" if verified else "-"
         )
         if verified is not None and verified.revoked_at is not None:
-            table.add_row("identity revoked", f"{verified.revoked_at:%Y-%m-%d %H:%M} UTC: "
-                          f"{verified.revocation_reason or ''}")
+            table.add_row(
+                "identity revoked",
+                f"{verified.revoked_at:%Y-%m-%d %H:%M} UTC: {verified.revocation_reason or ''}",
+            )
         table.add_row("may charge", "yes" if identity.may_charge(session, user) else "no")
         pending = levels.pending_reverifications(session, user)
         table.add_row("re-verification", ", ".join(str(p.campaign_id) for p in pending) or "-")
@@ -81,20 +83,32 @@ def recheck_ekyc(
     actor = cli_actor()
     with runtime().db.unit_of_work() as session:
         summary = identity.recheck_ekyc(session, actor=actor)
-        ops.audit(session, actor=actor, action="ekyc.recheck", subject="jpki", reason=reason,
-                  details={"checked": summary.checked, "outcomes": dict(summary.outcomes),
-                           "demoted": summary.demoted})
+        ops.audit(
+            session,
+            actor=actor,
+            action="ekyc.recheck",
+            subject="jpki",
+            reason=reason,
+            details={
+                "checked": summary.checked,
+                "outcomes": dict(summary.outcomes),
+                "demoted": summary.demoted,
+            },
+        )
     table = Table("outcome", "certificates")
     for outcome in ("good", "revoked", "unknown", "uncheckable"):
         table.add_row(outcome, str(summary.outcomes.get(outcome, 0)))
     console.print(table)
-    console.print(f"{summary.checked} checked, {len(summary.demoted)} user(s) demoted from "
-                  "'verified' (charging and linking paused until they pass eKYC again)")
+    console.print(
+        f"{summary.checked} checked, {len(summary.demoted)} user(s) demoted from "
+        "'verified' (charging and linking paused until they pass eKYC again)"
+    )
     for user_id in summary.demoted:
         console.print(f"  demoted: {user_id}")
     if summary.outcomes.get("unknown", 0):
-        raise fail("some revocation states are unknown: nobody was demoted for those; run again",
-                   code=2)
+        raise fail(
+            "some revocation states are unknown: nobody was demoted for those; run again", code=2
+        )
 
 
 @reverify_app.command("start")

@@ -24,8 +24,10 @@ def verify() -> None:
     table.add_row("sum of all balances", money(report.total_balance))
     console.print(table)
     if report.ok:
-        console.print("[bold green]ledger OK[/]: every balance equals the sum of its postings, "
-                      "every entry balances, no wallet is negative")
+        console.print(
+            "[bold green]ledger OK[/]: every balance equals the sum of its postings, "
+            "every entry balances, no wallet is negative"
+        )
         return
     for problem in report.problems:
         error_console.print(f"[bold red]difference:[/] {problem}")

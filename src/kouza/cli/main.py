@@ -52,8 +52,12 @@ app.command("simulate")(sim_cli.simulate_command)
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    workers: Annotated[int, typer.Option(
-        min=1, help="Server processes (more than one needs a shared risk feature store)")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Server processes (more than one needs a shared risk feature store)"
+        ),
+    ] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request")] = True,
 ) -> None:
     """Serve the wallet API (OpenAPI docs at /docs) on the configured database."""
@@ -62,9 +66,12 @@ def serve(
     rt = runtime()  # configured and migrated here, once, before any worker starts
     store = rt.settings.risk_feature_store
     if workers > 1 and store == "memory":
-        raise fail("several workers need a shared risk feature store, or each would see only "
-                   "its own share of every velocity window: set KOUZA_RISK_FEATURE_STORE to a "
-                   "redis:// URL", code=2)
+        raise fail(
+            "several workers need a shared risk feature store, or each would see only "
+            "its own share of every velocity window: set KOUZA_RISK_FEATURE_STORE to a "
+            "redis:// URL",
+            code=2,
+        )
     console.print(
         f"[bold]kouza[/] wallet API on http://{host}:{port}  (docs: /docs, "
         f"database: {rt.db.dialect} {rt.db.engine.url.render_as_string(hide_password=True)}, "
@@ -78,8 +85,15 @@ def serve(
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
         return
     rt.db.dispose()
-    uvicorn.run("kouza.api.app:serve_app", factory=True, workers=workers, host=host, port=port,
-                log_level="info", access_log=access_log)
+    uvicorn.run(
+        "kouza.api.app:serve_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+    )
 
 
 @db_app.command("upgrade")

@@ -36,8 +36,14 @@ def create(
         raise fail("the merchant name is empty")
     with runtime().db.unit_of_work() as session:
         merchant = wallets.create_merchant(session, name=name.strip(), category=category)
-        ops.audit(session, actor=cli_actor(), action="merchant.create",
-                  subject=str(merchant.id), reason="new merchant", details={"name": name})
+        ops.audit(
+            session,
+            actor=cli_actor(),
+            action="merchant.create",
+            subject=str(merchant.id),
+            reason="new merchant",
+            details={"name": name},
+        )
         console.print(f"merchant [bold]{merchant.id}[/] {merchant.name} ({merchant.category})")
 
 
@@ -65,7 +71,9 @@ def qr(
     """Print a kouza-signed QR payload (dynamic with --amount, otherwise static)."""
     with runtime().db.unit_of_work() as session:
         payload = wallets.merchant_qr(
-            session, merchant_id=parse_uuid(merchant_id, "merchant"), amount=amount,
+            session,
+            merchant_id=parse_uuid(merchant_id, "merchant"),
+            amount=amount,
             order_ref=order_ref,
         )
     typer.echo(payload)

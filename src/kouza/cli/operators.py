@@ -37,30 +37,41 @@ def list_events(limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50) -> 
     table = Table("time (UTC)", "actor", "action", "subject", "reason")
     with runtime().db.unit_of_work() as session:
         for event in ops.audit_trail(session, limit=limit):
-            table.add_row(event.created_at.strftime("%Y-%m-%d %H:%M:%S"), event.actor,
-                          event.action, event.subject, event.reason)
+            table.add_row(
+                event.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                event.actor,
+                event.action,
+                event.subject,
+                event.reason,
+            )
     console.print(table)
 
 
 @audit_app.command("verify")
 @reports_errors
 def verify(
-    anchor: Annotated[list[str] | None, typer.Option(
-        help="ID:HASH of a record whose hash you recorded earlier (repeatable)")] = None,
+    anchor: Annotated[
+        list[str] | None,
+        typer.Option(help="ID:HASH of a record whose hash you recorded earlier (repeatable)"),
+    ] = None,
 ) -> None:
     """Walk the audit hash chain; report the first broken record (exit 1) or the head."""
     anchors: dict[int, str] = {}
     for text in anchor or []:
         record_id, _, digest = text.partition(":")
-        if not (record_id.isdecimal() and len(digest) == 64
-                and all(c in "0123456789abcdef" for c in digest)):
+        if not (
+            record_id.isdecimal()
+            and len(digest) == 64
+            and all(c in "0123456789abcdef" for c in digest)
+        ):
             raise fail(f"--anchor takes ID:HASH (a record id and 64 hex digits), not {text!r}")
         anchors[int(record_id)] = digest
     with runtime().db.unit_of_work() as session:
         result = audit.verify(session, anchors=anchors)
     if result.broken is not None:
-        raise fail(f"audit chain broken at record {result.broken.id}: {result.broken.reason} "
-                   f"({result.checked} record(s) before it verified)")
+        raise fail(
+            f"audit chain broken at record {result.broken.id}: {result.broken.reason} "
+            f"({result.checked} record(s) before it verified)"
+        )
     head = f"record {result.head_id}, hash {result.head_hash}" if result.head_id else "empty"
-    console.print(f"audit chain intact: {result.checked} record(s); head: {head}",
-                  soft_wrap=True)
+    console.print(f"audit chain intact: {result.checked} record(s); head: {head}", soft_wrap=True)

@@ -38,34 +38,38 @@ from kouza.ops.service import ops
 from kouza.ops.switches import switches
 from kouza.wallet.service import wallets
 
-switches_app = typer.Typer(help="Kill switches (effective at once, audited).",
-                           no_args_is_help=True)
+switches_app = typer.Typer(help="Kill switches (effective at once, audited).", no_args_is_help=True)
 cases_app = typer.Typer(help="Fraud cases.", no_args_is_help=True)
 Reason = Annotated[str, typer.Option(help="Why (recorded in the audit trail)")]
 
 
 def _set(scope: SwitchScope, target: str, active: bool, reason: str) -> None:
     with runtime().db.unit_of_work() as session:
-        switch = switches.set(session, scope=scope, target=target, active=active,
-                              actor=cli_actor(), reason=reason)
+        switch = switches.set(
+            session, scope=scope, target=target, active=active, actor=cli_actor(), reason=reason
+        )
     state = "[bold red]ON[/]" if switch.active else "[green]off[/]"
     console.print(f"switch {switch.scope} {switch.target or '(all)'}: {state}")
 
 
 @switches_app.command("on")
 @reports_errors
-def switch_on(scope: SwitchScope, reason: Reason,
-              target: Annotated[str, typer.Argument(help="bank code or merchant id")] = "",
-              ) -> None:
+def switch_on(
+    scope: SwitchScope,
+    reason: Reason,
+    target: Annotated[str, typer.Argument(help="bank code or merchant id")] = "",
+) -> None:
     """Turn a switch on (stop links, charges or payments)."""
     _set(scope, target, True, reason)
 
 
 @switches_app.command("off")
 @reports_errors
-def switch_off(scope: SwitchScope, reason: Reason,
-               target: Annotated[str, typer.Argument(help="bank code or merchant id")] = "",
-               ) -> None:
+def switch_off(
+    scope: SwitchScope,
+    reason: Reason,
+    target: Annotated[str, typer.Argument(help="bank code or merchant id")] = "",
+) -> None:
     """Turn a switch off."""
     _set(scope, target, False, reason)
 
@@ -77,9 +81,13 @@ def switch_list() -> None:
     table = Table("scope", "target", "since (UTC)", "by", "reason")
     with runtime().db.unit_of_work() as session:
         for switch in switches.active(session):
-            table.add_row(switch.scope, switch.target or "(all)",
-                          switch.changed_at.strftime("%Y-%m-%d %H:%M:%S"), switch.actor,
-                          switch.reason)
+            table.add_row(
+                switch.scope,
+                switch.target or "(all)",
+                switch.changed_at.strftime("%Y-%m-%d %H:%M:%S"),
+                switch.actor,
+                switch.reason,
+            )
     console.print(table)
 
 
@@ -90,37 +98,51 @@ def case_list(status: Annotated[CaseStatus | None, typer.Option()] = None) -> No
     table = Table("case", "wallet", "status", "source", "summary", "opened (UTC)")
     with runtime().db.unit_of_work() as session:
         for case in cases.list(session, status=status):
-            table.add_row(str(case.id), str(case.wallet_id), case.status, case.source,
-                          case.summary, case.created_at.strftime("%Y-%m-%d %H:%M"))
+            table.add_row(
+                str(case.id),
+                str(case.wallet_id),
+                case.status,
+                case.source,
+                case.summary,
+                case.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
     console.print(table)
 
 
 @cases_app.command("open")
 @reports_errors
-def case_open(wallet_id: str, summary: Annotated[str, typer.Option(help="What was seen")]
-              ) -> None:
+def case_open(wallet_id: str, summary: Annotated[str, typer.Option(help="What was seen")]) -> None:
     """Open a case about a wallet."""
     with runtime().db.unit_of_work() as session:
-        case = cases.open(session, wallet_id=parse_uuid(wallet_id, "wallet"),
-                          source=cli_actor(), summary=summary, actor=cli_actor())
+        case = cases.open(
+            session,
+            wallet_id=parse_uuid(wallet_id, "wallet"),
+            source=cli_actor(),
+            summary=summary,
+            actor=cli_actor(),
+        )
     console.print(f"case [bold]{case.id}[/] ({case.status})")
 
 
 @cases_app.command("move")
 @reports_errors
-def case_move(case_id: str, status: CaseStatus,
-              note: Annotated[str, typer.Option(help="Finding")]) -> None:
+def case_move(
+    case_id: str, status: CaseStatus, note: Annotated[str, typer.Option(help="Finding")]
+) -> None:
     """Investigate, confirm fraud or clear a case."""
     with runtime().db.unit_of_work() as session:
-        case = cases.move(session, case_id=parse_uuid(case_id, "case"), to=status,
-                          actor=cli_actor(), note=note)
+        case = cases.move(
+            session, case_id=parse_uuid(case_id, "case"), to=status, actor=cli_actor(), note=note
+        )
     console.print(f"case [bold]{case.id}[/] is now {case.status}")
 
 
-ops_app = typer.Typer(help="Incident tooling: compensation, call centre, bank notices, reports.",
-                      no_args_is_help=True)
-notices_app = typer.Typer(help="Signed notices to banks about locked wallets.",
-                          no_args_is_help=True)
+ops_app = typer.Typer(
+    help="Incident tooling: compensation, call centre, bank notices, reports.", no_args_is_help=True
+)
+notices_app = typer.Typer(
+    help="Signed notices to banks about locked wallets.", no_args_is_help=True
+)
 ops_app.add_typer(notices_app, name="notices")
 Output = Annotated[Path | None, typer.Option("--out", help="Write to this file")]
 
@@ -136,12 +158,20 @@ def _emit(text: str, out: Path | None) -> None:
 def _print_compensation(result: CompensationReport) -> None:
     table = Table("purpose", "bank", "amount", "status", "attempt", "failure")
     for payment in result.payments:
-        table.add_row(payment["purpose"], payment["bank_code"], money(payment["amount"]),
-                      payment["status"], str(payment["attempt"]), payment["failure"])
+        table.add_row(
+            payment["purpose"],
+            payment["bank_code"],
+            money(payment["amount"]),
+            payment["status"],
+            str(payment["attempt"]),
+            payment["failure"],
+        )
     console.print(table)
-    console.print(f"compensation [bold]{result.status}[/]: refunded {money(result.refunded)}, "
-                  f"costs {money(result.costs_paid)}, clawed back {money(result.clawed_back)}, "
-                  f"outstanding {money(result.outstanding)}, net cost {money(result.net_cost)}")
+    console.print(
+        f"compensation [bold]{result.status}[/]: refunded {money(result.refunded)}, "
+        f"costs {money(result.costs_paid)}, clawed back {money(result.clawed_back)}, "
+        f"outstanding {money(result.outstanding)}, net cost {money(result.net_cost)}"
+    )
 
 
 @ops_app.command("victims")
@@ -152,34 +182,50 @@ def victims(case_id: str) -> None:
     with runtime().db.unit_of_work() as session:
         case = cases.get(session, parse_uuid(case_id, "case"))
         for victim in compensations.victims(session, case.wallet_id):
-            table.add_row(str(victim.link_id), victim.bank_code, f"***{victim.account_last3}",
-                          money(victim.debited), money(victim.credited_back), money(victim.owed))
+            table.add_row(
+                str(victim.link_id),
+                victim.bank_code,
+                f"***{victim.account_last3}",
+                money(victim.debited),
+                money(victim.credited_back),
+                money(victim.owed),
+            )
     console.print(table)
 
 
 @ops_app.command("cost")
 @reports_errors
-def add_cost(case_id: str,
-             link: Annotated[str, typer.Option(help="The victim's link id (see `ops victims`)")],
-             amount: Annotated[int, typer.Option(help="Yen the victim paid")],
-             description: Annotated[str, typer.Option(help="What it was (e.g. bank fee)")],
-             ) -> None:
+def add_cost(
+    case_id: str,
+    link: Annotated[str, typer.Option(help="The victim's link id (see `ops victims`)")],
+    amount: Annotated[int, typer.Option(help="Yen the victim paid")],
+    description: Annotated[str, typer.Option(help="What it was (e.g. bank fee)")],
+) -> None:
     """Record a cost a victim incurred; the next `ops compensate` pays it."""
     with runtime().db.unit_of_work() as session:
-        cost = compensations.add_cost(session, case_id=parse_uuid(case_id, "case"),
-                                      link_id=parse_uuid(link, "link"), amount=amount,
-                                      description=description, actor=cli_actor())
+        cost = compensations.add_cost(
+            session,
+            case_id=parse_uuid(case_id, "case"),
+            link_id=parse_uuid(link, "link"),
+            amount=amount,
+            description=description,
+            actor=cli_actor(),
+        )
     console.print(f"cost {cost.id} recorded: {money(cost.amount)}")
 
 
 @ops_app.command("compensate")
 @reports_errors
-def compensate(case_id: str, reason: Reason,
-               yes: Annotated[bool, typer.Option("--yes", help="Do not ask")] = False) -> None:
+def compensate(
+    case_id: str,
+    reason: Reason,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask")] = False,
+) -> None:
     """Refund the victims of a confirmed case in full and claw back its wallet (idempotent)."""
     confirm_or_exit(f"compensate case {case_id} (moves money)?", yes)
-    result = compensations.compensate(runtime(), case_id=parse_uuid(case_id, "case"),
-                                      actor=cli_actor(), reason=reason)
+    result = compensations.compensate(
+        runtime(), case_id=parse_uuid(case_id, "case"), actor=cli_actor(), reason=reason
+    )
     _print_compensation(result)
     if result.status != "completed":
         raise typer.Exit(2)
@@ -187,14 +233,16 @@ def compensate(case_id: str, reason: Reason,
 
 @ops_app.command("enquiry")
 @reports_errors
-def enquiry(caller: Annotated[str, typer.Option(help="Who called")],
-            notes: Annotated[str, typer.Option(help="What they said")],
-            contact: Annotated[str, typer.Option(help="Call-back number or e-mail")] = "",
-            bank: Annotated[str | None, typer.Option(help="Bank code (4 digits)")] = None,
-            branch: Annotated[str | None, typer.Option(help="Branch code (3 digits)")] = None,
-            open_case: Annotated[bool, typer.Option("--open-case",
-                                                    help="Open a case on the wallet")] = False,
-            ) -> None:
+def enquiry(
+    caller: Annotated[str, typer.Option(help="Who called")],
+    notes: Annotated[str, typer.Option(help="What they said")],
+    contact: Annotated[str, typer.Option(help="Call-back number or e-mail")] = "",
+    bank: Annotated[str | None, typer.Option(help="Bank code (4 digits)")] = None,
+    branch: Annotated[str | None, typer.Option(help="Branch code (3 digits)")] = None,
+    open_case: Annotated[
+        bool, typer.Option("--open-case", help="Open a case on the wallet")
+    ] = False,
+) -> None:
     """Record a call; with --bank/--branch the account number is asked (never stored)."""
     account = None
     if bank is not None or branch is not None:
@@ -204,63 +252,88 @@ def enquiry(caller: Annotated[str, typer.Option(help="Who called")],
         account = AccountRef(bank, branch, number)
     with runtime().db.unit_of_work() as session:
         taken, lookup = callcentre.take_enquiry(
-            session, caller_name=caller, caller_contact=contact, account=account, notes=notes,
-            actor=cli_actor(), open_case=open_case)
-        console.print(f"enquiry [bold]{taken.id}[/]"
-                      + (f", case {taken.case_id}" if taken.case_id else ""))
+            session,
+            caller_name=caller,
+            caller_contact=contact,
+            account=account,
+            notes=notes,
+            actor=cli_actor(),
+            open_case=open_case,
+        )
+        console.print(
+            f"enquiry [bold]{taken.id}[/]" + (f", case {taken.case_id}" if taken.case_id else "")
+        )
     if lookup is not None:
         _print_lookup(lookup)
 
 
 def _print_lookup(lookup: AccountLookup) -> None:
     if not lookup.linked:
-        console.print(f"bank {lookup.bank_code} {lookup.bank_name}: this account is not linked "
-                      "to any wallet")
+        console.print(
+            f"bank {lookup.bank_code} {lookup.bank_name}: this account is not linked to any wallet"
+        )
         return
     for view in lookup.links:
-        console.print(f"[bold]link {view.link_id}[/] ({view.status}) to wallet {view.wallet_id} "
-                      f"({view.wallet_status}), linked {view.linked_at:%Y-%m-%d %H:%M} UTC"
-                      + (f", {view.status_reason}" if view.status_reason else ""))
-        console.print(f"  top-ups from this account {money(view.topped_up)} "
-                      f"({len(view.topups)}), spent {money(view.spent)}, transferred "
-                      f"{money(view.transferred_out)}, withdrawn {money(view.withdrawn)}, "
-                      f"bank notices {view.bank_notices}")
+        console.print(
+            f"[bold]link {view.link_id}[/] ({view.status}) to wallet {view.wallet_id} "
+            f"({view.wallet_status}), linked {view.linked_at:%Y-%m-%d %H:%M} UTC"
+            + (f", {view.status_reason}" if view.status_reason else "")
+        )
+        console.print(
+            f"  top-ups from this account {money(view.topped_up)} "
+            f"({len(view.topups)}), spent {money(view.spent)}, transferred "
+            f"{money(view.transferred_out)}, withdrawn {money(view.withdrawn)}, "
+            f"bank notices {view.bank_notices}"
+        )
         for case in view.cases:
             console.print(f"  case {case['case_id']}: {case['status']}")
 
 
 @ops_app.command("lookup")
 @reports_errors
-def lookup(bank: Annotated[str, typer.Option(help="Bank code (4 digits)")],
-           branch: Annotated[str, typer.Option(help="Branch code (3 digits)")],
-           as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+def lookup(
+    bank: Annotated[str, typer.Option(help="Bank code (4 digits)")],
+    branch: Annotated[str, typer.Option(help="Branch code (3 digits)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
     """Is this bank account linked to a wallet, and what did that wallet do? (number asked)"""
     number = typer.prompt("account number (7 digits)", hide_input=True)
     with runtime().db.unit_of_work() as session:
         found = callcentre.lookup(session, AccountRef(bank, branch, number), actor=cli_actor())
     if as_json:
-        sys.stdout.write(json.dumps(found.to_dict(), default=str, ensure_ascii=False,
-                                    indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(found.to_dict(), default=str, ensure_ascii=False, indent=2) + "\n"
+        )
         return
     _print_lookup(found)
 
 
 @ops_app.command("trace")
 @reports_errors
-def trace(wallet_id: str,
-          output: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
-          out: Output = None) -> None:
+def trace(
+    wallet_id: str,
+    output: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
+    out: Output = None,
+) -> None:
     """A wallet's spend trace (merchant, category, time, amount) for the police."""
     if output not in ("json", "csv"):
         raise fail("--format must be json or csv")
     wallet = parse_uuid(wallet_id, "wallet")
     with runtime().db.unit_of_work() as session:
         wallets.get_wallet(session, wallet)
-        ops.audit(session, actor=cli_actor(), action="callcentre.spend_trace",
-                  subject=str(wallet), reason="spend trace")
+        ops.audit(
+            session,
+            actor=cli_actor(),
+            action="callcentre.spend_trace",
+            subject=str(wallet),
+            reason="spend trace",
+        )
         lines = callcentre.spend_trace(session, wallet)
-    text = spend_csv(lines) if output == "csv" else json.dumps(
-        [asdict(line) for line in lines], default=str, ensure_ascii=False, indent=2)
+    text = (
+        spend_csv(lines)
+        if output == "csv"
+        else json.dumps([asdict(line) for line in lines], default=str, ensure_ascii=False, indent=2)
+    )
     _emit(text, out)
 
 
@@ -281,10 +354,18 @@ def regulator_report(
         raise fail("dates are YYYY-MM-DD") from None
     rt = runtime()
     with rt.db.unit_of_work() as session:
-        built = report.build(session, period_from=first, period_to=last, now=rt.now(),
-                             operator=rt.settings.operator_name)
-    text = report.to_markdown(built) if output == "md" else json.dumps(
-        report.to_json(built), ensure_ascii=False, indent=2)
+        built = report.build(
+            session,
+            period_from=first,
+            period_to=last,
+            now=rt.now(),
+            operator=rt.settings.operator_name,
+        )
+    text = (
+        report.to_markdown(built)
+        if output == "md"
+        else json.dumps(report.to_json(built), ensure_ascii=False, indent=2)
+    )
     _emit(text, out)
 
 
@@ -292,15 +373,22 @@ def regulator_report(
 @reports_errors
 def notices_list(wallet_id: str) -> None:
     """The notices sent to banks about a wallet's locks, with their delivery state."""
-    table = Table("notice", "bank", "link", "queued (UTC)", "delivered (UTC)", "attempts",
-                  "last error")
+    table = Table(
+        "notice", "bank", "link", "queued (UTC)", "delivered (UTC)", "attempts", "last error"
+    )
     with runtime().db.unit_of_work() as session:
         for notice, message in notices.notices_of(session, parse_uuid(wallet_id, "wallet")):
-            table.add_row(str(notice.id), notice.bank_code, str(notice.link_id),
-                          f"{notice.created_at:%Y-%m-%d %H:%M:%S}",
-                          f"{message.delivered_at:%Y-%m-%d %H:%M:%S}"
-                          if message.delivered_at else "[yellow]pending[/]",
-                          str(message.attempts), message.last_error or "")
+            table.add_row(
+                str(notice.id),
+                notice.bank_code,
+                str(notice.link_id),
+                f"{notice.created_at:%Y-%m-%d %H:%M:%S}",
+                f"{message.delivered_at:%Y-%m-%d %H:%M:%S}"
+                if message.delivered_at
+                else "[yellow]pending[/]",
+                str(message.attempts),
+                message.last_error or "",
+            )
     console.print(table)
 
 

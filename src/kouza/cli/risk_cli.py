@@ -68,10 +68,10 @@ def _utc(value: datetime | None) -> datetime | None:
 @app.command("backtest")
 def backtest_command(
     ruleset: Annotated[Path, typer.Argument(help="Rule file (YAML)")],
-    events: Annotated[Path | None, typer.Option("--events", help="JSON-lines file of events")]
-    = None,
-    since: Annotated[datetime | None, typer.Option(help="Replay stored events from (UTC)")]
-    = None,
+    events: Annotated[
+        Path | None, typer.Option("--events", help="JSON-lines file of events")
+    ] = None,
+    since: Annotated[datetime | None, typer.Option(help="Replay stored events from (UTC)")] = None,
     until: Annotated[datetime | None, typer.Option(help="… until (UTC)")] = None,
     show: Annotated[int, typer.Option(help="How many non-allow decisions to list")] = 20,
 ) -> None:
@@ -88,8 +88,7 @@ def backtest_command(
         recorded = _stored_events(start, _utc(until))
     decisions = backtest(rules, track(recorded, description="replaying", console=console))
     by_outcome = Counter(d.outcome.value for d in decisions)
-    by_rule = Counter(r.id + (" (shadow)" if r.shadow else "") for d in decisions
-                      for r in d.fired)
+    by_rule = Counter(r.id + (" (shadow)" if r.shadow else "") for d in decisions for r in d.fired)
     summary = Table("outcome", "decisions", title=f"{len(decisions)} events, rules {rules.version}")
     for outcome, count in sorted(by_outcome.items()):
         summary.add_row(outcome, str(count))
@@ -100,8 +99,12 @@ def backtest_command(
     console.print(fired)
     listing = Table("time", "type", "wallet", "outcome", "score", "rules")
     for decision in [d for d in decisions if d.outcome.value != "allow"][:show]:
-        listing.add_row(decision.event.at.isoformat(timespec="seconds"),
-                        decision.event.type.value, decision.event.wallet,
-                        decision.outcome.value, str(decision.score),
-                        ", ".join(r.id for r in decision.fired))
+        listing.add_row(
+            decision.event.at.isoformat(timespec="seconds"),
+            decision.event.type.value,
+            decision.event.wallet,
+            decision.outcome.value,
+            str(decision.score),
+            ", ".join(r.id for r in decision.fired),
+        )
     console.print(listing)

@@ -23,29 +23,59 @@ from kouza.errors import KouzaError
 
 
 def simulate_command(
-    scenario: Annotated[str, typer.Argument(help="Shipped scenario name (docomo-2020) or a "
-                                                 "YAML/TOML file")] = "docomo-2020",
-    defences: Annotated[str | None, typer.Option(
-        "--defences", help="Comma-separated defence profiles (default: the scenario's; with "
-                           "--ablation: added to the ablation profiles)")] = None,
+    scenario: Annotated[
+        str, typer.Argument(help="Shipped scenario name (docomo-2020) or a YAML/TOML file")
+    ] = "docomo-2020",
+    defences: Annotated[
+        str | None,
+        typer.Option(
+            "--defences",
+            help="Comma-separated defence profiles (default: the scenario's; with "
+            "--ablation: added to the ablation profiles)",
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the report")] = Path(
-        "var/simulation"),
-    export_events: Annotated[Path | None, typer.Option(
-        "--export-events", help="Also write the labelled event stream (JSON lines)")] = None,
-    jobs: Annotated[int, typer.Option(
-        "--jobs", help="Worlds (seed × profile) run at once, each in its own process "
-                       "(default: CPUs, at most 4)")] = max(1, min(4, os.cpu_count() or 1)),
-    seed: Annotated[int | None, typer.Option(
-        "--seed", help="Seed of the first world (default: the scenario's)")] = None,
-    seeds: Annotated[int, typer.Option(
-        "--seeds", help="Number of seeds: S, S+1, … from the scenario's seed or --seed; "
-                        "figures become median [min–max]")] = 1,
-    ablation: Annotated[bool, typer.Option(
-        "--ablation", help="Run kouza and kouza without each of its layers (the ablation "
-                           "table) instead of the scenario's profiles")] = False,
-    population_scale: Annotated[float, typer.Option(
-        "--population-scale", help="Multiply the honest population (the scenario's wallet "
-                                   "share, capped at 1) by this factor > 0")] = 1.0,
+        "var/simulation"
+    ),
+    export_events: Annotated[
+        Path | None,
+        typer.Option("--export-events", help="Also write the labelled event stream (JSON lines)"),
+    ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            help="Worlds (seed × profile) run at once, each in its own process "
+            "(default: CPUs, at most 4)",
+        ),
+    ] = max(1, min(4, os.cpu_count() or 1)),
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the first world (default: the scenario's)")
+    ] = None,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            help="Number of seeds: S, S+1, … from the scenario's seed or --seed; "
+            "figures become median [min–max]",
+        ),
+    ] = 1,
+    ablation: Annotated[
+        bool,
+        typer.Option(
+            "--ablation",
+            help="Run kouza and kouza without each of its layers (the ablation "
+            "table) instead of the scenario's profiles",
+        ),
+    ] = False,
+    population_scale: Annotated[
+        float,
+        typer.Option(
+            "--population-scale",
+            help="Multiply the honest population (the scenario's wallet "
+            "share, capped at 1) by this factor > 0",
+        ),
+    ] = 1.0,
 ) -> None:
     """Replay the scenario against each defence profile, over one or more seeds, and write the
     report (summary.json, charts, report.html)."""
@@ -59,8 +89,13 @@ def simulate_command(
         names = _profile_names(defences, ablation=ablation)
         first = loaded.seed if seed is None else seed
         started = time.perf_counter()
-        with Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console) as progress:
+        with Progress(
+            TextColumn("{task.description:<36}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
             tasks: dict[str, TaskID] = {}
 
             def advance(world: str, done: int, total: int) -> None:
@@ -68,9 +103,15 @@ def simulate_command(
                     tasks[world] = progress.add_task(world, total=total)
                 progress.advance(tasks[world], done)
 
-            result = simulate(loaded, profiles=names, seeds=list(range(first, first + seeds)),
-                              population_scale=population_scale, progress=advance,
-                              export_events=export_events, jobs=jobs)
+            result = simulate(
+                loaded,
+                profiles=names,
+                seeds=list(range(first, first + seeds)),
+                population_scale=population_scale,
+                progress=advance,
+                export_events=export_events,
+                jobs=jobs,
+            )
         written = write_report(result, out)
     except KouzaError as exc:
         raise fail(exc.message) from None
@@ -81,11 +122,15 @@ def simulate_command(
         console.print(layers)
     seconds = time.perf_counter() - started
     operations = sum(profile.operations for profile in result.profiles)
-    console.print(f"{operations:,} operations through the real services in {seconds:.1f} s "
-                  f"({operations / seconds:,.0f}/s), {len(result.profiles)} worlds")
+    console.print(
+        f"{operations:,} operations through the real services in {seconds:.1f} s "
+        f"({operations / seconds:,.0f}/s), {len(result.profiles)} worlds"
+    )
     if population_scale != 1:
-        console.print(f"honest population scaled ×{population_scale:g} (wallet share "
-                      f"{result.wallet_share:g}): a smaller run than the scenario's")
+        console.print(
+            f"honest population scaled ×{population_scale:g} (wallet share "
+            f"{result.wallet_share:g}): a smaller run than the scenario's"
+        )
     for path in written:
         console.print(f"wrote {path}")
     if export_events is not None:

@@ -38,8 +38,14 @@ def list_wallets() -> None:
         )
         for wallet, user in rows:
             balance = wallets.balance(session, wallet)
-            table.add_row(str(wallet.id), user.email, user.level, wallet.status,
-                          money(balance.balance), money(balance.available))
+            table.add_row(
+                str(wallet.id),
+                user.email,
+                user.level,
+                wallet.status,
+                money(balance.balance),
+                money(balance.available),
+            )
     console.print(table)
 
 
@@ -67,8 +73,14 @@ def statement(
     with runtime().db.unit_of_work() as session:
         wallet = wallets.get_wallet(session, parse_uuid(wallet_id, "wallet"))
         for row in wallets.statement(session, wallet, limit=limit):
-            table.add_row(row.created_at.strftime("%Y-%m-%d %H:%M:%S"), str(row.entry_id),
-                          row.kind, row.description, money(row.amount), money(row.balance_after))
+            table.add_row(
+                row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                str(row.entry_id),
+                row.kind,
+                row.description,
+                money(row.amount),
+                money(row.balance_after),
+            )
     console.print(table)
 
 
@@ -85,13 +97,22 @@ def credit(
     target = parse_uuid(wallet_id, "wallet")
     confirm_or_exit(f"Credit {money(amount)} to wallet {target} from the operator float?", yes)
     with runtime().db.unit_of_work() as session:
-        topup = wallets.credit_from_float(session, wallet_id=target, amount=amount,
-                                          reason=reason, idempotency_key=idempotency_key)
-        ops.audit(session, actor=cli_actor(), action="wallet.credit", subject=str(target),
-                  reason=reason, details={"amount": amount})
+        topup = wallets.credit_from_float(
+            session, wallet_id=target, amount=amount, reason=reason, idempotency_key=idempotency_key
+        )
+        ops.audit(
+            session,
+            actor=cli_actor(),
+            action="wallet.credit",
+            subject=str(target),
+            reason=reason,
+            details={"amount": amount},
+        )
         balance = wallets.balance(session, wallets.get_wallet(session, target))
-    console.print(f"credited {money(topup.amount)} (entry {topup.entry_id}); "
-                  f"balance now {money(balance.balance)}")
+    console.print(
+        f"credited {money(topup.amount)} (entry {topup.entry_id}); "
+        f"balance now {money(balance.balance)}"
+    )
 
 
 @payments_app.command("refund")
@@ -107,8 +128,14 @@ def refund(
     confirm_or_exit(f"Refund {money(amount)} of payment {target}?", yes)
     with runtime().db.unit_of_work() as session:
         done = wallets.refund(session, payment_id=target, amount=amount, reason=reason)
-        ops.audit(session, actor=cli_actor(), action="payment.refund", subject=str(target),
-                  reason=reason, details={"amount": amount})
+        ops.audit(
+            session,
+            actor=cli_actor(),
+            action="payment.refund",
+            subject=str(target),
+            reason=reason,
+            details={"amount": amount},
+        )
     console.print(f"refunded {money(done.amount)} (entry {done.entry_id})")
 
 
@@ -120,8 +147,9 @@ def lock(
 ) -> None:
     """Freeze a wallet: no spending or withdrawal; the balance is kept."""
     with runtime().db.unit_of_work() as session:
-        wallet = locks.lock(session, wallet_id=parse_uuid(wallet_id, "wallet"),
-                            actor=cli_actor(), reason=reason)
+        wallet = locks.lock(
+            session, wallet_id=parse_uuid(wallet_id, "wallet"), actor=cli_actor(), reason=reason
+        )
     console.print(f"wallet {wallet.id} is {wallet.status}")
 
 
@@ -133,6 +161,7 @@ def unlock(
 ) -> None:
     """Lift a wallet lock."""
     with runtime().db.unit_of_work() as session:
-        wallet = locks.unlock(session, wallet_id=parse_uuid(wallet_id, "wallet"),
-                              actor=cli_actor(), reason=reason)
+        wallet = locks.unlock(
+            session, wallet_id=parse_uuid(wallet_id, "wallet"), actor=cli_actor(), reason=reason
+        )
     console.print(f"wallet {wallet.id} is {wallet.status}")

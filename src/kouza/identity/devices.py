@@ -156,8 +156,9 @@ def register_device(
     otp.spend_step_up(session, user, SensitiveAction.REGISTER_DEVICE.value)
     device = add_device(session, user, key, name)
     user = levels.attached(session, user)
-    events.record(session, EventType.DEVICE_ADDED, user, device=device.id, ip=ip,
-                  attributes={"first": False})
+    events.record(
+        session, EventType.DEVICE_ADDED, user, device=device.id, ip=ip, attributes={"first": False}
+    )
     levels.promote(session, user)  # back up if a revoked last device had lowered the level
     return device
 
@@ -186,19 +187,27 @@ def _live_device(session: Session, user: User, device_id: uuid.UUID) -> Device:
     return device
 
 
-def revoke_device(
-    session: Session, user: User, device_id: uuid.UUID, *, ip: str = ""
-) -> Device:
+def revoke_device(session: Session, user: User, device_id: uuid.UUID, *, ip: str = "") -> Device:
     """Revoke a device (step-up for ``device.revoke``); the last one lowers the level."""
     device = _live_device(session, user, device_id)
     otp.spend_step_up(session, user, SensitiveAction.REVOKE_DEVICE.value)
     device.revoked_at = runtime_of(session).now()
     session.flush()
     user = levels.attached(session, user)
-    events.record(session, EventType.CONTACT_CHANGE, user, device=device.id, ip=ip,
-                  attributes={"contact": "device", "change": "revoked"})
-    levels.settle(session, user, actor=f"user:{user.id}",
-                  reason=f"device {device.id} revoked: no active device key left")
+    events.record(
+        session,
+        EventType.CONTACT_CHANGE,
+        user,
+        device=device.id,
+        ip=ip,
+        attributes={"contact": "device", "change": "revoked"},
+    )
+    levels.settle(
+        session,
+        user,
+        actor=f"user:{user.id}",
+        reason=f"device {device.id} revoked: no active device key left",
+    )
     return device
 
 

@@ -1,17 +1,17 @@
 """Errors of the identity domain (see the tree in ``kouza.errors``)::
 
-    BadRequest: InvalidCode, CodeExpired, InvalidPhoneNumber, InvalidDeviceKey,
-                UnsupportedDeviceKey, UnknownAction, InvalidPurpose, InvalidKanaName,
-                EmptyCohort, InvalidNotMeToken
-    Unauthorized: InvalidCredentials, InvalidToken
-    Forbidden: LevelRequired, PhoneRequired, StepUpRequired, DeviceRevoked,
-               DeviceChallengeInvalid, DeviceChallengeExpired, DeviceChallengeReplayed,
-               DeviceSignatureInvalid, ReverificationRequired
-    NotFound: UnknownChallenge, UnknownDevice, UnknownCampaign, UnknownUsers
-    Conflict: EmailTaken, AlreadyVerified, PhoneAlreadyVerified, PhoneInUse, DeviceExists
-    Unprocessable: EkycRefused, WeakPassword
-    TooManyRequests: TooManyAttempts, RateLimited
-    KouzaError (503): EkycNotConfigured
+BadRequest: InvalidCode, CodeExpired, InvalidPhoneNumber, InvalidDeviceKey,
+            UnsupportedDeviceKey, UnknownAction, InvalidPurpose, InvalidKanaName,
+            EmptyCohort, InvalidNotMeToken
+Unauthorized: InvalidCredentials, InvalidToken
+Forbidden: LevelRequired, PhoneRequired, StepUpRequired, DeviceRevoked,
+           DeviceChallengeInvalid, DeviceChallengeExpired, DeviceChallengeReplayed,
+           DeviceSignatureInvalid, ReverificationRequired
+NotFound: UnknownChallenge, UnknownDevice, UnknownCampaign, UnknownUsers
+Conflict: EmailTaken, AlreadyVerified, PhoneAlreadyVerified, PhoneInUse, DeviceExists
+Unprocessable: EkycRefused, WeakPassword
+TooManyRequests: TooManyAttempts, RateLimited
+KouzaError (503): EkycNotConfigured
 """
 
 from __future__ import annotations

@@ -42,11 +42,13 @@ NOT_ME_PURPOSE = "not-me"
 def limits(session: Session, *, address: str, ip: str) -> list[ratelimits.Limit]:
     """The failure limits a login from ``ip`` for ``address`` is counted against."""
     window = timedelta(seconds=setting(session, "login_failure_window_seconds"))
-    chosen = [ratelimits.Limit("account", address, setting(session, "login_failures_per_account"),
-                               window)]
+    chosen = [
+        ratelimits.Limit("account", address, setting(session, "login_failures_per_account"), window)
+    ]
     if ip:
-        chosen.append(ratelimits.Limit("IP address", ip,
-                                       setting(session, "login_failures_per_ip"), window))
+        chosen.append(
+            ratelimits.Limit("IP address", ip, setting(session, "login_failures_per_ip"), window)
+        )
     return chosen
 
 
@@ -56,8 +58,7 @@ def known_networks(session: Session, user: User) -> set[str]:
     return {ip_prefix(ip) for ip in ips if ip}
 
 
-def notify_if_new_network(session: Session, user: User, *, ip: str,
-                          networks: set[str]) -> bool:
+def notify_if_new_network(session: Session, user: User, *, ip: str, networks: set[str]) -> bool:
     """Tell the user of a login from a network not in ``networks``; whether a notice went."""
     if not networks or not ip or ip_prefix(ip) in networks:
         return False
@@ -66,22 +67,27 @@ def notify_if_new_network(session: Session, user: User, *, ip: str,
     when = runtime.now().strftime("%Y-%m-%d %H:%M UTC")
     token = not_me_token(session, user)
     outbox.enqueue(
-        session, channel="email", recipient=user.email,
+        session,
+        channel="email",
+        recipient=user.email,
         subject=f"{name}: new sign-in to your account",
         body=f"Someone signed in to your {name} account at {when} from network "
         f"{ip_prefix(ip)}, where you have not signed in before.\n\n"
         "If this was you, there is nothing to do.\n\n"
         "If it was not you: send this link's token to POST /v1/auth/not-me (the app's "
-        f"\"not me\" button does it) — token {token} — to sign out every session and stop "
+        f'"not me" button does it) — token {token} — to sign out every session and stop '
         "money leaving your wallet, then change your password. We will never ask you for "
         "your password or a code.",
     )
     phone = otp.verified_phone(session, user)
     if phone is not None:
         outbox.enqueue(
-            session, channel="sms", recipient=phone.e164, subject="",
+            session,
+            channel="sms",
+            recipient=phone.e164,
+            subject="",
             body=f"{name}: new sign-in to your account from {ip_prefix(ip)} at {when}. "
-            "Not you? Open the e-mail we sent and press \"not me\".",
+            'Not you? Open the e-mail we sent and press "not me".',
         )
     return True
 
@@ -89,8 +95,9 @@ def notify_if_new_network(session: Session, user: User, *, ip: str,
 def not_me_token(session: Session, user: User) -> str:
     """A signed, expiring token that lets its holder report a login as "not me"."""
     runtime = runtime_of(session)
-    expires = int((runtime.now() + timedelta(
-        seconds=runtime.settings.not_me_link_ttl_seconds)).timestamp())
+    expires = int(
+        (runtime.now() + timedelta(seconds=runtime.settings.not_me_link_ttl_seconds)).timestamp()
+    )
     body = f"{user.id}.{expires}"
     return f"{body}.{keyed_hash(runtime.secret, body, purpose=NOT_ME_PURPOSE)}"
 
@@ -103,8 +110,7 @@ def user_of_not_me_token(session: Session, token: str) -> User:
     if len(parts) != 3 or not parts[1].isdigit():
         raise refused
     body = f"{parts[0]}.{parts[1]}"
-    if not constant_time_equal(keyed_hash(runtime.secret, body, purpose=NOT_ME_PURPOSE),
-                               parts[2]):
+    if not constant_time_equal(keyed_hash(runtime.secret, body, purpose=NOT_ME_PURPOSE), parts[2]):
         raise refused
     if datetime.fromtimestamp(int(parts[1]), tz=UTC) <= runtime.now():
         raise refused

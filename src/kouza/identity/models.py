@@ -204,9 +204,7 @@ class Device(Base):
     """A device's public key (JWK), registered with the phone or later after a step-up."""
 
     __tablename__ = "devices"
-    __table_args__ = (
-        UniqueConstraint("user_id", "thumbprint", name="uq_devices_user_thumbprint"),
-    )
+    __table_args__ = (UniqueConstraint("user_id", "thumbprint", name="uq_devices_user_thumbprint"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)

@@ -126,6 +126,12 @@ def complete_phone_verification(
     device = devices.add_device(session, user, key, device_name)
     levels.promote(session, user)
     events.record(session, EventType.PHONE_VERIFIED, user, device=device.id, ip=challenge.ip)
-    events.record(session, EventType.DEVICE_ADDED, user, device=device.id, ip=challenge.ip,
-                  attributes={"first": True})
+    events.record(
+        session,
+        EventType.DEVICE_ADDED,
+        user,
+        device=device.id,
+        ip=challenge.ip,
+        attributes={"first": True},
+    )
     return device

@@ -67,11 +67,13 @@ def recent_changes(session: Session, user: User) -> set[str]:
     """Which of ``password``, ``phone`` and ``email`` changed within the cool-off."""
     runtime = runtime_of(session)
     since = runtime.now() - timedelta(hours=runtime.settings.credential_change_cooloff_hours)
-    changed = set(session.scalars(
-        select(ContactChange.kind).where(
-            ContactChange.user_id == user.id, ContactChange.completed_at >= since
+    changed = set(
+        session.scalars(
+            select(ContactChange.kind).where(
+                ContactChange.user_id == user.id, ContactChange.completed_at >= since
+            )
         )
-    ))
+    )
     current = session.get(User, user.id)
     changed_at = current.password_changed_at if current is not None else None
     if changed_at is not None and changed_at >= since:
@@ -94,8 +96,12 @@ def prove(
     """
     if signed is not None:
         device = devices.verify_device_signature(
-            session, user, device_id=signed.device_id, action=action.value,
-            nonce=signed.nonce, signature=signed.signature,
+            session,
+            user,
+            device_id=signed.device_id,
+            action=action.value,
+            nonce=signed.nonce,
+            signature=signed.signature,
         )
         return Proven(device.id, ProofMethod.DEVICE_SIGNATURE)
     if not runtime_of(session).settings.money_out_proof:
@@ -110,30 +116,41 @@ def prove(
     _refuse(session, user, action, changed, sms_allowed=sms_allowed)
 
 
-def _refuse(session: Session, user: User, action: SensitiveAction, changed: set[str], *,
-            sms_allowed: bool) -> NoReturn:
+def _refuse(
+    session: Session, user: User, action: SensitiveAction, changed: set[str], *, sms_allowed: bool
+) -> NoReturn:
     methods = []
     if devices.active_devices(session, user):
         methods.append(ProofMethod.DEVICE_SIGNATURE.value)
     if sms_allowed:
         methods.append(ProofMethod.SMS_OTP.value)
-    why = (f"your {' and '.join(sorted(changed))} changed recently" if changed
-           else "money is leaving your wallet")
+    why = (
+        f"your {' and '.join(sorted(changed))} changed recently"
+        if changed
+        else "money is leaving your wallet"
+    )
     if not methods:
         raise PhoneRequired(
             f"'{action.value}' needs proof that you hold your phone ({why}): verify a phone "
             "number and register this device first (POST /v1/phone/verification)",
-            purpose=action.value, methods=[],
+            purpose=action.value,
+            methods=[],
         )
     ways = []
     if ProofMethod.DEVICE_SIGNATURE.value in methods:
-        ways.append("sign a challenge with your registered device "
-                    "(POST /v1/devices/{device_id}/challenges, then send device_id, nonce "
-                    "and signature)")
+        ways.append(
+            "sign a challenge with your registered device "
+            "(POST /v1/devices/{device_id}/challenges, then send device_id, nonce "
+            "and signature)"
+        )
     if sms_allowed:
-        ways.append("confirm a code sent to your verified phone (POST /v1/step-up with "
-                    f"purpose '{action.value}', then retry)")
+        ways.append(
+            "confirm a code sent to your verified phone (POST /v1/step-up with "
+            f"purpose '{action.value}', then retry)"
+        )
     raise StepUpRequired(
         f"'{action.value}' needs proof that this is you ({why}): " + ", or ".join(ways),
-        purpose=action.value, methods=methods, recent_changes=sorted(changed),
+        purpose=action.value,
+        methods=methods,
+        recent_changes=sorted(changed),
     )

@@ -21,9 +21,11 @@ class SignupCreate(BaseModel):
 
 
 class SignupAccepted(BaseModel):
-    status: str = Field(default="check_your_email",
-                        description="Always the same: a new address gets a code, a registered "
-                        "one a warning, so the answer says nothing of which it was")
+    status: str = Field(
+        default="check_your_email",
+        description="Always the same: a new address gets a code, a registered "
+        "one a warning, so the answer says nothing of which it was",
+    )
     email: str = Field(description="The address, normalised")
 
 
@@ -57,8 +59,7 @@ class DeviceSigned(BaseModel):
 
     def signed_challenge(self) -> SignedChallenge | None:
         """The proof, if all three members are there (else :class:`ProofIncomplete`)."""
-        present = [self.device_id is not None, self.nonce is not None,
-                   self.signature is not None]
+        present = [self.device_id is not None, self.nonce is not None, self.signature is not None]
         if not any(present):
             return None
         if self.device_id is None or self.nonce is None or self.signature is None:
@@ -111,8 +112,11 @@ class UserRead(BaseModel):
 
 class PhoneVerificationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    phone: Text = Field(max_length=40, examples=["090-1234-5678", "+819012345678"],
-                       description="A mobile number; without '+' it is read as Japanese")
+    phone: Text = Field(
+        max_length=40,
+        examples=["090-1234-5678", "+819012345678"],
+        description="A mobile number; without '+' it is read as Japanese",
+    )
 
 
 class OtpChallengeRead(BaseModel):
@@ -253,8 +257,9 @@ class JpkiSubmit(BaseModel):
 
 class IcChipSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    data_groups: dict[NumberKey, Base64] = Field(description="Data groups by number, base64",
-                                                 json_schema_extra=NUMBER_KEYS)
+    data_groups: dict[NumberKey, Base64] = Field(
+        description="Data groups by number, base64", json_schema_extra=NUMBER_KEYS
+    )
     sod: Base64 = Field(
         description="EF.SOD as read, base64: CMS SignedData over the data groups' hashes "
         "(ICAO 9303 LDSSecurityObject) with the document-signer certificate"

@@ -109,7 +109,8 @@ def check_password_strength(password: str, email: str, *, min_score: int = 3) ->
         advice = " ".join(hint for hint in hints if hint)
         raise WeakPassword(
             "this password is too easy to guess" + (f": {advice}" if advice else ""),
-            score=judged["score"], min_score=min_score,
+            score=judged["score"],
+            min_score=min_score,
         )
 
 
@@ -119,11 +120,14 @@ class IdentityService:
     def signup(self, session: Session, *, email: str, password: str) -> User:
         """Create a user and send an e-mail verification code."""
         address = normalize_email(email)
-        check_password_strength(password, address,
-                                min_score=runtime_of(session).settings.password_min_score)
+        check_password_strength(
+            password, address, min_score=runtime_of(session).settings.password_min_score
+        )
         user = User(
-            email=address, password_hash=hash_password(password),
-            level=VerificationLevel.NONE.value, status=UserStatus.ACTIVE.value,
+            email=address,
+            password_hash=hash_password(password),
+            level=VerificationLevel.NONE.value,
+            status=UserStatus.ACTIVE.value,
             created_at=runtime_of(session).now(),
         )
         add_unique(session, user, EmailTaken("an account with this e-mail address exists"))
@@ -144,7 +148,9 @@ class IdentityService:
     def _warn_signup_attempt(self, session: Session, address: str) -> None:
         operator = runtime_of(session).settings.operator_name
         outbox.enqueue(
-            session, channel="email", recipient=address,
+            session,
+            channel="email",
+            recipient=address,
             subject=f"{operator}: someone tried to sign up with your address",
             body=f"Someone tried to open a {operator} account with this e-mail address, which "
             "already has one. Nothing was changed. If it was you, log in instead (or reset your "
@@ -157,13 +163,17 @@ class IdentityService:
         now = runtime.now()
         session.add(
             EmailVerification(
-                user_id=user.id, code_hash=keyed_hash(runtime.secret, code, purpose="email-code"),
-                attempts=0, created_at=now,
+                user_id=user.id,
+                code_hash=keyed_hash(runtime.secret, code, purpose="email-code"),
+                attempts=0,
+                created_at=now,
                 expires_at=now + timedelta(seconds=runtime.settings.email_code_ttl_seconds),
             )
         )
         outbox.enqueue(
-            session, channel="email", recipient=user.email,
+            session,
+            channel="email",
+            recipient=user.email,
             subject=f"{runtime.settings.operator_name}: your verification code",
             body=f"Your code is {code}. It expires in "
             f"{runtime.settings.email_code_ttl_seconds // 60} minutes. "
@@ -229,15 +239,18 @@ class IdentityService:
             raise InvalidCredentials("wrong e-mail address or password", keep_changes=True)
         if user.status != UserStatus.ACTIVE.value:
             raise InvalidCredentials("this account is disabled")
-        logins.notify_if_new_network(session, user, ip=ip,
-                                     networks=logins.known_networks(session, user))
+        logins.notify_if_new_network(
+            session, user, ip=ip, networks=logins.known_networks(session, user)
+        )
         runtime = runtime_of(session)
         token = random_token()
         now = runtime.now()
         session.add(
             AccessToken(
-                user_id=user.id, token_hash=keyed_hash(runtime.secret, token, purpose="token"),
-                created_at=now, ip=ip,
+                user_id=user.id,
+                token_hash=keyed_hash(runtime.secret, token, purpose="token"),
+                created_at=now,
+                ip=ip,
                 expires_at=now + timedelta(seconds=runtime.settings.token_ttl_seconds),
             )
         )
@@ -259,8 +272,14 @@ class IdentityService:
         return user
 
     def change_password(
-        self, session: Session, user: User, *, current_password: str, new_password: str,
-        signed: SignedChallenge | None = None, ip: str = "",
+        self,
+        session: Session,
+        user: User,
+        *,
+        current_password: str,
+        new_password: str,
+        signed: SignedChallenge | None = None,
+        ip: str = "",
     ) -> User:
         """Replace the password: the current one, a strong new one, and — once the user has a
         device key or a verified phone — a device signature or SMS step-up for
@@ -270,22 +289,37 @@ class IdentityService:
         if not verify_password(current.password_hash, current_password):
             raise InvalidCredentials("the current password is wrong")
         runtime = runtime_of(session)
-        check_password_strength(new_password, current.email,
-                                min_score=runtime.settings.password_min_score)
-        has_factor = bool(devices.active_devices(session, current)) \
+        check_password_strength(
+            new_password, current.email, min_score=runtime.settings.password_min_score
+        )
+        has_factor = (
+            bool(devices.active_devices(session, current))
             or otp.verified_phone(session, current) is not None
+        )
         if has_factor or signed is not None:
-            proofs.prove(session, current, action=SensitiveAction.CHANGE_PASSWORD,
-                         signed=signed, required=True)
+            proofs.prove(
+                session,
+                current,
+                action=SensitiveAction.CHANGE_PASSWORD,
+                signed=signed,
+                required=True,
+            )
         now = runtime.now()
         current.password_hash = hash_password(new_password)
         current.password_changed_at = now
         logins.revoke_sessions(session, current)
         session.flush()
-        events.record(session, EventType.CONTACT_CHANGE, current, ip=ip,
-                      attributes={"contact": "password", "change": "replaced"})
+        events.record(
+            session,
+            EventType.CONTACT_CHANGE,
+            current,
+            ip=ip,
+            attributes={"contact": "password", "change": "replaced"},
+        )
         outbox.enqueue(
-            session, channel="email", recipient=current.email,
+            session,
+            channel="email",
+            recipient=current.email,
             subject=f"{runtime.settings.operator_name}: your password was changed",
             body=f"Your password was changed at {now.strftime('%Y-%m-%d %H:%M UTC')} and every "
             "other session was signed out. If you did not do this, call us at once: "
@@ -298,8 +332,12 @@ class IdentityService:
         the wallets); the user and how many sessions were revoked."""
         user = logins.user_of_not_me_token(session, token)
         revoked = logins.revoke_sessions(session, user)
-        events.record(session, EventType.CONTACT_CHANGE, user,
-                      attributes={"contact": "login", "change": "reported_not_me"})
+        events.record(
+            session,
+            EventType.CONTACT_CHANGE,
+            user,
+            attributes={"contact": "login", "change": "reported_not_me"},
+        )
         return user, revoked
 
     def logout(self, session: Session, token: str) -> None:
@@ -333,50 +371,67 @@ class IdentityService:
 
     # --- phone and one-time passwords ----------------------------------------------------
 
-    def start_phone_verification(self, session: Session, user: User, *, phone: str,
-                                 ip: str = "") -> OtpChallenge:
+    def start_phone_verification(
+        self, session: Session, user: User, *, phone: str, ip: str = ""
+    ) -> OtpChallenge:
         """Send an SMS code to verify ``phone`` (normalised to E.164)."""
         return phones.start_phone_verification(session, user, phone=phone, ip=ip)
 
     def complete_phone_verification(
-        self, session: Session, user: User, *, challenge_id: uuid.UUID, code: str,
-        device_jwk: Mapping[str, Any], device_name: str,
+        self,
+        session: Session,
+        user: User,
+        *,
+        challenge_id: uuid.UUID,
+        code: str,
+        device_jwk: Mapping[str, Any],
+        device_name: str,
     ) -> Device:
         """Confirm the phone with its code and register the first device key."""
         return phones.complete_phone_verification(
-            session, user, challenge_id=challenge_id, code=code, device_jwk=device_jwk,
+            session,
+            user,
+            challenge_id=challenge_id,
+            code=code,
+            device_jwk=device_jwk,
             device_name=device_name,
         )
 
-    def start_step_up(self, session: Session, user: User, purpose: str, *,
-                      ip: str = "") -> uuid.UUID:
+    def start_step_up(
+        self, session: Session, user: User, purpose: str, *, ip: str = ""
+    ) -> uuid.UUID:
         """Send a step-up code to the user's verified phone; returns the challenge id."""
         return otp.start_step_up(session, user, purpose, ip=ip)
 
-    def complete_step_up(self, session: Session, user: User, challenge_id: uuid.UUID,
-                         code: str) -> OtpChallenge:
+    def complete_step_up(
+        self, session: Session, user: User, challenge_id: uuid.UUID, code: str
+    ) -> OtpChallenge:
         """Confirm a step-up code; the purpose is then satisfied for a short while."""
         return otp.complete_step_up(session, user, challenge_id, code)
 
-    def step_up_satisfied(self, session: Session, user: User, purpose: str, *,
-                          within: timedelta | None = None) -> bool:
+    def step_up_satisfied(
+        self, session: Session, user: User, purpose: str, *, within: timedelta | None = None
+    ) -> bool:
         """Whether an unspent step-up for ``purpose`` was passed within ``within``."""
         return otp.step_up_satisfied(session, user, purpose, within)
 
-    def spend_step_up(self, session: Session, user: User, purpose: str, *,
-                      within: timedelta | None = None) -> OtpChallenge:
+    def spend_step_up(
+        self, session: Session, user: User, purpose: str, *, within: timedelta | None = None
+    ) -> OtpChallenge:
         """Use up a recent step-up for ``purpose``; StepUpRequired if there is none."""
         return otp.spend_step_up(session, user, purpose, within)
 
     # --- devices -------------------------------------------------------------------------
 
-    def register_device(self, session: Session, user: User, *, jwk: Mapping[str, Any],
-                        name: str, ip: str = "") -> Device:
+    def register_device(
+        self, session: Session, user: User, *, jwk: Mapping[str, Any], name: str, ip: str = ""
+    ) -> Device:
         """Register another device key (needs a step-up for ``device.register``)."""
         return devices.register_device(session, user, jwk=jwk, name=name, ip=ip)
 
-    def revoke_device(self, session: Session, user: User, device_id: uuid.UUID, *,
-                      ip: str = "") -> Device:
+    def revoke_device(
+        self, session: Session, user: User, device_id: uuid.UUID, *, ip: str = ""
+    ) -> Device:
         """Revoke a device key (needs a step-up for ``device.revoke``); may lower the level."""
         return devices.revoke_device(session, user, device_id, ip=ip)
 
@@ -384,13 +439,19 @@ class IdentityService:
         """The user's active devices."""
         return devices.active_devices(session, user)
 
-    def issue_device_challenge(self, session: Session, user: User, device_id: uuid.UUID,
-                               action: str) -> str:
+    def issue_device_challenge(
+        self, session: Session, user: User, device_id: uuid.UUID, action: str
+    ) -> str:
         """A single-use nonce for the device to sign for ``action``."""
         return devices.issue_device_challenge(session, user, device_id, action)
 
     def verify_device_signature(
-        self, session: Session, user: User, device_id: uuid.UUID, action: str, nonce: str,
+        self,
+        session: Session,
+        user: User,
+        device_id: uuid.UUID,
+        action: str,
+        nonce: str,
         signature: str,
     ) -> Device:
         """Check a device's JWS over a challenge; returns the device (for events)."""
@@ -400,27 +461,47 @@ class IdentityService:
 
     # --- contact changes ------------------------------------------------------------------
 
-    def start_phone_change(self, session: Session, user: User, *, phone: str,
-                           device_id: uuid.UUID, nonce: str, signature: str,
-                           ip: str = "") -> ContactChange:
+    def start_phone_change(
+        self,
+        session: Session,
+        user: User,
+        *,
+        phone: str,
+        device_id: uuid.UUID,
+        nonce: str,
+        signature: str,
+        ip: str = "",
+    ) -> ContactChange:
         """Device-signed request to change the phone; a code goes to the new number."""
-        return contacts.start_phone_change(session, user, phone=phone, device_id=device_id,
-                                           nonce=nonce, signature=signature, ip=ip)
+        return contacts.start_phone_change(
+            session, user, phone=phone, device_id=device_id, nonce=nonce, signature=signature, ip=ip
+        )
 
-    def confirm_phone_change(self, session: Session, user: User, change_id: uuid.UUID,
-                             code: str, *, ip: str = "") -> ContactChange:
+    def confirm_phone_change(
+        self, session: Session, user: User, change_id: uuid.UUID, code: str, *, ip: str = ""
+    ) -> ContactChange:
         """Confirm the new number's code; the old number is told."""
         return contacts.confirm_phone_change(session, user, change_id, code, ip=ip)
 
-    def start_email_change(self, session: Session, user: User, *, email: str,
-                           device_id: uuid.UUID, nonce: str, signature: str,
-                           ip: str = "") -> ContactChange:
+    def start_email_change(
+        self,
+        session: Session,
+        user: User,
+        *,
+        email: str,
+        device_id: uuid.UUID,
+        nonce: str,
+        signature: str,
+        ip: str = "",
+    ) -> ContactChange:
         """Device-signed request to change the e-mail; a code goes to the new address."""
-        return contacts.start_email_change(session, user, email=email, device_id=device_id,
-                                           nonce=nonce, signature=signature, ip=ip)
+        return contacts.start_email_change(
+            session, user, email=email, device_id=device_id, nonce=nonce, signature=signature, ip=ip
+        )
 
-    def confirm_email_change(self, session: Session, user: User, change_id: uuid.UUID,
-                             code: str, *, ip: str = "") -> ContactChange:
+    def confirm_email_change(
+        self, session: Session, user: User, change_id: uuid.UUID, code: str, *, ip: str = ""
+    ) -> ContactChange:
         """Confirm the new address's code; the old address is told."""
         return contacts.confirm_email_change(session, user, change_id, code, ip=ip)
 
@@ -434,17 +515,40 @@ class IdentityService:
         """A nonce for the card or chip to sign."""
         return proofing.start_ekyc(session, user, method)
 
-    def submit_jpki(self, session: Session, user: User, *, certificate: bytes,
-                    signature: bytes, nonce: str, kana_name: str) -> EkycVerification:
+    def submit_jpki(
+        self,
+        session: Session,
+        user: User,
+        *,
+        certificate: bytes,
+        signature: bytes,
+        nonce: str,
+        kana_name: str,
+    ) -> EkycVerification:
         """Verify a JPKI signature; record the attempt; promote on success."""
-        return proofing.submit_jpki(session, user, certificate=certificate,
-                                    signature=signature, nonce=nonce, kana_name=kana_name)
+        return proofing.submit_jpki(
+            session,
+            user,
+            certificate=certificate,
+            signature=signature,
+            nonce=nonce,
+            kana_name=kana_name,
+        )
 
-    def submit_ic_chip(self, session: Session, user: User, *, chip: ChipRead, selfie: bytes,
-                       nonce: str, kana_name: str) -> EkycVerification:
+    def submit_ic_chip(
+        self,
+        session: Session,
+        user: User,
+        *,
+        chip: ChipRead,
+        selfie: bytes,
+        nonce: str,
+        kana_name: str,
+    ) -> EkycVerification:
         """Verify an IC-chip read and selfie; record the attempt; promote on success."""
-        return proofing.submit_ic_chip(session, user, chip=chip, selfie=selfie, nonce=nonce,
-                                       kana_name=kana_name)
+        return proofing.submit_ic_chip(
+            session, user, chip=chip, selfie=selfie, nonce=nonce, kana_name=kana_name
+        )
 
     # --- charge gate and re-verification -------------------------------------------------
 
@@ -462,11 +566,13 @@ class IdentityService:
         """Refuse unless ``verified`` and no re-verification is pending."""
         levels.require_charge_allowed(session, user)
 
-    def start_reverification(self, session: Session, *, name: str, reason: str,
-                             started_by: str, cohort: levels.Cohort) -> ReverificationCampaign:
+    def start_reverification(
+        self, session: Session, *, name: str, reason: str, started_by: str, cohort: levels.Cohort
+    ) -> ReverificationCampaign:
         """Start a re-verification campaign for ``cohort``."""
-        return levels.start_campaign(session, name=name, reason=reason, started_by=started_by,
-                                     cohort=cohort)
+        return levels.start_campaign(
+            session, name=name, reason=reason, started_by=started_by, cohort=cohort
+        )
 
     def _user_by_email(self, session: Session, address: str) -> User | None:
         return session.scalars(select(User).where(User.email == address)).one_or_none()

@@ -81,8 +81,12 @@ def claim(
     with db.session() as session:
         for _attempt in range(_CLAIM_ATTEMPTS):
             record = IdempotencyRecord(
-                scope=scope, key=key, request_hash=fingerprint, status="in_flight",
-                created_at=now, locked_until=now + lease,
+                scope=scope,
+                key=key,
+                request_hash=fingerprint,
+                status="in_flight",
+                created_at=now,
+                locked_until=now + lease,
             )
             session.add(record)
             try:
@@ -90,8 +94,9 @@ def claim(
                 return None
             except IntegrityError:
                 session.rollback()
-            outcome = _resolve_existing(session, scope=scope, key=key, fingerprint=fingerprint,
-                                        now=now, lease=lease)
+            outcome = _resolve_existing(
+                session, scope=scope, key=key, fingerprint=fingerprint, now=now, lease=lease
+            )
             if not isinstance(outcome, _Gone):
                 return outcome
     # The key was claimed and released again on every attempt: other requests with this key

@@ -25,9 +25,7 @@ def lock_rows(session: Session, model: type[T], ids: Iterable[Any]) -> Sequence[
     if not keys:
         return []
     primary_key = model.__mapper__.primary_key[0]  # type: ignore[attr-defined]
-    statement = (
-        select(model).where(primary_key.in_(keys)).order_by(primary_key).with_for_update()
-    )
+    statement = select(model).where(primary_key.in_(keys)).order_by(primary_key).with_for_update()
     return session.scalars(statement).all()
 
 

@@ -30,10 +30,12 @@ class Problem(BaseModel):
     detail: str = Field(description="What went wrong, for the caller")
     error: str = Field(description="kouza's error code (stable, machine-readable)")
     message: str = Field(description="Same as detail (kept for older clients)")
-    details: dict[str, Any] | None = Field(default=None,
-                                           description="Facts about this error, per code")
+    details: dict[str, Any] | None = Field(
+        default=None, description="Facts about this error, per code"
+    )
     errors: list[dict[str, Any]] | None = Field(
-        default=None, description="For validation_error: each {field, problem}")
+        default=None, description="For validation_error: each {field, problem}"
+    )
 
 
 ErrorRead = Problem
@@ -51,15 +53,17 @@ def error_responses(*errors: type[KouzaError]) -> dict[int | str, dict[str, Any]
     for error in errors:
         by_status.setdefault(error.status_code, []).append(error.code)
     return {
-        status: {"description": "error: " + ", ".join(sorted(set(codes))),
-                 "content": problem_content()}
+        status: {
+            "description": "error: " + ", ".join(sorted(set(codes))),
+            "content": problem_content(),
+        }
         for status, codes in sorted(by_status.items())
     }
 
 
 _IMPLICIT = {
     "422": "error: validation_error (a parameter or the body does not match this schema; "
-           "an undecodable or non-JSON body too)",
+    "an undecodable or non-JSON body too)",
     "413": "error: content_too_large (request body over the configured limit)",
     "401": "error: invalid_token (no or bad credentials)",
     "400": "error: bad_request (Idempotency-Key not 1-255 printable ASCII characters)",

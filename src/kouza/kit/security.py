@@ -32,8 +32,7 @@ def password_cost(*, time_cost: int, memory_cost: int) -> Iterator[None]:
     either way verify everywhere; production code never enters this block."""
     global _password_hasher
     previous = _password_hasher
-    _password_hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost,
-                                      parallelism=1)
+    _password_hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=1)
     try:
         yield
     finally:

@@ -35,8 +35,9 @@ Text = Annotated[str, Field(pattern=SINGLE_LINE_PATTERN)]
 Note = Annotated[str, Field(pattern=MULTI_LINE_PATTERN)]
 """Multi-line free text from a caller: line feeds and tabs allowed."""
 
-Email = Annotated[str, Field(pattern=SINGLE_LINE_PATTERN, max_length=320,
-                             json_schema_extra={"format": "email"})]
+Email = Annotated[
+    str, Field(pattern=SINGLE_LINE_PATTERN, max_length=320, json_schema_extra={"format": "email"})
+]
 """An e-mail address as :data:`Text`; documented as ``format: email`` so that clients (and
 the fuzzer) know what the service's e-mail check will accept."""
 
@@ -86,12 +87,20 @@ def _object_schema(values: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "propertyNames": _SAFE_STRING, "additionalProperties": values}
 
 
-JSON_VALUE_SCHEMA = {"anyOf": [
-    _SAFE_STRING, {"type": "number"}, {"type": "boolean"}, {"type": "null"},
-    {"type": "array", "items": _VALUE_REF}, _object_schema(_VALUE_REF)]}
+JSON_VALUE_SCHEMA = {
+    "anyOf": [
+        _SAFE_STRING,
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+        {"type": "array", "items": _VALUE_REF},
+        _object_schema(_VALUE_REF),
+    ]
+}
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(_safe_object),
-                       WithJsonSchema(_object_schema(_VALUE_REF))]
+JsonObject = Annotated[
+    dict[str, Any], AfterValidator(_safe_object), WithJsonSchema(_object_schema(_VALUE_REF))
+]
 """A free-form JSON object from a caller whose every key and string is :data:`Text`-safe.
 Its schema refers to the ``JsonValue`` component that ``document_problems`` adds to an app's
 OpenAPI; a bare ``model_json_schema()`` (outside an app) cannot resolve that reference."""
@@ -110,8 +119,11 @@ def _from_base64(value: Any) -> Any:
         raise ValueError("not base64 (RFC 4648 §4: A–Z a–z 0–9 + /, padded with =)") from None
 
 
-Base64 = Annotated[bytes, BeforeValidator(_from_base64), WithJsonSchema(
-    {"type": "string", "pattern": BASE64_PATTERN, "contentEncoding": "base64"})]
+Base64 = Annotated[
+    bytes,
+    BeforeValidator(_from_base64),
+    WithJsonSchema({"type": "string", "pattern": BASE64_PATTERN, "contentEncoding": "base64"}),
+]
 """Bytes sent as base64 text. pydantic's ``Base64Bytes`` is documented as any string and
 decodes leniently (characters outside the alphabet skipped): its refusals matched no schema."""
 

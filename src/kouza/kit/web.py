@@ -43,10 +43,20 @@ DOCS_ASSETS = "/docs-assets"
 _log = logging.getLogger(__name__)
 TEXT_PATTERNS = (text.SINGLE_LINE_PATTERN, text.MULTI_LINE_PATTERN)
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 406: "not_acceptable", 413: "content_too_large",
-               415: "unsupported_media_type", 422: "validation_error",
-               429: "too_many_requests", 500: "internal_error", 503: "service_unavailable"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "content_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "service_unavailable",
+}
 
 
 def problem_type(code: str) -> str:
@@ -55,14 +65,22 @@ def problem_type(code: str) -> str:
 
 
 def problem_body(
-    status: int, code: str, detail: str, *, details: dict[str, Any] | None = None,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    details: dict[str, Any] | None = None,
     errors: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """An RFC 9457 problem with kouza's extensions (``error``, ``message``, ``details``,
     ``errors``); ``error`` and ``message`` repeat the code and the detail for older clients."""
     body: dict[str, Any] = {
-        "type": problem_type(code), "title": HTTPStatus(status).phrase, "status": status,
-        "detail": detail, "error": code, "message": detail,
+        "type": problem_type(code),
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "error": code,
+        "message": detail,
     }
     if details:
         body["details"] = details
@@ -72,13 +90,21 @@ def problem_body(
 
 
 def problem_response(
-    status: int, code: str, detail: str, *, details: dict[str, Any] | None = None,
-    errors: list[dict[str, Any]] | None = None, headers: Mapping[str, str] | None = None,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    details: dict[str, Any] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """A problem details response (``application/problem+json``)."""
-    return JSONResponse(problem_body(status, code, detail, details=details, errors=errors),
-                        status_code=status, headers=dict(headers or {}) or None,
-                        media_type=PROBLEM_JSON)
+    return JSONResponse(
+        problem_body(status, code, detail, details=details, errors=errors),
+        status_code=status,
+        headers=dict(headers or {}) or None,
+        media_type=PROBLEM_JSON,
+    )
 
 
 _UNDECODABLE = {"field": "body", "problem": "not UTF-8 JSON"}
@@ -96,8 +122,9 @@ def _describe(error: Any) -> dict[str, Any]:
 
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/")
-                                           and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def describe_validation(request: Request, exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -106,8 +133,10 @@ def describe_validation(request: Request, exc: RequestValidationError) -> list[d
     content_type = request.headers.get("content-type", "")
     body_problem = any(p["field"] == "body" or p["field"].startswith("body.") for p in problems)
     if body_problem and content_type and not _is_json(content_type):
-        problems.insert(0, {"field": "body",
-                            "problem": f"send the body as application/json, not {content_type}"})
+        problems.insert(
+            0,
+            {"field": "body", "problem": f"send the body as application/json, not {content_type}"},
+        )
     return problems
 
 
@@ -126,13 +155,19 @@ async def _authenticate_first(request: Request, exc: RequestValidationError) -> 
         return
     dependant = Dependant(path=route.path_format, dependencies=guards)
     async with AsyncExitStack() as stack:
-        await solve_dependencies(request=request, dependant=dependant, body=None,
-                                 async_exit_stack=stack, embed_body_fields=False)
+        await solve_dependencies(
+            request=request,
+            dependant=dependant,
+            body=None,
+            async_exit_stack=stack,
+            embed_body_fields=False,
+        )
 
 
 def _uses_security(dependant: Dependant) -> bool:
     return isinstance(dependant.call, SecurityBase) or any(
-        _uses_security(sub) for sub in dependant.dependencies)
+        _uses_security(sub) for sub in dependant.dependencies
+    )
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
@@ -148,8 +183,9 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
         return answer
     problems = describe_validation(request, exc)
     message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "invalid request"
-    return problem_response(422, "validation_error", message, details={"problems": problems},
-                            errors=problems)
+    return problem_response(
+        422, "validation_error", message, details={"problems": problems}, errors=problems
+    )
 
 
 def kouza_error_handler(
@@ -164,8 +200,13 @@ def kouza_error_handler(
         retry_after = exc.details.get("retry_after")
         if exc.status_code == 429 and isinstance(retry_after, int):
             headers["Retry-After"] = str(retry_after)
-        return problem_response(exc.status_code, exc.code, exc.message,
-                                details=exc.shown_details or None, headers=headers or None)
+        return problem_response(
+            exc.status_code,
+            exc.code,
+            exc.message,
+            details=exc.shown_details or None,
+            headers=headers or None,
+        )
 
     return handle
 
@@ -179,9 +220,13 @@ def allowed_methods(request: Request) -> str:
     Starlette's 405 names only the methods of the first route whose path matched, so a path
     served by two routes (``GET`` and ``POST /v1/wallets``) answered ``Allow: POST``."""
     routes = request.app.router.routes
-    return ", ".join(method for method in _METHODS if any(
-        route.matches({**request.scope, "method": method})[0] == Match.FULL
-        for route in routes))
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    )
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
@@ -198,15 +243,24 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
         detail = "no such resource"
     if status == 400 and detail == "There was an error parsing the body":
         # FastAPI's answer to a JSON body that is not UTF-8: like any undecodable body, a 422
-        return problem_response(422, "validation_error", "body: not UTF-8 JSON",
-                                details={"problems": [_UNDECODABLE]}, errors=[_UNDECODABLE])
+        return problem_response(
+            422,
+            "validation_error",
+            "body: not UTF-8 JSON",
+            details={"problems": [_UNDECODABLE]},
+            errors=[_UNDECODABLE],
+        )
     return problem_response(status, code, detail, headers=headers)
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
     """A bug: 500 as a problem with no detail of the failure (it is logged, not returned)."""
-    _log.error("unhandled error on %s %s", request.method, request.url.path,
-               exc_info=(type(exc), exc, exc.__traceback__))
+    _log.error(
+        "unhandled error on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
     return problem_response(500, "internal_error", "internal error; it has been logged")
 
 
@@ -263,7 +317,10 @@ def run_idempotent(
         with runtime.db.unit_of_work() as session:
             result = operation(session)
             idempotency.complete(
-                session, scope=scope, key=key, status_code=status_code,
+                session,
+                scope=scope,
+                key=key,
+                status_code=status_code,
                 body=result.model_dump(mode="json"),
             )
     except BaseException:
@@ -301,7 +358,8 @@ class BodySizeLimit:
         if declared.isdigit() and int(declared) > self.limit:
             error = ContentTooLarge(self.limit)
             await problem_response(413, "content_too_large", str(error.detail))(
-                scope, receive, send)
+                scope, receive, send
+            )
             return
         received = 0
 
@@ -332,8 +390,10 @@ class RefuseUnsafeText:
                 field, character = problem
                 detail = f"{field}: {text.PROBLEM} ({character})"
                 await problem_response(
-                    422, "validation_error", detail, details={"problems": [
-                        {"field": field, "problem": text.PROBLEM}]},
+                    422,
+                    "validation_error",
+                    detail,
+                    details={"problems": [{"field": field, "problem": text.PROBLEM}]},
                     errors=[{"field": field, "problem": text.PROBLEM}],
                 )(scope, receive, send)
                 return
@@ -352,13 +412,15 @@ def _unsafe_location(scope: Scope) -> tuple[str, str] | None:
     return None
 
 
-def create_api(*, title: str, version: str, description: str, max_body_size: int,
-               www_authenticate: str) -> FastAPI:
+def create_api(
+    *, title: str, version: str, description: str, max_body_size: int, www_authenticate: str
+) -> FastAPI:
     """A FastAPI app with kouza's conventions: problem-details errors documented on every
     operation, request bodies capped at ``max_body_size`` bytes (413 before the excess is
     read), and Swagger UI / ReDoc served from the app's own assets (no CDN)."""
-    app = FastAPIOffline(title=title, version=version, description=description,
-                         static_url=DOCS_ASSETS)
+    app = FastAPIOffline(
+        title=title, version=version, description=description, static_url=DOCS_ASSETS
+    )
     app.add_middleware(BodySizeLimit, limit=max_body_size)
     app.add_middleware(RefuseUnsafeText)
     install_error_handlers(app, www_authenticate=www_authenticate)

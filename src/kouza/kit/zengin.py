@@ -76,16 +76,19 @@ def branch(bank_code: str, code: str, *, field: str = "branch") -> ZenginBranch:
     bank(bank_code)
     found = _banks()[bank_code].branches.get(code)
     if found is None:
-        raise UnknownBankCode(f"{code!r} is not a branch code of bank {bank_code} in the "
-                              "Zengin list", field=field)
+        raise UnknownBankCode(
+            f"{code!r} is not a branch code of bank {bank_code} in the Zengin list", field=field
+        )
     return ZenginBranch(bank_code, found.code, found.name, found.kana)
 
 
 def branches(bank_code: str) -> list[ZenginBranch]:
     """Every branch of bank ``bank_code``, by code."""
     bank(bank_code)
-    return [ZenginBranch(bank_code, b.code, b.name, b.kana)
-            for b in _banks()[bank_code].branches.values()]
+    return [
+        ZenginBranch(bank_code, b.code, b.name, b.kana)
+        for b in _banks()[bank_code].branches.values()
+    ]
 
 
 def home_branch(bank_code: str) -> str:
@@ -103,6 +106,7 @@ def bank_name(code: str) -> str:
 
 def same_name(listed: str, given: str) -> bool:
     """Whether ``given`` names the listed bank (width-insensitive; ``銀行`` may be added)."""
+
     def fold(text: str) -> str:
         return unicodedata.normalize("NFKC", text).strip()
 

@@ -186,9 +186,7 @@ class Hold(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("posted_amount >= 0 AND posted_amount <= amount", name="posted_le_held"),
         CheckConstraint(f"status IN {_in(tuple(HoldStatus))}", name="status_valid"),
-        CheckConstraint(
-            "(status = 'posted') = (entry_id IS NOT NULL)", name="posted_has_entry"
-        ),
+        CheckConstraint("(status = 'posted') = (entry_id IS NOT NULL)", name="posted_has_entry"),
         CheckConstraint("source_account_id <> destination_account_id", name="distinct_accounts"),
         Index("ix_holds_source_status", "source_account_id", "status", "expires_at"),
     )

@@ -113,8 +113,10 @@ _PG_APPLY = text(
     "UPDATE ledger_accounts AS a SET balance = a.balance + d.delta "
     "FROM unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[])) AS d(id, delta) "
     "JOIN locked ON locked.id = d.id WHERE a.id = d.id AND "
-    + _FLOOR.replace("kind", "a.kind").replace("balance -", "a.balance -")
-    .replace("pending_out", "a.pending_out").format(delta="d.delta")
+    + _FLOOR.replace("kind", "a.kind")
+    .replace("balance -", "a.balance -")
+    .replace("pending_out", "a.pending_out")
+    .format(delta="d.delta")
     + " RETURNING a.id"
 )
 _SQLITE_APPLY = text(
@@ -156,8 +158,10 @@ def apply_balance_deltas(session: Session, deltas: Mapping[int, int]) -> set[int
     postgres = _is_postgres(session)
     for chunk in _chunks(items):
         if postgres:
-            parameters = {"ids": _pg_array(i for i, _ in chunk),
-                          "deltas": _pg_array(d for _, d in chunk)}
+            parameters = {
+                "ids": _pg_array(i for i, _ in chunk),
+                "deltas": _pg_array(d for _, d in chunk),
+            }
             applied.update(connection.execute(_PG_APPLY, parameters).scalars())
         else:
             parameters = {"deltas": json.dumps(chunk)}
@@ -177,14 +181,10 @@ def adjust_pending(
                 LedgerAccount.balance - LedgerAccount.pending_out - pending_out >= 0,
             )
         )
-    statement = (
-        statement
-        .values(
-            pending_out=LedgerAccount.pending_out + pending_out,
-            pending_in=LedgerAccount.pending_in + pending_in,
-        )
-        .returning(LedgerAccount.id)
-    )
+    statement = statement.values(
+        pending_out=LedgerAccount.pending_out + pending_out,
+        pending_in=LedgerAccount.pending_in + pending_in,
+    ).returning(LedgerAccount.id)
     return session.scalars(statement).first() is not None
 
 
@@ -201,8 +201,10 @@ _PG_WRITE = text(
     "  UPDATE ledger_accounts AS a SET balance = a.balance + d.delta"
     "  FROM unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[])) AS d(id, delta)"
     "  JOIN locked ON locked.id = d.id WHERE a.id = d.id AND "
-    + _FLOOR.replace("kind", "a.kind").replace("balance -", "a.balance -")
-    .replace("pending_out", "a.pending_out").format(delta="d.delta")
+    + _FLOOR.replace("kind", "a.kind")
+    .replace("balance -", "a.balance -")
+    .replace("pending_out", "a.pending_out")
+    .format(delta="d.delta")
     + "  RETURNING a.id),"
     " source AS ("
     "  SELECT * FROM ROWS FROM (json_to_recordset(CAST(:entries AS json)) AS ("
@@ -241,8 +243,10 @@ _PG_WRITE_ONE_TEMPLATE = (
     "  UPDATE ledger_accounts AS a SET balance = a.balance + d.delta"
     "  FROM (VALUES {deltas}) AS d(id, delta)"
     "  JOIN locked ON locked.id = d.id WHERE a.id = d.id AND "
-    + _FLOOR.replace("kind", "a.kind").replace("balance -", "a.balance -")
-    .replace("pending_out", "a.pending_out").format(delta="d.delta")
+    + _FLOOR.replace("kind", "a.kind")
+    .replace("balance -", "a.balance -")
+    .replace("pending_out", "a.pending_out")
+    .format(delta="d.delta")
     + "  RETURNING a.id),"
     " entry AS ("
     "  INSERT INTO journal_entries (kind, description, idempotency_key, request_hash,"
@@ -268,12 +272,14 @@ def _pg_write_one_statement(legs: int) -> TextClause:
         pairs = ", ".join(
             f"(CAST(:{{a}}{n} AS bigint), CAST(:{{b}}{n} AS bigint))" for n in range(legs)
         )
-        statement = text(_PG_WRITE_ONE_TEMPLATE.format(
-            ids=", ".join(f":d_id{n}" for n in range(legs)),
-            deltas=pairs.format(a="d_id", b="d_delta"),
-            count=legs,
-            legs=pairs.format(a="l_account", b="l_amount"),
-        ))
+        statement = text(
+            _PG_WRITE_ONE_TEMPLATE.format(
+                ids=", ".join(f":d_id{n}" for n in range(legs)),
+                deltas=pairs.format(a="d_id", b="d_delta"),
+                count=legs,
+                legs=pairs.format(a="l_account", b="l_amount"),
+            )
+        )
         _PG_WRITE_ONE[legs] = statement
     return statement
 
@@ -383,19 +389,31 @@ def _pg_write_one(connection: Connection, entry: NewEntry, now: datetime) -> Wri
 
 
 def _plain(entry: NewEntry) -> bool:
-    return (entry.idempotency_key is None and entry.request_hash is None
-            and entry.reverses_id is None and entry.reference is None)
+    return (
+        entry.idempotency_key is None
+        and entry.request_hash is None
+        and entry.reverses_id is None
+        and entry.reference is None
+    )
 
 
-def _pg_write(connection: Connection, deltas: Mapping[int, int], entries: Sequence[NewEntry],
-              now: datetime) -> WriteResult:
+def _pg_write(
+    connection: Connection, deltas: Mapping[int, int], entries: Sequence[NewEntry], now: datetime
+) -> WriteResult:
     """The single-statement write of :data:`_PG_WRITE`."""
     items = sorted(deltas.items())
     # absent keys read as NULL: most entries carry no key, hash, reversal or reference
     rows = [
-        {"kind": e.kind, "description": e.description} if _plain(e) else
-        {"kind": e.kind, "description": e.description, "idempotency_key": e.idempotency_key,
-         "request_hash": e.request_hash, "reverses_id": e.reverses_id, "reference": e.reference}
+        {"kind": e.kind, "description": e.description}
+        if _plain(e)
+        else {
+            "kind": e.kind,
+            "description": e.description,
+            "idempotency_key": e.idempotency_key,
+            "request_hash": e.request_hash,
+            "reverses_id": e.reverses_id,
+            "reference": e.reference,
+        }
         for e in entries
     ]
     # the legs as three parallel arrays (entry ordinal, account, amount): cheaper to build and
@@ -423,18 +441,33 @@ def _pg_write(connection: Connection, deltas: Mapping[int, int], entries: Sequen
     return WriteResult([] if refused else [int(i) for i in entry_ids], refused)
 
 
-def _sqlite_insert(connection: Connection, entries: Sequence[NewEntry], ids: list[int],
-                   now: str) -> None:
-    connection.execute(_SQLITE_INSERT_ENTRY, [
-        {"id": i, "kind": e.kind, "description": e.description, "key": e.idempotency_key,
-         "hash": e.request_hash, "reverses": e.reverses_id,
-         "reference": _reference_json(e.reference), "created_at": now}
-        for i, e in zip(ids, entries, strict=True)
-    ])
-    connection.execute(_SQLITE_INSERT_POSTING, [
-        {"entry": i, "account": a, "amount": x, "created_at": now}
-        for i, e in zip(ids, entries, strict=True) for a, x in e.legs
-    ])
+def _sqlite_insert(
+    connection: Connection, entries: Sequence[NewEntry], ids: list[int], now: str
+) -> None:
+    connection.execute(
+        _SQLITE_INSERT_ENTRY,
+        [
+            {
+                "id": i,
+                "kind": e.kind,
+                "description": e.description,
+                "key": e.idempotency_key,
+                "hash": e.request_hash,
+                "reverses": e.reverses_id,
+                "reference": _reference_json(e.reference),
+                "created_at": now,
+            }
+            for i, e in zip(ids, entries, strict=True)
+        ],
+    )
+    connection.execute(
+        _SQLITE_INSERT_POSTING,
+        [
+            {"entry": i, "account": a, "amount": x, "created_at": now}
+            for i, e in zip(ids, entries, strict=True)
+            for a, x in e.legs
+        ],
+    )
 
 
 def entries_by_keys(session: Session, keys: Sequence[str]) -> dict[str, JournalEntry]:
@@ -470,9 +503,10 @@ def reversal_of(session: Session, entry_id: int) -> JournalEntry | None:
 
 def lock_hold(session: Session, hold_id: int) -> Hold | None:
     return session.scalars(
-        select(Hold).where(Hold.id == hold_id).with_for_update().execution_options(
-            populate_existing=True
-        )
+        select(Hold)
+        .where(Hold.id == hold_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).one_or_none()
 
 
@@ -584,8 +618,10 @@ def balance_mismatches(session: Session) -> list[tuple[int, str, int, int]]:
 def pending_mismatches(session: Session) -> list[tuple[int, str, str, int, int]]:
     """(id, code, which, cached, recomputed) for pending_out / pending_in caches."""
     problems: list[tuple[int, str, str, int, int]] = []
-    for which, side in (("pending_out", Hold.source_account_id),
-                        ("pending_in", Hold.destination_account_id)):
+    for which, side in (
+        ("pending_out", Hold.source_account_id),
+        ("pending_in", Hold.destination_account_id),
+    ):
         held = (
             select(side.label("account_id"), func.sum(Hold.amount).label("held"))
             .where(Hold.status == HoldStatus.PENDING.value)

@@ -65,8 +65,9 @@ class EntrySpec:
 
     def fingerprint(self) -> str:
         legs = sorted((leg.account_id, leg.amount) for leg in self.legs)
-        return request_hash([self.kind.value, legs, self.description, self.reference,
-                             self.reverses_id])
+        return request_hash(
+            [self.kind.value, legs, self.description, self.reference, self.reverses_id]
+        )
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,13 @@ class LedgerService:
     ) -> PostedEntry:
         """Move ``amount`` yen from ``source`` to ``destination`` in one entry."""
         spec = transfer_spec(
-            kind=kind, source=source, destination=destination, amount=amount,
-            description=description, idempotency_key=idempotency_key, reference=reference,
+            kind=kind,
+            source=source,
+            destination=destination,
+            amount=amount,
+            description=description,
+            idempotency_key=idempotency_key,
+            reference=reference,
         )
         return self.post_entry(session, spec)
 
@@ -297,8 +303,13 @@ class LedgerService:
         for index, entry_id, spec in zip(indexes, entry_ids, specs, strict=True):
             out[index] = PostedEntry(entry_id, spec.kind.value, spec.legs, now)
 
-    def _write_rows(self, session: Session, deltas: dict[int, int],
-                    rows: list[repository.NewEntry], now: datetime) -> list[int]:
+    def _write_rows(
+        self,
+        session: Session,
+        deltas: dict[int, int],
+        rows: list[repository.NewEntry],
+        now: datetime,
+    ) -> list[int]:
         """Write, retrying once if releasing expired holds frees the refused accounts."""
         for attempt in (1, 2):
             try:
@@ -348,8 +359,9 @@ class LedgerService:
         if existing is not None and (
             idempotency_key is None or existing.idempotency_key != idempotency_key
         ):
-            raise AlreadyReversed("entry already reversed", entry_id=entry_id,
-                                  reversal_id=existing.id)
+            raise AlreadyReversed(
+                "entry already reversed", entry_id=entry_id, reversal_id=existing.id
+            )
         postings = repository.postings_of(session, [entry_id])[entry_id]
         spec = EntrySpec(
             kind=EntryKind.REVERSAL,
@@ -392,10 +404,18 @@ class LedgerService:
                 return replay
         self._reserve(session, source=source, destination=destination, amount=amount, now=now)
         hold = Hold(
-            source_account_id=source, destination_account_id=destination, amount=amount,
-            posted_amount=0, kind=kind.value, status=HoldStatus.PENDING.value,
-            idempotency_key=idempotency_key, request_hash=fingerprint, description=description,
-            reference=reference, created_at=now, expires_at=expires_at,
+            source_account_id=source,
+            destination_account_id=destination,
+            amount=amount,
+            posted_amount=0,
+            kind=kind.value,
+            status=HoldStatus.PENDING.value,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+            description=description,
+            reference=reference,
+            created_at=now,
+            expires_at=expires_at,
         )
         session.add(hold)
         try:
@@ -428,9 +448,13 @@ class LedgerService:
             raise InvalidAmount("cannot post more than was held", held=hold.amount, amount=amount)
         self._release(session, hold)
         posted = self.transfer(
-            session, kind=EntryKind(hold.kind), source=hold.source_account_id,
-            destination=hold.destination_account_id, amount=amount,
-            description=hold.description, reference=(hold.reference or {}) | {"hold": hold.id},
+            session,
+            kind=EntryKind(hold.kind),
+            source=hold.source_account_id,
+            destination=hold.destination_account_id,
+            amount=amount,
+            description=hold.description,
+            reference=(hold.reference or {}) | {"hold": hold.id},
         )
         hold.status = HoldStatus.POSTED.value
         hold.posted_amount = amount
@@ -513,8 +537,8 @@ class LedgerService:
     def verify(self, session: Session) -> VerificationReport:
         """Recompute every balance and check every invariant; report differences."""
         report = VerificationReport()
-        report.accounts, report.entries, report.postings, report.total_balance = (
-            repository.counts(session)
+        report.accounts, report.entries, report.postings, report.total_balance = repository.counts(
+            session
         )
         for account_id, code, cached, actual in repository.balance_mismatches(session):
             report.problems.append(
@@ -525,9 +549,7 @@ class LedgerService:
                 f"account {account_id} ({code}): {which} {cached} but pending holds sum to {actual}"
             )
         for entry_id, total, count in repository.unbalanced_entries(session):
-            report.problems.append(
-                f"entry {entry_id}: {count} postings summing to {total}"
-            )
+            report.problems.append(f"entry {entry_id}: {count} postings summing to {total}")
         for account_id, code, balance in repository.negative_restricted_accounts(session):
             report.problems.append(f"account {account_id} ({code}) is negative: {balance}")
         if report.total_balance != 0:

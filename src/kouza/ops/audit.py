@@ -63,9 +63,15 @@ class Record(Protocol):
 def canonical(record: Record) -> bytes:
     """The bytes a record's hash covers (besides the previous hash)."""
     at = record.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    body = {"id": record.id, "actor": record.actor, "action": record.action,
-            "subject": record.subject, "reason": record.reason, "details": record.details,
-            "created_at": at}
+    body = {
+        "id": record.id,
+        "actor": record.actor,
+        "action": record.action,
+        "subject": record.subject,
+        "reason": record.reason,
+        "details": record.details,
+        "created_at": at,
+    }
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -133,22 +139,43 @@ def verify(session: Session, *, anchors: dict[int, str] | None = None) -> Verifi
     missing = dict(anchors or {})
     for record in _in_order(session):
         if record.prev_hash != expected:
-            return Verification(checked, last_id, expected, Break(
-                record.id, "its previous hash does not match the record before it: a record "
-                           "was removed or records were reordered"))
+            return Verification(
+                checked,
+                last_id,
+                expected,
+                Break(
+                    record.id,
+                    "its previous hash does not match the record before it: a record "
+                    "was removed or records were reordered",
+                ),
+            )
         if chain_hash(record.prev_hash, record) != record.row_hash:
-            return Verification(checked, last_id, expected, Break(
-                record.id, "its contents do not match its hash: the record was changed"))
+            return Verification(
+                checked,
+                last_id,
+                expected,
+                Break(record.id, "its contents do not match its hash: the record was changed"),
+            )
         anchored = missing.pop(record.id, None)
         if anchored is not None and anchored != record.row_hash:
-            return Verification(checked, last_id, expected, Break(
-                record.id, "its hash differs from the anchor recorded for it: the chain was "
-                           "rewritten"))
+            return Verification(
+                checked,
+                last_id,
+                expected,
+                Break(
+                    record.id,
+                    "its hash differs from the anchor recorded for it: the chain was rewritten",
+                ),
+            )
         expected, checked, last_id = record.row_hash, checked + 1, record.id
     if missing:
         first = min(missing)
-        return Verification(checked, last_id, expected, Break(
-            first, "an anchored record is no longer in the chain: records were removed"))
+        return Verification(
+            checked,
+            last_id,
+            expected,
+            Break(first, "an anchored record is no longer in the chain: records were removed"),
+        )
     return Verification(checked, last_id, expected, None)
 
 

@@ -54,8 +54,9 @@ class AccountRef:
             if not pattern.fullmatch(getattr(self, name)):
                 raise InvalidOpsInput(f"{name} has the wrong format", field=name)
         zengin.branch(self.bank_code, self.branch)  # real codes only (422 otherwise)
-        return account_fingerprint(secret, bank=self.bank_code, branch=self.branch,
-                                   number=self.account_number)
+        return account_fingerprint(
+            secret, bank=self.bank_code, branch=self.branch, number=self.account_number
+        )
 
 
 @dataclass(frozen=True)
@@ -113,40 +114,74 @@ class AccountLookup:
 class CallCentre:
     """Enquiries, lookups and spend traces."""
 
-    def take_enquiry(self, session: Session, *, caller_name: str, caller_contact: str,
-                     account: AccountRef | None, notes: str, actor: str,
-                     open_case: bool = False) -> tuple[Enquiry, AccountLookup | None]:
+    def take_enquiry(
+        self,
+        session: Session,
+        *,
+        caller_name: str,
+        caller_contact: str,
+        account: AccountRef | None,
+        notes: str,
+        actor: str,
+        open_case: bool = False,
+    ) -> tuple[Enquiry, AccountLookup | None]:
         """Record an enquiry (and open a case on the linked wallet if asked); audited."""
         if not caller_name.strip() or not notes.strip():
             raise InvalidOpsInput("an enquiry needs the caller's name and what they said")
         fingerprint = account.fingerprint(runtime_of(session).secret) if account else None
-        lookup = self._lookup(session, account.bank_code, fingerprint) if account and \
-            fingerprint else None
+        lookup = (
+            self._lookup(session, account.bank_code, fingerprint)
+            if account and fingerprint
+            else None
+        )
         wallet_id = uuid.UUID(lookup.links[0].wallet_id) if lookup and lookup.links else None
-        enquiry = Enquiry(caller_name=caller_name.strip()[:200],
-                          caller_contact=caller_contact.strip()[:200],
-                          bank_code=account.bank_code if account else None,
-                          account_fingerprint=fingerprint, wallet_id=wallet_id,
-                          notes=notes.strip()[:2000], actor=actor[:120],
-                          created_at=runtime_of(session).now())
+        enquiry = Enquiry(
+            caller_name=caller_name.strip()[:200],
+            caller_contact=caller_contact.strip()[:200],
+            bank_code=account.bank_code if account else None,
+            account_fingerprint=fingerprint,
+            wallet_id=wallet_id,
+            notes=notes.strip()[:2000],
+            actor=actor[:120],
+            created_at=runtime_of(session).now(),
+        )
         session.add(enquiry)
         session.flush()
         if open_case and wallet_id is not None:
-            case = cases.open(session, wallet_id=wallet_id, source=f"enquiry:{enquiry.id}",
-                              summary=f"call-centre enquiry: {notes.strip()}"[:500], actor=actor)
+            case = cases.open(
+                session,
+                wallet_id=wallet_id,
+                source=f"enquiry:{enquiry.id}",
+                summary=f"call-centre enquiry: {notes.strip()}"[:500],
+                actor=actor,
+            )
             enquiry.case_id = case.id
             session.flush()
-        ops.audit(session, actor=actor, action="enquiry.take", subject=str(enquiry.id),
-                  reason="call-centre enquiry",
-                  details={"bank": enquiry.bank_code, "wallet": str(wallet_id or ""),
-                           "case": str(enquiry.case_id or "")})
+        ops.audit(
+            session,
+            actor=actor,
+            action="enquiry.take",
+            subject=str(enquiry.id),
+            reason="call-centre enquiry",
+            details={
+                "bank": enquiry.bank_code,
+                "wallet": str(wallet_id or ""),
+                "case": str(enquiry.case_id or ""),
+            },
+        )
         return enquiry, lookup
 
     def lookup(self, session: Session, account: AccountRef, *, actor: str) -> AccountLookup:
         """Whether and which wallet the account is linked to, and what it did; audited."""
         fingerprint = account.fingerprint(runtime_of(session).secret)
-        ops.audit(session, actor=actor, action="callcentre.lookup", subject=fingerprint[:16],
-                  reason="call-centre account lookup", details={"bank": account.bank_code})
+        ops.audit(
+            session,
+            actor=actor,
+            action="callcentre.lookup",
+            subject=fingerprint[:16],
+            reason="call-centre account lookup",
+            details={"bank": account.bank_code},
+        )
         return self._lookup(session, account.bank_code, fingerprint)
 
     def enquiries(self, session: Session, *, limit: int = 100) -> Sequence[Enquiry]:
@@ -157,51 +192,98 @@ class CallCentre:
     def spend_trace(self, session: Session, wallet_id: uuid.UUID) -> list[SpendLine]:
         """Every payment of the wallet, oldest first: merchant, category, time, amount."""
         rows = session.execute(
-            select(Payment, Merchant).join(Merchant, Merchant.id == Payment.merchant_id)
-            .where(Payment.wallet_id == wallet_id).order_by(Payment.created_at, Payment.id)
+            select(Payment, Merchant)
+            .join(Merchant, Merchant.id == Payment.merchant_id)
+            .where(Payment.wallet_id == wallet_id)
+            .order_by(Payment.created_at, Payment.id)
         ).all()
-        return [SpendLine(payment.created_at, str(payment.id), str(merchant.id), merchant.name,
-                          payment.category, payment.amount, payment.refunded_amount)
-                for payment, merchant in rows]
+        return [
+            SpendLine(
+                payment.created_at,
+                str(payment.id),
+                str(merchant.id),
+                merchant.name,
+                payment.category,
+                payment.amount,
+                payment.refunded_amount,
+            )
+            for payment, merchant in rows
+        ]
 
     def _lookup(self, session: Session, bank_code: str, fingerprint: str) -> AccountLookup:
         links = session.scalars(
-            select(BankLink).where(BankLink.account_fingerprint == fingerprint)
+            select(BankLink)
+            .where(BankLink.account_fingerprint == fingerprint)
             .order_by(BankLink.created_at.desc())
         ).all()
-        return AccountLookup(bank_code, bool(links), [self._view(session, link) for link in links],
-                             bank_name=zengin.bank_name(bank_code))
+        return AccountLookup(
+            bank_code,
+            bool(links),
+            [self._view(session, link) for link in links],
+            bank_name=zengin.bank_name(bank_code),
+        )
 
     def _view(self, session: Session, link: BankLink) -> LinkView:
         wallet = session.get_one(Wallet, link.wallet_id)
-        view = LinkView(str(link.id), str(wallet.id), wallet.status, wallet.created_at,
-                        link.bank_code, link.account_last3, link.status, link.status_reason,
-                        link.created_at, link.status_changed_at)
+        view = LinkView(
+            str(link.id),
+            str(wallet.id),
+            wallet.status,
+            wallet.created_at,
+            link.bank_code,
+            link.account_last3,
+            link.status,
+            link.status_reason,
+            link.created_at,
+            link.status_changed_at,
+        )
         for movement in session.scalars(
-                select(BankMovement).where(BankMovement.wallet_id == wallet.id)
-                .order_by(BankMovement.created_at)):
+            select(BankMovement)
+            .where(BankMovement.wallet_id == wallet.id)
+            .order_by(BankMovement.created_at)
+        ):
             if movement.status != "posted":
                 continue
             if movement.direction == MovementDirection.CREDIT.value:
                 view.withdrawn += movement.amount
             elif movement.link_id == link.id:
                 view.topped_up += movement.amount
-                view.topups.append({"at": movement.created_at, "amount": movement.amount,
-                                    "movement_id": str(movement.id)})
+                view.topups.append(
+                    {
+                        "at": movement.created_at,
+                        "amount": movement.amount,
+                        "movement_id": str(movement.id),
+                    }
+                )
         view.spend = self.spend_trace(session, wallet.id)
         view.spent = sum(line.amount - line.refunded for line in view.spend)
-        view.transferred_out = sum(session.scalars(
-            select(Transfer.amount).where(Transfer.source_wallet_id == wallet.id)))
-        view.locks = [{"locked_at": lock.locked_at, "by": lock.actor, "reason": lock.reason,
-                       "unlocked_at": lock.unlocked_at}
-                      for lock in session.scalars(select(WalletLock).where(
-                          WalletLock.wallet_id == wallet.id).order_by(WalletLock.locked_at))]
-        view.cases = [{"case_id": str(case.id), "status": case.status, "opened_at":
-                       case.created_at}
-                      for case in session.scalars(select(Case).where(
-                          Case.wallet_id == wallet.id).order_by(Case.created_at))]
-        view.bank_notices = len(session.scalars(select(BankLockNotice.id).where(
-            BankLockNotice.link_id == link.id)).all())
+        view.transferred_out = sum(
+            session.scalars(select(Transfer.amount).where(Transfer.source_wallet_id == wallet.id))
+        )
+        view.locks = [
+            {
+                "locked_at": lock.locked_at,
+                "by": lock.actor,
+                "reason": lock.reason,
+                "unlocked_at": lock.unlocked_at,
+            }
+            for lock in session.scalars(
+                select(WalletLock)
+                .where(WalletLock.wallet_id == wallet.id)
+                .order_by(WalletLock.locked_at)
+            )
+        ]
+        view.cases = [
+            {"case_id": str(case.id), "status": case.status, "opened_at": case.created_at}
+            for case in session.scalars(
+                select(Case).where(Case.wallet_id == wallet.id).order_by(Case.created_at)
+            )
+        ]
+        view.bank_notices = len(
+            session.scalars(
+                select(BankLockNotice.id).where(BankLockNotice.link_id == link.id)
+            ).all()
+        )
         return view
 
 
@@ -209,11 +291,29 @@ def spend_csv(lines: Sequence[SpendLine]) -> str:
     """The spend trace as CSV (UTC ISO times, integer yen)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["time_utc", "payment_id", "merchant_id", "merchant", "category",
-                     "amount_yen", "refunded_yen"])
+    writer.writerow(
+        [
+            "time_utc",
+            "payment_id",
+            "merchant_id",
+            "merchant",
+            "category",
+            "amount_yen",
+            "refunded_yen",
+        ]
+    )
     for line in lines:
-        writer.writerow([line.at.isoformat(), line.payment_id, line.merchant_id, line.merchant,
-                         line.category, line.amount, line.refunded])
+        writer.writerow(
+            [
+                line.at.isoformat(),
+                line.payment_id,
+                line.merchant_id,
+                line.merchant,
+                line.category,
+                line.amount,
+                line.refunded,
+            ]
+        )
     return out.getvalue()
 
 

@@ -33,25 +33,46 @@ _OPEN = (CaseStatus.OPEN.value, CaseStatus.INVESTIGATING.value)
 class CaseService:
     """Open, move and read cases."""
 
-    def open(self, session: Session, *, wallet_id: uuid.UUID, source: str, summary: str,
-             actor: str, details: dict[str, Any] | None = None) -> Case:
+    def open(
+        self,
+        session: Session,
+        *,
+        wallet_id: uuid.UUID,
+        source: str,
+        summary: str,
+        actor: str,
+        details: dict[str, Any] | None = None,
+    ) -> Case:
         """Open a case (or return the wallet's case that is still open)."""
         existing = self.open_case_of(session, wallet_id)
         if existing is not None:
             self._note(session, existing, actor, "alert", summary, details)
             return existing
         now = runtime_of(session).now()
-        case = Case(wallet_id=wallet_id, status=CaseStatus.OPEN.value, source=source[:120],
-                    summary=summary[:500], created_at=now, updated_at=now)
+        case = Case(
+            wallet_id=wallet_id,
+            status=CaseStatus.OPEN.value,
+            source=source[:120],
+            summary=summary[:500],
+            created_at=now,
+            updated_at=now,
+        )
         session.add(case)
         session.flush()
         self._note(session, case, actor, "open", summary, details)
-        ops.audit(session, actor=actor, action="case.open", subject=str(case.id),
-                  reason=summary, details={"wallet": str(wallet_id), "source": source})
+        ops.audit(
+            session,
+            actor=actor,
+            action="case.open",
+            subject=str(case.id),
+            reason=summary,
+            details={"wallet": str(wallet_id), "source": source},
+        )
         return case
 
-    def move(self, session: Session, *, case_id: uuid.UUID, to: CaseStatus, actor: str,
-             note: str) -> Case:
+    def move(
+        self, session: Session, *, case_id: uuid.UUID, to: CaseStatus, actor: str, note: str
+    ) -> Case:
         """Change a case's status; the same status again is a no-op (idempotent)."""
         case = lock_row(session, Case, case_id)
         if case is None:
@@ -60,13 +81,13 @@ class CaseService:
         if current is to:
             return case
         if to not in _NEXT[current]:
-            raise InvalidCaseTransition(f"a case that is {current.value} cannot become "
-                                        f"{to.value}")
+            raise InvalidCaseTransition(f"a case that is {current.value} cannot become {to.value}")
         case.status = to.value
         case.updated_at = runtime_of(session).now()
         self._note(session, case, actor, to.value, note, None)
-        ops.audit(session, actor=actor, action=f"case.{to.value}", subject=str(case.id),
-                  reason=note)
+        ops.audit(
+            session, actor=actor, action=f"case.{to.value}", subject=str(case.id), reason=note
+        )
         return case
 
     def get(self, session: Session, case_id: uuid.UUID) -> Case:
@@ -85,17 +106,33 @@ class CaseService:
             select(CaseNote).where(CaseNote.case_id == case_id).order_by(CaseNote.id)
         ).all()
 
-    def list(self, session: Session, *, status: CaseStatus | None = None,
-             limit: int = 100) -> Sequence[Case]:
+    def list(
+        self, session: Session, *, status: CaseStatus | None = None, limit: int = 100
+    ) -> Sequence[Case]:
         statement = select(Case).order_by(Case.created_at.desc()).limit(limit)
         if status is not None:
             statement = statement.where(Case.status == status.value)
         return session.scalars(statement).all()
 
-    def _note(self, session: Session, case: Case, actor: str, action: str, note: str,
-              details: dict[str, Any] | None) -> None:
-        session.add(CaseNote(case_id=case.id, actor=actor, action=action, note=note[:2000],
-                             details=details, created_at=runtime_of(session).now()))
+    def _note(
+        self,
+        session: Session,
+        case: Case,
+        actor: str,
+        action: str,
+        note: str,
+        details: dict[str, Any] | None,
+    ) -> None:
+        session.add(
+            CaseNote(
+                case_id=case.id,
+                actor=actor,
+                action=action,
+                note=note[:2000],
+                details=details,
+                created_at=runtime_of(session).now(),
+            )
+        )
         session.flush()
 
 

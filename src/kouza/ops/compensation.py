@@ -139,13 +139,28 @@ class CompensationService:
             if debited <= 0:
                 continue
             link = session.get_one(BankLink, link_id)
-            victims.append(Victim(link.id, link.bank_code, link.account_fingerprint,
-                                  link.account_last3, debited,
-                                  by_direction.get(MovementDirection.CREDIT.value, 0)))
+            victims.append(
+                Victim(
+                    link.id,
+                    link.bank_code,
+                    link.account_fingerprint,
+                    link.account_last3,
+                    debited,
+                    by_direction.get(MovementDirection.CREDIT.value, 0),
+                )
+            )
         return sorted(victims, key=lambda victim: (victim.bank_code, str(victim.link_id)))
 
-    def add_cost(self, session: Session, *, case_id: uuid.UUID, link_id: uuid.UUID,
-                 amount: int, description: str, actor: str) -> VictimCost:
+    def add_cost(
+        self,
+        session: Session,
+        *,
+        case_id: uuid.UUID,
+        link_id: uuid.UUID,
+        amount: int,
+        description: str,
+        actor: str,
+    ) -> VictimCost:
         """Record a cost a victim incurred (paid by the next compensation run); audited."""
         case = _case(session, case_id)
         if type(amount) is not int or not 0 < amount <= 10_000_000:
@@ -153,16 +168,28 @@ class CompensationService:
         if not description.strip():
             raise InvalidOpsInput("describe the cost (what the victim paid and why)")
         if link_id not in {victim.link_id for victim in self.victims(session, case.wallet_id)}:
-            raise UnknownVictimAccount("this link is not an account the case's wallet took "
-                                       "money from", link_id=str(link_id))
-        cost = VictimCost(case_id=case.id, link_id=link_id, amount=amount,
-                          description=description.strip()[:500], actor=actor[:120],
-                          created_at=runtime_of(session).now())
+            raise UnknownVictimAccount(
+                "this link is not an account the case's wallet took money from",
+                link_id=str(link_id),
+            )
+        cost = VictimCost(
+            case_id=case.id,
+            link_id=link_id,
+            amount=amount,
+            description=description.strip()[:500],
+            actor=actor[:120],
+            created_at=runtime_of(session).now(),
+        )
         session.add(cost)
         session.flush()
-        ops.audit(session, actor=actor, action="compensation.cost", subject=str(case.id),
-                  reason=description, details={"cost": str(cost.id), "amount": amount,
-                                               "link": str(link_id)})
+        ops.audit(
+            session,
+            actor=actor,
+            action="compensation.cost",
+            subject=str(case.id),
+            reason=description,
+            details={"cost": str(cost.id), "amount": amount, "link": str(link_id)},
+        )
         return cost
 
     def costs(self, session: Session, case_id: uuid.UUID) -> Sequence[VictimCost]:
@@ -170,8 +197,9 @@ class CompensationService:
             select(VictimCost).where(VictimCost.case_id == case_id).order_by(VictimCost.created_at)
         ).all()
 
-    def compensate(self, runtime: Runtime, *, case_id: uuid.UUID, actor: str,
-                   reason: str) -> CompensationReport:
+    def compensate(
+        self, runtime: Runtime, *, case_id: uuid.UUID, actor: str, reason: str
+    ) -> CompensationReport:
         """Plan (committed), call the bank for each open payment, settle, complete; idempotent."""
         with runtime.db.unit_of_work() as session:
             compensation_id, calls = self._plan(session, case_id, actor, reason)
@@ -183,103 +211,175 @@ class CompensationService:
 
     # --- step 1: plan ----------------------------------------------------------------------
 
-    def _plan(self, session: Session, case_id: uuid.UUID, actor: str,
-              reason: str) -> tuple[uuid.UUID, list[Call]]:
+    def _plan(
+        self, session: Session, case_id: uuid.UUID, actor: str, reason: str
+    ) -> tuple[uuid.UUID, list[Call]]:
         case = lock_row(session, Case, case_id)
         if case is None:
             raise UnknownCase("no such case", case_id=str(case_id))
         if case.status != CaseStatus.CONFIRMED_FRAUD.value:
-            raise CaseNotConfirmed(f"only a confirmed-fraud case is compensated; this one is "
-                                   f"{case.status}", case_id=str(case.id))
+            raise CaseNotConfirmed(
+                f"only a confirmed-fraud case is compensated; this one is {case.status}",
+                case_id=str(case.id),
+            )
         compensation = self.of_case(session, case.id)
         if compensation is None:
             compensation = self._start(session, case, actor, reason)
         calls = []
         for victim in self.victims(session, case.wallet_id):
             if victim.owed > 0:
-                calls += self._slot(session, compensation, f"refund:{victim.link_id}",
-                                    PaymentPurpose.REFUND, victim.link_id, victim.owed)
+                calls += self._slot(
+                    session,
+                    compensation,
+                    f"refund:{victim.link_id}",
+                    PaymentPurpose.REFUND,
+                    victim.link_id,
+                    victim.owed,
+                )
         for cost in self.costs(session, case.id):
-            calls += self._slot(session, compensation, f"cost:{cost.id}", PaymentPurpose.COST,
-                                cost.link_id, cost.amount)
+            calls += self._slot(
+                session,
+                compensation,
+                f"cost:{cost.id}",
+                PaymentPurpose.COST,
+                cost.link_id,
+                cost.amount,
+            )
         return compensation.id, calls
 
     def _start(self, session: Session, case: Case, actor: str, reason: str) -> Compensation:
         wallet = lock_row(session, Wallet, case.wallet_id)
         assert wallet is not None
         if wallet.status != WalletStatus.LOCKED.value:
-            raise WalletNotLocked("lock the wallet before compensating (its balance is clawed "
-                                  "back)", wallet_id=str(wallet.id))
+            raise WalletNotLocked(
+                "lock the wallet before compensating (its balance is clawed back)",
+                wallet_id=str(wallet.id),
+            )
         unresolved = session.scalar(
-            select(func.count()).select_from(BankMovement).where(
-                BankMovement.wallet_id == wallet.id, BankMovement.status.in_(UNRESOLVED))
+            select(func.count())
+            .select_from(BankMovement)
+            .where(BankMovement.wallet_id == wallet.id, BankMovement.status.in_(UNRESOLVED))
         )
         if unresolved:
-            raise MovementsUnresolved("the wallet has bank movements the bank has not settled: "
-                                      "run `kouza banks reconcile` first", count=unresolved)
+            raise MovementsUnresolved(
+                "the wallet has bank movements the bank has not settled: "
+                "run `kouza banks reconcile` first",
+                count=unresolved,
+            )
         now = runtime_of(session).now()
-        compensation = Compensation(case_id=case.id, wallet_id=wallet.id,
-                                    status=CompensationStatus.RUNNING.value, clawed_back=0,
-                                    actor=actor[:120], reason=reason[:500], created_at=now)
+        compensation = Compensation(
+            case_id=case.id,
+            wallet_id=wallet.id,
+            status=CompensationStatus.RUNNING.value,
+            clawed_back=0,
+            actor=actor[:120],
+            reason=reason[:500],
+            created_at=now,
+        )
         session.add(compensation)
         session.flush()
         available = ledger.balance(session, wallet.ledger_account_id).available
         if available > 0:
             entry = ledger.transfer(
-                session, kind=EntryKind.CLAWBACK, source=wallet.ledger_account_id,
+                session,
+                kind=EntryKind.CLAWBACK,
+                source=wallet.ledger_account_id,
                 destination=ledger.system_account(session, AccountKind.FRAUD_SUSPENSE),
-                amount=available, description=f"clawback of case {case.id}",
+                amount=available,
+                description=f"clawback of case {case.id}",
                 idempotency_key=f"clawback:{case.id}",
                 reference={"case": str(case.id), "compensation": str(compensation.id)},
             )
             compensation.clawed_back, compensation.clawback_entry_id = available, entry.id
-        ops.audit(session, actor=actor, action="compensation.start", subject=str(case.id),
-                  reason=reason, details={"compensation": str(compensation.id),
-                                          "clawed_back": compensation.clawed_back})
+        ops.audit(
+            session,
+            actor=actor,
+            action="compensation.start",
+            subject=str(case.id),
+            reason=reason,
+            details={"compensation": str(compensation.id), "clawed_back": compensation.clawed_back},
+        )
         session.flush()
         return compensation
 
-    def _slot(self, session: Session, compensation: Compensation, slot: str,
-              purpose: PaymentPurpose, link_id: uuid.UUID, amount: int) -> list[Call]:
+    def _slot(
+        self,
+        session: Session,
+        compensation: Compensation,
+        slot: str,
+        purpose: PaymentPurpose,
+        link_id: uuid.UUID,
+        amount: int,
+    ) -> list[Call]:
         """The call still needed for ``slot`` (a new attempt if the last was refused)."""
         latest = session.scalars(
             select(CompensationPayment)
-            .where(CompensationPayment.compensation_id == compensation.id,
-                   CompensationPayment.slot == slot)
+            .where(
+                CompensationPayment.compensation_id == compensation.id,
+                CompensationPayment.slot == slot,
+            )
             .order_by(CompensationPayment.attempt.desc())
         ).first()
         if latest is not None and latest.status == POSTED:
             return []
         if latest is None or latest.status == VOIDED:
-            latest = self._new_payment(session, compensation, slot, purpose, link_id, amount,
-                                       attempt=1 if latest is None else latest.attempt + 1)
+            latest = self._new_payment(
+                session,
+                compensation,
+                slot,
+                purpose,
+                link_id,
+                amount,
+                attempt=1 if latest is None else latest.attempt + 1,
+            )
         compensation.status = CompensationStatus.RUNNING.value
         link = session.get_one(BankLink, latest.link_id)
         return [Call(latest.id, link.bank_link_id, latest.amount, latest.bank_key)]
 
-    def _new_payment(self, session: Session, compensation: Compensation, slot: str,
-                     purpose: PaymentPurpose, link_id: uuid.UUID, amount: int, *,
-                     attempt: int) -> CompensationPayment:
+    def _new_payment(
+        self,
+        session: Session,
+        compensation: Compensation,
+        slot: str,
+        purpose: PaymentPurpose,
+        link_id: uuid.UUID,
+        amount: int,
+        *,
+        attempt: int,
+    ) -> CompensationPayment:
         runtime = runtime_of(session)
         link = session.get_one(BankLink, link_id)
         payment_id = uuid.uuid4()
         hold = ledger.create_hold(
-            session, kind=EntryKind.COMPENSATION,
+            session,
+            kind=EntryKind.COMPENSATION,
             source=ledger.system_account(session, AccountKind.COMPENSATION_EXPENSE),
             destination=ledger.system_account(session, AccountKind.BANK_CLEARING, link.bank_code),
             amount=amount,
             expires_at=runtime.now() + timedelta(days=runtime.settings.compensation_hold_days),
             description=f"compensation ({purpose.value}) to bank {link.bank_code} account "
-                        f"***{link.account_last3}",
+            f"***{link.account_last3}",
             idempotency_key=f"compensation-payment:{payment_id}",
-            reference={"compensation": str(compensation.id), "case": str(compensation.case_id),
-                       "payment": str(payment_id), "bank_link": str(link.id)},
+            reference={
+                "compensation": str(compensation.id),
+                "case": str(compensation.case_id),
+                "payment": str(payment_id),
+                "bank_link": str(link.id),
+            },
         )
         payment = CompensationPayment(
-            id=payment_id, compensation_id=compensation.id, purpose=purpose.value, slot=slot,
-            attempt=attempt, link_id=link.id, bank_code=link.bank_code, amount=amount,
-            bank_key=f"kouza-comp-{payment_id}", hold_id=hold.id,
-            status=MovementStatus.PENDING.value, created_at=runtime.now(),
+            id=payment_id,
+            compensation_id=compensation.id,
+            purpose=purpose.value,
+            slot=slot,
+            attempt=attempt,
+            link_id=link.id,
+            bank_code=link.bank_code,
+            amount=amount,
+            bank_key=f"kouza-comp-{payment_id}",
+            hold_id=hold.id,
+            status=MovementStatus.PENDING.value,
+            created_at=runtime.now(),
         )
         session.add(payment)
         session.flush()
@@ -290,8 +390,11 @@ class CompensationService:
     def _call_and_settle(self, runtime: Runtime, call: Call) -> None:
         try:
             transfer = bank_client_of(runtime).refund(
-                call.bank_link_id, amount=call.amount, idempotency_key=call.bank_key,
-                description=PASSBOOK_TEXT)
+                call.bank_link_id,
+                amount=call.amount,
+                idempotency_key=call.bank_key,
+                description=PASSBOOK_TEXT,
+            )
         except BankRefused as refusal:
             code = str(refusal.details.get("bank_error") or refusal.code)
             with runtime.db.unit_of_work() as session:
@@ -309,8 +412,9 @@ class CompensationService:
         with runtime.db.unit_of_work() as session:
             self._settle(session, call.payment_id, transfer, "")
 
-    def _settle(self, session: Session, payment_id: uuid.UUID, transfer: BankTransfer | None,
-                failure: str) -> None:
+    def _settle(
+        self, session: Session, payment_id: uuid.UUID, transfer: BankTransfer | None, failure: str
+    ) -> None:
         payment = lock_row(session, CompensationPayment, payment_id)
         assert payment is not None, "a payment is settled only after it was planned"
         if payment.status not in UNRESOLVED:
@@ -331,28 +435,37 @@ class CompensationService:
         assert compensation is not None
         latest = self._latest_payments(session, compensation.id)
         if compensation.status == CompensationStatus.COMPLETED.value or any(
-                payment.status != POSTED for payment in latest):
+            payment.status != POSTED for payment in latest
+        ):
             return
         if compensation.clawed_back > 0 and compensation.offset_entry_id is None:
             entry = ledger.transfer(
-                session, kind=EntryKind.CLAWBACK,
+                session,
+                kind=EntryKind.CLAWBACK,
                 source=ledger.system_account(session, AccountKind.FRAUD_SUSPENSE),
                 destination=ledger.system_account(session, AccountKind.COMPENSATION_EXPENSE),
                 amount=compensation.clawed_back,
                 description=f"recovered funds offset the compensation of case "
-                            f"{compensation.case_id}",
+                f"{compensation.case_id}",
                 idempotency_key=f"clawback-offset:{compensation.id}",
-                reference={"case": str(compensation.case_id),
-                           "compensation": str(compensation.id)},
+                reference={"case": str(compensation.case_id), "compensation": str(compensation.id)},
             )
             compensation.offset_entry_id = entry.id
         compensation.status = CompensationStatus.COMPLETED.value
         compensation.completed_at = runtime_of(session).now()
         paid = sum(payment.amount for payment in latest)
-        ops.audit(session, actor=actor, action="compensation.complete",
-                  subject=str(compensation.case_id), reason="every payment confirmed by the bank",
-                  details={"compensation": str(compensation.id), "paid": paid,
-                           "clawed_back": compensation.clawed_back})
+        ops.audit(
+            session,
+            actor=actor,
+            action="compensation.complete",
+            subject=str(compensation.case_id),
+            reason="every payment confirmed by the bank",
+            details={
+                "compensation": str(compensation.id),
+                "paid": paid,
+                "clawed_back": compensation.clawed_back,
+            },
+        )
         session.flush()
 
     # --- reading ---------------------------------------------------------------------------
@@ -362,8 +475,9 @@ class CompensationService:
             select(Compensation).where(Compensation.case_id == case_id)
         ).one_or_none()
 
-    def _latest_payments(self, session: Session,
-                         compensation_id: uuid.UUID) -> list[CompensationPayment]:
+    def _latest_payments(
+        self, session: Session, compensation_id: uuid.UUID
+    ) -> list[CompensationPayment]:
         payments = session.scalars(
             select(CompensationPayment)
             .where(CompensationPayment.compensation_id == compensation_id)
@@ -376,9 +490,13 @@ class CompensationService:
         compensation = self.of_case(session, _case(session, case_id).id)
         if compensation is None:
             raise UnknownCase("this case has no compensation yet", case_id=str(case_id))
-        report = CompensationReport(compensation.id, compensation.case_id,
-                                    compensation.wallet_id, compensation.status,
-                                    compensation.clawed_back)
+        report = CompensationReport(
+            compensation.id,
+            compensation.case_id,
+            compensation.wallet_id,
+            compensation.status,
+            compensation.clawed_back,
+        )
         for payment in self._latest_payments(session, compensation.id):
             if payment.status == POSTED:
                 if payment.purpose == PaymentPurpose.REFUND.value:
@@ -387,12 +505,19 @@ class CompensationService:
                     report.costs_paid += payment.amount
             else:
                 report.outstanding += payment.amount
-            report.payments.append({
-                "id": str(payment.id), "purpose": payment.purpose, "bank_code": payment.bank_code,
-                "link_id": str(payment.link_id), "amount": payment.amount,
-                "status": payment.status, "attempt": payment.attempt,
-                "failure": payment.failure, "resolved_at": _iso(payment.resolved_at),
-            })
+            report.payments.append(
+                {
+                    "id": str(payment.id),
+                    "purpose": payment.purpose,
+                    "bank_code": payment.bank_code,
+                    "link_id": str(payment.link_id),
+                    "amount": payment.amount,
+                    "status": payment.status,
+                    "attempt": payment.attempt,
+                    "failure": payment.failure,
+                    "resolved_at": _iso(payment.resolved_at),
+                }
+            )
         return report
 
 

@@ -14,8 +14,11 @@ from kouza.ops.errors import InvalidOperatorToken
 from kouza.ops.models import Operator, OperatorRole
 from kouza.ops.service import ops
 
-_bearer = HTTPBearer(auto_error=False, scheme_name="OperatorToken",
-                     description="Operator token from `kouza operators create`")
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="OperatorToken",
+    description="Operator token from `kouza operators create`",
+)
 
 
 OPERATOR_CACHE_SECONDS = 5.0

@@ -28,23 +28,26 @@ class LockService:
         """Freeze a wallet (suspected fraud) and tell the banks of its linked accounts."""
         from kouza.banks.linking.notices import notify_lock  # linking imports ops, not back
 
-        ops.audit(session, actor=actor, action="wallet.lock", subject=str(wallet_id),
-                  reason=reason)
+        ops.audit(session, actor=actor, action="wallet.lock", subject=str(wallet_id), reason=reason)
         wallet = wallets.set_status(session, wallet_id=wallet_id, status=WalletStatus.LOCKED)
         lock = self.open_lock(session, wallet_id)
         if lock is None:
-            lock = WalletLock(wallet_id=wallet_id, actor=actor[:120], reason=reason[:500],
-                              locked_at=runtime_of(session).now())
+            lock = WalletLock(
+                wallet_id=wallet_id,
+                actor=actor[:120],
+                reason=reason[:500],
+                locked_at=runtime_of(session).now(),
+            )
             session.add(lock)
             session.flush()
             notify_lock(session, lock)
         return wallet
 
-    def unlock(self, session: Session, *, wallet_id: uuid.UUID, actor: str,
-               reason: str) -> Wallet:
+    def unlock(self, session: Session, *, wallet_id: uuid.UUID, actor: str, reason: str) -> Wallet:
         """Lift a lock."""
-        ops.audit(session, actor=actor, action="wallet.unlock", subject=str(wallet_id),
-                  reason=reason)
+        ops.audit(
+            session, actor=actor, action="wallet.unlock", subject=str(wallet_id), reason=reason
+        )
         wallet = wallets.set_status(session, wallet_id=wallet_id, status=WalletStatus.ACTIVE)
         lock = self.open_lock(session, wallet_id)
         if lock is not None:
@@ -56,8 +59,9 @@ class LockService:
     def open_lock(self, session: Session, wallet_id: uuid.UUID) -> WalletLock | None:
         """The wallet's lock that is still in force, if any."""
         return session.scalars(
-            select(WalletLock).where(WalletLock.wallet_id == wallet_id,
-                                     WalletLock.unlocked_at.is_(None))
+            select(WalletLock).where(
+                WalletLock.wallet_id == wallet_id, WalletLock.unlocked_at.is_(None)
+            )
         ).one_or_none()
 
 

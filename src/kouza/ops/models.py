@@ -54,8 +54,10 @@ class AuditEvent(Base):
     """One operator action, a link of a hash chain (:mod:`kouza.ops.audit`)."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_created_at", "created_at"),
-                      UniqueConstraint("prev_hash"))
+    __table_args__ = (
+        Index("ix_audit_events_created_at", "created_at"),
+        UniqueConstraint("prev_hash"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     actor: Mapped[str] = mapped_column(String(120))
@@ -164,8 +166,11 @@ class WalletLock(Base):
     __tablename__ = "wallet_locks"
     __table_args__ = (
         Index(
-            "uq_wallet_locks_open", "wallet_id", unique=True,
-            sqlite_where=text("unlocked_at IS NULL"), postgresql_where=text("unlocked_at IS NULL"),
+            "uq_wallet_locks_open",
+            "wallet_id",
+            unique=True,
+            sqlite_where=text("unlocked_at IS NULL"),
+            postgresql_where=text("unlocked_at IS NULL"),
         ),
     )
 

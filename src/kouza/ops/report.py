@@ -84,12 +84,15 @@ def _bounds(period_from: date, period_to: date) -> tuple[datetime, datetime]:
         raise InvalidOpsInput("--to is before --from")
     if (period_to - period_from).days > 3660:
         raise InvalidOpsInput("a report covers at most ten years")
-    return (datetime.combine(period_from, time(0), JST).astimezone(UTC),
-            datetime.combine(period_to + timedelta(days=1), time(0), JST).astimezone(UTC))
+    return (
+        datetime.combine(period_from, time(0), JST).astimezone(UTC),
+        datetime.combine(period_to + timedelta(days=1), time(0), JST).astimezone(UTC),
+    )
 
 
-def build(session: Session, *, period_from: date, period_to: date, now: datetime,
-          operator: str) -> RegulatorReport:
+def build(
+    session: Session, *, period_from: date, period_to: date, now: datetime, operator: str
+) -> RegulatorReport:
     """The report for ``[period_from, period_to]``."""
     since, until = _bounds(period_from, period_to)
     report = RegulatorReport(period_from, period_to, now, operator)
@@ -97,9 +100,13 @@ def build(session: Session, *, period_from: date, period_to: date, now: datetime
     topups = session.execute(
         select(BankMovement, BankLink.account_fingerprint)
         .join(BankLink, BankLink.id == BankMovement.link_id)
-        .where(BankMovement.wallet_id.in_(confirmed), BankMovement.status == POSTED,
-               BankMovement.direction == MovementDirection.DEBIT.value,
-               BankMovement.created_at >= since, BankMovement.created_at < until)
+        .where(
+            BankMovement.wallet_id.in_(confirmed),
+            BankMovement.status == POSTED,
+            BankMovement.direction == MovementDirection.DEBIT.value,
+            BankMovement.created_at >= since,
+            BankMovement.created_at < until,
+        )
         .order_by(BankMovement.created_at)
     ).all()
     banks: dict[str, BankFigures] = {}
@@ -112,8 +119,11 @@ def build(session: Session, *, period_from: date, period_to: date, now: datetime
     paid = session.execute(
         select(CompensationPayment, BankLink.account_fingerprint)
         .join(BankLink, BankLink.id == CompensationPayment.link_id)
-        .where(CompensationPayment.status == POSTED,
-               CompensationPayment.resolved_at >= since, CompensationPayment.resolved_at < until)
+        .where(
+            CompensationPayment.status == POSTED,
+            CompensationPayment.resolved_at >= since,
+            CompensationPayment.resolved_at < until,
+        )
         .order_by(CompensationPayment.resolved_at)
     ).all()
     compensated: dict[str, set[str]] = {}
@@ -139,88 +149,171 @@ def build(session: Session, *, period_from: date, period_to: date, now: datetime
     return report
 
 
-def _timeline(session: Session, topups: Sequence[Any], paid: Sequence[Any], since: datetime,
-              until: datetime) -> list[dict[str, Any]]:
+def _timeline(
+    session: Session, topups: Sequence[Any], paid: Sequence[Any], since: datetime, until: datetime
+) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     if topups:
         first = topups[0][0]
-        events.append(_event(first.created_at, "first unauthorised top-up",
-                             f"bank {first.bank_code}, ¥{first.amount:,}"))
+        events.append(
+            _event(
+                first.created_at,
+                "first unauthorised top-up",
+                f"bank {first.bank_code}, ¥{first.amount:,}",
+            )
+        )
     detected = session.scalar(
         select(func.min(Case.created_at)).where(
             Case.status == CaseStatus.CONFIRMED_FRAUD.value,
-            Case.created_at >= since, Case.created_at < until))
+            Case.created_at >= since,
+            Case.created_at < until,
+        )
+    )
     if detected is not None:
-        events.append(_event(detected, "first detection", "first case on a confirmed-fraud "
-                                                          "wallet opened"))
-    for lock in session.scalars(select(WalletLock).where(
-            WalletLock.locked_at >= since, WalletLock.locked_at < until)):
-        events.append(_event(lock.locked_at, "wallet locked",
-                             f"wallet {lock.wallet_id} by {lock.actor}: {lock.reason}"))
+        events.append(
+            _event(detected, "first detection", "first case on a confirmed-fraud wallet opened")
+        )
+    for lock in session.scalars(
+        select(WalletLock).where(WalletLock.locked_at >= since, WalletLock.locked_at < until)
+    ):
+        events.append(
+            _event(
+                lock.locked_at,
+                "wallet locked",
+                f"wallet {lock.wallet_id} by {lock.actor}: {lock.reason}",
+            )
+        )
     for audit in _audits(session, ("switch.on", "switch.off"), since, until):
-        events.append(_event(audit.created_at, audit.action.replace(".", " "),
-                             f"{audit.subject} by {audit.actor}: {audit.reason}"))
-    for note in session.scalars(select(CaseNote).where(
+        events.append(
+            _event(
+                audit.created_at,
+                audit.action.replace(".", " "),
+                f"{audit.subject} by {audit.actor}: {audit.reason}",
+            )
+        )
+    for note in session.scalars(
+        select(CaseNote).where(
             CaseNote.action == CaseStatus.CONFIRMED_FRAUD.value,
-            CaseNote.created_at >= since, CaseNote.created_at < until)):
-        events.append(_event(note.created_at, "fraud confirmed",
-                             f"case {note.case_id} by {note.actor}"))
+            CaseNote.created_at >= since,
+            CaseNote.created_at < until,
+        )
+    ):
+        events.append(
+            _event(note.created_at, "fraud confirmed", f"case {note.case_id} by {note.actor}")
+        )
     for payment, _fingerprint in paid:
         assert payment.resolved_at is not None
-        events.append(_event(payment.resolved_at, f"compensation {payment.purpose} paid",
-                             f"bank {payment.bank_code}, ¥{payment.amount:,}"))
+        events.append(
+            _event(
+                payment.resolved_at,
+                f"compensation {payment.purpose} paid",
+                f"bank {payment.bank_code}, ¥{payment.amount:,}",
+            )
+        )
     return sorted(events, key=lambda event: (event["at"], event["event"]))
 
 
-def _measures(session: Session, paid: Sequence[Any], since: datetime,
-              until: datetime) -> dict[str, Any]:
+def _measures(
+    session: Session, paid: Sequence[Any], since: datetime, until: datetime
+) -> dict[str, Any]:
     def count(model: Any, column: Any, *where: Any) -> int:
-        return int(session.scalar(select(func.count()).select_from(model).where(
-            column >= since, column < until, *where)) or 0)
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(model)
+                .where(column >= since, column < until, *where)
+            )
+            or 0
+        )
 
-    switches = [{"at": _jst(audit.created_at).isoformat(), "change": audit.action,
-                 "switch": audit.subject, "by": audit.actor, "reason": audit.reason}
-                for audit in _audits(session, ("switch.on", "switch.off"), since, until)]
-    campaigns = [{"at": _jst(campaign.started_at).isoformat(), "name": campaign.name,
-                  "reason": campaign.reason, "by": campaign.started_by}
-                 for campaign in session.scalars(select(ReverificationCampaign).where(
-                     ReverificationCampaign.started_at >= since,
-                     ReverificationCampaign.started_at < until)
-                     .order_by(ReverificationCampaign.started_at))]
-    clawed = int(session.scalar(select(func.coalesce(func.sum(Compensation.clawed_back), 0))
-                                .where(Compensation.created_at >= since,
-                                       Compensation.created_at < until)) or 0)
+    switches = [
+        {
+            "at": _jst(audit.created_at).isoformat(),
+            "change": audit.action,
+            "switch": audit.subject,
+            "by": audit.actor,
+            "reason": audit.reason,
+        }
+        for audit in _audits(session, ("switch.on", "switch.off"), since, until)
+    ]
+    campaigns = [
+        {
+            "at": _jst(campaign.started_at).isoformat(),
+            "name": campaign.name,
+            "reason": campaign.reason,
+            "by": campaign.started_by,
+        }
+        for campaign in session.scalars(
+            select(ReverificationCampaign)
+            .where(
+                ReverificationCampaign.started_at >= since,
+                ReverificationCampaign.started_at < until,
+            )
+            .order_by(ReverificationCampaign.started_at)
+        )
+    ]
+    clawed = int(
+        session.scalar(
+            select(func.coalesce(func.sum(Compensation.clawed_back), 0)).where(
+                Compensation.created_at >= since, Compensation.created_at < until
+            )
+        )
+        or 0
+    )
     refunded = sum(p.amount for p, _ in paid if p.purpose == PaymentPurpose.REFUND.value)
     costs = sum(p.amount for p, _ in paid if p.purpose == PaymentPurpose.COST.value)
     notices = count(BankLockNotice, BankLockNotice.created_at)
-    delivered = int(session.scalar(
-        select(func.count()).select_from(BankLockNotice)
-        .join(OutboxMessage, OutboxMessage.id == BankLockNotice.outbox_message_id)
-        .where(BankLockNotice.created_at >= since, BankLockNotice.created_at < until,
-               OutboxMessage.delivered_at.is_not(None))) or 0)
+    delivered = int(
+        session.scalar(
+            select(func.count())
+            .select_from(BankLockNotice)
+            .join(OutboxMessage, OutboxMessage.id == BankLockNotice.outbox_message_id)
+            .where(
+                BankLockNotice.created_at >= since,
+                BankLockNotice.created_at < until,
+                OutboxMessage.delivered_at.is_not(None),
+            )
+        )
+        or 0
+    )
     return {
         "switch_changes": switches,
         "wallets_locked": count(WalletLock, WalletLock.locked_at),
         "cases_opened": count(Case, Case.created_at),
-        "cases_confirmed": count(CaseNote, CaseNote.created_at,
-                                 CaseNote.action == CaseStatus.CONFIRMED_FRAUD.value),
-        "cases_cleared": count(CaseNote, CaseNote.created_at,
-                               CaseNote.action == CaseStatus.CLEARED.value),
+        "cases_confirmed": count(
+            CaseNote, CaseNote.created_at, CaseNote.action == CaseStatus.CONFIRMED_FRAUD.value
+        ),
+        "cases_cleared": count(
+            CaseNote, CaseNote.created_at, CaseNote.action == CaseStatus.CLEARED.value
+        ),
         "reverification_campaigns": campaigns,
         "bank_notices_sent": notices,
         "bank_notices_delivered": delivered,
         "enquiries": count(Enquiry, Enquiry.created_at),
-        "compensation": {"refunded": refunded, "costs_paid": costs, "clawed_back": clawed,
-                         "net_cost": refunded + costs - clawed,
-                         "completed_cases": count(Compensation, Compensation.completed_at)},
+        "compensation": {
+            "refunded": refunded,
+            "costs_paid": costs,
+            "clawed_back": clawed,
+            "net_cost": refunded + costs - clawed,
+            "completed_cases": count(Compensation, Compensation.completed_at),
+        },
     }
 
 
-def _audits(session: Session, actions: tuple[str, ...], since: datetime,
-            until: datetime) -> list[AuditEvent]:
-    return list(session.scalars(select(AuditEvent).where(
-        AuditEvent.action.in_(actions), AuditEvent.created_at >= since,
-        AuditEvent.created_at < until).order_by(AuditEvent.id)))
+def _audits(
+    session: Session, actions: tuple[str, ...], since: datetime, until: datetime
+) -> list[AuditEvent]:
+    return list(
+        session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.action.in_(actions),
+                AuditEvent.created_at >= since,
+                AuditEvent.created_at < until,
+            )
+            .order_by(AuditEvent.id)
+        )
+    )
 
 
 def _event(at: datetime, event: str, detail: str) -> dict[str, Any]:
@@ -263,26 +356,36 @@ def to_markdown(report: RegulatorReport) -> str:
         "| victims compensated |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {f.bank_code} {f.bank_name} | {f.unauthorised_topups} | "
-              f"{f.unauthorised_amount:,} | {f.victims} | {f.compensated_amount:,} | "
-              f"{f.compensated_victims} |"
-              for f in report.by_bank] or ["| — | 0 | 0 | 0 | 0 | 0 |"]
+    lines += [
+        f"| {f.bank_code} {f.bank_name} | {f.unauthorised_topups} | "
+        f"{f.unauthorised_amount:,} | {f.victims} | {f.compensated_amount:,} | "
+        f"{f.compensated_victims} |"
+        for f in report.by_bank
+    ] or ["| — | 0 | 0 | 0 | 0 | 0 |"]
     lines += ["", "## Timeline", "", "| time (JST) | event | detail |", "|---|---|---|"]
-    lines += [f"| {e['at'].strftime('%Y-%m-%d %H:%M:%S')} | {e['event']} | "
-              f"{_cell(e['detail'])} |" for e in report.timeline] or ["| — | none | |"]
+    lines += [
+        f"| {e['at'].strftime('%Y-%m-%d %H:%M:%S')} | {e['event']} | {_cell(e['detail'])} |"
+        for e in report.timeline
+    ] or ["| — | none | |"]
     compensation = m["compensation"]
     lines += [
-        "", "## Measures taken", "",
+        "",
+        "## Measures taken",
+        "",
         f"- Kill-switch changes: {len(m['switch_changes'])}",
-        *[f"  - {s['at']} {s['change']} `{s['switch']}` by {s['by']}: {_cell(s['reason'])}"
-          for s in m["switch_changes"]],
+        *[
+            f"  - {s['at']} {s['change']} `{s['switch']}` by {s['by']}: {_cell(s['reason'])}"
+            for s in m["switch_changes"]
+        ],
         f"- Wallets locked: {m['wallets_locked']}; bank notices sent: "
         f"{m['bank_notices_sent']} (delivered {m['bank_notices_delivered']})",
         f"- Cases opened: {m['cases_opened']}, confirmed fraud: {m['cases_confirmed']}, "
         f"cleared: {m['cases_cleared']}",
         f"- Re-verification campaigns: {len(m['reverification_campaigns'])}",
-        *[f"  - {c['at']} {_cell(c['name'])}: {_cell(c['reason'])}"
-          for c in m["reverification_campaigns"]],
+        *[
+            f"  - {c['at']} {_cell(c['name'])}: {_cell(c['reason'])}"
+            for c in m["reverification_campaigns"]
+        ],
         f"- Call-centre enquiries: {m['enquiries']}",
         f"- Compensation: refunded ¥{compensation['refunded']:,}, victims' costs "
         f"¥{compensation['costs_paid']:,}, clawed back ¥{compensation['clawed_back']:,}, "

@@ -19,10 +19,16 @@ MAX_BATCH = 10_000
 
 class LegCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    account: Text = Field(min_length=1, max_length=100,
-                         description="Ledger account code, e.g. wallet:<uuid>, operator_float")
-    amount: StrictInt = Field(ge=-MAX_AMOUNT_YEN, le=MAX_AMOUNT_YEN,
-                              description="Yen; + into the account, − out of it; not 0")
+    account: Text = Field(
+        min_length=1,
+        max_length=100,
+        description="Ledger account code, e.g. wallet:<uuid>, operator_float",
+    )
+    amount: StrictInt = Field(
+        ge=-MAX_AMOUNT_YEN,
+        le=MAX_AMOUNT_YEN,
+        description="Yen; + into the account, − out of it; not 0",
+    )
 
 
 class EntryCreate(BaseModel):
@@ -121,8 +127,9 @@ class RefundRead(BaseModel):
 class SwitchChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scope: SwitchScope
-    target: Text = Field(default="", max_length=64,
-                        description="bank code or merchant id (empty for all_links)")
+    target: Text = Field(
+        default="", max_length=64, description="bank code or merchant id (empty for all_links)"
+    )
     active: StrictBool
     reason: Text = Field(min_length=1, max_length=500)
 
@@ -237,8 +244,9 @@ class EnquiryCreate(BaseModel):
     caller_contact: Text = Field(default="", max_length=200)
     account: AccountQuery | None = None
     notes: Note = Field(min_length=1, max_length=2000)
-    open_case: StrictBool = Field(default=False,
-                            description="Open (or join) a case on the linked wallet")
+    open_case: StrictBool = Field(
+        default=False, description="Open (or join) a case on the linked wallet"
+    )
 
 
 class EnquiryRead(BaseModel):

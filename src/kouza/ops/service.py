@@ -21,17 +21,29 @@ _RANK = {OperatorRole.ANALYST: 0, OperatorRole.ADMIN: 1}
 class OpsService:
     """Operators and audit."""
 
-    def create_operator(self, session: Session, *, name: str, role: OperatorRole,
-                        actor: str) -> tuple[Operator, str]:
+    def create_operator(
+        self, session: Session, *, name: str, role: OperatorRole, actor: str
+    ) -> tuple[Operator, str]:
         """Create an operator; returns it and its bearer token (shown once, stored hashed)."""
         runtime = runtime_of(session)
         token = "op_" + random_token()
-        operator = Operator(name=name, role=role.value, created_at=runtime.now(),
-                            token_hash=keyed_hash(runtime.secret, token, purpose="operator"))
-        add_unique(session, operator, OperatorExists("an operator with this name exists",
-                                                     name=name))
-        self.audit(session, actor=actor, action="operator.create", subject=name,
-                   reason="new operator", details={"role": role.value})
+        operator = Operator(
+            name=name,
+            role=role.value,
+            created_at=runtime.now(),
+            token_hash=keyed_hash(runtime.secret, token, purpose="operator"),
+        )
+        add_unique(
+            session, operator, OperatorExists("an operator with this name exists", name=name)
+        )
+        self.audit(
+            session,
+            actor=actor,
+            action="operator.create",
+            subject=name,
+            reason="new operator",
+            details={"role": role.value},
+        )
         return operator, token
 
     def authenticate(self, session: Session, token: str) -> Operator:
@@ -50,23 +62,34 @@ class OpsService:
         if _RANK[OperatorRole(operator.role)] < _RANK[role]:
             raise RoleRequired(f"this needs the '{role.value}' role", required=role.value)
 
-    def audit(self, session: Session, *, actor: str, action: str, subject: str = "",
-              reason: str, details: dict[str, Any] | None = None) -> AuditEvent:
+    def audit(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        action: str,
+        subject: str = "",
+        reason: str,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEvent:
         """Record an operator action in the same unit of work as the action: it is appended to
         the audit chain when the unit of work commits (:mod:`kouza.ops.audit`), so its id is
         set only then."""
         if not reason.strip():
             raise ReasonRequired("operator actions need a reason")
-        event = AuditEvent(actor=actor, action=action, subject=subject[:200],
-                           reason=reason.strip()[:500], details=audit_chain.normalised(details),
-                           created_at=runtime_of(session).now())
+        event = AuditEvent(
+            actor=actor,
+            action=action,
+            subject=subject[:200],
+            reason=reason.strip()[:500],
+            details=audit_chain.normalised(details),
+            created_at=runtime_of(session).now(),
+        )
         audit_chain.queue(session, event)
         return event
 
     def audit_trail(self, session: Session, *, limit: int = 100) -> Sequence[AuditEvent]:
-        return session.scalars(
-            select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
-        ).all()
+        return session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)).all()
 
 
 ops = OpsService()

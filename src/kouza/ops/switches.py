@@ -30,22 +30,45 @@ _MESSAGES = {
 class SwitchService:
     """Set, read and enforce kill switches."""
 
-    def set(self, session: Session, *, scope: SwitchScope, target: str = "", active: bool,
-            actor: str, reason: str) -> KillSwitch:
+    def set(
+        self,
+        session: Session,
+        *,
+        scope: SwitchScope,
+        target: str = "",
+        active: bool,
+        actor: str,
+        reason: str,
+    ) -> KillSwitch:
         """Turn a switch on or off (idempotent); audited."""
         target = "" if scope is SwitchScope.ALL_LINKS else target
-        ops.audit(session, actor=actor, action=f"switch.{'on' if active else 'off'}",
-                  subject=f"{scope.value}:{target}", reason=reason)
+        ops.audit(
+            session,
+            actor=actor,
+            action=f"switch.{'on' if active else 'off'}",
+            subject=f"{scope.value}:{target}",
+            reason=reason,
+        )
         switch = self._row(session, scope, target)
         now = runtime_of(session).now()
         if switch is None:
-            switch = KillSwitch(scope=scope.value, target=target, active=active, actor=actor,
-                                reason=reason, changed_at=now)
+            switch = KillSwitch(
+                scope=scope.value,
+                target=target,
+                active=active,
+                actor=actor,
+                reason=reason,
+                changed_at=now,
+            )
             add_unique(session, switch, KillSwitchActive("switch changed concurrently; retry"))
             return switch
         if switch.active != active:
             switch.active, switch.actor, switch.reason, switch.changed_at = (
-                active, actor, reason, now)
+                active,
+                actor,
+                reason,
+                now,
+            )
             session.flush()
         return switch
 
@@ -65,7 +88,8 @@ class SwitchService:
 
     def _row(self, session: Session, scope: SwitchScope, target: str) -> KillSwitch | None:
         return session.scalars(
-            select(KillSwitch).where(KillSwitch.scope == scope.value, KillSwitch.target == target)
+            select(KillSwitch)
+            .where(KillSwitch.scope == scope.value, KillSwitch.target == target)
             .execution_options(populate_existing=True)
         ).one_or_none()
 

@@ -45,8 +45,11 @@ router = APIRouter(prefix="/v1/ops/risk", tags=["risk"])
 CONCURRENT_ASSESSMENTS = 8
 """Assessments one API process runs at once (each holds a thread and a database connection)."""
 _limiter: RunVar[CapacityLimiter] = RunVar("kouza_risk_assessments")
-_bearer = HTTPBearer(auto_error=False, scheme_name="OperatorToken",
-                     description="Operator token from `kouza operators create`")
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="OperatorToken",
+    description="Operator token from `kouza operators create`",
+)
 
 
 def _text_time(value: Any) -> Any:
@@ -106,10 +109,12 @@ class RulesRead(BaseModel):
     rules: int
 
 
-@router.post("/assess", response_model=DecisionRead,
-             responses=error_responses(InvalidOperatorToken))
+@router.post(
+    "/assess", response_model=DecisionRead, responses=error_responses(InvalidOperatorToken)
+)
 async def assess(
-    body: EventCreate, request: Request,
+    body: EventCreate,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Response:
     """Judge one event in real time; the event and the decision are stored."""
@@ -119,23 +124,34 @@ async def assess(
         limiter = CapacityLimiter(CONCURRENT_ASSESSMENTS)
         _limiter.set(limiter)
     answer = await anyio.to_thread.run_sync(
-        _assess, get_runtime(request), credentials, body, limiter=limiter)
+        _assess, get_runtime(request), credentials, body, limiter=limiter
+    )
     # built and serialised once here, not validated again against response_model
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
-def _assess(runtime: Runtime, credentials: HTTPAuthorizationCredentials | None,
-            body: EventCreate) -> DecisionRead:
+def _assess(
+    runtime: Runtime, credentials: HTTPAuthorizationCredentials | None, body: EventCreate
+) -> DecisionRead:
     get_operator(runtime, credentials)  # what CurrentOperator checks, in this thread
     return _read(risk.assess_on_its_own(runtime, RiskEvent(**body.model_dump())))
 
 
 def _read(decision: Decision) -> DecisionRead:
     return DecisionRead(
-        outcome=decision.outcome.value, score=decision.score,
+        outcome=decision.outcome.value,
+        score=decision.score,
         rule_set_version=decision.rule_set_version,
-        fired=[FiredRead(id=r.id, score=r.score, outcome=r.outcome.value if r.outcome else None,
-                         shadow=r.shadow, features=r.features) for r in decision.fired],
+        fired=[
+            FiredRead(
+                id=r.id,
+                score=r.score,
+                outcome=r.outcome.value if r.outcome else None,
+                shadow=r.shadow,
+                features=r.features,
+            )
+            for r in decision.fired
+        ],
     )
 
 
@@ -147,25 +163,44 @@ async def _yaml_body(request: Request) -> str:
         raise RuleSetError("the rule set must be UTF-8 text") from None
 
 
-@router.put("/rules", response_model=RulesRead,
-            responses=error_responses(InvalidOperatorToken, RoleRequired, RuleSetError),
-            openapi_extra={"requestBody": {"required": True, "content": {
-                "application/yaml": {"schema": {"type": "string"}}}}})
-def replace_rules(operator: CurrentAdmin, runtime: RuntimeDep,
-                  text: Annotated[str, Depends(_yaml_body)]) -> RulesRead:
+@router.put(
+    "/rules",
+    response_model=RulesRead,
+    responses=error_responses(InvalidOperatorToken, RoleRequired, RuleSetError),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/yaml": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def replace_rules(
+    operator: CurrentAdmin, runtime: RuntimeDep, text: Annotated[str, Depends(_yaml_body)]
+) -> RulesRead:
     """Switch to a new rule set at once; a bad file is refused and the old one stays."""
     rules = risk.load_rules(runtime, text, source="request body")
     with runtime.db.unit_of_work() as session:
-        ops.audit(session, actor=f"operator:{operator.name}", action="risk.rules",
-                  subject=rules.version, reason="rule set replaced",
-                  details={"rules": len(rules.rules)})
+        ops.audit(
+            session,
+            actor=f"operator:{operator.name}",
+            action="risk.rules",
+            subject=rules.version,
+            reason="rule set replaced",
+            details={"rules": len(rules.rules)},
+        )
     return RulesRead(version=rules.version, rules=len(rules.rules))
 
 
-@router.get("/decisions/{decision_id}", response_model=StoredDecisionRead,
-            responses=error_responses(InvalidOperatorToken, UnknownDecision))
-def decision(decision_id: Annotated[int, Path(ge=1, le=MAX_BIGINT)], operator: CurrentOperator,
-             session: SessionDep) -> StoredDecisionRead:
+@router.get(
+    "/decisions/{decision_id}",
+    response_model=StoredDecisionRead,
+    responses=error_responses(InvalidOperatorToken, UnknownDecision),
+)
+def decision(
+    decision_id: Annotated[int, Path(ge=1, le=MAX_BIGINT)],
+    operator: CurrentOperator,
+    session: SessionDep,
+) -> StoredDecisionRead:
     """A stored decision with the rules that fired — what a refused customer's ``reference``
     points at (customers are never shown the rules)."""
     del operator
@@ -175,10 +210,21 @@ def decision(decision_id: Annotated[int, Path(ge=1, le=MAX_BIGINT)], operator: C
     event = session.get(RiskEventRecord, found.event_id)
     assert event is not None
     return StoredDecisionRead(
-        id=found.id, outcome=found.outcome, score=found.score,
-        rule_set_version=found.rule_set_version, event_type=event.type,
-        wallet=event.wallet, created_at=found.created_at,
-        fired=[FiredRead(id=str(rule["id"]), score=int(rule.get("score") or 0),
-                         outcome=rule.get("outcome"), shadow=bool(rule.get("shadow")),
-                         features=dict(rule.get("features") or {})) for rule in found.fired],
+        id=found.id,
+        outcome=found.outcome,
+        score=found.score,
+        rule_set_version=found.rule_set_version,
+        event_type=event.type,
+        wallet=event.wallet,
+        created_at=found.created_at,
+        fired=[
+            FiredRead(
+                id=str(rule["id"]),
+                score=int(rule.get("score") or 0),
+                outcome=rule.get("outcome"),
+                shadow=bool(rule.get("shadow")),
+                features=dict(rule.get("features") or {}),
+            )
+            for rule in found.fired
+        ],
     )

@@ -48,9 +48,16 @@ class HeldForReview(Unprocessable):
     public_details = frozenset({"reference"})
 
 
-def enforce(session: Session, decision: Decision, *, user: User, wallet_id: uuid.UUID,
-            purpose: str, case_source: str | None = None,
-            step_up_within: timedelta | None = STEP_UP_WINDOW) -> None:
+def enforce(
+    session: Session,
+    decision: Decision,
+    *,
+    user: User,
+    wallet_id: uuid.UUID,
+    purpose: str,
+    case_source: str | None = None,
+    step_up_within: timedelta | None = STEP_UP_WINDOW,
+) -> None:
     """Let the action go ahead, or refuse it as the decision says (see the table above).
 
     ``case_source`` names the cases opened (default ``risk:<rule ids>``); ``step_up_within``
@@ -67,27 +74,46 @@ def enforce(session: Session, decision: Decision, *, user: User, wallet_id: uuid
         return
     if outcome is Outcome.REVIEW:
         _open_case(session, wallet_id, decision, rules, case_source)
-        raise HeldForReview("this needs a review by our staff; we will contact you",
-                            keep_changes=True, rules=rules, reference=decision.record_id)
+        raise HeldForReview(
+            "this needs a review by our staff; we will contact you",
+            keep_changes=True,
+            rules=rules,
+            reference=decision.record_id,
+        )
     if outcome is Outcome.LOCK:
         _lock(session, wallet_id, decision, rules, case_source)
-    raise RiskRefused("this action was refused for your protection", keep_changes=True,
-                      rules=rules, reference=decision.record_id)
+    raise RiskRefused(
+        "this action was refused for your protection",
+        keep_changes=True,
+        rules=rules,
+        reference=decision.record_id,
+    )
 
 
-def _open_case(session: Session, wallet_id: uuid.UUID, decision: Decision,
-               rules: list[str], source: str | None) -> None:
+def _open_case(
+    session: Session, wallet_id: uuid.UUID, decision: Decision, rules: list[str], source: str | None
+) -> None:
     from kouza.ops.cases import cases
 
-    cases.open(session, wallet_id=wallet_id, source=source or "risk:" + ",".join(rules)[:110],
-               summary=f"{decision.event.type.value} → {decision.outcome.value}",
-               actor="risk-engine", details={"score": decision.score, "rules": rules})
+    cases.open(
+        session,
+        wallet_id=wallet_id,
+        source=source or "risk:" + ",".join(rules)[:110],
+        summary=f"{decision.event.type.value} → {decision.outcome.value}",
+        actor="risk-engine",
+        details={"score": decision.score, "rules": rules},
+    )
 
 
-def _lock(session: Session, wallet_id: uuid.UUID, decision: Decision, rules: list[str],
-          source: str | None) -> None:
+def _lock(
+    session: Session, wallet_id: uuid.UUID, decision: Decision, rules: list[str], source: str | None
+) -> None:
     from kouza.ops.locks import locks
 
-    locks.lock(session, wallet_id=wallet_id, actor="risk-engine",
-               reason="risk rules: " + (", ".join(rules) or "score"))
+    locks.lock(
+        session,
+        wallet_id=wallet_id,
+        actor="risk-engine",
+        reason="risk rules: " + (", ".join(rules) or "score"),
+    )
     _open_case(session, wallet_id, decision, rules, source)

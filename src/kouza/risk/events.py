@@ -81,7 +81,6 @@ class RiskEvent:
             return getattr(self, name)
         return self.attributes.get(name)
 
-
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (time in ISO 8601); empty fields are left out."""
         record: dict[str, Any] = {"type": self.type.value, "at": self.at.isoformat()}

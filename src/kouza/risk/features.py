@@ -134,7 +134,10 @@ class InMemoryFeatureStore:
 
 
 def open_feature_store(
-    setting: str, *, prefix: str = "kouza:risk:", retention: timedelta = timedelta(days=31),
+    setting: str,
+    *,
+    prefix: str = "kouza:risk:",
+    retention: timedelta = timedelta(days=31),
     cap_per_key: int = 20_000,
 ) -> FeatureStore:
     """The store a ``KOUZA_RISK_FEATURE_STORE`` value names: ``memory`` (or empty) for this

@@ -174,11 +174,19 @@ def _distinct(
     return len(values)
 
 
-def _others(ctx: Context, key: str | None, field_name: str, window: str,
-            type: str | None = None, outcome: str | None = None,
-            outcome_not: str | None = None) -> int:
-    values = {e.value_of(field_name) for e in _events(ctx, key, parse_window(window), type,
-                                                  outcome, outcome_not)}
+def _others(
+    ctx: Context,
+    key: str | None,
+    field_name: str,
+    window: str,
+    type: str | None = None,
+    outcome: str | None = None,
+    outcome_not: str | None = None,
+) -> int:
+    values = {
+        e.value_of(field_name)
+        for e in _events(ctx, key, parse_window(window), type, outcome, outcome_not)
+    }
     values -= {"", None, ctx.event.value_of(field_name)}
     return len(values)
 
@@ -255,11 +263,13 @@ def parse_expression(source: str) -> ast.Expression:
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        raise ExpressionError(f"syntax error at column {exc.offset}: {exc.msg}",
-                              line=exc.lineno or 1) from None
+        raise ExpressionError(
+            f"syntax error at column {exc.offset}: {exc.msg}", line=exc.lineno or 1
+        ) from None
     except (RecursionError, MemoryError):  # the parser's own stack, before any node exists
-        raise ExpressionError(f"the expression is nested more than {MAX_DEPTH} levels deep")\
-            from None
+        raise ExpressionError(
+            f"the expression is nested more than {MAX_DEPTH} levels deep"
+        ) from None
     _check_size(tree)
     return tree
 
@@ -276,7 +286,9 @@ def _check_size(tree: ast.Expression) -> None:
         if depth > MAX_DEPTH:
             raise ExpressionError(
                 f"the expression is nested more than {MAX_DEPTH} levels deep (column "
-                f"{getattr(node, 'col_offset', 0) + 1})", line=getattr(node, "lineno", 1))
+                f"{getattr(node, 'col_offset', 0) + 1})",
+                line=getattr(node, "lineno", 1),
+            )
         if isinstance(node, ast.Constant):
             _check_constant(node)
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
@@ -286,15 +298,19 @@ def _check_constant(node: ast.Constant) -> None:
     value = node.value
     if isinstance(value, str) and len(value) > MAX_STRING:
         raise _refuse(node, f"a string longer than {MAX_STRING} characters")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and (
-            abs(value) > MAX_NUMBER):
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (abs(value) > MAX_NUMBER)
+    ):
         raise _refuse(node, f"a number larger than {MAX_NUMBER:,}")
 
 
 def _refuse(node: ast.AST, what: str) -> ExpressionError:
     column = getattr(node, "col_offset", 0) + 1
-    return ExpressionError(f"{what} is not allowed (column {column})",
-                           line=getattr(node, "lineno", 1))
+    return ExpressionError(
+        f"{what} is not allowed (column {column})", line=getattr(node, "lineno", 1)
+    )
 
 
 def _compile(node: ast.AST) -> Compiled:
@@ -363,14 +379,16 @@ def _binary(node: ast.AST) -> Compiled:
         raise _refuse(node, f"the operator {type(node.op).__name__}")
     for operand in (node.left, node.right):
         if isinstance(operand, (ast.List, ast.Tuple)) or (
-                isinstance(operand, ast.Constant) and isinstance(operand.value, str)):
+            isinstance(operand, ast.Constant) and isinstance(operand.value, str)
+        ):
             raise _refuse(operand, "arithmetic on a string or a list")
     left, right = _compile(node.left), _compile(node.right)
 
     def apply(ctx: Context) -> Any:
         a, b = left(ctx), right(ctx)
         if not (isinstance(a, _NUMBERS) and isinstance(b, _NUMBERS)) or (
-                function is operator.truediv and b == 0):
+            function is operator.truediv and b == 0
+        ):
             return None  # unknown, or not numbers: "x" * 10**9 must not run
         return function(a, b)
 

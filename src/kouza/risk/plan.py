@@ -37,8 +37,9 @@ def plan_reads(rules: RuleSet) -> dict[EventType, ReadPlan]:
         windows: dict[str, timedelta | None] = {}
         for rule in rules.for_event(event_type):
             for dimension, window in reads_of(rule.when).items():
-                windows[dimension] = _longer(windows[dimension], window) if (
-                    dimension in windows) else window
+                windows[dimension] = (
+                    _longer(windows[dimension], window) if (dimension in windows) else window
+                )
         plans[event_type] = MappingProxyType(windows) if windows else EMPTY_PLAN
     return plans
 

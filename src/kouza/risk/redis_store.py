@@ -47,8 +47,18 @@ _MICROSECOND = timedelta(microseconds=1)
 _SEQUENCE_DIGITS = 13
 _TYPES = {member.value: member for member in EventType}
 _ORDER = (
-    "wallet", "user", "device", "ip", "email_domain", "bank", "account", "holder_name",
-    "merchant", "category", "amount", "outcome",
+    "wallet",
+    "user",
+    "device",
+    "ip",
+    "email_domain",
+    "bank",
+    "account",
+    "holder_name",
+    "merchant",
+    "category",
+    "amount",
+    "outcome",
 )
 """Fields after type and time, in the order they are stored (attributes last, when any)."""
 if tuple(f.name for f in fields(RiskEvent)) != ("type", "at", *_ORDER, "attributes"):
@@ -113,8 +123,21 @@ def decode(member: bytes) -> RiskEvent:
     row = json.loads(member[_SEQUENCE_DIGITS:])
     # positional: a third faster than keywords, and the order is checked on import
     return RiskEvent(
-        _TYPES[row[0]], _time(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-        row[9], row[10], row[11], row[12], row[13], row[14] if len(row) > 14 else {},
+        _TYPES[row[0]],
+        _time(row[1]),
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14] if len(row) > 14 else {},
     )
 
 
@@ -149,15 +172,23 @@ class RedisFeatureStore:
     def _first_key(self, key: str) -> str:
         return f"{self.prefix}f:{key}"
 
-    def _args(self, event: RiskEvent, reads: list[tuple[int, str]], *, record: bool,
-              firsts: bool) -> list[Any]:
+    def _args(
+        self, event: RiskEvent, reads: list[tuple[int, str]], *, record: bool, firsts: bool
+    ) -> list[Any]:
         keys = list(keys_of(event).values())
         score = _micros(event.at)
         arguments: list[Any] = [
-            1 + 2 * len(keys), f"{self.prefix}seq",
-            *(self._events_key(k) for k in keys), *(self._first_key(k) for k in keys),
-            int(record), int(firsts), score, encode(event) if record else "",
-            score - self._retention_us, self.cap_per_key, self._ttl_ms,
+            1 + 2 * len(keys),
+            f"{self.prefix}seq",
+            *(self._events_key(k) for k in keys),
+            *(self._first_key(k) for k in keys),
+            int(record),
+            int(firsts),
+            score,
+            encode(event) if record else "",
+            score - self._retention_us,
+            self.cap_per_key,
+            self._ttl_ms,
         ]
         for position, low in reads:
             arguments += (position, low)
@@ -183,7 +214,7 @@ class RedisFeatureStore:
         sha = self._script()
         for start in range(0, len(events), batch):
             pipe = self.client.pipeline(transaction=False)
-            for event in events[start:start + batch]:
+            for event in events[start : start + batch]:
                 pipe.evalsha(sha, *self._args(event, [], record=True, firsts=False))
             pipe.execute()
 
@@ -192,8 +223,10 @@ class RedisFeatureStore:
 
     def _members(self, key: str, since: datetime | None) -> list[bytes]:
         low = "-inf" if since is None else _micros(since)
-        return cast(list[bytes], self.client.zrange(
-            self._events_key(key), "+inf", low, desc=True, byscore=True))
+        return cast(
+            list[bytes],
+            self.client.zrange(self._events_key(key), "+inf", low, desc=True, byscore=True),
+        )
 
     def first_seen(self, key: str) -> datetime | None:
         value = self.client.get(self._first_key(key))
@@ -204,16 +237,31 @@ class RedisFeatureStore:
     ) -> FeatureStore:
         keys = keys_of(event)
         positions = {dimension: i for i, dimension in enumerate(keys, start=1)}
-        reads = {keys[d]: (positions[d], None if w is None else event.at - w)
-                 for d, w in windows.items() if d in keys}
-        results = self._run(self._args(
-            event, [(p, "-inf" if since is None else str(_micros(since)))
-                    for p, since in reads.values()], record=record, firsts=True))
-        fetched = {key: (since, [decode(m) for m in members])
-                   for (key, (_, since)), members in zip(reads.items(), results, strict=False)}
+        reads = {
+            keys[d]: (positions[d], None if w is None else event.at - w)
+            for d, w in windows.items()
+            if d in keys
+        }
+        results = self._run(
+            self._args(
+                event,
+                [
+                    (p, "-inf" if since is None else str(_micros(since)))
+                    for p, since in reads.values()
+                ],
+                record=record,
+                firsts=True,
+            )
+        )
+        fetched = {
+            key: (since, [decode(m) for m in members])
+            for (key, (_, since)), members in zip(reads.items(), results, strict=False)
+        }
         firsts = results[len(reads)] if keys else []
-        first_seen = {key: None if value is None else _time(int(value))
-                      for key, value in zip(keys.values(), firsts, strict=True)}
+        first_seen = {
+            key: None if value is None else _time(int(value))
+            for key, value in zip(keys.values(), firsts, strict=True)
+        }
         written = cast(bytes, results[-1]) if record else None
         return _Snapshot(self, fetched, first_seen, written)
 

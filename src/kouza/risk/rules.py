@@ -158,8 +158,7 @@ def _rule_lines(root: Any) -> list[_Lines]:
 def _when_node(item: yaml.Node) -> yaml.Node | None:
     if not isinstance(item, yaml.MappingNode):
         return None
-    return next((value for key, value in item.value if getattr(key, "value", None) == "when"),
-                None)
+    return next((value for key, value in item.value if getattr(key, "value", None) == "when"), None)
 
 
 def _rule(raw: Any, lines: _Lines, source: str) -> Rule:

@@ -53,9 +53,10 @@ class RiskService:
             settings = runtime.settings
             path = getattr(settings, "risk_rules", "")
             rules = load_rule_set(Path(path)) if path else shipped_rule_set()
-            store = open_feature_store(getattr(settings, "risk_feature_store", "memory"),
-                                       prefix=getattr(settings, "risk_feature_prefix",
-                                                      "kouza:risk:"))
+            store = open_feature_store(
+                getattr(settings, "risk_feature_store", "memory"),
+                prefix=getattr(settings, "risk_feature_prefix", "kouza:risk:"),
+            )
             if isinstance(store, InMemoryFeatureStore):
                 since = runtime.now() - history_needed(rules, store.retention)
                 warm(store, runtime, since=since, session=session)
@@ -73,8 +74,9 @@ class RiskService:
         """What the engine would decide about ``event``, without recording it (what-if)."""
         return self._decide(runtime_of(session), event, record=False, session=session)
 
-    def _decide(self, runtime: Runtime, event: RiskEvent, *, record: bool,
-                session: Session | None = None) -> Decision:
+    def _decide(
+        self, runtime: Runtime, event: RiskEvent, *, record: bool, session: Session | None = None
+    ) -> Decision:
         planner = runtime.providers.setdefault("risk_reads", ReadPlanner())
         assert isinstance(planner, ReadPlanner)
         return decide(self.engine(runtime, session), planner, event, record=record)
@@ -104,13 +106,20 @@ class RiskService:
         if session.get_bind().dialect.name == "postgresql":
             return int(session.execute(_STORE_BOTH, _both_params(decision, now)).scalar_one())
         row, fired, stored = _rows(decision, now)
-        event_id = session.execute(insert(_EVENTS).returning(_EVENTS.c.id), {
-            **row, "attributes": decision.event.attributes or None}).scalar_one()
-        return int(session.execute(insert(_DECISIONS).returning(_DECISIONS.c.id), {
-            **stored, "event_id": event_id, "fired": fired}).scalar_one())
+        event_id = session.execute(
+            insert(_EVENTS).returning(_EVENTS.c.id),
+            {**row, "attributes": decision.event.attributes or None},
+        ).scalar_one()
+        return int(
+            session.execute(
+                insert(_DECISIONS).returning(_DECISIONS.c.id),
+                {**stored, "event_id": event_id, "fired": fired},
+            ).scalar_one()
+        )
 
-    def recorded_events(self, session: Session, *, since: datetime,
-                        until: datetime | None = None) -> list[RiskEvent]:
+    def recorded_events(
+        self, session: Session, *, since: datetime, until: datetime | None = None
+    ) -> list[RiskEvent]:
         """Stored events in time order, as the engine saw them (for backtests)."""
         statement = select(RiskEventRecord).where(RiskEventRecord.at >= since)
         if until is not None:
@@ -125,61 +134,120 @@ class RiskService:
         return rules
 
 
-def warm(store: InMemoryFeatureStore, runtime: Runtime, *, since: datetime,
-         session: Session | None = None) -> int:
+def warm(
+    store: InMemoryFeatureStore,
+    runtime: Runtime,
+    *,
+    since: datetime,
+    session: Session | None = None,
+) -> int:
     """Replay the stored events at or after ``since`` into a fresh in-process store, in the
     order they were assessed, so a restart does not make every wallet look new (one streamed
     query over ``ix_risk_events_at``, in ``session`` if given); how many were replayed."""
     columns = [_EVENTS.c[name] for name in (*_EVENT_COLUMNS, "attributes")]
-    statement = select(*columns).where(_EVENTS.c.at >= since).order_by(_EVENTS.c.at,
-                                                                         _EVENTS.c.id)
+    statement = select(*columns).where(_EVENTS.c.at >= since).order_by(_EVENTS.c.at, _EVENTS.c.id)
     replayed = 0
     with contextlib.ExitStack() as stack:
-        connection = session.connection() if session is not None else stack.enter_context(
-            runtime.db.engine.connect())
+        connection = (
+            session.connection()
+            if session is not None
+            else stack.enter_context(runtime.db.engine.connect())
+        )
         rows = connection.execute(statement.execution_options(yield_per=10_000))
         for row in rows:
-            store.record(RiskEvent(
-                type=EventType(row.type), at=row.at, wallet=row.wallet, user=row.user,
-                device=row.device, ip=row.ip, email_domain=row.email_domain, bank=row.bank,
-                account=row.account, holder_name=row.holder_name, merchant=row.merchant,
-                category=row.category, amount=row.amount, outcome=row.outcome,
-                attributes=dict(row.attributes or {})))
+            store.record(
+                RiskEvent(
+                    type=EventType(row.type),
+                    at=row.at,
+                    wallet=row.wallet,
+                    user=row.user,
+                    device=row.device,
+                    ip=row.ip,
+                    email_domain=row.email_domain,
+                    bank=row.bank,
+                    account=row.account,
+                    holder_name=row.holder_name,
+                    merchant=row.merchant,
+                    category=row.category,
+                    amount=row.amount,
+                    outcome=row.outcome,
+                    attributes=dict(row.attributes or {}),
+                )
+            )
             replayed += 1
     return replayed
 
 
 _EVENTS = cast(Table, RiskEventRecord.__table__)
 _DECISIONS = cast(Table, RiskDecisionRecord.__table__)
-_EVENT_COLUMNS = ("type", "at", "wallet", "user", "device", "ip", "email_domain", "bank",
-                  "account", "holder_name", "merchant", "category", "amount", "outcome")
+_EVENT_COLUMNS = (
+    "type",
+    "at",
+    "wallet",
+    "user",
+    "device",
+    "ip",
+    "email_domain",
+    "bank",
+    "account",
+    "holder_name",
+    "merchant",
+    "category",
+    "amount",
+    "outcome",
+)
 _STORE_BOTH = text(
     "WITH event AS (INSERT INTO risk_events ("
-    + ", ".join(f'"{c}"' for c in _EVENT_COLUMNS) + ", attributes) VALUES ("
-    + ", ".join(f":{c}" for c in _EVENT_COLUMNS) + ", CAST(:attributes AS JSON)) RETURNING id) "
+    + ", ".join(f'"{c}"' for c in _EVENT_COLUMNS)
+    + ", attributes) VALUES ("
+    + ", ".join(f":{c}" for c in _EVENT_COLUMNS)
+    + ", CAST(:attributes AS JSON)) RETURNING id) "
     "INSERT INTO risk_decisions (event_id, outcome, score, rule_set_version, fired, created_at) "
     "SELECT id, :decision_outcome, :decision_score, :decision_rule_set_version, "
     "CAST(:fired AS JSON), :decision_created_at FROM event RETURNING id"
-).bindparams(bindparam("at", type_=UtcDateTime()),
-             bindparam("decision_created_at", type_=UtcDateTime()))
+).bindparams(
+    bindparam("at", type_=UtcDateTime()), bindparam("decision_created_at", type_=UtcDateTime())
+)
 """Both rows in one statement (PostgreSQL): one round trip, one statement to execute."""
 
 
-def _rows(decision: Decision, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]],
-                                                      dict[str, Any]]:
+def _rows(
+    decision: Decision, now: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """The event's row, the fired rules and the decision's row, as stored."""
     event = decision.event
     row = {
-        "type": event.type.value, "at": event.at, "wallet": event.wallet,
-        "user": event.user, "device": event.device, "ip": event.ip,
-        "email_domain": event.email_domain, "bank": event.bank, "account": event.account,
-        "holder_name": event.holder_name, "merchant": event.merchant,
-        "category": event.category, "amount": event.amount, "outcome": event.outcome,
+        "type": event.type.value,
+        "at": event.at,
+        "wallet": event.wallet,
+        "user": event.user,
+        "device": event.device,
+        "ip": event.ip,
+        "email_domain": event.email_domain,
+        "bank": event.bank,
+        "account": event.account,
+        "holder_name": event.holder_name,
+        "merchant": event.merchant,
+        "category": event.category,
+        "amount": event.amount,
+        "outcome": event.outcome,
     }
-    fired = [{"id": r.id, "score": r.score, "outcome": r.outcome.value if r.outcome else None,
-              "shadow": r.shadow, "features": _jsonable(r.features)} for r in decision.fired]
-    stored = {"outcome": decision.outcome.value, "score": decision.score,
-              "rule_set_version": decision.rule_set_version, "created_at": now}
+    fired = [
+        {
+            "id": r.id,
+            "score": r.score,
+            "outcome": r.outcome.value if r.outcome else None,
+            "shadow": r.shadow,
+            "features": _jsonable(r.features),
+        }
+        for r in decision.fired
+    ]
+    stored = {
+        "outcome": decision.outcome.value,
+        "score": decision.score,
+        "rule_set_version": decision.rule_set_version,
+        "created_at": now,
+    }
     return row, fired, stored
 
 
@@ -187,12 +255,15 @@ def _both_params(decision: Decision, now: datetime) -> dict[str, Any]:
     """The parameters of :data:`_STORE_BOTH`."""
     row, fired, stored = _rows(decision, now)
     attributes = decision.event.attributes
-    return {**row, "attributes": json.dumps(attributes) if attributes else None,
-            **{f"decision_{k}": v for k, v in stored.items()}, "fired": json.dumps(fired)}
+    return {
+        **row,
+        "attributes": json.dumps(attributes) if attributes else None,
+        **{f"decision_{k}": v for k, v in stored.items()},
+        "fired": json.dumps(fired),
+    }
 
 
-def decide(engine: RiskEngine, planner: ReadPlanner, event: RiskEvent, *,
-           record: bool) -> Decision:
+def decide(engine: RiskEngine, planner: ReadPlanner, event: RiskEvent, *, record: bool) -> Decision:
     """The engine's decision on ``event`` (recording it when ``record``). On a shared store the
     history the rules need is read, and the event recorded, in one atomic round trip first."""
     store = engine.store
@@ -218,16 +289,30 @@ def _is_shared(store: object) -> bool:
 
 
 def _jsonable(features: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
-            for k, v in features.items()}
+    return {
+        k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+        for k, v in features.items()
+    }
 
 
 def _event_of(row: RiskEventRecord) -> RiskEvent:
-    return RiskEvent(type=EventType(row.type), at=row.at, wallet=row.wallet, user=row.user,
-                     device=row.device, ip=row.ip, email_domain=row.email_domain, bank=row.bank,
-                     account=row.account, holder_name=row.holder_name, merchant=row.merchant,
-                     category=row.category, amount=row.amount, outcome=row.outcome,
-                     attributes=dict(row.attributes or {}))
+    return RiskEvent(
+        type=EventType(row.type),
+        at=row.at,
+        wallet=row.wallet,
+        user=row.user,
+        device=row.device,
+        ip=row.ip,
+        email_domain=row.email_domain,
+        bank=row.bank,
+        account=row.account,
+        holder_name=row.holder_name,
+        merchant=row.merchant,
+        category=row.category,
+        amount=row.amount,
+        outcome=row.outcome,
+        attributes=dict(row.attributes or {}),
+    )
 
 
 risk = RiskService()

@@ -35,15 +35,26 @@ from kouza.wallet.service import wallets
 if TYPE_CHECKING:
     from kouza.sim.driver import Runner
 
-NOT_WORTH_RETRYING = frozenset({
-    "verification_level_required", "verified_name_required", "legacy_bank_not_accepted",
-    "oauth_not_offered", "did_not_take_the_bait", "invalid_credentials", "not_a_customer",
-})
+NOT_WORTH_RETRYING = frozenset(
+    {
+        "verification_level_required",
+        "verified_name_required",
+        "legacy_bank_not_accepted",
+        "oauth_not_offered",
+        "did_not_take_the_bait",
+        "invalid_credentials",
+        "not_a_customer",
+    }
+)
 """Refusals a new wallet, device or IP does not change (the attacker lacks what is asked)."""
 
-MULE_NAMES = (("運び 屋男", "ハコビ ヤオ"), ("受子 花代", "ウケコ ハナヨ"),
-              ("出子 健", "デコ ケン"), ("名義 貸太", "メイギ カシタ"),
-              ("口座 売男", "コウザ ウリオ"))
+MULE_NAMES = (
+    ("運び 屋男", "ハコビ ヤオ"),
+    ("受子 花代", "ウケコ ハナヨ"),
+    ("出子 健", "デコ ケン"),
+    ("名義 貸太", "メイギ カシタ"),
+    ("口座 売男", "コウザ ウリオ"),
+)
 
 
 class NotACustomer(KouzaError):
@@ -69,8 +80,10 @@ class Adversary:
         attacker = self.r.scenario.attackers[a]
         address = n % attacker.ips
         subnet = address % attacker.subnets
-        ip = f"198.{18 + (a * 7 + subnet // 256) % 2}.{(a * 37 + subnet) % 256}." \
-             f"{(address // attacker.subnets) % 250 + 1}"
+        ip = (
+            f"198.{18 + (a * 7 + subnet // 256) % 2}.{(a * 37 + subnet) % 256}."
+            f"{(address // attacker.subnets) % 250 + 1}"
+        )
         self.r.attacker_ips[ip] = a
         return ip
 
@@ -84,8 +97,9 @@ class Adversary:
         if isinstance(account, KouzaError):
             return account
         self.r.attack_accounts[account.wallet_id] = a
-        refused = self.r._reach_link_level(account, f"0703{a:02d}{self.r.counter % 100_000:05d}",
-                                           None, "")
+        refused = self.r._reach_link_level(
+            account, f"0703{a:02d}{self.r.counter % 100_000:05d}", None, ""
+        )
         return refused if refused is not None else account
 
     def answer_step_up(self, attempt: Attempt, purpose: str) -> bool:
@@ -112,10 +126,15 @@ class Adversary:
 
     def retry(self, attempt: Attempt) -> None:
         attacker = self.r.scenario.attackers[attempt.attacker]
-        self.r.result.attackers[attempt.attacker].refusals["retried"] = \
+        self.r.result.attackers[attempt.attacker].refusals["retried"] = (
             self.r.result.attackers[attempt.attacker].refusals.get("retried", 0) + 1
-        if attacker.strategy in ("phishing_relay", "account_takeover", "verified_mule_market",
-                                 "authorised_push"):
+        )
+        if attacker.strategy in (
+            "phishing_relay",
+            "account_takeover",
+            "verified_mule_market",
+            "authorised_push",
+        ):
             self._play(attempt, attacker)
         else:
             self.r.attempt_link(attempt)
@@ -124,8 +143,9 @@ class Adversary:
 
     def attack(self, attempt: Attempt, attacker: Attacker) -> None:
         """First contact with a victim: the lure (where there is one), then the play."""
-        if attacker.strategy in ("phishing_relay", "authorised_push") \
-                and not self._falls_for_it(attempt, attacker.hand_over_share):
+        if attacker.strategy in ("phishing_relay", "authorised_push") and not self._falls_for_it(
+            attempt, attacker.hand_over_share
+        ):
             self.r._refused(attempt, NotFooled("did not take the bait"))
             return
         self._play(attempt, attacker)
@@ -144,8 +164,9 @@ class Adversary:
     def _falls_for_it(self, attempt: Attempt, share: float) -> bool:
         """Whether the lure works: the scenario's share, scaled by how easily this person is
         fooled when they are a customer with drawn traits."""
-        draw = random.Random(f"{self.r.scenario.seed}-lure-{attempt.attacker}-"
-                             f"{attempt.victim}").random()
+        draw = random.Random(
+            f"{self.r.scenario.seed}-lure-{attempt.attacker}-{attempt.victim}"
+        ).random()
         person = self.r.plan.honest_of_citizen.get(attempt.victim)
         chance = share
         if person is not None:
@@ -179,15 +200,18 @@ class Adversary:
             # charge to the cap from the account the customer already linked
             self.r.linked(attempt, account, own.link_id)
             return
-        self.r._schedule(self.r.world.clock.now() + self.cash_out_delay(attacker),
-                         FollowUp.SPEND, attempt)
+        self.r._schedule(
+            self.r.world.clock.now() + self.cash_out_delay(attacker), FollowUp.SPEND, attempt
+        )
 
     def _mule_market(self, attempt: Attempt, attacker: Attacker, victim: Citizen) -> None:
         assert attacker.strategy == "verified_mule_market"
-        account = self._mule_wallet(attempt, victim,
-                                    declares_victim_kana=attacker.declares_victim_kana)
-        self._link_and_charge(attempt, account, victim,
-                              internet_banking=attacker.with_internet_banking)
+        account = self._mule_wallet(
+            attempt, victim, declares_victim_kana=attacker.declares_victim_kana
+        )
+        self._link_and_charge(
+            attempt, account, victim, internet_banking=attacker.with_internet_banking
+        )
 
     def _push(self, attempt: Attempt, attacker: Attacker, victim: Citizen) -> None:
         """The customer, convinced by a caller, charges and sends money to a mule themselves:
@@ -207,25 +231,30 @@ class Adversary:
         for amount in attacker.transfers:
             link_id = own.link_id
             if link_id is not None:
-                charged = self._victim_does(own, partial(self.r._top_up, own, link_id, amount),
-                                            SensitiveAction.CHARGE.value)
+                charged = self._victim_does(
+                    own, partial(self.r._top_up, own, link_id, amount), SensitiveAction.CHARGE.value
+                )
                 if charged is not None:
                     self.r._refused(attempt, charged)
-            refused = self._victim_does(own, partial(self._send, own, mule, amount),
-                                        "transfer")
+            refused = self._victim_does(own, partial(self._send, own, mule, amount), "transfer")
             if refused is not None:
                 self.r._refused(attempt, refused)
                 break
             self.r._stage(attempt, "charged")
         attempt.account = mule
-        self.r._schedule(self.r.world.clock.now() + self.cash_out_delay(attacker),
-                         FollowUp.SPEND, attempt)
+        self.r._schedule(
+            self.r.world.clock.now() + self.cash_out_delay(attacker), FollowUp.SPEND, attempt
+        )
 
-    def _victim_does(self, own: Account, work: Callable[[], KouzaError | None],
-                     purpose: str) -> KouzaError | None:
+    def _victim_does(
+        self, own: Account, work: Callable[[], KouzaError | None], purpose: str
+    ) -> KouzaError | None:
         refused = work()
-        if refused is not None and refused.code == "step_up_required" \
-                and self.r._step_up(own, purpose):
+        if (
+            refused is not None
+            and refused.code == "step_up_required"
+            and self.r._step_up(own, purpose)
+        ):
             refused = work()
         return refused
 
@@ -238,12 +267,16 @@ class Adversary:
         """Credential stuffing: leaked pairs of other customers whose passwords differ here,
         tried from rotating IPs (each refused by the real login)."""
         assert attacker.strategy == "account_takeover"
-        others = [self.r.honest[i] for i in self.r.joined
-                  if self.r.honest[i].citizen != attempt.victim]
+        others = [
+            self.r.honest[i] for i in self.r.joined if self.r.honest[i].citizen != attempt.victim
+        ]
         for k in range(min(attacker.stuffing_attempts, len(others))):
             other = others[(attempt.victim * 7919 + k * 104729) % len(others)]
-            self.r._call(lambda s, e=other.email, n=k: identity.login(  # type: ignore[misc]
-                s, email=e, password="leaked-elsewhere-1", ip=self.ip(attempt.attacker, n)))
+            self.r._call(
+                lambda s, e=other.email, n=k: identity.login(  # type: ignore[misc]
+                    s, email=e, password="leaked-elsewhere-1", ip=self.ip(attempt.attacker, n)
+                )
+            )
 
     def _taken_over(self, attempt: Attempt, victim: Citizen, *, sms: bool) -> Account | KouzaError:
         """Log in to the customer's wallet with their password from the attacker's IP; with
@@ -254,12 +287,21 @@ class Adversary:
             return NotACustomer("the victim has no wallet")
         n = self._n(attempt)
         ip = self.ip(attempt.attacker, n)
-        _, refused = self.r._call(lambda s: identity.login(s, email=own.email,
-                                                           password=own.password, ip=ip))
+        _, refused = self.r._call(
+            lambda s: identity.login(s, email=own.email, password=own.password, ip=ip)
+        )
         if refused is not None:
             return refused
-        account = Account(own.user_id, own.wallet_id, own.email, ip, phone=own.phone,
-                          link_id=own.link_id, password=own.password, citizen=own.citizen)
+        account = Account(
+            own.user_id,
+            own.wallet_id,
+            own.email,
+            ip,
+            phone=own.phone,
+            link_id=own.link_id,
+            password=own.password,
+            citizen=own.citizen,
+        )
         attempt.account = account
         attempt.payload["receives_sms"] = sms
         self.r._stage(attempt, "wallet_opened")
@@ -267,42 +309,61 @@ class Adversary:
             device = Device(ECKey.generate_key("P-256"))
 
             def register() -> KouzaError | None:
-                made, refused = self.r._call(lambda s: identity.register_device(
-                    s, self.r._user(s, account), jwk=dict(device.key.as_dict(private=False)),
-                    name="phone", ip=ip))
+                made, refused = self.r._call(
+                    lambda s: identity.register_device(
+                        s,
+                        self.r._user(s, account),
+                        jwk=dict(device.key.as_dict(private=False)),
+                        name="phone",
+                        ip=ip,
+                    )
+                )
                 if made is not None:
                     device.device_id = made.id
                 return refused
 
             refused = register()
-            if refused is not None and refused.code == "step_up_required" \
-                    and self.answer_step_up(attempt, SensitiveAction.REGISTER_DEVICE.value):
+            if (
+                refused is not None
+                and refused.code == "step_up_required"
+                and self.answer_step_up(attempt, SensitiveAction.REGISTER_DEVICE.value)
+            ):
                 refused = register()
             if device.device_id is not None:
                 account.device = device
         return account
 
-    def _mule_wallet(self, attempt: Attempt, victim: Citizen, *,
-                     declares_victim_kana: bool) -> Account | KouzaError:
+    def _mule_wallet(
+        self, attempt: Attempt, victim: Citizen, *, declares_victim_kana: bool
+    ) -> Account | KouzaError:
         """A verified wallet bought from a real person: their phone, their card, their eKYC
         (reused until the wallet has as many links as allowed)."""
         a = attempt.attacker
         attacker = self.r.scenario.attackers[a]
         per_wallet = getattr(attacker, "links_per_wallet", 1)
         current = self.mules.get(a)
-        if current is not None and not declares_victim_kana and current.links < min(
-                per_wallet, self.r.rt.settings.link_max_accounts_per_wallet):
+        if (
+            current is not None
+            and not declares_victim_kana
+            and current.links < min(per_wallet, self.r.rt.settings.link_max_accounts_per_wallet)
+        ):
             return current
         self.bought += 1
         account = self.fresh_account(a, self._n(attempt))
         if isinstance(account, KouzaError):
             return account
         kanji, kana = MULE_NAMES[self.bought % len(MULE_NAMES)]
-        person = TestCitizen(name=kanji, address=f"大阪府大阪市北区{self.bought}",
-                             birth_date=date(1985 + self.bought % 15, 1 + self.bought % 12, 1),
-                             sex=Sex.MALE)
-        declared = jaconv.h2z(victim.kana, kana=True, ascii=False, digit=False) \
-            if declares_victim_kana else kana
+        person = TestCitizen(
+            name=kanji,
+            address=f"大阪府大阪市北区{self.bought}",
+            birth_date=date(1985 + self.bought % 15, 1 + self.bought % 12, 1),
+            sex=Sex.MALE,
+        )
+        declared = (
+            jaconv.h2z(victim.kana, kana=True, ascii=False, digit=False)
+            if declares_victim_kana
+            else kana
+        )
         if account.device is None:
             refused = self.r._verify_phone(account, f"0704{a:02d}{self.bought % 100_000:05d}")
             if refused is not None:
@@ -313,8 +374,14 @@ class Adversary:
         self.mules[a] = account
         return account
 
-    def _link_and_charge(self, attempt: Attempt, account: Account | KouzaError,
-                         victim: Citizen, *, internet_banking: bool) -> None:
+    def _link_and_charge(
+        self,
+        attempt: Attempt,
+        account: Account | KouzaError,
+        victim: Citizen,
+        *,
+        internet_banking: bool,
+    ) -> None:
         if isinstance(account, KouzaError):
             self.r._refused(attempt, account)
             self.after_refusal(attempt, account)
@@ -330,23 +397,29 @@ class Adversary:
             return
         self.r.linked(attempt, account, link_id)
 
-    def link(self, attempt: Attempt, account: Account, victim: Citizen, *,
-             internet_banking: bool) -> tuple[uuid.UUID | None, KouzaError | None]:
+    def link(
+        self, attempt: Attempt, account: Account, victim: Citizen, *, internet_banking: bool
+    ) -> tuple[uuid.UUID | None, KouzaError | None]:
         """Link the victim's account: the bank's strong flow with relayed credentials where
         the bank has it, else its legacy form with the PIN; a step-up answered if possible."""
+
         def once() -> tuple[uuid.UUID | None, KouzaError | None]:
             if internet_banking and self.r._bank_is_oauth(victim.bank_code):
                 return self.link_oauth(account, victim)
             return self.r._link(account, victim, pin=victim.pin, holder=victim.kana)
 
         link_id, refused = once()
-        if refused is not None and refused.code == "step_up_required" \
-                and self.answer_step_up(attempt, SensitiveAction.LINK_BANK.value):
+        if (
+            refused is not None
+            and refused.code == "step_up_required"
+            and self.answer_step_up(attempt, SensitiveAction.LINK_BANK.value)
+        ):
             link_id, refused = once()
         return link_id, refused
 
-    def link_oauth(self, account: Account,
-                   victim: Citizen) -> tuple[uuid.UUID | None, KouzaError | None]:
+    def link_oauth(
+        self, account: Account, victim: Citizen
+    ) -> tuple[uuid.UUID | None, KouzaError | None]:
         """The bank's strong flow walked with the victim's relayed password and live code;
         the identity the wallet sends is whatever the wallet's policy sends."""
         return self.r._link_oauth(account, victim)
@@ -377,8 +450,7 @@ class Adversary:
                 self._spend(attempt, last)
         self._spend(attempt, account)
 
-    def _chain(self, attempt: Attempt, source: Account, amount: int,
-               hops: int) -> Account | None:
+    def _chain(self, attempt: Attempt, source: Account, amount: int, hops: int) -> Account | None:
         """Send ``amount`` through ``hops`` fresh mule wallets; the last one is returned."""
         current = source
         for _ in range(hops):
@@ -387,9 +459,12 @@ class Adversary:
                 self.r._refused(attempt, mule)
                 return None
             refused = self._send(current, mule, amount)
-            if refused is not None and refused.code == "step_up_required" \
-                    and current is attempt.account \
-                    and self.answer_step_up(attempt, "transfer"):
+            if (
+                refused is not None
+                and refused.code == "step_up_required"
+                and current is attempt.account
+                and self.answer_step_up(attempt, "transfer")
+            ):
                 refused = self._send(current, mule, amount)
             if refused is not None:
                 self.r._refused(attempt, refused)
@@ -399,10 +474,17 @@ class Adversary:
         return current
 
     def _send(self, source: Account, destination: Account, amount: int) -> KouzaError | None:
-        return self.r._call(lambda s: wallets.transfer(
-            s, user=self.r._user(s, source), source_wallet_id=source.wallet_id,
-            destination_wallet_id=destination.wallet_id, amount=amount,
-            signed=self.r._signed(s, source, SensitiveAction.TRANSFER), ip=source.ip))[1]
+        return self.r._call(
+            lambda s: wallets.transfer(
+                s,
+                user=self.r._user(s, source),
+                source_wallet_id=source.wallet_id,
+                destination_wallet_id=destination.wallet_id,
+                amount=amount,
+                signed=self.r._signed(s, source, SensitiveAction.TRANSFER),
+                ip=source.ip,
+            )
+        )[1]
 
     def _available(self, account: Account) -> int:
         with self.r.rt.db.session() as session:
@@ -421,8 +503,11 @@ class Adversary:
             merchant_id, _, qr = shops[self.r.rng.randrange(len(shops))]
             amount = min(available, self.r.rng.choice(attacker.cash_out.amounts))
             paid, refused = self.r._pay_returning(account, qr, amount)
-            if refused is not None and refused.code == "step_up_required" \
-                    and self.answer_step_up(attempt, "payment"):
+            if (
+                refused is not None
+                and refused.code == "step_up_required"
+                and self.answer_step_up(attempt, "payment")
+            ):
                 paid, refused = self.r._pay_returning(account, qr, amount)
             if refused is not None:
                 self.r._refused(attempt, refused)

@@ -43,10 +43,12 @@ class Device:
     def proof(self, session: Session, user: User, action: SensitiveAction) -> DeviceProof:
         assert self.device_id is not None
         nonce = identity.issue_device_challenge(session, user, self.device_id, action.value)
-        payload = signing_payload(nonce=nonce, action=action.value, device_id=self.device_id,
-                                  user_id=user.id)
-        signature = jws.serialize_compact({"alg": "ES256"}, json.dumps(payload).encode(),
-                                          self.key, algorithms=["ES256"])
+        payload = signing_payload(
+            nonce=nonce, action=action.value, device_id=self.device_id, user_id=user.id
+        )
+        signature = jws.serialize_compact(
+            {"alg": "ES256"}, json.dumps(payload).encode(), self.key, algorithms=["ES256"]
+        )
         return DeviceProof(nonce=nonce, signature=signature)
 
     def signed(self, session: Session, user: User, action: SensitiveAction) -> SignedChallenge:

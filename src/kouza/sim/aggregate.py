@@ -76,8 +76,9 @@ def spread(per_seed: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _combine(trees: Sequence[Mapping[str, Any]],
-             reduce: Callable[[Sequence[Number]], Number]) -> dict[str, Any]:
+def _combine(
+    trees: Sequence[Mapping[str, Any]], reduce: Callable[[Sequence[Number]], Number]
+) -> dict[str, Any]:
     """One tree: each numeric leaf reduced over the seeds, other leaves from the first seed."""
     combined: dict[str, Any] = {}
     for key in _keys(trees):
@@ -162,10 +163,17 @@ def ablation(summaries: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[d
         without = summaries.get(ablation_profile(layer))
         if not without:
             continue
-        per_seed = {seed: layer_effect(base[seed], without[seed])
-                    for seed in base if seed in without}
-        rows.append({"layer": layer, "description": description,
-                     "profile": ablation_profile(layer), **spread(per_seed)})
+        per_seed = {
+            seed: layer_effect(base[seed], without[seed]) for seed in base if seed in without
+        }
+        rows.append(
+            {
+                "layer": layer,
+                "description": description,
+                "profile": ablation_profile(layer),
+                **spread(per_seed),
+            }
+        )
     return rows
 
 
@@ -178,11 +186,14 @@ def layer_effect(kouza: Mapping[str, Any], without: Mapping[str, Any]) -> dict[s
         "yen_saved": without["loss_yen"] - kouza["loss_yen"],
         "net_yen_saved": without["net_loss_yen"] - kouza["net_loss_yen"],
         "friction_caused": {
-            "per_user": {kind: figures["users"] - theirs["per_user"].get(kind, {}).get("users", 0)
-                         for kind, figures in mine["per_user"].items()},
-            "per_event": {kind: figures["count"]
-                          - theirs["per_event"].get(kind, {}).get("count", 0)
-                          for kind, figures in mine["per_event"].items()},
+            "per_user": {
+                kind: figures["users"] - theirs["per_user"].get(kind, {}).get("users", 0)
+                for kind, figures in mine["per_user"].items()
+            },
+            "per_event": {
+                kind: figures["count"] - theirs["per_event"].get(kind, {}).get("count", 0)
+                for kind, figures in mine["per_event"].items()
+            },
         },
         "honest_active_users": mine["honest_active_users"],
         "honest_link_attempters": mine["honest_link_attempters"],

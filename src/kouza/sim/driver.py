@@ -63,8 +63,9 @@ STRADDLE_WINDOW = timedelta(days=3)
 """An attacker who charged within this long of a month's end comes back on the 1st."""
 T = TypeVar("T")
 LIMIT_CODES = frozenset({"limit_exceeded", "mandate_exceeded"})
-NEW_STRATEGIES = frozenset({"phishing_relay", "account_takeover", "verified_mule_market",
-                            "authorised_push"})
+NEW_STRATEGIES = frozenset(
+    {"phishing_relay", "account_takeover", "verified_mule_market", "authorised_push"}
+)
 """Strategies played by :class:`kouza.sim.adversary.Adversary` (the adaptive attackers)."""
 
 
@@ -105,8 +106,15 @@ class SimulationInconsistent(RuntimeError):
 class Runner:
     """Drives one world through the plan and measures the outcome."""
 
-    def __init__(self, plan: Plan, world: World, *, card_key: rsa.RSAPrivateKey,
-                 ekyc: Any, merchants: list[tuple[uuid.UUID, str, str]]) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        world: World,
+        *,
+        card_key: rsa.RSAPrivateKey,
+        ekyc: Any,
+        merchants: list[tuple[uuid.UUID, str, str]],
+    ) -> None:
         self.plan = plan
         self.world = world
         self.rt = world.rt
@@ -118,10 +126,10 @@ class Runner:
         self.links = LinkService()
         self.movements = MovementService()
         self.rng = random.Random(self.scenario.seed)
-        self.result = ProfileResult(profile=self.profile.name,
-                                    description=self.profile.description)
-        self.result.attackers = [AttackerResult(name=a.name, strategy=a.strategy)
-                                 for a in self.scenario.attackers]
+        self.result = ProfileResult(profile=self.profile.name, description=self.profile.description)
+        self.result.attackers = [
+            AttackerResult(name=a.name, strategy=a.strategy) for a in self.scenario.attackers
+        ]
         self.honest: dict[int, Account] = {}
         self.joined: list[int] = []
         self.attack_accounts: dict[uuid.UUID, int] = {}
@@ -138,8 +146,9 @@ class Runner:
         self.mule_verified: dict[int, Account] = {}
         self.opened_wallet = False
         self.locked_honest: set[uuid.UUID] = set()
-        self.oauth_banks = {bank.code for bank in self.scenario.banks
-                            if bank.profile.value == "oauth"}
+        self.oauth_banks = {
+            bank.code for bank in self.scenario.banks if bank.profile.value == "oauth"
+        }
         self.acting: Attempt | None = None
         """The attack attempt whose action is running now (None: an honest user's)."""
         self.acting_honest: int | None = None
@@ -181,8 +190,9 @@ class Runner:
         assert match is not None, f"no code sent to {recipient}"
         return match.group(1)
 
-    def _schedule(self, at: datetime, kind: str, attempt: Attempt | None = None,
-                  data: Any = None) -> None:
+    def _schedule(
+        self, at: datetime, kind: str, attempt: Attempt | None = None, data: Any = None
+    ) -> None:
         self.seq += 1
         heapq.heappush(self.dynamic, Dynamic(at, self.seq, kind, attempt, data))
 
@@ -211,8 +221,7 @@ class Runner:
 
     # --- onboarding (through the identity services) ----------------------------------------
 
-    def _sign_up(self, email: str, ip: str,
-                 password: str = PASSWORD) -> Account | KouzaError:
+    def _sign_up(self, email: str, ip: str, password: str = PASSWORD) -> Account | KouzaError:
         _, refused = self._call(lambda s: identity.signup(s, email=email, password=password))
         if refused:
             return refused
@@ -221,48 +230,78 @@ class Runner:
         if refused or user is None:
             return refused or KouzaError("no user")
         user_id = user.id
-        wallet, refused = self._call(lambda s: wallets.open_wallet(
-            s, user=s.get_one(User, user_id), ip=ip))
+        wallet, refused = self._call(
+            lambda s: wallets.open_wallet(s, user=s.get_one(User, user_id), ip=ip)
+        )
         if refused or wallet is None:
             return refused or KouzaError("no wallet")
         return Account(user_id, wallet.id, email, ip, password=password)
 
     def _verify_phone(self, account: Account, phone: str) -> KouzaError | None:
-        challenge, refused = self._call(lambda s: identity.start_phone_verification(
-            s, self._user(s, account), phone=phone, ip=account.ip))
+        challenge, refused = self._call(
+            lambda s: identity.start_phone_verification(
+                s, self._user(s, account), phone=phone, ip=account.ip
+            )
+        )
         if refused or challenge is None:
             return refused
         e164 = "+81" + phone[1:]
         code = self._code(e164)
         device = Device(ECKey.generate_key("P-256"))
-        registered, refused = self._call(lambda s: identity.complete_phone_verification(
-            s, self._user(s, account), challenge_id=challenge.id, code=code,
-            device_jwk=dict(device.key.as_dict(private=False)), device_name="phone"))
+        registered, refused = self._call(
+            lambda s: identity.complete_phone_verification(
+                s,
+                self._user(s, account),
+                challenge_id=challenge.id,
+                code=code,
+                device_jwk=dict(device.key.as_dict(private=False)),
+                device_name="phone",
+            )
+        )
         if refused or registered is None:
             return refused
         device.device_id = registered.id
         account.device, account.phone = device, e164
         return None
 
-    def _verify_identity(self, account: Account, citizen: TestCitizen,
-                         kana: str) -> KouzaError | None:
+    def _verify_identity(
+        self, account: Account, citizen: TestCitizen, kana: str
+    ) -> KouzaError | None:
         card = self.ekyc.ca.issue_card(citizen, now=self.world.clock.now(), key=self.card_key)
-        nonce, refused = self._call(lambda s: identity.start_ekyc(
-            s, self._user(s, account), EkycMethod.JPKI))
+        nonce, refused = self._call(
+            lambda s: identity.start_ekyc(s, self._user(s, account), EkycMethod.JPKI)
+        )
         if refused or nonce is None:
             return refused
-        _, refused = self._call(lambda s: identity.submit_jpki(
-            s, self._user(s, account), certificate=card.certificate_der,
-            signature=card.sign_nonce(nonce), nonce=nonce, kana_name=kana))
+        _, refused = self._call(
+            lambda s: identity.submit_jpki(
+                s,
+                self._user(s, account),
+                certificate=card.certificate_der,
+                signature=card.sign_nonce(nonce),
+                nonce=nonce,
+                kana_name=kana,
+            )
+        )
         return refused
 
-    def _reach_link_level(self, account: Account, phone: str, citizen: TestCitizen | None,
-                          kana: str, *, oauth: bool = False) -> KouzaError | None:
+    def _reach_link_level(
+        self,
+        account: Account,
+        phone: str,
+        citizen: TestCitizen | None,
+        kana: str,
+        *,
+        oauth: bool = False,
+    ) -> KouzaError | None:
         """Do what the profile asks before linking: a phone (and device key), then eKYC.
         An OAuth link always carries a verified identity to the bank (ADR 0013)."""
         verified = self.profile.link_min_level == "verified" or oauth
-        wants_phone = verified or self.profile.link_min_level != "email" \
+        wants_phone = (
+            verified
+            or self.profile.link_min_level != "email"
             or self.profile.require_device_signature
+        )
         if wants_phone and account.device is None:
             refused = self._verify_phone(account, phone)
             if refused:
@@ -274,16 +313,22 @@ class Runner:
     def _bank_is_oauth(self, bank_code: str) -> bool:
         return self.profile.banks_require_oauth or bank_code in self.oauth_banks
 
-    def _link_oauth(self, account: Account,
-                    citizen: Citizen) -> tuple[uuid.UUID | None, KouzaError | None]:
+    def _link_oauth(
+        self, account: Account, citizen: Citizen
+    ) -> tuple[uuid.UUID | None, KouzaError | None]:
         """The strong flow as a person does it: the wallet pushes the request, the person logs
         in at the bank with the internet-banking password and the token's code, consents, and
         the app hands the bank's answer back to the wallet."""
-        declared = DeclaredIdentity(jaconv.h2z(citizen.kana, kana=True, ascii=False,
-                                               digit=False), citizen.birth_date, citizen.kanji)
-        started, refused = self._call(lambda s: oauth_links.start(
-            s, self._caller(s, account, SensitiveAction.LINK_BANK), citizen.bank_code,
-            declared))
+        declared = DeclaredIdentity(
+            jaconv.h2z(citizen.kana, kana=True, ascii=False, digit=False),
+            citizen.birth_date,
+            citizen.kanji,
+        )
+        started, refused = self._call(
+            lambda s: oauth_links.start(
+                s, self._caller(s, account, SensitiveAction.LINK_BANK), citizen.bank_code, declared
+            )
+        )
         if refused is not None or started is None:
             return None, refused
         seed = self.world.totp_seeds.get(citizen.index)
@@ -293,14 +338,25 @@ class Runner:
         browser.cookies.clear()
         base = f"/v1/banks/{citizen.bank_code}/oauth/authorize"
         page = browser.get(started.authorization_url)
-        otp_page = browser.post(f"{base}/login", data={
-            "csrf_token": _csrf(page.text), "branch_code": citizen.branch,
-            "account_number": citizen.number, "password": ib_password(citizen)})
+        otp_page = browser.post(
+            f"{base}/login",
+            data={
+                "csrf_token": _csrf(page.text),
+                "branch_code": citizen.branch,
+                "account_number": citizen.number,
+                "password": ib_password(citizen),
+            },
+        )
         if "one-time password" not in otp_page.text:
             return None, BankPageRefusal("the bank refused the internet-banking login")
-        answer = browser.post(f"{base}/otp", data={
-            "csrf_token": _csrf(otp_page.text),
-            "otp": pyotp.TOTP(seed).at(self.world.clock.now())}, follow_redirects=False)
+        answer = browser.post(
+            f"{base}/otp",
+            data={
+                "csrf_token": _csrf(otp_page.text),
+                "otp": pyotp.TOTP(seed).at(self.world.clock.now()),
+            },
+            follow_redirects=False,
+        )
         back = _return_link(answer.text)
         if back is not None:
             # the bank refused (identity mismatch) and offers the way back to the wallet with
@@ -308,40 +364,62 @@ class Runner:
             location = back
         else:
             # the consent page: the person approves
-            answer = browser.post(f"{base}/consent", data={
-                "csrf_token": _csrf(answer.text), "decision": "approve"},
-                follow_redirects=False)
+            answer = browser.post(
+                f"{base}/consent",
+                data={"csrf_token": _csrf(answer.text), "decision": "approve"},
+                follow_redirects=False,
+            )
             if answer.status_code != 303:
-                return None, BankPageRefusal(f"the bank did not authorize the link: "
-                                             f"{answer.status_code}")
+                return None, BankPageRefusal(
+                    f"the bank did not authorize the link: {answer.status_code}"
+                )
             location = answer.headers["location"]
         query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-        link, refused = self._call(lambda s: oauth_links.complete(
-            s, self._caller(s, account, None),
-            OAuthCallback(state=query.get("state", ""), code=query.get("code"),
-                          iss=query.get("iss"), error=query.get("error"))))
+        link, refused = self._call(
+            lambda s: oauth_links.complete(
+                s,
+                self._caller(s, account, None),
+                OAuthCallback(
+                    state=query.get("state", ""),
+                    code=query.get("code"),
+                    iss=query.get("iss"),
+                    error=query.get("error"),
+                ),
+            )
+        )
         return (link.id if link is not None else None), refused
 
-    def _caller(self, session: Session, account: Account,
-                action: SensitiveAction | None) -> Caller:
+    def _caller(self, session: Session, account: Account, action: SensitiveAction | None) -> Caller:
         user = self._user(session, account)
         proof = None
         has_key = account.device is not None and account.device.device_id is not None
         if action is not None and account.device is not None and has_key:
             proof = account.device.proof(session, user, action)
-        return Caller(user=user, wallet_id=account.wallet_id, ip=account.ip,
-                      device_id=account.device.device_id if account.device else None,
-                      proof=proof)
+        return Caller(
+            user=user,
+            wallet_id=account.wallet_id,
+            ip=account.ip,
+            device_id=account.device.device_id if account.device else None,
+            proof=proof,
+        )
 
-    def _link(self, account: Account, citizen: Citizen, *, pin: str,
-              holder: str) -> tuple[uuid.UUID | None, KouzaError | None]:
+    def _link(
+        self, account: Account, citizen: Citizen, *, pin: str, holder: str
+    ) -> tuple[uuid.UUID | None, KouzaError | None]:
         form = LegacyLinkInput(
-            bank_code=citizen.bank_code, branch=citizen.branch, account_type="ordinary",
-            account_number=citizen.number, pin=pin, birth_date=citizen.birth_date,
+            bank_code=citizen.bank_code,
+            branch=citizen.branch,
+            account_type="ordinary",
+            account_number=citizen.number,
+            pin=pin,
+            birth_date=citizen.birth_date,
             holder_name=holder,
         )
-        link, refused = self._call(lambda s: self.links.link_legacy(
-            s, self._caller(s, account, SensitiveAction.LINK_BANK), form))
+        link, refused = self._call(
+            lambda s: self.links.link_legacy(
+                s, self._caller(s, account, SensitiveAction.LINK_BANK), form
+            )
+        )
         return (link.id if link is not None else None), refused
 
     def _top_up(self, account: Account, link_id: uuid.UUID, amount: int) -> KouzaError | None:
@@ -352,8 +430,9 @@ class Runner:
             session.expunge_all()
         self.result.operations += 1
         try:
-            self.movements.move(self.rt, MoveRequest(caller, MovementDirection.DEBIT, link_id,
-                                                     amount, key))
+            self.movements.move(
+                self.rt, MoveRequest(caller, MovementDirection.DEBIT, link_id, amount, key)
+            )
         except KouzaError as refusal:
             return refusal
         return None
@@ -362,19 +441,26 @@ class Runner:
         """An honest user answers a step-up with the SMS code; False if they cannot."""
         if not account.phone:
             return False
-        challenge, refused = self._call(lambda s: identity.start_step_up(
-            s, self._user(s, account), purpose, ip=account.ip))
+        challenge, refused = self._call(
+            lambda s: identity.start_step_up(s, self._user(s, account), purpose, ip=account.ip)
+        )
         if refused or challenge is None:
             return False
         code = self._code(account.phone)
-        _, refused = self._call(lambda s: identity.complete_step_up(
-            s, self._user(s, account), challenge, code))
+        _, refused = self._call(
+            lambda s: identity.complete_step_up(s, self._user(s, account), challenge, code)
+        )
         return refused is None
 
     # --- honest people ---------------------------------------------------------------------
 
-    def _honest_friction(self, refusal: KouzaError, account: Account, purpose: str,
-                         retry: Callable[[], KouzaError | None]) -> None:
+    def _honest_friction(
+        self,
+        refusal: KouzaError,
+        account: Account,
+        purpose: str,
+        retry: Callable[[], KouzaError | None],
+    ) -> None:
         code = refusal.code
         refusals = self.result.honest_refusals
         refusals[code] = refusals.get(code, 0) + 1
@@ -388,8 +474,7 @@ class Runner:
             return
         self._honest_friction_final(refusal, account, purpose)
 
-    def _honest_friction_final(self, refusal: KouzaError, account: Account,
-                               purpose: str) -> None:
+    def _honest_friction_final(self, refusal: KouzaError, account: Account, purpose: str) -> None:
         code = refusal.code
         if code == "held_for_review":
             self.result.honest_reviews += 1
@@ -424,8 +509,11 @@ class Runner:
         account.citizen = citizen.index
         # the app signs in once from home (the network later logins are compared with) and,
         # where money out needs a proof, registers the phone's key at onboarding
-        self._call(lambda s: identity.login(s, email=citizen.email, password=account.password,
-                                            ip=person.ip))
+        self._call(
+            lambda s: identity.login(
+                s, email=citizen.email, password=account.password, ip=person.ip
+            )
+        )
         if self.profile.money_out_proof:
             self._verify_phone(account, citizen.phone)
         self.result.honest_operations += 1  # the sign-up (and link) is an operation too
@@ -434,21 +522,33 @@ class Runner:
         self.joined.append(person.index)
         if person.opening_balance:
             # an existing customer's balance from before the period (cash at a store terminal)
-            self._call(lambda s: wallets.credit_from_float(
-                s, wallet_id=account.wallet_id, amount=person.opening_balance,
-                reason="balance before the simulated period"))
+            self._call(
+                lambda s: wallets.credit_from_float(
+                    s,
+                    wallet_id=account.wallet_id,
+                    amount=person.opening_balance,
+                    reason="balance before the simulated period",
+                )
+            )
         if not person.links_bank:
             return
         self.result.honest_link_attempters += 1
-        test_citizen = TestCitizen(name=citizen.kanji, address="東京都千代田区1-1",
-                                   birth_date=citizen.birth_date, sex=Sex.FEMALE)
+        test_citizen = TestCitizen(
+            name=citizen.kanji,
+            address="東京都千代田区1-1",
+            birth_date=citizen.birth_date,
+            sex=Sex.FEMALE,
+        )
         kana = jaconv.h2z(citizen.kana, kana=True, ascii=False, digit=False)
         oauth = self._bank_is_oauth(citizen.bank_code)
         refused = self._reach_link_level(account, citizen.phone, test_citizen, kana, oauth=oauth)
+
         def link() -> KouzaError | None:
-            link_id, refused = (self._link_oauth(account, citizen) if oauth else
-                                self._link(account, citizen, pin=citizen.pin,
-                                           holder=citizen.kana))
+            link_id, refused = (
+                self._link_oauth(account, citizen)
+                if oauth
+                else self._link(account, citizen, pin=citizen.pin, holder=citizen.kana)
+            )
             account.link_id = link_id
             return refused
 
@@ -483,14 +583,23 @@ class Runner:
             link_id = account.link_id
             if link_id is None:
                 # no linked account: cash at a convenience-store terminal (operator float)
-                self._call(lambda s: wallets.credit_from_float(
-                    s, wallet_id=account.wallet_id, amount=action.amount,
-                    reason="cash top-up at a store terminal"))
+                self._call(
+                    lambda s: wallets.credit_from_float(
+                        s,
+                        wallet_id=account.wallet_id,
+                        amount=action.amount,
+                        reason="cash top-up at a store terminal",
+                    )
+                )
                 return
             refused = self._top_up(account, link_id, action.amount)
             if refused is not None:
-                self._honest_friction(refused, account, SensitiveAction.CHARGE.value,
-                                      lambda: self._top_up(account, link_id, action.amount))
+                self._honest_friction(
+                    refused,
+                    account,
+                    SensitiveAction.CHARGE.value,
+                    lambda: self._top_up(account, link_id, action.amount),
+                )
         elif action.kind is Kind.PAY:
             qr = self.merchants[action.target][2]
 
@@ -507,10 +616,17 @@ class Runner:
             to = self.honest[others[random.Random(action.seq).randrange(len(others))]]
 
             def send() -> KouzaError | None:
-                return self._call(lambda s: wallets.transfer(
-                    s, user=self._user(s, account), source_wallet_id=account.wallet_id,
-                    destination_wallet_id=to.wallet_id, amount=action.amount,
-                    signed=self._signed(s, account, SensitiveAction.TRANSFER), ip=account.ip))[1]
+                return self._call(
+                    lambda s: wallets.transfer(
+                        s,
+                        user=self._user(s, account),
+                        source_wallet_id=account.wallet_id,
+                        destination_wallet_id=to.wallet_id,
+                        amount=action.amount,
+                        signed=self._signed(s, account, SensitiveAction.TRANSFER),
+                        ip=account.ip,
+                    )
+                )[1]
 
             refused = send()
             if refused is not None and refused.code != "insufficient_funds":
@@ -529,9 +645,15 @@ class Runner:
             user = self._user(session, account)
             assert device.device_id is not None
             proof = device.proof(session, user, SensitiveAction.CHANGE_PHONE)
-            return identity.start_phone_change(session, user, phone=new,
-                                               device_id=device.device_id, nonce=proof.nonce,
-                                               signature=proof.signature, ip=account.ip)
+            return identity.start_phone_change(
+                session,
+                user,
+                phone=new,
+                device_id=device.device_id,
+                nonce=proof.nonce,
+                signature=proof.signature,
+                ip=account.ip,
+            )
 
         change, refused = self._call(start)
         if refused is not None or change is None:
@@ -539,8 +661,9 @@ class Runner:
                 self._honest_friction_final(refused, account, "phone_change")
             return
         code = self._code(e164)
-        _, refused = self._call(lambda s: identity.confirm_phone_change(
-            s, self._user(s, account), change.id, code))
+        _, refused = self._call(
+            lambda s: identity.confirm_phone_change(s, self._user(s, account), change.id, code)
+        )
         if refused is not None:
             self._honest_friction_final(refused, account, "phone_change")
             return
@@ -554,9 +677,15 @@ class Runner:
         device = Device(ECKey.generate_key("P-256"))
 
         def register() -> KouzaError | None:
-            made, refused = self._call(lambda s: identity.register_device(
-                s, self._user(s, account), jwk=dict(device.key.as_dict(private=False)),
-                name="new phone", ip=account.ip))
+            made, refused = self._call(
+                lambda s: identity.register_device(
+                    s,
+                    self._user(s, account),
+                    jwk=dict(device.key.as_dict(private=False)),
+                    name="new phone",
+                    ip=account.ip,
+                )
+            )
             if made is not None:
                 device.device_id = made.id
             return refused
@@ -570,16 +699,26 @@ class Runner:
     def _pay(self, account: Account, qr: str, amount: int) -> KouzaError | None:
         return self._pay_returning(account, qr, amount)[1]
 
-    def _pay_returning(self, account: Account, qr: str,
-                       amount: int) -> tuple[uuid.UUID | None, KouzaError | None]:
+    def _pay_returning(
+        self, account: Account, qr: str, amount: int
+    ) -> tuple[uuid.UUID | None, KouzaError | None]:
         """Pay; the payment's id (None if refused) and the refusal."""
-        paid, refused = self._call(lambda s: wallets.pay(
-            s, user=self._user(s, account), wallet_id=account.wallet_id, qr=qr, amount=amount,
-            signed=self._signed(s, account, SensitiveAction.PAY), ip=account.ip))
+        paid, refused = self._call(
+            lambda s: wallets.pay(
+                s,
+                user=self._user(s, account),
+                wallet_id=account.wallet_id,
+                qr=qr,
+                amount=amount,
+                signed=self._signed(s, account, SensitiveAction.PAY),
+                ip=account.ip,
+            )
+        )
         return (paid.id if paid is not None else None), refused
 
-    def _signed(self, session: Session, account: Account,
-                action: SensitiveAction) -> SignedChallenge | None:
+    def _signed(
+        self, session: Session, account: Account, action: SensitiveAction
+    ) -> SignedChallenge | None:
         """What the app sends with money out: its device's signature, when it holds a key."""
         device = account.device
         if device is None or device.device_id is None:
@@ -647,8 +786,9 @@ class Runner:
         attacker = self.scenario.attackers[a]
         victim = self.plan.citizens[attempt.victim]
         self.opened_wallet = False
-        account = self._account_for(a, attacker, attempt,
-                                    self.result.attackers[a].attempts + attempt.tries * 7919)
+        account = self._account_for(
+            a, attacker, attempt, self.result.attackers[a].attempts + attempt.tries * 7919
+        )
         if self.opened_wallet:
             self._stage(attempt, "wallet_opened")
         if isinstance(account, KouzaError):
@@ -658,8 +798,9 @@ class Runner:
         attempt.account = account
         self._stage(attempt, "wallet_opened")
         self._stage(attempt, "link_attempted")
-        if getattr(attacker, "gets_internet_banking", False) \
-                and self._bank_is_oauth(victim.bank_code):
+        if getattr(attacker, "gets_internet_banking", False) and self._bank_is_oauth(
+            victim.bank_code
+        ):
             # the victim typed the internet-banking password and a live code into the phishing
             # page: the attacker walks the bank's strong flow with them
             link_id, refused = self.adversary.link_oauth(account, victim)
@@ -667,8 +808,11 @@ class Runner:
             link_id, refused = self._sweep(account, attacker, victim)
         else:
             link_id, refused = self._link(account, victim, pin=victim.pin, holder=victim.kana)
-        if refused is not None and refused.code == "step_up_required" \
-                and self.adversary.answer_step_up(attempt, SensitiveAction.LINK_BANK.value):
+        if (
+            refused is not None
+            and refused.code == "step_up_required"
+            and self.adversary.answer_step_up(attempt, SensitiveAction.LINK_BANK.value)
+        ):
             link_id, refused = self._link(account, victim, pin=victim.pin, holder=victim.kana)
         if refused is not None or link_id is None:
             refusal = refused or KouzaError("no link")
@@ -690,8 +834,9 @@ class Runner:
         attempt.charges_left = list(attacker.charge_plan)
         self._schedule(self.world.clock.now() + timedelta(minutes=1), FollowUp.CHARGE, attempt)
 
-    def _sweep(self, account: Account, attacker: Attacker,
-               victim: Citizen) -> tuple[uuid.UUID | None, KouzaError | None]:
+    def _sweep(
+        self, account: Account, attacker: Attacker, victim: Citizen
+    ) -> tuple[uuid.UUID | None, KouzaError | None]:
         """Reverse brute force on one account: the sweep's PIN(s), never a third try (it would
         lock the account and tell the bank); some numbers of the range are no account at all."""
         assert attacker.strategy == "reverse_brute_force"
@@ -712,16 +857,21 @@ class Runner:
                 break
         return None, refused
 
-    def _account_for(self, a: int, attacker: Attacker, attempt: Attempt,
-                     number: int) -> Account | KouzaError:
+    def _account_for(
+        self, a: int, attacker: Attacker, attempt: Attempt, number: int
+    ) -> Account | KouzaError:
         """Which wallet the attacker uses: a fresh one per victim, or its own (mule, sweep)."""
         if attacker.strategy == "mule":
             if a not in self.mule_verified:
                 account = self._attacker_account(a, 0)
                 if isinstance(account, KouzaError):
                     return account
-                mule = TestCitizen(name="運び 屋男", address="大阪府大阪市北区1-1",
-                                   birth_date=datetime(1990, 1, 1).date(), sex=Sex.MALE)
+                mule = TestCitizen(
+                    name="運び 屋男",
+                    address="大阪府大阪市北区1-1",
+                    birth_date=datetime(1990, 1, 1).date(),
+                    sex=Sex.MALE,
+                )
                 phone = f"0702{a:02d}{self.counter % 100_000:05d}"
                 refused = self._reach_link_level(account, phone, mule, "ハコビ ヤオ")
                 if refused is not None:
@@ -756,8 +906,11 @@ class Runner:
         assert attempt.account is not None and attempt.link_id is not None
         amount = attempt.charges_left.pop(0)
         refused = self._top_up(attempt.account, attempt.link_id, amount)
-        if refused is not None and refused.code == "step_up_required" \
-                and self.adversary.answer_step_up(attempt, SensitiveAction.CHARGE.value):
+        if (
+            refused is not None
+            and refused.code == "step_up_required"
+            and self.adversary.answer_step_up(attempt, SensitiveAction.CHARGE.value)
+        ):
             refused = self._top_up(attempt.account, attempt.link_id, amount)
         attacker = self.scenario.attackers[attempt.attacker]
         now = self.world.clock.now()
@@ -765,11 +918,17 @@ class Runner:
             self._stage(attempt, "charged")
         else:
             self._refused(attempt, refused)
-        limit_hit = refused is not None and refused.code in ("limit_exceeded", "mandate_exceeded",
-                                                            "movement_refused")
+        limit_hit = refused is not None and refused.code in (
+            "limit_exceeded",
+            "mandate_exceeded",
+            "movement_refused",
+        )
         if attempt.charges_left and (refused is None or limit_hit):
-            gap = timedelta(hours=attacker.charge_every_hours) if attacker.charge_every_hours \
+            gap = (
+                timedelta(hours=attacker.charge_every_hours)
+                if attacker.charge_every_hours
                 else timedelta(seconds=20)
+            )
             self._schedule(now + gap, FollowUp.CHARGE, attempt)
             return
         delay = self.adversary.cash_out_delay(attacker)
@@ -780,10 +939,14 @@ class Runner:
             # attempt goes on, so the funnel counts the victim once
             local = now.astimezone(JST)
             next_month = (local.replace(day=28) + timedelta(days=4)).replace(
-                day=1, hour=0, minute=5, second=0, microsecond=0)
+                day=1, hour=0, minute=5, second=0, microsecond=0
+            )
             end = self.scenario.start + timedelta(days=self.scenario.days)
-            last = (self.scenario.start + timedelta(days=attacker.end_day)
-                    if attacker.end_day is not None else end)
+            last = (
+                self.scenario.start + timedelta(days=attacker.end_day)
+                if attacker.end_day is not None
+                else end
+            )
             if next_month - local <= STRADDLE_WINDOW and next_month < min(end, last):
                 attempt.straddled = True
                 attempt.charges_left = list(attacker.charge_plan)
@@ -801,7 +964,8 @@ class Runner:
         with password_cost(time_cost=1, memory_cost=1024):
             while i < len(planned) or self.dynamic:
                 take_planned = not self.dynamic or (
-                    i < len(planned) and planned[i].at <= self.dynamic[0].at)
+                    i < len(planned) and planned[i].at <= self.dynamic[0].at
+                )
                 if take_planned:
                     action = planned[i]
                     i += 1
@@ -874,8 +1038,9 @@ class Runner:
         first_charge: dict[uuid.UUID, datetime] = {}
         victims_by_attacker: dict[int, set[int]] = {}
 
-        def lose(victim: int, a: int, amount: int, bank_code: str, at: datetime,
-                 wallet_id: uuid.UUID) -> None:
+        def lose(
+            victim: int, a: int, amount: int, bank_code: str, at: datetime, wallet_id: uuid.UUID
+        ) -> None:
             per_victim[victim] = per_victim.get(victim, 0) + amount
             result.loss_yen += amount
             result.attackers[a].loss_yen += amount
@@ -890,10 +1055,18 @@ class Runner:
             #    an operator sent back after a review)
             self.bank_debits = {}
             rows = session.execute(
-                select(BankMovement.wallet_id, BankMovement.link_id, BankMovement.bank_code,
-                       BankMovement.amount, BankMovement.created_at, BankMovement.direction)
-                .where(BankMovement.status == MovementStatus.POSTED.value,
-                       BankMovement.link_id.in_(list(self.victim_links)))
+                select(
+                    BankMovement.wallet_id,
+                    BankMovement.link_id,
+                    BankMovement.bank_code,
+                    BankMovement.amount,
+                    BankMovement.created_at,
+                    BankMovement.direction,
+                )
+                .where(
+                    BankMovement.status == MovementStatus.POSTED.value,
+                    BankMovement.link_id.in_(list(self.victim_links)),
+                )
                 .order_by(BankMovement.created_at)
             ).all()
             for wallet_id, link_id, bank_code, amount, at, direction in rows:
@@ -906,26 +1079,49 @@ class Runner:
             attack_wallets = list(self.attack_accounts)
             if attack_wallets:
                 sent = session.execute(
-                    select(Transfer.source_wallet_id, Transfer.destination_wallet_id,
-                           Transfer.amount, Transfer.created_at)
-                    .where(Transfer.destination_wallet_id.in_(attack_wallets),
-                           Transfer.source_wallet_id.not_in(attack_wallets))
+                    select(
+                        Transfer.source_wallet_id,
+                        Transfer.destination_wallet_id,
+                        Transfer.amount,
+                        Transfer.created_at,
+                    )
+                    .where(
+                        Transfer.destination_wallet_id.in_(attack_wallets),
+                        Transfer.source_wallet_id.not_in(attack_wallets),
+                    )
                     .order_by(Transfer.created_at)
                 ).all()
                 for source, destination, amount, at in sent:
                     victim = self.owner_of_wallet[source]
-                    lose(victim, self.attack_accounts[destination], amount,
-                         self.plan.citizens[victim].bank_code, at, destination)
+                    lose(
+                        victim,
+                        self.attack_accounts[destination],
+                        amount,
+                        self.plan.citizens[victim].bank_code,
+                        at,
+                        destination,
+                    )
             # 3. the attacker paying merchants straight from a customer's wallet it took over
             for payment_id, victim, a in self.taken_payments:
                 payment = session.get_one(Payment, payment_id)
-                lose(victim, a, payment.amount - payment.refunded_amount,
-                     self.plan.citizens[victim].bank_code, payment.created_at,
-                     payment.wallet_id)
+                lose(
+                    victim,
+                    a,
+                    payment.amount - payment.refunded_amount,
+                    self.plan.citizens[victim].bank_code,
+                    payment.created_at,
+                    payment.wallet_id,
+                )
             attack_wallets = list(self.attack_accounts)
-            spent = session.scalar(select(func.coalesce(func.sum(
-                Payment.amount - Payment.refunded_amount), 0)).where(
-                Payment.wallet_id.in_(attack_wallets))) if attack_wallets else 0
+            spent = (
+                session.scalar(
+                    select(
+                        func.coalesce(func.sum(Payment.amount - Payment.refunded_amount), 0)
+                    ).where(Payment.wallet_id.in_(attack_wallets))
+                )
+                if attack_wallets
+                else 0
+            )
             result.spent_yen = int(spent or 0)
             for wallet_id in attack_wallets:
                 wallet = session.get_one(Wallet, wallet_id)
@@ -933,7 +1129,8 @@ class Runner:
                     result.frozen_yen += wallets.balance(session, wallet).balance
             locks = session.execute(
                 select(AuditEvent.subject, func.min(AuditEvent.created_at))
-                .where(AuditEvent.action == "wallet.lock").group_by(AuditEvent.subject)
+                .where(AuditEvent.action == "wallet.lock")
+                .group_by(AuditEvent.subject)
             ).all()
             for subject, at in locks:
                 wallet_id = uuid.UUID(subject)
@@ -965,8 +1162,10 @@ class Runner:
             record = event.to_json()
             attacker = self._attacker_behind(event)
             record["label"] = f"attack:{names[attacker]}" if attacker is not None else "honest"
-            record["attributes"] = {**record.get("attributes", {}),
-                                    "sim_profile": self.profile.name}
+            record["attributes"] = {
+                **record.get("attributes", {}),
+                "sim_profile": self.profile.name,
+            }
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
         return len(events)
 
@@ -990,7 +1189,8 @@ class Runner:
             differ = sorted(set(at_bank.items()) ^ set(mine.items()))[:5]
             raise SimulationInconsistent(
                 f"{self.profile.name}: the ledger and the bank disagree on victims' losses: "
-                f"{differ}")
+                f"{differ}"
+            )
 
     def bank_losses(self) -> dict[int, int]:
         """Per victim, what the bank debited (less what it credited back) under the links
@@ -998,16 +1198,25 @@ class Runner:
         if not self.victim_links:
             return {}
         with self.rt.db.session() as session:
-            bank_link_of = dict(session.execute(
-                select(BankLink.id, BankLink.bank_link_id)
-                .where(BankLink.id.in_(list(self.victim_links)))).all())
-        victim_of = {bank_link_of[link]: victim for link, victim in self.victim_links.items()
-                     if link in bank_link_of}
+            bank_link_of = dict(
+                session.execute(
+                    select(BankLink.id, BankLink.bank_link_id).where(
+                        BankLink.id.in_(list(self.victim_links))
+                    )
+                ).all()
+            )
+        victim_of = {
+            bank_link_of[link]: victim
+            for link, victim in self.victim_links.items()
+            if link in bank_link_of
+        }
         lost: dict[int, int] = {}
         with self.world.bank_rt.db.session() as session:
             rows = session.execute(
-                select(BankTransfer.link_id, BankTransfer.kind, BankTransfer.amount)
-                .where(BankTransfer.link_id.in_(list(victim_of)))).all()
+                select(BankTransfer.link_id, BankTransfer.kind, BankTransfer.amount).where(
+                    BankTransfer.link_id.in_(list(victim_of))
+                )
+            ).all()
         for link_id, kind, amount in rows:
             victim = victim_of[link_id]
             lost[victim] = lost.get(victim, 0) + (amount if kind == "debit" else -amount)

@@ -76,8 +76,9 @@ class FraudTeam:
         self.reported.add(reference)
         letter = "@" not in message.recipient and not message.recipient.startswith("+")
         hours = draw.uniform(48, 120) if letter else draw.uniform(1, 14)
-        self.r._schedule(self.r.world.clock.now() + timedelta(hours=hours), FollowUp.NOT_ME,
-                         data=reference)
+        self.r._schedule(
+            self.r.world.clock.now() + timedelta(hours=hours), FollowUp.NOT_ME, data=reference
+        )
 
     def holder_says_not_me(self, reference: str) -> None:
         try:
@@ -108,18 +109,26 @@ class FraudTeam:
     def _act_on_revocations(self, now: datetime) -> None:
         with self.r.rt.db.session() as session:
             revoked = session.execute(
-                select(BankLink.id, BankLink.wallet_id, BankLink.bank_code)
-                .where(BankLink.status == BankLinkStatus.REVOKED.value,
-                       BankLink.status_reason.like("%not me%"))).all()
+                select(BankLink.id, BankLink.wallet_id, BankLink.bank_code).where(
+                    BankLink.status == BankLinkStatus.REVOKED.value,
+                    BankLink.status_reason.like("%not me%"),
+                )
+            ).all()
         for link_id, wallet_id, bank_code in revoked:
             if link_id in self.seen_revocations:
                 continue
             self.seen_revocations.add(link_id)
-            self.r._call(lambda s, w=wallet_id: locks.lock(  # type: ignore[misc]
-                s, wallet_id=w, actor=ACTOR,
-                reason="the account holder told the bank the link was not theirs"))
-            recent = [t for t in self.reports_at_bank.get(bank_code, [])
-                      if now - t < timedelta(days=1)] + [now]
+            self.r._call(
+                lambda s, w=wallet_id: locks.lock(  # type: ignore[misc]
+                    s,
+                    wallet_id=w,
+                    actor=ACTOR,
+                    reason="the account holder told the bank the link was not theirs",
+                )
+            )
+            recent = [
+                t for t in self.reports_at_bank.get(bank_code, []) if now - t < timedelta(days=1)
+            ] + [now]
             self.reports_at_bank[bank_code] = recent
             if len(recent) >= BURST and bank_code not in self.switched:
                 self._switch(bank_code, active=True)
@@ -132,28 +141,44 @@ class FraudTeam:
                 del self.switched[bank_code]
 
     def _switch(self, bank_code: str, *, active: bool) -> None:
-        why = ("several holders said 'not me' at this bank within a day" if active
-               else "attack over: re-opened after review")
+        why = (
+            "several holders said 'not me' at this bank within a day"
+            if active
+            else "attack over: re-opened after review"
+        )
         for scope in (SwitchScope.BANK_CHARGES, SwitchScope.BANK_LINKS):
-            self.r._call(lambda s, sc=scope: switches.set(  # type: ignore[misc]
-                s, scope=sc, target=bank_code, active=active, actor=ACTOR, reason=why))
+            self.r._call(
+                lambda s, sc=scope: switches.set(  # type: ignore[misc]
+                    s, scope=sc, target=bank_code, active=active, actor=ACTOR, reason=why
+                )
+            )
 
     def _decide_reviews(self, now: datetime) -> None:
         with self.r.rt.db.session() as session:
-            waiting = [(view.movement.id, view.movement.wallet_id, view.review.created_at,
-                        session.get_one(BankLink, view.movement.link_id).status)
-                       for view in reviews.list(session, limit=500)
-                       if now - view.review.created_at >= REVIEW_AFTER]
+            waiting = [
+                (
+                    view.movement.id,
+                    view.movement.wallet_id,
+                    view.review.created_at,
+                    session.get_one(BankLink, view.movement.link_id).status,
+                )
+                for view in reviews.list(session, limit=500)
+                if now - view.review.created_at >= REVIEW_AFTER
+            ]
         for movement_id, wallet_id, held_at, status in waiting:
             if status == BankLinkStatus.ACTIVE.value:
-                _, refused = self.r._call(lambda s, m=movement_id: reviews.release(  # type: ignore[misc]
-                    s, m, actor=ACTOR, reason="no report from the holder within a day"))
+                _, refused = self.r._call(
+                    lambda s, m=movement_id: reviews.release(  # type: ignore[misc]
+                        s, m, actor=ACTOR, reason="no report from the holder within a day"
+                    )
+                )
                 if refused is None and wallet_id in self.r.owner_of_wallet:
                     hours = (now - held_at).total_seconds() / 3600
                     self.r.result.time_to_money_hours.append(round(hours, 2))
                 continue
             try:
-                reviews.reject(self.r.rt, movement_id, actor=ACTOR,
-                               reason="the link was disowned or suspended")
+                reviews.reject(
+                    self.r.rt, movement_id, actor=ACTOR, reason="the link was disowned or suspended"
+                )
             except KouzaError:
                 continue

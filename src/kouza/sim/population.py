@@ -18,16 +18,48 @@ from kouza.kit import zengin
 from kouza.sim.scenario import Attacker, PopulationSpec, Scenario
 
 FAMILY_NAMES = (
-    ("佐藤", "ｻﾄｳ"), ("鈴木", "ｽｽﾞｷ"), ("高橋", "ﾀｶﾊｼ"), ("田中", "ﾀﾅｶ"), ("伊藤", "ｲﾄｳ"),
-    ("渡辺", "ﾜﾀﾅﾍﾞ"), ("山本", "ﾔﾏﾓﾄ"), ("中村", "ﾅｶﾑﾗ"), ("小林", "ｺﾊﾞﾔｼ"), ("加藤", "ｶﾄｳ"),
-    ("吉田", "ﾖｼﾀﾞ"), ("山田", "ﾔﾏﾀﾞ"), ("佐々木", "ｻｻｷ"), ("斎藤", "ｻｲﾄｳ"), ("井上", "ｲﾉｳｴ"),
-    ("木村", "ｷﾑﾗ"), ("林", "ﾊﾔｼ"), ("清水", "ｼﾐｽﾞ"), ("山口", "ﾔﾏｸﾞﾁ"), ("森", "ﾓﾘ"),
+    ("佐藤", "ｻﾄｳ"),
+    ("鈴木", "ｽｽﾞｷ"),
+    ("高橋", "ﾀｶﾊｼ"),
+    ("田中", "ﾀﾅｶ"),
+    ("伊藤", "ｲﾄｳ"),
+    ("渡辺", "ﾜﾀﾅﾍﾞ"),
+    ("山本", "ﾔﾏﾓﾄ"),
+    ("中村", "ﾅｶﾑﾗ"),
+    ("小林", "ｺﾊﾞﾔｼ"),
+    ("加藤", "ｶﾄｳ"),
+    ("吉田", "ﾖｼﾀﾞ"),
+    ("山田", "ﾔﾏﾀﾞ"),
+    ("佐々木", "ｻｻｷ"),
+    ("斎藤", "ｻｲﾄｳ"),
+    ("井上", "ｲﾉｳｴ"),
+    ("木村", "ｷﾑﾗ"),
+    ("林", "ﾊﾔｼ"),
+    ("清水", "ｼﾐｽﾞ"),
+    ("山口", "ﾔﾏｸﾞﾁ"),
+    ("森", "ﾓﾘ"),
 )
 GIVEN_NAMES = (
-    ("太郎", "ﾀﾛｳ"), ("花子", "ﾊﾅｺ"), ("翔太", "ｼﾖｳﾀ"), ("美咲", "ﾐｻｷ"), ("健一", "ｹﾝｲﾁ"),
-    ("陽子", "ﾖｳｺ"), ("大輔", "ﾀﾞｲｽｹ"), ("由美", "ﾕﾐ"), ("誠", "ﾏｺﾄ"), ("恵子", "ｹｲｺ"),
-    ("拓也", "ﾀｸﾔ"), ("裕子", "ﾕｳｺ"), ("修", "ｵｻﾑ"), ("直美", "ﾅｵﾐ"), ("隆", "ﾀｶｼ"),
-    ("明美", "ｱｹﾐ"), ("浩", "ﾋﾛｼ"), ("久美子", "ｸﾐｺ"), ("勇", "ｲｻﾑ"), ("千尋", "ﾁﾋﾛ"),
+    ("太郎", "ﾀﾛｳ"),
+    ("花子", "ﾊﾅｺ"),
+    ("翔太", "ｼﾖｳﾀ"),
+    ("美咲", "ﾐｻｷ"),
+    ("健一", "ｹﾝｲﾁ"),
+    ("陽子", "ﾖｳｺ"),
+    ("大輔", "ﾀﾞｲｽｹ"),
+    ("由美", "ﾕﾐ"),
+    ("誠", "ﾏｺﾄ"),
+    ("恵子", "ｹｲｺ"),
+    ("拓也", "ﾀｸﾔ"),
+    ("裕子", "ﾕｳｺ"),
+    ("修", "ｵｻﾑ"),
+    ("直美", "ﾅｵﾐ"),
+    ("隆", "ﾀｶｼ"),
+    ("明美", "ｱｹﾐ"),
+    ("浩", "ﾋﾛｼ"),
+    ("久美子", "ｸﾐｺ"),
+    ("勇", "ｲｻﾑ"),
+    ("千尋", "ﾁﾋﾛ"),
 )
 COMMON_PINS = ("1234", "0000", "1111", "1212", "7777", "2580", "5555", "1122")
 COMMON_PIN_WEIGHTS = (0.05, 0.02, 0.015, 0.01, 0.008, 0.006, 0.006, 0.005)
@@ -172,30 +204,37 @@ def _citizens(scenario: Scenario, rng: np.random.Generator) -> list[Citizen]:
         for i in range(n):
             family, given = FAMILY_NAMES[families[i]], GIVEN_NAMES[givens[i]]
             index = len(citizens)
-            citizens.append(Citizen(
-                index=index, bank_code=bank.code, branch=branch, number=f"{numbers[i]:07d}",
-                kanji=f"{family[0]} {given[0]}", kana=f"{family[1]} {given[1]}",
-                birth_date=date(1940, 1, 1) + timedelta(days=int(births[i])), pin=pins[i],
-                balance=int(balances[i]) // 1000 * 1000, phone=f"0801{index:07d}",
-            ))
+            citizens.append(
+                Citizen(
+                    index=index,
+                    bank_code=bank.code,
+                    branch=branch,
+                    number=f"{numbers[i]:07d}",
+                    kanji=f"{family[0]} {given[0]}",
+                    kana=f"{family[1]} {given[1]}",
+                    birth_date=date(1940, 1, 1) + timedelta(days=int(births[i])),
+                    pin=pins[i],
+                    balance=int(balances[i]) // 1000 * 1000,
+                    phone=f"0801{index:07d}",
+                )
+            )
     return citizens
 
 
-def _poisson_times(rng: np.random.Generator, start: datetime, span_days: float,
-                   per_day: float) -> list[datetime]:
+def _poisson_times(
+    rng: np.random.Generator, start: datetime, span_days: float, per_day: float
+) -> list[datetime]:
     """Arrival times of a Poisson process of rate ``per_day`` over ``span_days``, in daytime."""
     if span_days <= 0 or per_day <= 0:
         return []
     count = int(rng.poisson(per_day * span_days))
     days = np.sort(rng.random(count) * span_days)
     # people act in the daytime: squeeze the time of day into 08:00–23:00 JST
-    return [start + timedelta(days=int(d)) + timedelta(hours=8 + 15 * (d - int(d)))
-            for d in days]
+    return [start + timedelta(days=int(d)) + timedelta(hours=8 + 15 * (d - int(d))) for d in days]
 
 
 CUSTOMER_POOLS = ("customers", "any")
-EVEN_CAMPAIGNS = ("phishing_relay", "account_takeover", "verified_mule_market",
-                  "authorised_push")
+EVEN_CAMPAIGNS = ("phishing_relay", "account_takeover", "verified_mule_market", "authorised_push")
 RELAYS_BANKING = ("phishing_relay", "verified_mule_market")
 
 
@@ -212,8 +251,11 @@ def make_plan(scenario: Scenario) -> Plan:
     citizens = _citizens(scenario, rng)
     pop = scenario.population
     start = scenario.start
-    merchants = [(f"{category}-{i:03d}", category)
-                 for category, count in sorted(scenario.merchants.items()) for i in range(count)]
+    merchants = [
+        (f"{category}-{i:03d}", category)
+        for category, count in sorted(scenario.merchants.items())
+        for i in range(count)
+    ]
     by_category: dict[str, list[int]] = {}
     for index, (_, category) in enumerate(merchants):
         by_category.setdefault(category, []).append(index)
@@ -248,8 +290,17 @@ def make_plan(scenario: Scenario) -> Plan:
     for k, citizen in enumerate(candidates):
         if not users[k]:
             continue
-        person = _honest(side, pop, len(honest), citizen, k, bool(links[k]), bool(seconds[k]),
-                         start + timedelta(days=float(joins[k])), start)
+        person = _honest(
+            side,
+            pop,
+            len(honest),
+            citizen,
+            k,
+            bool(links[k]),
+            bool(seconds[k]),
+            start + timedelta(days=float(joins[k])),
+            start,
+        )
         honest.append(person)
         actions.append(Planned(person.joins_at, seq, Kind.JOIN, person.index))
         seq += 1
@@ -264,8 +315,9 @@ def make_plan(scenario: Scenario) -> Plan:
             amount = int(min(rng.lognormal(np.log(1_200), 0.8), 30_000)) // 10 * 10 + 100
             planned.append((at, Kind.PAY, amount, merchant, category))
         for at in _poisson_times(rng, active_from, span, pop.transfers_per_month / 30):
-            planned.append((at, Kind.TRANSFER, int(rng.choice([1_000, 2_000, 3_000, 5_000])),
-                            -1, ""))
+            planned.append(
+                (at, Kind.TRANSFER, int(rng.choice([1_000, 2_000, 3_000, 5_000])), -1, "")
+            )
         planned = _reshape(side, scenario, planned)
         planned.extend(_life_events(side, pop, person, active_from, span))
         for at, kind, amount, target, category in planned:
@@ -285,8 +337,9 @@ def make_plan(scenario: Scenario) -> Plan:
             customer = honest_of_citizen.get(victim)
             if customer is not None and honest[customer].joins_at + timedelta(days=1) > at:
                 # a customer is attacked once they are one (a day after joining at the earliest)
-                at = honest[customer].joins_at + timedelta(days=1,
-                                                           hours=(at - start).seconds / 3600)
+                at = honest[customer].joins_at + timedelta(
+                    days=1, hours=(at - start).seconds / 3600
+                )
                 if at >= end:
                     continue
             actions.append(Planned(at, seq, Kind.ATTACK, a, target=victim))
@@ -294,17 +347,28 @@ def make_plan(scenario: Scenario) -> Plan:
     actions.sort()
     banking = {person.citizen.index for person in honest if person.links_bank}
     for a, attacker in enumerate(scenario.attackers):
-        if getattr(attacker, "gets_internet_banking", False) \
-                or getattr(attacker, "with_internet_banking", False) \
-                or attacker.strategy == "phishing_relay":
+        if (
+            getattr(attacker, "gets_internet_banking", False)
+            or getattr(attacker, "with_internet_banking", False)
+            or attacker.strategy == "phishing_relay"
+        ):
             banking.update(victims_of[a])  # phished: their banking login is known
-    return Plan(scenario, citizens, honest, actions, victims_of, merchants, banking,
-                honest_of_citizen)
+    return Plan(
+        scenario, citizens, honest, actions, victims_of, merchants, banking, honest_of_citizen
+    )
 
 
-def _honest(side: np.random.Generator, pop: PopulationSpec, index: int, citizen: Citizen,
-            k: int, links: bool, second_device: bool, joins_at: datetime,
-            start: datetime) -> Honest:
+def _honest(
+    side: np.random.Generator,
+    pop: PopulationSpec,
+    index: int,
+    citizen: Citizen,
+    k: int,
+    links: bool,
+    second_device: bool,
+    joins_at: datetime,
+    start: datetime,
+) -> Honest:
     """One honest user with the traits each attack surface depends on."""
     existing = bool(side.random() < pop.existing_share)
     mean = pop.phishing_susceptibility
@@ -318,16 +382,25 @@ def _honest(side: np.random.Generator, pop: PopulationSpec, index: int, citizen:
     # home networks are spread over the address space (neighbours in the list are not
     # neighbours on the network): a multiplicative hash of the index
     spread = (k * 2654435761) & 0xFFFFFF
-    return Honest(index=index, citizen=citizen, links_bank=links, joins_at=joins_at,
-                  ip=f"10.{spread >> 16}.{(spread >> 8) & 255}.{spread & 255}",
-                  second_device=second_device, existing=existing,
-                  opening_balance=min(opening, 200_000), reuses_password=reuses,
-                  susceptibility=susceptibility)
+    return Honest(
+        index=index,
+        citizen=citizen,
+        links_bank=links,
+        joins_at=joins_at,
+        ip=f"10.{spread >> 16}.{(spread >> 8) & 255}.{spread & 255}",
+        second_device=second_device,
+        existing=existing,
+        opening_balance=min(opening, 200_000),
+        reuses_password=reuses,
+        susceptibility=susceptibility,
+    )
 
 
-def _reshape(side: np.random.Generator, scenario: Scenario,
-             planned: list[tuple[datetime, Kind, int, int, str]]
-             ) -> list[tuple[datetime, Kind, int, int, str]]:
+def _reshape(
+    side: np.random.Generator,
+    scenario: Scenario,
+    planned: list[tuple[datetime, Kind, int, int, str]],
+) -> list[tuple[datetime, Kind, int, int, str]]:
     """Apply the scenario's rate changes: thin the actions in a slower period, add copies
     (shifted within the same day) in a busier one."""
     changes = scenario.population.rate_changes
@@ -348,19 +421,25 @@ def _reshape(side: np.random.Generator, scenario: Scenario,
     return out
 
 
-def _life_events(side: np.random.Generator, pop: PopulationSpec, person: Honest,
-                 active_from: datetime, span: float
-                 ) -> list[tuple[datetime, Kind, int, int, str]]:
+def _life_events(
+    side: np.random.Generator,
+    pop: PopulationSpec,
+    person: Honest,
+    active_from: datetime,
+    span: float,
+) -> list[tuple[datetime, Kind, int, int, str]]:
     """A new phone number, a new device: the honest changes that look like a takeover."""
     events: list[tuple[datetime, Kind, int, int, str]] = []
     if span <= 1:
         return events
     if side.random() < pop.phone_churn_per_year * span / 365:
-        events.append((_daytime(active_from, span, float(side.random())), Kind.PHONE_CHANGE,
-                       0, -1, ""))
+        events.append(
+            (_daytime(active_from, span, float(side.random())), Kind.PHONE_CHANGE, 0, -1, "")
+        )
     if person.second_device:
-        events.append((_daytime(active_from, span, float(side.random())), Kind.NEW_DEVICE,
-                       0, -1, ""))
+        events.append(
+            (_daytime(active_from, span, float(side.random())), Kind.NEW_DEVICE, 0, -1, "")
+        )
     return events
 
 
@@ -369,8 +448,13 @@ def _daytime(active_from: datetime, span: float, draw: float) -> datetime:
     return active_from + timedelta(days=day) + timedelta(hours=8 + 12 * ((draw * span) % 1))
 
 
-def _customer_victims(side: np.random.Generator, attacker: Attacker, honest: list[Honest],
-                      citizens: list[Citizen], taken: set[int]) -> list[int]:
+def _customer_victims(
+    side: np.random.Generator,
+    attacker: Attacker,
+    honest: list[Honest],
+    citizens: list[Citizen],
+    taken: set[int],
+) -> list[int]:
     """Victims among the wallet's customers (or anyone, for ``any``) at the attacker's banks.
 
     Credential stuffing only works on people whose password leaked elsewhere; lures work on
@@ -379,8 +463,9 @@ def _customer_victims(side: np.random.Generator, attacker: Attacker, honest: lis
     if attacker.victims_from == "any":
         pool = [c.index for c in citizens if c.bank_code in banks and c.index not in taken]
     else:
-        people = [p for p in honest if p.citizen.bank_code in banks
-                  and p.citizen.index not in taken]
+        people = [
+            p for p in honest if p.citizen.bank_code in banks and p.citizen.index not in taken
+        ]
         if attacker.strategy == "account_takeover":
             people = [p for p in people if p.reuses_password]
         pool = [p.citizen.index for p in people]
@@ -398,8 +483,9 @@ def _targets(attacker: Attacker) -> int:
     return int(count or 0)
 
 
-def _attack_times(rng: np.random.Generator, scenario: Scenario, attacker: Attacker,
-                  victims: list[int]) -> list[tuple[datetime, int]]:
+def _attack_times(
+    rng: np.random.Generator, scenario: Scenario, attacker: Attacker, victims: list[int]
+) -> list[tuple[datetime, int]]:
     """When the attacker goes after each target (night-time, like 2020's logs)."""
     first = attacker.start_day
     last = attacker.end_day if attacker.end_day is not None else scenario.days
@@ -409,9 +495,10 @@ def _attack_times(rng: np.random.Generator, scenario: Scenario, attacker: Attack
         # a sweep: one attempt every 20 seconds from the start day's night
         begin = scenario.start + timedelta(days=first, hours=1)
         return [(begin + timedelta(seconds=20 * i), v) for i, v in enumerate(order)]
-    per_day = {"leaked_credentials": getattr(attacker, "per_day", 1.0),
-               "low_and_slow": getattr(attacker, "per_week", 2.0) / 7}.get(
-        attacker.strategy, len(order) / span)
+    per_day = {
+        "leaked_credentials": getattr(attacker, "per_day", 1.0),
+        "low_and_slow": getattr(attacker, "per_week", 2.0) / 7,
+    }.get(attacker.strategy, len(order) / span)
     if attacker.strategy in EVEN_CAMPAIGNS:
         # a campaign without a daily rate reaches its targets over the whole period
         days = np.sort(rng.random(len(order)) * span)
@@ -429,7 +516,6 @@ def _attack_times(rng: np.random.Generator, scenario: Scenario, attacker: Attack
             per_day_count[whole] = per_day_count.get(whole, 0) + 1
         if whole >= span:
             break
-        when = scenario.start + timedelta(days=first + whole,
-                                          hours=float(rng.uniform(low, high)))
+        when = scenario.start + timedelta(days=first + whole, hours=float(rng.uniform(low, high)))
         times.append((when, victim))
     return times

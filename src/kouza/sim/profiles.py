@@ -63,8 +63,11 @@ PROFILES: dict[str, DefenceProfile] = {
             name="legacy-2019",
             description="E-mail-only wallets, legacy bank forms, calendar-month ¥300,000 cap, "
             "no name match, no risk rules: the design that was robbed in 2020.",
-            link_min_level="email", link_name_match=False, accept_legacy_banks=True,
-            require_device_signature=False, risk_rules="none",
+            link_min_level="email",
+            link_name_match=False,
+            accept_legacy_banks=True,
+            require_device_signature=False,
+            risk_rules="none",
             topup_cap=TopUpCap.CALENDAR_MONTH,
         ),
         DefenceProfile(
@@ -72,17 +75,24 @@ PROFILES: dict[str, DefenceProfile] = {
             description="Docomo's October 2020 measures for new links: SMS + eKYC before "
             "linking, name match; banks unchanged. (Docomo also re-verified existing links; "
             "the simulator does not replay that campaign.)",
-            link_min_level="verified", link_name_match=True, accept_legacy_banks=True,
-            require_device_signature=False, risk_rules="none",
+            link_min_level="verified",
+            link_name_match=True,
+            accept_legacy_banks=True,
+            require_device_signature=False,
+            risk_rules="none",
             topup_cap=TopUpCap.CALENDAR_MONTH,
         ),
         DefenceProfile(
             name="jba-2020",
             description="The JBA guideline of 2020-11-30: every bank requires internet-banking "
             "password + one-time password at linking; the wallet as in 2019.",
-            link_min_level="email", link_name_match=False, accept_legacy_banks=True,
-            require_device_signature=False, risk_rules="none",
-            topup_cap=TopUpCap.CALENDAR_MONTH, banks_require_oauth=True,
+            link_min_level="email",
+            link_name_match=False,
+            accept_legacy_banks=True,
+            require_device_signature=False,
+            risk_rules="none",
+            topup_cap=TopUpCap.CALENDAR_MONTH,
+            banks_require_oauth=True,
         ),
         DefenceProfile(
             name="kouza",
@@ -90,18 +100,30 @@ PROFILES: dict[str, DefenceProfile] = {
             "legacy banks refused, strong bank authentication where offered, bank-side "
             "monitoring, rolling caps, the shipped risk rules, immediate holder notices and "
             "the fraud team's playbook (locks, kill switches, reviews).",
-            link_min_level="verified", link_name_match=True, accept_legacy_banks=False,
-            require_device_signature=True, risk_rules="shipped",
-            topup_cap=TopUpCap.ROLLING_30_DAYS, bank_monitoring=True,
-            holder_notices=True, operator_playbook=True, money_out_proof=True,
+            link_min_level="verified",
+            link_name_match=True,
+            accept_legacy_banks=False,
+            require_device_signature=True,
+            risk_rules="shipped",
+            topup_cap=TopUpCap.ROLLING_30_DAYS,
+            bank_monitoring=True,
+            holder_notices=True,
+            operator_playbook=True,
+            money_out_proof=True,
         ),
     )
 }
 
 RULE_GROUPS: dict[str, tuple[str, ...]] = {
-    "linking-rules": ("link-soon-after-signup", "many-accounts-from-device",
-                      "many-accounts-from-network", "many-holder-names-from-wallet",
-                      "failed-link-burst", "failed-pin-burst-at-bank", "holder-name-near-miss"),
+    "linking-rules": (
+        "link-soon-after-signup",
+        "many-accounts-from-device",
+        "many-accounts-from-network",
+        "many-holder-names-from-wallet",
+        "failed-link-burst",
+        "failed-pin-burst-at-bank",
+        "holder-name-near-miss",
+    ),
     "charging-rules": ("charge-to-cap-after-link", "device-changed-since-link"),
     "spending-rules": ("resellable-spend-new-wallet",),
     "device-rules": ("many-wallets-on-device",),
@@ -109,23 +131,36 @@ RULE_GROUPS: dict[str, tuple[str, ...]] = {
 """The shipped rules by the stage they watch (each group is one row of the ablation table)."""
 
 LAYERS: dict[str, tuple[str, dict[str, object]]] = {
-    "verified-identity": ("eKYC before linking (phone + device key still required)",
-                          {"link_min_level": "phone"}),
-    "device-keys": ("device-key signatures (or SMS step-ups) on links, charges and money out",
-                    {"require_device_signature": False, "money_out_proof": False}),
+    "verified-identity": (
+        "eKYC before linking (phone + device key still required)",
+        {"link_min_level": "phone"},
+    ),
+    "device-keys": (
+        "device-key signatures (or SMS step-ups) on links, charges and money out",
+        {"require_device_signature": False, "money_out_proof": False},
+    ),
     "name-match": ("the verified name sent to the bank", {"link_name_match": False}),
-    "legacy-bank-refusal": ("refusing banks that only have the legacy PIN form",
-                            {"accept_legacy_banks": True}),
-    "bank-monitoring": ("banks watching failed link attempts across accounts",
-                        {"bank_monitoring": False}),
-    "rolling-caps": ("rolling 30-day caps (calendar month instead)",
-                     {"topup_cap": TopUpCap.CALENDAR_MONTH}),
-    **{group: (f"the shipped {group.replace('-', ' ')}", {"risk_rules_without": rules})
-       for group, rules in RULE_GROUPS.items()},
-    "holder-notices": ("immediate holder notices with a \"not me\" path",
-                       {"holder_notices": False}),
-    "operator-playbook": ("the fraud team's playbook (locks, kill switches)",
-                          {"operator_playbook": False}),
+    "legacy-bank-refusal": (
+        "refusing banks that only have the legacy PIN form",
+        {"accept_legacy_banks": True},
+    ),
+    "bank-monitoring": (
+        "banks watching failed link attempts across accounts",
+        {"bank_monitoring": False},
+    ),
+    "rolling-caps": (
+        "rolling 30-day caps (calendar month instead)",
+        {"topup_cap": TopUpCap.CALENDAR_MONTH},
+    ),
+    **{
+        group: (f"the shipped {group.replace('-', ' ')}", {"risk_rules_without": rules})
+        for group, rules in RULE_GROUPS.items()
+    },
+    "holder-notices": ('immediate holder notices with a "not me" path', {"holder_notices": False}),
+    "operator-playbook": (
+        "the fraud team's playbook (locks, kill switches)",
+        {"operator_playbook": False},
+    ),
 }
 """kouza's layers for the ablation table: name → (what it is, the switches that remove it)."""
 
@@ -137,9 +172,15 @@ def ablation_profiles() -> list[DefenceProfile]:
     base = PROFILES[ABLATION_BASE]
     made = [base]
     for layer, (what, switches) in LAYERS.items():
-        made.append(replace(base, name=f"{ABLATION_BASE}-without-{layer}",
-                            description=f"kouza without {what}.", tags=("ablation", layer),
-                            **switches))  # type: ignore[arg-type]
+        made.append(
+            replace(
+                base,
+                name=f"{ABLATION_BASE}-without-{layer}",
+                description=f"kouza without {what}.",
+                tags=("ablation", layer),
+                **switches,  # type: ignore[arg-type]
+            )
+        )
     return made
 
 

@@ -61,37 +61,53 @@ from kouza.sim.results import (
 
 CHARTS = {
     "losses_over_time": "Cumulative yen moved out of victims' bank accounts, per profile, over "
-                        "the simulated period (median over seeds; the band is the range).",
+    "the simulated period (median over seeds; the band is the range).",
     "losses_by_bank": "Yen lost per bank and profile (only banks that lost money under some "
-                      "profile; names in the table above; median over seeds, bars show the "
-                      "range).",
+    "profile; names in the table above; median over seeds, bars show the "
+    "range).",
     "friction_vs_loss": "Each profile's loss against the friction its honest users met: "
-                        "step-ups + reviews + blocks + false locks per 1,000 active users "
-                        "(median over seeds, bars show the range). Lower left is better.",
+    "step-ups + reviews + blocks + false locks per 1,000 active users "
+    "(median over seeds, bars show the range). Lower left is better.",
     "attack_funnel": "Attack attempts that reached each stage, all attackers together (median "
-                     "over seeds).",
+    "over seeds).",
 }
 """The charts every report draws, by file stem (``<stem>.png``) in report order, with the
 caption the HTML report gives each."""
 
-ABLATION_CHART = ("ablation", "What each layer of kouza does: yen saved (loss without the layer "
-                  "− loss with it; median over seeds, bars show the range) and the honest "
-                  "friction it causes (kouza's − the ablated profile's honest users who met "
-                  "each kind; a user who met two kinds counts in both).")
+ABLATION_CHART = (
+    "ablation",
+    "What each layer of kouza does: yen saved (loss without the layer "
+    "− loss with it; median over seeds, bars show the range) and the honest "
+    "friction it causes (kouza's − the ablated profile's honest users who met "
+    "each kind; a user who met two kinds counts in both).",
+)
 """The chart drawn only when the run has an ablation table."""
 
 FRICTION_LABELS = {
-    "step_up": "step-ups", "review": "reviews", "block": "blocks", "false_lock": "false locks",
-    "limit_refusal": "limit refusals", "link_refusal": "link refusals",
-    "holder_notice": "holder notices", "delayed_money": "delayed money",
+    "step_up": "step-ups",
+    "review": "reviews",
+    "block": "blocks",
+    "false_lock": "false locks",
+    "limit_refusal": "limit refusals",
+    "link_refusal": "link refusals",
+    "holder_notice": "holder notices",
+    "delayed_money": "delayed money",
     "other_refusal": "other refusals",
 }
 """How the report names each kind of honest friction."""
 
 _DPI = 120
 _JAPANESE_FAMILIES = (
-    "Noto Sans CJK JP", "Noto Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic", "VL Gothic",
-    "Hiragino Sans", "Yu Gothic", "Meiryo", "MS Gothic",
+    "Noto Sans CJK JP",
+    "Noto Sans JP",
+    "IPAexGothic",
+    "IPAGothic",
+    "TakaoGothic",
+    "VL Gothic",
+    "Hiragino Sans",
+    "Yu Gothic",
+    "Meiryo",
+    "MS Gothic",
 )
 _FUNNEL = ("attempted", *STAGES)
 _NONE = "—"
@@ -102,8 +118,12 @@ _NONE = "—"
 
 def friction_count(profile: ProfileResult) -> int:
     """Honest users' friction: step-ups + reviews + blocks + false locks."""
-    return (profile.honest_step_ups + profile.honest_reviews + profile.honest_blocks
-            + profile.false_locks)
+    return (
+        profile.honest_step_ups
+        + profile.honest_reviews
+        + profile.honest_blocks
+        + profile.false_locks
+    )
 
 
 def funnel(profile: ProfileResult) -> dict[str, int]:
@@ -120,8 +140,9 @@ def banks_with_losses(result: SimulationResult) -> list[str]:
     for profile in result.profiles:
         for code, yen in profile.losses_by_bank.items():
             totals[code] = totals.get(code, 0) + yen
-    return sorted((code for code, yen in totals.items() if yen > 0),
-                  key=lambda code: (-totals[code], code))
+    return sorted(
+        (code for code, yen in totals.items() if yen > 0), key=lambda code: (-totals[code], code)
+    )
 
 
 def _start_date(result: SimulationResult) -> date | None:
@@ -144,8 +165,11 @@ def _seeds(result: SimulationResult) -> str:
     if len(result.seeds) == 1:
         return f"seed {result.seeds[0]}"
     consecutive = result.seeds == list(range(result.seeds[0], result.seeds[0] + len(result.seeds)))
-    listed = (f"{result.seeds[0]}–{result.seeds[-1]}" if consecutive
-              else ", ".join(str(seed) for seed in result.seeds))
+    listed = (
+        f"{result.seeds[0]}–{result.seeds[-1]}"
+        if consecutive
+        else ", ".join(str(seed) for seed in result.seeds)
+    )
     return f"seeds {listed} (median [min–max] of {len(result.seeds)})"
 
 
@@ -232,8 +256,7 @@ _COLUMNS = (
     _Column("step-ups /1,000", ("friction_per_1000", "step_ups"), _two_places, per_user=True),
     _Column("reviews /1,000", ("friction_per_1000", "reviews"), _two_places, per_user=True),
     _Column("blocks /1,000", ("friction_per_1000", "blocks"), _two_places, per_user=True),
-    _Column("false locks /1,000", ("friction_per_1000", "false_locks"), _two_places,
-            per_user=True),
+    _Column("false locks /1,000", ("friction_per_1000", "false_locks"), _two_places, per_user=True),
     _Column("link refusals", ("honest_link_refusals",), _count),
 )
 
@@ -242,12 +265,14 @@ def comparison_rows(result: SimulationResult) -> tuple[list[str], list[list[str]
     """The comparison table as text cells: headers, then one row per profile in run order."""
     profiles = result.summary()["profiles"]
     headers = ["profile", *(column.header for column in _COLUMNS)]
-    return headers, [[name, *(column.cell(figures) for column in _COLUMNS)]
-                     for name, figures in profiles.items()]
+    return headers, [
+        [name, *(column.cell(figures) for column in _COLUMNS)] for name, figures in profiles.items()
+    ]
 
 
-def _markdown(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[bool]
-              ) -> str:
+def _markdown(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[bool]
+) -> str:
     """A GitHub Markdown table (numeric columns right-aligned), ending in a newline."""
 
     def line(cells: Iterable[str]) -> str:
@@ -303,8 +328,10 @@ def comparison_tables(result: SimulationResult, *, width: int | None = None) -> 
         chunks[-1].append(row)
         used += needed
     title = run_label(result)
-    return [_sideways(Text(title if index == 0 else f"{title} (continued)"), headers, chunk)
-            for index, chunk in enumerate(chunks)]
+    return [
+        _sideways(Text(title if index == 0 else f"{title} (continued)"), headers, chunk)
+        for index, chunk in enumerate(chunks)
+    ]
 
 
 def _sideways(title: Text, headers: list[str], rows: list[list[str]]) -> Table:
@@ -337,13 +364,25 @@ def ablation_rows(result: SimulationResult) -> tuple[list[str], list[list[str]]]
     """The ablation table as text cells: layer, what it is, yen saved, net yen saved, the
     friction it caused per kind (honest users, and events in brackets) and kouza's honest
     active users; one row per layer that ran (none when the run had no ablation)."""
-    headers = ["layer", "what it is", "yen saved", "net yen saved",
-               *(FRICTION_LABELS[kind] for kind in ABLATION_KINDS), "honest users"]
-    rows = [[row["layer"], row["description"],
-             show(pick(row, "yen_saved"), _yen), show(pick(row, "net_yen_saved"), _yen),
-             *(_friction_caused(row, kind) for kind in ABLATION_KINDS),
-             show(pick(row, "honest_active_users"), _count)]
-            for row in result.summary()["ablation"]]
+    headers = [
+        "layer",
+        "what it is",
+        "yen saved",
+        "net yen saved",
+        *(FRICTION_LABELS[kind] for kind in ABLATION_KINDS),
+        "honest users",
+    ]
+    rows = [
+        [
+            row["layer"],
+            row["description"],
+            show(pick(row, "yen_saved"), _yen),
+            show(pick(row, "net_yen_saved"), _yen),
+            *(_friction_caused(row, kind) for kind in ABLATION_KINDS),
+            show(pick(row, "honest_active_users"), _count),
+        ]
+        for row in result.summary()["ablation"]
+    ]
     return headers, rows
 
 
@@ -364,17 +403,23 @@ def ablation_table(result: SimulationResult) -> Table | None:
         return None
     table = Table(title=Text(f"What each layer of kouza does · {_seeds(result)}"))
     table.add_column("layer", min_width=max(len(row["layer"]) for row in rows))
-    for header in ("yen saved", "net yen saved", "friction caused: users (events)",
-                   "honest users"):
-        table.add_column(header, justify="left" if header.startswith("friction") else "right",
-                         overflow="fold")
+    for header in ("yen saved", "net yen saved", "friction caused: users (events)", "honest users"):
+        table.add_column(
+            header, justify="left" if header.startswith("friction") else "right", overflow="fold"
+        )
     for row in rows:
-        caused = [f"{FRICTION_LABELS[kind]} {_friction_caused(row, kind)}"
-                  for kind in ABLATION_KINDS if _any_friction(row, kind)]
-        table.add_row(Text(row["layer"]), Text(show(pick(row, "yen_saved"), _yen)),
-                      Text(show(pick(row, "net_yen_saved"), _yen)),
-                      Text("; ".join(caused) or "none"),
-                      Text(show(pick(row, "honest_active_users"), _count)))
+        caused = [
+            f"{FRICTION_LABELS[kind]} {_friction_caused(row, kind)}"
+            for kind in ABLATION_KINDS
+            if _any_friction(row, kind)
+        ]
+        table.add_row(
+            Text(row["layer"]),
+            Text(show(pick(row, "yen_saved"), _yen)),
+            Text(show(pick(row, "net_yen_saved"), _yen)),
+            Text("; ".join(caused) or "none"),
+            Text(show(pick(row, "honest_active_users"), _count)),
+        )
     return table
 
 
@@ -404,9 +449,11 @@ def _friction_rows(figures: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def _time_to_money(figures: Mapping[str, Any]) -> dict[str, str]:
     base = ("friction", "time_to_money")
-    return {"delayed": show(pick(figures, *base, "delayed"), _count),
-            "median": show(pick(figures, *base, "median_hours"), _hours),
-            "max": show(pick(figures, *base, "max_hours"), _hours)}
+    return {
+        "delayed": show(pick(figures, *base, "delayed"), _count),
+        "median": show(pick(figures, *base, "median_hours"), _hours),
+        "max": show(pick(figures, *base, "max_hours"), _hours),
+    }
 
 
 def _attacker_figures(attacker: AttackerResult) -> dict[str, Any]:
@@ -428,21 +475,28 @@ def _attacker_rows(runs: Sequence[ProfileResult]) -> list[dict[str, Any]]:
     names = list(dict.fromkeys(attacker.name for run in runs for attacker in run.attackers))
     rows = []
     for name in names:
-        per_seed = {str(run.seed): _attacker_figures(attacker) for run in runs
-                    for attacker in run.attackers if attacker.name == name}
-        codes = _codes_by_control(attacker for run in runs for attacker in run.attackers
-                                  if attacker.name == name)
+        per_seed = {
+            str(run.seed): _attacker_figures(attacker)
+            for run in runs
+            for attacker in run.attackers
+            if attacker.name == name
+        }
+        codes = _codes_by_control(
+            attacker for run in runs for attacker in run.attackers if attacker.name == name
+        )
         figures = spread(per_seed)
-        rows.append({
-            "name": name,
-            "strategy": figures["median"]["strategy"],
-            "attempts": show(pick(figures, "attempts"), _count),
-            "stages": [show(pick(figures, "stages", stage), _count) for stage in STAGES],
-            "succeeded": show(pick(figures, "succeeded"), _count),
-            "stopped_by": _stopped_by_items(figures, codes),
-            "victims": show(pick(figures, "victims"), _count),
-            "loss": show(pick(figures, "loss_yen"), _yen),
-        })
+        rows.append(
+            {
+                "name": name,
+                "strategy": figures["median"]["strategy"],
+                "attempts": show(pick(figures, "attempts"), _count),
+                "stages": [show(pick(figures, "stages", stage), _count) for stage in STAGES],
+                "succeeded": show(pick(figures, "succeeded"), _count),
+                "stopped_by": _stopped_by_items(figures, codes),
+                "victims": show(pick(figures, "victims"), _count),
+                "loss": show(pick(figures, "loss_yen"), _yen),
+            }
+        )
     return rows
 
 
@@ -457,17 +511,21 @@ def _codes_by_control(attackers: Iterable[AttackerResult]) -> dict[str, list[str
     return codes
 
 
-def _stopped_by_items(figures: Mapping[str, Any], codes: Mapping[str, list[str]]
-                      ) -> list[tuple[str, str]]:
+def _stopped_by_items(
+    figures: Mapping[str, Any], codes: Mapping[str, list[str]]
+) -> list[tuple[str, str]]:
     """``(control × count, codes)`` most frequent first, then ``rule <id> × count``."""
     items = []
     for group, prefix in (("stopped_by", ""), ("rules", "rule ")):
-        names = sorted(figures["median"][group],
-                       key=lambda key: (-(pick(figures, group, key).median or 0), key))
+        names = sorted(
+            figures["median"][group],
+            key=lambda key: (-(pick(figures, group, key).median or 0), key),
+        )
         for name in names:
             count = show(pick(figures, group, name), _count)
-            items.append((f"{prefix}{name} × {count}", ", ".join(codes.get(name, []))
-                          if not prefix else ""))
+            items.append(
+                (f"{prefix}{name} × {count}", ", ".join(codes.get(name, [])) if not prefix else "")
+            )
     return items
 
 
@@ -494,8 +552,10 @@ def _typeface(texts: Iterable[str]) -> _Typeface:
     """The default font if it draws every text, else an installed Japanese font that does."""
     wanted = "".join(texts)
     default: _Typeface | None = None
-    for properties in (FontProperties(), *(FontProperties(family=family)
-                                            for family in _JAPANESE_FAMILIES)):
+    for properties in (
+        FontProperties(),
+        *(FontProperties(family=family) for family in _JAPANESE_FAMILIES),
+    ):
         try:
             path = findfont(properties, fallback_to_default=False)
         except ValueError:
@@ -543,8 +603,16 @@ def _short_yen(value: float, _position: int | None = None) -> str:
 
 
 def _no_data(axes: Axes, message: str) -> None:
-    axes.text(0.5, 0.5, message, transform=axes.transAxes, ha="center", va="center",
-              fontsize=12, color="0.3")
+    axes.text(
+        0.5,
+        0.5,
+        message,
+        transform=axes.transAxes,
+        ha="center",
+        va="center",
+        fontsize=12,
+        color="0.3",
+    )
 
 
 def _middle(samples: Sequence[Sequence[float]]) -> tuple[list[float], Any]:
@@ -553,10 +621,18 @@ def _middle(samples: Sequence[Sequence[float]]) -> tuple[list[float], Any]:
     middles = [float(median(list(values))) if values else 0.0 for values in samples]
     if all(len(values) <= 1 for values in samples):
         return middles, None
-    errors = np.array([[middle - min(values, default=middle) for middle, values
-                        in zip(middles, samples, strict=True)],
-                       [max(values, default=middle) - middle for middle, values
-                        in zip(middles, samples, strict=True)]])
+    errors = np.array(
+        [
+            [
+                middle - min(values, default=middle)
+                for middle, values in zip(middles, samples, strict=True)
+            ],
+            [
+                max(values, default=middle) - middle
+                for middle, values in zip(middles, samples, strict=True)
+            ],
+        ]
+    )
     return middles, errors
 
 
@@ -569,8 +645,10 @@ def _month_ticks(start: date, days: int) -> tuple[list[int], list[str]]:
             firsts.append(month)
         month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
     firsts = firsts[:: len(firsts) // 13 + 1]
-    labels = [f"{first:%b}\n{first:%Y}" if index == 0 or first.month == 1 else f"{first:%b}"
-              for index, first in enumerate(firsts)]
+    labels = [
+        f"{first:%b}\n{first:%Y}" if index == 0 or first.month == 1 else f"{first:%b}"
+        for index, first in enumerate(firsts)
+    ]
     return [(first - start).days for first in firsts], labels
 
 
@@ -593,13 +671,28 @@ def _losses_over_time(result: SimulationResult, face: _Typeface) -> Figure:
         cumulative = np.cumsum(cumulative, axis=1)
         any_loss = any_loss or bool(cumulative.any())
         colour = _colour(index, len(groups))
-        axes.plot(day_numbers, np.median(cumulative, axis=0), drawstyle="steps-post",
-                  color=colour, linewidth=2, clip_on=False, label=face.fit(_short(name)))
+        axes.plot(
+            day_numbers,
+            np.median(cumulative, axis=0),
+            drawstyle="steps-post",
+            color=colour,
+            linewidth=2,
+            clip_on=False,
+            label=face.fit(_short(name)),
+        )
         if len(runs) > 1:
-            axes.fill_between(day_numbers, cumulative.min(axis=0), cumulative.max(axis=0),
-                              step="post", color=colour, alpha=0.15, linewidth=0)
-    axes.set_title(face.fit(f"Cumulative loss per profile: {result.scenario}"),
-                   fontproperties=face.properties)
+            axes.fill_between(
+                day_numbers,
+                cumulative.min(axis=0),
+                cumulative.max(axis=0),
+                step="post",
+                color=colour,
+                alpha=0.15,
+                linewidth=0,
+            )
+    axes.set_title(
+        face.fit(f"Cumulative loss per profile: {result.scenario}"), fontproperties=face.properties
+    )
     axes.set_ylabel("yen moved out of victims' accounts")
     axes.yaxis.set_major_formatter(FuncFormatter(_short_yen))
     axes.set_ylim(bottom=0)
@@ -608,8 +701,12 @@ def _losses_over_time(result: SimulationResult, face: _Typeface) -> Figure:
         axes.set_yticks([0])
         _no_data(axes, "No losses under any profile")
     if groups:
-        axes.legend(prop=face.properties, loc="upper left", bbox_to_anchor=(1.01, 1),
-                    fontsize="small" if len(groups) > 6 else None)
+        axes.legend(
+            prop=face.properties,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1),
+            fontsize="small" if len(groups) > 6 else None,
+        )
     return figure
 
 
@@ -619,8 +716,7 @@ def _losses_by_bank(result: SimulationResult, face: _Typeface) -> Figure:
         figure, axes = _figure(9, 3)
         axes.set_axis_off()
         _no_data(axes, "No losses: no bank account lost money under any profile")
-        axes.set_title(face.fit(f"Loss by bank: {result.scenario}"),
-                       fontproperties=face.properties)
+        axes.set_title(face.fit(f"Loss by bank: {result.scenario}"), fontproperties=face.properties)
         return figure
     groups = result.by_profile()
     count = max(len(groups), 1)
@@ -628,29 +724,40 @@ def _losses_by_bank(result: SimulationResult, face: _Typeface) -> Figure:
     positions = np.arange(len(codes), dtype=float)
     height = 0.8 / count
     for index, (name, runs) in enumerate(groups.items()):
-        losses, errors = _middle([[run.losses_by_bank.get(code, 0) for run in runs]
-                                  for code in codes])
-        bars = axes.barh(positions - 0.4 + height * (index + 0.5), losses, height=height,
-                         xerr=errors, color=_colour(index, count), label=face.fit(_short(name)),
-                         error_kw={"elinewidth": 0.8, "capsize": 2})
-        axes.bar_label(bars, labels=[_yen(yen) if yen else "" for yen in losses],
-                       fontsize=7, padding=2)
+        losses, errors = _middle(
+            [[run.losses_by_bank.get(code, 0) for run in runs] for code in codes]
+        )
+        bars = axes.barh(
+            positions - 0.4 + height * (index + 0.5),
+            losses,
+            height=height,
+            xerr=errors,
+            color=_colour(index, count),
+            label=face.fit(_short(name)),
+            error_kw={"elinewidth": 0.8, "capsize": 2},
+        )
+        axes.bar_label(
+            bars, labels=[_yen(yen) if yen else "" for yen in losses], fontsize=7, padding=2
+        )
     names = [result.bank_names.get(code, "") for code in codes]
-    labels = [f"{code} {name}" if name and face.draws(name) else code
-              for code, name in zip(codes, names, strict=True)]
-    axes.set_yticks(positions, [face.fit(label) for label in labels],
-                    fontproperties=face.properties)
+    labels = [
+        f"{code} {name}" if name and face.draws(name) else code
+        for code, name in zip(codes, names, strict=True)
+    ]
+    axes.set_yticks(
+        positions, [face.fit(label) for label in labels], fontproperties=face.properties
+    )
     axes.invert_yaxis()
     axes.xaxis.set_major_formatter(FuncFormatter(_short_yen))
     axes.margins(x=0.12)
     axes.set_xlabel("yen lost")
     axes.grid(axis="x", alpha=0.3)
     axes.set_title(face.fit(f"Loss by bank: {result.scenario}"), fontproperties=face.properties)
-    axes.legend(prop=face.properties, loc="lower right",
-                fontsize="small" if count > 6 else None)
+    axes.legend(prop=face.properties, loc="lower right", fontsize="small" if count > 6 else None)
     if any(name and not face.draws(name) for name in names):
-        figure.text(0.01, 0.005, "Banks by code; names in the report's table.", fontsize=8,
-                    color="0.4")
+        figure.text(
+            0.01, 0.005, "Banks by code; names in the report's table.", fontsize=8, color="0.4"
+        )
     return figure
 
 
@@ -666,28 +773,45 @@ def _friction_vs_loss(result: SimulationResult, face: _Typeface) -> Figure:
         (y,), y_errors = _middle([losses])
         highest = [max(highest[0], *frictions), max(highest[1], *losses)]
         labels.setdefault((x, y), []).append(
-            _short(name) if any(run.honest_active_users for run in runs)
-            else f"{_short(name)} (no honest users)")
-        axes.errorbar([x], [y], xerr=x_errors, yerr=y_errors, fmt="o", markersize=8,
-                      color=_colour(index, len(groups)), zorder=3, clip_on=False, capsize=3)
+            _short(name)
+            if any(run.honest_active_users for run in runs)
+            else f"{_short(name)} (no honest users)"
+        )
+        axes.errorbar(
+            [x],
+            [y],
+            xerr=x_errors,
+            yerr=y_errors,
+            fmt="o",
+            markersize=8,
+            color=_colour(index, len(groups)),
+            zorder=3,
+            clip_on=False,
+            capsize=3,
+        )
     for (x, y), names in labels.items():
         # Profiles at the same point share one label instead of overprinting each other.
         shown = names if len(names) <= 4 else [*names[:3], f"+{len(names) - 3} more"]
-        axes.annotate(face.fit("\n".join(shown)), (x, y), xytext=(7, 6),
-                      textcoords="offset points", fontproperties=face.properties,
-                      fontsize="small" if len(groups) > 6 else None)
+        axes.annotate(
+            face.fit("\n".join(shown)),
+            (x, y),
+            xytext=(7, 6),
+            textcoords="offset points",
+            fontproperties=face.properties,
+            fontsize="small" if len(groups) > 6 else None,
+        )
     if not groups:
         _no_data(axes, "No profiles")
     # Explicit limits: room for the labels, and a readable axis when every figure is zero.
     axes.set_xlim(0, 1.3 * highest[0] or 1)
     axes.set_ylim(0, 1.15 * highest[1] or 1_000)
     axes.yaxis.set_major_formatter(FuncFormatter(_short_yen))
-    axes.set_xlabel("honest friction per 1,000 active users\n"
-                    "(step-ups + reviews + blocks + false locks)")
+    axes.set_xlabel(
+        "honest friction per 1,000 active users\n(step-ups + reviews + blocks + false locks)"
+    )
     axes.set_ylabel("loss (yen)")
     axes.grid(alpha=0.3)
-    axes.set_title(face.fit(f"Friction vs loss: {result.scenario}"),
-                   fontproperties=face.properties)
+    axes.set_title(face.fit(f"Friction vs loss: {result.scenario}"), fontproperties=face.properties)
     return figure
 
 
@@ -699,28 +823,41 @@ def _attack_funnel(result: SimulationResult, face: _Typeface) -> Figure:
     any_attempt = False
     for index, (name, runs) in enumerate(groups.items()):
         funnels = [funnel(run) for run in runs]
-        counts, errors = _middle([[run_funnel[stage] for run_funnel in funnels]
-                                  for stage in _FUNNEL])
+        counts, errors = _middle(
+            [[run_funnel[stage] for run_funnel in funnels] for stage in _FUNNEL]
+        )
         any_attempt = any_attempt or any(counts)
-        bars = axes.bar(positions - 0.4 + width * (index + 0.5), counts, width=width,
-                        yerr=errors, color=_colour(index, len(groups)),
-                        label=face.fit(_short(name)), error_kw={"elinewidth": 0.8})
+        bars = axes.bar(
+            positions - 0.4 + width * (index + 0.5),
+            counts,
+            width=width,
+            yerr=errors,
+            color=_colour(index, len(groups)),
+            label=face.fit(_short(name)),
+            error_kw={"elinewidth": 0.8},
+        )
         if len(groups) <= 6:
-            axes.bar_label(bars, labels=[_count(int(count) if count.is_integer() else count)
-                                         for count in counts], fontsize=7, padding=2)
+            axes.bar_label(
+                bars,
+                labels=[_count(int(count) if count.is_integer() else count) for count in counts],
+                fontsize=7,
+                padding=2,
+            )
     axes.set_xticks(positions, [stage.replace("_", " ") for stage in _FUNNEL])
     axes.set_ylabel("attack attempts (all attackers)")
     axes.set_ylim(bottom=0)
     axes.margins(y=0.12)
     axes.grid(axis="y", alpha=0.3)
-    axes.set_title(face.fit(f"How far attacks got: {result.scenario}"),
-                   fontproperties=face.properties)
+    axes.set_title(
+        face.fit(f"How far attacks got: {result.scenario}"), fontproperties=face.properties
+    )
     if not any_attempt:
         axes.set_yticks([0])
         _no_data(axes, "No attack attempts")
     if groups:
-        axes.legend(prop=face.properties, loc="upper right",
-                    fontsize="small" if len(groups) > 6 else None)
+        axes.legend(
+            prop=face.properties, loc="upper right", fontsize="small" if len(groups) > 6 else None
+        )
     return figure
 
 
@@ -731,13 +868,21 @@ def _ablation(result: SimulationResult, face: _Typeface) -> Figure:
     FigureCanvasAgg(figure)
     saved_axes, friction_axes = figure.subplots(1, 2, sharey=True, width_ratios=(1.1, 1))
     positions = np.arange(len(rows), dtype=float)
-    saved, errors = _middle([list(row["per_seed"][seed]["yen_saved"]
-                                  for seed in row["per_seed"]) for row in rows])
-    bars = saved_axes.barh(positions, saved, xerr=errors, height=0.6, capsize=3,
-                           color=["#3a7d44" if yen >= 0 else "#b23a48" for yen in saved])
+    saved, errors = _middle(
+        [list(row["per_seed"][seed]["yen_saved"] for seed in row["per_seed"]) for row in rows]
+    )
+    bars = saved_axes.barh(
+        positions,
+        saved,
+        xerr=errors,
+        height=0.6,
+        capsize=3,
+        color=["#3a7d44" if yen >= 0 else "#b23a48" for yen in saved],
+    )
     saved_axes.bar_label(bars, labels=[_yen(yen) for yen in saved], fontsize=7, padding=3)
-    saved_axes.set_yticks(positions, [face.fit(row["layer"]) for row in rows],
-                          fontproperties=face.properties)
+    saved_axes.set_yticks(
+        positions, [face.fit(row["layer"]) for row in rows], fontproperties=face.properties
+    )
     saved_axes.invert_yaxis()
     saved_axes.axvline(0, color="0.3", linewidth=0.8)
     saved_axes.xaxis.set_major_formatter(FuncFormatter(_short_yen))
@@ -747,28 +892,40 @@ def _ablation(result: SimulationResult, face: _Typeface) -> Figure:
     saved_axes.set_xlabel("yen saved (loss without the layer − loss with it)")
     saved_axes.grid(axis="x", alpha=0.3)
     _stacked_friction(friction_axes, rows, positions)
-    figure.suptitle(face.fit(f"What each layer of kouza does: {result.scenario} · "
-                             f"{_seeds(result)}"), fontproperties=face.properties)
-    if not any(saved) and not any(_any_friction(row, kind) for row in rows
-                                  for kind in ABLATION_KINDS):
+    figure.suptitle(
+        face.fit(f"What each layer of kouza does: {result.scenario} · {_seeds(result)}"),
+        fontproperties=face.properties,
+    )
+    if not any(saved) and not any(
+        _any_friction(row, kind) for row in rows for kind in ABLATION_KINDS
+    ):
         _no_data(saved_axes, "No layer changed anything")
     return figure
 
 
-def _stacked_friction(axes: Axes, rows: Sequence[Mapping[str, Any]],
-                      positions: np.ndarray[Any, Any]) -> None:
+def _stacked_friction(
+    axes: Axes, rows: Sequence[Mapping[str, Any]], positions: np.ndarray[Any, Any]
+) -> None:
     """Median honest users per kind of friction a layer caused, stacked (spared: leftwards)."""
     right = np.zeros(len(rows))
     left = np.zeros(len(rows))
     drawn = False
     for index, kind in enumerate(ABLATION_KINDS):
-        users = np.array([pick(row, "friction_caused", "per_user", kind).median or 0
-                          for row in rows], dtype=float)
+        users = np.array(
+            [pick(row, "friction_caused", "per_user", kind).median or 0 for row in rows],
+            dtype=float,
+        )
         if not users.any():
             continue
         starts = np.where(users >= 0, right, left)
-        axes.barh(positions, users, left=starts, height=0.6, color=f"C{index}",
-                  label=FRICTION_LABELS[kind])
+        axes.barh(
+            positions,
+            users,
+            left=starts,
+            height=0.6,
+            color=f"C{index}",
+            label=FRICTION_LABELS[kind],
+        )
         right += np.where(users > 0, users, 0)
         left += np.where(users < 0, users, 0)
         drawn = True
@@ -802,8 +959,13 @@ def chart_captions(result: SimulationResult) -> dict[str, str]:
 
 def render_charts(result: SimulationResult) -> dict[str, bytes]:
     """Every chart of :func:`chart_captions` as PNG bytes."""
-    face = _typeface([result.scenario, *(profile.profile for profile in result.profiles),
-                      *(result.bank_names.get(code, "") for code in banks_with_losses(result))])
+    face = _typeface(
+        [
+            result.scenario,
+            *(profile.profile for profile in result.profiles),
+            *(result.bank_names.get(code, "") for code in banks_with_losses(result)),
+        ]
+    )
     return {name: _png(_DRAW[name](result, face)) for name in chart_captions(result)}
 
 
@@ -826,14 +988,22 @@ def results_data(result: SimulationResult) -> dict[str, Any]:
 
 
 def _bank_rows(result: SimulationResult, profiles: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{
-        "code": code,
-        "name": result.bank_names.get(code, ""),
-        "cells": [(show(_zero_if_none(pick(figures, "losses_by_bank", code)), _yen),
-                   show(_victims_at(runs, code), _count))
-                  for figures, runs in zip(profiles.values(), result.by_profile().values(),
-                                           strict=True)],
-    } for code in banks_with_losses(result)]
+    return [
+        {
+            "code": code,
+            "name": result.bank_names.get(code, ""),
+            "cells": [
+                (
+                    show(_zero_if_none(pick(figures, "losses_by_bank", code)), _yen),
+                    show(_victims_at(runs, code), _count),
+                )
+                for figures, runs in zip(
+                    profiles.values(), result.by_profile().values(), strict=True
+                )
+            ],
+        }
+        for code in banks_with_losses(result)
+    ]
 
 
 def _zero_if_none(figure: Spread) -> Spread:
@@ -843,8 +1013,10 @@ def _zero_if_none(figure: Spread) -> Spread:
 
 def _victims_at(runs: Sequence[ProfileResult], code: str) -> Spread:
     """Victims at one bank over the seeds (not in the summary, so spread here)."""
-    return pick(spread({str(run.seed): {"victims": run.victims_by_bank.get(code, 0)}
-                        for run in runs}), "victims")
+    return pick(
+        spread({str(run.seed): {"victims": run.victims_by_bank.get(code, 0)} for run in runs}),
+        "victims",
+    )
 
 
 def html_cell(text: str) -> Markup:
@@ -858,8 +1030,12 @@ _RANGE = re.compile(r"(\[[^\]]*\])")
 
 def render_html(result: SimulationResult, charts: Mapping[str, bytes]) -> str:
     """``report.html``: one self-contained page (charts as ``data:`` URIs, inline CSS)."""
-    environment = Environment(loader=PackageLoader("kouza.sim", "templates"), autoescape=True,
-                              undefined=StrictUndefined, keep_trailing_newline=True)
+    environment = Environment(
+        loader=PackageLoader("kouza.sim", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
     environment.filters["cell"] = html_cell
     summary = result.summary()
     headers, rows = comparison_rows(result)
@@ -876,20 +1052,26 @@ def render_html(result: SimulationResult, charts: Mapping[str, bytes]) -> str:
         rows=rows,
         ablation_headers=ablation_headers,
         ablation_rows=ablation_cells,
-        profiles=[{
-            "name": name,
-            "description": figures["description"],
-            "loss": show(pick(figures, "loss_yen"), _yen),
-            "attackers": _attacker_rows(runs[name]),
-            "friction": _friction_rows(figures),
-            "time_to_money": _time_to_money(figures),
-            "users": show(pick(figures, "honest_active_users"), _count),
-            "operations": show(pick(figures, "friction", "honest_operations"), _count),
-        } for name, figures in summary["profiles"].items()],
+        profiles=[
+            {
+                "name": name,
+                "description": figures["description"],
+                "loss": show(pick(figures, "loss_yen"), _yen),
+                "attackers": _attacker_rows(runs[name]),
+                "friction": _friction_rows(figures),
+                "time_to_money": _time_to_money(figures),
+                "users": show(pick(figures, "honest_active_users"), _count),
+                "operations": show(pick(figures, "friction", "honest_operations"), _count),
+            }
+            for name, figures in summary["profiles"].items()
+        ],
         stages=[stage.replace("_", " ") for stage in STAGES],
         banks=_bank_rows(result, summary["profiles"]),
-        charts=[(name, caption, base64.b64encode(charts[name]).decode("ascii"))
-                for name, caption in chart_captions(result).items() if name in charts],
+        charts=[
+            (name, caption, base64.b64encode(charts[name]).decode("ascii"))
+            for name, caption in chart_captions(result).items()
+            if name in charts
+        ],
     )
 
 
@@ -898,12 +1080,15 @@ def markdown_file(result: SimulationResult) -> str:
     parts = [f"{run_label(result)}\n", comparison_markdown(result)]
     ablation = ablation_markdown(result)
     if ablation:
-        parts += ["## What each layer of kouza does\n",
-                  "Yen saved = loss without the layer − loss with it; friction caused = "
-                  "kouza's honest friction − the ablated profile's: honest users who met it "
-                  "(events in brackets). A negative yen saved: the run lost less without the "
-                  "layer; a negative friction: honest users met that kind more often without "
-                  "it (another control took over).\n", ablation]
+        parts += [
+            "## What each layer of kouza does\n",
+            "Yen saved = loss without the layer − loss with it; friction caused = "
+            "kouza's honest friction − the ablated profile's: honest users who met it "
+            "(events in brackets). A negative yen saved: the run lost less without the "
+            "layer; a negative friction: honest users met that kind more often without "
+            "it (another control took over).\n",
+            ablation,
+        ]
     return "\n".join(parts)
 
 

@@ -16,11 +16,27 @@ from kouza.sim.aggregate import ablation, spread
 STAGES = ("wallet_opened", "link_attempted", "linked", "charged", "spent")
 """How far an attack attempt got, in order."""
 
-FRICTION_USERS = ("step_up", "review", "block", "false_lock", "limit_refusal", "link_refusal",
-                  "holder_notice", "delayed_money")
+FRICTION_USERS = (
+    "step_up",
+    "review",
+    "block",
+    "false_lock",
+    "limit_refusal",
+    "link_refusal",
+    "holder_notice",
+    "delayed_money",
+)
 """Kinds of friction counted once per honest user who met them at least once."""
-FRICTION_EVENTS = ("step_up", "review", "block", "limit_refusal", "link_refusal",
-                   "holder_notice", "delayed_money", "other_refusal")
+FRICTION_EVENTS = (
+    "step_up",
+    "review",
+    "block",
+    "limit_refusal",
+    "link_refusal",
+    "holder_notice",
+    "delayed_money",
+    "other_refusal",
+)
 """Kinds of friction counted per event (an honest operation answered that way)."""
 
 CONTROLS: dict[str, str] = {
@@ -42,7 +58,7 @@ CONTROLS: dict[str, str] = {
     "risk_refused": "risk block",
     "wallet_not_active": "wallet lock",
     "kill_switch_active": "kill switch",
-    "link_not_active": "link revoked (holder said \"not me\")",
+    "link_not_active": 'link revoked (holder said "not me")',
     "invalid_credentials": "password",
     "did_not_take_the_bait": "victim not fooled",
 }
@@ -113,7 +129,8 @@ class ProfileResult:
     friction_users: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FRICTION_USERS, 0))
     """Honest users who met each kind of friction at least once."""
     friction_events: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(FRICTION_EVENTS, 0))
+        default_factory=lambda: dict.fromkeys(FRICTION_EVENTS, 0)
+    )
     """Honest operations answered with each kind of friction."""
     time_to_money_hours: list[float] = field(default_factory=list)
     """For honest top-ups that did not arrive at once: hours until the money was spendable
@@ -183,8 +200,10 @@ class ProfileResult:
         for kind, count in self.friction_users.items():
             of = self.honest_link_attempters if kind == "link_refusal" else users
             per_user[kind] = {"users": count, "of": of, "rate": rate(count, of)}
-        per_event = {kind: {"count": count, "of": events, "rate": rate(count, events)}
-                     for kind, count in self.friction_events.items()}
+        per_event = {
+            kind: {"count": count, "of": events, "rate": rate(count, events)}
+            for kind, count in self.friction_events.items()
+        }
         delays = sorted(self.time_to_money_hours)
         return {
             "honest_active_users": users,
@@ -241,14 +260,19 @@ class SimulationResult:
         for result in self.profiles:
             grouped.setdefault(result.profile, []).append(result)
         for runs in grouped.values():
-            runs.sort(key=lambda run: self.seeds.index(run.seed) if run.seed in self.seeds
-                      else len(self.seeds))
+            runs.sort(
+                key=lambda run: (
+                    self.seeds.index(run.seed) if run.seed in self.seeds else len(self.seeds)
+                )
+            )
         return grouped
 
     def per_seed_summaries(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Profile name → seed (as text, as in JSON) → :meth:`ProfileResult.summary`."""
-        return {name: {str(run.seed): run.summary() for run in runs}
-                for name, runs in self.by_profile().items()}
+        return {
+            name: {str(run.seed): run.summary() for run in runs}
+            for name, runs in self.by_profile().items()
+        }
 
     def summary(self) -> dict[str, Any]:
         """``summary.json``, one shape for any number of seeds (docs/simulator.md):
@@ -264,7 +288,9 @@ class SimulationResult:
             "wallet_share": self.wallet_share,
             "start": self.start,
             "days": self.days,
-            "profiles": {name: {"description": descriptions[name], **spread(per_seed)}
-                         for name, per_seed in summaries.items()},
+            "profiles": {
+                name: {"description": descriptions[name], **spread(per_seed)}
+                for name, per_seed in summaries.items()
+            },
             "ablation": ablation(summaries),
         }

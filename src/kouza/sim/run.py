@@ -75,9 +75,11 @@ def seed_templates(plan: Plan, folder: Path) -> Templates:
     migrate_bank_template(bank_path)
     migrate_wallet_template(wallet_path)
     bank_rt = build_bank_runtime(
-        BankSettings(_env_file=None, var_dir=folder / "seed-var",
-                     secret_key="sim-bank-secret"),
-        clock=ManualClock(scenario.start), senders={}, database_url=f"sqlite:///{bank_path}")
+        BankSettings(_env_file=None, var_dir=folder / "seed-var", secret_key="sim-bank-secret"),
+        clock=ManualClock(scenario.start),
+        senders={},
+        database_url=f"sqlite:///{bank_path}",
+    )
     linkers = plan.internet_banking
     seeds: dict[int, str] = {}
     try:
@@ -85,27 +87,47 @@ def seed_templates(plan: Plan, folder: Path) -> Templates:
             banks = {}
             for spec in scenario.banks:
                 bank = core.create_bank(
-                    session, code=spec.code, name=spec.name, name_kana="ｷﾞﾝｺｳ",
-                    config=BankConfig(auth_profile=AuthProfile(spec.profile.value),
-                                      monitor_failed_links=spec.monitoring))
+                    session,
+                    code=spec.code,
+                    name=spec.name,
+                    name_kana="ｷﾞﾝｺｳ",
+                    config=BankConfig(
+                        auth_profile=AuthProfile(spec.profile.value),
+                        monitor_failed_links=spec.monitoring,
+                    ),
+                )
                 home = zengin.branch(spec.code, zengin.home_branch(spec.code))
                 branch = core.add_branch(session, bank, code=home.code, name=home.name)
                 banks[spec.code] = (bank, branch)
             for citizen in plan.citizens:
                 bank, branch = banks[citizen.bank_code]
                 internet_banking = citizen.index in linkers
-                customer = core.add_customer(session, bank, CustomerData(
-                    name_kanji=citizen.kanji, name_kana=citizen.kana,
-                    birth_date=citizen.birth_date, address=citizen.address,
-                    phone="+81" + citizen.phone[1:],
-                    email=citizen.email),
-                    internet_banking_password=ib_password(citizen) if internet_banking else None)
+                customer = core.add_customer(
+                    session,
+                    bank,
+                    CustomerData(
+                        name_kanji=citizen.kanji,
+                        name_kana=citizen.kana,
+                        birth_date=citizen.birth_date,
+                        address=citizen.address,
+                        phone="+81" + citizen.phone[1:],
+                        email=citizen.email,
+                    ),
+                    internet_banking_password=ib_password(citizen) if internet_banking else None,
+                )
                 if internet_banking:
-                    _, seeds[citizen.index] = core.add_otp_device(session, customer,
-                                                                  label="hardware token")
-                core.open_account(session, customer, branch=branch,
-                                  account_type=AccountType.ORDINARY, number=citizen.number,
-                                  pin=citizen.pin, balance=citizen.balance)
+                    _, seeds[citizen.index] = core.add_otp_device(
+                        session, customer, label="hardware token"
+                    )
+                core.open_account(
+                    session,
+                    customer,
+                    branch=branch,
+                    account_type=AccountType.ORDINARY,
+                    number=citizen.number,
+                    pin=citizen.pin,
+                    balance=citizen.balance,
+                )
         secret = register_wallet_client(bank_rt)
     finally:
         bank_rt.db.dispose()
@@ -143,17 +165,28 @@ def simulate(
         raise ScenarioError(f"seeds must be distinct and at least one, got {seeds}")
     scaled = scale_population(scenario, population_scale)
     result = SimulationResult(
-        scenario=scenario.name, seeds=seeds, start=scenario.start.isoformat(),
-        days=scenario.days, bank_names={bank.code: bank.name for bank in scenario.banks},
-        population_scale=population_scale, wallet_share=scaled.population.wallet_share)
+        scenario=scenario.name,
+        seeds=seeds,
+        start=scenario.start.isoformat(),
+        days=scenario.days,
+        bank_names={bank.code: bank.name for bank in scenario.banks},
+        population_scale=population_scale,
+        wallet_share=scaled.population.wallet_share,
+    )
     with tempfile.TemporaryDirectory(prefix="kouza-sim-", dir=workdir) as tmp:
         folder = Path(tmp)
         worlds = {seed: scaled.model_copy(update={"seed": seed}) for seed in seeds}
-        tasks = [_Task(worlds[seed], name, folder / f"seed-{seed}",
-                       name if len(seeds) == 1 else f"{name} · seed {seed}",
-                       folder / f"seed-{seed}" / f"{name}.events.jsonl" if export_events
-                       else None)
-                 for seed in seeds for name in names]
+        tasks = [
+            _Task(
+                worlds[seed],
+                name,
+                folder / f"seed-{seed}",
+                name if len(seeds) == 1 else f"{name} · seed {seed}",
+                folder / f"seed-{seed}" / f"{name}.events.jsonl" if export_events else None,
+            )
+            for seed in seeds
+            for name in names
+        ]
         jobs = 1 if inspect is not None else min(jobs, len(tasks))
         if jobs == 1:
             measured = _in_this_process(worlds, tasks, progress, inspect)
@@ -173,8 +206,9 @@ def scale_population(scenario: Scenario, factor: float) -> Scenario:
     if factor == 1:
         return scenario
     share = min(1.0, scenario.population.wallet_share * factor)
-    return scenario.model_copy(update={
-        "population": scenario.population.model_copy(update={"wallet_share": share})})
+    return scenario.model_copy(
+        update={"population": scenario.population.model_copy(update={"wallet_share": share})}
+    )
 
 
 def _check_profiles(names: list[str]) -> None:
@@ -216,9 +250,12 @@ def _seed_world(scenario: Scenario, folder: Path) -> Templates:
     return seed_templates(make_plan(scenario), folder)
 
 
-def _in_this_process(worlds: dict[int, Scenario], tasks: list[_Task], progress: Progress | None,
-                     inspect: Callable[[Runner], None] | None
-                     ) -> dict[tuple[int, str], ProfileResult]:
+def _in_this_process(
+    worlds: dict[int, Scenario],
+    tasks: list[_Task],
+    progress: Progress | None,
+    inspect: Callable[[Runner], None] | None,
+) -> dict[tuple[int, str], ProfileResult]:
     """Seed by seed: draw the plan once, seed the templates, run every profile on them."""
     measured = {}
     for seed, scenario in worlds.items():
@@ -231,9 +268,13 @@ def _in_this_process(worlds: dict[int, Scenario], tasks: list[_Task], progress: 
     return measured
 
 
-def _run_profile(task: _Task, templates: Templates, plan: Plan | None,
-                 progress: Progress | None,
-                 inspect: Callable[[Runner], None] | None = None) -> ProfileResult:
+def _run_profile(
+    task: _Task,
+    templates: Templates,
+    plan: Plan | None,
+    progress: Progress | None,
+    inspect: Callable[[Runner], None] | None = None,
+) -> ProfileResult:
     """Build the world from the seed's templates, run the plan, measure, export."""
     scenario = task.scenario
     plan = plan or make_plan(scenario)
@@ -242,10 +283,16 @@ def _run_profile(task: _Task, templates: Templates, plan: Plan | None,
     clock = ManualClock(scenario.start)
     ekyc = Ekyc(ca, DevDocumentIssuer.create(now=scenario.start), clock)
     world = build_world(
-        profile(task.profile), folder=task.folder / task.profile, clock=clock,
-        bank_template=templates.bank, wallet_template=templates.wallet,
-        client_secret=templates.client_secret, legacy_banks=templates.legacy_banks, ekyc=ekyc,
-        totp_seeds=templates.totp_seeds)
+        profile(task.profile),
+        folder=task.folder / task.profile,
+        clock=clock,
+        bank_template=templates.bank,
+        wallet_template=templates.wallet,
+        client_secret=templates.client_secret,
+        legacy_banks=templates.legacy_banks,
+        ekyc=ekyc,
+        totp_seeds=templates.totp_seeds,
+    )
     try:
         merchants = _merchants(world.rt, plan)
         runner = Runner(plan, world, card_key=card_key, ekyc=ekyc, merchants=merchants)
@@ -273,15 +320,16 @@ def _seed_worker(scenario: Scenario, folder: Path) -> Templates:
     return _seed_world(scenario, folder)
 
 
-def _worker(task: _Task, templates: Templates,
-            ticks: Queue[tuple[str, int, int]]) -> ProfileResult:
+def _worker(task: _Task, templates: Templates, ticks: Queue[tuple[str, int, int]]) -> ProfileResult:
     warnings.simplefilter("ignore", DeprecationWarning)
-    return _run_profile(task, templates, None,
-                        lambda label, done, total: ticks.put((label, done, total)))
+    return _run_profile(
+        task, templates, None, lambda label, done, total: ticks.put((label, done, total))
+    )
 
 
-def _in_processes(worlds: dict[int, Scenario], tasks: list[_Task], jobs: int,
-                  progress: Progress | None) -> dict[tuple[int, str], ProfileResult]:
+def _in_processes(
+    worlds: dict[int, Scenario], tasks: list[_Task], jobs: int, progress: Progress | None
+) -> dict[tuple[int, str], ProfileResult]:
     """Seed every seed's templates, then run its profiles, in ``jobs`` fresh processes.
 
     A seed's profiles are submitted as soon as its templates exist, so seeding one seed
@@ -293,8 +341,10 @@ def _in_processes(worlds: dict[int, Scenario], tasks: list[_Task], jobs: int,
         ticks: Queue[tuple[str, int, int]] = manager.Queue()
         try:
             folders = {task.scenario.seed: task.folder for task in tasks}
-            seeding = {pool.submit(_seed_worker, scenario, folders[seed]): seed
-                       for seed, scenario in worlds.items()}
+            seeding = {
+                pool.submit(_seed_worker, scenario, folders[seed]): seed
+                for seed, scenario in worlds.items()
+            }
             running: dict[Future[ProfileResult], _Task] = {}
             while seeding or not all(future.done() for future in running):
                 for seeded in [seeded for seeded in seeding if seeded.done()]:
@@ -315,8 +365,9 @@ def _in_processes(worlds: dict[int, Scenario], tasks: list[_Task], jobs: int,
         return {task.key: future.result() for future, task in running.items()}
 
 
-def _relay(ticks: Queue[tuple[str, int, int]], progress: Progress | None,
-           timeout: float | None) -> None:
+def _relay(
+    ticks: Queue[tuple[str, int, int]], progress: Progress | None, timeout: float | None
+) -> None:
     """Pass one worker's progress tick on (waiting at most ``timeout`` for one)."""
     try:
         label, done, total = ticks.get(timeout=timeout) if timeout else ticks.get_nowait()
@@ -336,8 +387,10 @@ def _export(tasks: list[_Task], sink_path: Path) -> None:
             with task.events.open(encoding="utf-8") as source:
                 for line in source:
                     record = json.loads(line)
-                    record["attributes"] = {**record.get("attributes", {}),
-                                            "sim_seed": task.scenario.seed}
+                    record["attributes"] = {
+                        **record.get("attributes", {}),
+                        "sim_seed": task.scenario.seed,
+                    }
                     sink.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
@@ -346,8 +399,9 @@ def _merchants(rt: Runtime, plan: Plan) -> list[tuple[uuid.UUID, str, str]]:
     made = []
     with rt.db.unit_of_work() as session:
         for name, category in plan.merchants:
-            merchant = wallets.create_merchant(session, name=name,
-                                               category=MerchantCategory(category))
+            merchant = wallets.create_merchant(
+                session, name=name, category=MerchantCategory(category)
+            )
             qr = wallets.merchant_qr(session, merchant_id=merchant.id)
             made.append((merchant.id, category, qr))
     return made

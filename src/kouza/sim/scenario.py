@@ -61,8 +61,9 @@ class BankSpec(_Strict):
         if listed is None:
             raise ValueError(f"bank {self.code} is not in the Zengin list of bank codes")
         if not zengin.same_name(listed.name, self.name):
-            raise ValueError(f"bank {self.code} is {listed.name} in the Zengin list, not "
-                             f"{self.name}")
+            raise ValueError(
+                f"bank {self.code} is {listed.name} in the Zengin list, not {self.name}"
+            )
         return self
 
 
@@ -83,7 +84,8 @@ class PopulationSpec(_Strict):
     """Share of wallet users who link their bank account (the rest top up otherwise)."""
     topups_per_month: float = Field(ge=0, le=60, default=2)
     topup_amounts: list[Annotated[int, Field(gt=0, le=1_000_000)]] = Field(
-        default_factory=lambda: [3_000, 5_000, 10_000, 20_000, 30_000], min_length=1)
+        default_factory=lambda: [3_000, 5_000, 10_000, 20_000, 30_000], min_length=1
+    )
     payments_per_week: float = Field(ge=0, le=100, default=3)
     categories: dict[str, Annotated[float, Field(ge=0)]] = Field(min_length=1)
     """Merchant category → weight of a payment going there."""
@@ -118,7 +120,8 @@ class CashOut(_Strict):
     p2p_hops: int = Field(ge=1, le=10, default=1)
     """Mule wallets the money passes through before it is spent."""
     amounts: list[Annotated[int, Field(gt=0, le=1_000_000)]] = Field(
-        default_factory=lambda: [30_000, 50_000, 100_000], min_length=1)
+        default_factory=lambda: [30_000, 50_000, 100_000], min_length=1
+    )
     """Purchase sizes tried (the rest of the balance when it is less)."""
     delay_hours: tuple[float, float] = (0.3, 3.0)
     """Hours from the money arriving to the cash-out starting."""
@@ -133,12 +136,14 @@ class AttackerBase(_Strict):
     banks: list[BankCode] = Field(min_length=1)
     """Banks whose customers this attacker targets."""
     charge_plan: list[Annotated[int, Field(gt=0, le=1_000_000)]] = Field(
-        default_factory=lambda: [100_000, 90_000, 90_000, 20_000], min_length=1)
+        default_factory=lambda: [100_000, 90_000, 90_000, 20_000], min_length=1
+    )
     """Top-ups tried one after another after a successful link (2020: four within a minute)."""
     straddle_month_end: bool = True
     """Charge again just after a calendar month turns (2020: up to ¥600,000 per victim)."""
     resell_categories: list[str] = Field(
-        default_factory=lambda: ["tobacco", "electronics"], min_length=1)
+        default_factory=lambda: ["tobacco", "electronics"], min_length=1
+    )
     # --- what a capable attacker has (all optional; the defaults replay 2020) ---
     hours: tuple[float, float] = (0.0, 5.0)
     """Local (JST) hours of the day the attacker works in, [from, to)."""
@@ -189,8 +194,9 @@ class ReverseBruteForce(AttackerBase):
 
     strategy: Literal["reverse_brute_force"]
     pin: str = Field(pattern=r"^\d{4}$", default="1234")
-    pins: list[Annotated[str, Field(pattern=r"^\d{4}$")]] = Field(default_factory=list,
-                                                                    max_length=2)
+    pins: list[Annotated[str, Field(pattern=r"^\d{4}$")]] = Field(
+        default_factory=list, max_length=2
+    )
     """More PINs tried on each account after ``pin`` (at most two: the third try locks)."""
     birth_pins: bool = False
     """Also try the holder's birth month-day and year (the list has birth dates)."""
@@ -258,7 +264,8 @@ class AuthorisedPush(AttackerBase):
     hand_over_share: float = Field(gt=0, le=1)
     """Share of the people called who are persuaded."""
     transfers: list[Annotated[int, Field(gt=0, le=1_000_000)]] = Field(
-        default_factory=lambda: [100_000, 100_000], min_length=1)
+        default_factory=lambda: [100_000, 100_000], min_length=1
+    )
     """What the victim is told to send, one transfer after another."""
     victims_from: VictimPool = "customers"
 
@@ -280,8 +287,15 @@ class LowAndSlow(AttackerBase):
 
 
 Attacker = Annotated[
-    LeakedCredentials | ReverseBruteForce | Phishing | Mule | LowAndSlow | PhishingRelay
-    | AccountTakeover | VerifiedMuleMarket | AuthorisedPush,
+    LeakedCredentials
+    | ReverseBruteForce
+    | Phishing
+    | Mule
+    | LowAndSlow
+    | PhishingRelay
+    | AccountTakeover
+    | VerifiedMuleMarket
+    | AuthorisedPush,
     Field(discriminator="strategy"),
 ]
 
@@ -317,8 +331,10 @@ class Scenario(_Strict):
         for attacker in self.attackers:
             shopless = sorted(set(attacker.resell_categories) - set(self.merchants))
             if shopless:
-                raise ValueError(f"attacker {attacker.name!r} resells at categories without "
-                                 f"merchants: {shopless}")
+                raise ValueError(
+                    f"attacker {attacker.name!r} resells at categories without "
+                    f"merchants: {shopless}"
+                )
         missing = sorted(set(self.population.categories) - set(self.merchants))
         if missing:
             raise ValueError(f"payments go to categories without merchants: {missing}")
@@ -332,8 +348,9 @@ class Scenario(_Strict):
 
         unknown_profiles = sorted(set(self.defences) - set(PROFILES))
         if unknown_profiles:
-            raise ValueError(f"unknown defence profiles {unknown_profiles}; "
-                             f"known: {sorted(PROFILES)}")
+            raise ValueError(
+                f"unknown defence profiles {unknown_profiles}; known: {sorted(PROFILES)}"
+            )
         return self
 
 

@@ -211,13 +211,22 @@ def limits_for(profile: DefenceProfile, settings: Settings) -> LimitSet:
         return LimitSet(policies)
     kouza = LimitSet.from_settings(settings)
     policies = [
-        RollingWindowLimit(cap=profile.topup_cap_yen, window=timedelta(days=30),
-                           kinds=(MovementKind.TOPUP,), name="30-day top-up limit")
-        if getattr(policy, "name", "") == "30-day top-up limit" else policy
+        RollingWindowLimit(
+            cap=profile.topup_cap_yen,
+            window=timedelta(days=30),
+            kinds=(MovementKind.TOPUP,),
+            name="30-day top-up limit",
+        )
+        if getattr(policy, "name", "") == "30-day top-up limit"
+        else policy
         for policy in kouza.policies
     ]
-    policies.insert(0, PerTransactionLimit(cap=settings.limit_per_transaction_yen,
-                                           kinds=(*OUTGOING, MovementKind.TOPUP)))
+    policies.insert(
+        0,
+        PerTransactionLimit(
+            cap=settings.limit_per_transaction_yen, kinds=(*OUTGOING, MovementKind.TOPUP)
+        ),
+    )
     return LimitSet(policies)
 
 
@@ -250,16 +259,19 @@ def build_world(
         money_out_proof=profile.money_out_proof,
         link_mandate_max_per_debit_yen=profile.topup_cap_yen,
         link_mandate_max_30_days_yen=(
-            profile.topup_cap_yen if profile.topup_cap is TopUpCap.ROLLING_30_DAYS
-            else 1_000_000
+            profile.topup_cap_yen if profile.topup_cap is TopUpCap.ROLLING_30_DAYS else 1_000_000
         ),
         bank_api_url=BANK_URL,
         bank_client_id=CLIENT_ID,
         bank_client_secret=client_secret,
         bank_oauth_redirect_uri=REDIRECT_URI,
     )
-    rt = build_runtime(settings, clock=clock, senders={"email": mailbox, "sms": mailbox},
-                       database_url=f"sqlite:///{wallet_db}")
+    rt = build_runtime(
+        settings,
+        clock=clock,
+        senders={"email": mailbox, "sms": mailbox},
+        database_url=f"sqlite:///{wallet_db}",
+    )
     rt.providers["limits"] = limits_for(profile, settings)
     rt.providers["ekyc"] = ekyc.configuration()
     risk.engine(rt).replace_rules(rules_for(profile))
@@ -267,13 +279,17 @@ def build_world(
 
     bank_settings = BankSettings(
         _env_file=None,
-        var_dir=folder / "bank-var", secret_key="sim-bank-secret", staff_token="sim-staff",
+        var_dir=folder / "bank-var",
+        secret_key="sim-bank-secret",
+        staff_token="sim-staff",
     )
     rt.settings.bank_issuer = bank_settings.issuer
     bank_rt = build_bank_runtime(
-        bank_settings, clock=clock,
+        bank_settings,
+        clock=clock,
         senders={"email": mailbox, "sms": mailbox, "post": mailbox},
-        webhook_transport=to_wallet, database_url=f"sqlite:///{bank_db}",
+        webhook_transport=to_wallet,
+        database_url=f"sqlite:///{bank_db}",
     )
     with bank_rt.db.unit_of_work() as session:
         if profile.banks_require_oauth:
@@ -289,8 +305,9 @@ def build_world(
     bank_api = httpx.Client(base_url=BANK_URL, transport=to_bank)
     # the wallet authenticates with its client key (private_key_jwt), registered just below;
     # the secret is the legacy fallback it no longer needs (ADR 0022)
-    rt.providers["bank_client"] = BankClient(bank_api, client_id=CLIENT_ID,
-                                             client_secret=client_secret, signer=Signer(rt))
+    rt.providers["bank_client"] = BankClient(
+        bank_api, client_id=CLIENT_ID, client_secret=client_secret, signer=Signer(rt)
+    )
     registered = bank_api.put(
         f"/v1/counter/operators/{CLIENT_ID}/oauth-registration",
         json={"redirect_uris": [REDIRECT_URI], "jwks": client_jwks(rt)},
@@ -299,10 +316,20 @@ def build_world(
     if registered.status_code != 201:
         raise RuntimeError(f"the bank refused the wallet's OAuth registration: {registered.text}")
     to_bank_pages = InProcess(create_bank_app(bank_rt))
-    browser = httpx.Client(base_url=bank_settings.issuer, transport=to_bank_pages,
-                           follow_redirects=True)
-    return World(profile, rt, bank_rt, clock, mailbox, bank_api, browser,
-                 [to_wallet, to_bank, to_bank_pages], totp_seeds)
+    browser = httpx.Client(
+        base_url=bank_settings.issuer, transport=to_bank_pages, follow_redirects=True
+    )
+    return World(
+        profile,
+        rt,
+        bank_rt,
+        clock,
+        mailbox,
+        bank_api,
+        browser,
+        [to_wallet, to_bank, to_bank_pages],
+        totp_seeds,
+    )
 
 
 def rules_for(profile: DefenceProfile) -> RuleSet:
@@ -335,7 +362,9 @@ def register_wallet_client(bank_rt: BankRuntime) -> str:
     """Register the wallet operator at the bank; returns its client secret."""
     with bank_rt.db.unit_of_work() as session:
         _, secret = core.register_client(
-            session, client_id=CLIENT_ID, name="kouza (simulated)",
+            session,
+            client_id=CLIENT_ID,
+            name="kouza (simulated)",
             webhook_url=f"{WALLET_URL}/v1/banks/webhooks",
         )
     return secret

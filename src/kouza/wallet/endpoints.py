@@ -61,102 +61,174 @@ router = APIRouter(tags=["wallet"])
 
 IdempotencyKey = Annotated[
     str,
-    Header(alias="Idempotency-Key", min_length=1, max_length=255,
-           description="Unique per intended operation; a retry with the same key and body "
-           "returns the first result"),
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Unique per intended operation; a retry with the same key and body "
+        "returns the first result",
+    ),
 ]
-MOVE_ERRORS = (RiskRefused, HeldForReview, StepUpRequired, PhoneRequired, InvalidToken,
-               UnknownWallet, WalletNotActive, LevelRequired, InsufficientFunds, LimitExceeded,
-               IdempotencyConflict, IdempotencyInFlight, ProofIncomplete, UnknownDevice,
-               DeviceRevoked, DeviceChallengeInvalid, DeviceChallengeExpired,
-               DeviceChallengeReplayed, DeviceSignatureInvalid)
+MOVE_ERRORS = (
+    RiskRefused,
+    HeldForReview,
+    StepUpRequired,
+    PhoneRequired,
+    InvalidToken,
+    UnknownWallet,
+    WalletNotActive,
+    LevelRequired,
+    InsufficientFunds,
+    LimitExceeded,
+    IdempotencyConflict,
+    IdempotencyInFlight,
+    ProofIncomplete,
+    UnknownDevice,
+    DeviceRevoked,
+    DeviceChallengeInvalid,
+    DeviceChallengeExpired,
+    DeviceChallengeReplayed,
+    DeviceSignatureInvalid,
+)
 
 
 def _wallet_read(session: SessionDep, wallet: Wallet) -> WalletRead:
     balance = wallets.balance(session, wallet)
-    return WalletRead(id=wallet.id, status=wallet.status, balance=balance.balance,
-                      available=balance.available, held=balance.pending_out,
-                      created_at=wallet.created_at)
+    return WalletRead(
+        id=wallet.id,
+        status=wallet.status,
+        balance=balance.balance,
+        available=balance.available,
+        held=balance.pending_out,
+        created_at=wallet.created_at,
+    )
 
 
-@router.post("/v1/wallets", status_code=status.HTTP_201_CREATED, response_model=WalletRead,
-             responses=error_responses(InvalidToken, LevelRequired, WalletExists))
+@router.post(
+    "/v1/wallets",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WalletRead,
+    responses=error_responses(InvalidToken, LevelRequired, WalletExists),
+)
 def open_wallet(user: CurrentUser, session: SessionDep, request: Request) -> WalletRead:
     """Open the caller's wallet (needs a verified e-mail address)."""
     wallet = wallets.open_wallet(session, user=user, ip=client_ip(request))
     return _wallet_read(session, wallet)
 
 
-@router.get("/v1/wallets", response_model=list[WalletRead],
-            responses=error_responses(InvalidToken))
+@router.get("/v1/wallets", response_model=list[WalletRead], responses=error_responses(InvalidToken))
 def list_wallets(user: CurrentUser, session: SessionDep) -> list[WalletRead]:
     """The caller's wallets."""
     return [_wallet_read(session, w) for w in wallets.wallets_of(session, user=user)]
 
 
-@router.get("/v1/wallets/{wallet_id}", response_model=WalletRead,
-            responses=error_responses(InvalidToken, UnknownWallet))
+@router.get(
+    "/v1/wallets/{wallet_id}",
+    response_model=WalletRead,
+    responses=error_responses(InvalidToken, UnknownWallet),
+)
 def get_wallet(wallet_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> WalletRead:
     """Balance and status of one of the caller's wallets."""
     return _wallet_read(session, wallets.owned_wallet(session, user=user, wallet_id=wallet_id))
 
 
-@router.get("/v1/wallets/{wallet_id}/statement", response_model=StatementRead,
-            responses=error_responses(InvalidToken, UnknownWallet))
+@router.get(
+    "/v1/wallets/{wallet_id}/statement",
+    response_model=StatementRead,
+    responses=error_responses(InvalidToken, UnknownWallet),
+)
 def statement(
     wallet_id: uuid.UUID,
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: Annotated[int | None, Query(ge=1, le=MAX_BIGINT,
-                                        description="posting id to page from")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_BIGINT, description="posting id to page from")
+    ] = None,
 ) -> StatementRead:
     """Movements of the wallet, newest first, with the balance after each."""
     wallet = wallets.owned_wallet(session, user=user, wallet_id=wallet_id)
     rows = wallets.statement(session, wallet, limit=limit, before_id=before)
     lines = [StatementLine(**row.__dict__) for row in rows]
     return StatementRead(
-        wallet_id=wallet.id, balance=wallets.balance(session, wallet).balance, lines=lines,
+        wallet_id=wallet.id,
+        balance=wallets.balance(session, wallet).balance,
+        lines=lines,
         next_before=lines[-1].posting_id if len(lines) == limit else None,
     )
 
 
 @router.post(
-    "/v1/wallets/{wallet_id}/payments", status_code=status.HTTP_201_CREATED,
+    "/v1/wallets/{wallet_id}/payments",
+    status_code=status.HTTP_201_CREATED,
     response_model=PaymentRead,
-    responses=error_responses(*MOVE_ERRORS, InvalidQr, AmountMismatch, QrAlreadyPaid,
-                              MerchantNotActive),
+    responses=error_responses(
+        *MOVE_ERRORS, InvalidQr, AmountMismatch, QrAlreadyPaid, MerchantNotActive
+    ),
 )
-def pay(wallet_id: uuid.UUID, body: PaymentCreate, user: CurrentUser, runtime: RuntimeDep,
-        idempotency_key: IdempotencyKey, request: Request) -> PaymentRead:
+def pay(
+    wallet_id: uuid.UUID,
+    body: PaymentCreate,
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey,
+    request: Request,
+) -> PaymentRead:
     """Pay a merchant from its kouza-signed QR code (above the free amount: device-signed or
     SMS stepped-up for ``payment``)."""
     signed = body.signed_challenge()
     return run_idempotent(
-        runtime, scope=f"user:{user.id}", key=idempotency_key, model=PaymentRead,
+        runtime,
+        scope=f"user:{user.id}",
+        key=idempotency_key,
+        model=PaymentRead,
         request_payload=["pay", str(wallet_id), body.request_fields()],
         operation=lambda session: PaymentRead.model_validate(
-            wallets.pay(session, user=user, wallet_id=wallet_id, qr=body.qr, amount=body.amount,
-                        signed=signed, ip=client_ip(request))
+            wallets.pay(
+                session,
+                user=user,
+                wallet_id=wallet_id,
+                qr=body.qr,
+                amount=body.amount,
+                signed=signed,
+                ip=client_ip(request),
+            )
         ),
     )
 
 
 @router.post(
-    "/v1/wallets/{wallet_id}/transfers", status_code=status.HTTP_201_CREATED,
-    response_model=TransferRead, responses=error_responses(*MOVE_ERRORS, SelfTransfer),
+    "/v1/wallets/{wallet_id}/transfers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TransferRead,
+    responses=error_responses(*MOVE_ERRORS, SelfTransfer),
 )
-def transfer(wallet_id: uuid.UUID, body: TransferCreate, user: CurrentUser, runtime: RuntimeDep,
-             idempotency_key: IdempotencyKey, request: Request) -> TransferRead:
+def transfer(
+    wallet_id: uuid.UUID,
+    body: TransferCreate,
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey,
+    request: Request,
+) -> TransferRead:
     """Send money to another wallet (device-signed or SMS stepped-up for ``transfer``)."""
     signed = body.signed_challenge()
     return run_idempotent(
-        runtime, scope=f"user:{user.id}", key=idempotency_key, model=TransferRead,
+        runtime,
+        scope=f"user:{user.id}",
+        key=idempotency_key,
+        model=TransferRead,
         request_payload=["transfer", str(wallet_id), body.request_fields()],
         operation=lambda session: TransferRead.model_validate(
-            wallets.transfer(session, user=user, source_wallet_id=wallet_id,
-                             destination_wallet_id=body.to_wallet_id, amount=body.amount,
-                             message=body.message, signed=signed,
-                             ip=client_ip(request))
+            wallets.transfer(
+                session,
+                user=user,
+                source_wallet_id=wallet_id,
+                destination_wallet_id=body.to_wallet_id,
+                amount=body.amount,
+                message=body.message,
+                signed=signed,
+                ip=client_ip(request),
+            )
         ),
     )

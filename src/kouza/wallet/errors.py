@@ -52,4 +52,3 @@ class RefundTooLarge(Unprocessable):
 
 class LimitExceeded(Unprocessable):
     code = "limit_exceeded"
-

@@ -58,12 +58,16 @@ def _refuse(policy: LimitPolicy, movement: Movement, used: int, cap: int) -> Lim
     return LimitExceeded(
         f"{policy.name}: {format_yen(movement.amount)} would exceed the limit of "
         f"{format_yen(cap)} ({format_yen(remaining)} left)",
-        limit=policy.name, cap=cap, used=used, remaining=remaining,
+        limit=policy.name,
+        cap=cap,
+        used=used,
+        remaining=remaining,
     )
 
 
-def _used(session: Session, movement: Movement, kinds: Iterable[MovementKind],
-          since: datetime) -> int:
+def _used(
+    session: Session, movement: Movement, kinds: Iterable[MovementKind], since: datetime
+) -> int:
     """Yen moved through ``kinds`` since ``since`` (out of the wallet, or into it for top-ups)."""
     kinds = list(kinds)
     inbound = [k.value for k in kinds if k is MovementKind.TOPUP]
@@ -191,14 +195,25 @@ class LimitSet:
         """kouza's defaults: rolling windows, category caps, the Type-2 ceiling."""
         policies: list[LimitPolicy] = [
             Type2TransferCeiling(cap=settings.limit_type2_ceiling_yen),
-            PerTransactionLimit(cap=settings.limit_per_transaction_yen,
-                                kinds=(*OUTGOING, MovementKind.TOPUP)),
-            RollingWindowLimit(cap=settings.limit_per_day_yen, window=timedelta(days=1),
-                               name="24-hour spending limit"),
-            RollingWindowLimit(cap=settings.limit_rolling_30d_yen, window=timedelta(days=30),
-                               name="30-day spending limit"),
-            RollingWindowLimit(cap=settings.limit_rolling_30d_yen, window=timedelta(days=30),
-                               kinds=(MovementKind.TOPUP,), name="30-day top-up limit"),
+            PerTransactionLimit(
+                cap=settings.limit_per_transaction_yen, kinds=(*OUTGOING, MovementKind.TOPUP)
+            ),
+            RollingWindowLimit(
+                cap=settings.limit_per_day_yen,
+                window=timedelta(days=1),
+                name="24-hour spending limit",
+            ),
+            RollingWindowLimit(
+                cap=settings.limit_rolling_30d_yen,
+                window=timedelta(days=30),
+                name="30-day spending limit",
+            ),
+            RollingWindowLimit(
+                cap=settings.limit_rolling_30d_yen,
+                window=timedelta(days=30),
+                kinds=(MovementKind.TOPUP,),
+                name="30-day top-up limit",
+            ),
             MaxBalanceLimit(cap=settings.max_wallet_balance_yen),
         ]
         policies += [

@@ -83,8 +83,9 @@ def verify(secret: bytes, value: str, *, now: datetime) -> QrPayload:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_QR_LENGTH:
         raise InvalidQr("QR payload missing or too long")
     try:
-        compact = jws.deserialize_compact(value.strip(), signing_key(secret),
-                                          algorithms=[ALGORITHM])
+        compact = jws.deserialize_compact(
+            value.strip(), signing_key(secret), algorithms=[ALGORITHM]
+        )
     except (JoseError, ValueError, TypeError) as exc:
         raise InvalidQr(f"QR code is not signed by this operator ({type(exc).__name__})") from None
     if compact.protected.get("typ") != TYPE:

@@ -80,19 +80,35 @@ class WalletService:
         identity.require_level(user, VerificationLevel.EMAIL, action="opening a wallet")
         wallet_id = uuid.uuid4()
         account = ledger.open_account(
-            session, kind=AccountKind.CUSTOMER_WALLET, code=f"wallet:{wallet_id}",
+            session,
+            kind=AccountKind.CUSTOMER_WALLET,
+            code=f"wallet:{wallet_id}",
             name=f"wallet of {user.email}",
         )
         now = runtime_of(session).now()
         wallet = Wallet(
-            id=wallet_id, user_id=user.id, ledger_account_id=account.id,
-            status=WalletStatus.ACTIVE.value, created_at=now,
+            id=wallet_id,
+            user_id=user.id,
+            ledger_account_id=account.id,
+            status=WalletStatus.ACTIVE.value,
+            created_at=now,
         )
         add_unique(session, wallet, WalletExists("this user already has a wallet"))
         domain = user.email.rpartition("@")[2]
-        self._judge(session, user, wallet, "wallet.open", RiskEvent(
-            type=EventType.SIGNUP, at=now, wallet=str(wallet.id), user=str(user.id),
-            ip=ip, email_domain=domain))
+        self._judge(
+            session,
+            user,
+            wallet,
+            "wallet.open",
+            RiskEvent(
+                type=EventType.SIGNUP,
+                at=now,
+                wallet=str(wallet.id),
+                user=str(user.id),
+                ip=ip,
+                email_domain=domain,
+            ),
+        )
         return wallet
 
     def get_wallet(self, session: Session, wallet_id: uuid.UUID) -> Wallet:
@@ -117,8 +133,7 @@ class WalletService:
     def statement(
         self, session: Session, wallet: Wallet, *, limit: int = 100, before_id: int | None = None
     ) -> list[StatementRow]:
-        return ledger.statement(session, wallet.ledger_account_id, limit=limit,
-                                before_id=before_id)
+        return ledger.statement(session, wallet.ledger_account_id, limit=limit, before_id=before_id)
 
     def set_status(self, session: Session, *, wallet_id: uuid.UUID, status: WalletStatus) -> Wallet:
         wallet = self._lock_wallet(session, wallet_id)
@@ -136,8 +151,12 @@ class WalletService:
             session, kind=AccountKind.MERCHANT, code=f"merchant:{merchant_id}", name=name
         )
         merchant = Merchant(
-            id=merchant_id, name=name, category=category.value,
-            ledger_account_id=account.id, active=True, created_at=runtime_of(session).now(),
+            id=merchant_id,
+            name=name,
+            category=category.value,
+            ledger_account_id=account.id,
+            active=True,
+            created_at=runtime_of(session).now(),
         )
         session.add(merchant)
         session.flush()
@@ -168,8 +187,12 @@ class WalletService:
             order_ref = order_ref or uuid.uuid4().hex
             ttl = timedelta(seconds=runtime.settings.qr_ttl_seconds)
         return qr_codes.sign(
-            runtime.secret, merchant_id=merchant.id, now=runtime.now(), amount=amount,
-            order_ref=order_ref, ttl=ttl,
+            runtime.secret,
+            merchant_id=merchant.id,
+            now=runtime.now(),
+            amount=amount,
+            order_ref=order_ref,
+            ttl=ttl,
         )
 
     # --- movements -----------------------------------------------------------------------
@@ -191,8 +214,11 @@ class WalletService:
         wallet = self._lock_wallet(session, wallet_id)
         float_account = ledger.system_account(session, AccountKind.OPERATOR_FLOAT)
         spec = transfer_spec(
-            kind=EntryKind.TOPUP, source=float_account, destination=wallet.ledger_account_id,
-            amount=amount, description=f"credit from operator float: {reason}"[:500],
+            kind=EntryKind.TOPUP,
+            source=float_account,
+            destination=wallet.ledger_account_id,
+            amount=amount,
+            description=f"credit from operator float: {reason}"[:500],
             idempotency_key=f"float:{idempotency_key}" if idempotency_key else None,
             reference={"wallet": str(wallet.id), "source": "operator_float"},
         )
@@ -204,23 +230,41 @@ class WalletService:
         posted = ledger.post_entry(session, spec)
         return self._record_topup(session, wallet, amount, posted.id, reason, posted.replayed)
 
-    def _record_topup(self, session: Session, wallet: Wallet, amount: int, entry_id: int,
-                      reason: str, replayed: bool) -> TopUp:
+    def _record_topup(
+        self,
+        session: Session,
+        wallet: Wallet,
+        amount: int,
+        entry_id: int,
+        reason: str,
+        replayed: bool,
+    ) -> TopUp:
         if replayed:
             existing = session.scalars(select(TopUp).where(TopUp.entry_id == entry_id)).first()
             if existing is not None:
                 return existing
         topup = TopUp(
-            wallet_id=wallet.id, source=AccountKind.OPERATOR_FLOAT.value, amount=amount,
-            entry_id=entry_id, reason=reason, created_at=runtime_of(session).now(),
+            wallet_id=wallet.id,
+            source=AccountKind.OPERATOR_FLOAT.value,
+            amount=amount,
+            entry_id=entry_id,
+            reason=reason,
+            created_at=runtime_of(session).now(),
         )
         session.add(topup)
         session.flush()
         return topup
 
     def pay(
-        self, session: Session, *, user: User, wallet_id: uuid.UUID, qr: str,
-        amount: int | None = None, signed: SignedChallenge | None = None, ip: str = "",
+        self,
+        session: Session,
+        *,
+        user: User,
+        wallet_id: uuid.UUID,
+        qr: str,
+        amount: int | None = None,
+        signed: SignedChallenge | None = None,
+        ip: str = "",
     ) -> Payment:
         """Pay the merchant named by a kouza-signed QR code (above the free amount, or during
         a cool-off after a credential change, with a device signature or SMS step-up)."""
@@ -236,13 +280,32 @@ class WalletService:
         switches.require_open(session, SwitchScope.MERCHANT_PAYMENTS, str(merchant.id))
         wallet = self._lock_owned(session, user=user, wallet_id=wallet_id)
         self._require_active(wallet)
-        proven = prove(session, user, action=SensitiveAction.PAY, signed=signed,
-                       required=amount > runtime.settings.money_out_free_payment_yen)
+        proven = prove(
+            session,
+            user,
+            action=SensitiveAction.PAY,
+            signed=signed,
+            required=amount > runtime.settings.money_out_free_payment_yen,
+        )
         self._check_limits(session, wallet, MovementKind.PAYMENT, amount, merchant.category)
-        self._judge(session, user, wallet, "payment", RiskEvent(
-            type=EventType.PAYMENT, at=runtime.now(), wallet=str(wallet.id), user=str(user.id),
-            device=proven.device, ip=ip, merchant=str(merchant.id), category=merchant.category,
-            amount=amount), proven)
+        self._judge(
+            session,
+            user,
+            wallet,
+            "payment",
+            RiskEvent(
+                type=EventType.PAYMENT,
+                at=runtime.now(),
+                wallet=str(wallet.id),
+                user=str(user.id),
+                device=proven.device,
+                ip=ip,
+                merchant=str(merchant.id),
+                category=merchant.category,
+                amount=amount,
+            ),
+            proven,
+        )
         return self._record_payment(session, wallet, merchant, amount, payload.order_ref)
 
     def _payment_amount(self, payload: qr_codes.QrPayload, amount: int | None) -> int:
@@ -251,24 +314,44 @@ class WalletService:
                 raise AmountMismatch("this QR code has no amount: send one")
             return amount
         if amount is not None and amount != payload.amount:
-            raise AmountMismatch("the amount differs from the one in the QR code",
-                                 qr_amount=payload.amount)
+            raise AmountMismatch(
+                "the amount differs from the one in the QR code", qr_amount=payload.amount
+            )
         return payload.amount
 
-    def _record_payment(self, session: Session, wallet: Wallet, merchant: Merchant, amount: int,
-                        order_ref: str | None) -> Payment:
+    def _record_payment(
+        self,
+        session: Session,
+        wallet: Wallet,
+        merchant: Merchant,
+        amount: int,
+        order_ref: str | None,
+    ) -> Payment:
         payment_id = uuid.uuid4()
         posted = ledger.transfer(
-            session, kind=EntryKind.PAYMENT, source=wallet.ledger_account_id,
-            destination=merchant.ledger_account_id, amount=amount,
+            session,
+            kind=EntryKind.PAYMENT,
+            source=wallet.ledger_account_id,
+            destination=merchant.ledger_account_id,
+            amount=amount,
             description=f"payment to {merchant.name}"[:500],
-            reference={"payment": str(payment_id), "merchant": str(merchant.id),
-                       "merchant_name": merchant.name, "category": merchant.category},
+            reference={
+                "payment": str(payment_id),
+                "merchant": str(merchant.id),
+                "merchant_name": merchant.name,
+                "category": merchant.category,
+            },
         )
         payment = Payment(
-            id=payment_id, wallet_id=wallet.id, merchant_id=merchant.id,
-            category=merchant.category, amount=amount, refunded_amount=0, order_ref=order_ref,
-            entry_id=posted.id, created_at=runtime_of(session).now(),
+            id=payment_id,
+            wallet_id=wallet.id,
+            merchant_id=merchant.id,
+            category=merchant.category,
+            amount=amount,
+            refunded_amount=0,
+            order_ref=order_ref,
+            entry_id=posted.id,
+            created_at=runtime_of(session).now(),
         )
         add_unique(session, payment, QrAlreadyPaid("this QR code has already been paid"))
         return payment
@@ -288,15 +371,26 @@ class WalletService:
         merchant = self.get_merchant(session, payment.merchant_id)
         wallet = self._lock_wallet(session, payment.wallet_id)
         posted = ledger.transfer(
-            session, kind=EntryKind.REFUND, source=merchant.ledger_account_id,
-            destination=wallet.ledger_account_id, amount=amount,
+            session,
+            kind=EntryKind.REFUND,
+            source=merchant.ledger_account_id,
+            destination=wallet.ledger_account_id,
+            amount=amount,
             description=f"refund from {merchant.name}: {reason}"[:500],
-            reference={"payment": str(payment.id), "merchant": str(merchant.id),
-                       "merchant_name": merchant.name},
+            reference={
+                "payment": str(payment.id),
+                "merchant": str(merchant.id),
+                "merchant_name": merchant.name,
+            },
         )
         payment.refunded_amount += amount
-        refund = Refund(payment_id=payment.id, amount=amount, reason=reason,
-                        entry_id=posted.id, created_at=runtime_of(session).now())
+        refund = Refund(
+            payment_id=payment.id,
+            amount=amount,
+            reason=reason,
+            entry_id=posted.id,
+            created_at=runtime_of(session).now(),
+        )
         session.add(refund)
         session.flush()
         return refund
@@ -318,35 +412,57 @@ class WalletService:
         identity.require_level(user, VerificationLevel.EMAIL, action="sending money")
         if source_wallet_id == destination_wallet_id:
             raise SelfTransfer("cannot send money to the same wallet")
-        wallets = {w.id: w for w in lock_rows(session, Wallet,
-                                              [source_wallet_id, destination_wallet_id])}
+        wallets = {
+            w.id: w for w in lock_rows(session, Wallet, [source_wallet_id, destination_wallet_id])
+        }
         source, destination = wallets.get(source_wallet_id), wallets.get(destination_wallet_id)
         if source is None or source.user_id != user.id:
             raise UnknownWallet("no such wallet", wallet_id=str(source_wallet_id))
         if destination is None:
-            raise UnknownWallet("no such recipient wallet",
-                                wallet_id=str(destination_wallet_id))
+            raise UnknownWallet("no such recipient wallet", wallet_id=str(destination_wallet_id))
         self._require_active(source)
         self._require_active(destination, incoming=True)
-        proven = prove(session, user, action=SensitiveAction.TRANSFER, signed=signed,
-                       required=True)
+        proven = prove(session, user, action=SensitiveAction.TRANSFER, signed=signed, required=True)
         self._check_limits(session, source, MovementKind.TRANSFER, amount)
         self._check_limits(session, destination, MovementKind.INCOMING_TRANSFER, amount)
-        self._judge(session, user, source, "transfer", RiskEvent(
-            type=EventType.TRANSFER, at=runtime_of(session).now(), wallet=str(source.id),
-            user=str(user.id), device=proven.device, ip=ip, amount=amount,
-            attributes={"to": str(destination.id)}), proven)
+        self._judge(
+            session,
+            user,
+            source,
+            "transfer",
+            RiskEvent(
+                type=EventType.TRANSFER,
+                at=runtime_of(session).now(),
+                wallet=str(source.id),
+                user=str(user.id),
+                device=proven.device,
+                ip=ip,
+                amount=amount,
+                attributes={"to": str(destination.id)},
+            ),
+            proven,
+        )
         transfer_id = uuid.uuid4()
         posted = ledger.transfer(
-            session, kind=EntryKind.TRANSFER, source=source.ledger_account_id,
-            destination=destination.ledger_account_id, amount=amount,
+            session,
+            kind=EntryKind.TRANSFER,
+            source=source.ledger_account_id,
+            destination=destination.ledger_account_id,
+            amount=amount,
             description=f"transfer: {message}"[:500] if message else "transfer",
-            reference={"transfer": str(transfer_id), "from": str(source.id),
-                       "to": str(destination.id)},
+            reference={
+                "transfer": str(transfer_id),
+                "from": str(source.id),
+                "to": str(destination.id),
+            },
         )
         transfer = Transfer(
-            id=transfer_id, source_wallet_id=source.id, destination_wallet_id=destination.id,
-            amount=amount, message=message, entry_id=posted.id,
+            id=transfer_id,
+            source_wallet_id=source.id,
+            destination_wallet_id=destination.id,
+            amount=amount,
+            message=message,
+            entry_id=posted.id,
             created_at=runtime_of(session).now(),
         )
         session.add(transfer)
@@ -355,16 +471,26 @@ class WalletService:
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _judge(self, session: Session, user: User, wallet: Wallet, purpose: str,
-               event: RiskEvent, proven: Proven | None = None) -> None:
+    def _judge(
+        self,
+        session: Session,
+        user: User,
+        wallet: Wallet,
+        purpose: str,
+        event: RiskEvent,
+        proven: Proven | None = None,
+    ) -> None:
         """Ask the risk engine and act on its decision (kouza.risk.enforcement).
 
         A ``step_up`` decision is already met when this very action was proven with an SMS
         step-up (the same code would be asked for twice otherwise).
         """
         decision = risk.assess(session, event)
-        if decision.outcome is Outcome.STEP_UP and proven is not None \
-                and proven.method is ProofMethod.SMS_OTP:
+        if (
+            decision.outcome is Outcome.STEP_UP
+            and proven is not None
+            and proven.method is ProofMethod.SMS_OTP
+        ):
             return
         enforce(session, decision, user=user, wallet_id=wallet.id, purpose=purpose)
 
@@ -384,15 +510,27 @@ class WalletService:
         if wallet.status == WalletStatus.ACTIVE.value:
             return
         direction = "receive money" if incoming else "move money"
-        raise WalletNotActive(f"this wallet is {wallet.status} and cannot {direction}",
-                              wallet_id=str(wallet.id))
+        raise WalletNotActive(
+            f"this wallet is {wallet.status} and cannot {direction}", wallet_id=str(wallet.id)
+        )
 
-    def _check_limits(self, session: Session, wallet: Wallet, kind: MovementKind, amount: int,
-                      category: str | None = None) -> None:
+    def _check_limits(
+        self,
+        session: Session,
+        wallet: Wallet,
+        kind: MovementKind,
+        amount: int,
+        category: str | None = None,
+    ) -> None:
         runtime = runtime_of(session)
-        movement = Movement(kind=kind, wallet_id=wallet.id,
-                            ledger_account_id=wallet.ledger_account_id, amount=amount,
-                            now=runtime.now(), category=category)
+        movement = Movement(
+            kind=kind,
+            wallet_id=wallet.id,
+            ledger_account_id=wallet.ledger_account_id,
+            amount=amount,
+            now=runtime.now(),
+            category=category,
+        )
         limits_of(runtime).check(session, movement)
 
 

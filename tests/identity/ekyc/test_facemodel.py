@@ -73,8 +73,9 @@ class TestDlibFaceMatcher:
         assert match.score < 0.8
 
     @pytest.mark.parametrize("selfie", [b"", b"not an image", b"\x89PNG\r\n\x1a\n broken"])
-    def test_an_undecodable_selfie_scores_zero(self, matcher: DlibFaceMatcher,
-                                               selfie: bytes) -> None:
+    def test_an_undecodable_selfie_scores_zero(
+        self, matcher: DlibFaceMatcher, selfie: bytes
+    ) -> None:
         assert matcher.compare(reference=png(astronaut_portrait()), selfie=selfie).score == 0.0
 
     def test_a_picture_without_a_face_scores_zero(self, matcher: DlibFaceMatcher) -> None:
@@ -91,12 +92,20 @@ class TestDlibFaceMatcher:
 
         selfie = astronaut_selfie()
         match = DlibFaceMatcher(liveness=not_live).compare(
-            reference=png(astronaut_portrait()), selfie=selfie)
+            reference=png(astronaut_portrait()), selfie=selfie
+        )
         assert match.live is False and seen == [selfie]
 
 
-@pytest.mark.parametrize(("distance", "score"), [
-    (0.0, 1.0), (0.6, 0.8), (0.3, 0.9), (3.0, 0.0), (5.0, 0.0),
-])
+@pytest.mark.parametrize(
+    ("distance", "score"),
+    [
+        (0.0, 1.0),
+        (0.6, 0.8),
+        (0.3, 0.9),
+        (3.0, 0.0),
+        (5.0, 0.0),
+    ],
+)
 def test_the_score_is_calibrated_on_dlibs_tolerance(distance: float, score: float) -> None:
     assert score_of(distance) == pytest.approx(score)

@@ -138,8 +138,11 @@ def _with_certificate(sod: bytes, *, certificate_from: bytes) -> bytes:
 
 
 def _with_content(sod: bytes, content: bytes) -> bytes:
-    return _resigned_data(sod, "encap_content_info", {
-        "content_type": icchip.LDS_SECURITY_OBJECT_OID, "content": content})
+    return _resigned_data(
+        sod,
+        "encap_content_info",
+        {"content_type": icchip.LDS_SECURITY_OBJECT_OID, "content": content},
+    )
 
 
 class TestHappyPath:
@@ -212,9 +215,15 @@ class TestDataRefusals:
 
         assert _failure(world.attempt(chip, tamper=swap)) is EkycFailure.DOCUMENT_MALFORMED
 
-    @pytest.mark.parametrize("sod", [
-        b"", b"\x77\x00", b"\x30\x03\x02\x01\x07", b"\x77\x05\x30\x03\x02\x01\x07",
-    ])
+    @pytest.mark.parametrize(
+        "sod",
+        [
+            b"",
+            b"\x77\x00",
+            b"\x30\x03\x02\x01\x07",
+            b"\x77\x05\x30\x03\x02\x01\x07",
+        ],
+    )
     def test_an_ef_sod_that_is_not_signed_data(
         self, world: World, chip: TestChip, sod: bytes
     ) -> None:
@@ -225,11 +234,13 @@ class TestDataRefusals:
     def test_broken_utf8_signed_by_the_issuer(
         self, world: World, issuer: DevDocumentIssuer, chip: TestChip
     ) -> None:
-        sequence = b"".join([
-            b"\x0c\x04\xe9\x88\xb4\xff",
-            bytes(core.UTF8String("大阪府").dump()),
-            bytes(core.PrintableString("19900102").dump()),
-        ])
+        sequence = b"".join(
+            [
+                b"\x0c\x04\xe9\x88\xb4\xff",
+                bytes(core.UTF8String("大阪府").dump()),
+                bytes(core.PrintableString("19900102").dump()),
+            ]
+        )
         inner = b"\x30" + bytes([len(sequence)]) + sequence
         broken = b"\x61" + bytes([len(inner)]) + inner
         groups = {**chip.data_groups, DataGroup.HOLDER: broken}
@@ -278,7 +289,8 @@ class TestIssuerRefusals:
         # the signed attributes are intact, but the LDSSecurityObject beside them was swapped
         other = dict(chip.data_groups)
         other[DataGroup.HOLDER] = icchip.encode_holder_group(
-            name="悪人　太郎", address="東京都", birth_date=date(1990, 1, 2), sex=Sex.MALE)
+            name="悪人　太郎", address="東京都", birth_date=date(1990, 1, 2), sex=Sex.MALE
+        )
         swapped = _with_content(chip.sod, icchip.encode_lds_security_object(other))
 
         def swap(read: ChipRead) -> ChipRead:
@@ -371,13 +383,32 @@ def test_openssl_verifies_the_development_ef_sod(
     """An independent CMS implementation accepts what the development issuer signs."""
     (tmp_path / "sod.der").write_bytes(_signed_data(chip.sod).dump())
     (tmp_path / "csca.pem").write_bytes(
-        issuer.root.certificate.public_bytes(serialization.Encoding.PEM))
+        issuer.root.certificate.public_bytes(serialization.Encoding.PEM)
+    )
     verified = subprocess.run(
-        ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(tmp_path / "sod.der"),
-         "-CAfile", str(tmp_path / "csca.pem"), "-purpose", "any", "-binary",
-         "-out", str(tmp_path / "lds.der"), "-attime", str(int(NOW.timestamp()))],
-        capture_output=True, check=False, timeout=60,
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-in",
+            str(tmp_path / "sod.der"),
+            "-CAfile",
+            str(tmp_path / "csca.pem"),
+            "-purpose",
+            "any",
+            "-binary",
+            "-out",
+            str(tmp_path / "lds.der"),
+            "-attime",
+            str(int(NOW.timestamp())),
+        ],
+        capture_output=True,
+        check=False,
+        timeout=60,
     )
     assert verified.returncode == 0, verified.stderr
     assert (tmp_path / "lds.der").read_bytes() == icchip.encode_lds_security_object(
-        chip.data_groups)
+        chip.data_groups
+    )

@@ -108,12 +108,19 @@ class OperatorAlerts:
         if earlier is not None:
             return AlertResult(earlier, replayed=True)
         alert = Alert(
-            bank_id=link.bank_id, kind=ALERT_KIND, subject=str(link.id),
-            account_id=link.account_id, client_pk=client.id, event_id=notice.jti,
+            bank_id=link.bank_id,
+            kind=ALERT_KIND,
+            subject=str(link.id),
+            account_id=link.account_id,
+            client_pk=client.id,
+            event_id=notice.jti,
             created_at=bank_runtime_of(session).now(),
-            details={"reason": notice.reason, "locked_at": notice.locked_at,
-                     "operator_reference": notice.operator_reference,
-                     "operator_contact": notice.operator_contact},
+            details={
+                "reason": notice.reason,
+                "locked_at": notice.locked_at,
+                "operator_reference": notice.operator_reference,
+                "operator_contact": notice.operator_contact,
+            },
         )
         try:
             add_unique(session, alert, NoticeRejected("notice delivered concurrently"))
@@ -130,8 +137,11 @@ class OperatorAlerts:
         now = bank_runtime_of(session).now()
         try:
             notice = OperatorNotice(
-                jti=str(claims["jti"])[:64], iss=str(claims["iss"]), aud=str(claims["aud"]),
-                iat=int(claims["iat"]), bank_code=str(claims["bank_code"]),
+                jti=str(claims["jti"])[:64],
+                iss=str(claims["iss"]),
+                aud=str(claims["aud"]),
+                iat=int(claims["iat"]),
+                bank_code=str(claims["bank_code"]),
                 link_id=uuid.UUID(str(claims["link_id"])),
                 operator_reference=str(claims.get("operator_reference", ""))[:200],
                 reason=str(claims.get("reason", ""))[:200],
@@ -150,13 +160,16 @@ class OperatorAlerts:
             raise NoticeRejected("notice timestamp outside the accepted window")
         return notice
 
-    def _verified_claims(self, session: Session, client: OperatorClient,
-                         token: str) -> dict[str, Any]:
+    def _verified_claims(
+        self, session: Session, client: OperatorClient, token: str
+    ) -> dict[str, Any]:
         try:
             keys = oauth_clients._keys(session, oauth_clients.registration(session, client))
         except OAuthError:
-            raise NoticeRejected("this client has no registered keys (register its JWKS for "
-                                 "OAuth) or they cannot be read") from None
+            raise NoticeRejected(
+                "this client has no registered keys (register its JWKS for "
+                "OAuth) or they cannot be read"
+            ) from None
         try:
             compact = jws.deserialize_compact(token, keys, algorithms=ALGORITHMS)
             if compact.headers().get("typ") != TOKEN_TYPE:
@@ -165,8 +178,9 @@ class OperatorAlerts:
         except NoticeRejected:
             raise
         except (JoseError, ValueError, TypeError, KeyError) as exc:
-            raise NoticeRejected(f"notice signature or payload invalid ({type(exc).__name__})") \
-                from None
+            raise NoticeRejected(
+                f"notice signature or payload invalid ({type(exc).__name__})"
+            ) from None
         if not isinstance(claims, dict):
             raise NoticeRejected("notice payload is not a JSON object")
         return claims
@@ -181,7 +195,10 @@ class OperatorAlerts:
         bank = session.get_one(Bank, link.bank_id)
         branch = session.get_one(Branch, account.branch_id)
         notify_holder(
-            session, bank, account, subject="ウォレット凍結のお知らせ (wallet frozen)",
+            session,
+            bank,
+            account,
+            subject="ウォレット凍結のお知らせ (wallet frozen)",
             body=(
                 f"お客さまの口座 ({branch.name} ***{account.number[-3:]}) に連携されている "
                 f"{client.name} のウォレットが、不正利用の疑いにより凍結されました。"
@@ -196,14 +213,16 @@ class OperatorAlerts:
 
     # --- compensation credits --------------------------------------------------------------
 
-    def refund(self, session: Session, *, client: OperatorClient,
-               request: TransferRequest) -> TransferResult:
+    def refund(
+        self, session: Session, *, client: OperatorClient, request: TransferRequest
+    ) -> TransferResult:
         """Credit a victim's account under ``request.link_id``, whatever the link's status."""
         request = replace(request, kind=TransferKind.CREDIT)
         validate_key(request.idempotency_key)
         if isinstance(request.amount, bool) or not 0 < request.amount <= MAX_AMOUNT:
-            raise InvalidAmount(f"amount must be whole yen between 1 and {MAX_AMOUNT}",
-                                amount=request.amount)
+            raise InvalidAmount(
+                f"amount must be whole yen between 1 and {MAX_AMOUNT}", amount=request.amount
+            )
         earlier = self._transfer(session, client, request.idempotency_key)
         if earlier is not None:
             return self._replay(earlier, request)
@@ -218,12 +237,16 @@ class OperatorAlerts:
         account.balance += request.amount
         result = transfers._record(session, client, link, account, request)  # one journal
         notify_holder(
-            session, session.get_one(Bank, link.bank_id), account,
+            session,
+            session.get_one(Bank, link.bank_id),
+            account,
             subject="補償のお知らせ (compensation)",
-            body=(f"{client.name} から補償として ¥{request.amount:,} が入金されました"
-                  f"(残高 ¥{account.balance:,})。\n"
-                  f"{client.name} credited ¥{request.amount:,} to your account as compensation; "
-                  f"balance ¥{account.balance:,}."),
+            body=(
+                f"{client.name} から補償として ¥{request.amount:,} が入金されました"
+                f"(残高 ¥{account.balance:,})。\n"
+                f"{client.name} credited ¥{request.amount:,} to your account as compensation; "
+                f"balance ¥{account.balance:,}."
+            ),
         )
         return result
 
@@ -231,13 +254,13 @@ class OperatorAlerts:
         if earlier.request_hash != request.fingerprint():
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used with a different request",
-                key=request.idempotency_key)
+                key=request.idempotency_key,
+            )
         return TransferResult(earlier, replayed=True)
 
     def _transfer(self, session: Session, client: OperatorClient, key: str) -> Transfer | None:
         return session.scalars(
-            select(Transfer).where(Transfer.client_pk == client.id,
-                                   Transfer.idempotency_key == key)
+            select(Transfer).where(Transfer.client_pk == client.id, Transfer.idempotency_key == key)
         ).one_or_none()
 
 

@@ -91,10 +91,12 @@ def create_bank_app(runtime: BankRuntime) -> FastAPI:
     )
     app.state.bank_runtime = runtime
     app.add_exception_handler(
-        KouzaError, _oauth_on_oauth_routes(kouza_error_handler(WWW_AUTHENTICATE)))
+        KouzaError, _oauth_on_oauth_routes(kouza_error_handler(WWW_AUTHENTICATE))
+    )
     app.add_exception_handler(OAuthError, _oauth_error)
-    app.add_exception_handler(RequestValidationError,
-                              _oauth_on_oauth_routes(validation_error_handler))
+    app.add_exception_handler(
+        RequestValidationError, _oauth_on_oauth_routes(validation_error_handler)
+    )
     app.add_exception_handler(StarletteHTTPException, _oauth_on_oauth_routes(http_error_handler))
     app.include_router(wellknown)
     app.include_router(router)

@@ -97,17 +97,23 @@ class CustomerData:
 class BankCore:
     """Banks, branches, customers, accounts, OTP devices and operator clients."""
 
-    def create_bank(self, session: Session, *, code: str, name: str, name_kana: str,
-                    config: BankConfig) -> Bank:
+    def create_bank(
+        self, session: Session, *, code: str, name: str, name_kana: str, config: BankConfig
+    ) -> Bank:
         """Register a bank in this deployment."""
         require_format(code, BANK_CODE, "bank_code")
         zengin.bank(code)  # a simulated bank is still a real one (422 otherwise)
-        bank = Bank(code=code, name=name, name_kana=to_zengin_kana(name_kana),
-                    created_at=bank_runtime_of(session).now(),
-                    auth_profile=config.auth_profile.value,
-                    notice_channel=config.notice_channel.value,
-                    **{k: v for k, v in vars(config).items()
-                       if k not in ("auth_profile", "notice_channel")})
+        bank = Bank(
+            code=code,
+            name=name,
+            name_kana=to_zengin_kana(name_kana),
+            created_at=bank_runtime_of(session).now(),
+            auth_profile=config.auth_profile.value,
+            notice_channel=config.notice_channel.value,
+            **{
+                k: v for k, v in vars(config).items() if k not in ("auth_profile", "notice_channel")
+            },
+        )
         add_unique(session, bank, BankExists("a bank with this code exists", bank_code=code))
         return bank
 
@@ -141,13 +147,24 @@ class BankCore:
             raise UnknownBranch("no such branch", bank_code=bank.code, branch_code=code)
         return branch
 
-    def add_customer(self, session: Session, bank: Bank, data: CustomerData, *,
-                     internet_banking_password: str | None = None) -> Customer:
+    def add_customer(
+        self,
+        session: Session,
+        bank: Bank,
+        data: CustomerData,
+        *,
+        internet_banking_password: str | None = None,
+    ) -> Customer:
         """Record a customer (KYC done at the counter)."""
         customer = Customer(
-            bank_id=bank.id, name_kanji=data.name_kanji, name_kana=to_zengin_kana(data.name_kana),
-            birth_date=data.birth_date, address=data.address, phone=data.phone,
-            email=data.email, created_at=bank_runtime_of(session).now(),
+            bank_id=bank.id,
+            name_kanji=data.name_kanji,
+            name_kana=to_zengin_kana(data.name_kana),
+            birth_date=data.birth_date,
+            address=data.address,
+            phone=data.phone,
+            email=data.email,
+            created_at=bank_runtime_of(session).now(),
             internet_banking_password_hash=(
                 hash_password(internet_banking_password) if internet_banking_password else None
             ),
@@ -156,35 +173,54 @@ class BankCore:
         session.flush()
         return customer
 
-    def open_account(self, session: Session, customer: Customer, *, branch: Branch,
-                     account_type: AccountType, number: str, pin: str, balance: int = 0,
-                     overdraft_limit: int = 0) -> Account:
+    def open_account(
+        self,
+        session: Session,
+        customer: Customer,
+        *,
+        branch: Branch,
+        account_type: AccountType,
+        number: str,
+        pin: str,
+        balance: int = 0,
+        overdraft_limit: int = 0,
+    ) -> Account:
         """Open an account with a cash-card PIN (stored as argon2id)."""
         require_format(number, ACCOUNT_NUMBER, "account_number")
         require_format(pin, PIN, "pin")
         if overdraft_limit < 0 or balance < -overdraft_limit:
             raise InvalidBankData("balance below the overdraft limit, or a negative limit")
         account = Account(
-            bank_id=customer.bank_id, branch_id=branch.id, customer_id=customer.id,
-            account_type=account_type.value, number=number, balance=balance,
-            overdraft_limit=overdraft_limit, pin_hash=hash_password(pin),
+            bank_id=customer.bank_id,
+            branch_id=branch.id,
+            customer_id=customer.id,
+            account_type=account_type.value,
+            number=number,
+            balance=balance,
+            overdraft_limit=overdraft_limit,
+            pin_hash=hash_password(pin),
             created_at=bank_runtime_of(session).now(),
         )
-        add_unique(session, account, AccountExists("this account number is taken at the branch",
-                                                   number=number))
+        add_unique(
+            session,
+            account,
+            AccountExists("this account number is taken at the branch", number=number),
+        )
         return account
 
-    def find_account(self, session: Session, bank: Bank, *, branch_code: str,
-                     number: str) -> Account | None:
+    def find_account(
+        self, session: Session, bank: Bank, *, branch_code: str, number: str
+    ) -> Account | None:
         """The account at ``branch_code``/``number`` of ``bank``, if any."""
         return session.scalars(
-            select(Account).join(Branch, Account.branch_id == Branch.id).where(
-                Branch.bank_id == bank.id, Branch.code == branch_code, Account.number == number
-            )
+            select(Account)
+            .join(Branch, Account.branch_id == Branch.id)
+            .where(Branch.bank_id == bank.id, Branch.code == branch_code, Account.number == number)
         ).one_or_none()
 
-    def account(self, session: Session, *, bank_code: str, branch_code: str,
-                number: str) -> Account:
+    def account(
+        self, session: Session, *, bank_code: str, branch_code: str, number: str
+    ) -> Account:
         """The account, or :class:`UnknownAccount` (staff and holder lookups only)."""
         bank = self.bank(session, bank_code)
         require_format(branch_code, BRANCH_CODE, "branch_code")
@@ -194,15 +230,19 @@ class BankCore:
             raise UnknownAccount("no such account", bank_code=bank_code, number=number)
         return account
 
-    def add_otp_device(self, session: Session, customer: Customer, *,
-                       label: str) -> tuple[OtpDevice, str]:
+    def add_otp_device(
+        self, session: Session, customer: Customer, *, label: str
+    ) -> tuple[OtpDevice, str]:
         """Register a TOTP device; returns it and its base32 seed (shown once)."""
         runtime = bank_runtime_of(session)
         bank = session.get_one(Bank, customer.bank_id)
         seed = pyotp.random_base32()
-        device = OtpDevice(customer_id=customer.id, label=label, created_at=runtime.now(),
-                           secret_encrypted=encrypt_totp_seed(runtime.secret, bank_code=bank.code,
-                                                              seed=seed))
+        device = OtpDevice(
+            customer_id=customer.id,
+            label=label,
+            created_at=runtime.now(),
+            secret_encrypted=encrypt_totp_seed(runtime.secret, bank_code=bank.code, seed=seed),
+        )
         session.add(device)
         session.flush()
         return device, seed
@@ -212,32 +252,38 @@ class BankCore:
         runtime = bank_runtime_of(session)
         customer = session.get_one(Customer, device.customer_id)
         bank = session.get_one(Bank, customer.bank_id)
-        seed = decrypt_totp_seed(runtime.secret, bank_code=bank.code,
-                                 token=device.secret_encrypted)
+        seed = decrypt_totp_seed(runtime.secret, bank_code=bank.code, token=device.secret_encrypted)
         return pyotp.TOTP(seed).verify(code, for_time=runtime.now(), valid_window=1)
 
-    def register_client(self, session: Session, *, client_id: str, name: str,
-                        webhook_url: str | None = None) -> tuple[OperatorClient, str]:
+    def register_client(
+        self, session: Session, *, client_id: str, name: str, webhook_url: str | None = None
+    ) -> tuple[OperatorClient, str]:
         """Register a wallet operator; returns it and its client secret (shown once)."""
         runtime = bank_runtime_of(session)
         secret = "bcs_" + random_token()
         client = OperatorClient(
-            client_id=client_id, name=name, webhook_url=webhook_url, created_at=runtime.now(),
+            client_id=client_id,
+            name=name,
+            webhook_url=webhook_url,
+            created_at=runtime.now(),
             secret_hash=keyed_hash(runtime.secret, secret, purpose="bank-client"),
         )
-        add_unique(session, client, ClientExists("a client with this id exists",
-                                                 client_id=client_id))
+        add_unique(
+            session, client, ClientExists("a client with this id exists", client_id=client_id)
+        )
         return client, secret
 
-    def authenticate_client(self, session: Session, *, client_id: str | None,
-                            secret: str) -> OperatorClient:
+    def authenticate_client(
+        self, session: Session, *, client_id: str | None, secret: str
+    ) -> OperatorClient:
         """The client whose secret this is (and whose id it is, when one is given)."""
         digest = keyed_hash(bank_runtime_of(session).secret, secret, purpose="bank-client")
         client = session.scalars(
             select(OperatorClient).where(OperatorClient.secret_hash == digest)
         ).one_or_none()
-        if client is None or (client_id is not None
-                              and not constant_time_equal(client.client_id, client_id)):
+        if client is None or (
+            client_id is not None and not constant_time_equal(client.client_id, client_id)
+        ):
             raise InvalidClient("unknown client or wrong client secret")
         return client
 

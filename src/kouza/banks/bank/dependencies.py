@@ -54,13 +54,19 @@ from kouza.banks.bank.oauth.proofs import htu_of, verify_dpop_proof
 from kouza.banks.bank.runtime import BankRuntime
 from kouza.kit.security import constant_time_equal
 
-_bearer = HTTPBearer(auto_error=False, scheme_name="ClientAuth",
-                     description="A private_key_jwt client assertion (aud: the bank's issuer) "
-                     "as a bearer token; legacy fallback: the client secret as a bearer token "
-                     "or HTTP Basic client_id:client_secret; on an OAuth link: 'DPoP <access "
-                     "token>' with a DPoP proof header")
-_staff = HTTPBearer(auto_error=False, scheme_name="StaffToken",
-                    description="Branch-counter staff token (KOUZA_BANK_STAFF_TOKEN)")
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ClientAuth",
+    description="A private_key_jwt client assertion (aud: the bank's issuer) "
+    "as a bearer token; legacy fallback: the client secret as a bearer token "
+    "or HTTP Basic client_id:client_secret; on an OAuth link: 'DPoP <access "
+    "token>' with a DPoP proof header",
+)
+_staff = HTTPBearer(
+    auto_error=False,
+    scheme_name="StaffToken",
+    description="Branch-counter staff token (KOUZA_BANK_STAFF_TOKEN)",
+)
 
 
 def get_bank_runtime(request: Request) -> BankRuntime:
@@ -106,9 +112,12 @@ def get_client_auth(runtime: BankRuntimeDep, request: Request) -> ClientAuth:
             client = core.authenticate_client(session, client_id=client_id, secret=secret)
         except InvalidClient:
             if client_id is None and _is_access_token(session, secret):
-                raise resource_error(InvalidToken(
-                    "a DPoP-bound access token is sent as 'Authorization: DPoP' with a DPoP "
-                    "proof, never as a bearer token")) from None
+                raise resource_error(
+                    InvalidToken(
+                        "a DPoP-bound access token is sent as 'Authorization: DPoP' with a DPoP "
+                        "proof, never as a bearer token"
+                    )
+                ) from None
             raise
         return ClientAuth(client, ClientAuthMethod.CLIENT_SECRET)
 
@@ -130,15 +139,15 @@ def _assertion_client(runtime: BankRuntime, assertion: str) -> ClientAuth:
     audience = runtime.settings.issuer.rstrip("/")
     try:
         with runtime.db.unit_of_work() as session:  # commits the assertion's jti
-            client = oauth_clients.authenticate_assertion(session, assertion,
-                                                          audiences=(audience,))
+            client = oauth_clients.authenticate_assertion(session, assertion, audiences=(audience,))
             return ClientAuth(client, ClientAuthMethod.PRIVATE_KEY_JWT)
     except OAuthError as error:
         raise InvalidClient(f"private_key_jwt: {error.message}") from None
 
 
-def require_link_credentials(session: Session, auth: ClientAuth, link_id: uuid.UUID, *,
-                             compensation: bool = False) -> None:
+def require_link_credentials(
+    session: Session, auth: ClientAuth, link_id: uuid.UUID, *, compensation: bool = False
+) -> None:
     """Refuse anything but the link's DPoP-bound token on a sender-constrained link.
 
     ``compensation``: a credit to a victim, where the client's ``private_key_jwt`` also does
@@ -147,9 +156,12 @@ def require_link_credentials(session: Session, auth: ClientAuth, link_id: uuid.U
         return
     if compensation and auth.method is ClientAuthMethod.PRIVATE_KEY_JWT:
         return
-    raise resource_error(InvalidToken(
-        "this link was made through the OAuth flow and is sender-constrained: use its "
-        "DPoP-bound access token with a DPoP proof"))
+    raise resource_error(
+        InvalidToken(
+            "this link was made through the OAuth flow and is sender-constrained: use its "
+            "DPoP-bound access token with a DPoP proof"
+        )
+    )
 
 
 def _dpop_client(runtime: BankRuntime, request: Request, token: str) -> ClientAuth:
@@ -160,9 +172,13 @@ def _dpop_client(runtime: BankRuntime, request: Request, token: str) -> ClientAu
             _check_route(request, grant.link_id)
             if len(proofs) != 1:
                 raise InvalidDPoPProof("send exactly one DPoP proof with a DPoP access token")
-            proof = verify_dpop_proof(session, proofs[0], method=request.method,
-                                      url=htu_of(runtime.settings.issuer, request.url.path),
-                                      access_token=token)
+            proof = verify_dpop_proof(
+                session,
+                proofs[0],
+                method=request.method,
+                url=htu_of(runtime.settings.issuer, request.url.path),
+                access_token=token,
+            )
             if proof.jkt != grant.jkt:
                 raise InvalidDPoPProof("the DPoP proof is not signed by the token's key")
         except OAuthError as error:
@@ -232,8 +248,10 @@ def require_staff(
 ) -> None:
     """Branch-counter routes need the configured staff token."""
     expected = runtime.settings.staff_token
-    if not expected or credentials is None or not constant_time_equal(
-        credentials.credentials, expected
+    if (
+        not expected
+        or credentials is None
+        or not constant_time_equal(credentials.credentials, expected)
     ):
         raise InvalidStaffToken("branch-counter routes need the staff bearer token")
 

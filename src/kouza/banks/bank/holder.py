@@ -79,20 +79,29 @@ class Holder:
         self._tell_operator(session, link, LINK_REVOKED, reason)
         return link
 
-    def suspend_operator(self, session: Session, account: Account, client: OperatorClient, *,
-                         reason: str) -> Sequence[Link]:
+    def suspend_operator(
+        self, session: Session, account: Account, client: OperatorClient, *, reason: str
+    ) -> Sequence[Link]:
         """Stop every debit of ``client`` on ``account`` (links stay, credits still allowed)."""
-        return self._set_status(session, account, client, LinkStatus.ACTIVE,
-                                LinkStatus.SUSPENDED, LINK_SUSPENDED, reason)
+        return self._set_status(
+            session,
+            account,
+            client,
+            LinkStatus.ACTIVE,
+            LinkStatus.SUSPENDED,
+            LINK_SUSPENDED,
+            reason,
+        )
 
-    def resume_operator(self, session: Session, account: Account, client: OperatorClient, *,
-                        reason: str) -> Sequence[Link]:
+    def resume_operator(
+        self, session: Session, account: Account, client: OperatorClient, *, reason: str
+    ) -> Sequence[Link]:
         """Allow debits of ``client`` on ``account`` again."""
-        return self._set_status(session, account, client, LinkStatus.SUSPENDED,
-                                LinkStatus.ACTIVE, LINK_RESUMED, reason)
+        return self._set_status(
+            session, account, client, LinkStatus.SUSPENDED, LinkStatus.ACTIVE, LINK_RESUMED, reason
+        )
 
-    def set_overdraft_opt_in(self, session: Session, account: Account, *,
-                             enabled: bool) -> Account:
+    def set_overdraft_opt_in(self, session: Session, account: Account, *, enabled: bool) -> Account:
         """Let debits draw the secured overdraft (``enabled``) or exclude it (the default)."""
         locked = lock_row(session, Account, account.id)
         assert locked is not None
@@ -106,16 +115,23 @@ class Holder:
         link = session.scalars(select(Link).where(Link.notice_reference == wanted)).one_or_none()
         if link is None:
             return self._not_me_attempt(session, wanted)
-        session.add(Alert(bank_id=link.bank_id, kind="holder_disowned_link",
-                          subject=str(link.id), created_at=bank_runtime_of(session).now(),
-                          details={"reference": link.notice_reference}))
+        session.add(
+            Alert(
+                bank_id=link.bank_id,
+                kind="holder_disowned_link",
+                subject=str(link.id),
+                created_at=bank_runtime_of(session).now(),
+                details={"reference": link.notice_reference},
+            )
+        )
         if link.status != LinkStatus.REVOKED:
             self.revoke(session, link.id, reason="holder: not me")
         return link
 
     def _not_me_attempt(self, session: Session, reference: str) -> Alert:
-        warning = session.scalars(select(Alert).where(
-            Alert.notice_reference == reference)).one_or_none()
+        warning = session.scalars(
+            select(Alert).where(Alert.notice_reference == reference)
+        ).one_or_none()
         if warning is None or warning.customer_id is None:
             raise UnknownLink("no link or notice with this reference")
         now = bank_runtime_of(session).now()
@@ -126,11 +142,16 @@ class Holder:
             account = lock_row(session, Account, warning.account_id)
             assert account is not None
             account.pin_locked_at = account.pin_locked_at or now
-        confirmed = Alert(bank_id=warning.bank_id, kind="holder_confirmed_compromise",
-                          subject=f"notice:{reference}", customer_id=warning.customer_id,
-                          account_id=warning.account_id, client_pk=warning.client_pk,
-                          created_at=now, details={"reference": reference,
-                                                   "warning": warning.kind})
+        confirmed = Alert(
+            bank_id=warning.bank_id,
+            kind="holder_confirmed_compromise",
+            subject=f"notice:{reference}",
+            customer_id=warning.customer_id,
+            account_id=warning.account_id,
+            client_pk=warning.client_pk,
+            created_at=now,
+            details={"reference": reference, "warning": warning.kind},
+        )
         session.add(confirmed)
         session.flush()
         return warning
@@ -138,17 +159,25 @@ class Holder:
     def security_notices(self, session: Session, account: Account) -> Sequence[Alert]:
         """The security notices sent to the account's holder, newest first (no secrets)."""
         return session.scalars(
-            select(Alert).where(Alert.customer_id == account.customer_id,
-                                Alert.notice_reference.is_not(None))
+            select(Alert)
+            .where(Alert.customer_id == account.customer_id, Alert.notice_reference.is_not(None))
             .order_by(Alert.created_at.desc(), Alert.id.desc())
         ).all()
 
-    def _set_status(self, session: Session, account: Account, client: OperatorClient,
-                    old: LinkStatus, new: LinkStatus, event_type: str,
-                    reason: str) -> Sequence[Link]:
+    def _set_status(
+        self,
+        session: Session,
+        account: Account,
+        client: OperatorClient,
+        old: LinkStatus,
+        new: LinkStatus,
+        event_type: str,
+        reason: str,
+    ) -> Sequence[Link]:
         ids = session.scalars(
-            select(Link.id).where(Link.account_id == account.id, Link.client_pk == client.id,
-                                  Link.status == old.value)
+            select(Link.id).where(
+                Link.account_id == account.id, Link.client_pk == client.id, Link.status == old.value
+            )
         ).all()
         changed = []
         for link_id in sorted(ids, key=str):
@@ -159,19 +188,25 @@ class Holder:
                 changed.append(link)
         return changed
 
-    def _tell_operator(self, session: Session, link: Link, event_type: str,
-                       reason: str) -> None:
+    def _tell_operator(self, session: Session, link: Link, event_type: str, reason: str) -> None:
         client = session.get_one(OperatorClient, link.client_pk)
         if not client.webhook_url:
             return
         runtime = bank_runtime_of(session)
         bank = session.get_one(Bank, link.bank_id)
-        event = new_event(type=event_type, issuer=runtime.settings.issuer,
-                          audience=client.client_id, now=runtime.now(), bank_code=bank.code,
-                          link_id=str(link.id), operator_reference=link.wallet_reference,
-                          reason=reason[:200])
-        enqueue_webhook(session, url=client.webhook_url,
-                        token=sign_event(event, signing_key(runtime.secret)))
+        event = new_event(
+            type=event_type,
+            issuer=runtime.settings.issuer,
+            audience=client.client_id,
+            now=runtime.now(),
+            bank_code=bank.code,
+            link_id=str(link.id),
+            operator_reference=link.wallet_reference,
+            reason=reason[:200],
+        )
+        enqueue_webhook(
+            session, url=client.webhook_url, token=sign_event(event, signing_key(runtime.secret))
+        )
 
 
 holder = Holder()

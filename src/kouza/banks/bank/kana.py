@@ -56,15 +56,56 @@ _WHITESPACE = re.compile(r"\s+")
 # one-to-one pairs that the 常用漢字表 / 人名用漢字 tables list as the same character. The
 # ja-itaiji dictionary was evaluated and rejected (ADR 0023): it pairs unrelated characters
 # (濱 with 頻, 澤 with 途, 埼 with 崎), which would let a different name pass.
-_OLD_FORMS = str.maketrans({
-    "髙": "高", "﨑": "崎", "嵜": "崎", "邊": "辺", "邉": "辺", "齋": "斎", "齊": "斉",
-    "濱": "浜", "濵": "浜", "澤": "沢", "廣": "広", "櫻": "桜", "德": "徳", "國": "国",
-    "𠮷": "吉", "壽": "寿", "惠": "恵", "榮": "栄", "眞": "真", "實": "実", "藏": "蔵",
-    "瀨": "瀬", "淺": "浅", "會": "会", "學": "学", "龜": "亀", "圓": "円", "鐵": "鉄",
-    "黑": "黒", "縣": "県", "萬": "万", "與": "与", "彌": "弥", "晉": "晋", "靜": "静",
-    "淸": "清", "戶": "戸", "增": "増", "步": "歩", "從": "従", "傳": "伝", "豐": "豊",
-    "禮": "礼", "稻": "稲", "峯": "峰", "槇": "槙",
-})
+_OLD_FORMS = str.maketrans(
+    {
+        "髙": "高",
+        "﨑": "崎",
+        "嵜": "崎",
+        "邊": "辺",
+        "邉": "辺",
+        "齋": "斎",
+        "齊": "斉",
+        "濱": "浜",
+        "濵": "浜",
+        "澤": "沢",
+        "廣": "広",
+        "櫻": "桜",
+        "德": "徳",
+        "國": "国",
+        "𠮷": "吉",
+        "壽": "寿",
+        "惠": "恵",
+        "榮": "栄",
+        "眞": "真",
+        "實": "実",
+        "藏": "蔵",
+        "瀨": "瀬",
+        "淺": "浅",
+        "會": "会",
+        "學": "学",
+        "龜": "亀",
+        "圓": "円",
+        "鐵": "鉄",
+        "黑": "黒",
+        "縣": "県",
+        "萬": "万",
+        "與": "与",
+        "彌": "弥",
+        "晉": "晋",
+        "靜": "静",
+        "淸": "清",
+        "戶": "戸",
+        "增": "増",
+        "步": "歩",
+        "從": "従",
+        "傳": "伝",
+        "豐": "豊",
+        "禮": "礼",
+        "稻": "稲",
+        "峯": "峰",
+        "槇": "槙",
+    }
+)
 
 
 def comparable_kanji_name(name: str) -> str:
@@ -81,8 +122,14 @@ def same_kanji_name(presented: str, on_file: str) -> bool:
     return bool(presented_form) and presented_form == comparable_kanji_name(on_file)
 
 
-def compare_holder(customer: Customer, *, name: str | None, kana: str | None,
-                   birth_date: date | None, birth_date_required: bool) -> AttemptOutcome | None:
+def compare_holder(
+    customer: Customer,
+    *,
+    name: str | None,
+    kana: str | None,
+    birth_date: date | None,
+    birth_date_required: bool,
+) -> AttemptOutcome | None:
     """The first way the presented identity differs from the holder's record, or None.
 
     ``name`` (kanji, from the customer's card as the operator verified it) and ``birth_date``

@@ -29,8 +29,9 @@ def signing_key(secret: bytes) -> OKPKey:
     """The deployment's Ed25519 webhook signing key (with ``kid`` set to its thumbprint)."""
     private = Ed25519PrivateKey.from_private_bytes(_derive(secret, "webhook-signing"))
     key = OKPKey.import_key(private)
-    return OKPKey.import_key(key.as_dict(private=True), {"kid": key.thumbprint(),
-                                                         "use": "sig", "alg": "Ed25519"})
+    return OKPKey.import_key(
+        key.as_dict(private=True), {"kid": key.thumbprint(), "use": "sig", "alg": "Ed25519"}
+    )
 
 
 def public_jwks(secret: bytes) -> dict[str, Any]:

@@ -81,8 +81,12 @@ _REFERENCE_ALPHABET = string.ascii_uppercase + string.digits
 HOLDER_WARNING_WINDOW = timedelta(hours=24)
 HOLDER_WARNING_FAILURES = 2
 """Failed attempts on one account within the window that make the bank warn its holder."""
-HOLDER_WARNING_OUTCOMES = (AttemptOutcome.WRONG_PIN, AttemptOutcome.NAME_MISMATCH,
-                           AttemptOutcome.BIRTH_DATE_MISMATCH, AttemptOutcome.ACCOUNT_LOCKED)
+HOLDER_WARNING_OUTCOMES = (
+    AttemptOutcome.WRONG_PIN,
+    AttemptOutcome.NAME_MISMATCH,
+    AttemptOutcome.BIRTH_DATE_MISMATCH,
+    AttemptOutcome.ACCOUNT_LOCKED,
+)
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,15 @@ class LegacyLinkForm:
 class LegacyLinking:
     """The legacy linking form and its defences (lockout, monitoring)."""
 
-    def link(self, session: Session, *, client: OperatorClient, bank_code: str,
-             form: LegacyLinkForm, source: str) -> Link:
+    def link(
+        self,
+        session: Session,
+        *,
+        client: OperatorClient,
+        bank_code: str,
+        form: LegacyLinkForm,
+        source: str,
+    ) -> Link:
         """Link an account through the legacy form; one indistinguishable refusal on failure."""
         bank = core.bank(session, bank_code)
         if AuthProfile(bank.auth_profile) not in LEGACY_PROFILES:
@@ -120,8 +131,9 @@ class LegacyLinking:
         now = bank_runtime_of(session).now()
         if self._blocked(session, bank, source, now):
             self._record(session, bank, client, form, source, None, AttemptOutcome.SOURCE_BLOCKED)
-            raise SourceBlocked("too many failed registrations from this source; try later",
-                                keep_changes=True)
+            raise SourceBlocked(
+                "too many failed registrations from this source; try later", keep_changes=True
+            )
         found = self._find_locked(session, bank, form)
         outcome = self._check(session, bank, found, form)
         account = found[0] if found is not None else None
@@ -133,23 +145,32 @@ class LegacyLinking:
         self._record(session, bank, client, form, source, account, AttemptOutcome.LINKED)
         return link
 
-    def _find_locked(self, session: Session, bank: Bank,
-                     form: LegacyLinkForm) -> tuple[Account, Customer] | None:
+    def _find_locked(
+        self, session: Session, bank: Bank, form: LegacyLinkForm
+    ) -> tuple[Account, Customer] | None:
         # one statement whether or not the account exists (no timing difference from here)
         row = session.execute(
             select(Account, Customer)
             .join(Branch, Account.branch_id == Branch.id)
             .join(Customer, Account.customer_id == Customer.id)
-            .where(Branch.bank_id == bank.id, Branch.code == form.branch_code,
-                   Account.number == form.account_number)
+            .where(
+                Branch.bank_id == bank.id,
+                Branch.code == form.branch_code,
+                Account.number == form.account_number,
+            )
             .with_for_update(of=Account)
         ).one_or_none()
         if row is None or row[0].account_type != form.account_type.value:
             return None
         return row[0], row[1]
 
-    def _check(self, session: Session, bank: Bank, found: tuple[Account, Customer] | None,
-               form: LegacyLinkForm) -> AttemptOutcome:
+    def _check(
+        self,
+        session: Session,
+        bank: Bank,
+        found: tuple[Account, Customer] | None,
+        form: LegacyLinkForm,
+    ) -> AttemptOutcome:
         runtime = bank_runtime_of(session)
         # always one argon2 verification, so an unknown account costs what a known one does
         pin_hash = found[0].pin_hash if found is not None else runtime.dummy_pin_hash()
@@ -162,13 +183,24 @@ class LegacyLinking:
         if not pin_matches:
             return AttemptOutcome.WRONG_PIN
         mismatch = compare_holder(
-            holder, name=form.holder_name, kana=form.holder_kana, birth_date=form.birth_date,
-            birth_date_required=bank.auth_profile == AuthProfile.LEGACY_PIN_DOB)
+            holder,
+            name=form.holder_name,
+            kana=form.holder_kana,
+            birth_date=form.birth_date,
+            birth_date_required=bank.auth_profile == AuthProfile.LEGACY_PIN_DOB,
+        )
         return mismatch or AttemptOutcome.LINKED
 
-    def _refuse(self, session: Session, bank: Bank, client: OperatorClient,
-                form: LegacyLinkForm, source: str, account: Account | None,
-                outcome: AttemptOutcome) -> NoReturn:
+    def _refuse(
+        self,
+        session: Session,
+        bank: Bank,
+        client: OperatorClient,
+        form: LegacyLinkForm,
+        source: str,
+        account: Account | None,
+        outcome: AttemptOutcome,
+    ) -> NoReturn:
         now = bank_runtime_of(session).now()
         if outcome is AttemptOutcome.WRONG_PIN and account is not None:
             account.pin_failures += 1
@@ -181,105 +213,208 @@ class LegacyLinking:
             self._monitor(session, bank, source, now)
         raise LinkRefused(REFUSED, keep_changes=True)
 
-    def _warn_holder(self, session: Session, bank: Bank, client: OperatorClient,
-                     account: Account, outcome: AttemptOutcome, now: datetime) -> None:
+    def _warn_holder(
+        self,
+        session: Session,
+        bank: Bank,
+        client: OperatorClient,
+        account: Account,
+        outcome: AttemptOutcome,
+        now: datetime,
+    ) -> None:
         """Tell the holder of failed attempts on their account (ADR 0022): at once when the
         PIN was right (someone holds it), else at the second failure within a day; at most
         one notice per account per day."""
         since = now - HOLDER_WARNING_WINDOW
-        failures = session.scalar(select(func.count()).where(
-            LinkAttempt.account_id == account.id, LinkAttempt.created_at >= since,
-            LinkAttempt.outcome.in_([o.value for o in HOLDER_WARNING_OUTCOMES])))
+        failures = session.scalar(
+            select(func.count()).where(
+                LinkAttempt.account_id == account.id,
+                LinkAttempt.created_at >= since,
+                LinkAttempt.outcome.in_([o.value for o in HOLDER_WARNING_OUTCOMES]),
+            )
+        )
         right_pin = outcome in (AttemptOutcome.NAME_MISMATCH, AttemptOutcome.BIRTH_DATE_MISMATCH)
         if not right_pin and (failures or 0) < HOLDER_WARNING_FAILURES:
             return
-        warned = session.scalar(select(func.count()).select_from(Alert).where(
-            Alert.account_id == account.id, Alert.kind == LEGACY_ATTEMPTS_FAILED,
-            Alert.created_at >= since))
+        warned = session.scalar(
+            select(func.count())
+            .select_from(Alert)
+            .where(
+                Alert.account_id == account.id,
+                Alert.kind == LEGACY_ATTEMPTS_FAILED,
+                Alert.created_at >= since,
+            )
+        )
         if warned:
             return
-        warn_holder(session, bank, session.get_one(Customer, account.customer_id),
-                    kind=LEGACY_ATTEMPTS_FAILED, client=client, account=account,
-                    details={"failures": int(failures or 0), "last_outcome": outcome.value})
+        warn_holder(
+            session,
+            bank,
+            session.get_one(Customer, account.customer_id),
+            kind=LEGACY_ATTEMPTS_FAILED,
+            client=client,
+            account=account,
+            details={"failures": int(failures or 0), "last_outcome": outcome.value},
+        )
 
-    def _create_link(self, session: Session, bank: Bank, client: OperatorClient,
-                     account: Account, form: LegacyLinkForm, source: str) -> Link:
+    def _create_link(
+        self,
+        session: Session,
+        bank: Bank,
+        client: OperatorClient,
+        account: Account,
+        form: LegacyLinkForm,
+        source: str,
+    ) -> Link:
         now = bank_runtime_of(session).now()
-        per_debit = min(form.max_per_debit or bank.mandate_max_per_debit,
-                        bank.mandate_max_per_debit)
-        per_30_days = max(min(form.max_30_days or bank.mandate_max_30_days,
-                              bank.mandate_max_30_days), per_debit)
+        per_debit = min(
+            form.max_per_debit or bank.mandate_max_per_debit, bank.mandate_max_per_debit
+        )
+        per_30_days = max(
+            min(form.max_30_days or bank.mandate_max_30_days, bank.mandate_max_30_days), per_debit
+        )
         try:
-            return create_link(session, bank=bank, client=client, account=account,
-                               wallet_reference=form.wallet_reference, max_per_debit=per_debit,
-                               max_30_days=per_30_days,
-                               expires_at=now + timedelta(days=bank.mandate_days))
+            return create_link(
+                session,
+                bank=bank,
+                client=client,
+                account=account,
+                wallet_reference=form.wallet_reference,
+                max_per_debit=per_debit,
+                max_30_days=per_30_days,
+                expires_at=now + timedelta(days=bank.mandate_days),
+            )
         except AlreadyLinked:
-            self._record(session, bank, client, form, source, account,
-                         AttemptOutcome.ALREADY_LINKED)
+            self._record(
+                session, bank, client, form, source, account, AttemptOutcome.ALREADY_LINKED
+            )
             raise
 
-    def _record(self, session: Session, bank: Bank, client: OperatorClient,
-                form: LegacyLinkForm, source: str, account: Account | None,
-                outcome: AttemptOutcome) -> None:
-        session.add(LinkAttempt(
-            bank_id=bank.id, client_pk=client.id, source=source[:200],
-            account_key=form.account_key, account_id=account.id if account else None,
-            outcome=outcome.value, created_at=bank_runtime_of(session).now(),
-        ))
+    def _record(
+        self,
+        session: Session,
+        bank: Bank,
+        client: OperatorClient,
+        form: LegacyLinkForm,
+        source: str,
+        account: Account | None,
+        outcome: AttemptOutcome,
+    ) -> None:
+        session.add(
+            LinkAttempt(
+                bank_id=bank.id,
+                client_pk=client.id,
+                source=source[:200],
+                account_key=form.account_key,
+                account_id=account.id if account else None,
+                outcome=outcome.value,
+                created_at=bank_runtime_of(session).now(),
+            )
+        )
         session.flush()
 
     def _blocked(self, session: Session, bank: Bank, source: str, now: datetime) -> bool:
-        return session.scalar(
-            select(func.count()).select_from(SourceBlock).where(
-                SourceBlock.bank_id == bank.id, SourceBlock.source == source[:200],
-                SourceBlock.blocked_until > now,
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(SourceBlock)
+                .where(
+                    SourceBlock.bank_id == bank.id,
+                    SourceBlock.source == source[:200],
+                    SourceBlock.blocked_until > now,
+                )
             )
-        ) != 0
+            != 0
+        )
 
     def _monitor(self, session: Session, bank: Bank, source: str, now: datetime) -> None:
         failures, accounts = self.failures_from(session, bank, source=source, now=now)
         if failures < bank.monitor_max_failures or accounts < bank.monitor_min_accounts:
             return
-        session.add(SourceBlock(bank_id=bank.id, source=source[:200], blocked_at=now,
-                                blocked_until=now + timedelta(seconds=bank.monitor_block_seconds)))
-        session.add(Alert(bank_id=bank.id, kind="reverse_brute_force", subject=source[:200],
-                          created_at=now,
-                          details={"failures": failures, "distinct_accounts": accounts,
-                                   "window_seconds": bank.monitor_window_seconds}))
+        session.add(
+            SourceBlock(
+                bank_id=bank.id,
+                source=source[:200],
+                blocked_at=now,
+                blocked_until=now + timedelta(seconds=bank.monitor_block_seconds),
+            )
+        )
+        session.add(
+            Alert(
+                bank_id=bank.id,
+                kind="reverse_brute_force",
+                subject=source[:200],
+                created_at=now,
+                details={
+                    "failures": failures,
+                    "distinct_accounts": accounts,
+                    "window_seconds": bank.monitor_window_seconds,
+                },
+            )
+        )
         session.flush()
 
-    def failures_from(self, session: Session, bank: Bank, *, source: str,
-                      now: datetime) -> tuple[int, int]:
+    def failures_from(
+        self, session: Session, bank: Bank, *, source: str, now: datetime
+    ) -> tuple[int, int]:
         """Failed attempts from ``source`` in the bank's window, and how many accounts they hit."""
         since = now - timedelta(seconds=bank.monitor_window_seconds)
-        ignored = (AttemptOutcome.LINKED.value, AttemptOutcome.SOURCE_BLOCKED.value,
-                   AttemptOutcome.ALREADY_LINKED.value)
+        ignored = (
+            AttemptOutcome.LINKED.value,
+            AttemptOutcome.SOURCE_BLOCKED.value,
+            AttemptOutcome.ALREADY_LINKED.value,
+        )
         row = session.execute(
             select(func.count(), func.count(distinct(LinkAttempt.account_key))).where(
-                LinkAttempt.bank_id == bank.id, LinkAttempt.source == source[:200],
-                LinkAttempt.created_at >= since, LinkAttempt.outcome.not_in(ignored),
+                LinkAttempt.bank_id == bank.id,
+                LinkAttempt.source == source[:200],
+                LinkAttempt.created_at >= since,
+                LinkAttempt.outcome.not_in(ignored),
             )
         ).one()
         return int(row[0]), int(row[1])
 
 
-def create_link(session: Session, *, bank: Bank, client: OperatorClient, account: Account,
-                wallet_reference: str, max_per_debit: int, max_30_days: int,
-                expires_at: datetime) -> Link:
+def create_link(
+    session: Session,
+    *,
+    bank: Bank,
+    client: OperatorClient,
+    account: Account,
+    wallet_reference: str,
+    max_per_debit: int,
+    max_30_days: int,
+    expires_at: datetime,
+) -> Link:
     """Link ``account`` to ``client`` with a mandate and notify the holder (every profile).
 
     One live link per (account, operator): a second one is :class:`AlreadyLinked` (409).
     """
-    link = Link(bank_id=bank.id, account_id=account.id, client_pk=client.id,
-                wallet_reference=wallet_reference, max_per_debit=max_per_debit,
-                max_30_days=max_30_days, expires_at=expires_at,
-                notice_reference=_notice_reference(),
-                created_at=bank_runtime_of(session).now())
-    add_unique(session, link, AlreadyLinked(
-        "this account is already linked to a wallet of this operator", keep_changes=True))
-    notify_holder(session, bank, account, subject="口座振替の登録 (new wallet link)",
-                  body=_link_notice(client, link))
+    link = Link(
+        bank_id=bank.id,
+        account_id=account.id,
+        client_pk=client.id,
+        wallet_reference=wallet_reference,
+        max_per_debit=max_per_debit,
+        max_30_days=max_30_days,
+        expires_at=expires_at,
+        notice_reference=_notice_reference(),
+        created_at=bank_runtime_of(session).now(),
+    )
+    add_unique(
+        session,
+        link,
+        AlreadyLinked(
+            "this account is already linked to a wallet of this operator", keep_changes=True
+        ),
+    )
+    notify_holder(
+        session,
+        bank,
+        account,
+        subject="口座振替の登録 (new wallet link)",
+        body=_link_notice(client, link),
+    )
     return link
 
 

@@ -283,8 +283,12 @@ class Link(BankBase):
             "max_per_debit > 0 AND max_30_days >= max_per_debit", name="mandate_positive"
         ),
         Index(
-            "uq_links_live_account_client", "account_id", "client_pk", unique=True,
-            sqlite_where=text("status <> 'revoked'"), postgresql_where=text("status <> 'revoked'"),
+            "uq_links_live_account_client",
+            "account_id",
+            "client_pk",
+            unique=True,
+            sqlite_where=text("status <> 'revoked'"),
+            postgresql_where=text("status <> 'revoked'"),
         ),
     )
 
@@ -363,8 +367,7 @@ class Alert(BankBase):
     """The operator client that raised it (operator notices)."""
     event_id: Mapped[str | None] = mapped_column(String(64))
     """The operator notice's ``jti`` (operator notices)."""
-    customer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customers.id"),
-                                                    index=True)
+    customer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customers.id"), index=True)
     """The holder concerned (failed identity checks and failed legacy attempts)."""
     notice_reference: Mapped[str | None] = mapped_column(String(20), unique=True)
     """The "not me" reference printed on the holder notice this alert caused, if any."""
@@ -505,14 +508,13 @@ class OAuthInteraction(BankBase):
     """A holder's browser session through login, OTP, account choice and consent."""
 
     __tablename__ = "oauth_interactions"
-    __table_args__ = (
-        CheckConstraint(f"stage IN {_in(InteractionStage)}", name="stage_valid"),
-    )
+    __table_args__ = (CheckConstraint(f"stage IN {_in(InteractionStage)}", name="stage_valid"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     bank_id: Mapped[int] = mapped_column(BigId, ForeignKey("banks.id"))
     pushed_request_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("oauth_pushed_requests.id"), unique=True)
+        BigId, ForeignKey("oauth_pushed_requests.id"), unique=True
+    )
     session_hash: Mapped[str] = mapped_column(String(64), unique=True)
     """HMAC of the session cookie."""
     csrf_hash: Mapped[str] = mapped_column(String(64))
@@ -532,8 +534,7 @@ class InternetBankingLogin(BankBase):
     __tablename__ = "internet_banking_logins"
     __table_args__ = (CheckConstraint("failures >= 0", name="failures_non_negative"),)
 
-    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"),
-                                             primary_key=True)
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"), primary_key=True)
     failures: Mapped[int] = mapped_column(default=0)
     locked_at: Mapped[datetime | None]
     last_otp_step: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -576,8 +577,9 @@ class OAuthAccessToken(BankBase):
     """HMAC-SHA256 of the token under the bank secret."""
     client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("operator_clients.id"))
     link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("links.id"), index=True)
-    code_id: Mapped[int] = mapped_column(BigId, ForeignKey("oauth_authorization_codes.id"),
-                                         index=True)
+    code_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("oauth_authorization_codes.id"), index=True
+    )
     jkt: Mapped[str] = mapped_column(String(64))
     """RFC 7638 thumbprint of the DPoP key the token is bound to."""
     created_at: Mapped[datetime]

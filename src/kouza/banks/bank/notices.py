@@ -45,19 +45,27 @@ def contact_on_file(customer: Customer, channel: NoticeChannel) -> str:
     }[channel]
 
 
-def notify_holder(session: Session, bank: Bank, account: Account, *, subject: str,
-                  body: str) -> None:
+def notify_holder(
+    session: Session, bank: Bank, account: Account, *, subject: str, body: str
+) -> None:
     """Queue a notice to the holder of ``account`` on the bank's channel."""
-    notify_customer(session, bank, session.get_one(Customer, account.customer_id),
-                    subject=subject, body=body)
+    notify_customer(
+        session, bank, session.get_one(Customer, account.customer_id), subject=subject, body=body
+    )
 
 
-def notify_customer(session: Session, bank: Bank, customer: Customer, *, subject: str,
-                    body: str) -> None:
+def notify_customer(
+    session: Session, bank: Bank, customer: Customer, *, subject: str, body: str
+) -> None:
     """Queue a notice to ``customer`` on the bank's channel, at the contact on file."""
     channel = NoticeChannel(bank.notice_channel)
-    enqueue_notice(session, channel=channel.value, destination=contact_on_file(customer, channel),
-                   subject=f"[{bank.name}] {subject}", body=body)
+    enqueue_notice(
+        session,
+        channel=channel.value,
+        destination=contact_on_file(customer, channel),
+        subject=f"[{bank.name}] {subject}",
+        body=body,
+    )
 
 
 IDENTITY_CHECK_FAILED = "oauth_identity_mismatch"
@@ -66,40 +74,64 @@ LEGACY_ATTEMPTS_FAILED = "legacy_failed_attempts"
 """Alert kind: repeated failed legacy-form attempts on one account (holder warned)."""
 
 
-def warn_holder(session: Session, bank: Bank, customer: Customer, *, kind: str,
-                client: OperatorClient, account: Account | None,
-                details: dict[str, Any]) -> Alert:
+def warn_holder(
+    session: Session,
+    bank: Bank,
+    customer: Customer,
+    *,
+    kind: str,
+    client: OperatorClient,
+    account: Account | None,
+    details: dict[str, Any],
+) -> Alert:
     """Record the alert and tell the holder at once, with a "not me" reference."""
-    alert = Alert(bank_id=bank.id, kind=kind, subject=f"customer:{customer.id}",
-                  customer_id=customer.id, account_id=account.id if account else None,
-                  client_pk=client.id, created_at=bank_runtime_of(session).now(),
-                  notice_reference=notice_reference(), details=details)
+    alert = Alert(
+        bank_id=bank.id,
+        kind=kind,
+        subject=f"customer:{customer.id}",
+        customer_id=customer.id,
+        account_id=account.id if account else None,
+        client_pk=client.id,
+        created_at=bank_runtime_of(session).now(),
+        notice_reference=notice_reference(),
+        details=details,
+    )
     add_unique(session, alert, Conflict("a notice reference collided; try again"))
     subject, body = _security_notice(kind, client, account, alert.notice_reference or "")
     notify_customer(session, bank, customer, subject=subject, body=body)
     return alert
 
 
-def _security_notice(kind: str, client: OperatorClient, account: Account | None,
-                     reference: str) -> tuple[str, str]:
+def _security_notice(
+    kind: str, client: OperatorClient, account: Account | None, reference: str
+) -> tuple[str, str]:
     last3 = f" ***{account.number[-3:]}" if account is not None else ""
     if kind == IDENTITY_CHECK_FAILED:
-        return ("不正な口座連携の試みのお知らせ (someone used your internet-banking login)", (
-            f"お客さまのインターネットバンキングのログインとワンタイムパスワードを使って、"
-            f"{client.name} の他人名義のウォレットへの口座連携が試みられたため、お断りしました。\n"
-            f"Someone logged in to your internet banking with your password and a one-time "
-            f"password and tried to link your account to a {client.name} wallet held in "
-            "another person's name. The bank refused the link; no money moved.\n"
-            "If this was not you, your password and codes are in someone else's hands (a "
-            "phishing site or call): change your internet-banking password now, and contact "
-            f"the bank quoting reference {reference} (not me): internet-banking login is "
-            "locked until you renew your password. Never give anyone your password or "
-            "one-time codes."))
-    return ("口座振替登録の失敗のお知らせ (failed wallet link attempts)", (
-        f"お客さまの口座{last3} について、{client.name} のウォレットへの口座振替登録が"
-        f"正しくない暗証番号などで繰り返し試みられ、お断りしました。\n"
-        f"Someone tried several times to link your account{last3} to a {client.name} wallet "
-        "with wrong details (PIN, name or birth date). The bank refused; no money moved.\n"
-        f"If this was not you, contact the bank quoting reference {reference} (not me): the "
-        "account's registration PIN is locked until you renew it at the branch; if you use "
-        "internet banking, change its password too. Never tell anyone your PIN."))
+        return (
+            "不正な口座連携の試みのお知らせ (someone used your internet-banking login)",
+            (
+                f"お客さまのインターネットバンキングのログインとワンタイムパスワードを使って、"
+                f"{client.name} の他人名義のウォレットへの口座連携が試みられたため、"
+                "お断りしました。\n"
+                f"Someone logged in to your internet banking with your password and a one-time "
+                f"password and tried to link your account to a {client.name} wallet held in "
+                "another person's name. The bank refused the link; no money moved.\n"
+                "If this was not you, your password and codes are in someone else's hands (a "
+                "phishing site or call): change your internet-banking password now, and contact "
+                f"the bank quoting reference {reference} (not me): internet-banking login is "
+                "locked until you renew your password. Never give anyone your password or "
+                "one-time codes."
+            ),
+        )
+    return (
+        "口座振替登録の失敗のお知らせ (failed wallet link attempts)",
+        (
+            f"お客さまの口座{last3} について、{client.name} のウォレットへの口座振替登録が"
+            f"正しくない暗証番号などで繰り返し試みられ、お断りしました。\n"
+            f"Someone tried several times to link your account{last3} to a {client.name} wallet "
+            "with wrong details (PIN, name or birth date). The bank refused; no money moved.\n"
+            f"If this was not you, contact the bank quoting reference {reference} (not me): the "
+            "account's registration PIN is locked until you renew it at the branch; if you use "
+            "internet banking, change its password too. Never tell anyone your PIN."
+        ),
+    )

@@ -23,12 +23,16 @@ from kouza.banks.webhooks import MEDIA_TYPE
 from kouza.kit.notify import Message
 
 
-def _enqueue(session: Session, *, kind: OutboxKind, channel: str, destination: str,
-             content: dict[str, Any]) -> BankOutboxMessage:
+def _enqueue(
+    session: Session, *, kind: OutboxKind, channel: str, destination: str, content: dict[str, Any]
+) -> BankOutboxMessage:
     runtime = bank_runtime_of(session)
     payload = json.dumps(content, ensure_ascii=False).encode()
     row = BankOutboxMessage(
-        kind=kind.value, channel=channel, destination=destination, created_at=runtime.now(),
+        kind=kind.value,
+        channel=channel,
+        destination=destination,
+        created_at=runtime.now(),
         payload=fernet(runtime.secret, "outbox").encrypt(payload).decode(),
     )
     session.add(row)
@@ -37,17 +41,28 @@ def _enqueue(session: Session, *, kind: OutboxKind, channel: str, destination: s
     return row
 
 
-def enqueue_notice(session: Session, *, channel: str, destination: str, subject: str,
-                   body: str) -> BankOutboxMessage:
+def enqueue_notice(
+    session: Session, *, channel: str, destination: str, subject: str, body: str
+) -> BankOutboxMessage:
     """Queue a holder notice on ``channel`` to go out after this unit of work commits."""
-    return _enqueue(session, kind=OutboxKind.NOTICE, channel=channel, destination=destination,
-                    content={"subject": subject, "body": body})
+    return _enqueue(
+        session,
+        kind=OutboxKind.NOTICE,
+        channel=channel,
+        destination=destination,
+        content={"subject": subject, "body": body},
+    )
 
 
 def enqueue_webhook(session: Session, *, url: str, token: str) -> BankOutboxMessage:
     """Queue a signed event (compact JWS) for POSTing to an operator's webhook URL."""
-    return _enqueue(session, kind=OutboxKind.WEBHOOK, channel="webhook", destination=url,
-                    content={"token": token})
+    return _enqueue(
+        session,
+        kind=OutboxKind.WEBHOOK,
+        channel="webhook",
+        destination=url,
+        content={"token": token},
+    )
 
 
 def deliver_after_commit(committed: Session) -> None:
@@ -69,8 +84,7 @@ def deliver(runtime: BankRuntime, *, ids: list[int] | None = None) -> int:
         if ids is not None:
             query = query.where(BankOutboxMessage.id.in_(ids))
         rows = session.scalars(query).all()
-        client = runtime.http_client() if any(r.kind == OutboxKind.WEBHOOK for r in rows) \
-            else None
+        client = runtime.http_client() if any(r.kind == OutboxKind.WEBHOOK for r in rows) else None
         try:
             delivered = sum(_deliver_one(row, runtime, client) for row in rows)
         finally:
@@ -80,21 +94,26 @@ def deliver(runtime: BankRuntime, *, ids: list[int] | None = None) -> int:
     return delivered
 
 
-def _deliver_one(row: BankOutboxMessage, runtime: BankRuntime,
-                 client: httpx.Client | None) -> int:
+def _deliver_one(row: BankOutboxMessage, runtime: BankRuntime, client: httpx.Client | None) -> int:
     row.attempts += 1
     try:
         content = json.loads(fernet(runtime.secret, "outbox").decrypt((row.payload or "").encode()))
         if row.kind == OutboxKind.WEBHOOK:
             assert client is not None
-            response = client.post(row.destination, content=content["token"],
-                                   headers={"Content-Type": MEDIA_TYPE})
+            response = client.post(
+                row.destination, content=content["token"], headers={"Content-Type": MEDIA_TYPE}
+            )
             response.raise_for_status()
         else:
-            runtime.sender(row.channel).send(Message(
-                channel=row.channel, recipient=row.destination, subject=content["subject"],
-                body=content["body"], sent_at=runtime.now(),
-            ))
+            runtime.sender(row.channel).send(
+                Message(
+                    channel=row.channel,
+                    recipient=row.destination,
+                    subject=content["subject"],
+                    body=content["body"],
+                    sent_at=runtime.now(),
+                )
+            )
     except Exception as exc:  # a failed delivery must not lose the message; it stays pending
         row.last_error = f"{type(exc).__name__}: {exc}"[:500]
         return 0

@@ -74,8 +74,9 @@ def build_bank_runtime(
     database_url: str | None = None,
 ) -> BankRuntime:
     """A bank runtime with its database opened; development senders write under ``var/``."""
-    runtime = BankRuntime(settings=settings, clock=clock or SystemClock(),
-                          webhook_transport=webhook_transport)
+    runtime = BankRuntime(
+        settings=settings, clock=clock or SystemClock(), webhook_transport=webhook_transport
+    )
     runtime.secret = settings.resolved_secret_key()
     mail_dir = settings.var_dir / "bank-mailbox"
     runtime.senders = senders or {

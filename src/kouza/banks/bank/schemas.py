@@ -16,12 +16,16 @@ BranchCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
 
 # Path segments checked by the service (``core.require_format``: 400 invalid_bank_data, or
 # OAuth's invalid_request on the OAuth routes); the pattern only documents what it accepts.
-BankCodePath = Annotated[str, Path(description="Four-digit bank code",
-                                   json_schema_extra={"pattern": r"^[0-9]{4}$"})]
-BranchCodePath = Annotated[str, Path(description="Three-digit branch code",
-                                     json_schema_extra={"pattern": r"^[0-9]{3}$"})]
-AccountNumberPath = Annotated[str, Path(description="Seven-digit account number",
-                                        json_schema_extra={"pattern": r"^[0-9]{7}$"})]
+BankCodePath = Annotated[
+    str, Path(description="Four-digit bank code", json_schema_extra={"pattern": r"^[0-9]{4}$"})
+]
+BranchCodePath = Annotated[
+    str, Path(description="Three-digit branch code", json_schema_extra={"pattern": r"^[0-9]{3}$"})
+]
+AccountNumberPath = Annotated[
+    str,
+    Path(description="Seven-digit account number", json_schema_extra={"pattern": r"^[0-9]{7}$"}),
+]
 AccountNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{7}$")]
 Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
 Yen = Annotated[int, Field(gt=0, le=10**12, strict=True)]

@@ -57,17 +57,49 @@ PARTNER_BANKS = (
 BRANCHES_PER_BANK = 3
 """Branches seeded per bank: the first ones of the bank's Zengin list, by code."""
 FAMILY_NAMES = (
-    ("佐藤", "ｻﾄｳ"), ("鈴木", "ｽｽﾞｷ"), ("高橋", "ﾀｶﾊｼ"), ("田中", "ﾀﾅｶ"), ("伊藤", "ｲﾄｳ"),
-    ("渡辺", "ﾜﾀﾅﾍﾞ"), ("山本", "ﾔﾏﾓﾄ"), ("中村", "ﾅｶﾑﾗ"), ("小林", "ｺﾊﾞﾔｼ"), ("加藤", "ｶﾄｳ"),
-    ("吉田", "ﾖｼﾀﾞ"), ("山田", "ﾔﾏﾀﾞ"), ("佐々木", "ｻｻｷ"), ("斎藤", "ｻｲﾄｳ"), ("井上", "ｲﾉｳｴ"),
+    ("佐藤", "ｻﾄｳ"),
+    ("鈴木", "ｽｽﾞｷ"),
+    ("高橋", "ﾀｶﾊｼ"),
+    ("田中", "ﾀﾅｶ"),
+    ("伊藤", "ｲﾄｳ"),
+    ("渡辺", "ﾜﾀﾅﾍﾞ"),
+    ("山本", "ﾔﾏﾓﾄ"),
+    ("中村", "ﾅｶﾑﾗ"),
+    ("小林", "ｺﾊﾞﾔｼ"),
+    ("加藤", "ｶﾄｳ"),
+    ("吉田", "ﾖｼﾀﾞ"),
+    ("山田", "ﾔﾏﾀﾞ"),
+    ("佐々木", "ｻｻｷ"),
+    ("斎藤", "ｻｲﾄｳ"),
+    ("井上", "ｲﾉｳｴ"),
 )
 GIVEN_NAMES = (
-    ("太郎", "ﾀﾛｳ"), ("花子", "ﾊﾅｺ"), ("翔太", "ｼﾖｳﾀ"), ("美咲", "ﾐｻｷ"), ("健一", "ｹﾝｲﾁ"),
-    ("陽子", "ﾖｳｺ"), ("大輔", "ﾀﾞｲｽｹ"), ("由美", "ﾕﾐ"), ("誠", "ﾏｺﾄ"), ("恵子", "ｹｲｺ"),
-    ("拓也", "ﾀｸﾔ"), ("裕子", "ﾕｳｺ"), ("修", "ｵｻﾑ"), ("直美", "ﾅｵﾐ"),
+    ("太郎", "ﾀﾛｳ"),
+    ("花子", "ﾊﾅｺ"),
+    ("翔太", "ｼﾖｳﾀ"),
+    ("美咲", "ﾐｻｷ"),
+    ("健一", "ｹﾝｲﾁ"),
+    ("陽子", "ﾖｳｺ"),
+    ("大輔", "ﾀﾞｲｽｹ"),
+    ("由美", "ﾕﾐ"),
+    ("誠", "ﾏｺﾄ"),
+    ("恵子", "ｹｲｺ"),
+    ("拓也", "ﾀｸﾔ"),
+    ("裕子", "ﾕｳｺ"),
+    ("修", "ｵｻﾑ"),
+    ("直美", "ﾅｵﾐ"),
 )
-CITIES = ("宮城県仙台市青葉区", "岐阜県大垣市", "岡山県岡山市北区", "福島県福島市",
-          "鳥取県鳥取市", "滋賀県大津市", "和歌山県和歌山市", "青森県青森市", "三重県松阪市")
+CITIES = (
+    "宮城県仙台市青葉区",
+    "岐阜県大垣市",
+    "岡山県岡山市北区",
+    "福島県福島市",
+    "鳥取県鳥取市",
+    "滋賀県大津市",
+    "和歌山県和歌山市",
+    "青森県青森市",
+    "三重県松阪市",
+)
 
 
 @dataclass(frozen=True)
@@ -94,8 +126,13 @@ class SeedReport:
     skipped_banks: list[str] = field(default_factory=list)
 
 
-def seed_banks(session: Session, *, rng_seed: int = 2020, customers_per_bank: int = 5,
-               codes: list[str] | None = None) -> SeedReport:
+def seed_banks(
+    session: Session,
+    *,
+    rng_seed: int = 2020,
+    customers_per_bank: int = 5,
+    codes: list[str] | None = None,
+) -> SeedReport:
     """Create the embedded banks (or those in ``codes``) with customers; skip existing banks."""
     rng = random.Random(rng_seed)
     report = SeedReport()
@@ -108,16 +145,23 @@ def seed_banks(session: Session, *, rng_seed: int = 2020, customers_per_bank: in
     return report
 
 
-def _seed_bank(session: Session, partner: PartnerBank, rng: random.Random,
-               customers: int, report: SeedReport) -> None:
+def _seed_bank(
+    session: Session, partner: PartnerBank, rng: random.Random, customers: int, report: SeedReport
+) -> None:
     profile = AuthProfile.LEGACY_PIN if partner.damaged_in_2020 else AuthProfile.OAUTH
     channel = NoticeChannel.POST if partner.code == "9900" else NoticeChannel.EMAIL
     listed = zengin.bank(partner.code)
-    bank = core.create_bank(session, code=partner.code, name=partner.name,
-                            name_kana=listed.kana,
-                            config=BankConfig(auth_profile=profile, notice_channel=channel))
-    branches = [core.add_branch(session, bank, code=branch.code, name=branch.name)
-                for branch in zengin.branches(partner.code)[:BRANCHES_PER_BANK]]
+    bank = core.create_bank(
+        session,
+        code=partner.code,
+        name=partner.name,
+        name_kana=listed.kana,
+        config=BankConfig(auth_profile=profile, notice_channel=channel),
+    )
+    branches = [
+        core.add_branch(session, bank, code=branch.code, name=branch.name)
+        for branch in zengin.branches(partner.code)[:BRANCHES_PER_BANK]
+    ]
     report.banks += 1
     report.branches += len(branches)
     taken: set[tuple[int, str]] = set()
@@ -126,25 +170,42 @@ def _seed_bank(session: Session, partner: PartnerBank, rng: random.Random,
         branch = rng.choice(branches)
         number = _fresh_number(rng, branch.id, taken)
         pin = f"{rng.randrange(10_000):04d}"
-        core.open_account(session, customer, branch=branch, account_type=AccountType.ORDINARY,
-                          number=number, pin=pin, balance=rng.randrange(0, 3_000_001, 1_000),
-                          overdraft_limit=rng.choice((0, 0, 500_000, 2_000_000)))
+        core.open_account(
+            session,
+            customer,
+            branch=branch,
+            account_type=AccountType.ORDINARY,
+            number=number,
+            pin=pin,
+            balance=rng.randrange(0, 3_000_001, 1_000),
+            overdraft_limit=rng.choice((0, 0, 500_000, 2_000_000)),
+        )
         report.customers += 1
-        report.accounts.append(SeededAccount(bank.code, branch.code, number, customer.name_kana,
-                                             pin, *secrets))
+        report.accounts.append(
+            SeededAccount(bank.code, branch.code, number, customer.name_kana, pin, *secrets)
+        )
 
 
-def _seed_customer(session: Session, bank: Bank, rng: random.Random,
-                   profile: AuthProfile) -> tuple[Customer, tuple[str | None, str | None]]:
+def _seed_customer(
+    session: Session, bank: Bank, rng: random.Random, profile: AuthProfile
+) -> tuple[Customer, tuple[str | None, str | None]]:
     family, given = rng.choice(FAMILY_NAMES), rng.choice(GIVEN_NAMES)
     birth = date(1940, 1, 1) + timedelta(days=rng.randrange(365 * 62))
     serial = rng.randrange(10**8)
     password = f"ib-{rng.getrandbits(64):016x}" if profile is AuthProfile.OAUTH else None
-    customer = core.add_customer(session, bank, CustomerData(
-        name_kanji=f"{family[0]} {given[0]}", name_kana=f"{family[1]} {given[1]}",
-        birth_date=birth, address=f"{rng.choice(CITIES)}{rng.randrange(1, 9)}-{serial % 30 + 1}",
-        phone=f"+8190{serial:08d}", email=f"customer{serial:08d}@example.jp",
-    ), internet_banking_password=password)
+    customer = core.add_customer(
+        session,
+        bank,
+        CustomerData(
+            name_kanji=f"{family[0]} {given[0]}",
+            name_kana=f"{family[1]} {given[1]}",
+            birth_date=birth,
+            address=f"{rng.choice(CITIES)}{rng.randrange(1, 9)}-{serial % 30 + 1}",
+            phone=f"+8190{serial:08d}",
+            email=f"customer{serial:08d}@example.jp",
+        ),
+        internet_banking_password=password,
+    )
     seed = None
     if password is not None:
         _, seed = core.add_otp_device(session, customer, label="hardware token")
@@ -157,4 +218,3 @@ def _fresh_number(rng: random.Random, branch_id: int, taken: set[tuple[int, str]
         if (branch_id, number) not in taken:
             taken.add((branch_id, number))
             return number
-

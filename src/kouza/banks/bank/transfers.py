@@ -65,8 +65,14 @@ class TransferRequest:
     description: str = ""
 
     def fingerprint(self) -> str:
-        return request_hash({"kind": self.kind.value, "link_id": str(self.link_id),
-                             "amount": self.amount, "description": self.description})
+        return request_hash(
+            {
+                "kind": self.kind.value,
+                "link_id": str(self.link_id),
+                "amount": self.amount,
+                "description": self.description,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,9 @@ class TransferResult:
 class Transfers:
     """Debits and credits under mandates."""
 
-    def execute(self, session: Session, *, client: OperatorClient,
-                request: TransferRequest) -> TransferResult:
+    def execute(
+        self, session: Session, *, client: OperatorClient, request: TransferRequest
+    ) -> TransferResult:
         """Run a debit or credit once per idempotency key (replay or 409 on reuse)."""
         _validate(request)
         earlier = self._by_key(session, client, request.idempotency_key)
@@ -103,26 +110,34 @@ class Transfers:
             account.balance += request.amount
         return self._record(session, client, link, account, request)
 
-    def _replay(self, session: Session, earlier: Transfer,
-                request: TransferRequest) -> TransferResult:
+    def _replay(
+        self, session: Session, earlier: Transfer, request: TransferRequest
+    ) -> TransferResult:
         if earlier.request_hash != request.fingerprint():
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used with a different request",
-                key=request.idempotency_key)
+                key=request.idempotency_key,
+            )
         return TransferResult(earlier, replayed=True)
 
     def _check_debit(self, session: Session, link: Link, account: Account, amount: int) -> None:
         now = bank_runtime_of(session).now()
         if link.status != LinkStatus.ACTIVE or link.expires_at <= now:
-            raise LinkNotActive("debits under this link are stopped",
-                                status=link.status if link.expires_at > now else "expired")
+            raise LinkNotActive(
+                "debits under this link are stopped",
+                status=link.status if link.expires_at > now else "expired",
+            )
         if amount > link.max_per_debit:
-            raise MandateExceeded("above the mandate's per-debit maximum",
-                                  max_per_debit=link.max_per_debit)
+            raise MandateExceeded(
+                "above the mandate's per-debit maximum", max_per_debit=link.max_per_debit
+            )
         used = self.debited_since(session, link, now - MANDATE_WINDOW)
         if used + amount > link.max_30_days:
-            raise MandateExceeded("above the mandate's rolling 30-day maximum",
-                                  max_30_days=link.max_30_days, used=used)
+            raise MandateExceeded(
+                "above the mandate's rolling 30-day maximum",
+                max_30_days=link.max_30_days,
+                used=used,
+            )
         floor = -account.overdraft_limit if account.debit_may_use_overdraft else 0
         if account.balance - amount < floor:
             raise InsufficientBalance("the account cannot pay this debit")
@@ -135,49 +150,78 @@ class Transfers:
         """Yen debited under ``link`` since ``since``."""
         total = session.scalar(
             select(func.coalesce(func.sum(Transfer.amount), 0)).where(
-                Transfer.link_id == link.id, Transfer.kind == TransferKind.DEBIT.value,
+                Transfer.link_id == link.id,
+                Transfer.kind == TransferKind.DEBIT.value,
                 Transfer.created_at > since,
             )
         )
         return int(total or 0)
 
-    def _record(self, session: Session, client: OperatorClient, link: Link, account: Account,
-                request: TransferRequest) -> TransferResult:
+    def _record(
+        self,
+        session: Session,
+        client: OperatorClient,
+        link: Link,
+        account: Account,
+        request: TransferRequest,
+    ) -> TransferResult:
         now = bank_runtime_of(session).now()
         movement = Movement(
-            account_id=account.id, kind=request.kind.value, amount=request.amount,
-            balance_after=account.balance, description=_passbook_text(client, request),
-            counterparty=client.name, idempotency_key=request.idempotency_key, created_at=now,
+            account_id=account.id,
+            kind=request.kind.value,
+            amount=request.amount,
+            balance_after=account.balance,
+            description=_passbook_text(client, request),
+            counterparty=client.name,
+            idempotency_key=request.idempotency_key,
+            created_at=now,
         )
         session.add(movement)
         session.flush()
         transfer = Transfer(
-            client_pk=client.id, link_id=link.id, account_id=account.id, kind=request.kind.value,
-            amount=request.amount, description=request.description,
-            idempotency_key=request.idempotency_key, request_hash=request.fingerprint(),
-            movement_id=movement.id, created_at=now,
+            client_pk=client.id,
+            link_id=link.id,
+            account_id=account.id,
+            kind=request.kind.value,
+            amount=request.amount,
+            description=request.description,
+            idempotency_key=request.idempotency_key,
+            request_hash=request.fingerprint(),
+            movement_id=movement.id,
+            created_at=now,
         )
         try:
             with session.begin_nested():
                 session.add(transfer)
                 session.flush()
         except IntegrityError:
-            raise IdempotencyInFlight("a request with this Idempotency-Key ran concurrently; "
-                                      "retry to get its result") from None
+            raise IdempotencyInFlight(
+                "a request with this Idempotency-Key ran concurrently; retry to get its result"
+            ) from None
         if request.kind is TransferKind.DEBIT:
             bank = session.get_one(Bank, link.bank_id)
-            notify_holder(session, bank, account, subject="口座振替のお知らせ (debit)",
-                          body=_debit_notice(client, link, movement))
+            notify_holder(
+                session,
+                bank,
+                account,
+                subject="口座振替のお知らせ (debit)",
+                body=_debit_notice(client, link, movement),
+            )
         return TransferResult(transfer, replayed=False)
 
     def _by_key(self, session: Session, client: OperatorClient, key: str) -> Transfer | None:
         return session.scalars(
-            select(Transfer).where(Transfer.client_pk == client.id,
-                                   Transfer.idempotency_key == key)
+            select(Transfer).where(Transfer.client_pk == client.id, Transfer.idempotency_key == key)
         ).one_or_none()
 
-    def get(self, session: Session, *, client: OperatorClient,
-            transfer_id: uuid.UUID | None = None, idempotency_key: str | None = None) -> Transfer:
+    def get(
+        self,
+        session: Session,
+        *,
+        client: OperatorClient,
+        transfer_id: uuid.UUID | None = None,
+        idempotency_key: str | None = None,
+    ) -> Transfer:
         """One of the client's transfers, by id or idempotency key."""
         found = None
         if transfer_id is not None:
@@ -188,12 +232,17 @@ class Transfers:
             raise UnknownTransfer("no such transfer for this client")
         return found
 
-    def report(self, session: Session, *, client: OperatorClient, since: datetime,
-               until: datetime) -> Sequence[Transfer]:
+    def report(
+        self, session: Session, *, client: OperatorClient, since: datetime, until: datetime
+    ) -> Sequence[Transfer]:
         """The client's transfers with ``since <= created_at < until``, oldest first."""
         return session.scalars(
-            select(Transfer).where(Transfer.client_pk == client.id,
-                                   Transfer.created_at >= since, Transfer.created_at < until)
+            select(Transfer)
+            .where(
+                Transfer.client_pk == client.id,
+                Transfer.created_at >= since,
+                Transfer.created_at < until,
+            )
             .order_by(Transfer.created_at, Transfer.id)
         ).all()
 
@@ -201,8 +250,9 @@ class Transfers:
 def _validate(request: TransferRequest) -> None:
     validate_key(request.idempotency_key)
     if isinstance(request.amount, bool) or not 0 < request.amount <= MAX_AMOUNT:
-        raise InvalidAmount(f"amount must be whole yen between 1 and {MAX_AMOUNT}",
-                            amount=request.amount)
+        raise InvalidAmount(
+            f"amount must be whole yen between 1 and {MAX_AMOUNT}", amount=request.amount
+        )
     if len(request.description) > 100:
         raise InvalidAmount("description is at most 100 characters")
 

@@ -161,8 +161,14 @@ class BankClient:
     dpop_nonce: str | None = None
     """The bank's latest DPoP nonce (its nonces are shared by its AS and RS)."""
 
-    def __init__(self, http: httpx.Client, *, client_id: str, client_secret: str = "",
-                 signer: Signer | None = None) -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        client_id: str,
+        client_secret: str = "",
+        signer: Signer | None = None,
+    ) -> None:
         self.http = http
         self._auth = httpx.BasicAuth(client_id, client_secret)
         self.signer = signer
@@ -415,8 +421,10 @@ class BankClient:
         auth: httpx.Auth | None = self._auth if authenticated else None
         if authenticated and self.signer is not None:
             assertion = self.signer.assertion(self.signer.runtime.settings.bank_issuer)
-            kwargs["headers"] = {**kwargs.get("headers", {}),
-                                 "Authorization": f"Bearer {assertion}"}
+            kwargs["headers"] = {
+                **kwargs.get("headers", {}),
+                "Authorization": f"Bearer {assertion}",
+            }
             auth = None
         try:
             response = self.http.request(method, path, auth=auth, **kwargs)

@@ -123,8 +123,13 @@ class OAuthLinkService:
 
     # --- start ------------------------------------------------------------------------------
 
-    def start(self, session: Session, caller: Caller, bank_code: str,
-              declared: DeclaredIdentity | None = None) -> OAuthStart:
+    def start(
+        self,
+        session: Session,
+        caller: Caller,
+        bank_code: str,
+        declared: DeclaredIdentity | None = None,
+    ) -> OAuthStart:
         """Check policy, push the authorization request; the URL for the user's browser.
 
         ``declared`` (a name and birth date the user typed) is sent instead of the verified
@@ -140,7 +145,11 @@ class OAuthLinkService:
             raise
 
     def _start(
-        self, session: Session, caller: Caller, bank_code: str, event: RiskEvent,
+        self,
+        session: Session,
+        caller: Caller,
+        bank_code: str,
+        event: RiskEvent,
         declared: DeclaredIdentity | None = None,
     ) -> OAuthStart:
         switches.require_open(session, SwitchScope.ALL_LINKS)

@@ -107,8 +107,11 @@ def record(session: Session, event: RiskEvent, *, refusal: KouzaError | None = N
     """Record the attempt (with its final outcome) in the risk engine's history. A refusal
     decided on the what-if evaluation gets the recorded decision's id as its ``reference``."""
     decision = risk.assess(session, event)
-    if refusal is not None and "reference" in refusal.details \
-            and refusal.details["reference"] is None:
+    if (
+        refusal is not None
+        and "reference" in refusal.details
+        and refusal.details["reference"] is None
+    ):
         refusal.details["reference"] = decision.record_id
 
 
@@ -131,12 +134,14 @@ def enforce(
     rules = [rule.id for rule in decision.enforced]
     if decision.outcome is Outcome.REVIEW:
         raise UnderReview(
-            "this request needs a review by kouza staff before it can proceed", rules=rules,
+            "this request needs a review by kouza staff before it can proceed",
+            rules=rules,
             reference=decision.record_id,
         )
     if decision.outcome is Outcome.BLOCK:
-        raise RiskRefused("refused by kouza's fraud checks", rules=rules,
-                          reference=decision.record_id)
+        raise RiskRefused(
+            "refused by kouza's fraud checks", rules=rules, reference=decision.record_id
+        )
     enforcement.enforce(
         session,
         decision,

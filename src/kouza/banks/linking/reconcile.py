@@ -126,7 +126,8 @@ class Reconciler:
 
         payment = session.scalars(
             select(CompensationPayment).where(
-                CompensationPayment.bank_key == transfer.idempotency_key)
+                CompensationPayment.bank_key == transfer.idempotency_key
+            )
         ).one_or_none()
         if payment is None:
             return False

@@ -92,7 +92,8 @@ class TestChip:
             message = icchip.active_authentication_message(nonce)
             signature = self.chip_key.sign(message, ec.ECDSA(hashes.SHA256()))
         return ChipRead(
-            data_groups=dict(self.data_groups), sod=self.sod,
+            data_groups=dict(self.data_groups),
+            sod=self.sod,
             active_authentication_signature=signature,
         )
 
@@ -161,32 +162,47 @@ class DevDocumentIssuer:
         return ocsp_http_handler([self.root], clock)
 
 
-def sign_sod(content: bytes, *, key: ec.EllipticCurvePrivateKey,
-             certificate: x509.Certificate) -> bytes:
+def sign_sod(
+    content: bytes, *, key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate
+) -> bytes:
     """EF.SOD: SignedData over ``content`` with signed attributes, signed by ``key``."""
     hasher = hashes.Hash(hashes.SHA256())
     hasher.update(content)
-    attributes = cms.CMSAttributes([
-        cms.CMSAttribute({"type": "content_type", "values": [icchip.LDS_SECURITY_OBJECT_OID]}),
-        cms.CMSAttribute({"type": "message_digest", "values": [hasher.finalize()]}),
-    ])
+    attributes = cms.CMSAttributes(
+        [
+            cms.CMSAttribute({"type": "content_type", "values": [icchip.LDS_SECURITY_OBJECT_OID]}),
+            cms.CMSAttribute({"type": "message_digest", "values": [hasher.finalize()]}),
+        ]
+    )
     signer = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
-    signer_info = cms.SignerInfo({
-        "version": "v1",
-        "sid": cms.SignerIdentifier({"issuer_and_serial_number": {
-            "issuer": signer.issuer, "serial_number": signer.serial_number}}),
-        "digest_algorithm": {"algorithm": "sha256"},
-        "signed_attrs": attributes,
-        "signature_algorithm": {"algorithm": "sha256_ecdsa"},
-        "signature": key.sign(attributes.dump(), ec.ECDSA(hashes.SHA256())),
-    })
-    signed = cms.SignedData({
-        "version": "v3",
-        "digest_algorithms": [{"algorithm": "sha256"}],
-        "encap_content_info": {"content_type": icchip.LDS_SECURITY_OBJECT_OID,
-                               "content": content},
-        "certificates": [signer],
-        "signer_infos": [signer_info],
-    })
+    signer_info = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": {
+                        "issuer": signer.issuer,
+                        "serial_number": signer.serial_number,
+                    }
+                }
+            ),
+            "digest_algorithm": {"algorithm": "sha256"},
+            "signed_attrs": attributes,
+            "signature_algorithm": {"algorithm": "sha256_ecdsa"},
+            "signature": key.sign(attributes.dump(), ec.ECDSA(hashes.SHA256())),
+        }
+    )
+    signed = cms.SignedData(
+        {
+            "version": "v3",
+            "digest_algorithms": [{"algorithm": "sha256"}],
+            "encap_content_info": {
+                "content_type": icchip.LDS_SECURITY_OBJECT_OID,
+                "content": content,
+            },
+            "certificates": [signer],
+            "signer_infos": [signer_info],
+        }
+    )
     info = cms.ContentInfo({"content_type": "signed_data", "content": signed})
     return icchip.wrap_sod(bytes(info.dump()))

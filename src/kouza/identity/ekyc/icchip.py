@@ -179,8 +179,7 @@ def _yyyymmdd(day: date) -> str:
 
 def encode_holder_group(*, name: str, address: str, birth_date: date, sex: Sex | None) -> bytes:
     """DG1."""
-    values: dict[str, Any] = {"name": name, "address": address,
-                              "birth_date": _yyyymmdd(birth_date)}
+    values: dict[str, Any] = {"name": name, "address": address, "birth_date": _yyyymmdd(birth_date)}
     if sex is not None:
         values["sex"] = _SEX_BY_VALUE[sex]
     return bytes(HolderGroup(values).dump())
@@ -193,8 +192,9 @@ def encode_face_group(image: bytes) -> bytes:
 
 def encode_document_group(*, number: str, expires_on: date) -> bytes:
     """DG3."""
-    return bytes(DocumentGroup({"document_number": number,
-                                "expires_on": _yyyymmdd(expires_on)}).dump())
+    return bytes(
+        DocumentGroup({"document_number": number, "expires_on": _yyyymmdd(expires_on)}).dump()
+    )
 
 
 def encode_chip_key_group(public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
@@ -214,11 +214,15 @@ def encode_lds_security_object(
         {"data_group_number": number, "data_group_hash_value": _digest(algorithm, data)}
         for number, data in sorted(groups.items())
     ]
-    return bytes(LdsSecurityObject({
-        "version": 0,
-        "hash_algorithm": {"algorithm": algorithm.name},
-        "data_group_hash_values": entries,
-    }).dump())
+    return bytes(
+        LdsSecurityObject(
+            {
+                "version": 0,
+                "hash_algorithm": {"algorithm": algorithm.name},
+                "data_group_hash_values": entries,
+            }
+        ).dump()
+    )
 
 
 def wrap_sod(content_info: bytes) -> bytes:
@@ -285,8 +289,9 @@ def parse_sod(data: bytes) -> SecurityObject:
         if len(certificates) != 1 or len(signer_infos) != 1:
             raise ValueError("one document-signer certificate and one SignerInfo expected")
         digests, algorithm = _hash_table(content)
-        return SecurityObject(algorithm, digests, bytes(certificates[0].dump()),
-                              signer_infos[0], content)
+        return SecurityObject(
+            algorithm, digests, bytes(certificates[0].dump()), signer_infos[0], content
+        )
     except Refusal:
         raise
     except _PARSE_ERRORS as error:
@@ -383,8 +388,10 @@ def require_signed_by(
     invalid = Refusal(EkycFailure.SIGNATURE_INVALID, "EF.SOD's signature does not verify")
     try:
         if not _names_certificate(signer["sid"], certificate):
-            raise Refusal(EkycFailure.SIGNATURE_INVALID,
-                          "the SignerInfo does not name the document-signer certificate")
+            raise Refusal(
+                EkycFailure.SIGNATURE_INVALID,
+                "the SignerInfo does not name the document-signer certificate",
+            )
         digest_algorithm = _HASHES[signer["digest_algorithm"]["algorithm"].native]
         attributes = signer["signed_attrs"]
         if not attributes:
@@ -394,8 +401,9 @@ def require_signed_by(
         if len(content_types) != 1 or content_types[0].dotted != LDS_SECURITY_OBJECT_OID:
             raise invalid
         if len(digests) != 1 or digests[0].native != _digest(digest_algorithm, sod.encapsulated):
-            raise Refusal(EkycFailure.SIGNATURE_INVALID,
-                          "EF.SOD's message digest differs from its content")
+            raise Refusal(
+                EkycFailure.SIGNATURE_INVALID, "EF.SOD's message digest differs from its content"
+            )
         signed_bytes = b"\x31" + bytes(attributes.dump())[1:]  # DER of the SET OF, as signed
         signature = bytes(signer["signature"].native)
         algorithm = signer["signature_algorithm"]
@@ -406,8 +414,10 @@ def require_signed_by(
     except _PARSE_ERRORS as error:
         raise _malformed("EF.SOD's SignerInfo", error) from None
     if algorithm.signature_algo != expected or hash_algorithm is None:
-        raise Refusal(EkycFailure.SIGNATURE_INVALID,
-                      "the signature algorithm does not fit the document signer's key")
+        raise Refusal(
+            EkycFailure.SIGNATURE_INVALID,
+            "the signature algorithm does not fit the document signer's key",
+        )
     if not verify_signature(key, signature, signed_bytes, hash_algorithm):
         raise invalid
 
@@ -415,8 +425,10 @@ def require_signed_by(
 def _names_certificate(sid: cms.SignerIdentifier, certificate: x509.Certificate) -> bool:
     if sid.name == "issuer_and_serial_number":
         chosen = sid.chosen
-        return bool(chosen["serial_number"].native == certificate.serial_number
-                    and chosen["issuer"].dump() == certificate.issuer.public_bytes())
+        return bool(
+            chosen["serial_number"].native == certificate.serial_number
+            and chosen["issuer"].dump() == certificate.issuer.public_bytes()
+        )
     try:
         key_id = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
     except x509.ExtensionNotFound:
@@ -519,9 +531,7 @@ class IcChipVerifier:
             document_expires_on=expires_on,
         )
 
-    def _require_chip_authentication(
-        self, chip: ChipRead, sod: SecurityObject, nonce: str
-    ) -> None:
+    def _require_chip_authentication(self, chip: ChipRead, sod: SecurityObject, nonce: str) -> None:
         signed_key = DataGroup.CHIP_KEY in sod.digests
         if not signed_key:
             if self._require_active_authentication:

@@ -58,8 +58,10 @@ END $$;
 def _postgres_upgrade() -> None:
     op.execute(PG_BALANCED)
     op.execute(PG_IMMUTABLE)
-    for table, function in (("postings", "kouza_posting_balanced"),
-                            ("journal_entries", "kouza_entry_balanced")):
+    for table, function in (
+        ("postings", "kouza_posting_balanced"),
+        ("journal_entries", "kouza_entry_balanced"),
+    ):
         op.execute(
             f"CREATE CONSTRAINT TRIGGER {table}_balanced AFTER INSERT ON {table} "
             f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}()"

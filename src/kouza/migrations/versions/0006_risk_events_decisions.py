@@ -52,8 +52,9 @@ def upgrade() -> None:
         sa.Column("rule_set_version", sa.String(length=64), nullable=False),
         sa.Column("fired", sa.JSON(), nullable=False),
         sa.Column("created_at", kouza.kit.db.UtcDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["event_id"], ["risk_events.id"],
-                                name=op.f("fk_risk_decisions_event_id_risk_events")),
+        sa.ForeignKeyConstraint(
+            ["event_id"], ["risk_events.id"], name=op.f("fk_risk_decisions_event_id_risk_events")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_risk_decisions")),
         sa.UniqueConstraint("event_id", name=op.f("uq_risk_decisions_event_id")),
     )

@@ -58,7 +58,9 @@ def upgrade() -> None:
         sa.Column("expires_at", kouza.kit.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("completed_at", kouza.kit.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("superseded_at", kouza.kit.db.UtcDateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("kind IN ('phone', 'email')", name=op.f("ck_contact_changes_kind_valid")),
+        sa.CheckConstraint(
+            "kind IN ('phone', 'email')", name=op.f("ck_contact_changes_kind_valid")
+        ),
         sa.ForeignKeyConstraint(
             ["device_id"], ["devices.id"], name=op.f("fk_contact_changes_device_id_devices")
         ),

@@ -278,8 +278,10 @@ def downgrade() -> None:
         for name, column, table in FOREIGN_KEYS:
             op.create_foreign_key(name, "postings", table, [column], ["id"])
         op.execute(PG_ROW_CHECKS)
-        for table, function in (("postings", "kouza_posting_balanced"),
-                                ("journal_entries", "kouza_entry_balanced")):
+        for table, function in (
+            ("postings", "kouza_posting_balanced"),
+            ("journal_entries", "kouza_entry_balanced"),
+        ):
             op.execute(
                 f"CREATE CONSTRAINT TRIGGER {table}_balanced AFTER INSERT ON {table} "
                 f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}()"

@@ -21,8 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("password_changed_at", kouza.kit.db.UtcDateTime(timezone=True),
-                      nullable=True)
+            sa.Column("password_changed_at", kouza.kit.db.UtcDateTime(timezone=True), nullable=True)
         )
 
 

@@ -26,11 +26,15 @@ depends_on: str | Sequence[str] | None = None
 
 AUDIT = sa.table(
     "audit_events",
-    sa.column("id", sa.BigInteger()), sa.column("actor", sa.String()),
-    sa.column("action", sa.String()), sa.column("subject", sa.String()),
-    sa.column("reason", sa.String()), sa.column("details", sa.JSON()),
+    sa.column("id", sa.BigInteger()),
+    sa.column("actor", sa.String()),
+    sa.column("action", sa.String()),
+    sa.column("subject", sa.String()),
+    sa.column("reason", sa.String()),
+    sa.column("details", sa.JSON()),
     sa.column("created_at", kouza.kit.db.UtcDateTime()),
-    sa.column("prev_hash", sa.String()), sa.column("row_hash", sa.String()),
+    sa.column("prev_hash", sa.String()),
+    sa.column("row_hash", sa.String()),
 )
 
 
@@ -43,8 +47,9 @@ def upgrade() -> None:
     prev = GENESIS
     for row in rows:
         row_hash = chain_hash(prev, row)
-        connection.execute(AUDIT.update().where(AUDIT.c.id == row.id).values(
-            prev_hash=prev, row_hash=row_hash))
+        connection.execute(
+            AUDIT.update().where(AUDIT.c.id == row.id).values(prev_hash=prev, row_hash=row_hash)
+        )
         prev = row_hash
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.alter_column("prev_hash", existing_type=sa.String(length=64), nullable=False)

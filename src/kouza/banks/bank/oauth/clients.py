@@ -50,8 +50,10 @@ def _public_jwks(jwks: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _redirect_uris(uris: list[str]) -> list[str]:
-    if not uris or any(not uri.startswith(("https://", "http://127.0.0.1", "http://localhost"))
-                       or "#" in uri for uri in uris):
+    if not uris or any(
+        not uri.startswith(("https://", "http://127.0.0.1", "http://localhost")) or "#" in uri
+        for uri in uris
+    ):
         raise InvalidBankData("redirect URIs must be absolute https URLs without a fragment")
     return list(uris)
 
@@ -59,45 +61,61 @@ def _redirect_uris(uris: list[str]) -> list[str]:
 class OAuthClients:
     """OAuth registrations of operator clients and their ``private_key_jwt`` authentication."""
 
-    def register(self, session: Session, client: OperatorClient, *,
-                 redirect_uris: list[str], jwks: Mapping[str, Any] | None = None,
-                 jwks_uri: str | None = None) -> OAuthClientRegistration:
+    def register(
+        self,
+        session: Session,
+        client: OperatorClient,
+        *,
+        redirect_uris: list[str],
+        jwks: Mapping[str, Any] | None = None,
+        jwks_uri: str | None = None,
+    ) -> OAuthClientRegistration:
         """Register (once) the client's public keys and redirect URIs."""
         if (jwks is None) == (jwks_uri is None):
             raise InvalidBankData("give exactly one of jwks and jwks_uri")
         if jwks_uri is not None and not jwks_uri.startswith("https://"):
             raise InvalidBankData("jwks_uri must be an https URL")
         registration = OAuthClientRegistration(
-            client_pk=client.id, jwks=_public_jwks(jwks) if jwks is not None else None,
-            jwks_uri=jwks_uri, redirect_uris=_redirect_uris(redirect_uris),
+            client_pk=client.id,
+            jwks=_public_jwks(jwks) if jwks is not None else None,
+            jwks_uri=jwks_uri,
+            redirect_uris=_redirect_uris(redirect_uris),
             created_at=bank_runtime_of(session).now(),
         )
-        add_unique(session, registration,
-                   InvalidBankData("this client is already registered for OAuth"))
+        add_unique(
+            session, registration, InvalidBankData("this client is already registered for OAuth")
+        )
         return registration
 
     def registration(self, session: Session, client: OperatorClient) -> OAuthClientRegistration:
         """The client's OAuth registration, or ``unauthorized_client``."""
-        found = session.scalars(select(OAuthClientRegistration).where(
-            OAuthClientRegistration.client_pk == client.id)).one_or_none()
+        found = session.scalars(
+            select(OAuthClientRegistration).where(OAuthClientRegistration.client_pk == client.id)
+        ).one_or_none()
         if found is None:
             raise UnauthorizedClient("this client is not registered for the OAuth flow")
         return found
 
-    def authenticate(self, session: Session, form: Mapping[str, str], *,
-                     audiences: tuple[str, ...]) -> OperatorClient:
+    def authenticate(
+        self, session: Session, form: Mapping[str, str], *, audiences: tuple[str, ...]
+    ) -> OperatorClient:
         """The client that signed this request's ``private_key_jwt`` assertion."""
-        if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get(
-                "client_assertion"):
+        if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
             raise InvalidClientAuth("authenticate with private_key_jwt (client_assertion)")
         if "client_secret" in form:
             raise InvalidClientAuth("use one client authentication method only")
-        return self.authenticate_assertion(session, form["client_assertion"],
-                                           audiences=audiences, client_id=form.get("client_id"))
+        return self.authenticate_assertion(
+            session, form["client_assertion"], audiences=audiences, client_id=form.get("client_id")
+        )
 
-    def authenticate_assertion(self, session: Session, assertion: str, *,
-                               audiences: tuple[str, ...],
-                               client_id: str | None = None) -> OperatorClient:
+    def authenticate_assertion(
+        self,
+        session: Session,
+        assertion: str,
+        *,
+        audiences: tuple[str, ...],
+        client_id: str | None = None,
+    ) -> OperatorClient:
         """The registered client that signed ``assertion`` for one of ``audiences``."""
         claimed = self._claimed_client_id(assertion, client_id)
         try:
@@ -105,8 +123,9 @@ class OAuthClients:
         except UnknownClient:
             raise InvalidClientAuth("unknown client") from None
         keys = self._keys(session, self.registration(session, client))
-        verify_client_assertion(session, assertion, client_id=client.client_id, keys=keys,
-                                audiences=audiences)
+        verify_client_assertion(
+            session, assertion, client_id=client.client_id, keys=keys, audiences=audiences
+        )
         return client
 
     def _claimed_client_id(self, assertion: str, client_id: str | None) -> str:

@@ -36,8 +36,9 @@ class OAuthError(KouzaError):
     status_code = 400
     code = "invalid_request"
 
-    def __init__(self, message: str, *, keep_changes: bool = False,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, keep_changes: bool = False, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message, keep_changes=keep_changes)
         self.headers = dict(headers or {})
         self.oauth_code: str = type(self).code
@@ -94,10 +95,11 @@ def resource_error(error: OAuthError) -> OAuthError:
     """``error`` as a resource server answers it: 401 with a ``WWW-Authenticate: DPoP``."""
     code = error.oauth_code if error.oauth_code != InvalidClientAuth.code else InvalidToken.code
     description = error.message.replace('"', "'")
-    challenge = (f'DPoP error="{code}", error_description="{description}", '
-                 f'algs="{" ".join(DPOP_ALGORITHMS)}"')
-    answer = InvalidToken(error.message, headers={**error.headers,
-                                                   "WWW-Authenticate": challenge})
+    challenge = (
+        f'DPoP error="{code}", error_description="{description}", '
+        f'algs="{" ".join(DPOP_ALGORITHMS)}"'
+    )
+    answer = InvalidToken(error.message, headers={**error.headers, "WWW-Authenticate": challenge})
     answer.oauth_code = code
     return answer
 
@@ -110,8 +112,7 @@ class OAuthErrorRead(BaseModel):
 
 
 _NONCE_HEADER = {
-    "description": "the nonce to put in the next DPoP proof (with use_dpop_nonce, and on "
-    "success)",
+    "description": "the nonce to put in the next DPoP proof (with use_dpop_nonce, and on success)",
     "schema": {"type": "string"},
 }
 _CHALLENGE_HEADER = {

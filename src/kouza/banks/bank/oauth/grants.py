@@ -62,29 +62,53 @@ def _hash(session: Session, value: str, purpose: str) -> str:
     return keyed_hash(bank_runtime_of(session).secret, value, purpose=purpose)
 
 
-def issue_code(session: Session, *, bank: Bank, client: OperatorClient, account: Account,
-               parameters: AuthorizationParameters) -> str:
+def issue_code(
+    session: Session,
+    *,
+    bank: Bank,
+    client: OperatorClient,
+    account: Account,
+    parameters: AuthorizationParameters,
+) -> str:
     """A new authorization code for the holder's approval."""
     now = bank_runtime_of(session).now()
     code = random_token()
     ends = date_of(parameters.mandate_expires_on)
-    session.add(OAuthAuthorizationCode(
-        code_hash=_hash(session, code, "oauth-code"), bank_id=bank.id, client_pk=client.id,
-        account_id=account.id, redirect_uri=parameters.redirect_uri,
-        code_challenge=parameters.code_challenge, dpop_jkt=parameters.dpop_jkt,
-        wallet_reference=parameters.wallet_reference, max_per_debit=parameters.max_per_debit,
-        max_30_days=parameters.max_30_days, mandate_expires_at=ends, created_at=now,
-        expires_at=now + CODE_LIFETIME,
-    ))
+    session.add(
+        OAuthAuthorizationCode(
+            code_hash=_hash(session, code, "oauth-code"),
+            bank_id=bank.id,
+            client_pk=client.id,
+            account_id=account.id,
+            redirect_uri=parameters.redirect_uri,
+            code_challenge=parameters.code_challenge,
+            dpop_jkt=parameters.dpop_jkt,
+            wallet_reference=parameters.wallet_reference,
+            max_per_debit=parameters.max_per_debit,
+            max_30_days=parameters.max_30_days,
+            mandate_expires_at=ends,
+            created_at=now,
+            expires_at=now + CODE_LIFETIME,
+        )
+    )
     session.flush()
     return code
 
 
 def is_linked(session: Session, account: Account, client: OperatorClient) -> bool:
     """Whether ``account`` already has a live link to ``client`` (one per operator)."""
-    return session.scalar(select(Link.id).where(
-        Link.account_id == account.id, Link.client_pk == client.id,
-        Link.status != LinkStatus.REVOKED.value).limit(1)) is not None
+    return (
+        session.scalar(
+            select(Link.id)
+            .where(
+                Link.account_id == account.id,
+                Link.client_pk == client.id,
+                Link.status != LinkStatus.REVOKED.value,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def date_of(value: str) -> datetime:
@@ -92,8 +116,16 @@ def date_of(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
-def exchange(session: Session, *, bank: Bank, client: OperatorClient, code: str,
-             redirect_uri: str, code_verifier: str, jkt: str) -> IssuedToken:
+def exchange(
+    session: Session,
+    *,
+    bank: Bank,
+    client: OperatorClient,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str,
+    jkt: str,
+) -> IssuedToken:
     """Trade a code for a DPoP-bound token and a new link (``invalid_grant`` otherwise)."""
     grant = _locked_code(session, code)
     now = bank_runtime_of(session).now()
@@ -101,35 +133,47 @@ def exchange(session: Session, *, bank: Bank, client: OperatorClient, code: str,
         raise InvalidGrant("the code is unknown or was issued to another client")
     if grant.used_at is not None:
         _revoke_tokens_of(session, grant, now)
-        raise InvalidGrant("the code was already used; tokens issued from it are revoked",
-                           keep_changes=True)
-    _check_binding(grant, now=now, redirect_uri=redirect_uri, code_verifier=code_verifier,
-                   jkt=jkt)
+        raise InvalidGrant(
+            "the code was already used; tokens issued from it are revoked", keep_changes=True
+        )
+    _check_binding(grant, now=now, redirect_uri=redirect_uri, code_verifier=code_verifier, jkt=jkt)
     link = _link(session, client, grant)
     grant.used_at, grant.link_id = now, link.id
     token = random_token()
-    session.add(OAuthAccessToken(
-        token_hash=_hash(session, token, "oauth-access-token"), client_pk=client.id,
-        link_id=link.id, code_id=grant.id, jkt=jkt, created_at=now, expires_at=link.expires_at,
-    ))
+    session.add(
+        OAuthAccessToken(
+            token_hash=_hash(session, token, "oauth-access-token"),
+            client_pk=client.id,
+            link_id=link.id,
+            code_id=grant.id,
+            jkt=jkt,
+            created_at=now,
+            expires_at=link.expires_at,
+        )
+    )
     session.flush()
     return IssuedToken(token, int((link.expires_at - now).total_seconds()), link)
 
 
 def _locked_code(session: Session, code: str) -> OAuthAuthorizationCode | None:
-    found = session.scalar(select(OAuthAuthorizationCode.id).where(
-        OAuthAuthorizationCode.code_hash == _hash(session, code, "oauth-code")))
+    found = session.scalar(
+        select(OAuthAuthorizationCode.id).where(
+            OAuthAuthorizationCode.code_hash == _hash(session, code, "oauth-code")
+        )
+    )
     return lock_row(session, OAuthAuthorizationCode, found) if found is not None else None
 
 
-def _check_binding(grant: OAuthAuthorizationCode, *, now: datetime, redirect_uri: str,
-                   code_verifier: str, jkt: str) -> None:
+def _check_binding(
+    grant: OAuthAuthorizationCode, *, now: datetime, redirect_uri: str, code_verifier: str, jkt: str
+) -> None:
     if grant.expires_at <= now:
         raise InvalidGrant("the code has expired")
     if not constant_time_equal(grant.redirect_uri, redirect_uri):
         raise InvalidGrant("redirect_uri differs from the authorization request's")
     if not _VERIFIER.fullmatch(code_verifier) or not constant_time_equal(
-            b64url_sha256(code_verifier), grant.code_challenge):
+        b64url_sha256(code_verifier), grant.code_challenge
+    ):
         raise InvalidGrant("the PKCE code_verifier does not match the code_challenge")
     if grant.dpop_jkt is not None and grant.dpop_jkt != jkt:
         raise InvalidGrant("the DPoP key differs from the one the code is bound to")
@@ -140,19 +184,29 @@ def _link(session: Session, client: OperatorClient, grant: OAuthAuthorizationCod
     account = lock_row(session, Account, grant.account_id)
     assert account is not None
     try:
-        return create_link(session, bank=bank, client=client, account=account,
-                           wallet_reference=grant.wallet_reference,
-                           max_per_debit=grant.max_per_debit, max_30_days=grant.max_30_days,
-                           expires_at=grant.mandate_expires_at)
+        return create_link(
+            session,
+            bank=bank,
+            client=client,
+            account=account,
+            wallet_reference=grant.wallet_reference,
+            max_per_debit=grant.max_per_debit,
+            max_30_days=grant.max_30_days,
+            expires_at=grant.mandate_expires_at,
+        )
     except AlreadyLinked:
-        raise InvalidGrant("the account is already linked to a wallet of this operator") \
-            from None
+        raise InvalidGrant("the account is already linked to a wallet of this operator") from None
 
 
 def _revoke_tokens_of(session: Session, grant: OAuthAuthorizationCode, now: datetime) -> None:
-    session.execute(update(OAuthAccessToken).where(
-        OAuthAccessToken.code_id == grant.id, OAuthAccessToken.revoked_at.is_(None),
-    ).values(revoked_at=now))
+    session.execute(
+        update(OAuthAccessToken)
+        .where(
+            OAuthAccessToken.code_id == grant.id,
+            OAuthAccessToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
 
 
 def is_sender_constrained(session: Session, link_id: uuid.UUID | str) -> bool:
@@ -161,8 +215,10 @@ def is_sender_constrained(session: Session, link_id: uuid.UUID | str) -> bool:
         key = link_id if isinstance(link_id, uuid.UUID) else uuid.UUID(str(link_id))
     except ValueError:
         return False
-    return session.scalar(select(OAuthAccessToken.id).where(
-        OAuthAccessToken.link_id == key).limit(1)) is not None
+    return (
+        session.scalar(select(OAuthAccessToken.id).where(OAuthAccessToken.link_id == key).limit(1))
+        is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -176,8 +232,10 @@ class TokenGrant:
 
 def access_token_grant(session: Session, token: str) -> TokenGrant:
     """The grant behind an access token; ``invalid_token`` if unknown, expired or revoked."""
-    found = session.scalars(select(OAuthAccessToken).where(
-        OAuthAccessToken.token_hash == _hash(session, token, "oauth-access-token"))
+    found = session.scalars(
+        select(OAuthAccessToken).where(
+            OAuthAccessToken.token_hash == _hash(session, token, "oauth-access-token")
+        )
     ).one_or_none()
     now = bank_runtime_of(session).now()
     if found is None or found.revoked_at is not None or found.expires_at <= now:

@@ -97,45 +97,71 @@ class Interactions:
         now = bank_runtime_of(session).now()
         token, csrf = random_token(), random_token()
         interaction = OAuthInteraction(
-            bank_id=bank.id, pushed_request_id=pushed.id, created_at=now,
+            bank_id=bank.id,
+            pushed_request_id=pushed.id,
+            created_at=now,
             session_hash=_digest(session, token, "oauth-session"),
             csrf_hash=_digest(session, csrf, "oauth-csrf"),
-            stage=InteractionStage.LOGIN.value, expires_at=now + INTERACTION_LIFETIME,
+            stage=InteractionStage.LOGIN.value,
+            expires_at=now + INTERACTION_LIFETIME,
         )
         session.add(interaction)
         session.flush()
         return Started(interaction, token, csrf)
 
-    def resume(self, session: Session, bank: Bank, *, session_token: str | None,
-               csrf_token: str, stage: InteractionStage) -> OAuthInteraction:
+    def resume(
+        self,
+        session: Session,
+        bank: Bank,
+        *,
+        session_token: str | None,
+        csrf_token: str,
+        stage: InteractionStage,
+    ) -> OAuthInteraction:
         """The session behind the cookie, if the CSRF token and the stage match."""
         if not session_token:
             raise SessionInvalid("no bank session; start again from the wallet")
-        found = session.scalar(select(OAuthInteraction.id).where(
-            OAuthInteraction.session_hash == _digest(session, session_token, "oauth-session"),
-            OAuthInteraction.bank_id == bank.id))
+        found = session.scalar(
+            select(OAuthInteraction.id).where(
+                OAuthInteraction.session_hash == _digest(session, session_token, "oauth-session"),
+                OAuthInteraction.bank_id == bank.id,
+            )
+        )
         interaction = lock_row(session, OAuthInteraction, found) if found else None
         if interaction is None or interaction.expires_at <= bank_runtime_of(session).now():
             raise SessionInvalid("this bank session has expired; start again from the wallet")
-        if not constant_time_equal(interaction.csrf_hash,
-                                   _digest(session, csrf_token, "oauth-csrf")):
+        if not constant_time_equal(
+            interaction.csrf_hash, _digest(session, csrf_token, "oauth-csrf")
+        ):
             raise SessionInvalid("the form is not from this session (CSRF)")
         if interaction.stage != stage.value:
             raise SessionInvalid("this step is not expected now; start again from the wallet")
         return interaction
 
-    def parameters(self, session: Session, interaction: OAuthInteraction) -> \
-            AuthorizationParameters:
+    def parameters(
+        self, session: Session, interaction: OAuthInteraction
+    ) -> AuthorizationParameters:
         """The pushed request this session serves."""
-        return parameters_of(session, session.get_one(OAuthPushedRequest,
-                                                      interaction.pushed_request_id))
+        return parameters_of(
+            session, session.get_one(OAuthPushedRequest, interaction.pushed_request_id)
+        )
 
-    def submit_login(self, session: Session, interaction: OAuthInteraction, bank: Bank, *,
-                     branch_code: str, account_number: str, password: str) -> None:
+    def submit_login(
+        self,
+        session: Session,
+        interaction: OAuthInteraction,
+        bank: Bank,
+        *,
+        branch_code: str,
+        account_number: str,
+        password: str,
+    ) -> None:
         """Remember who tried to log in and whether the password matched; always go to OTP."""
-        account = core.find_account(session, bank, branch_code=branch_code,
-                                    number=account_number) \
-            if branch_code.isdigit() and account_number.isdigit() else None
+        account = (
+            core.find_account(session, bank, branch_code=branch_code, number=account_number)
+            if branch_code.isdigit() and account_number.isdigit()
+            else None
+        )
         customer = session.get(Customer, account.customer_id) if account else None
         stored = customer.internet_banking_password_hash if customer else None
         runtime = bank_runtime_of(session)
@@ -144,26 +170,40 @@ class Interactions:
         interaction.password_matched = matched and stored is not None
         interaction.stage = InteractionStage.OTP.value
 
-    def submit_otp(self, session: Session, interaction: OAuthInteraction,
-                   code: str) -> LoginOutcome:
+    def submit_otp(
+        self, session: Session, interaction: OAuthInteraction, code: str
+    ) -> LoginOutcome:
         """Finish the login with the OTP; then compare identities and pick the next stage."""
-        customer = session.get(Customer, interaction.customer_id) \
-            if interaction.customer_id else None
+        customer = (
+            session.get(Customer, interaction.customer_id) if interaction.customer_id else None
+        )
         if customer is None or not self._second_factor(session, interaction, customer, code):
             interaction.customer_id, interaction.password_matched = None, False
             interaction.stage = InteractionStage.LOGIN.value
             return LoginOutcome.FAILED
         parameters = self.parameters(session, interaction)
-        if compare_holder(customer, name=parameters.holder_name,
-                          kana=parameters.holder_name_kana, birth_date=parameters.birth_date,
-                          birth_date_required=True) is not None:
+        if (
+            compare_holder(
+                customer,
+                name=parameters.holder_name,
+                kana=parameters.holder_name_kana,
+                birth_date=parameters.birth_date,
+                birth_date_required=True,
+            )
+            is not None
+        ):
             interaction.stage = InteractionStage.DONE.value
             # a correct login + OTP under someone else's identity: the holder's credentials
             # are in other hands (a phishing relay), so the holder hears of it at once
-            warn_holder(session, session.get_one(Bank, interaction.bank_id), customer,
-                        kind=IDENTITY_CHECK_FAILED, account=None,
-                        client=core.client(session, parameters.client_id),
-                        details={"client_id": parameters.client_id})
+            warn_holder(
+                session,
+                session.get_one(Bank, interaction.bank_id),
+                customer,
+                kind=IDENTITY_CHECK_FAILED,
+                account=None,
+                client=core.client(session, parameters.client_id),
+                details={"client_id": parameters.client_id},
+            )
             return LoginOutcome.IDENTITY_MISMATCH
         accounts = self.accounts(session, customer)
         if len(accounts) == 1:
@@ -173,8 +213,9 @@ class Interactions:
         interaction.stage = InteractionStage.ACCOUNT.value
         return LoginOutcome.CHOOSE_ACCOUNT
 
-    def _second_factor(self, session: Session, interaction: OAuthInteraction,
-                       customer: Customer, code: str) -> bool:
+    def _second_factor(
+        self, session: Session, interaction: OAuthInteraction, customer: Customer, code: str
+    ) -> bool:
         login = self._login_state(session, customer)
         if login.locked_at is not None:
             return False
@@ -191,9 +232,11 @@ class Interactions:
         login = lock_row(session, InternetBankingLogin, customer.id)
         if login is None:  # first login: insert, or lose the race and lock the winner's row
             with contextlib.suppress(Conflict):
-                add_unique(session, InternetBankingLogin(customer_id=customer.id, failures=0,
-                                                         last_otp_step=0),
-                           Conflict("a concurrent first login created the row"))
+                add_unique(
+                    session,
+                    InternetBankingLogin(customer_id=customer.id, failures=0, last_otp_step=0),
+                    Conflict("a concurrent first login created the row"),
+                )
             login = lock_row(session, InternetBankingLogin, customer.id)
         assert login is not None
         return login
@@ -201,11 +244,15 @@ class Interactions:
     def _otp_step(self, session: Session, customer: Customer, code: str) -> int | None:
         runtime = bank_runtime_of(session)
         bank = session.get_one(Bank, customer.bank_id)
-        devices = session.scalars(select(OtpDevice).where(
-            OtpDevice.customer_id == customer.id)).all()
+        devices = session.scalars(
+            select(OtpDevice).where(OtpDevice.customer_id == customer.id)
+        ).all()
         for device in devices:
-            totp = pyotp.TOTP(decrypt_totp_seed(runtime.secret, bank_code=bank.code,
-                                                token=device.secret_encrypted))
+            totp = pyotp.TOTP(
+                decrypt_totp_seed(
+                    runtime.secret, bank_code=bank.code, token=device.secret_encrypted
+                )
+            )
             now_step = totp.timecode(runtime.now())
             for step in (now_step - 1, now_step, now_step + 1):
                 if constant_time_equal(totp.generate_otp(step), code.strip()):
@@ -218,11 +265,13 @@ class Interactions:
 
     def accounts(self, session: Session, customer: Customer) -> Sequence[Account]:
         """The customer's accounts, in a stable order."""
-        return session.scalars(select(Account).where(Account.customer_id == customer.id)
-                               .order_by(Account.id)).all()
+        return session.scalars(
+            select(Account).where(Account.customer_id == customer.id).order_by(Account.id)
+        ).all()
 
-    def choose_account(self, session: Session, interaction: OAuthInteraction,
-                       account_id: str) -> bool:
+    def choose_account(
+        self, session: Session, interaction: OAuthInteraction, account_id: str
+    ) -> bool:
         """Pick one of the logged-in customer's accounts; False if it is not theirs."""
         customer = session.get_one(Customer, interaction.customer_id)
         chosen = [a for a in self.accounts(session, customer) if str(a.id) == account_id]

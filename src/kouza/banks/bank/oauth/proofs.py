@@ -95,19 +95,28 @@ def _nonce_is_fresh(session: Session, nonce: object) -> bool:
     runtime = bank_runtime_of(session)
     bucket = int(runtime.now().timestamp()) // NONCE_PERIOD
     return isinstance(nonce, str) and any(
-        constant_time_equal(nonce, _nonce(runtime.secret, b)) for b in (bucket, bucket - 1))
+        constant_time_equal(nonce, _nonce(runtime.secret, b)) for b in (bucket, bucket - 1)
+    )
 
 
-def remember_jti(session: Session, *, purpose: str, issuer: str, jti: object,
-                 keep_until: datetime, error: OAuthError) -> None:
+def remember_jti(
+    session: Session,
+    *,
+    purpose: str,
+    issuer: str,
+    jti: object,
+    keep_until: datetime,
+    error: OAuthError,
+) -> None:
     """Accept ``jti`` once per (purpose, issuer); ``error`` on a replay."""
     if not isinstance(jti, str) or not 8 <= len(jti) <= 256:
         raise error
     now = bank_runtime_of(session).now()
     session.execute(delete(OAuthUsedJti).where(OAuthUsedJti.expires_at < now))
     digest = hashlib.sha256(f"{issuer}\x00{jti}".encode()).hexdigest()
-    add_unique(session, OAuthUsedJti(purpose=purpose, jti_hash=digest, expires_at=keep_until),
-               error)
+    add_unique(
+        session, OAuthUsedJti(purpose=purpose, jti_hash=digest, expires_at=keep_until), error
+    )
 
 
 def _timestamp(claims: dict[str, Any], name: str, error: OAuthError) -> datetime:
@@ -120,14 +129,14 @@ def _timestamp(claims: dict[str, Any], name: str, error: OAuthError) -> datetime
         raise error from None
 
 
-def verify_client_assertion(session: Session, assertion: str, *, client_id: str,
-                            keys: KeySet, audiences: tuple[str, ...]) -> None:
+def verify_client_assertion(
+    session: Session, assertion: str, *, client_id: str, keys: KeySet, audiences: tuple[str, ...]
+) -> None:
     """Check a ``private_key_jwt`` client assertion (RFC 7523 §3); raise ``invalid_client``."""
     try:
         token = jwt.decode(assertion, keys, algorithms=DPOP_ALGORITHMS)
     except (JoseError, ValueError, TypeError, KeyError):
-        raise InvalidClientAuth("the client assertion is not signed by a registered key") \
-            from None
+        raise InvalidClientAuth("the client assertion is not signed by a registered key") from None
     claims = token.claims
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise InvalidClientAuth("the client assertion's iss and sub must be the client id")
@@ -139,9 +148,14 @@ def verify_client_assertion(session: Session, assertion: str, *, client_id: str,
     expires = _timestamp(claims, "exp", InvalidClientAuth("the client assertion needs exp"))
     if not now < expires <= now + ASSERTION_MAX_LIFETIME:
         raise InvalidClientAuth("the client assertion is expired or lives too long")
-    remember_jti(session, purpose="client_assertion", issuer=client_id, jti=claims.get("jti"),
-                 keep_until=expires,
-                 error=InvalidClientAuth("the client assertion was already used (jti)"))
+    remember_jti(
+        session,
+        purpose="client_assertion",
+        issuer=client_id,
+        jti=claims.get("jti"),
+        keep_until=expires,
+        error=InvalidClientAuth("the client assertion was already used (jti)"),
+    )
 
 
 def htu_of(base_url: str, path: str) -> str:
@@ -169,8 +183,7 @@ def _verified_proof(proof: str) -> tuple[PublicKey, dict[str, Any]]:
         raise InvalidDPoPProof("the DPoP proof needs a public jwk in its header")
     try:
         key = _import_public(jwk)
-        claims = jwt.decode(proof, key, algorithms=[header["alg"]],
-                            registry=PROOF_REGISTRY).claims
+        claims = jwt.decode(proof, key, algorithms=[header["alg"]], registry=PROOF_REGISTRY).claims
     except (JoseError, ValueError, TypeError, KeyError):
         raise InvalidDPoPProof("the DPoP proof's signature does not verify") from None
     return key, claims
@@ -184,27 +197,34 @@ def _import_public(jwk: dict[str, Any]) -> PublicKey:
     return kind.import_key(jwk)
 
 
-def verify_dpop_proof(session: Session, proof: str | None, *, method: str, url: str,
-                      access_token: str | None = None) -> DPoPProof:
+def verify_dpop_proof(
+    session: Session, proof: str | None, *, method: str, url: str, access_token: str | None = None
+) -> DPoPProof:
     """Check a DPoP proof for this request (RFC 9449 §4.3); nonce errors carry a fresh nonce."""
     if not proof:
         raise InvalidDPoPProof("a DPoP proof is required (DPoP header)")
     key, claims = _verified_proof(proof)
-    if claims.get("htm") != method or _normalised_htu(claims.get("htu")) != \
-            _normalised_htu(url):
+    if claims.get("htm") != method or _normalised_htu(claims.get("htu")) != _normalised_htu(url):
         raise InvalidDPoPProof("the DPoP proof is for another method or URL")
     now = bank_runtime_of(session).now()
     issued = _timestamp(claims, "iat", InvalidDPoPProof("the DPoP proof needs iat"))
     if not now - PROOF_WINDOW <= issued <= now + PROOF_WINDOW:
         raise InvalidDPoPProof("the DPoP proof's iat is outside the accepted window")
     if access_token is not None and not constant_time_equal(
-            str(claims.get("ath", "")), b64url_sha256(access_token)):
+        str(claims.get("ath", "")), b64url_sha256(access_token)
+    ):
         raise InvalidDPoPProof("the DPoP proof's ath does not match the access token")
     if not _nonce_is_fresh(session, claims.get("nonce")):
-        raise UseDPoPNonce("use the DPoP-Nonce the bank provides",
-                           headers={"DPoP-Nonce": current_nonce(session)})
+        raise UseDPoPNonce(
+            "use the DPoP-Nonce the bank provides", headers={"DPoP-Nonce": current_nonce(session)}
+        )
     jkt = key.thumbprint()
-    remember_jti(session, purpose="dpop", issuer=jkt, jti=claims.get("jti"),
-                 keep_until=issued + 2 * PROOF_WINDOW,
-                 error=InvalidDPoPProof("this DPoP proof was already used (jti)"))
+    remember_jti(
+        session,
+        purpose="dpop",
+        issuer=jkt,
+        jti=claims.get("jti"),
+        keep_until=issued + 2 * PROOF_WINDOW,
+        error=InvalidDPoPProof("this DPoP proof was already used (jti)"),
+    )
     return DPoPProof(jkt=jkt)

@@ -109,11 +109,14 @@ def _mandate_end(form: Mapping[str, str], bank: Bank, now: datetime) -> date:
     return ends
 
 
-def _check_oauth_parameters(form: Mapping[str, str], client: OperatorClient,
-                            redirect_uris: list[str]) -> None:
+def _check_oauth_parameters(
+    form: Mapping[str, str], client: OperatorClient, redirect_uris: list[str]
+) -> None:
     if any(name in form for name in _REFUSED_PARAMETERS):
-        raise InvalidRequest("request objects and request_uri are not accepted at the PAR "
-                             "endpoint; push the parameters themselves")
+        raise InvalidRequest(
+            "request objects and request_uri are not accepted at the PAR "
+            "endpoint; push the parameters themselves"
+        )
     if form.get("response_type") != "code":
         raise InvalidRequest("response_type must be code")
     if form.get("client_id", client.client_id) != client.client_id:
@@ -139,8 +142,14 @@ def _dpop_jkt(form: Mapping[str, str], proof_jkt: str | None) -> str | None:
     return given or proof_jkt
 
 
-def parse(session: Session, form: Mapping[str, str], *, bank: Bank, client: OperatorClient,
-          proof_jkt: str | None) -> AuthorizationParameters:
+def parse(
+    session: Session,
+    form: Mapping[str, str],
+    *,
+    bank: Bank,
+    client: OperatorClient,
+    proof_jkt: str | None,
+) -> AuthorizationParameters:
     """Validate a pushed authorization request (``invalid_request`` on any problem)."""
     registration = oauth_clients.registration(session, client)
     _check_oauth_parameters(form, client, list(registration.redirect_uris))
@@ -156,48 +165,66 @@ def parse(session: Session, form: Mapping[str, str], *, bank: Bank, client: Oper
     reference = _required(form, "wallet_reference")
     if len(reference) > 200:
         raise InvalidRequest("wallet_reference is at most 200 characters")
-    per_debit = _yen(form, "max_per_debit", bank.mandate_max_per_debit,
-                     bank.mandate_max_per_debit)
+    per_debit = _yen(form, "max_per_debit", bank.mandate_max_per_debit, bank.mandate_max_per_debit)
     per_30_days = _yen(form, "max_30_days", bank.mandate_max_30_days, bank.mandate_max_30_days)
     now = bank_runtime_of(session).now()
     return AuthorizationParameters(
-        client_id=client.client_id, redirect_uri=form["redirect_uri"], scope=SCOPE,
-        state=form.get("state", ""), code_challenge=form["code_challenge"],
-        dpop_jkt=_dpop_jkt(form, proof_jkt), holder_name=name, holder_name_kana=kana,
+        client_id=client.client_id,
+        redirect_uri=form["redirect_uri"],
+        scope=SCOPE,
+        state=form.get("state", ""),
+        code_challenge=form["code_challenge"],
+        dpop_jkt=_dpop_jkt(form, proof_jkt),
+        holder_name=name,
+        holder_name_kana=kana,
         holder_birth_date=_date(form, "holder_birth_date").isoformat(),
-        wallet_reference=reference, max_per_debit=per_debit,
+        wallet_reference=reference,
+        max_per_debit=per_debit,
         max_30_days=max(per_30_days, per_debit),
         mandate_expires_on=_mandate_end(form, bank, now).isoformat(),
     )
 
 
-def push(session: Session, parameters: AuthorizationParameters, *, bank: Bank,
-         client: OperatorClient) -> tuple[str, int]:
+def push(
+    session: Session, parameters: AuthorizationParameters, *, bank: Bank, client: OperatorClient
+) -> tuple[str, int]:
     """Store a validated request; returns its ``request_uri`` and lifetime in seconds."""
     runtime = bank_runtime_of(session)
     request_uri = REQUEST_URI_PREFIX + random_token()
     sealed = fernet(runtime.secret, "oauth-par").encrypt(json.dumps(asdict(parameters)).encode())
-    session.add(OAuthPushedRequest(
-        bank_id=bank.id, client_pk=client.id, created_at=runtime.now(),
-        request_uri_hash=keyed_hash(runtime.secret, request_uri, purpose="oauth-request-uri"),
-        parameters_encrypted=sealed.decode(), expires_at=runtime.now() + REQUEST_URI_LIFETIME,
-    ))
+    session.add(
+        OAuthPushedRequest(
+            bank_id=bank.id,
+            client_pk=client.id,
+            created_at=runtime.now(),
+            request_uri_hash=keyed_hash(runtime.secret, request_uri, purpose="oauth-request-uri"),
+            parameters_encrypted=sealed.decode(),
+            expires_at=runtime.now() + REQUEST_URI_LIFETIME,
+        )
+    )
     session.flush()
     return request_uri, int(REQUEST_URI_LIFETIME.total_seconds())
 
 
-def consume(session: Session, *, bank: Bank, client_id: str,
-            request_uri: str) -> tuple[OAuthPushedRequest, AuthorizationParameters]:
+def consume(
+    session: Session, *, bank: Bank, client_id: str, request_uri: str
+) -> tuple[OAuthPushedRequest, AuthorizationParameters]:
     """Use a ``request_uri`` once: unknown, used, expired or foreign ones are refused."""
     runtime = bank_runtime_of(session)
     digest = keyed_hash(runtime.secret, request_uri, purpose="oauth-request-uri")
-    found_id = session.scalar(select(OAuthPushedRequest.id).where(
-        OAuthPushedRequest.request_uri_hash == digest, OAuthPushedRequest.bank_id == bank.id))
+    found_id = session.scalar(
+        select(OAuthPushedRequest.id).where(
+            OAuthPushedRequest.request_uri_hash == digest, OAuthPushedRequest.bank_id == bank.id
+        )
+    )
     pushed = lock_row(session, OAuthPushedRequest, found_id) if found_id else None
     if pushed is None or pushed.used_at is not None or pushed.expires_at <= runtime.now():
         raise InvalidRequestUri("the request_uri is unknown, used or expired")
-    parameters = AuthorizationParameters(**json.loads(
-        fernet(runtime.secret, "oauth-par").decrypt(pushed.parameters_encrypted.encode())))
+    parameters = AuthorizationParameters(
+        **json.loads(
+            fernet(runtime.secret, "oauth-par").decrypt(pushed.parameters_encrypted.encode())
+        )
+    )
     if parameters.client_id != client_id:
         raise InvalidRequestUri("the request_uri belongs to another client")
     pushed.used_at = runtime.now()
@@ -207,5 +234,8 @@ def consume(session: Session, *, bank: Bank, client_id: str,
 def parameters_of(session: Session, pushed: OAuthPushedRequest) -> AuthorizationParameters:
     """The stored parameters of a pushed request."""
     runtime = bank_runtime_of(session)
-    return AuthorizationParameters(**json.loads(
-        fernet(runtime.secret, "oauth-par").decrypt(pushed.parameters_encrypted.encode())))
+    return AuthorizationParameters(
+        **json.loads(
+            fernet(runtime.secret, "oauth-par").decrypt(pushed.parameters_encrypted.encode())
+        )
+    )

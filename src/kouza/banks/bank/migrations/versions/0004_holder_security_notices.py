@@ -1,4 +1,3 @@
-# ruff: noqa: E501
 """holder security notices: failed identity checks and repeated failed legacy attempts
 
 An alert about a failed identity check (OAuth: login + OTP right, the wallet's identity not the
@@ -23,11 +22,19 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("alerts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True))
+        batch_op.add_column(
+            sa.Column(
+                "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+            )
+        )
         batch_op.add_column(sa.Column("notice_reference", sa.String(length=20), nullable=True))
         batch_op.create_index(batch_op.f("ix_alerts_customer_id"), ["customer_id"], unique=False)
-        batch_op.create_unique_constraint(batch_op.f("uq_alerts_notice_reference"), ["notice_reference"])
-        batch_op.create_foreign_key(batch_op.f("fk_alerts_customer_id_customers"), "customers", ["customer_id"], ["id"])
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_alerts_notice_reference"), ["notice_reference"]
+        )
+        batch_op.create_foreign_key(
+            batch_op.f("fk_alerts_customer_id_customers"), "customers", ["customer_id"], ["id"]
+        )
 
 
 def downgrade() -> None:
