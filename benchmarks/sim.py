@@ -43,8 +43,8 @@ from kouza.sim.scenario import load_scenario  # noqa: E402
 TARGET_OPS_PER_S = 2_000
 LAYERS = {
     "wallet payments (WalletService.pay)": "kouza.wallet.service:WalletService.pay",
-    "top-ups (MovementService.move)": "kouza.banks.linking.movements:MovementService.move",
-    "bank links (LinkService.link_legacy)": "kouza.banks.linking.links:LinkService.link_legacy",
+    "top-ups (MovementService.move)": "kouza.linking.movements:MovementService.move",
+    "bank links (LinkService.link_legacy)": "kouza.linking.links:LinkService.link_legacy",
     "sign-up + e-mail (IdentityService)": "kouza.identity.service:IdentityService.signup",
     "risk: judge + store event and decision": "kouza.risk.service:RiskService.assess",
     "ledger writes (post_batch)": "kouza.ledger.service:LedgerService.post_batch",

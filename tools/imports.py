@@ -4,7 +4,7 @@ Prints, counting imports inside functions (grimp reads every import statement):
 
 * import circles between files — the strongly connected components of the module graph with
   more than one module;
-* import circles between domain packages (``kouza.identity``, ``kouza.banks.linking``, ...);
+* import circles between domain packages (``kouza.identity``, ``kouza.linking``, ...);
 * the cross-package imports, and how many imports sit inside functions (outside
   ``if TYPE_CHECKING``).
 """
@@ -28,9 +28,9 @@ DOMAINS = (
     "kouza.identity",
     "kouza.risk",
     "kouza.wallet",
-    "kouza.banks.linking",
-    "kouza.banks.bank",
-    "kouza.banks",
+    "kouza.linking",
+    "kouza.bank",
+    "kouza.protocol",
     "kouza.ops",
     "kouza.api",
     "kouza.cli",

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     risk_rules: str = ""
     """Path of the risk rule set (YAML); empty means the shipped default."""
 
-    # Bank linking and money movement (kouza.banks.linking). Secure defaults; the simulator
+    # Bank linking and money movement (kouza.linking). Secure defaults; the simulator
     # flips them to replay 2019/2020 (ADR 0010).
     bank_api_url: str = "http://127.0.0.1:8100"
     """Base URL of the bank system's API."""
@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     bank_reconcile_grace_seconds: int = Field(default=900, gt=0)
     """A movement the bank does not have is voided only when older than this."""
 
-    # The wallet as OAuth client of ``oauth`` banks (kouza.banks.linking.oauth, ADR 0013)
+    # The wallet as OAuth client of ``oauth`` banks (kouza.linking.oauth, ADR 0013)
     bank_oauth_key_file: str = ""
     """Private JWK (JSON) signing the wallet's ``private_key_jwt`` assertions. Production points
     this at a provisioned file (never generated); empty means ``var/bank-oauth-key.jwk``,

@@ -62,7 +62,7 @@ class _Customer:
 
 
 class _Client:
-    """``private_key_jwt`` client assertions for the bank (``kouza.banks.linking.keys``)."""
+    """``private_key_jwt`` client assertions for the bank (``kouza.linking.keys``)."""
 
     def __init__(self) -> None:
         self._key: ECKey | None = None

@@ -2,7 +2,7 @@
 
 The bank database follows the wallet's dialect (one parametrisation, not four): SQLite copies a
 migrated bank template; PostgreSQL migrates its own schema per test process
-(``kouza_link_bank_<worker>_<pid>``, distinct from ``tests/banks``' schema so both can run in one
+(``kouza_link_bank_<worker>_<pid>``, distinct from ``tests/bank``' schema so both can run in one
 session) and truncates it before each test.
 
 Wiring (ADR 0010): the wallet's :class:`BankClient` uses an ``httpx.Client`` whose transport is
@@ -28,17 +28,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from kouza.api.app import create_app
-from kouza.banks.bank.app import create_bank_app
-from kouza.banks.bank.migrate import upgrade
-from kouza.banks.bank.models import AuthProfile, BankBase
-from kouza.banks.bank.runtime import BankRuntime, build_bank_runtime
-from kouza.banks.bank.settings import BankSettings
-from kouza.banks.linking.client import BankClient
+from kouza.bank.app import create_bank_app
+from kouza.bank.migrate import upgrade
+from kouza.bank.models import AuthProfile, BankBase
+from kouza.bank.runtime import BankRuntime, build_bank_runtime
+from kouza.bank.settings import BankSettings
 from kouza.kit.clock import ManualClock
 from kouza.kit.db import make_engine
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
-from tests.banks.helpers import Holder, make_bank, make_client, make_holder
+from kouza.linking.client import BankClient
+from tests.bank.helpers import Holder, make_bank, make_client, make_holder
 from tests.conftest import POSTGRES_URL
 
 BANK_SECRET = "linking-bank-secret-not-for-production"

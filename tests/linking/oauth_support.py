@@ -15,10 +15,10 @@ import httpx
 import pyotp
 from fastapi.testclient import TestClient
 
-from kouza.banks.bank.app import create_bank_app
-from kouza.banks.bank.core import CustomerData, core
-from kouza.banks.bank.models import AccountType
-from kouza.banks.linking.keys import client_jwks
+from kouza.bank.app import create_bank_app
+from kouza.bank.core import CustomerData, core
+from kouza.bank.models import AccountType
+from kouza.linking.keys import client_jwks
 from tests.linking.conftest import OAUTH_BANK, World
 from tests.linking.support import Person, login, signed
 

@@ -15,17 +15,17 @@ from typing import Any
 
 from sqlalchemy import select
 
-from kouza.banks.bank.core import core
-from kouza.banks.linking.models import BankLink, BankMovement
+from kouza.bank.core import core
 from kouza.identity.devices import SignedChallenge
 from kouza.identity.levels import promote
 from kouza.identity.models import Device, EkycVerification, User, VerifiedIdentity
 from kouza.identity.service import identity
 from kouza.ledger.service import Balance, ledger
+from kouza.linking.models import BankLink, BankMovement
 from kouza.risk.service import risk
 from kouza.wallet.models import Wallet
 from kouza.wallet.service import wallets
-from tests.banks.helpers import Holder
+from tests.bank.helpers import Holder
 from tests.factories import PASSWORD, customer
 from tests.identity.support import DeviceKey, phone_user
 from tests.linking.conftest import LEGACY_BANK, World
@@ -212,7 +212,7 @@ def charge(world: World, linked: Linked, amount: int, key: str) -> Any:
 def bank_transfer_count(world: World) -> int:
     from sqlalchemy import func
 
-    from kouza.banks.bank.models import Transfer
+    from kouza.bank.models import Transfer
 
     with world.bank_rt.db.unit_of_work() as session:
         return int(session.scalar(select(func.count()).select_from(Transfer)) or 0)

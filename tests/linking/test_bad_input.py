@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from kouza.cli import banks_cli, common
-from tests.banks.helpers import make_holder
+from kouza.cli import common, linking_cli
+from tests.bank.helpers import make_holder
 from tests.conftest import START
 from tests.linking.conftest import LEGACY_BANK, World, is_transfer
 from tests.linking.support import (
@@ -194,14 +194,14 @@ class TestCli:
         monkeypatch.setattr(common, "_runtime", world.rt)
         monkeypatch.setattr(common.console, "_width", 240)
         runner = CliRunner()
-        shown = runner.invoke(banks_cli.app, ["links", str(linked.person.wallet.id)])
+        shown = runner.invoke(linking_cli.app, ["links", str(linked.person.wallet.id)])
         assert shown.exit_code == 0 and "***567" in shown.output
         world.transport.lose_response = is_transfer
         assert charge(world, linked, 5_000, "lost").status_code == 503
         world.transport.lose_response = lambda _request: False
         until = (world.clock.now() + timedelta(seconds=1)).isoformat()
         window = ["reconcile", "--since", START.isoformat(), "--until", until]
-        settled = runner.invoke(banks_cli.app, window)
+        settled = runner.invoke(linking_cli.app, window)
         assert settled.exit_code == 0, settled.output
         assert "1 posted" in settled.output
         creds = (world.rt.settings.bank_client_id, world.rt.settings.bank_client_secret)
@@ -211,18 +211,18 @@ class TestCli:
             auth=creds,
             headers={"Idempotency-Key": "outside"},
         )
-        differs = runner.invoke(banks_cli.app, window)
+        differs = runner.invoke(linking_cli.app, window)
         assert differs.exit_code == 1 and "unknown_to_wallet" in differs.output
         naive = runner.invoke(
-            banks_cli.app, ["reconcile", "--since", "2026-03-01T00:00", "--until", until]
+            linking_cli.app, ["reconcile", "--since", "2026-03-01T00:00", "--until", until]
         )
         assert naive.exit_code == 1 and "time zone" in naive.output
 
 
 class TestServiceValidation:
     def test_malformed_details_at_the_service(self, world: World) -> None:
-        from kouza.banks.linking.errors import InvalidBankDetails
-        from kouza.banks.linking.service import linking
+        from kouza.linking.errors import InvalidBankDetails
+        from kouza.linking.service import linking
 
         policy_2019(world)
         person = email_customer(world)

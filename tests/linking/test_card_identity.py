@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from kouza.banks.bank.core import CustomerData, core
-from kouza.banks.bank.models import AccountType, AttemptOutcome, AuthProfile, Link, LinkAttempt
+from kouza.bank.core import CustomerData, core
+from kouza.bank.models import AccountType, AttemptOutcome, AuthProfile, Link, LinkAttempt
 from kouza.kit import zengin
-from tests.banks.helpers import make_bank
+from tests.bank.helpers import make_bank
 from tests.linking.conftest import OAUTH_BANK, World
 from tests.linking.oauth_support import (
     IbHolder,

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from joserfc import jwt
 
-from kouza.banks.linking.client import BankClient, bank_client_of
-from kouza.banks.linking.errors import BankRefused
-from kouza.banks.linking.keys import Signer, client_key
+from kouza.linking.client import BankClient, bank_client_of
+from kouza.linking.errors import BankRefused
+from kouza.linking.keys import Signer, client_key
 from tests.linking.conftest import BANK_URL, World
 from tests.linking.oauth_support import register_wallet_at_bank
 from tests.linking.support import bank_balance, charge, linked_under_2019

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import ECKey
 
-from kouza.banks.linking.errors import OAuthMaterialUnavailable
-from kouza.banks.linking.keys import DEV_KEY_FILE, client_jwks, client_key, seal, unseal
 from kouza.config import Settings
 from kouza.kit.runtime import Runtime
+from kouza.linking.errors import OAuthMaterialUnavailable
+from kouza.linking.keys import DEV_KEY_FILE, client_jwks, client_key, seal, unseal
 
 
 def _runtime(tmp_path: Path, secret: str = "s" * 32, **settings: str) -> Runtime:

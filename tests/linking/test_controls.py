@@ -7,8 +7,8 @@ from datetime import date
 
 from sqlalchemy import select
 
-from kouza.banks.linking.models import BankLinkStatus
 from kouza.identity.service import identity
+from kouza.linking.models import BankLinkStatus
 from kouza.ops.cases import cases
 from kouza.ops.models import OperatorRole, SwitchScope
 from kouza.ops.switches import switches

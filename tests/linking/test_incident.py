@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from kouza.banks.linking.models import MovementStatus
+from kouza.linking.models import MovementStatus
 from tests.linking.conftest import World
 from tests.linking.support import (
     bank_balance,

@@ -8,12 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from kouza.banks.linking.errors import BankOutcomeUnknown
-from kouza.banks.linking.models import MovementStatus
-from kouza.banks.linking.movements import AFTER_BANK_CALL
-from kouza.banks.linking.reconcile import ReconcileReport
-from kouza.banks.linking.service import linking
 from kouza.ledger.models import Hold, HoldStatus, JournalEntry
+from kouza.linking.errors import BankOutcomeUnknown
+from kouza.linking.models import MovementStatus
+from kouza.linking.movements import AFTER_BANK_CALL
+from kouza.linking.reconcile import ReconcileReport
+from kouza.linking.service import linking
 from tests.conftest import START
 from tests.linking.conftest import World, is_transfer
 from tests.linking.support import (

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs
 import pytest
 from sqlalchemy import func, select, text
 
-from kouza.banks.bank.models import Link
-from kouza.banks.linking.keys import b64url_sha256
-from kouza.banks.linking.models import BankLinkToken, BankOAuthFlow
+from kouza.bank.models import Link
+from kouza.linking.keys import b64url_sha256
+from kouza.linking.models import BankLinkToken, BankOAuthFlow
 from tests.linking.conftest import LEGACY_BANK, OAUTH_BANK, World
 from tests.linking.oauth_support import (
     IbHolder,

@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from kouza.banks.linking.models import BankMovement, MovementStatus
-from kouza.banks.linking.service import linking
+from kouza.linking.models import BankMovement, MovementStatus
+from kouza.linking.service import linking
 from kouza.ops.models import AuditEvent, OperatorRole
 from kouza.ops.service import ops
 from kouza.risk.service import risk

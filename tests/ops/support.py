@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from kouza.banks.bank.core import core
-from kouza.banks.bank.models import Alert, BankOutboxMessage, OAuthClientRegistration
-from kouza.banks.bank.oauth.clients import oauth_clients
-from kouza.banks.linking.keys import client_jwks
+from kouza.bank.core import core
+from kouza.bank.models import Alert, BankOutboxMessage, OAuthClientRegistration
+from kouza.bank.oauth.clients import oauth_clients
 from kouza.ledger.models import AccountKind
 from kouza.ledger.service import ledger
+from kouza.linking.keys import client_jwks
 from kouza.ops.models import OperatorRole
 from kouza.ops.service import ops
 from kouza.wallet.models import MerchantCategory, Payment

@@ -18,13 +18,13 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from kouza.banks.linking import notices
-from kouza.banks.linking.reconcile import reconciler
 from kouza.cli import common
 from kouza.cli.main import app
 from kouza.kit.outbox import OutboxMessage
 from kouza.ledger.models import AccountKind
 from kouza.ledger.service import ledger
+from kouza.linking import notices
+from kouza.linking.reconcile import reconciler
 from kouza.ops.compensation import AFTER_CALL, compensations
 from kouza.ops.models import (
     AuditEvent,
@@ -216,7 +216,7 @@ def _claims(world: World, notice: BankLockNotice) -> str:
     link = world.rt.providers["bank_client"]
     assert link is not None
     with world.rt.db.unit_of_work() as session:
-        from kouza.banks.linking.models import BankLink
+        from kouza.linking.models import BankLink
 
         bank_link = session.get_one(BankLink, notice.link_id)
         return json.dumps(
@@ -245,7 +245,7 @@ class TestCompensation:
         _lock(world, admin, attacked)
         # the holder reads the bank's warning and says "not me" at the counter: link revoked
         with world.bank_rt.db.unit_of_work() as session:
-            from kouza.banks.bank.models import Link
+            from kouza.bank.models import Link
 
             reference = session.scalars(select(Link.notice_reference)).one()
         revoked = world.bank.post(

@@ -13,10 +13,10 @@ import gc
 from fastapi import FastAPI
 
 import kouza
-from kouza.banks.linking.endpoints import router as bank_linking_router
 from kouza.identity.endpoints import router as identity_router
 from kouza.kit.runtime import Runtime, build_runtime
 from kouza.kit.web import create_api
+from kouza.linking.endpoints import router as bank_linking_router
 from kouza.ops.endpoints import router as ops_router
 from kouza.risk.endpoints import router as risk_router
 from kouza.wallet.endpoints import router as wallet_router

@@ -17,15 +17,15 @@ import typer
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from kouza.banks.bank.core import core
-from kouza.banks.bank.holder import holder
-from kouza.banks.bank.migrate import upgrade
-from kouza.banks.bank.models import OperatorClient
-from kouza.banks.bank.oauth.clients import oauth_clients
-from kouza.banks.bank.outbox import deliver
-from kouza.banks.bank.runtime import BankRuntime, build_bank_runtime
-from kouza.banks.bank.seed import SeedReport, seed_banks
-from kouza.banks.bank.settings import BankSettings
+from kouza.bank.core import core
+from kouza.bank.holder import holder
+from kouza.bank.migrate import upgrade
+from kouza.bank.models import OperatorClient
+from kouza.bank.oauth.clients import oauth_clients
+from kouza.bank.outbox import deliver
+from kouza.bank.runtime import BankRuntime, build_bank_runtime
+from kouza.bank.seed import SeedReport, seed_banks
+from kouza.bank.settings import BankSettings
 from kouza.cli.common import console, fail, reports_errors
 
 app = typer.Typer(
@@ -52,7 +52,7 @@ def serve(
     """Serve the bank API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from kouza.banks.bank.app import create_bank_app
+    from kouza.bank.app import create_bank_app
 
     with bank_runtime() as runtime:
         url = runtime.db.engine.url.render_as_string(hide_password=True)

@@ -8,10 +8,10 @@ import typer
 
 from kouza.cli import (
     bank_cli,
-    banks_cli,
     dev,
     identity_cli,
     ledger_cli,
+    linking_cli,
     merchants,
     operators,
     ops_cli,
@@ -40,7 +40,7 @@ app.add_typer(ops_cli.cases_app, name="cases")
 app.add_typer(ops_cli.ops_app, name="ops")
 app.add_typer(identity_cli.app, name="users")
 app.add_typer(bank_cli.app, name="bank")
-app.add_typer(banks_cli.app, name="banks")
+app.add_typer(linking_cli.app, name="banks")
 dev.app.add_typer(identity_cli.dev_ca_app, name="ca")
 app.add_typer(dev.app, name="dev")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

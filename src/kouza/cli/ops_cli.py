@@ -17,8 +17,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kouza.banks.linking import notices
-from kouza.banks.linking.keys import client_jwks
 from kouza.cli.common import (
     cli_actor,
     confirm_or_exit,
@@ -29,6 +27,8 @@ from kouza.cli.common import (
     reports_errors,
     runtime,
 )
+from kouza.linking import notices
+from kouza.linking.keys import client_jwks
 from kouza.ops import report
 from kouza.ops.callcentre import AccountLookup, AccountRef, callcentre, spend_csv
 from kouza.ops.cases import cases

@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kouza.banks.linking.models import BankLink, BankMovement, MovementDirection
 from kouza.kit import zengin
 from kouza.kit.runtime import runtime_of
+from kouza.linking.models import BankLink, BankMovement, MovementDirection
 from kouza.ops.cases import cases
 from kouza.ops.errors import InvalidOpsInput
 from kouza.ops.models import BankLockNotice, Case, Enquiry, WalletLock

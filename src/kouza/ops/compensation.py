@@ -36,19 +36,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kouza.banks.linking.client import BankTransfer, bank_client_of
-from kouza.banks.linking.errors import BankRefused, BankUnavailable
-from kouza.banks.linking.models import (
+from kouza.kit.locking import lock_row
+from kouza.kit.runtime import Runtime, runtime_of
+from kouza.ledger.models import AccountKind, EntryKind
+from kouza.ledger.service import ledger
+from kouza.linking.client import BankTransfer, bank_client_of
+from kouza.linking.errors import BankRefused, BankUnavailable
+from kouza.linking.models import (
     UNRESOLVED,
     BankLink,
     BankMovement,
     MovementDirection,
     MovementStatus,
 )
-from kouza.kit.locking import lock_row
-from kouza.kit.runtime import Runtime, runtime_of
-from kouza.ledger.models import AccountKind, EntryKind
-from kouza.ledger.service import ledger
 from kouza.ops.errors import (
     CaseNotConfirmed,
     InvalidOpsInput,

@@ -16,12 +16,12 @@ from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.orm import Session
 
-from kouza.banks.linking import notices
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
 from kouza.kit.openapi import error_responses
 from kouza.kit.web import RuntimeDep, SessionDep, run_idempotent
 from kouza.ledger.errors import InsufficientFunds, InvalidAmount, InvalidEntry, UnknownAccount
 from kouza.ledger.service import EntrySpec, Leg, ledger
+from kouza.linking import notices
 from kouza.ops import report
 from kouza.ops.callcentre import AccountRef, callcentre, spend_csv
 from kouza.ops.cases import cases

@@ -3,7 +3,7 @@
 Locking is idempotent (locking a locked wallet changes nothing and is still answered) and
 audited with who and why. Unlocking needs a reason too. Each lock is a :class:`WalletLock` row
 (at most one open per wallet, a partial unique index): the first lock of a wallet queues one
-signed notice per linked bank account (:mod:`kouza.banks.linking.notices`), so the bank can warn
+signed notice per linked bank account (:mod:`kouza.linking.notices`), so the bank can warn
 its customer; locking again while locked returns the same lock and queues nothing.
 """
 
@@ -26,7 +26,7 @@ class LockService:
 
     def lock(self, session: Session, *, wallet_id: uuid.UUID, actor: str, reason: str) -> Wallet:
         """Freeze a wallet (suspected fraud) and tell the banks of its linked accounts."""
-        from kouza.banks.linking.notices import notify_lock  # linking imports ops, not back
+        from kouza.linking.notices import notify_lock  # linking imports ops, not back
 
         ops.audit(session, actor=actor, action="wallet.lock", subject=str(wallet_id), reason=reason)
         wallet = wallets.set_status(session, wallet_id=wallet_id, status=WalletStatus.LOCKED)

@@ -28,10 +28,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kouza.banks.linking.models import BankLink, BankMovement, MovementDirection
 from kouza.identity.models import ReverificationCampaign
 from kouza.kit import zengin
 from kouza.kit.outbox import OutboxMessage
+from kouza.linking.models import BankLink, BankMovement, MovementDirection
 from kouza.ops.errors import InvalidOpsInput
 from kouza.ops.models import (
     AuditEvent,

@@ -13,7 +13,7 @@
 
 The refusals keep their side effects (lock, case, spent step-up) even though the request fails:
 they are raised with ``keep_changes=True``. This is the one enforcement path: bank linking
-(:mod:`kouza.banks.linking.policy`) calls it too, answering ``review`` itself beforehand: a link
+(:mod:`kouza.linking.policy`) calls it too, answering ``review`` itself beforehand: a link
 is refused, a top-up is credited as held funds until an operator decides (ADR 0013). A lock
 here notifies the banks of the wallet's linked accounts (:mod:`kouza.ops.locks`).
 """

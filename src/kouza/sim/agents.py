@@ -13,11 +13,11 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 from sqlalchemy.orm import Session
 
-from kouza.banks.linking.policy import DeviceProof
 from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction, SignedChallenge, signing_payload
 from kouza.identity.models import User
 from kouza.identity.service import identity
+from kouza.linking.policy import DeviceProof
 
 
 class FollowUp:

@@ -29,11 +29,7 @@ from joserfc.jwk import ECKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kouza.banks.bank.models import Transfer as BankTransfer
-from kouza.banks.linking.links import Caller, LegacyLinkInput, LinkService
-from kouza.banks.linking.models import BankLink, BankMovement, MovementDirection, MovementStatus
-from kouza.banks.linking.movements import MovementService, MoveRequest
-from kouza.banks.linking.oauth import DeclaredIdentity, OAuthCallback, oauth_links
+from kouza.bank.models import Transfer as BankTransfer
 from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction, SignedChallenge
 from kouza.identity.ekyc.devca import TestCitizen
@@ -42,6 +38,10 @@ from kouza.identity.models import User
 from kouza.identity.service import identity
 from kouza.kit.notify import Message
 from kouza.kit.security import password_cost
+from kouza.linking.links import Caller, LegacyLinkInput, LinkService
+from kouza.linking.models import BankLink, BankMovement, MovementDirection, MovementStatus
+from kouza.linking.movements import MovementService, MoveRequest
+from kouza.linking.oauth import DeclaredIdentity, OAuthCallback, oauth_links
 from kouza.ops.models import AuditEvent
 from kouza.risk.events import RiskEvent
 from kouza.risk.service import risk

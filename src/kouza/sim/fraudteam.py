@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from kouza.banks.bank.holder import holder
-from kouza.banks.linking.models import BankLink, BankLinkStatus
-from kouza.banks.linking.reviews import reviews
+from kouza.bank.holder import holder
 from kouza.errors import KouzaError
 from kouza.kit.notify import Message
+from kouza.linking.models import BankLink, BankLinkStatus
+from kouza.linking.reviews import reviews
 from kouza.ops.locks import locks
 from kouza.ops.models import SwitchScope
 from kouza.ops.switches import switches

@@ -30,14 +30,12 @@ from cryptography import x509
 from sqlalchemy import update
 
 from kouza.api.app import create_app
-from kouza.banks.bank.app import create_bank_app
-from kouza.banks.bank.core import core
-from kouza.banks.bank.migrate import upgrade as upgrade_bank
-from kouza.banks.bank.models import AuthProfile, Bank, NoticeChannel
-from kouza.banks.bank.runtime import BankRuntime, build_bank_runtime
-from kouza.banks.bank.settings import BankSettings
-from kouza.banks.linking.client import BankClient
-from kouza.banks.linking.keys import Signer, client_jwks
+from kouza.bank.app import create_bank_app
+from kouza.bank.core import core
+from kouza.bank.migrate import upgrade as upgrade_bank
+from kouza.bank.models import AuthProfile, Bank, NoticeChannel
+from kouza.bank.runtime import BankRuntime, build_bank_runtime
+from kouza.bank.settings import BankSettings
 from kouza.config import Settings
 from kouza.identity.ekyc import CrlRevocationChecker, DevFaceMatcher
 from kouza.identity.ekyc.devca import DevCertificateAuthority
@@ -48,6 +46,8 @@ from kouza.kit.db import make_engine
 from kouza.kit.migrate import upgrade
 from kouza.kit.notify import Message
 from kouza.kit.runtime import Runtime, build_runtime
+from kouza.linking.client import BankClient
+from kouza.linking.keys import Signer, client_jwks
 from kouza.risk.rules import RuleSet, parse_rule_set
 from kouza.risk.service import risk, shipped_rule_set
 from kouza.sim.profiles import DefenceProfile, TopUpCap

@@ -1,0 +1,97 @@
+"""``kouza banks``: the wallet's side of bank links — reconciliation and link listings.
+
+``reconcile`` compares the wallet's bank movements with the bank's transfer report, settles what
+is certain (see :mod:`kouza.linking.reconcile`) and prints a table; it exits 1 when
+differences remain for a person to resolve, so it can run from cron and alert.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from kouza.cli.common import console, fail, money, parse_uuid, reports_errors, runtime
+from kouza.linking.reconcile import ReconcileReport
+from kouza.linking.service import linking
+
+app = typer.Typer(help="Bank links and movements (wallet side).", no_args_is_help=True)
+
+
+def _moment(value: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option}: not an ISO 8601 time: {value!r}") from None
+    if moment.tzinfo is None:
+        raise fail(f"{option}: give a time zone (e.g. 2026-03-01T00:00:00+09:00)")
+    return moment
+
+
+def _print(report: ReconcileReport) -> None:
+    console.print(
+        f"checked {report.checked} movement(s) from {report.since.isoformat()} to "
+        f"{report.until.isoformat()}: {len(report.posted)} posted, {len(report.voided)} "
+        f"voided, {len(report.waiting)} waiting, {len(report.differences)} difference(s)"
+    )
+    if not report.differences:
+        return
+    table = Table("kind", "movement", "bank key", "wallet", "bank", "detail")
+    for item in report.differences:
+        table.add_row(
+            item.kind,
+            item.movement_id or "-",
+            item.bank_key,
+            money(item.wallet_amount) if item.wallet_amount is not None else "-",
+            money(item.bank_amount) if item.bank_amount is not None else "-",
+            item.detail,
+        )
+    console.print(table)
+
+
+@app.command("reconcile")
+@reports_errors
+def reconcile(
+    since: Annotated[str, typer.Option(help="Start of the window (ISO 8601 with zone)")],
+    until: Annotated[str, typer.Option(help="End of the window, exclusive (ISO 8601)")],
+) -> None:
+    """Compare bank movements with the bank's report; settle what is certain."""
+    start, end = _moment(since, "--since"), _moment(until, "--until")
+    with runtime().db.unit_of_work() as session:
+        report = linking.reconcile(session, since=start, until=end)
+    _print(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("links")
+@reports_errors
+def links(wallet_id: Annotated[str, typer.Argument(help="Wallet id")]) -> None:
+    """The bank accounts linked to a wallet (last three digits only)."""
+    table = Table("link", "bank", "branch", "account", "status", "per debit", "30 days", "created")
+    with runtime().db.unit_of_work() as session:
+        for link in linking.links_of_wallet(session, parse_uuid(wallet_id, "wallet")):
+            table.add_row(
+                str(link.id),
+                link.bank_code,
+                link.branch,
+                f"{link.account_type} ***{link.account_last3}",
+                link.status,
+                money(link.max_per_debit),
+                money(link.max_30_days),
+                link.created_at.isoformat(timespec="seconds"),
+            )
+    console.print(table)
+
+
+@app.command("oauth-jwks")
+@reports_errors
+def oauth_jwks() -> None:
+    """Print the wallet's public client keys (JWKS) to register at an ``oauth`` bank."""
+    import json
+
+    from kouza.linking.keys import client_jwks
+
+    typer.echo(json.dumps(client_jwks(runtime()), indent=2))

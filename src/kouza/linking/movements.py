@@ -1,0 +1,443 @@
+"""Top-ups (bank debits) and withdrawals (bank credits) that survive crashes and lost answers.
+
+A movement runs in three steps, never holding a database transaction open across the bank call:
+
+1. **Record** (one unit of work, committed): ownership, wallet and link status, kill switch,
+   level gate, device signature, wallet limits (counting movements still in flight), the risk
+   decision; then a ledger hold (top-up: ``bank_clearing:<code>`` → wallet, credited but not
+   spendable; withdrawal: wallet → clearing, reserved) and a ``bank_movements`` row ``pending``.
+2. **Call** the bank with an idempotency key derived from the movement's id, so any retry of
+   this movement — by the customer with the same Idempotency-Key, or by reconciliation — can
+   never move money twice.
+3. **Settle** (a second unit of work): post the hold on success, void it on a definite refusal,
+   or mark the movement ``unknown`` when no answer came (the hold stays pending; a retry with
+   the same key or ``kouza banks reconcile`` resolves it).
+
+On a link made through the bank's OAuth flow the call carries the link's DPoP-bound access
+token (:func:`kouza.linking.oauth.dpop_credentials`); a legacy link uses the client secret.
+
+A top-up the risk engine sends to ``review`` is not refused: it is recorded with a
+:class:`~kouza.linking.models.BankMovementReview` and goes to the bank like any other;
+when the bank moved the money, settling marks the movement ``posted`` but leaves the hold
+pending — credited, not spendable — until an operator releases or rejects it
+(:mod:`kouza.linking.reviews`). Withdrawals under review are still refused.
+
+A crash between 2 and 3 leaves a ``pending`` movement and a pending hold: money that the bank
+may have moved is never spendable before reconciliation has seen the bank's report.
+
+``runtime.providers["linking.after_bank_call"]``, when set, is called with the movement id right
+after a successful bank answer and before settling — the fault-injection point the crash tests
+use (a callable that raises simulates the process dying there).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kouza.errors import IdempotencyConflict, IdempotencyInFlight, KouzaError
+from kouza.identity.devices import SensitiveAction
+from kouza.kit.db import add_unique
+from kouza.kit.idempotency import request_hash
+from kouza.kit.locking import lock_row
+from kouza.kit.money import MAX_AMOUNT_YEN
+from kouza.kit.runtime import Runtime, runtime_of
+from kouza.ledger.errors import InvalidAmount
+from kouza.ledger.models import AccountKind, EntryKind
+from kouza.ledger.service import ledger
+from kouza.linking import policy
+from kouza.linking.client import BankTransfer, bank_client_of
+from kouza.linking.errors import (
+    BankLinkNotActive,
+    BankOutcomeUnknown,
+    BankRefused,
+    BankUnavailable,
+    MandateExceeded,
+    MovementRefused,
+    UnderReview,
+    UnknownBankLink,
+)
+from kouza.linking.links import Caller, owned_wallet_locked
+from kouza.linking.models import (
+    UNRESOLVED,
+    BankLink,
+    BankLinkStatus,
+    BankMovement,
+    BankMovementReview,
+    MovementDirection,
+    MovementStatus,
+    ReviewStatus,
+)
+from kouza.linking.oauth import dpop_credentials
+from kouza.ops.models import SwitchScope
+from kouza.ops.switches import switches
+from kouza.risk.enforcement import HeldForReview
+from kouza.risk.events import EventType, RiskEvent
+from kouza.wallet.limits import Movement
+from kouza.wallet.models import MovementKind, Wallet
+from kouza.wallet.service import limits_of
+
+AFTER_BANK_CALL = "linking.after_bank_call"
+PASSBOOK_TEXT = "ｺｳｻﾞ"
+
+
+@dataclass(frozen=True)
+class MoveRequest:
+    """A customer's top-up or withdrawal request."""
+
+    caller: Caller
+    direction: MovementDirection
+    link_id: uuid.UUID
+    amount: int
+    idempotency_key: str
+
+    def fingerprint(self) -> str:
+        return request_hash([self.direction.value, str(self.link_id), self.amount])
+
+    @property
+    def action(self) -> SensitiveAction:
+        debit = self.direction is MovementDirection.DEBIT
+        return SensitiveAction.CHARGE if debit else SensitiveAction.WITHDRAW
+
+    @property
+    def event_type(self) -> EventType:
+        debit = self.direction is MovementDirection.DEBIT
+        return EventType.TOPUP if debit else EventType.WITHDRAWAL
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the bank call needs, read out of the recording unit of work."""
+
+    movement_id: uuid.UUID
+    status: str
+    direction: MovementDirection
+    amount: int
+    bank_key: str
+    bank_link_id: uuid.UUID
+    failure: str
+    event: RiskEvent
+    link_id: uuid.UUID
+
+
+def check_amount(amount: object) -> int:
+    """``amount`` as whole yen in range, or InvalidAmount."""
+    if type(amount) is not int or not 0 < amount <= MAX_AMOUNT_YEN:
+        raise InvalidAmount(
+            f"amount must be whole yen between ¥1 and ¥{MAX_AMOUNT_YEN:,}", amount=repr(amount)[:40]
+        )
+    return amount
+
+
+class MovementService:
+    """Record, call, settle: top-ups and withdrawals between linked accounts and wallets."""
+
+    def move(self, runtime: Runtime, request: MoveRequest) -> BankMovement:
+        """Run a top-up or withdrawal once per (wallet, Idempotency-Key)."""
+        try:
+            with runtime.db.unit_of_work() as session:
+                snapshot = self._replay_or_record(session, request)
+        except KouzaError as refusal:
+            self._record_refusal(runtime, request, refusal)
+            raise
+        if snapshot.status == MovementStatus.POSTED.value:
+            return self._load(runtime, snapshot.movement_id)
+        if snapshot.status == MovementStatus.VOIDED.value:
+            raise MovementRefused(
+                snapshot.failure or "the bank refused this movement",
+                movement_id=str(snapshot.movement_id),
+            )
+        return self._call_and_settle(runtime, snapshot)
+
+    # --- step 1: record -------------------------------------------------------------------
+
+    def _replay_or_record(self, session: Session, request: MoveRequest) -> Snapshot:
+        event = self._event(session, request)
+        earlier = self._earlier(session, request)
+        if earlier is not None:
+            return self._snapshot(session, earlier, event)
+        movement = self._record(session, request, event)
+        return self._snapshot(session, movement, event)
+
+    def _record_refusal(self, runtime: Runtime, request: MoveRequest, refusal: KouzaError) -> None:
+        # in its own unit of work: the refused one rolled back (a half-made hold must not stay)
+        with runtime.db.unit_of_work() as session:
+            event = self._event(session, request)
+            policy.record(session, replace(event, outcome=refusal.code), refusal=refusal)
+
+    def _earlier(self, session: Session, request: MoveRequest) -> BankMovement | None:
+        owned_wallet = session.get(Wallet, request.caller.wallet_id)
+        if owned_wallet is None or owned_wallet.user_id != request.caller.user.id:
+            return None  # the full check in _record answers "not found"
+        earlier = session.scalars(
+            select(BankMovement).where(
+                BankMovement.wallet_id == owned_wallet.id,
+                BankMovement.idempotency_key == request.idempotency_key,
+            )
+        ).one_or_none()
+        if earlier is not None and earlier.request_hash != request.fingerprint():
+            raise IdempotencyConflict(
+                "this Idempotency-Key was already used with a different request",
+                key=request.idempotency_key,
+            )
+        return earlier
+
+    def _record(self, session: Session, request: MoveRequest, event: RiskEvent) -> BankMovement:
+        caller = request.caller
+        amount = check_amount(request.amount)
+        wallet = owned_wallet_locked(session, caller)
+        link = self._usable_link(session, wallet, request)
+        if request.direction is MovementDirection.DEBIT:
+            switches.require_open(session, SwitchScope.BANK_CHARGES, link.bank_code)
+        policy.require_bank_gate(session, caller.user)
+        device_id = policy.require_device(
+            session,
+            caller.user,
+            device_id=caller.device_id,
+            proof=caller.proof,
+            action=request.action,
+        )
+        self._check_limits(session, wallet, link, request.direction, amount)
+        decision = policy.decide(session, event)
+        try:
+            policy.enforce(
+                session, decision, user=caller.user, wallet_id=wallet.id, purpose=request.action
+            )
+        except (UnderReview, HeldForReview) as review:
+            if request.direction is not MovementDirection.DEBIT:
+                raise  # money leaving the wallet waits for nobody: refused
+            movement = self._hold_and_insert(session, request, wallet, link, device_id)
+            session.add(
+                BankMovementReview(
+                    movement_id=movement.id,
+                    wallet_id=wallet.id,
+                    status=ReviewStatus.HELD.value,
+                    rules=[str(rule) for rule in review.details.get("rules", [])],
+                    created_at=runtime_of(session).now(),
+                )
+            )
+            session.flush()
+            return movement
+        return self._hold_and_insert(session, request, wallet, link, device_id)
+
+    def _usable_link(self, session: Session, wallet: Wallet, request: MoveRequest) -> BankLink:
+        link = session.get(BankLink, request.link_id)
+        if link is None or link.wallet_id != wallet.id:
+            raise UnknownBankLink("no such bank link on this wallet", link_id=str(request.link_id))
+        allowed = {BankLinkStatus.ACTIVE.value}
+        if request.direction is MovementDirection.CREDIT:
+            allowed.add(BankLinkStatus.SUSPENDED.value)  # the bank still accepts credits
+        if link.status not in allowed:
+            raise BankLinkNotActive(f"this bank link is {link.status}", status=link.status)
+        if request.direction is MovementDirection.DEBIT and request.amount > link.max_per_debit:
+            raise MandateExceeded(
+                "above the mandate's per-debit maximum", max_per_debit=link.max_per_debit
+            )
+        return link
+
+    def _check_limits(
+        self,
+        session: Session,
+        wallet: Wallet,
+        link: BankLink,
+        direction: MovementDirection,
+        amount: int,
+    ) -> None:
+        runtime = runtime_of(session)
+        in_flight = session.scalar(
+            select(func.coalesce(func.sum(BankMovement.amount), 0)).where(
+                BankMovement.wallet_id == wallet.id,
+                BankMovement.direction == direction.value,
+                BankMovement.status.in_(UNRESOLVED),
+            )
+        )
+        kind = (
+            MovementKind.TOPUP if direction is MovementDirection.DEBIT else MovementKind.WITHDRAWAL
+        )
+        # movements still in flight count as done, so concurrent top-ups cannot pass a cap
+        movement = Movement(
+            kind=kind,
+            wallet_id=wallet.id,
+            ledger_account_id=wallet.ledger_account_id,
+            amount=amount + int(in_flight or 0),
+            now=runtime.now(),
+        )
+        limits_of(runtime).check(session, movement)
+
+    def _hold_and_insert(
+        self,
+        session: Session,
+        request: MoveRequest,
+        wallet: Wallet,
+        link: BankLink,
+        device_id: uuid.UUID | None,
+    ) -> BankMovement:
+        runtime = runtime_of(session)
+        movement_id = uuid.uuid4()
+        clearing = ledger.system_account(session, AccountKind.BANK_CLEARING, link.bank_code)
+        debit = request.direction is MovementDirection.DEBIT
+        source, destination = (
+            (clearing, wallet.ledger_account_id) if debit else (wallet.ledger_account_id, clearing)
+        )
+        hold = ledger.create_hold(
+            session,
+            kind=EntryKind.TOPUP if debit else EntryKind.WITHDRAWAL,
+            source=source,
+            destination=destination,
+            amount=request.amount,
+            expires_at=runtime.now() + timedelta(days=runtime.settings.bank_hold_days),
+            description=f"{'top-up from' if debit else 'withdrawal to'} bank {link.bank_code} "
+            f"account ***{link.account_last3}",
+            idempotency_key=f"bank-movement:{movement_id}",
+            reference={"bank_movement": str(movement_id), "bank_link": str(link.id)},
+        )
+        movement = BankMovement(
+            id=movement_id,
+            wallet_id=wallet.id,
+            link_id=link.id,
+            bank_code=link.bank_code,
+            direction=request.direction.value,
+            amount=request.amount,
+            idempotency_key=request.idempotency_key,
+            request_hash=request.fingerprint(),
+            bank_key=f"kouza-mv-{movement_id}",
+            hold_id=hold.id,
+            status=MovementStatus.PENDING.value,
+            device_id=device_id,
+            created_at=runtime.now(),
+        )
+        add_unique(
+            session,
+            movement,
+            IdempotencyInFlight(
+                "a request with this Idempotency-Key is still in progress",
+                key=request.idempotency_key,
+            ),
+        )
+        return movement
+
+    def _event(self, session: Session, request: MoveRequest) -> RiskEvent:
+        caller = request.caller
+        link = session.get(BankLink, request.link_id)
+        amount = request.amount if type(request.amount) is int else 0
+        return RiskEvent(
+            type=request.event_type,
+            at=runtime_of(session).now(),
+            wallet=str(caller.wallet_id),
+            user=str(caller.user.id),
+            device=str(caller.device_id or ""),
+            ip=caller.ip,
+            email_domain=caller.user.email.rpartition("@")[2],
+            bank=link.bank_code if link else "",
+            account=link.account_fingerprint if link else "",
+            amount=amount,
+        )
+
+    def _snapshot(self, session: Session, movement: BankMovement, event: RiskEvent) -> Snapshot:
+        link = session.get_one(BankLink, movement.link_id)
+        return Snapshot(
+            movement.id,
+            movement.status,
+            MovementDirection(movement.direction),
+            movement.amount,
+            movement.bank_key,
+            link.bank_link_id,
+            movement.failure,
+            event,
+            link.id,
+        )
+
+    # --- steps 2 and 3: call and settle -----------------------------------------------------
+
+    def _call_and_settle(self, runtime: Runtime, snapshot: Snapshot) -> BankMovement:
+        client = bank_client_of(runtime)
+        call = client.debit if snapshot.direction is MovementDirection.DEBIT else client.credit
+        try:
+            transfer = call(
+                snapshot.bank_link_id,
+                amount=snapshot.amount,
+                idempotency_key=snapshot.bank_key,
+                description=PASSBOOK_TEXT,
+                credentials=dpop_credentials(runtime, snapshot.link_id),
+            )
+        except BankRefused as refusal:
+            return self._refused(runtime, snapshot, refusal)
+        except BankUnavailable:
+            return self._lost(runtime, snapshot)
+        hook: Callable[[uuid.UUID], Any] | None = runtime.providers.get(AFTER_BANK_CALL)
+        if hook is not None:
+            hook(snapshot.movement_id)
+        with runtime.db.unit_of_work() as session:
+            movement = settle(session, snapshot.movement_id, transfer=transfer)
+            policy.record(session, snapshot.event)
+        return movement
+
+    def _refused(self, runtime: Runtime, snapshot: Snapshot, refusal: BankRefused) -> BankMovement:
+        code = str(refusal.details.get("bank_error") or refusal.code)
+        with runtime.db.unit_of_work() as session:
+            settle(
+                session, snapshot.movement_id, transfer=None, failure=f"{code}: {refusal.message}"
+            )
+            policy.record(session, replace(snapshot.event, outcome=code))
+        raise MovementRefused(
+            refusal.message, bank_error=code, movement_id=str(snapshot.movement_id)
+        )
+
+    def _lost(self, runtime: Runtime, snapshot: Snapshot) -> BankMovement:
+        with runtime.db.unit_of_work() as session:
+            movement = lock_row(session, BankMovement, snapshot.movement_id)
+            if movement is not None and movement.status == MovementStatus.PENDING.value:
+                movement.status = MovementStatus.UNKNOWN.value
+            policy.record(session, replace(snapshot.event, outcome="bank_no_answer"))
+        raise BankOutcomeUnknown(
+            "the bank did not answer; the money is held until it does: retry with the same "
+            "Idempotency-Key, or reconciliation will settle it",
+            movement_id=str(snapshot.movement_id),
+        )
+
+    def _load(self, runtime: Runtime, movement_id: uuid.UUID) -> BankMovement:
+        with runtime.db.unit_of_work() as session:
+            return session.get_one(BankMovement, movement_id)
+
+
+def settle(
+    session: Session, movement_id: uuid.UUID, *, transfer: BankTransfer | None, failure: str = ""
+) -> BankMovement:
+    """Post the hold (``transfer`` given) or void it; a resolved movement is left alone.
+
+    A movement held for review is marked ``posted`` when the bank moved the money, but its hold
+    stays pending until an operator decides; if the bank never moved it, the review is
+    cancelled with the hold voided.
+    """
+    movement = lock_row(session, BankMovement, movement_id)
+    assert movement is not None, "a movement is settled only after it was recorded"
+    if movement.status not in UNRESOLVED:
+        return movement
+    now = runtime_of(session).now()
+    review = session.get(BankMovementReview, movement.id)
+    held = review is not None and review.status == ReviewStatus.HELD.value
+    if transfer is not None:
+        if not held:
+            ledger.post_hold(session, hold_id=movement.hold_id)
+        movement.status = MovementStatus.POSTED.value
+        movement.bank_transfer_id = transfer.id
+    else:
+        ledger.void_hold(session, hold_id=movement.hold_id)
+        movement.status = MovementStatus.VOIDED.value
+        movement.failure = failure[:300]
+        if review is not None and held:
+            review.status = ReviewStatus.CANCELLED.value
+            review.decided_at = now
+    movement.resolved_at = now
+    session.flush()
+    return movement
+
+
+movements = MovementService()
+"""The movement service singleton."""
