@@ -62,10 +62,11 @@ from sqlalchemy import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from kouza.assembly import build_runtime
 from kouza.config import Settings
 from kouza.kit.clock import SystemClock
 from kouza.kit.migrate import upgrade
-from kouza.kit.runtime import Runtime, build_runtime
+from kouza.kit.runtime import Runtime
 from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.service import EntrySpec, ledger, transfer_spec
 

@@ -54,11 +54,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 import httpx
 import redis
 
+from kouza.assembly import build_runtime
 from kouza.config import Settings
+from kouza.controls.models import OperatorRole
+from kouza.controls.service import controls
 from kouza.kit.migrate import upgrade
-from kouza.kit.runtime import build_runtime
-from kouza.ops.models import OperatorRole
-from kouza.ops.service import ops
 from kouza.risk.engine import RiskEngine
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.features import InMemoryFeatureStore
@@ -238,7 +238,7 @@ def over_http(
             )
             upgrade(runtime.db.engine)
             with runtime.db.unit_of_work() as session:
-                _, token = ops.create_operator(
+                _, token = controls.create_operator(
                     session, name="bench", role=OperatorRole.ANALYST, actor="benchmark"
                 )
             runtime.db.dispose()

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
+from kouza.assembly import build_runtime
 from kouza.config import Settings
 from kouza.kit.clock import ManualClock
 from kouza.kit.migrate import upgrade
-from kouza.kit.runtime import build_runtime
 from kouza.risk.features import InMemoryFeatureStore
 from kouza.risk.models import RiskEventRecord
 from kouza.risk.service import warm

@@ -23,13 +23,14 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 
+from kouza.assembly import build_runtime
 from kouza.config import Settings
 from kouza.kit import security
 from kouza.kit.clock import ManualClock
 from kouza.kit.db import make_engine
 from kouza.kit.migrate import upgrade
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime, build_runtime
+from kouza.kit.runtime import Runtime
 from kouza.models import Base
 from kouza.risk.engine import RiskEngine
 from kouza.risk.rules import parse_rule_set
@@ -115,7 +116,7 @@ def make_runtime(
     runtime = build_runtime(
         config, clock=clock, senders={"email": mailbox, "sms": mailbox}, database_url=url
     )
-    runtime.providers["risk"] = RiskEngine(parse_rule_set("rules: []", source="tests"))
+    runtime.risk_engine = RiskEngine(parse_rule_set("rules: []", source="tests"))
     return runtime
 
 

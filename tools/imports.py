@@ -24,6 +24,8 @@ import kouza
 
 DOMAINS = (
     "kouza.kit",
+    "kouza.controls",
+    "kouza.assembly",
     "kouza.ledger",
     "kouza.identity",
     "kouza.risk",

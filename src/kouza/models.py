@@ -1,5 +1,6 @@
 """Every table of the wallet operator, imported so that Alembic and tests see the full schema."""
 
+from kouza.controls.models import AuditEvent, Case, CaseNote, KillSwitch, Operator
 from kouza.identity.models import (
     AccessToken,
     Device,
@@ -21,7 +22,6 @@ from kouza.kit.idempotency import IdempotencyRecord
 from kouza.kit.outbox import OutboxMessage
 from kouza.ledger.models import Hold, JournalEntry, LedgerAccount, Posting
 from kouza.linking.models import BankLink, BankMovement, BankWebhookEvent
-from kouza.ops.models import AuditEvent, Case, CaseNote, KillSwitch, Operator
 from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
 from kouza.wallet.models import Merchant, Payment, Refund, TopUp, Transfer, Wallet
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
+from kouza.assembly import build_runtime
 from kouza.config import Settings
+from kouza.controls.models import OperatorRole
+from kouza.controls.service import controls
 from kouza.kit.migrate import upgrade
-from kouza.kit.runtime import build_runtime
-from kouza.ops.models import OperatorRole
-from kouza.ops.service import ops
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.models import RiskDecisionRecord
 from tests.risk.stores import redis_client, unique_prefix
@@ -48,7 +48,9 @@ def test_two_workers_share_the_risk_windows(tmp_path: Path) -> None:
     )
     upgrade(runtime.db.engine)
     with runtime.db.unit_of_work() as session:
-        _, token = ops.create_operator(session, name="svc", role=OperatorRole.ANALYST, actor="t")
+        _, token = controls.create_operator(
+            session, name="svc", role=OperatorRole.ANALYST, actor="t"
+        )
     port = _free_port()
     command = [
         sys.executable,

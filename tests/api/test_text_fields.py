@@ -18,12 +18,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from kouza.api.app import create_app
+from kouza.controls.models import OperatorRole
+from kouza.controls.service import controls
 from kouza.identity.service import identity
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
 from kouza.kit.text import MULTI_LINE_PATTERN, SINGLE_LINE_PATTERN, Note, Text
-from kouza.ops.models import OperatorRole
-from kouza.ops.service import ops
 from tests.factories import PASSWORD, customer
 
 BAD = ["\x00", "\u202e", "\x85"]
@@ -131,7 +131,7 @@ class TestEveryTextField:
         alice = customer(rt, mailbox)
         with rt.db.unit_of_work() as session:
             token = identity.login(session, email=alice.email, password=PASSWORD)
-            _, admin = ops.create_operator(
+            _, admin = controls.create_operator(
                 session, name="admin", role=OperatorRole.ADMIN, actor="test"
             )
         checked = check_app(

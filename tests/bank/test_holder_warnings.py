@@ -26,10 +26,10 @@ from kouza.bank.models import Alert, AttemptOutcome, LinkAttempt
 from kouza.bank.runtime import BankRuntime
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
+from tests.bank import test_oauth
 from tests.bank.conftest import STAFF_TOKEN
 from tests.bank.helpers import Holder, make_bank, make_client, make_holder
 from tests.bank.test_oauth import IbHolder, Wallet, link_count, log_in, start
-from tests.bank import test_oauth
 
 api = test_oauth.api
 client_key = test_oauth.client_key

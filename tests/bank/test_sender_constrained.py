@@ -23,6 +23,7 @@ from kouza.bank.core import core
 from kouza.bank.models import AuthProfile, Link, OperatorClient, Transfer
 from kouza.bank.runtime import BankRuntime
 from kouza.kit.security import keyed_hash, random_token
+from tests.bank import test_oauth
 from tests.bank.helpers import make_bank, make_holder
 from tests.bank.test_oauth import (
     BASE_URL,
@@ -33,7 +34,6 @@ from tests.bank.test_oauth import (
     balance,
     exchange,
 )
-from tests.bank import test_oauth
 
 # the OAuth tests' fixtures: the bank API, the wallet's client key, the wallet and a holder
 api = test_oauth.api

@@ -26,5 +26,5 @@ def world(rt: Runtime, clock: ManualClock, identity_rsa_keys: list[rsa.RSAPrivat
     card = ca.issue_card(CITIZEN, now=clock.now(), key=identity_rsa_keys[1])
     built = EkycWorld(ca, issuer, CrlShelf(ca.cas), CrlShelf([issuer.root]), card)
     built.publish(clock.now())
-    rt.providers["ekyc"] = ekyc_configuration(built)
+    rt.ekyc = ekyc_configuration(built)
     return built

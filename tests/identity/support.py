@@ -161,7 +161,7 @@ class CrlShelf:
 
 @dataclass
 class EkycWorld:
-    """The development CA and ID-card issuer wired into ``runtime.providers["ekyc"]``."""
+    """The development CA and ID-card issuer wired into ``runtime.ekyc``."""
 
     ca: DevCertificateAuthority
     issuer: DevDocumentIssuer

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from kouza.cli import common
 from kouza.cli.identity_cli import app
 from kouza.config import get_settings
+from kouza.controls.models import AuditEvent
 from kouza.identity.ekyc.devca import DevCertificateAuthority
 from kouza.identity.ekyc.devchip import DevDocumentIssuer
 from kouza.identity.errors import EkycNotConfigured, LevelRequired, ReverificationRequired
@@ -22,7 +23,6 @@ from kouza.identity.service import identity
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
-from kouza.ops.models import AuditEvent
 from tests.identity.support import (
     CITIZEN,
     E164,
@@ -203,7 +203,7 @@ def test_cli_recheck_demotes_and_audits(
     card = ca.issue_card(CITIZEN, now=now, key=identity_rsa_keys[1])
     world = EkycWorld(ca, DevDocumentIssuer.create(now=now), CrlShelf(ca.cas), CrlShelf([]), card)
     world.publish(now)
-    cli_rt.providers["ekyc"] = ekyc_configuration(world)
+    cli_rt.ekyc = ekyc_configuration(world)
     mailbox = cli_rt.senders["email"]
     assert isinstance(mailbox, MemoryMailbox)
     user = phone_user(cli_rt, mailbox).user
@@ -218,7 +218,7 @@ def test_cli_recheck_demotes_and_audits(
         run = session.scalars(select(AuditEvent).where(AuditEvent.action == "ekyc.recheck")).one()
     assert run.reason == "nightly" and run.details is not None
     assert run.details["outcomes"] == {"revoked": 1}
-    cli_rt.providers.pop("ekyc")
+    cli_rt.ekyc = None
     refused = CliRunner().invoke(app, ["recheck-ekyc"])
     assert refused.exit_code == 1 and "JPKI is not configured" in refused.output
     assert count(cli_rt, EkycRecheck) == 1

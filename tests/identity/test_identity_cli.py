@@ -12,10 +12,10 @@ from typer.testing import CliRunner, Result
 from kouza.cli import common
 from kouza.cli.identity_cli import app, dev_ca_app
 from kouza.config import get_settings
+from kouza.controls.models import AuditEvent
 from kouza.identity.models import ReverificationRequirement
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
-from kouza.ops.models import AuditEvent
 from tests.factories import verified_user
 from tests.identity.support import count
 

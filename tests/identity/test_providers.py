@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from kouza.assembly import build_runtime
 from kouza.config import Settings
 from kouza.identity.ekyc import CrlRevocationChecker, OcspRevocationChecker
 from kouza.identity.ekyc.devca import DevCertificateAuthority
@@ -24,7 +25,6 @@ from kouza.identity.providers import (
 from kouza.identity.rechecks import check_certificate
 from kouza.identity.smsgateway import HttpSmsSender, SmsDeliveryFailed
 from kouza.kit.notify import FileMailbox, Message
-from kouza.kit.runtime import build_runtime
 from tests.identity.support import CITIZEN
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -224,7 +224,7 @@ class TestEkycConfigurationLoader:
         roots = write_roots(tmp_path, dev_ca, Encoding.PEM)
         settings = ekyc_settings(tmp_path, [roots])
         runtime = build_runtime(settings, database_url=f"sqlite:///{tmp_path}/k.db")
-        assert runtime.providers["ekyc"].jpki.trust_anchors
+        assert runtime.ekyc.jpki.trust_anchors
         runtime.db.dispose()
         with pytest.raises(ProviderConfigurationError, match="cannot read"):
             build_runtime(

@@ -11,12 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kouza.api.app import create_app
+from kouza.controls.models import OperatorRole
+from kouza.controls.service import controls
 from kouza.identity.models import OtpChallenge, ReverificationCampaign
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
-from kouza.ops.models import OperatorRole
-from kouza.ops.service import ops
 from tests.factories import PASSWORD
 from tests.identity.support import E164, KANA, DeviceKey, EkycWorld, count, sms_code
 
@@ -91,7 +91,9 @@ def jpki(
 
 def admin(rt: Runtime) -> dict[str, str]:
     with rt.db.unit_of_work() as session:
-        _, token = ops.create_operator(session, name="root", role=OperatorRole.ADMIN, actor="test")
+        _, token = controls.create_operator(
+            session, name="root", role=OperatorRole.ADMIN, actor="test"
+        )
     return bearer(token)
 
 

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from kouza.assembly import build_runtime
 from kouza.config import Settings
 from kouza.identity.service import identity
 from kouza.kit.db import make_engine
@@ -40,7 +41,6 @@ from kouza.kit.notify import (
     SmtpSender,
     smtp_ssl_context,
 )
-from kouza.kit.runtime import build_runtime
 from tests.conftest import TEST_SECRET
 
 SENT_AT = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)

@@ -210,7 +210,7 @@ def world(
     rt.settings.bank_issuer = settings.issuer
     bank = TestClient(create_bank_app(bank_rt), base_url=BANK_URL)
     transport = FaultyTransport(bank)
-    rt.providers["bank_client"] = BankClient(
+    rt.bank_client = BankClient(
         httpx.Client(base_url=BANK_URL, transport=transport),
         client_id=client_id,
         client_secret=secret,

@@ -31,13 +31,13 @@ def keyed_client(world: World) -> BankClient:
 
 
 def test_the_default_client_signs_with_the_client_key(world: World) -> None:
-    del world.rt.providers["bank_client"]
+    world.rt.bank_client = None
 
     assert bank_client_of(world.rt).signer is not None
 
 
 def test_the_secret_is_used_only_when_configured(world: World) -> None:
-    del world.rt.providers["bank_client"]
+    world.rt.bank_client = None
     world.rt.settings.bank_client_auth = "client_secret"
 
     assert bank_client_of(world.rt).signer is None
@@ -45,7 +45,7 @@ def test_the_secret_is_used_only_when_configured(world: World) -> None:
 
 def test_link_charge_and_report_without_a_secret(world: World) -> None:
     register_wallet_at_bank(world)
-    world.rt.providers["bank_client"] = keyed_client(world)
+    world.rt.bank_client = keyed_client(world)
     before = bank_balance(world, world.victim)
 
     linked = linked_under_2019(world)

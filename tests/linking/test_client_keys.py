@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import ECKey
 
+from kouza.assembly import KouzaRuntime
 from kouza.config import Settings
-from kouza.kit.runtime import Runtime
 from kouza.linking.errors import OAuthMaterialUnavailable
 from kouza.linking.keys import DEV_KEY_FILE, client_jwks, client_key, seal, unseal
 
 
-def _runtime(tmp_path: Path, secret: str = "s" * 32, **settings: str) -> Runtime:
-    runtime = Runtime(Settings(var_dir=tmp_path / "var", secret_key=secret, **settings))  # type: ignore[arg-type]
+def _runtime(tmp_path: Path, secret: str = "s" * 32, **settings: str) -> KouzaRuntime:
+    runtime = KouzaRuntime(Settings(var_dir=tmp_path / "var", secret_key=secret, **settings))  # type: ignore[arg-type]
     runtime.secret = secret.encode()
     return runtime
 

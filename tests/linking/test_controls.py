@@ -7,11 +7,11 @@ from datetime import date
 
 from sqlalchemy import select
 
+from kouza.controls.cases import cases
+from kouza.controls.models import OperatorRole, SwitchScope
+from kouza.controls.switches import switches
 from kouza.identity.service import identity
 from kouza.linking.models import BankLinkStatus
-from kouza.ops.cases import cases
-from kouza.ops.models import OperatorRole, SwitchScope
-from kouza.ops.switches import switches
 from kouza.risk.service import risk
 from kouza.wallet.models import Payment, Wallet, WalletStatus
 from kouza.wallet.service import wallets

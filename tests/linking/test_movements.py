@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from kouza.ledger.models import Hold, HoldStatus, JournalEntry
 from kouza.linking.errors import BankOutcomeUnknown
 from kouza.linking.models import MovementStatus
-from kouza.linking.movements import AFTER_BANK_CALL
 from kouza.linking.reconcile import ReconcileReport
 from kouza.linking.service import linking
 from tests.conftest import START
@@ -126,10 +125,10 @@ class TestReconciliation:
         def crash(_movement_id: uuid.UUID) -> None:
             raise RuntimeError("process killed (injected)")
 
-        world.rt.providers[AFTER_BANK_CALL] = crash
+        world.rt.after_bank_call = crash
         with pytest.raises(RuntimeError):
             _top_up(world, linked, 25_000, "b")
-        del world.rt.providers[AFTER_BANK_CALL]
+        world.rt.after_bank_call = None
         [movement] = movements(world)
         assert movement.status == MovementStatus.PENDING.value
         assert before - bank_balance(world, world.victim) == 25_000
@@ -204,7 +203,7 @@ class TestConcurrentTopUps:
 
         linked = linked_under_2019(world)
         world.rt.settings.limit_rolling_30d_yen = 150_000
-        world.rt.providers.pop("limits", None)
+        world.rt.limits = None
         before = bank_balance(world, world.victim)
         outcomes: list[str] = []
         barrier = threading.Barrier(2)

@@ -6,10 +6,10 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
+from kouza.controls.models import AuditEvent, OperatorRole
+from kouza.controls.service import controls
 from kouza.linking.models import BankMovement, MovementStatus
 from kouza.linking.service import linking
-from kouza.ops.models import AuditEvent, OperatorRole
-from kouza.ops.service import ops
 from kouza.risk.service import risk
 from tests.linking.conftest import World, is_transfer
 from tests.linking.oauth_support import (
@@ -43,7 +43,9 @@ REVIEW_BIG = (
 
 def operator(world: World, name: str = "aiko") -> dict[str, str]:
     with world.rt.db.unit_of_work() as session:
-        _, token = ops.create_operator(session, name=name, role=OperatorRole.ANALYST, actor="test")
+        _, token = controls.create_operator(
+            session, name=name, role=OperatorRole.ANALYST, actor="test"
+        )
     return {"Authorization": f"Bearer {token}"}
 
 

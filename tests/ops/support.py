@@ -9,11 +9,11 @@ from sqlalchemy import select
 from kouza.bank.core import core
 from kouza.bank.models import Alert, BankOutboxMessage, OAuthClientRegistration
 from kouza.bank.oauth.clients import oauth_clients
+from kouza.controls.models import OperatorRole
+from kouza.controls.service import controls
 from kouza.ledger.models import AccountKind
 from kouza.ledger.service import ledger
 from kouza.linking.keys import client_jwks
-from kouza.ops.models import OperatorRole
-from kouza.ops.service import ops
 from kouza.wallet.models import MerchantCategory, Payment
 from kouza.wallet.service import wallets
 from tests.linking.conftest import World
@@ -41,7 +41,7 @@ def register_operator_keys(world: World) -> None:
 
 def operator(world: World, name: str, role: OperatorRole) -> dict[str, str]:
     with world.rt.db.unit_of_work() as session:
-        _, token = ops.create_operator(session, name=name, role=role, actor="test")
+        _, token = controls.create_operator(session, name=name, role=role, actor="test")
     return {"Authorization": f"Bearer {token}"}
 
 

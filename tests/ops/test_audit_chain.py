@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 
 from kouza.cli import common
 from kouza.cli.main import app
+from kouza.controls import audit
+from kouza.controls.models import AuditEvent
+from kouza.controls.service import controls
 from kouza.kit.clock import ManualClock
 from kouza.kit.migrate import alembic_config, upgrade
 from kouza.kit.runtime import Runtime
-from kouza.ops import audit
-from kouza.ops.models import AuditEvent
-from kouza.ops.service import ops
 
 
 def _write(rt: Runtime, count: int, *, per_unit: int = 1) -> None:
@@ -29,7 +29,7 @@ def _write(rt: Runtime, count: int, *, per_unit: int = 1) -> None:
         with rt.db.unit_of_work() as session:
             for n in range(first, min(first + per_unit, count)):
                 rt.clock.advance(timedelta(seconds=1, microseconds=7))
-                ops.audit(
+                controls.audit(
                     session,
                     actor="operator:admin",
                     action="switch.on",
@@ -178,7 +178,7 @@ def _rechain(rt: Runtime) -> None:
 class TestAppend:
     def test_a_rolled_back_unit_of_work_leaves_no_record(self, rt: Runtime) -> None:
         with pytest.raises(RuntimeError), rt.db.unit_of_work() as session:
-            ops.audit(session, actor="operator:a", action="x", reason="r")
+            controls.audit(session, actor="operator:a", action="x", reason="r")
             raise RuntimeError("the action failed")
         _write(rt, 1)
         with rt.db.unit_of_work() as session:
@@ -193,7 +193,7 @@ class TestAppend:
                 start.wait()
                 for i in range(4):
                     with rt.db.unit_of_work() as session:
-                        ops.audit(
+                        controls.audit(
                             session,
                             actor=f"operator:{n}",
                             action="case.note",

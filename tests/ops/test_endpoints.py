@@ -8,19 +8,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kouza.api.app import create_app
+from kouza.controls.models import AuditEvent, OperatorRole
+from kouza.controls.service import controls
 from kouza.identity.devices import SensitiveAction
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
 from kouza.ledger.models import AccountKind
 from kouza.ledger.service import ledger
-from kouza.ops.models import AuditEvent, OperatorRole
-from kouza.ops.service import ops
 from tests.factories import PASSWORD, balance_of, customer, signed_body
 
 
 def _operator(rt: Runtime, name: str, role: OperatorRole) -> dict[str, str]:
     with rt.db.unit_of_work() as session:
-        _, token = ops.create_operator(session, name=name, role=role, actor="test")
+        _, token = controls.create_operator(session, name=name, role=role, actor="test")
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -230,7 +230,7 @@ class TestCreditAndRefund:
         assert refund.status_code == 201
         assert balance_of(rt, alice.wallet) == 20_000 - 12_000 + 2_000
         with rt.db.unit_of_work() as session:
-            actions = [e.action for e in ops.audit_trail(session)]
+            actions = [e.action for e in controls.audit_trail(session)]
         assert actions[:3] == ["payment.refund", "wallet.credit", "merchant.create"]
 
 

@@ -20,20 +20,14 @@ from typer.testing import CliRunner
 
 from kouza.cli import common
 from kouza.cli.main import app
+from kouza.controls.models import AuditEvent, OperatorRole
 from kouza.kit.outbox import OutboxMessage
 from kouza.ledger.models import AccountKind
 from kouza.ledger.service import ledger
 from kouza.linking import notices
 from kouza.linking.reconcile import reconciler
-from kouza.ops.compensation import AFTER_CALL, compensations
-from kouza.ops.models import (
-    AuditEvent,
-    BankLockNotice,
-    CompensationPayment,
-    Enquiry,
-    OperatorRole,
-    WalletLock,
-)
+from kouza.ops.compensation import compensations
+from kouza.ops.models import BankLockNotice, CompensationPayment, Enquiry, WalletLock
 from kouza.risk.service import risk
 from kouza.wallet.models import Wallet, WalletStatus
 from tests.linking.conftest import LEGACY_BANK, World
@@ -148,7 +142,7 @@ class TestLockNotifiesTheBank:
         assert notices.deliver_pending(world.rt) == 0
         # the bank got it; a redelivery of the same event (lost answer) is a replay, not news
         claims = json.loads(_claims(world, notice))
-        again = world.rt.providers["bank_client"].send_notice(notices.sign_notice(world.rt, claims))
+        again = world.rt.bank_client.send_notice(notices.sign_notice(world.rt, claims))
         assert again["replayed"] is True and again["event_id"] == str(notice.id)
         assert len(bank_alerts(world)) == 1
         assert len(_holder_mails(world, "frozen for suspected fraud")) == 1
@@ -184,15 +178,15 @@ class TestLockNotifiesTheBank:
         world.transport.drop_request = lambda request: False
         ((notice, _),) = _notices(world)
         claims = json.loads(_claims(world, notice))
-        client = world.rt.providers["bank_client"]
+        client = world.rt.bank_client
 
         forged_key = ECKey.generate_key("P-256", auto_kid=True)
-        world.rt.providers["bank_oauth_client_key"], real = (
+        world.rt.bank_client_key, real = (
             forged_key,
-            world.rt.providers["bank_oauth_client_key"],
+            world.rt.bank_client_key,
         )
         forged = notices.sign_notice(world.rt, claims)
-        world.rt.providers["bank_oauth_client_key"] = real
+        world.rt.bank_client_key = real
         stale = notices.sign_notice(world.rt, claims)
         world.clock.advance(minutes=6)
         other_bank = notices.sign_notice(world.rt, claims | {"aud": "https://other.bank"})
@@ -213,7 +207,7 @@ class TestLockNotifiesTheBank:
 
 def _claims(world: World, notice: BankLockNotice) -> str:
     """The claims queued for ``notice`` (as the outbox sender reads them before signing)."""
-    link = world.rt.providers["bank_client"]
+    link = world.rt.bank_client
     assert link is not None
     with world.rt.db.unit_of_work() as session:
         from kouza.linking.models import BankLink
@@ -327,7 +321,7 @@ class TestCompensation:
         def crash(_payment: uuid.UUID) -> None:
             raise RuntimeError("process died after the bank call")
 
-        world.rt.providers[AFTER_CALL] = crash
+        world.rt.after_compensation_call = crash
         with pytest.raises(RuntimeError):
             compensations.compensate(
                 world.rt, case_id=uuid.UUID(case_id), actor="test", reason="first try"
@@ -340,7 +334,7 @@ class TestCompensation:
                 session, ledger.system_account(session, AccountKind.COMPENSATION_EXPENSE)
             )
             assert (held.balance, held.pending_out) == (0, TAKEN)
-        world.rt.providers.pop(AFTER_CALL)
+        world.rt.after_compensation_call = None
 
         result = compensations.compensate(
             world.rt, case_id=uuid.UUID(case_id), actor="test", reason="second try"

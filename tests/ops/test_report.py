@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from kouza.controls.service import controls
 from kouza.kit.clock import ManualClock
 from kouza.kit.runtime import Runtime
 from kouza.ops import report
-from kouza.ops.service import ops
 
 LATE_UTC = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
 """2026-03-02 08:30 in Tokyo."""
@@ -20,7 +20,7 @@ def _switch_at(rt: Runtime, at: datetime, target: str) -> None:
     assert isinstance(rt.clock, ManualClock)
     rt.clock.set(at)
     with rt.db.unit_of_work() as session:
-        ops.audit(
+        controls.audit(
             session,
             actor="operator:admin",
             action="switch.on",

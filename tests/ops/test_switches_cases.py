@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from kouza.controls.cases import cases
+from kouza.controls.errors import InvalidCaseTransition, KillSwitchActive, ReasonRequired
+from kouza.controls.models import AuditEvent, CaseStatus, SwitchScope
+from kouza.controls.switches import switches
 from kouza.identity.devices import SensitiveAction
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
-from kouza.ops.cases import cases
-from kouza.ops.errors import InvalidCaseTransition, KillSwitchActive, ReasonRequired
 from kouza.ops.locks import locks
-from kouza.ops.models import AuditEvent, CaseStatus, SwitchScope
-from kouza.ops.switches import switches
 from kouza.wallet.errors import WalletNotActive
 from kouza.wallet.service import wallets
 from tests.factories import balance_of, customer, merchant, signed

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from kouza.api.app import create_app
 from kouza.cli.main import app as cli
+from kouza.controls.models import OperatorRole
+from kouza.controls.service import controls
 from kouza.kit.runtime import Runtime
-from kouza.ops.models import OperatorRole
-from kouza.ops.service import ops
 from kouza.risk.engine import RiskEngine
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
@@ -26,12 +26,12 @@ E = EventType
 
 def _headers(rt: Runtime, role: OperatorRole) -> dict[str, str]:
     with rt.db.unit_of_work() as session:
-        _, token = ops.create_operator(session, name=f"op-{role}", role=role, actor="test")
+        _, token = controls.create_operator(session, name=f"op-{role}", role=role, actor="test")
     return {"Authorization": f"Bearer {token}"}
 
 
 def test_assess_over_http(rt: Runtime, stores: Stores) -> None:
-    rt.providers["risk"] = RiskEngine(shipped_rule_set(), stores.new())
+    rt.risk_engine = RiskEngine(shipped_rule_set(), stores.new())
     client = TestClient(create_app(rt))
     headers = _headers(rt, OperatorRole.ANALYST)
     for event in [ev(E.SIGNUP, 0), ev(E.LINK_ATTEMPT, 2, account="a1")]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from kouza.controls.cases import cases
 from kouza.identity.devices import SensitiveAction
 from kouza.identity.errors import StepUpRequired
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
-from kouza.ops.cases import cases
 from kouza.risk.enforcement import HeldForReview, RiskRefused
 from kouza.risk.service import risk, shipped_rule_set
 from kouza.wallet.models import MerchantCategory, WalletStatus

@@ -183,7 +183,7 @@ class TestOpenFeatureStore:
         rt.settings = rt.settings.model_copy(
             update={"risk_feature_store": REDIS_URL, "risk_feature_prefix": prefix}
         )
-        del rt.providers["risk"]
+        rt.risk_engine = None
         store = risk.engine(rt).store
         assert isinstance(store, RedisFeatureStore) and store.prefix == prefix
         try:

@@ -96,7 +96,7 @@ class TestWarmStart:
         path = tmp_path / "rules.yaml"
         path.write_text(rules, encoding="utf-8")
         runtime = make_runtime(db_url, tmp_path, clock, MemoryMailbox(), risk_rules=str(path))
-        del runtime.providers["risk"]  # the engine as a server builds it: from settings
+        runtime.risk_engine = None  # the engine as a server builds it: from settings
         return runtime
 
     def test_velocity_rule_fires_after_restart(

@@ -1,6 +1,6 @@
 """Limit policies (kouza.wallet.limits): each refuses exactly at its boundary.
 
-Each test injects the limit set it is about (``rt.providers["limits"]``), so a boundary is the
+Each test injects the limit set it is about (``rt.limits``), so a boundary is the
 policy's own and not another default's. Windows are checked with the injected clock: a rolling
 window slides, a calendar month restarts at midnight JST — the 2020 weakness.
 """
@@ -37,7 +37,7 @@ from tests.factories import Customer, balance_of, customer, merchant, signed
 
 
 def use_limits(rt: Runtime, *policies: LimitPolicy) -> None:
-    rt.providers["limits"] = LimitSet(list(policies))
+    rt.limits = LimitSet(list(policies))
 
 
 def credit(rt: Runtime, who: Customer, amount: int) -> None:

@@ -13,8 +13,9 @@ import gc
 from fastapi import FastAPI
 
 import kouza
+from kouza.assembly import build_runtime
 from kouza.identity.endpoints import router as identity_router
-from kouza.kit.runtime import Runtime, build_runtime
+from kouza.kit.runtime import Runtime
 from kouza.kit.web import create_api
 from kouza.linking.endpoints import router as bank_linking_router
 from kouza.ops.endpoints import router as ops_router

@@ -12,10 +12,11 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from kouza.assembly import build_runtime
 from kouza.config import get_settings
 from kouza.errors import KouzaError
 from kouza.kit.migrate import upgrade
-from kouza.kit.runtime import Runtime, build_runtime
+from kouza.kit.runtime import Runtime
 
 console = Console()
 error_console = Console(stderr=True)

@@ -24,11 +24,11 @@ from kouza.cli.common import (
     reports_errors,
     runtime,
 )
+from kouza.controls.service import controls
 from kouza.identity import levels
 from kouza.identity.ekyc.devca_cli import app as dev_ca_app
 from kouza.identity.models import UserPhone, VerifiedIdentity
 from kouza.identity.service import identity
-from kouza.ops.service import ops
 
 app = typer.Typer(
     help="Customers' identity: levels, phones, devices, re-verification.", no_args_is_help=True
@@ -83,7 +83,7 @@ def recheck_ekyc(
     actor = cli_actor()
     with runtime().db.unit_of_work() as session:
         summary = identity.recheck_ekyc(session, actor=actor)
-        ops.audit(
+        controls.audit(
             session,
             actor=actor,
             action="ekyc.recheck",
@@ -135,7 +135,7 @@ def start(
         campaign = identity.start_reverification(
             session, name=name, reason=reason, started_by=cli_actor(), cohort=cohort
         )
-        ops.audit(
+        controls.audit(
             session,
             actor=cli_actor(),
             action="reverification.start",

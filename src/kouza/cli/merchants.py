@@ -16,7 +16,7 @@ from kouza.cli.common import (
     reports_errors,
     runtime,
 )
-from kouza.ops.service import ops
+from kouza.controls.service import controls
 from kouza.wallet.models import MerchantCategory
 from kouza.wallet.service import wallets
 
@@ -36,7 +36,7 @@ def create(
         raise fail("the merchant name is empty")
     with runtime().db.unit_of_work() as session:
         merchant = wallets.create_merchant(session, name=name.strip(), category=category)
-        ops.audit(
+        controls.audit(
             session,
             actor=cli_actor(),
             action="merchant.create",

@@ -8,9 +8,9 @@ import typer
 from rich.table import Table
 
 from kouza.cli.common import cli_actor, console, fail, reports_errors, runtime
-from kouza.ops import audit
-from kouza.ops.models import OperatorRole
-from kouza.ops.service import ops
+from kouza.controls import audit
+from kouza.controls.models import OperatorRole
+from kouza.controls.service import controls
 
 app = typer.Typer(help="Operator accounts (for the /v1/ops API).", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail of operator actions.", no_args_is_help=True)
@@ -24,7 +24,7 @@ def create(
 ) -> None:
     """Create an operator and print its API token once (it is stored hashed)."""
     with runtime().db.unit_of_work() as session:
-        operator, token = ops.create_operator(session, name=name, role=role, actor=cli_actor())
+        operator, token = controls.create_operator(session, name=name, role=role, actor=cli_actor())
     console.print(f"operator [bold]{operator.name}[/] ({operator.role}) created")
     console.print("token (shown once, keep it secret):")
     typer.echo(token)
@@ -36,7 +36,7 @@ def list_events(limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50) -> 
     """Newest operator actions first."""
     table = Table("time (UTC)", "actor", "action", "subject", "reason")
     with runtime().db.unit_of_work() as session:
-        for event in ops.audit_trail(session, limit=limit):
+        for event in controls.audit_trail(session, limit=limit):
             table.add_row(
                 event.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 event.actor,

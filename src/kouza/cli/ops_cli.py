@@ -27,15 +27,15 @@ from kouza.cli.common import (
     reports_errors,
     runtime,
 )
+from kouza.controls.cases import cases
+from kouza.controls.models import CaseStatus, SwitchScope
+from kouza.controls.service import controls
+from kouza.controls.switches import switches
 from kouza.linking import notices
 from kouza.linking.keys import client_jwks
 from kouza.ops import report
 from kouza.ops.callcentre import AccountLookup, AccountRef, callcentre, spend_csv
-from kouza.ops.cases import cases
 from kouza.ops.compensation import CompensationReport, compensations
-from kouza.ops.models import CaseStatus, SwitchScope
-from kouza.ops.service import ops
-from kouza.ops.switches import switches
 from kouza.wallet.service import wallets
 
 switches_app = typer.Typer(help="Kill switches (effective at once, audited).", no_args_is_help=True)
@@ -321,7 +321,7 @@ def trace(
     wallet = parse_uuid(wallet_id, "wallet")
     with runtime().db.unit_of_work() as session:
         wallets.get_wallet(session, wallet)
-        ops.audit(
+        controls.audit(
             session,
             actor=cli_actor(),
             action="callcentre.spend_trace",

@@ -17,9 +17,9 @@ from kouza.cli.common import (
     reports_errors,
     runtime,
 )
+from kouza.controls.service import controls
 from kouza.identity.models import User
 from kouza.ops.locks import locks
-from kouza.ops.service import ops
 from kouza.wallet.models import Wallet
 from kouza.wallet.service import wallets
 
@@ -100,7 +100,7 @@ def credit(
         topup = wallets.credit_from_float(
             session, wallet_id=target, amount=amount, reason=reason, idempotency_key=idempotency_key
         )
-        ops.audit(
+        controls.audit(
             session,
             actor=cli_actor(),
             action="wallet.credit",
@@ -128,7 +128,7 @@ def refund(
     confirm_or_exit(f"Refund {money(amount)} of payment {target}?", yes)
     with runtime().db.unit_of_work() as session:
         done = wallets.refund(session, payment_id=target, amount=amount, reason=reason)
-        ops.audit(
+        controls.audit(
             session,
             actor=cli_actor(),
             action="payment.refund",

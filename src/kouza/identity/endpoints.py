@@ -15,6 +15,10 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, status
 from sqlalchemy.orm import Session
 
+from kouza.controls.cases import cases
+from kouza.controls.dependencies import CurrentAdmin, CurrentOperator
+from kouza.controls.errors import InvalidOperatorToken, ReasonRequired, RoleRequired
+from kouza.controls.service import controls
 from kouza.errors import BadRequest
 from kouza.identity import levels
 from kouza.identity.dependencies import BearerToken, CurrentUser
@@ -103,11 +107,7 @@ from kouza.identity.service import identity
 from kouza.identity.settings import setting
 from kouza.kit.openapi import error_responses
 from kouza.kit.web import RuntimeDep, SessionDep, client_ip
-from kouza.ops.cases import cases
-from kouza.ops.dependencies import CurrentAdmin, CurrentOperator
-from kouza.ops.errors import InvalidOperatorToken, ReasonRequired, RoleRequired
 from kouza.ops.locks import locks
-from kouza.ops.service import ops
 from kouza.wallet.models import WalletStatus
 from kouza.wallet.service import wallets
 
@@ -638,7 +638,7 @@ def start_reverification(
     campaign = identity.start_reverification(
         session, name=body.name, reason=body.reason, started_by=actor, cohort=cohort
     )
-    ops.audit(
+    controls.audit(
         session,
         actor=actor,
         action="reverification.start",

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from kouza.controls.service import controls
 from kouza.identity.errors import (
     EmptyCohort,
     LevelRequired,
@@ -52,7 +53,6 @@ from kouza.identity.models import (
     VerifiedIdentity,
 )
 from kouza.kit.runtime import runtime_of
-from kouza.ops.service import ops
 
 Cohort = Iterable[uuid.UUID] | Callable[[Session], Iterable[uuid.UUID]]
 
@@ -112,7 +112,7 @@ def settle(session: Session, user: User, *, actor: str, reason: str) -> Verifica
     if LEVEL_ORDER.index(earned) >= LEVEL_ORDER.index(current):
         return None
     user.level = earned.value
-    ops.audit(
+    controls.audit(
         session,
         actor=actor,
         action="identity.level.lowered",

@@ -1,7 +1,7 @@
 """eKYC flow: nonces in the database, verifier configuration from the runtime, records, promotion.
 
 The verifiers in :mod:`kouza.identity.ekyc` are a pure library; this module binds them to the
-wallet. ``runtime.providers["ekyc"]`` holds an :class:`EkycConfiguration` (trust anchors, policy
+wallet. ``KouzaRuntime.ekyc`` holds an :class:`EkycConfiguration` (trust anchors, policy
 OIDs, revocation checkers, face matcher): tests and the simulator put the development CA's roots
 there, production the J-LIS roots and the platform operator's OCSP. Nothing here knows which.
 
@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, cast
 
 from cryptography import x509
 from cryptography.x509 import ObjectIdentifier
@@ -95,7 +95,7 @@ class IcChipConfiguration:
 
 @dataclass(frozen=True)
 class EkycConfiguration:
-    """``runtime.providers["ekyc"]``: the methods this operator offers and their trust."""
+    """The methods this operator offers and their trust (``KouzaRuntime.ekyc``)."""
 
     jpki: JpkiConfiguration | None = None
     ic_chip: IcChipConfiguration | None = None
@@ -166,9 +166,21 @@ class DatabaseNonceStore:
         return NonceRefusal.EXPIRED if now >= row.expires_at else NonceRefusal.UNKNOWN
 
 
+class EkycPort(Protocol):
+    """What eKYC needs from the runtime (``kouza.assembly.KouzaRuntime``)."""
+
+    ekyc: EkycConfiguration | None
+    """None: this server offers no eKYC (``ekyc_not_configured``)."""
+
+
+def ekyc_configuration(session: Session) -> EkycConfiguration | None:
+    """The eKYC configuration of the runtime ``session`` belongs to, if any."""
+    return cast(EkycPort, runtime_of(session)).ekyc
+
+
 def _configuration(session: Session) -> EkycConfiguration:
-    configuration = runtime_of(session).providers.get("ekyc")
-    if not isinstance(configuration, EkycConfiguration):
+    configuration = ekyc_configuration(session)
+    if configuration is None:
         raise EkycNotConfigured("eKYC is not configured on this server")
     return configuration
 

@@ -1,10 +1,11 @@
 """Identity's outward providers, built from settings when a runtime starts.
 
-:func:`configure` is called by :func:`kouza.kit.runtime.build_runtime`:
+:func:`kouza.assembly.build_runtime` builds them with :func:`build_sms_sender` and
+:func:`load_ekyc_configuration`:
 
 - the ``sms`` sender: ``KOUZA_SMS_SENDER=file`` (development mailbox file, the default) or
   ``http`` (:class:`~kouza.identity.smsgateway.HttpSmsSender` with the gateway URL and key);
-- ``runtime.providers["ekyc"]``: when ``KOUZA_EKYC_JPKI_ROOT_CERTIFICATES`` names files, an
+- ``KouzaRuntime.ekyc``: when ``KOUZA_EKYC_JPKI_ROOT_CERTIFICATES`` names files, an
   :class:`~kouza.identity.proofing.EkycConfiguration` offering JPKI with those pinned roots,
   the accepted policies (the J-LIS signing policy unless configured) and a revocation checker
   on ``KOUZA_EKYC_REVOCATION_URL`` (OCSP, or a CRL fetched over HTTP and cached until its
@@ -40,7 +41,6 @@ from kouza.kit.notify import FileMailbox, Sender
 
 if TYPE_CHECKING:
     from kouza.config import Settings
-    from kouza.kit.runtime import Runtime
 
 _CRL_MAX_CACHE = timedelta(hours=1)
 
@@ -202,12 +202,3 @@ def load_ekyc_configuration(
             policy_oids=_policy_oids(settings.ekyc_jpki_policy_oids),
         )
     )
-
-
-def configure(runtime: Runtime, *, sms_sender_given: bool) -> None:
-    """Install identity's providers on a starting runtime (see the module docstring)."""
-    if not sms_sender_given:
-        runtime.senders["sms"] = build_sms_sender(runtime.settings)
-    ekyc = load_ekyc_configuration(runtime.settings, now=runtime.now())
-    if ekyc is not None:
-        runtime.providers["ekyc"] = ekyc

@@ -3,7 +3,7 @@
 A JPKI signing certificate is revoked when the holder moves, marries, loses the card or dies
 (docs/ekyc.md). A verification that passed last year may therefore no longer describe the person:
 the name or address the bank match relied on can be stale. :func:`recheck_jpki` re-runs the
-configured revocation checker (``runtime.providers["ekyc"].jpki.revocation``: OCSP or CRL in
+configured revocation checker (``KouzaRuntime.ekyc.jpki.revocation``: OCSP or CRL in
 production, the development CA's CRLs in tests) over the certificate behind every
 ``verified_identities`` row that is still in force and came from JPKI:
 
@@ -42,7 +42,7 @@ from kouza.identity.models import (
     User,
     VerifiedIdentity,
 )
-from kouza.identity.proofing import EkycConfiguration, JpkiConfiguration
+from kouza.identity.proofing import JpkiConfiguration, ekyc_configuration
 from kouza.kit import outbox
 from kouza.kit.runtime import runtime_of
 
@@ -58,8 +58,8 @@ class RecheckSummary:
 
 
 def _jpki_configuration(session: Session) -> JpkiConfiguration:
-    configuration = runtime_of(session).providers.get("ekyc")
-    if not isinstance(configuration, EkycConfiguration) or configuration.jpki is None:
+    configuration = ekyc_configuration(session)
+    if configuration is None or configuration.jpki is None:
         raise EkycNotConfigured("JPKI is not configured on this server: nothing to re-check with")
     return configuration.jpki
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from kouza.kit.db import Base, BigId
 from kouza.kit.notify import Message
+from kouza.kit.runtime import runtime_of
 
 
 class OutboxMessage(Base):
@@ -49,8 +50,6 @@ def _fernet(secret: bytes) -> Fernet:
 
 def enqueue(session: Session, *, channel: str, recipient: str, subject: str, body: str) -> None:
     """Queue a message to go out after this unit of work commits."""
-    from kouza.kit.runtime import runtime_of
-
     runtime = runtime_of(session)
     payload = json.dumps({"subject": subject, "body": body}, ensure_ascii=False).encode()
     row = OutboxMessage(
@@ -73,8 +72,6 @@ def deliver_after_commit(committed: Session) -> None:
 
 def deliver(any_session: Session, *, ids: list[int] | None = None) -> int:
     """Deliver pending messages (all, or those in ``ids``); returns how many went out."""
-    from kouza.kit.runtime import runtime_of
-
     runtime = runtime_of(any_session)
     fernet = _fernet(runtime.secret)
     delivered = 0

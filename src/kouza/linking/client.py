@@ -36,7 +36,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
 import httpx
 from joserfc.jwk import ECKey
@@ -507,14 +507,19 @@ def _transfer(row: dict[str, Any]) -> BankTransfer:
     )
 
 
+class BankClientPort(Protocol):
+    """Where the runtime keeps its bank client (``kouza.assembly.KouzaRuntime``)."""
+
+    bank_client: BankClient | None
+    """None until first used: then built from settings (:func:`bank_client_of`)."""
+
+
 def bank_client_of(runtime: Runtime) -> BankClient:
-    """The runtime's bank client (``providers["bank_client"]``), built from settings once."""
-    client = runtime.providers.get("bank_client")
+    """The runtime's bank client, built from settings on first use."""
+    port = cast(BankClientPort, runtime)
+    client = port.bank_client
     if client is None:
         settings = runtime.settings
         signer = Signer(runtime) if settings.bank_client_auth == "private_key_jwt" else None
-        client = runtime.providers["bank_client"] = BankClient.from_settings(
-            settings, signer=signer
-        )
-    assert isinstance(client, BankClient)
+        client = port.bank_client = BankClient.from_settings(settings, signer=signer)
     return client

@@ -22,6 +22,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, status
 
+from kouza.controls.dependencies import CurrentOperator
+from kouza.controls.errors import InvalidOperatorToken, KillSwitchActive, ReasonRequired
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
 from kouza.identity.dependencies import CurrentUser
 from kouza.identity.errors import (
@@ -79,8 +81,6 @@ from kouza.linking.schemas import (
     WebhookAccepted,
 )
 from kouza.linking.service import linking
-from kouza.ops.dependencies import CurrentOperator
-from kouza.ops.errors import InvalidOperatorToken, KillSwitchActive, ReasonRequired
 from kouza.protocol.webhooks import MEDIA_TYPE, WebhookRejected
 from kouza.wallet.errors import LimitExceeded, UnknownWallet, WalletNotActive
 

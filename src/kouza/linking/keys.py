@@ -23,7 +23,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 from cryptography.fernet import Fernet, InvalidToken
 from joserfc import jwt
@@ -35,7 +35,6 @@ from kouza.linking.errors import OAuthMaterialUnavailable as ClientKeyUnavailabl
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALGORITHM = "ES256"
-KEY_PROVIDER = "bank_oauth_client_key"
 DEV_KEY_FILE = "bank-oauth-key.jwk"
 
 
@@ -65,11 +64,18 @@ def _generate(path: Path) -> None:
         file.write(text)
 
 
+class ClientKeyPort(Protocol):
+    """Where the runtime keeps the loaded key (``kouza.assembly.KouzaRuntime``)."""
+
+    bank_client_key: ECKey | None
+    """None until first used: then loaded (or, in development, generated) from its file."""
+
+
 def client_key(runtime: Runtime) -> ECKey:
     """The operator's private signing key (loaded once per runtime)."""
-    cached = runtime.providers.get(KEY_PROVIDER)
-    if isinstance(cached, ECKey):
-        return cached
+    port = cast(ClientKeyPort, runtime)
+    if port.bank_client_key is not None:
+        return port.bank_client_key
     configured = runtime.settings.bank_oauth_key_file
     if configured:
         path = Path(configured)
@@ -77,7 +83,7 @@ def client_key(runtime: Runtime) -> ECKey:
         path = runtime.settings.var_dir / DEV_KEY_FILE
         if not path.exists():
             _generate(path)
-    key = runtime.providers[KEY_PROVIDER] = _load(path)
+    key = port.bank_client_key = _load(path)
     return key
 
 

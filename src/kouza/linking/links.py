@@ -25,6 +25,8 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kouza.controls.models import SwitchScope
+from kouza.controls.switches import switches
 from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction
 from kouza.identity.models import User, VerifiedIdentity
@@ -43,8 +45,6 @@ from kouza.linking.errors import (
     VerifiedNameRequired,
 )
 from kouza.linking.models import BankLink, BankLinkStatus
-from kouza.ops.models import SwitchScope
-from kouza.ops.switches import switches
 from kouza.risk.events import EventType, RiskEvent, account_fingerprint
 from kouza.wallet.errors import UnknownWallet, WalletNotActive
 from kouza.wallet.models import Wallet, WalletStatus

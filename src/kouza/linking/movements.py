@@ -25,7 +25,7 @@ pending — credited, not spendable — until an operator releases or rejects it
 A crash between 2 and 3 leaves a ``pending`` movement and a pending hold: money that the bank
 may have moved is never spendable before reconciliation has seen the bank's report.
 
-``runtime.providers["linking.after_bank_call"]``, when set, is called with the movement id right
+``KouzaRuntime.after_bank_call``, when set, is called with the movement id right
 after a successful bank answer and before settling — the fault-injection point the crash tests
 use (a callable that raises simulates the process dying there).
 """
@@ -36,11 +36,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kouza.controls.models import SwitchScope
+from kouza.controls.switches import switches
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight, KouzaError
 from kouza.identity.devices import SensitiveAction
 from kouza.kit.db import add_unique
@@ -75,16 +77,19 @@ from kouza.linking.models import (
     ReviewStatus,
 )
 from kouza.linking.oauth import dpop_credentials
-from kouza.ops.models import SwitchScope
-from kouza.ops.switches import switches
 from kouza.risk.enforcement import HeldForReview
 from kouza.risk.events import EventType, RiskEvent
 from kouza.wallet.limits import Movement
 from kouza.wallet.models import MovementKind, Wallet
 from kouza.wallet.service import limits_of
 
-AFTER_BANK_CALL = "linking.after_bank_call"
 PASSBOOK_TEXT = "ｺｳｻﾞ"
+
+
+class AfterBankCallPort(Protocol):
+    """The crash tests' fault-injection point on the runtime (``KouzaRuntime``)."""
+
+    after_bank_call: Callable[[uuid.UUID], Any] | None
 
 
 @dataclass(frozen=True)
@@ -370,7 +375,7 @@ class MovementService:
             return self._refused(runtime, snapshot, refusal)
         except BankUnavailable:
             return self._lost(runtime, snapshot)
-        hook: Callable[[uuid.UUID], Any] | None = runtime.providers.get(AFTER_BANK_CALL)
+        hook = cast(AfterBankCallPort, runtime).after_bank_call
         if hook is not None:
             hook(snapshot.movement_id)
         with runtime.db.unit_of_work() as session:

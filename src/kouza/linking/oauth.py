@@ -36,6 +36,8 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kouza.controls.models import SwitchScope
+from kouza.controls.switches import switches
 from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction
 from kouza.identity.models import VerifiedIdentity
@@ -70,8 +72,6 @@ from kouza.linking.models import (
     BankOAuthFlow,
     OAuthFlowStatus,
 )
-from kouza.ops.models import SwitchScope
-from kouza.ops.switches import switches
 from kouza.risk.events import EventType, RiskEvent, account_fingerprint
 
 OAUTH_PROFILE = "oauth"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,8 +36,6 @@ from kouza.protocol.webhooks import (
 )
 from kouza.risk.events import EventType, RiskEvent
 
-JWKS_PROVIDER = "linking.bank_jwks"
-REPLAY_PROVIDER = "linking.webhook_replay_cache"
 _TRANSITIONS = {
     LINK_REVOKED: ({BankLinkStatus.ACTIVE, BankLinkStatus.SUSPENDED}, BankLinkStatus.REVOKED),
     LINK_SUSPENDED: ({BankLinkStatus.ACTIVE}, BankLinkStatus.SUSPENDED),
@@ -53,20 +51,27 @@ class CachedKeys:
     fetched_at: datetime
 
 
+class WebhookPort(Protocol):
+    """What the receiver keeps on the runtime (``kouza.assembly.KouzaRuntime``)."""
+
+    bank_jwks: CachedKeys | None
+    """The bank's signing keys, fetched on first use and again after their TTL."""
+    webhook_replays: MemoryReplayCache
+    """Event ids already accepted (a replayed event is refused)."""
+
+
 def _keys(runtime: Runtime, *, refresh: bool) -> dict[str, Any]:
-    cached = runtime.providers.get(JWKS_PROVIDER)
+    port = cast(WebhookPort, runtime)
+    cached = port.bank_jwks
     ttl = timedelta(seconds=runtime.settings.bank_jwks_ttl_seconds)
     now = runtime.now()
-    if refresh or not isinstance(cached, CachedKeys) or now - cached.fetched_at >= ttl:
-        cached = runtime.providers[JWKS_PROVIDER] = CachedKeys(bank_client_of(runtime).jwks(), now)
+    if refresh or cached is None or now - cached.fetched_at >= ttl:
+        cached = port.bank_jwks = CachedKeys(bank_client_of(runtime).jwks(), now)
     return cached.keys
 
 
 def _replay_cache(runtime: Runtime) -> MemoryReplayCache:
-    cache = runtime.providers.get(REPLAY_PROVIDER)
-    if not isinstance(cache, MemoryReplayCache):
-        cache = runtime.providers[REPLAY_PROVIDER] = MemoryReplayCache()
-    return cache
+    return cast(WebhookPort, runtime).webhook_replays
 
 
 def verified_event(runtime: Runtime, token: str) -> BankEvent:

@@ -30,6 +30,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kouza.controls.errors import ReasonRequired
+from kouza.controls.service import controls
 from kouza.kit.idempotency import request_hash
 from kouza.kit.locking import lock_row
 from kouza.kit.runtime import Runtime, runtime_of
@@ -54,8 +56,6 @@ from kouza.linking.models import (
 )
 from kouza.linking.movements import PASSBOOK_TEXT, settle
 from kouza.linking.oauth import dpop_credentials
-from kouza.ops.errors import ReasonRequired
-from kouza.ops.service import ops
 from kouza.wallet.models import Wallet
 
 
@@ -116,7 +116,7 @@ class ReviewService:
         review, movement = self._decidable(session, movement_id)
         ledger.post_hold(session, hold_id=movement.hold_id)
         self._decide(session, review, ReviewStatus.RELEASED, actor=actor, reason=why)
-        ops.audit(
+        controls.audit(
             session,
             actor=actor,
             action="bank_movement.release",
@@ -223,7 +223,7 @@ class ReviewService:
         session.flush()
         review.refund_movement_id = refund.id
         self._decide(session, review, ReviewStatus.REJECTED, actor=actor, reason=reason)
-        ops.audit(
+        controls.audit(
             session,
             actor=actor,
             action="bank_movement.reject",

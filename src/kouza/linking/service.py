@@ -5,7 +5,7 @@ bank's legacy form, under kouza's :mod:`~kouza.linking.policy`),
 :mod:`~kouza.linking.movements` (top-ups and withdrawals: record, call, settle),
 :mod:`~kouza.linking.receiver` (the bank's signed webhooks) and
 :mod:`~kouza.linking.reconcile` (both sides compared) — and every bank call goes through
-:class:`~kouza.linking.client.BankClient` over HTTP (``runtime.providers["bank_client"]``).
+:class:`~kouza.linking.client.BankClient` over HTTP (``KouzaRuntime.bank_client``).
 
 Linking runs in the caller's unit of work. Top-ups and withdrawals take the
 :class:`~kouza.kit.runtime.Runtime` instead of a session, because they must commit their record

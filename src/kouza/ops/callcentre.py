@@ -24,13 +24,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kouza.controls.cases import cases
+from kouza.controls.models import Case
+from kouza.controls.service import controls
 from kouza.kit import zengin
 from kouza.kit.runtime import runtime_of
 from kouza.linking.models import BankLink, BankMovement, MovementDirection
-from kouza.ops.cases import cases
 from kouza.ops.errors import InvalidOpsInput
-from kouza.ops.models import BankLockNotice, Case, Enquiry, WalletLock
-from kouza.ops.service import ops
+from kouza.ops.models import BankLockNotice, Enquiry, WalletLock
 from kouza.risk.events import account_fingerprint
 from kouza.wallet.models import Merchant, Payment, Transfer, Wallet
 
@@ -157,7 +158,7 @@ class CallCentre:
             )
             enquiry.case_id = case.id
             session.flush()
-        ops.audit(
+        controls.audit(
             session,
             actor=actor,
             action="enquiry.take",
@@ -174,7 +175,7 @@ class CallCentre:
     def lookup(self, session: Session, account: AccountRef, *, actor: str) -> AccountLookup:
         """Whether and which wallet the account is linked to, and what it did; audited."""
         fingerprint = account.fingerprint(runtime_of(session).secret)
-        ops.audit(
+        controls.audit(
             session,
             actor=actor,
             action="callcentre.lookup",

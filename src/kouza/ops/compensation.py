@@ -21,7 +21,7 @@ For a case in ``confirmed_fraud`` whose wallet is locked (ADR 0011):
   new key and hold, pays costs recorded since, and completes the case when all is posted.
   Running it on a completed case pays nothing.
 
-``runtime.providers["ops.after_compensation_call"]``, when set, is called with the payment id
+``KouzaRuntime.after_compensation_call``, when set, is called with the payment id
 right after the bank answered and before settling (the crash tests' fault-injection point).
 """
 
@@ -31,11 +31,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kouza.controls.errors import UnknownCase
+from kouza.controls.models import Case, CaseStatus
+from kouza.controls.service import controls
 from kouza.kit.locking import lock_row
 from kouza.kit.runtime import Runtime, runtime_of
 from kouza.ledger.models import AccountKind, EntryKind
@@ -53,26 +56,27 @@ from kouza.ops.errors import (
     CaseNotConfirmed,
     InvalidOpsInput,
     MovementsUnresolved,
-    UnknownCase,
     UnknownVictimAccount,
     WalletNotLocked,
 )
 from kouza.ops.models import (
-    Case,
-    CaseStatus,
     Compensation,
     CompensationPayment,
     CompensationStatus,
     PaymentPurpose,
     VictimCost,
 )
-from kouza.ops.service import ops
 from kouza.wallet.models import Wallet, WalletStatus
 
-AFTER_CALL = "ops.after_compensation_call"
 PASSBOOK_TEXT = "ｺｳｻﾞ ﾎｼﾖｳ"
 POSTED = MovementStatus.POSTED.value
 VOIDED = MovementStatus.VOIDED.value
+
+
+class AfterCompensationCallPort(Protocol):
+    """The crash tests' fault-injection point on the runtime (``KouzaRuntime``)."""
+
+    after_compensation_call: Callable[[uuid.UUID], Any] | None
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,7 @@ class CompensationService:
         )
         session.add(cost)
         session.flush()
-        ops.audit(
+        controls.audit(
             session,
             actor=actor,
             action="compensation.cost",
@@ -291,7 +295,7 @@ class CompensationService:
                 reference={"case": str(case.id), "compensation": str(compensation.id)},
             )
             compensation.clawed_back, compensation.clawback_entry_id = available, entry.id
-        ops.audit(
+        controls.audit(
             session,
             actor=actor,
             action="compensation.start",
@@ -406,7 +410,7 @@ class CompensationService:
                 if payment is not None and payment.status == MovementStatus.PENDING.value:
                     payment.status = MovementStatus.UNKNOWN.value
             return
-        hook: Callable[[uuid.UUID], Any] | None = runtime.providers.get(AFTER_CALL)
+        hook = cast(AfterCompensationCallPort, runtime).after_compensation_call
         if hook is not None:
             hook(call.payment_id)
         with runtime.db.unit_of_work() as session:
@@ -454,7 +458,7 @@ class CompensationService:
         compensation.status = CompensationStatus.COMPLETED.value
         compensation.completed_at = runtime_of(session).now()
         paid = sum(payment.amount for payment in latest)
-        ops.audit(
+        controls.audit(
             session,
             actor=actor,
             action="compensation.complete",

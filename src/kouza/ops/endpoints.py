@@ -16,6 +16,18 @@ from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.orm import Session
 
+from kouza.controls.cases import cases
+from kouza.controls.dependencies import CurrentAdmin, CurrentOperator
+from kouza.controls.errors import (
+    InvalidCaseTransition,
+    InvalidOperatorToken,
+    ReasonRequired,
+    RoleRequired,
+    UnknownCase,
+)
+from kouza.controls.models import CaseStatus, Operator
+from kouza.controls.service import controls
+from kouza.controls.switches import switches
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
 from kouza.kit.openapi import error_responses
 from kouza.kit.web import RuntimeDep, SessionDep, run_idempotent
@@ -24,23 +36,15 @@ from kouza.ledger.service import EntrySpec, Leg, ledger
 from kouza.linking import notices
 from kouza.ops import report
 from kouza.ops.callcentre import AccountRef, callcentre, spend_csv
-from kouza.ops.cases import cases
 from kouza.ops.compensation import CompensationReport, compensations
-from kouza.ops.dependencies import CurrentAdmin, CurrentOperator
 from kouza.ops.errors import (
     CaseNotConfirmed,
-    InvalidCaseTransition,
-    InvalidOperatorToken,
     InvalidOpsInput,
     MovementsUnresolved,
-    ReasonRequired,
-    RoleRequired,
-    UnknownCase,
     UnknownVictimAccount,
     WalletNotLocked,
 )
 from kouza.ops.locks import locks
-from kouza.ops.models import CaseStatus, Operator
 from kouza.ops.schemas import (
     AccountLookupRead,
     AccountQuery,
@@ -75,8 +79,6 @@ from kouza.ops.schemas import (
     VictimRead,
     WalletStatusRead,
 )
-from kouza.ops.service import ops
-from kouza.ops.switches import switches
 from kouza.wallet.errors import (
     LimitExceeded,
     RefundTooLarge,
@@ -129,7 +131,7 @@ def post_batch(
             for entry in body.entries
         ]
         posted = ledger.post_batch(session, specs)
-        ops.audit(
+        controls.audit(
             session,
             actor=_actor(operator),
             action="ledger.batch",
@@ -195,7 +197,7 @@ def create_merchant(
 ) -> MerchantRead:
     """Create a merchant with its own ledger account."""
     merchant = wallets.create_merchant(session, name=body.name, category=body.category)
-    ops.audit(
+    controls.audit(
         session,
         actor=_actor(operator),
         action="merchant.create",
@@ -247,7 +249,7 @@ def credit(
         topup = wallets.credit_from_float(
             session, wallet_id=wallet_id, amount=body.amount, reason=body.reason
         )
-        ops.audit(
+        controls.audit(
             session,
             actor=_actor(operator),
             action="wallet.credit",
@@ -288,7 +290,7 @@ def refund(
         done = wallets.refund(
             session, payment_id=payment_id, amount=body.amount, reason=body.reason
         )
-        ops.audit(
+        controls.audit(
             session,
             actor=_actor(operator),
             action="payment.refund",
@@ -593,7 +595,7 @@ def spend_trace(
 ) -> Any:
     """Every payment of the wallet: merchant, category, time (UTC), amount — for the police."""
     wallets.get_wallet(session, wallet_id)
-    ops.audit(
+    controls.audit(
         session,
         actor=_actor(operator),
         action="callcentre.spend_trace",

@@ -2,35 +2,7 @@
 
 from __future__ import annotations
 
-from kouza.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-
-
-class InvalidOperatorToken(Unauthorized):
-    code = "invalid_operator_token"
-
-
-class RoleRequired(Forbidden):
-    code = "operator_role_required"
-
-
-class OperatorExists(Conflict):
-    code = "operator_exists"
-
-
-class ReasonRequired(BadRequest):
-    code = "reason_required"
-
-
-class KillSwitchActive(Forbidden):
-    code = "kill_switch_active"
-
-
-class UnknownCase(NotFound):
-    code = "unknown_case"
-
-
-class InvalidCaseTransition(Conflict):
-    code = "invalid_case_transition"
+from kouza.errors import BadRequest, Conflict, NotFound
 
 
 class CaseNotConfirmed(Conflict):

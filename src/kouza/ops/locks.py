@@ -14,9 +14,9 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kouza.controls.service import controls
 from kouza.kit.runtime import runtime_of
 from kouza.ops.models import WalletLock
-from kouza.ops.service import ops
 from kouza.wallet.models import Wallet, WalletStatus
 from kouza.wallet.service import wallets
 
@@ -28,7 +28,9 @@ class LockService:
         """Freeze a wallet (suspected fraud) and tell the banks of its linked accounts."""
         from kouza.linking.notices import notify_lock  # linking imports ops, not back
 
-        ops.audit(session, actor=actor, action="wallet.lock", subject=str(wallet_id), reason=reason)
+        controls.audit(
+            session, actor=actor, action="wallet.lock", subject=str(wallet_id), reason=reason
+        )
         wallet = wallets.set_status(session, wallet_id=wallet_id, status=WalletStatus.LOCKED)
         lock = self.open_lock(session, wallet_id)
         if lock is None:
@@ -45,7 +47,7 @@ class LockService:
 
     def unlock(self, session: Session, *, wallet_id: uuid.UUID, actor: str, reason: str) -> Wallet:
         """Lift a lock."""
-        ops.audit(
+        controls.audit(
             session, actor=actor, action="wallet.unlock", subject=str(wallet_id), reason=reason
         )
         wallet = wallets.set_status(session, wallet_id=wallet_id, status=WalletStatus.ACTIVE)

@@ -28,17 +28,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kouza.controls.models import AuditEvent, Case, CaseNote, CaseStatus
 from kouza.identity.models import ReverificationCampaign
 from kouza.kit import zengin
 from kouza.kit.outbox import OutboxMessage
 from kouza.linking.models import BankLink, BankMovement, MovementDirection
 from kouza.ops.errors import InvalidOpsInput
 from kouza.ops.models import (
-    AuditEvent,
     BankLockNotice,
-    Case,
-    CaseNote,
-    CaseStatus,
     Compensation,
     CompensationPayment,
     Enquiry,

@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from kouza.controls.models import CaseStatus, SwitchScope
 from kouza.kit.money import MAX_AMOUNT_YEN, PositiveYen
 from kouza.kit.text import JsonObject, Note, Text
 from kouza.ledger.models import EntryKind
-from kouza.ops.models import CaseStatus, SwitchScope
 from kouza.wallet.models import MerchantCategory
 
 MAX_BATCH = 10_000

@@ -4,7 +4,7 @@
 so its path is kept short (measured with ``benchmarks/risk.py``, docs/risk.md):
 
 * one hop to a worker thread per request, not one per synchronous dependency: the endpoint is
-  ``async`` and runs the operator check (the same :func:`~kouza.ops.dependencies.get_operator`
+  ``async`` and runs the operator check (the same :func:`~kouza.controls.dependencies.get_operator`
   as ``CurrentOperator``), the assessment and the commit in a single thread call;
 * the unit of work is opened inside that call rather than through ``SessionDep``, so a database
   connection is held only by the thread doing the work and handed back before the thread is
@@ -26,14 +26,14 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
+from kouza.controls.dependencies import CurrentAdmin, CurrentOperator, get_operator
+from kouza.controls.errors import InvalidOperatorToken, RoleRequired
+from kouza.controls.service import controls
 from kouza.errors import NotFound
 from kouza.kit.openapi import error_responses
 from kouza.kit.runtime import Runtime
 from kouza.kit.text import JsonObject, Text
 from kouza.kit.web import MAX_BIGINT, RuntimeDep, SessionDep, get_runtime
-from kouza.ops.dependencies import CurrentAdmin, CurrentOperator, get_operator
-from kouza.ops.errors import InvalidOperatorToken, RoleRequired
-from kouza.ops.service import ops
 from kouza.risk.engine import Decision
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
@@ -180,7 +180,7 @@ def replace_rules(
     """Switch to a new rule set at once; a bad file is refused and the old one stays."""
     rules = risk.load_rules(runtime, text, source="request body")
     with runtime.db.unit_of_work() as session:
-        ops.audit(
+        controls.audit(
             session,
             actor=f"operator:{operator.name}",
             action="risk.rules",

@@ -93,7 +93,7 @@ def enforce(
 def _open_case(
     session: Session, wallet_id: uuid.UUID, decision: Decision, rules: list[str], source: str | None
 ) -> None:
-    from kouza.ops.cases import cases
+    from kouza.controls.cases import cases
 
     cases.open(
         session,

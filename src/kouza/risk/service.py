@@ -21,9 +21,9 @@ from dataclasses import replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, insert, select, text
+from sqlalchemy import Engine, Table, bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
 from kouza.kit.db import UtcDateTime
@@ -42,13 +42,28 @@ def shipped_rule_set() -> RuleSet:
     return parse_rule_set(text, source="default.yaml")
 
 
+class RiskPort(Protocol):
+    """What the risk service keeps on the runtime (``kouza.assembly.KouzaRuntime``)."""
+
+    risk_engine: RiskEngine | None
+    """None until first used: then built from settings (:meth:`RiskService.engine`)."""
+    risk_reads: ReadPlanner
+    risk_autocommit: Engine | None
+    """An autocommit engine for the HTTP API's one-statement store on PostgreSQL."""
+
+
+def _port(runtime: Runtime) -> RiskPort:
+    return cast(RiskPort, runtime)
+
+
 class RiskService:
     """Assess events; manage the active rule set."""
 
     def engine(self, runtime: Runtime, session: Session | None = None) -> RiskEngine:
         """The runtime's engine, created on first use (its in-memory store warmed through
         ``session`` when given: on SQLite a second connection would wait for its write lock)."""
-        engine = runtime.providers.get("risk")
+        port = _port(runtime)
+        engine = port.risk_engine
         if engine is None:
             settings = runtime.settings
             path = getattr(settings, "risk_rules", "")
@@ -60,8 +75,7 @@ class RiskService:
             if isinstance(store, InMemoryFeatureStore):
                 since = runtime.now() - history_needed(rules, store.retention)
                 warm(store, runtime, since=since, session=session)
-            engine = runtime.providers.setdefault("risk", RiskEngine(rules, store))
-        assert isinstance(engine, RiskEngine)
+            engine = port.risk_engine = RiskEngine(rules, store)
         return engine
 
     def assess(self, session: Session, event: RiskEvent) -> Decision:
@@ -77,8 +91,7 @@ class RiskService:
     def _decide(
         self, runtime: Runtime, event: RiskEvent, *, record: bool, session: Session | None = None
     ) -> Decision:
-        planner = runtime.providers.setdefault("risk_reads", ReadPlanner())
-        assert isinstance(planner, ReadPlanner)
+        planner = _port(runtime).risk_reads
         return decide(self.engine(runtime, session), planner, event, record=record)
 
     def assess_on_its_own(self, runtime: Runtime, event: RiskEvent) -> Decision:
@@ -90,10 +103,12 @@ class RiskService:
             with runtime.db.unit_of_work() as session:
                 return self.assess(session, event)
         decision = self._decide(runtime, event, record=True)
-        autocommit = runtime.providers.get("risk_autocommit")
+        port = _port(runtime)
+        autocommit = port.risk_autocommit
         if autocommit is None:
-            engine = runtime.db.engine.execution_options(isolation_level="AUTOCOMMIT")
-            autocommit = runtime.providers.setdefault("risk_autocommit", engine)
+            autocommit = port.risk_autocommit = runtime.db.engine.execution_options(
+                isolation_level="AUTOCOMMIT"
+            )
         with autocommit.connect() as connection:
             connection.execute(_STORE_BOTH, _both_params(decision, runtime.now()))
         return decision

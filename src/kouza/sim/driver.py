@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kouza.bank.models import Transfer as BankTransfer
+from kouza.controls.models import AuditEvent
 from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction, SignedChallenge
 from kouza.identity.ekyc.devca import TestCitizen
@@ -42,7 +43,6 @@ from kouza.linking.links import Caller, LegacyLinkInput, LinkService
 from kouza.linking.models import BankLink, BankMovement, MovementDirection, MovementStatus
 from kouza.linking.movements import MovementService, MoveRequest
 from kouza.linking.oauth import DeclaredIdentity, OAuthCallback, oauth_links
-from kouza.ops.models import AuditEvent
 from kouza.risk.events import RiskEvent
 from kouza.risk.service import risk
 from kouza.sim.adversary import Adversary

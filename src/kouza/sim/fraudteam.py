@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from kouza.bank.holder import holder
+from kouza.controls.models import SwitchScope
+from kouza.controls.switches import switches
 from kouza.errors import KouzaError
 from kouza.kit.notify import Message
 from kouza.linking.models import BankLink, BankLinkStatus
 from kouza.linking.reviews import reviews
 from kouza.ops.locks import locks
-from kouza.ops.models import SwitchScope
-from kouza.ops.switches import switches
 from kouza.sim.agents import Attempt, FollowUp
 
 if TYPE_CHECKING:

@@ -30,6 +30,7 @@ from cryptography import x509
 from sqlalchemy import update
 
 from kouza.api.app import create_app
+from kouza.assembly import build_runtime
 from kouza.bank.app import create_bank_app
 from kouza.bank.core import core
 from kouza.bank.migrate import upgrade as upgrade_bank
@@ -45,7 +46,7 @@ from kouza.kit.clock import ManualClock
 from kouza.kit.db import make_engine
 from kouza.kit.migrate import upgrade
 from kouza.kit.notify import Message
-from kouza.kit.runtime import Runtime, build_runtime
+from kouza.kit.runtime import Runtime
 from kouza.linking.client import BankClient
 from kouza.linking.keys import Signer, client_jwks
 from kouza.risk.rules import RuleSet, parse_rule_set
@@ -272,8 +273,8 @@ def build_world(
         senders={"email": mailbox, "sms": mailbox},
         database_url=f"sqlite:///{wallet_db}",
     )
-    rt.providers["limits"] = limits_for(profile, settings)
-    rt.providers["ekyc"] = ekyc.configuration()
+    rt.limits = limits_for(profile, settings)
+    rt.ekyc = ekyc.configuration()
     risk.engine(rt).replace_rules(rules_for(profile))
     to_wallet = InProcess(create_app(rt))
 
@@ -305,7 +306,7 @@ def build_world(
     bank_api = httpx.Client(base_url=BANK_URL, transport=to_bank)
     # the wallet authenticates with its client key (private_key_jwt), registered just below;
     # the secret is the legacy fallback it no longer needs (ADR 0022)
-    rt.providers["bank_client"] = BankClient(
+    rt.bank_client = BankClient(
         bank_api, client_id=CLIENT_ID, client_secret=client_secret, signer=Signer(rt)
     )
     registered = bank_api.put(

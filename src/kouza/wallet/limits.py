@@ -221,3 +221,10 @@ class LimitSet:
             for category, cap in sorted(settings.limit_category_per_day_yen.items())
         ]
         return cls(policies)
+
+
+class LimitsPort(Protocol):
+    """Where the runtime keeps the limit set (``kouza.assembly.KouzaRuntime``)."""
+
+    limits: LimitSet | None
+    """None until first used: then built from settings (``wallet.service.limits_of``)."""

@@ -13,10 +13,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kouza.controls.models import SwitchScope
+from kouza.controls.switches import switches
 from kouza.identity.devices import SensitiveAction, SignedChallenge
 from kouza.identity.models import User, VerificationLevel
 from kouza.identity.proofs import ProofMethod, Proven, prove
@@ -27,8 +30,6 @@ from kouza.kit.runtime import Runtime, runtime_of
 from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.repository import StatementRow
 from kouza.ledger.service import Balance, ledger, transfer_spec
-from kouza.ops.models import SwitchScope
-from kouza.ops.switches import switches
 from kouza.risk.enforcement import enforce
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.rules import Outcome
@@ -47,7 +48,7 @@ from kouza.wallet.errors import (
     WalletExists,
     WalletNotActive,
 )
-from kouza.wallet.limits import LimitSet, Movement
+from kouza.wallet.limits import LimitSet, LimitsPort, Movement
 from kouza.wallet.models import (
     Merchant,
     MerchantCategory,
@@ -63,11 +64,10 @@ from kouza.wallet.models import (
 
 def limits_of(runtime: Runtime) -> LimitSet:
     """The limit set in force for this runtime (built from settings unless one was injected)."""
-    limits = runtime.providers.get("limits")
-    if limits is None:
-        limits = runtime.providers["limits"] = LimitSet.from_settings(runtime.settings)
-    assert isinstance(limits, LimitSet)
-    return limits
+    port = cast(LimitsPort, runtime)
+    if port.limits is None:
+        port.limits = LimitSet.from_settings(runtime.settings)
+    return port.limits
 
 
 class WalletService:

@@ -2,7 +2,7 @@
 
 Each ``audit_events`` row gets ``prev_hash`` (the previous row's ``row_hash``, 64 zeros for the
 first) and ``row_hash`` = SHA-256 over ``prev_hash`` and the row's canonical encoding
-(:func:`kouza.ops.audit.chain_hash`, ADR 0024). Existing rows are chained here, in id order, so
+(:func:`kouza.controls.audit.chain_hash`, ADR 0024). Existing rows are chained here, in id order, so
 ``kouza audit verify`` holds for them from now on (it cannot prove what happened to them
 before). ``prev_hash`` is unique: two rows claiming the same predecessor (a fork) cannot exist.
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import kouza.kit.db
-from kouza.ops.audit import GENESIS, chain_hash
+from kouza.controls.audit import GENESIS, chain_hash
 
 revision: str = "0014"
 down_revision: str | None = "0011"

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Protocol, cast
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from kouza.controls.errors import InvalidOperatorToken
+from kouza.controls.models import Operator, OperatorRole
+from kouza.controls.service import controls
 from kouza.kit.security import keyed_hash
 from kouza.kit.web import RuntimeDep
-from kouza.ops.errors import InvalidOperatorToken
-from kouza.ops.models import Operator, OperatorRole
-from kouza.ops.service import ops
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -27,6 +27,13 @@ OPERATOR_CACHE_SECONDS = 5.0
 disabled operator is refused at most this long after being disabled."""
 
 
+class OperatorCachePort(Protocol):
+    """What :func:`get_operator` needs from the runtime (``kouza.assembly.KouzaRuntime``)."""
+
+    operator_cache: dict[str, tuple[float, Operator]]
+    """Verified operator tokens (keyed hash → when verified, operator)."""
+
+
 def get_operator(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -34,19 +41,19 @@ def get_operator(
     """The calling operator, loaded in its own short transaction (see identity.dependencies)."""
     if credentials is None:
         raise InvalidOperatorToken("send 'Authorization: Bearer <operator token>'")
-    cache: dict[str, tuple[float, Operator]] = runtime.providers.setdefault("operator_cache", {})
+    cache = cast(OperatorCachePort, runtime).operator_cache
     key = keyed_hash(runtime.secret, credentials.credentials, purpose="operator-cache")
     hit = cache.get(key)
     if hit is not None and time.monotonic() - hit[0] < OPERATOR_CACHE_SECONDS:
         return hit[1]
     with runtime.db.unit_of_work() as session:
-        operator = ops.authenticate(session, credentials.credentials)
+        operator = controls.authenticate(session, credentials.credentials)
     cache[key] = (time.monotonic(), operator)
     return operator
 
 
 def get_admin(operator: Annotated[Operator, Depends(get_operator)]) -> Operator:
-    ops.require_role(operator, OperatorRole.ADMIN)
+    controls.require_role(operator, OperatorRole.ADMIN)
     return operator
 
 

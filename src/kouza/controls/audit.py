@@ -11,7 +11,7 @@ Appending must see the true tail, so :func:`append` holds a named lock
 (:func:`kouza.kit.locking.lock_named`: an advisory lock on PostgreSQL; SQLite writers are
 serialised already) from reading the tail until commit, and the id is allocated under it, so
 id order is chain order. To keep that lock short and last — a transaction holding it never
-waits for another lock, so it cannot take part in a deadlock — :meth:`OpsService.audit` only
+waits for another lock, so it cannot take part in a deadlock — :meth:`ControlsService.audit` only
 queues the record; :func:`_append_queued` writes the queue just before the unit of work commits.
 
 The chain proves the rows were not changed *after* one another; someone able to rewrite the
@@ -32,8 +32,8 @@ from typing import Any, Protocol
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from kouza.controls.models import AuditEvent
 from kouza.kit.locking import lock_named
-from kouza.ops.models import AuditEvent
 
 GENESIS = "0" * 64
 """``prev_hash`` of the first record."""

@@ -8,17 +8,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kouza.controls import audit as audit_chain
+from kouza.controls.errors import InvalidOperatorToken, OperatorExists, ReasonRequired, RoleRequired
+from kouza.controls.models import AuditEvent, Operator, OperatorRole
 from kouza.kit.db import add_unique
 from kouza.kit.runtime import runtime_of
 from kouza.kit.security import keyed_hash, random_token
-from kouza.ops import audit as audit_chain
-from kouza.ops.errors import InvalidOperatorToken, OperatorExists, ReasonRequired, RoleRequired
-from kouza.ops.models import AuditEvent, Operator, OperatorRole
 
 _RANK = {OperatorRole.ANALYST: 0, OperatorRole.ADMIN: 1}
 
 
-class OpsService:
+class ControlsService:
     """Operators and audit."""
 
     def create_operator(
@@ -73,7 +73,7 @@ class OpsService:
         details: dict[str, Any] | None = None,
     ) -> AuditEvent:
         """Record an operator action in the same unit of work as the action: it is appended to
-        the audit chain when the unit of work commits (:mod:`kouza.ops.audit`), so its id is
+        the audit chain when the unit of work commits (:mod:`kouza.controls.audit`), so its id is
         set only then."""
         if not reason.strip():
             raise ReasonRequired("operator actions need a reason")
@@ -92,5 +92,5 @@ class OpsService:
         return session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)).all()
 
 
-ops = OpsService()
-"""The operations service singleton."""
+controls = ControlsService()
+"""The controls service singleton: operator accounts and the audit trail."""

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kouza.controls.errors import InvalidCaseTransition, UnknownCase
+from kouza.controls.models import Case, CaseNote, CaseStatus
+from kouza.controls.service import controls
 from kouza.kit.locking import lock_row
 from kouza.kit.runtime import runtime_of
-from kouza.ops.errors import InvalidCaseTransition, UnknownCase
-from kouza.ops.models import Case, CaseNote, CaseStatus
-from kouza.ops.service import ops
 
 _NEXT = {
     CaseStatus.OPEN: {CaseStatus.INVESTIGATING, CaseStatus.CONFIRMED_FRAUD, CaseStatus.CLEARED},
@@ -60,7 +60,7 @@ class CaseService:
         session.add(case)
         session.flush()
         self._note(session, case, actor, "open", summary, details)
-        ops.audit(
+        controls.audit(
             session,
             actor=actor,
             action="case.open",
@@ -85,7 +85,7 @@ class CaseService:
         case.status = to.value
         case.updated_at = runtime_of(session).now()
         self._note(session, case, actor, to.value, note, None)
-        ops.audit(
+        controls.audit(
             session, actor=actor, action=f"case.{to.value}", subject=str(case.id), reason=note
         )
         return case

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kouza.controls.errors import KillSwitchActive
+from kouza.controls.models import KillSwitch, SwitchScope
+from kouza.controls.service import controls
 from kouza.kit.db import add_unique
 from kouza.kit.runtime import runtime_of
-from kouza.ops.errors import KillSwitchActive
-from kouza.ops.models import KillSwitch, SwitchScope
-from kouza.ops.service import ops
 
 _MESSAGES = {
     SwitchScope.ALL_LINKS: "new bank links are stopped",
@@ -42,7 +42,7 @@ class SwitchService:
     ) -> KillSwitch:
         """Turn a switch on or off (idempotent); audited."""
         target = "" if scope is SwitchScope.ALL_LINKS else target
-        ops.audit(
+        controls.audit(
             session,
             actor=actor,
             action=f"switch.{'on' if active else 'off'}",
