@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint format typecheck imports bench audit lock clean
+.PHONY: help install run test fuzz lint format typecheck imports architecture bench audit lock clean
 
 help: ## List the verbs
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 LOCK := requirements.lock
 
@@ -54,7 +54,10 @@ bench: $(STAMP) ## Ledger benchmark (SQLite, and PostgreSQL when KOUZA_BENCH_POS
 	$(BIN)/python benchmarks/ledger.py
 
 imports: $(STAMP) ## Import circles between files and packages, cross-package and in-function imports
-	$(BIN)/python tools/imports.py
+	$(BIN)/python tools/architecture.py --figures
+
+architecture: $(STAMP) ## Regenerate docs/architecture.md's import graph and docs/architecture/*.svg from the code
+	$(BIN)/python tools/architecture.py
 
 lock: $(STAMP) ## Re-resolve requirements.lock (hashes, every platform) from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml requirements-build.in --extra dev --universal \
