@@ -18,7 +18,14 @@ field                       what                                                
 ``operator_cache``          verified operator tokens (5 s)                              controls
 ``after_bank_call``         fault injection after a bank answer (crash tests)           linking
 ``after_compensation_call`` fault injection after a compensation transfer               ops
+``lock_listeners``          told of each new wallet lock (the banks' lock notices)      wallet
+``reconcile_matchers``      claim bank transfers made outside movements (compensation)  linking
 ==========================  =========================================================  ==========
+
+The two hook lists are how a lower layer causes an effect in a higher one without importing
+it: the wallet tells "a wallet was locked" to whoever registered (linking sends the banks a
+signed notice), and reconciliation asks the registered matchers whether a bank transfer it does
+not know is theirs (ops' compensation credits).
 
 A field that is None is built on first use by the domain that owns it, from settings (the risk
 engine warms its in-memory store through the caller's session, which does not exist here). Each
@@ -50,13 +57,16 @@ from kouza.kit.runtime import Runtime, build_email_sender
 from kouza.linking.client import BankClient, BankClientPort
 from kouza.linking.keys import ClientKeyPort
 from kouza.linking.movements import AfterBankCallPort
+from kouza.linking.notices import notify_lock
 from kouza.linking.receiver import CachedKeys, WebhookPort
-from kouza.ops.compensation import AfterCompensationCallPort
+from kouza.linking.reconcile import TransferMatcher, TransferMatchersPort
+from kouza.ops.compensation import AfterCompensationCallPort, reconcile_compensation
 from kouza.protocol.webhooks import MemoryReplayCache
 from kouza.risk.engine import RiskEngine
 from kouza.risk.plan import ReadPlanner
 from kouza.risk.service import RiskPort
 from kouza.wallet.limits import LimitSet, LimitsPort
+from kouza.wallet.locks import LockListener, LockListenersPort
 
 
 @dataclass(eq=False)
@@ -75,6 +85,10 @@ class KouzaRuntime(Runtime):
     operator_cache: dict[str, tuple[float, Operator]] = field(default_factory=dict)
     after_bank_call: Callable[[uuid.UUID], Any] | None = None
     after_compensation_call: Callable[[uuid.UUID], Any] | None = None
+    lock_listeners: list[LockListener] = field(default_factory=lambda: [notify_lock])
+    reconcile_matchers: list[TransferMatcher] = field(
+        default_factory=lambda: [reconcile_compensation]
+    )
 
 
 def _provides_every_port(
@@ -89,9 +103,12 @@ def _provides_every_port(
     OperatorCachePort,
     AfterBankCallPort,
     AfterCompensationCallPort,
+    LockListenersPort,
+    TransferMatchersPort,
 ]:
     """Never called: mypy checks that a :class:`KouzaRuntime` is every domain's port."""
-    return (runtime, runtime, runtime, runtime, runtime, runtime, runtime, runtime, runtime)
+    rt = runtime
+    return (rt, rt, rt, rt, rt, rt, rt, rt, rt, rt, rt)
 
 
 def build_runtime(

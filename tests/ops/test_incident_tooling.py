@@ -25,11 +25,12 @@ from kouza.kit.outbox import OutboxMessage
 from kouza.ledger.models import AccountKind
 from kouza.ledger.service import ledger
 from kouza.linking import notices
+from kouza.linking.models import BankLockNotice
 from kouza.linking.reconcile import reconciler
 from kouza.ops.compensation import compensations
-from kouza.ops.models import BankLockNotice, CompensationPayment, Enquiry, WalletLock
+from kouza.ops.models import CompensationPayment, Enquiry
 from kouza.risk.service import risk
-from kouza.wallet.models import Wallet, WalletStatus
+from kouza.wallet.models import Wallet, WalletLock, WalletStatus
 from tests.linking.conftest import LEGACY_BANK, World
 from tests.linking.support import bank_balance, bank_transfer_count, ledger_ok, wallet_balance
 from tests.ops.support import (

@@ -11,8 +11,8 @@ from kouza.controls.switches import switches
 from kouza.identity.devices import SensitiveAction
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
-from kouza.ops.locks import locks
 from kouza.wallet.errors import WalletNotActive
+from kouza.wallet.locks import locks
 from kouza.wallet.service import wallets
 from tests.factories import balance_of, customer, merchant, signed
 

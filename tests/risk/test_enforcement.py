@@ -10,8 +10,8 @@ from kouza.identity.errors import StepUpRequired
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
-from kouza.risk.enforcement import HeldForReview, RiskRefused
 from kouza.risk.service import risk, shipped_rule_set
+from kouza.wallet.enforcement import HeldForReview, RiskRefused
 from kouza.wallet.models import MerchantCategory, WalletStatus
 from kouza.wallet.service import wallets
 from tests.factories import balance_of, customer, merchant, signed

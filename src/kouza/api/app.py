@@ -21,6 +21,7 @@ from kouza.linking.endpoints import router as bank_linking_router
 from kouza.ops.endpoints import router as ops_router
 from kouza.risk.endpoints import router as risk_router
 from kouza.wallet.endpoints import router as wallet_router
+from kouza.wallet.endpoints import takeover_router
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -40,6 +41,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     # 57 routes per request, about a tenth of the CPU the whole request costs in-process.
     app.include_router(risk_router)
     app.include_router(identity_router)
+    app.include_router(takeover_router)
     app.include_router(wallet_router)
     app.include_router(ops_router)
     app.include_router(bank_linking_router)

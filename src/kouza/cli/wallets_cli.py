@@ -19,7 +19,7 @@ from kouza.cli.common import (
 )
 from kouza.controls.service import controls
 from kouza.identity.models import User
-from kouza.ops.locks import locks
+from kouza.wallet.locks import locks
 from kouza.wallet.models import Wallet
 from kouza.wallet.service import wallets
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -302,8 +303,6 @@ def start_email_change(
     ip: str = "",
 ) -> ContactChange:
     """Check the device signature, then e-mail a code to the new address; returns the request."""
-    from kouza.identity.service import normalize_email  # service is this package's facade
-
     user = levels.attached(session, user)
     levels.require_level(user, VerificationLevel.PHONE, action="changing the e-mail address")
     address = normalize_email(email)
@@ -435,3 +434,11 @@ def history(session: Session, user: User, *, limit: int = 50) -> list[ContactCha
             .limit(limit)
         )
     )
+
+
+def normalize_email(email: str) -> str:
+    """The canonical, lower-cased form of an address; raises BadRequest if it is not one."""
+    try:
+        return validate_email(email, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise BadRequest(f"not a valid e-mail address: {exc}") from None

@@ -15,7 +15,6 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, status
 from sqlalchemy.orm import Session
 
-from kouza.controls.cases import cases
 from kouza.controls.dependencies import CurrentAdmin, CurrentOperator
 from kouza.controls.errors import InvalidOperatorToken, ReasonRequired, RoleRequired
 from kouza.controls.service import controls
@@ -40,7 +39,6 @@ from kouza.identity.errors import (
     InvalidCredentials,
     InvalidDeviceKey,
     InvalidKanaName,
-    InvalidNotMeToken,
     InvalidPhoneNumber,
     InvalidPurpose,
     InvalidToken,
@@ -87,8 +85,6 @@ from kouza.identity.schemas import (
     IdentityStatusRead,
     JpkiSubmit,
     LoginCreate,
-    NotMeRead,
-    NotMeReport,
     OtpChallengeRead,
     PasswordChange,
     PhoneChangeCreate,
@@ -107,9 +103,6 @@ from kouza.identity.service import identity
 from kouza.identity.settings import setting
 from kouza.kit.openapi import error_responses
 from kouza.kit.web import RuntimeDep, SessionDep, client_ip
-from kouza.ops.locks import locks
-from kouza.wallet.models import WalletStatus
-from kouza.wallet.service import wallets
 
 router = APIRouter(tags=["identity"])
 
@@ -193,37 +186,6 @@ def change_password(
         ip=client_ip(request),
     )
     return UserRead.model_validate(changed)
-
-
-@router.post(
-    "/v1/auth/not-me",
-    response_model=NotMeRead,
-    responses=error_responses(InvalidNotMeToken),
-)
-def not_me(body: NotMeReport, session: SessionDep) -> NotMeRead:
-    """The "not me" link of a new-sign-in notice: signs out every session of the account and
-    locks its wallets (money stays; the fraud team calls back and unlocks)."""
-    user, revoked = identity.report_not_me(session, body.token)
-    locked = 0
-    for wallet in wallets.wallets_of(session, user=user):
-        if wallet.status == WalletStatus.LOCKED.value:
-            continue
-        locks.lock(
-            session,
-            wallet_id=wallet.id,
-            actor=f"customer:{user.id}",
-            reason="the customer reported a sign-in that was not theirs",
-        )
-        cases.open(
-            session,
-            wallet_id=wallet.id,
-            source="customer:not-me",
-            summary="customer reported an unrecognised sign-in",
-            actor=f"customer:{user.id}",
-            details={},
-        )
-        locked += 1
-    return NotMeRead(sessions_revoked=revoked, wallets_locked=locked)
 
 
 @router.post(

@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn  # type: ignore[import-untyped]
@@ -43,6 +42,7 @@ from kouza.identity import (
     ratelimits,
     rechecks,
 )
+from kouza.identity.contacts import normalize_email
 from kouza.identity.devices import SensitiveAction, SignedChallenge
 from kouza.identity.ekyc import ChipRead, EkycMethod
 from kouza.identity.errors import (
@@ -83,14 +83,6 @@ from kouza.risk.events import EventType
 
 _DUMMY_HASH = hash_password("kouza-timing-equaliser")
 RESEND_INTERVAL = timedelta(seconds=60)
-
-
-def normalize_email(email: str) -> str:
-    """The canonical, lower-cased form of an address; raises BadRequest if it is not one."""
-    try:
-        return validate_email(email, check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise BadRequest(f"not a valid e-mail address: {exc}") from None
 
 
 def check_password_strength(password: str, email: str, *, min_score: int = 3) -> None:

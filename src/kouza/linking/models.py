@@ -265,3 +265,22 @@ class BankMovementReview(Base):
     decision_reason: Mapped[str] = mapped_column(String(500), default="")
     refund_movement_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bank_movements.id"))
     """The credit that sent a rejected top-up back to the bank account."""
+
+
+class BankLockNotice(Base):
+    """The signed notice to a bank that a wallet linked to one of its accounts was locked.
+
+    One per (lock, link); its id is the event id (``jti``) the bank deduplicates on. Delivery
+    state is the outbox row's (``delivered_at``, ``attempts``, ``last_error``).
+    """
+
+    __tablename__ = "bank_lock_notices"
+    __table_args__ = (UniqueConstraint("lock_id", "link_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    lock_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallet_locks.id"))
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bank_links.id"), index=True)
+    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), index=True)
+    bank_code: Mapped[str] = mapped_column(String(4))
+    outbox_message_id: Mapped[int] = mapped_column(BigId, ForeignKey("outbox_messages.id"))
+    created_at: Mapped[datetime]

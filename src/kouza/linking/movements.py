@@ -77,8 +77,8 @@ from kouza.linking.models import (
     ReviewStatus,
 )
 from kouza.linking.oauth import dpop_credentials
-from kouza.risk.enforcement import HeldForReview
 from kouza.risk.events import EventType, RiskEvent
+from kouza.wallet.enforcement import HeldForReview
 from kouza.wallet.limits import Movement
 from kouza.wallet.models import MovementKind, Wallet
 from kouza.wallet.service import limits_of

@@ -3,7 +3,7 @@
 When a wallet is locked for suspected fraud, the bank holding each linked account must be able
 to warn its customer (INCIDENT.md: "lock wallets suspected of the same pattern, notify the bank,
 and the bank contacts its customer"). For every link of the wallet, the lock writes one
-:class:`~kouza.ops.models.BankLockNotice` — unique per (lock, link), so locking a locked wallet
+:class:`~kouza.linking.models.BankLockNotice` — unique per (lock, link), so locking a locked wallet
 or retrying never notifies twice — and an outbox row in the *same* unit of work
 (:mod:`kouza.kit.outbox`), so a rolled-back lock tells nobody and a committed one cannot lose
 its notice.
@@ -37,8 +37,8 @@ from kouza.kit.outbox import OutboxMessage
 from kouza.kit.runtime import Runtime, runtime_of
 from kouza.linking.client import bank_client_of
 from kouza.linking.keys import ALGORITHM, client_key
-from kouza.linking.models import BankLink
-from kouza.ops.models import BankLockNotice, WalletLock
+from kouza.linking.models import BankLink, BankLockNotice
+from kouza.wallet.models import WalletLock
 
 CHANNEL = "bank_notice"
 """The outbox channel of wallet → bank notices."""

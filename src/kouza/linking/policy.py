@@ -13,7 +13,7 @@ simulator flips them to replay 2019/2020 (ADR 0010):
   operator releases or rejects it (``kouza.linking.reviews``, ADR 0013), a withdrawal is
   refused; ``block``
   refuses; ``lock`` also locks the wallet (the banks of its accounts are told) and opens a case,
-  and the refusal keeps those changes — through :func:`kouza.risk.enforcement.enforce`, the one
+  and the refusal keeps those changes — through :func:`kouza.wallet.enforcement.enforce`, the one
   enforcement path of every action.
 
 Decisions are taken with the engine's what-if evaluation *before* the bank is called, and the

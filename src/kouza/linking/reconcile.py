@@ -18,8 +18,10 @@ fall inside ``[since, until)`` and no movement anywhere carries their key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -61,6 +63,18 @@ class ReconcileReport:
         return not self.differences
 
 
+TransferMatcher = Callable[[Session, BankTransfer, ReconcileReport], bool]
+"""Claims a bank transfer the wallet made outside bank movements — a compensation credit
+(:func:`kouza.ops.compensation.reconcile_compensation`) — and reports its differences itself:
+True if the transfer was one of its own."""
+
+
+class TransferMatchersPort(Protocol):
+    """Where the runtime keeps the transfer matchers (``kouza.assembly`` registers them)."""
+
+    reconcile_matchers: list[TransferMatcher]
+
+
 class Reconciler:
     """Compare and resolve."""
 
@@ -100,7 +114,8 @@ class Reconciler:
         movement = session.scalars(
             select(BankMovement).where(BankMovement.bank_key == transfer.idempotency_key)
         ).one_or_none()
-        if movement is None and self._compensation(session, transfer, report):
+        matchers = cast(TransferMatchersPort, runtime_of(session)).reconcile_matchers
+        if movement is None and any(claim(session, transfer, report) for claim in matchers):
             return
         if movement is None:
             report.differences.append(
@@ -116,35 +131,6 @@ class Reconciler:
             return
         report.checked += 1
         self._one(session, movement, transfer, grace, report)
-
-    def _compensation(
-        self, session: Session, transfer: BankTransfer, report: ReconcileReport
-    ) -> bool:
-        """A credit the operator's compensation run made (kouza.ops.compensation): matched
-        against its payment row rather than reported as unknown. False if it is not one."""
-        from kouza.ops.models import CompensationPayment  # ops builds on linking, not back
-
-        payment = session.scalars(
-            select(CompensationPayment).where(
-                CompensationPayment.bank_key == transfer.idempotency_key
-            )
-        ).one_or_none()
-        if payment is None:
-            return False
-        report.checked += 1
-        if payment.status != "posted" or payment.amount != transfer.amount:
-            report.differences.append(
-                Difference(
-                    "compensation_unsettled",
-                    transfer.idempotency_key,
-                    None,
-                    payment.amount,
-                    transfer.amount,
-                    f"the bank credited a compensation payment the wallet has as "
-                    f"{payment.status}; run the compensation again to settle it",
-                )
-            )
-        return True
 
     def _one(
         self,

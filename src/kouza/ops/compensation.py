@@ -52,6 +52,7 @@ from kouza.linking.models import (
     MovementDirection,
     MovementStatus,
 )
+from kouza.linking.reconcile import Difference, ReconcileReport
 from kouza.ops.errors import (
     CaseNotConfirmed,
     InvalidOpsInput,
@@ -538,3 +539,30 @@ def _iso(moment: datetime | None) -> str | None:
 
 compensations = CompensationService()
 """The compensation service singleton."""
+
+
+def reconcile_compensation(
+    session: Session, transfer: BankTransfer, report: ReconcileReport
+) -> bool:
+    """Reconciliation's matcher for the credits a compensation run made (registered by
+    :mod:`kouza.assembly`): a bank transfer carrying a payment's key is checked against that
+    payment rather than reported as unknown to the wallet. False if it is not one."""
+    payment = session.scalars(
+        select(CompensationPayment).where(CompensationPayment.bank_key == transfer.idempotency_key)
+    ).one_or_none()
+    if payment is None:
+        return False
+    report.checked += 1
+    if payment.status != "posted" or payment.amount != transfer.amount:
+        report.differences.append(
+            Difference(
+                "compensation_unsettled",
+                transfer.idempotency_key,
+                None,
+                payment.amount,
+                transfer.amount,
+                f"the bank credited a compensation payment the wallet has as "
+                f"{payment.status}; run the compensation again to settle it",
+            )
+        )
+    return True

@@ -44,7 +44,6 @@ from kouza.ops.errors import (
     UnknownVictimAccount,
     WalletNotLocked,
 )
-from kouza.ops.locks import locks
 from kouza.ops.schemas import (
     AccountLookupRead,
     AccountQuery,
@@ -87,6 +86,7 @@ from kouza.wallet.errors import (
     UnknownWallet,
     WalletNotActive,
 )
+from kouza.wallet.locks import locks
 from kouza.wallet.service import wallets
 
 router = APIRouter(prefix="/v1/ops", tags=["operator"])

@@ -15,58 +15,10 @@ from sqlalchemy import (
     Index,
     String,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kouza.kit.db import Base, BigId
-
-
-class WalletLock(Base):
-    """One lock of a wallet, from the lock to its lifting (the wallet row holds the state).
-
-    At most one lock per wallet is open (``unlocked_at`` NULL): locking a locked wallet returns
-    the open lock, so everything keyed on the lock (the bank notices) happens once.
-    """
-
-    __tablename__ = "wallet_locks"
-    __table_args__ = (
-        Index(
-            "uq_wallet_locks_open",
-            "wallet_id",
-            unique=True,
-            sqlite_where=text("unlocked_at IS NULL"),
-            postgresql_where=text("unlocked_at IS NULL"),
-        ),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), index=True)
-    actor: Mapped[str] = mapped_column(String(120))
-    reason: Mapped[str] = mapped_column(String(500))
-    locked_at: Mapped[datetime]
-    unlocked_at: Mapped[datetime | None]
-    unlocked_by: Mapped[str | None] = mapped_column(String(120))
-    unlock_reason: Mapped[str | None] = mapped_column(String(500))
-
-
-class BankLockNotice(Base):
-    """The signed notice to a bank that a wallet linked to one of its accounts was locked.
-
-    One per (lock, link); its id is the event id (``jti``) the bank deduplicates on. Delivery
-    state is the outbox row's (``delivered_at``, ``attempts``, ``last_error``).
-    """
-
-    __tablename__ = "bank_lock_notices"
-    __table_args__ = (UniqueConstraint("lock_id", "link_id"),)
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    lock_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallet_locks.id"))
-    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bank_links.id"), index=True)
-    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), index=True)
-    bank_code: Mapped[str] = mapped_column(String(4))
-    outbox_message_id: Mapped[int] = mapped_column(BigId, ForeignKey("outbox_messages.id"))
-    created_at: Mapped[datetime]
 
 
 class Enquiry(Base):

@@ -32,16 +32,10 @@ from kouza.controls.models import AuditEvent, Case, CaseNote, CaseStatus
 from kouza.identity.models import ReverificationCampaign
 from kouza.kit import zengin
 from kouza.kit.outbox import OutboxMessage
-from kouza.linking.models import BankLink, BankMovement, MovementDirection
+from kouza.linking.models import BankLink, BankLockNotice, BankMovement, MovementDirection
 from kouza.ops.errors import InvalidOpsInput
-from kouza.ops.models import (
-    BankLockNotice,
-    Compensation,
-    CompensationPayment,
-    Enquiry,
-    PaymentPurpose,
-    WalletLock,
-)
+from kouza.ops.models import Compensation, CompensationPayment, Enquiry, PaymentPurpose
+from kouza.wallet.models import WalletLock
 
 POSTED = "posted"
 JST = ZoneInfo("Asia/Tokyo")

@@ -12,8 +12,9 @@ The :class:`FeatureStore` protocol is what the engine needs; :class:`InMemoryFea
 one process (the simulator, tests, a single worker). :class:`SharedFeatureStore` is a store that
 several processes share over the network (:class:`~kouza.risk.redis_store.RedisFeatureStore`,
 ADR 0015): besides the protocol it offers :meth:`~SharedFeatureStore.snapshot`, which reads what
-one decision needs and records its event in one round trip. :func:`open_feature_store` picks one
-from the ``KOUZA_RISK_FEATURE_STORE`` setting.
+one decision needs and records its event in one round trip.
+:func:`~kouza.risk.redis_store.open_feature_store` picks one from the
+``KOUZA_RISK_FEATURE_STORE`` setting.
 """
 
 from __future__ import annotations
@@ -131,26 +132,3 @@ class InMemoryFeatureStore:
 
     def __len__(self) -> int:
         return sum(len(events) for events in self._events.values())
-
-
-def open_feature_store(
-    setting: str,
-    *,
-    prefix: str = "kouza:risk:",
-    retention: timedelta = timedelta(days=31),
-    cap_per_key: int = 20_000,
-) -> FeatureStore:
-    """The store a ``KOUZA_RISK_FEATURE_STORE`` value names: ``memory`` (or empty) for this
-    process only, or a ``redis://``, ``rediss://`` or ``unix://`` URL for a shared store whose
-    keys start with ``prefix``."""
-    if setting in ("", "memory"):
-        return InMemoryFeatureStore(retention=retention, cap_per_key=cap_per_key)
-    if setting.startswith(("redis://", "rediss://", "unix://")):
-        from kouza.risk.redis_store import RedisFeatureStore
-
-        return RedisFeatureStore.from_url(
-            setting, prefix=prefix, retention=retention, cap_per_key=cap_per_key
-        )
-    raise ValueError(
-        f"KOUZA_RISK_FEATURE_STORE must be 'memory' or a redis:// URL, not {setting!r}"
-    )

@@ -40,7 +40,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from kouza.risk.events import EventType, RiskEvent
-from kouza.risk.features import FeatureStore, keys_of
+from kouza.risk.features import FeatureStore, InMemoryFeatureStore, keys_of
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -339,3 +339,24 @@ class _Snapshot:
         if key in self._first_seen:
             return self._first_seen[key]
         return self._store.first_seen(key)  # not one of the event's keys: the write left it
+
+
+def open_feature_store(
+    setting: str,
+    *,
+    prefix: str = "kouza:risk:",
+    retention: timedelta = timedelta(days=31),
+    cap_per_key: int = 20_000,
+) -> FeatureStore:
+    """The store a ``KOUZA_RISK_FEATURE_STORE`` value names: ``memory`` (or empty) for this
+    process only, or a ``redis://``, ``rediss://`` or ``unix://`` URL for a shared store whose
+    keys start with ``prefix``."""
+    if setting in ("", "memory"):
+        return InMemoryFeatureStore(retention=retention, cap_per_key=cap_per_key)
+    if setting.startswith(("redis://", "rediss://", "unix://")):
+        return RedisFeatureStore.from_url(
+            setting, prefix=prefix, retention=retention, cap_per_key=cap_per_key
+        )
+    raise ValueError(
+        f"KOUZA_RISK_FEATURE_STORE must be 'memory' or a redis:// URL, not {setting!r}"
+    )

@@ -30,9 +30,10 @@ from kouza.kit.db import UtcDateTime
 from kouza.kit.runtime import Runtime, runtime_of
 from kouza.risk.engine import Decision, RiskEngine
 from kouza.risk.events import EventType, RiskEvent
-from kouza.risk.features import InMemoryFeatureStore, SharedFeatureStore, open_feature_store
+from kouza.risk.features import InMemoryFeatureStore, SharedFeatureStore
 from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
 from kouza.risk.plan import ReadPlanner, history_needed
+from kouza.risk.redis_store import open_feature_store
 from kouza.risk.rules import RuleSet, load_rule_set, parse_rule_set
 
 

@@ -28,8 +28,8 @@ from kouza.errors import KouzaError
 from kouza.kit.notify import Message
 from kouza.linking.models import BankLink, BankLinkStatus
 from kouza.linking.reviews import reviews
-from kouza.ops.locks import locks
 from kouza.sim.agents import Attempt, FollowUp
+from kouza.wallet.locks import locks
 
 if TYPE_CHECKING:
     from kouza.sim.driver import Runner

@@ -1,4 +1,5 @@
-"""Customer wallet endpoints (``/v1/wallets``): open, balance, statement, pay, transfer.
+"""Customer wallet endpoints (``/v1/wallets``): open, balance, statement, pay, transfer; and
+``/v1/auth/not-me``, identity's takeover report, which locks the customer's wallets.
 
 Every wallet id in a path is resolved through the caller's ownership; another user's wallet is
 "not found", exactly like an id that does not exist. Money-moving calls require an
@@ -15,6 +16,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, status
 
+from kouza.controls.cases import cases
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
 from kouza.identity.dependencies import CurrentUser
 from kouza.identity.errors import (
@@ -23,16 +25,19 @@ from kouza.identity.errors import (
     DeviceChallengeReplayed,
     DeviceRevoked,
     DeviceSignatureInvalid,
+    InvalidNotMeToken,
     InvalidToken,
     LevelRequired,
     PhoneRequired,
     StepUpRequired,
     UnknownDevice,
 )
+from kouza.identity.schemas import NotMeRead, NotMeReport
+from kouza.identity.service import identity
 from kouza.kit.openapi import error_responses
 from kouza.kit.web import MAX_BIGINT, RuntimeDep, SessionDep, client_ip, run_idempotent
 from kouza.ledger.errors import InsufficientFunds
-from kouza.risk.enforcement import HeldForReview, RiskRefused
+from kouza.wallet.enforcement import HeldForReview, RiskRefused
 from kouza.wallet.errors import (
     AmountMismatch,
     InvalidQr,
@@ -45,7 +50,8 @@ from kouza.wallet.errors import (
     WalletExists,
     WalletNotActive,
 )
-from kouza.wallet.models import Wallet
+from kouza.wallet.locks import locks
+from kouza.wallet.models import Wallet, WalletStatus
 from kouza.wallet.schemas import (
     PaymentCreate,
     PaymentRead,
@@ -58,6 +64,8 @@ from kouza.wallet.schemas import (
 from kouza.wallet.service import wallets
 
 router = APIRouter(tags=["wallet"])
+takeover_router = APIRouter(tags=["identity"])
+"""Identity's "not me" answer, which locks wallets: served here, the layer that owns locks."""
 
 IdempotencyKey = Annotated[
     str,
@@ -232,3 +240,34 @@ def transfer(
             )
         ),
     )
+
+
+@takeover_router.post(
+    "/v1/auth/not-me",
+    response_model=NotMeRead,
+    responses=error_responses(InvalidNotMeToken),
+)
+def not_me(body: NotMeReport, session: SessionDep) -> NotMeRead:
+    """The "not me" link of a new-sign-in notice: signs out every session of the account and
+    locks its wallets (money stays; the fraud team calls back and unlocks)."""
+    user, revoked = identity.report_not_me(session, body.token)
+    locked = 0
+    for wallet in wallets.wallets_of(session, user=user):
+        if wallet.status == WalletStatus.LOCKED.value:
+            continue
+        locks.lock(
+            session,
+            wallet_id=wallet.id,
+            actor=f"customer:{user.id}",
+            reason="the customer reported a sign-in that was not theirs",
+        )
+        cases.open(
+            session,
+            wallet_id=wallet.id,
+            source="customer:not-me",
+            summary="customer reported an unrecognised sign-in",
+            actor=f"customer:{user.id}",
+            details={},
+        )
+        locked += 1
+    return NotMeRead(sessions_revoked=revoked, wallets_locked=locked)

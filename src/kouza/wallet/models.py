@@ -12,7 +12,15 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kouza.kit.db import Base, BigId
@@ -177,3 +185,31 @@ class Transfer(Base):
     message: Mapped[str] = mapped_column(String(200), default="")
     entry_id: Mapped[int] = mapped_column(BigId, ForeignKey("journal_entries.id"))
     created_at: Mapped[datetime]
+
+
+class WalletLock(Base):
+    """One lock of a wallet, from the lock to its lifting (the wallet row holds the state).
+
+    At most one lock per wallet is open (``unlocked_at`` NULL): locking a locked wallet returns
+    the open lock, so everything keyed on the lock (the bank notices) happens once.
+    """
+
+    __tablename__ = "wallet_locks"
+    __table_args__ = (
+        Index(
+            "uq_wallet_locks_open",
+            "wallet_id",
+            unique=True,
+            sqlite_where=text("unlocked_at IS NULL"),
+            postgresql_where=text("unlocked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str] = mapped_column(String(500))
+    locked_at: Mapped[datetime]
+    unlocked_at: Mapped[datetime | None]
+    unlocked_by: Mapped[str | None] = mapped_column(String(120))
+    unlock_reason: Mapped[str | None] = mapped_column(String(500))

@@ -30,11 +30,11 @@ from kouza.kit.runtime import Runtime, runtime_of
 from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.repository import StatementRow
 from kouza.ledger.service import Balance, ledger, transfer_spec
-from kouza.risk.enforcement import enforce
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.rules import Outcome
 from kouza.risk.service import risk
 from kouza.wallet import qr as qr_codes
+from kouza.wallet.enforcement import enforce
 from kouza.wallet.errors import (
     AmountMismatch,
     InvalidQr,
@@ -60,6 +60,7 @@ from kouza.wallet.models import (
     Wallet,
     WalletStatus,
 )
+from kouza.wallet.repository import lock_wallet
 
 
 def limits_of(runtime: Runtime) -> LimitSet:
@@ -480,7 +481,7 @@ class WalletService:
         event: RiskEvent,
         proven: Proven | None = None,
     ) -> None:
-        """Ask the risk engine and act on its decision (kouza.risk.enforcement).
+        """Ask the risk engine and act on its decision (kouza.wallet.enforcement).
 
         A ``step_up`` decision is already met when this very action was proven with an SMS
         step-up (the same code would be asked for twice otherwise).
@@ -495,10 +496,7 @@ class WalletService:
         enforce(session, decision, user=user, wallet_id=wallet.id, purpose=purpose)
 
     def _lock_wallet(self, session: Session, wallet_id: uuid.UUID) -> Wallet:
-        wallet = lock_row(session, Wallet, wallet_id)
-        if wallet is None:
-            raise UnknownWallet("no such wallet", wallet_id=str(wallet_id))
-        return wallet
+        return lock_wallet(session, wallet_id)
 
     def _lock_owned(self, session: Session, *, user: User, wallet_id: uuid.UUID) -> Wallet:
         wallet = lock_row(session, Wallet, wallet_id)

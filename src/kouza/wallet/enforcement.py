@@ -15,7 +15,7 @@ The refusals keep their side effects (lock, case, spent step-up) even though the
 they are raised with ``keep_changes=True``. This is the one enforcement path: bank linking
 (:mod:`kouza.linking.policy`) calls it too, answering ``review`` itself beforehand: a link
 is refused, a top-up is credited as held funds until an operator decides (ADR 0013). A lock
-here notifies the banks of the wallet's linked accounts (:mod:`kouza.ops.locks`).
+here notifies the banks of the wallet's linked accounts (:mod:`kouza.wallet.locks`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from kouza.controls.cases import cases
 from kouza.errors import Forbidden, Unprocessable
 from kouza.identity.models import User
+from kouza.identity.service import identity
 from kouza.risk.engine import Decision
 from kouza.risk.rules import Outcome
+from kouza.wallet.locks import locks
 
 STEP_UP_WINDOW = timedelta(minutes=5)
 
@@ -63,8 +66,6 @@ def enforce(
     ``case_source`` names the cases opened (default ``risk:<rule ids>``); ``step_up_within``
     None means the configured ``step_up_validity_seconds``.
     """
-    from kouza.identity.service import identity  # local: identity ↔ risk stay decoupled
-
     outcome = decision.outcome
     rules = [rule.id for rule in decision.enforced]
     if outcome is Outcome.ALLOW:
@@ -93,8 +94,6 @@ def enforce(
 def _open_case(
     session: Session, wallet_id: uuid.UUID, decision: Decision, rules: list[str], source: str | None
 ) -> None:
-    from kouza.controls.cases import cases
-
     cases.open(
         session,
         wallet_id=wallet_id,
@@ -108,8 +107,6 @@ def _open_case(
 def _lock(
     session: Session, wallet_id: uuid.UUID, decision: Decision, rules: list[str], source: str | None
 ) -> None:
-    from kouza.ops.locks import locks
-
     locks.lock(
         session,
         wallet_id=wallet_id,
