@@ -40,11 +40,11 @@ from kouza.linking.errors import (
     RiskRefused,
     UnderReview,
 )
-from kouza.risk import enforcement
 from kouza.risk.engine import Decision
 from kouza.risk.events import RiskEvent
 from kouza.risk.rules import Outcome
 from kouza.risk.service import risk
+from kouza.wallet import enforcement
 
 RISK_SOURCE = "risk"
 """``source`` of the cases a linking lock opens."""
