@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 import kouza
 from kouza.assembly import build_runtime
+from kouza.config import get_settings
 from kouza.identity.endpoints import router as identity_router
 from kouza.kit.runtime import Runtime
 from kouza.kit.web import create_api
@@ -59,8 +60,6 @@ def create_app(runtime: Runtime) -> FastAPI:
 def serve_app() -> FastAPI:
     """The API of one server process, configured from ``KOUZA_*`` — the uvicorn factory behind
     ``kouza serve --workers N`` (each worker calls it; the parent has applied the migrations)."""
-    from kouza.config import get_settings
-
     app = create_app(build_runtime(get_settings()))
     settle_heap()
     return app

@@ -16,6 +16,7 @@ from kouza.assembly import build_runtime
 from kouza.config import get_settings
 from kouza.errors import KouzaError
 from kouza.kit.migrate import upgrade
+from kouza.kit.money import format_yen
 from kouza.kit.runtime import Runtime
 
 console = Console()
@@ -76,6 +77,4 @@ def confirm_or_exit(question: str, yes: bool) -> None:
 
 
 def money(amount: Any) -> str:
-    from kouza.kit.money import format_yen
-
     return format_yen(int(amount))

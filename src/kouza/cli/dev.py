@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from kouza.cli.common import console, reports_errors, runtime
+from kouza.kit import outbox as kit_outbox
 from kouza.kit.notify import FileMailbox
 
 app = typer.Typer(help="Development helpers.", no_args_is_help=True)
@@ -21,8 +22,6 @@ def outbox(
     last: Annotated[int, typer.Option(min=1, help="How many, newest last")] = 20,
 ) -> None:
     """Messages the development e-mail/SMS senders delivered (codes appear here)."""
-    from kouza.kit import outbox as kit_outbox
-
     rt = runtime()
     with rt.db.session() as session:
         kit_outbox.deliver(session)  # anything still pending goes out first

@@ -7,6 +7,7 @@ differences remain for a person to resolve, so it can run from cron and alert.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated
 
@@ -14,6 +15,7 @@ import typer
 from rich.table import Table
 
 from kouza.cli.common import console, fail, money, parse_uuid, reports_errors, runtime
+from kouza.linking.keys import client_jwks
 from kouza.linking.reconcile import ReconcileReport
 from kouza.linking.service import linking
 
@@ -90,8 +92,4 @@ def links(wallet_id: Annotated[str, typer.Argument(help="Wallet id")]) -> None:
 @reports_errors
 def oauth_jwks() -> None:
     """Print the wallet's public client keys (JWKS) to register at an ``oauth`` bank."""
-    import json
-
-    from kouza.linking.keys import client_jwks
-
     typer.echo(json.dumps(client_jwks(runtime()), indent=2))

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+import uvicorn
 
+from kouza.api.app import create_app, settle_heap
 from kouza.cli import (
     bank_cli,
     dev,
@@ -20,6 +22,7 @@ from kouza.cli import (
     wallets_cli,
 )
 from kouza.cli.common import console, fail, runtime
+from kouza.kit.migrate import current
 
 app = typer.Typer(
     name="kouza",
@@ -61,8 +64,6 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request")] = True,
 ) -> None:
     """Serve the wallet API (OpenAPI docs at /docs) on the configured database."""
-    import uvicorn
-
     rt = runtime()  # configured and migrated here, once, before any worker starts
     store = rt.settings.risk_feature_store
     if workers > 1 and store == "memory":
@@ -78,8 +79,6 @@ def serve(
         f"workers: {workers}, risk features: {'memory' if store == 'memory' else 'shared'})"
     )
     if workers == 1:
-        from kouza.api.app import create_app, settle_heap
-
         app = create_app(rt)
         settle_heap()
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
@@ -99,8 +98,6 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply all migrations (also done automatically by every command)."""
-    from kouza.kit.migrate import current
-
     rt = runtime()
     console.print(f"database at revision [bold]{current(rt.db.engine)}[/]")
 

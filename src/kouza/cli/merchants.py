@@ -17,6 +17,7 @@ from kouza.cli.common import (
     runtime,
 )
 from kouza.controls.service import controls
+from kouza.ledger.service import ledger
 from kouza.wallet.models import MerchantCategory
 from kouza.wallet.service import wallets
 
@@ -51,8 +52,6 @@ def create(
 @reports_errors
 def list_merchants() -> None:
     """All merchants with what they have received."""
-    from kouza.ledger.service import ledger
-
     table = Table("id", "name", "category", "balance")
     with runtime().db.unit_of_work() as session:
         for merchant in wallets.list_merchants(session):

@@ -12,11 +12,12 @@ import typer
 from rich.progress import track
 from rich.table import Table
 
-from kouza.cli.common import console, fail
+from kouza.cli.common import console, fail, runtime
 from kouza.errors import KouzaError
 from kouza.risk.engine import backtest
 from kouza.risk.events import RiskEvent
 from kouza.risk.rules import RuleSet, load_rule_set
+from kouza.risk.service import risk
 
 app = typer.Typer(help="The risk engine's rule sets.", no_args_is_help=True)
 
@@ -52,9 +53,6 @@ def check(ruleset: Annotated[Path, typer.Argument(help="Rule file (YAML)")]) -> 
 
 
 def _stored_events(since: datetime, until: datetime | None) -> list[RiskEvent]:
-    from kouza.cli.common import runtime
-    from kouza.risk.service import risk
-
     with runtime().db.unit_of_work() as session:
         return risk.recorded_events(session, since=since, until=until)
 

@@ -28,7 +28,7 @@ from sqlalchemy import JSON, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from kouza.errors import IdempotencyConflict, IdempotencyInFlight
+from kouza.errors import BadRequest, IdempotencyConflict, IdempotencyInFlight
 from kouza.kit.db import Base, BigId, Database
 
 
@@ -67,8 +67,6 @@ def request_hash(payload: Any) -> str:
 
 def validate_key(key: str) -> str:
     """Keys are 1–255 printable ASCII characters."""
-    from kouza.errors import BadRequest
-
     if not 0 < len(key) <= 255 or not key.isascii() or not key.isprintable():
         raise BadRequest("Idempotency-Key must be 1-255 printable ASCII characters")
     return key

@@ -7,7 +7,7 @@ swaps it at once, or refuses a bad file and keeps the old one. The feature store
 ``KOUZA_RISK_FEATURE_STORE``: this process's memory, or Redis shared by several API processes.
 This process's memory starts empty, so it is warmed from ``risk_events`` when the engine is
 built (:func:`warm`), as far back as the rule set can look
-(:func:`~kouza.risk.plan.history_needed`).
+(:func:`~kouza.risk.plan.history_needed`); the SQL is in :mod:`kouza.risk.repository`.
 With a shared store each decision reads what the rule set needs for its event type and records
 the event in one round trip (:meth:`~kouza.risk.features.SharedFeatureStore.snapshot`), instead
 of one round trip per feature.
@@ -16,22 +16,20 @@ of one round trip per feature.
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
-from sqlalchemy import Engine, Table, bindparam, insert, select, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from kouza.kit.db import UtcDateTime
 from kouza.kit.runtime import Runtime, runtime_of
+from kouza.risk import repository
 from kouza.risk.engine import Decision, RiskEngine
-from kouza.risk.events import EventType, RiskEvent
+from kouza.risk.events import RiskEvent
 from kouza.risk.features import InMemoryFeatureStore, SharedFeatureStore
-from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
 from kouza.risk.plan import ReadPlanner, history_needed
 from kouza.risk.redis_store import open_feature_store
 from kouza.risk.rules import RuleSet, load_rule_set, parse_rule_set
@@ -111,37 +109,18 @@ class RiskService:
                 isolation_level="AUTOCOMMIT"
             )
         with autocommit.connect() as connection:
-            connection.execute(_STORE_BOTH, _both_params(decision, runtime.now()))
+            repository.store_decision_in_one_statement(connection, decision, runtime.now())
         return decision
 
     def store(self, session: Session, decision: Decision) -> int:
         """Persist an event and its decision (in the caller's unit of work); the decision's id."""
-        # Core, not two ORM flushes, and on PostgreSQL one statement for both rows: the same
-        # rows for about half the CPU, which is what a decision mostly costs over HTTP.
-        now = runtime_of(session).now()
-        if session.get_bind().dialect.name == "postgresql":
-            return int(session.execute(_STORE_BOTH, _both_params(decision, now)).scalar_one())
-        row, fired, stored = _rows(decision, now)
-        event_id = session.execute(
-            insert(_EVENTS).returning(_EVENTS.c.id),
-            {**row, "attributes": decision.event.attributes or None},
-        ).scalar_one()
-        return int(
-            session.execute(
-                insert(_DECISIONS).returning(_DECISIONS.c.id),
-                {**stored, "event_id": event_id, "fired": fired},
-            ).scalar_one()
-        )
+        return repository.store_decision(session, decision, runtime_of(session).now())
 
     def recorded_events(
         self, session: Session, *, since: datetime, until: datetime | None = None
     ) -> list[RiskEvent]:
         """Stored events in time order, as the engine saw them (for backtests)."""
-        statement = select(RiskEventRecord).where(RiskEventRecord.at >= since)
-        if until is not None:
-            statement = statement.where(RiskEventRecord.at < until)
-        rows = session.scalars(statement.order_by(RiskEventRecord.at, RiskEventRecord.id))
-        return [_event_of(row) for row in rows]
+        return repository.recorded_events(session, since=since, until=until)
 
     def load_rules(self, runtime: Runtime, text: str, *, source: str) -> RuleSet:
         """Validate and switch to a new rule set; a bad one raises and changes nothing."""
@@ -160,8 +139,6 @@ def warm(
     """Replay the stored events at or after ``since`` into a fresh in-process store, in the
     order they were assessed, so a restart does not make every wallet look new (one streamed
     query over ``ix_risk_events_at``, in ``session`` if given); how many were replayed."""
-    columns = [_EVENTS.c[name] for name in (*_EVENT_COLUMNS, "attributes")]
-    statement = select(*columns).where(_EVENTS.c.at >= since).order_by(_EVENTS.c.at, _EVENTS.c.id)
     replayed = 0
     with contextlib.ExitStack() as stack:
         connection = (
@@ -169,114 +146,10 @@ def warm(
             if session is not None
             else stack.enter_context(runtime.db.engine.connect())
         )
-        rows = connection.execute(statement.execution_options(yield_per=10_000))
-        for row in rows:
-            store.record(
-                RiskEvent(
-                    type=EventType(row.type),
-                    at=row.at,
-                    wallet=row.wallet,
-                    user=row.user,
-                    device=row.device,
-                    ip=row.ip,
-                    email_domain=row.email_domain,
-                    bank=row.bank,
-                    account=row.account,
-                    holder_name=row.holder_name,
-                    merchant=row.merchant,
-                    category=row.category,
-                    amount=row.amount,
-                    outcome=row.outcome,
-                    attributes=dict(row.attributes or {}),
-                )
-            )
+        for event in repository.events_since(connection, since):
+            store.record(event)
             replayed += 1
     return replayed
-
-
-_EVENTS = cast(Table, RiskEventRecord.__table__)
-_DECISIONS = cast(Table, RiskDecisionRecord.__table__)
-_EVENT_COLUMNS = (
-    "type",
-    "at",
-    "wallet",
-    "user",
-    "device",
-    "ip",
-    "email_domain",
-    "bank",
-    "account",
-    "holder_name",
-    "merchant",
-    "category",
-    "amount",
-    "outcome",
-)
-_STORE_BOTH = text(
-    "WITH event AS (INSERT INTO risk_events ("
-    + ", ".join(f'"{c}"' for c in _EVENT_COLUMNS)
-    + ", attributes) VALUES ("
-    + ", ".join(f":{c}" for c in _EVENT_COLUMNS)
-    + ", CAST(:attributes AS JSON)) RETURNING id) "
-    "INSERT INTO risk_decisions (event_id, outcome, score, rule_set_version, fired, created_at) "
-    "SELECT id, :decision_outcome, :decision_score, :decision_rule_set_version, "
-    "CAST(:fired AS JSON), :decision_created_at FROM event RETURNING id"
-).bindparams(
-    bindparam("at", type_=UtcDateTime()), bindparam("decision_created_at", type_=UtcDateTime())
-)
-"""Both rows in one statement (PostgreSQL): one round trip, one statement to execute."""
-
-
-def _rows(
-    decision: Decision, now: datetime
-) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-    """The event's row, the fired rules and the decision's row, as stored."""
-    event = decision.event
-    row = {
-        "type": event.type.value,
-        "at": event.at,
-        "wallet": event.wallet,
-        "user": event.user,
-        "device": event.device,
-        "ip": event.ip,
-        "email_domain": event.email_domain,
-        "bank": event.bank,
-        "account": event.account,
-        "holder_name": event.holder_name,
-        "merchant": event.merchant,
-        "category": event.category,
-        "amount": event.amount,
-        "outcome": event.outcome,
-    }
-    fired = [
-        {
-            "id": r.id,
-            "score": r.score,
-            "outcome": r.outcome.value if r.outcome else None,
-            "shadow": r.shadow,
-            "features": _jsonable(r.features),
-        }
-        for r in decision.fired
-    ]
-    stored = {
-        "outcome": decision.outcome.value,
-        "score": decision.score,
-        "rule_set_version": decision.rule_set_version,
-        "created_at": now,
-    }
-    return row, fired, stored
-
-
-def _both_params(decision: Decision, now: datetime) -> dict[str, Any]:
-    """The parameters of :data:`_STORE_BOTH`."""
-    row, fired, stored = _rows(decision, now)
-    attributes = decision.event.attributes
-    return {
-        **row,
-        "attributes": json.dumps(attributes) if attributes else None,
-        **{f"decision_{k}": v for k, v in stored.items()},
-        "fired": json.dumps(fired),
-    }
 
 
 def decide(engine: RiskEngine, planner: ReadPlanner, event: RiskEvent, *, record: bool) -> Decision:
@@ -302,33 +175,6 @@ def _is_shared(store: object) -> bool:
     if kind not in _SHARED:
         _SHARED[kind] = isinstance(store, SharedFeatureStore)
     return _SHARED[kind]
-
-
-def _jsonable(features: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
-        for k, v in features.items()
-    }
-
-
-def _event_of(row: RiskEventRecord) -> RiskEvent:
-    return RiskEvent(
-        type=EventType(row.type),
-        at=row.at,
-        wallet=row.wallet,
-        user=row.user,
-        device=row.device,
-        ip=row.ip,
-        email_domain=row.email_domain,
-        bank=row.bank,
-        account=row.account,
-        holder_name=row.holder_name,
-        merchant=row.merchant,
-        category=row.category,
-        amount=row.amount,
-        outcome=row.outcome,
-        attributes=dict(row.attributes or {}),
-    )
 
 
 risk = RiskService()
