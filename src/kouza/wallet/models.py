@@ -110,7 +110,11 @@ class Merchant(Base):
 
 
 class TopUp(Base):
-    """Money into a wallet."""
+    """An operator's credit into a wallet from the operator float (``kouza wallets credit``).
+
+    Money charged from a customer's bank account is not a TopUp: it is a
+    :class:`kouza.linking.models.BankMovement` (direction ``debit``) and its ledger entry.
+    """
 
     __tablename__ = "topups"
     __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
@@ -118,7 +122,7 @@ class TopUp(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), index=True)
     source: Mapped[str] = mapped_column(String(32))
-    """``operator_float`` or ``bank:<code>``."""
+    """``operator_float`` (the only source today)."""
     amount: Mapped[int] = mapped_column(BigInteger)
     """Yen credited (> 0)."""
     entry_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("journal_entries.id"))
