@@ -37,11 +37,12 @@ fuzz: $(STAMP) ## schemathesis --checks all on the wallet and bank APIs (real se
 
 LINTED := src tests benchmarks tools
 
-lint: $(STAMP) ## ruff check + ruff format --check + mypy --strict + import contracts
+lint: $(STAMP) ## ruff check + format --check + mypy --strict + import contracts + architecture.md current
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/python tools/architecture.py --check
 
 format: $(STAMP) ## Apply ruff's formatting and its safe fixes (what make lint checks)
 	$(BIN)/ruff format $(LINTED)
