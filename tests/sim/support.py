@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 from sqlalchemy import func, select
 
 from kouza.ledger.service import ledger
+from kouza.sim.driver import Runner
 from kouza.wallet.models import Payment, Wallet
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from kouza.sim.driver import Runner
 
 
 def ledger_loss(runner: Runner) -> int:

@@ -8,19 +8,15 @@ Runs ``tests/sim/scenarios/adversaries.yaml``: two banks, 14 days, a few victims
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import pytest
 
+from kouza.sim.driver import Runner
 from kouza.sim.results import AttackerResult, SimulationResult
+from kouza.sim.run import simulate
 from kouza.sim.scenario import load_scenario
 from tests.sim.support import ledger_loss
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from kouza.sim.driver import Runner
-    from kouza.sim.run import simulate
 
 SCENARIO = Path(__file__).parent / "scenarios" / "adversaries.yaml"
 NEW = {"phishing_relay", "account_takeover", "verified_mule_market", "authorised_push"}

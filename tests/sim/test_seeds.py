@@ -9,7 +9,6 @@ options reach :func:`simulate`, and impossible values are refused with one line.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,8 @@ from kouza.sim.aggregate import median
 from kouza.sim.profiles import LAYERS, ablation_profiles
 from kouza.sim.report import CHARTS, write_report
 from kouza.sim.results import SimulationResult
-from kouza.sim.scenario import Scenario, load_scenario
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from kouza.sim.run import scale_population, simulate
+from kouza.sim.run import scale_population, simulate
+from kouza.sim.scenario import Scenario, ScenarioError, load_scenario
 
 TINY = str(Path(__file__).with_name("tiny.yaml"))
 PROFILES = ["legacy-2019", "kouza"]
@@ -106,8 +102,6 @@ class TestSeeds:
         )
 
     def test_bad_seeds_are_refused(self, tiny: Scenario) -> None:
-        from kouza.sim.scenario import ScenarioError
-
         with pytest.raises(ScenarioError, match="seeds must be distinct"):
             simulate(tiny, profiles=["kouza"], seeds=[1, 1])
         with pytest.raises(ScenarioError, match="seeds must be distinct and at least one"):

@@ -6,7 +6,6 @@ strategies, 45 days) — a few seconds per profile.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,11 @@ from typer.testing import CliRunner
 
 from kouza.cli.main import app
 from kouza.risk.events import RiskEvent
+from kouza.sim.driver import Runner
 from kouza.sim.results import SimulationResult
+from kouza.sim.run import simulate
 from kouza.sim.scenario import ScenarioError, load_scenario
 from tests.sim.support import ledger_loss
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from kouza.sim.driver import Runner
-    from kouza.sim.run import simulate
 
 STRATEGIES = {"leaked_credentials", "reverse_brute_force", "phishing", "mule", "low_and_slow"}
 

@@ -1,12 +1,13 @@
 """Attackers as capable as real ones: the post-2020 strategies and what every attacker can do.
 
 :class:`Adversary` plays ``phishing_relay``, ``account_takeover``, ``verified_mule_market`` and
-``authorised_push`` for a :class:`~kouza.sim.driver.Runner`, and gives every strategy the same
-capabilities a real attacker has: rotating residential IPs across /24s, devices (fewer than
-IPs) and e-mail domains; SIMs that answer SMS step-ups; a budget of retries after a refusal
-(with a new wallet, device and IP, a few hours later); charges spread over days; and cash-out
-through person-to-person chains and merchants. Like the driver, it only *acts* through the real
-services; whether anything works is the code's answer.
+``authorised_push`` for the driver (whose members it uses are
+:class:`~kouza.sim.ports.AdversaryPort`), and gives every strategy the same capabilities a real
+attacker has: rotating residential IPs across /24s, devices (fewer than IPs) and e-mail domains;
+SIMs that answer SMS step-ups; a budget of retries after a refusal (with a new wallet, device and
+IP, a few hours later); charges spread over days; and cash-out through person-to-person chains
+and merchants. Like the driver, it only *acts* through the real services; whether anything works
+is the code's answer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
 from functools import partial
-from typing import TYPE_CHECKING
 
 import jaconv
 from joserfc.jwk import ECKey
@@ -28,12 +28,10 @@ from kouza.identity.ekyc.result import Sex
 from kouza.identity.service import identity
 from kouza.sim.agents import Account, Attempt, Device, FollowUp, NotFooled
 from kouza.sim.population import Citizen
+from kouza.sim.ports import AdversaryPort
 from kouza.sim.scenario import Attacker
 from kouza.wallet.models import Wallet
 from kouza.wallet.service import wallets
-
-if TYPE_CHECKING:
-    from kouza.sim.driver import Runner
 
 NOT_WORTH_RETRYING = frozenset(
     {
@@ -66,7 +64,7 @@ class NotACustomer(KouzaError):
 class Adversary:
     """The attackers' side of one world."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: AdversaryPort) -> None:
         self.r = runner
         self.mules: dict[int, Account] = {}
         """Attacker → the bought verified wallet it is using now."""
@@ -93,11 +91,11 @@ class Adversary:
         attacker = self.r.scenario.attackers[a]
         self.r.counter += 1
         domain = f"mail{self.r.counter % attacker.email_domains}.example.net"
-        account = self.r._sign_up(f"x{a}{self.r.counter:06d}@{domain}", self.ip(a, n))
+        account = self.r.sign_up(f"x{a}{self.r.counter:06d}@{domain}", self.ip(a, n))
         if isinstance(account, KouzaError):
             return account
         self.r.attack_accounts[account.wallet_id] = a
-        refused = self.r._reach_link_level(
+        refused = self.r.reach_link_level(
             account, f"0703{a:02d}{self.r.counter % 100_000:05d}", None, ""
         )
         return refused if refused is not None else account
@@ -112,7 +110,7 @@ class Adversary:
         relayed = attempt.payload.get("receives_sms", False)
         if not (own_phone or relayed):
             return False
-        return self.r._step_up(account, purpose)
+        return self.r.step_up(account, purpose)
 
     def after_refusal(self, attempt: Attempt, refusal: KouzaError) -> None:
         """Adaptive: within its budget, come back to the same victim hours later with a new
@@ -122,7 +120,7 @@ class Adversary:
             return
         attempt.tries += 1
         wait = timedelta(hours=6 * attempt.tries + self.r.rng.uniform(0, 6))
-        self.r._schedule(self.r.world.clock.now() + wait, FollowUp.RETRY, attempt)
+        self.r.schedule(self.r.world.clock.now() + wait, FollowUp.RETRY, attempt)
 
     def retry(self, attempt: Attempt) -> None:
         attacker = self.r.scenario.attackers[attempt.attacker]
@@ -146,7 +144,7 @@ class Adversary:
         if attacker.strategy in ("phishing_relay", "authorised_push") and not self._falls_for_it(
             attempt, attacker.hand_over_share
         ):
-            self.r._refused(attempt, NotFooled("did not take the bait"))
+            self.r.record_refusal(attempt, NotFooled("did not take the bait"))
             return
         self._play(attempt, attacker)
 
@@ -193,14 +191,14 @@ class Adversary:
         self._stuff(attempt, attacker)
         account = self._taken_over(attempt, victim, sms=attacker.sim_swap)
         if isinstance(account, KouzaError):
-            self.r._refused(attempt, account)
+            self.r.record_refusal(attempt, account)
             return
         own = self.r.honest[self.r.plan.honest_of_citizen[victim.index]]
         if own.link_id is not None:
             # charge to the cap from the account the customer already linked
             self.r.linked(attempt, account, own.link_id)
             return
-        self.r._schedule(
+        self.r.schedule(
             self.r.world.clock.now() + self.cash_out_delay(attacker), FollowUp.SPEND, attempt
         )
 
@@ -220,29 +218,29 @@ class Adversary:
         person = self.r.plan.honest_of_citizen.get(victim.index)
         own = self.r.honest.get(person) if person is not None else None
         if own is None:
-            self.r._refused(attempt, NotACustomer("the victim has no wallet"))
+            self.r.record_refusal(attempt, NotACustomer("the victim has no wallet"))
             return
         mule = self.fresh_account(attempt.attacker, self._n(attempt))
         if isinstance(mule, KouzaError):
-            self.r._refused(attempt, mule)
+            self.r.record_refusal(attempt, mule)
             return
-        self.r._stage(attempt, "wallet_opened")
+        self.r.record_stage(attempt, "wallet_opened")
         attempt.payload["authorised"] = True
         for amount in attacker.transfers:
             link_id = own.link_id
             if link_id is not None:
                 charged = self._victim_does(
-                    own, partial(self.r._top_up, own, link_id, amount), SensitiveAction.CHARGE.value
+                    own, partial(self.r.top_up, own, link_id, amount), SensitiveAction.CHARGE.value
                 )
                 if charged is not None:
-                    self.r._refused(attempt, charged)
+                    self.r.record_refusal(attempt, charged)
             refused = self._victim_does(own, partial(self._send, own, mule, amount), "transfer")
             if refused is not None:
-                self.r._refused(attempt, refused)
+                self.r.record_refusal(attempt, refused)
                 break
-            self.r._stage(attempt, "charged")
+            self.r.record_stage(attempt, "charged")
         attempt.account = mule
-        self.r._schedule(
+        self.r.schedule(
             self.r.world.clock.now() + self.cash_out_delay(attacker), FollowUp.SPEND, attempt
         )
 
@@ -253,7 +251,7 @@ class Adversary:
         if (
             refused is not None
             and refused.code == "step_up_required"
-            and self.r._step_up(own, purpose)
+            and self.r.step_up(own, purpose)
         ):
             refused = work()
         return refused
@@ -272,7 +270,7 @@ class Adversary:
         ]
         for k in range(min(attacker.stuffing_attempts, len(others))):
             other = others[(attempt.victim * 7919 + k * 104729) % len(others)]
-            self.r._call(
+            self.r.call(
                 lambda s, e=other.email, n=k: identity.login(  # type: ignore[misc]
                     s, email=e, password="leaked-elsewhere-1", ip=self.ip(attempt.attacker, n)
                 )
@@ -287,7 +285,7 @@ class Adversary:
             return NotACustomer("the victim has no wallet")
         n = self._n(attempt)
         ip = self.ip(attempt.attacker, n)
-        _, refused = self.r._call(
+        _, refused = self.r.call(
             lambda s: identity.login(s, email=own.email, password=own.password, ip=ip)
         )
         if refused is not None:
@@ -304,15 +302,15 @@ class Adversary:
         )
         attempt.account = account
         attempt.payload["receives_sms"] = sms
-        self.r._stage(attempt, "wallet_opened")
+        self.r.record_stage(attempt, "wallet_opened")
         if sms and own.phone:
             device = Device(ECKey.generate_key("P-256"))
 
             def register() -> KouzaError | None:
-                made, refused = self.r._call(
+                made, refused = self.r.call(
                     lambda s: identity.register_device(
                         s,
-                        self.r._user(s, account),
+                        self.r.user(s, account),
                         jwk=dict(device.key.as_dict(private=False)),
                         name="phone",
                         ip=ip,
@@ -365,10 +363,10 @@ class Adversary:
             else kana
         )
         if account.device is None:
-            refused = self.r._verify_phone(account, f"0704{a:02d}{self.bought % 100_000:05d}")
+            refused = self.r.verify_phone(account, f"0704{a:02d}{self.bought % 100_000:05d}")
             if refused is not None:
                 return refused
-        refused = self.r._verify_identity(account, person, declared)
+        refused = self.r.verify_identity(account, person, declared)
         if refused is not None:
             return refused
         self.mules[a] = account
@@ -383,16 +381,16 @@ class Adversary:
         internet_banking: bool,
     ) -> None:
         if isinstance(account, KouzaError):
-            self.r._refused(attempt, account)
+            self.r.record_refusal(attempt, account)
             self.after_refusal(attempt, account)
             return
         attempt.account = account
-        self.r._stage(attempt, "wallet_opened")
-        self.r._stage(attempt, "link_attempted")
+        self.r.record_stage(attempt, "wallet_opened")
+        self.r.record_stage(attempt, "link_attempted")
         link_id, refused = self.link(attempt, account, victim, internet_banking=internet_banking)
         if refused is not None or link_id is None:
             refusal = refused or KouzaError("no link")
-            self.r._refused(attempt, refusal)
+            self.r.record_refusal(attempt, refusal)
             self.after_refusal(attempt, refusal)
             return
         self.r.linked(attempt, account, link_id)
@@ -404,9 +402,9 @@ class Adversary:
         the bank has it, else its legacy form with the PIN; a step-up answered if possible."""
 
         def once() -> tuple[uuid.UUID | None, KouzaError | None]:
-            if internet_banking and self.r._bank_is_oauth(victim.bank_code):
+            if internet_banking and self.r.bank_is_oauth(victim.bank_code):
                 return self.link_oauth(account, victim)
-            return self.r._link(account, victim, pin=victim.pin, holder=victim.kana)
+            return self.r.link_legacy(account, victim, pin=victim.pin, holder=victim.kana)
 
         link_id, refused = once()
         if (
@@ -422,7 +420,7 @@ class Adversary:
     ) -> tuple[uuid.UUID | None, KouzaError | None]:
         """The bank's strong flow walked with the victim's relayed password and live code;
         the identity the wallet sends is whatever the wallet's policy sends."""
-        return self.r._link_oauth(account, victim)
+        return self.r.link_oauth(account, victim)
 
     # --- cash-out --------------------------------------------------------------------------
 
@@ -456,7 +454,7 @@ class Adversary:
         for _ in range(hops):
             mule = self.fresh_account(attempt.attacker, self._n(attempt) + hops)
             if isinstance(mule, KouzaError):
-                self.r._refused(attempt, mule)
+                self.r.record_refusal(attempt, mule)
                 return None
             refused = self._send(current, mule, amount)
             if (
@@ -467,21 +465,21 @@ class Adversary:
             ):
                 refused = self._send(current, mule, amount)
             if refused is not None:
-                self.r._refused(attempt, refused)
+                self.r.record_refusal(attempt, refused)
                 return None
-            self.r._stage(attempt, "spent")
+            self.r.record_stage(attempt, "spent")
             current = mule
         return current
 
     def _send(self, source: Account, destination: Account, amount: int) -> KouzaError | None:
-        return self.r._call(
+        return self.r.call(
             lambda s: wallets.transfer(
                 s,
-                user=self.r._user(s, source),
+                user=self.r.user(s, source),
                 source_wallet_id=source.wallet_id,
                 destination_wallet_id=destination.wallet_id,
                 amount=amount,
-                signed=self.r._signed(s, source, SensitiveAction.TRANSFER),
+                signed=self.r.signed(s, source, SensitiveAction.TRANSFER),
                 ip=source.ip,
             )
         )[1]
@@ -502,19 +500,19 @@ class Adversary:
                 return
             merchant_id, _, qr = shops[self.r.rng.randrange(len(shops))]
             amount = min(available, self.r.rng.choice(attacker.cash_out.amounts))
-            paid, refused = self.r._pay_returning(account, qr, amount)
+            paid, refused = self.r.pay_returning(account, qr, amount)
             if (
                 refused is not None
                 and refused.code == "step_up_required"
                 and self.answer_step_up(attempt, "payment")
             ):
-                paid, refused = self.r._pay_returning(account, qr, amount)
+                paid, refused = self.r.pay_returning(account, qr, amount)
             if refused is not None:
-                self.r._refused(attempt, refused)
+                self.r.record_refusal(attempt, refused)
                 if refused.code != "limit_exceeded":
                     return
                 shops = [m for m in shops if m[0] != merchant_id]
                 continue
             if taken and paid is not None:
                 self.r.taken_payments.append((paid, account.citizen, attempt.attacker))
-            self.r._stage(attempt, "spent")
+            self.r.record_stage(attempt, "spent")

@@ -104,7 +104,12 @@ class SimulationInconsistent(RuntimeError):
 
 
 class Runner:
-    """Drives one world through the plan and measures the outcome."""
+    """Drives one world through the plan and measures the outcome.
+
+    Its adversary and fraud team act through it as :class:`~kouza.sim.ports.AdversaryPort` and
+    :class:`~kouza.sim.ports.FraudTeamPort` (structurally: mypy checks ``Adversary(self)`` and
+    ``FraudTeam(self)``), so those modules need not import this one.
+    """
 
     def __init__(
         self,
@@ -174,7 +179,7 @@ class Runner:
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _call(self, work: Callable[[Session], T]) -> tuple[T | None, KouzaError | None]:
+    def call(self, work: Callable[[Session], T]) -> tuple[T | None, KouzaError | None]:
         self.result.operations += 1
         try:
             with self.rt.db.unit_of_work() as session:
@@ -182,7 +187,7 @@ class Runner:
         except KouzaError as refusal:
             return None, refusal
 
-    def _user(self, session: Session, account: Account) -> User:
+    def user(self, session: Session, account: Account) -> User:
         return session.get_one(User, account.user_id)
 
     def _code(self, recipient: str) -> str:
@@ -190,7 +195,7 @@ class Runner:
         assert match is not None, f"no code sent to {recipient}"
         return match.group(1)
 
-    def _schedule(
+    def schedule(
         self, at: datetime, kind: str, attempt: Attempt | None = None, data: Any = None
     ) -> None:
         self.seq += 1
@@ -221,26 +226,26 @@ class Runner:
 
     # --- onboarding (through the identity services) ----------------------------------------
 
-    def _sign_up(self, email: str, ip: str, password: str = PASSWORD) -> Account | KouzaError:
-        _, refused = self._call(lambda s: identity.signup(s, email=email, password=password))
+    def sign_up(self, email: str, ip: str, password: str = PASSWORD) -> Account | KouzaError:
+        _, refused = self.call(lambda s: identity.signup(s, email=email, password=password))
         if refused:
             return refused
         code = self._code(email)
-        user, refused = self._call(lambda s: identity.verify_email(s, email=email, code=code))
+        user, refused = self.call(lambda s: identity.verify_email(s, email=email, code=code))
         if refused or user is None:
             return refused or KouzaError("no user")
         user_id = user.id
-        wallet, refused = self._call(
+        wallet, refused = self.call(
             lambda s: wallets.open_wallet(s, user=s.get_one(User, user_id), ip=ip)
         )
         if refused or wallet is None:
             return refused or KouzaError("no wallet")
         return Account(user_id, wallet.id, email, ip, password=password)
 
-    def _verify_phone(self, account: Account, phone: str) -> KouzaError | None:
-        challenge, refused = self._call(
+    def verify_phone(self, account: Account, phone: str) -> KouzaError | None:
+        challenge, refused = self.call(
             lambda s: identity.start_phone_verification(
-                s, self._user(s, account), phone=phone, ip=account.ip
+                s, self.user(s, account), phone=phone, ip=account.ip
             )
         )
         if refused or challenge is None:
@@ -248,10 +253,10 @@ class Runner:
         e164 = "+81" + phone[1:]
         code = self._code(e164)
         device = Device(ECKey.generate_key("P-256"))
-        registered, refused = self._call(
+        registered, refused = self.call(
             lambda s: identity.complete_phone_verification(
                 s,
-                self._user(s, account),
+                self.user(s, account),
                 challenge_id=challenge.id,
                 code=code,
                 device_jwk=dict(device.key.as_dict(private=False)),
@@ -264,19 +269,19 @@ class Runner:
         account.device, account.phone = device, e164
         return None
 
-    def _verify_identity(
+    def verify_identity(
         self, account: Account, citizen: TestCitizen, kana: str
     ) -> KouzaError | None:
         card = self.ekyc.ca.issue_card(citizen, now=self.world.clock.now(), key=self.card_key)
-        nonce, refused = self._call(
-            lambda s: identity.start_ekyc(s, self._user(s, account), EkycMethod.JPKI)
+        nonce, refused = self.call(
+            lambda s: identity.start_ekyc(s, self.user(s, account), EkycMethod.JPKI)
         )
         if refused or nonce is None:
             return refused
-        _, refused = self._call(
+        _, refused = self.call(
             lambda s: identity.submit_jpki(
                 s,
-                self._user(s, account),
+                self.user(s, account),
                 certificate=card.certificate_der,
                 signature=card.sign_nonce(nonce),
                 nonce=nonce,
@@ -285,7 +290,7 @@ class Runner:
         )
         return refused
 
-    def _reach_link_level(
+    def reach_link_level(
         self,
         account: Account,
         phone: str,
@@ -303,17 +308,17 @@ class Runner:
             or self.profile.require_device_signature
         )
         if wants_phone and account.device is None:
-            refused = self._verify_phone(account, phone)
+            refused = self.verify_phone(account, phone)
             if refused:
                 return refused
         if verified and citizen is not None:
-            return self._verify_identity(account, citizen, kana)
+            return self.verify_identity(account, citizen, kana)
         return None
 
-    def _bank_is_oauth(self, bank_code: str) -> bool:
+    def bank_is_oauth(self, bank_code: str) -> bool:
         return self.profile.banks_require_oauth or bank_code in self.oauth_banks
 
-    def _link_oauth(
+    def link_oauth(
         self, account: Account, citizen: Citizen
     ) -> tuple[uuid.UUID | None, KouzaError | None]:
         """The strong flow as a person does it: the wallet pushes the request, the person logs
@@ -324,7 +329,7 @@ class Runner:
             citizen.birth_date,
             citizen.kanji,
         )
-        started, refused = self._call(
+        started, refused = self.call(
             lambda s: oauth_links.start(
                 s, self._caller(s, account, SensitiveAction.LINK_BANK), citizen.bank_code, declared
             )
@@ -375,7 +380,7 @@ class Runner:
                 )
             location = answer.headers["location"]
         query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-        link, refused = self._call(
+        link, refused = self.call(
             lambda s: oauth_links.complete(
                 s,
                 self._caller(s, account, None),
@@ -390,7 +395,7 @@ class Runner:
         return (link.id if link is not None else None), refused
 
     def _caller(self, session: Session, account: Account, action: SensitiveAction | None) -> Caller:
-        user = self._user(session, account)
+        user = self.user(session, account)
         proof = None
         has_key = account.device is not None and account.device.device_id is not None
         if action is not None and account.device is not None and has_key:
@@ -403,7 +408,7 @@ class Runner:
             proof=proof,
         )
 
-    def _link(
+    def link_legacy(
         self, account: Account, citizen: Citizen, *, pin: str, holder: str
     ) -> tuple[uuid.UUID | None, KouzaError | None]:
         form = LegacyLinkInput(
@@ -415,14 +420,14 @@ class Runner:
             birth_date=citizen.birth_date,
             holder_name=holder,
         )
-        link, refused = self._call(
+        link, refused = self.call(
             lambda s: self.links.link_legacy(
                 s, self._caller(s, account, SensitiveAction.LINK_BANK), form
             )
         )
         return (link.id if link is not None else None), refused
 
-    def _top_up(self, account: Account, link_id: uuid.UUID, amount: int) -> KouzaError | None:
+    def top_up(self, account: Account, link_id: uuid.UUID, amount: int) -> KouzaError | None:
         self.counter += 1
         key = f"sim-{self.counter}"
         with self.rt.db.unit_of_work() as session:
@@ -437,18 +442,18 @@ class Runner:
             return refusal
         return None
 
-    def _step_up(self, account: Account, purpose: str) -> bool:
+    def step_up(self, account: Account, purpose: str) -> bool:
         """An honest user answers a step-up with the SMS code; False if they cannot."""
         if not account.phone:
             return False
-        challenge, refused = self._call(
-            lambda s: identity.start_step_up(s, self._user(s, account), purpose, ip=account.ip)
+        challenge, refused = self.call(
+            lambda s: identity.start_step_up(s, self.user(s, account), purpose, ip=account.ip)
         )
         if refused or challenge is None:
             return False
         code = self._code(account.phone)
-        _, refused = self._call(
-            lambda s: identity.complete_step_up(s, self._user(s, account), challenge, code)
+        _, refused = self.call(
+            lambda s: identity.complete_step_up(s, self.user(s, account), challenge, code)
         )
         return refused is None
 
@@ -467,7 +472,7 @@ class Runner:
         if code == "step_up_required":
             self.result.honest_step_ups += 1
             self._friction("step_up", account.citizen)
-            if self._step_up(account, purpose):
+            if self.step_up(account, purpose):
                 again = retry()
                 if again is not None:
                     self._honest_friction_final(again, account, purpose)
@@ -503,26 +508,26 @@ class Runner:
 
     def _join(self, person: Honest) -> None:
         citizen = person.citizen
-        account = self._sign_up(citizen.email, person.ip)
+        account = self.sign_up(citizen.email, person.ip)
         if isinstance(account, KouzaError):
             return
         account.citizen = citizen.index
         # the app signs in once from home (the network later logins are compared with) and,
         # where money out needs a proof, registers the phone's key at onboarding
-        self._call(
+        self.call(
             lambda s: identity.login(
                 s, email=citizen.email, password=account.password, ip=person.ip
             )
         )
         if self.profile.money_out_proof:
-            self._verify_phone(account, citizen.phone)
+            self.verify_phone(account, citizen.phone)
         self.result.honest_operations += 1  # the sign-up (and link) is an operation too
         self.honest[person.index] = account
         self.owner_of_wallet[account.wallet_id] = citizen.index
         self.joined.append(person.index)
         if person.opening_balance:
             # an existing customer's balance from before the period (cash at a store terminal)
-            self._call(
+            self.call(
                 lambda s: wallets.credit_from_float(
                     s,
                     wallet_id=account.wallet_id,
@@ -540,14 +545,14 @@ class Runner:
             sex=Sex.FEMALE,
         )
         kana = jaconv.h2z(citizen.kana, kana=True, ascii=False, digit=False)
-        oauth = self._bank_is_oauth(citizen.bank_code)
-        refused = self._reach_link_level(account, citizen.phone, test_citizen, kana, oauth=oauth)
+        oauth = self.bank_is_oauth(citizen.bank_code)
+        refused = self.reach_link_level(account, citizen.phone, test_citizen, kana, oauth=oauth)
 
         def link() -> KouzaError | None:
             link_id, refused = (
-                self._link_oauth(account, citizen)
+                self.link_oauth(account, citizen)
                 if oauth
-                else self._link(account, citizen, pin=citizen.pin, holder=citizen.kana)
+                else self.link_legacy(account, citizen, pin=citizen.pin, holder=citizen.kana)
             )
             account.link_id = link_id
             return refused
@@ -583,7 +588,7 @@ class Runner:
             link_id = account.link_id
             if link_id is None:
                 # no linked account: cash at a convenience-store terminal (operator float)
-                self._call(
+                self.call(
                     lambda s: wallets.credit_from_float(
                         s,
                         wallet_id=account.wallet_id,
@@ -592,13 +597,13 @@ class Runner:
                     )
                 )
                 return
-            refused = self._top_up(account, link_id, action.amount)
+            refused = self.top_up(account, link_id, action.amount)
             if refused is not None:
                 self._honest_friction(
                     refused,
                     account,
                     SensitiveAction.CHARGE.value,
-                    lambda: self._top_up(account, link_id, action.amount),
+                    lambda: self.top_up(account, link_id, action.amount),
                 )
         elif action.kind is Kind.PAY:
             qr = self.merchants[action.target][2]
@@ -616,14 +621,14 @@ class Runner:
             to = self.honest[others[random.Random(action.seq).randrange(len(others))]]
 
             def send() -> KouzaError | None:
-                return self._call(
+                return self.call(
                     lambda s: wallets.transfer(
                         s,
-                        user=self._user(s, account),
+                        user=self.user(s, account),
                         source_wallet_id=account.wallet_id,
                         destination_wallet_id=to.wallet_id,
                         amount=action.amount,
-                        signed=self._signed(s, account, SensitiveAction.TRANSFER),
+                        signed=self.signed(s, account, SensitiveAction.TRANSFER),
                         ip=account.ip,
                     )
                 )[1]
@@ -642,7 +647,7 @@ class Runner:
         e164 = "+81" + new[1:]
 
         def start(session: Session) -> Any:
-            user = self._user(session, account)
+            user = self.user(session, account)
             assert device.device_id is not None
             proof = device.proof(session, user, SensitiveAction.CHANGE_PHONE)
             return identity.start_phone_change(
@@ -655,14 +660,14 @@ class Runner:
                 ip=account.ip,
             )
 
-        change, refused = self._call(start)
+        change, refused = self.call(start)
         if refused is not None or change is None:
             if refused is not None:
                 self._honest_friction_final(refused, account, "phone_change")
             return
         code = self._code(e164)
-        _, refused = self._call(
-            lambda s: identity.confirm_phone_change(s, self._user(s, account), change.id, code)
+        _, refused = self.call(
+            lambda s: identity.confirm_phone_change(s, self.user(s, account), change.id, code)
         )
         if refused is not None:
             self._honest_friction_final(refused, account, "phone_change")
@@ -677,10 +682,10 @@ class Runner:
         device = Device(ECKey.generate_key("P-256"))
 
         def register() -> KouzaError | None:
-            made, refused = self._call(
+            made, refused = self.call(
                 lambda s: identity.register_device(
                     s,
-                    self._user(s, account),
+                    self.user(s, account),
                     jwk=dict(device.key.as_dict(private=False)),
                     name="new phone",
                     ip=account.ip,
@@ -697,33 +702,33 @@ class Runner:
             account.device = device
 
     def _pay(self, account: Account, qr: str, amount: int) -> KouzaError | None:
-        return self._pay_returning(account, qr, amount)[1]
+        return self.pay_returning(account, qr, amount)[1]
 
-    def _pay_returning(
+    def pay_returning(
         self, account: Account, qr: str, amount: int
     ) -> tuple[uuid.UUID | None, KouzaError | None]:
         """Pay; the payment's id (None if refused) and the refusal."""
-        paid, refused = self._call(
+        paid, refused = self.call(
             lambda s: wallets.pay(
                 s,
-                user=self._user(s, account),
+                user=self.user(s, account),
                 wallet_id=account.wallet_id,
                 qr=qr,
                 amount=amount,
-                signed=self._signed(s, account, SensitiveAction.PAY),
+                signed=self.signed(s, account, SensitiveAction.PAY),
                 ip=account.ip,
             )
         )
         return (paid.id if paid is not None else None), refused
 
-    def _signed(
+    def signed(
         self, session: Session, account: Account, action: SensitiveAction
     ) -> SignedChallenge | None:
         """What the app sends with money out: its device's signature, when it holds a key."""
         device = account.device
         if device is None or device.device_id is None:
             return None
-        return device.signed(session, self._user(session, account), action)
+        return device.signed(session, self.user(session, account), action)
 
     # --- attackers -------------------------------------------------------------------------
 
@@ -738,20 +743,20 @@ class Runner:
         if attacker.ips > 1 or attacker.devices > 1:
             ip = self.adversary.ip(a, attempt_no)
         self.attacker_ips[ip] = a
-        account = self._sign_up(email, ip)
+        account = self.sign_up(email, ip)
         if isinstance(account, KouzaError):
             return account
         self.attack_accounts[account.wallet_id] = a
         self.opened_wallet = True
         return account
 
-    def _stage(self, attempt: Attempt, stage: str) -> None:
+    def record_stage(self, attempt: Attempt, stage: str) -> None:
         index = STAGES.index(stage)
         if index > attempt.stage:
             attempt.stage = index
             self.result.attackers[attempt.attacker].stages[stage] += 1
 
-    def _refused(self, attempt: Attempt, refusal: KouzaError) -> None:
+    def record_refusal(self, attempt: Attempt, refusal: KouzaError) -> None:
         result = self.result.attackers[attempt.attacker]
         result.refusals[refusal.code] = result.refusals.get(refusal.code, 0) + 1
         rules = refusal.details.get("rules")
@@ -775,7 +780,7 @@ class Runner:
         lure = random.Random(f"{self.scenario.seed}-{a}-{victim.index}").random()
         if attacker.strategy == "phishing" and lure >= attacker.hand_over_share:
             # only a share of the targets hand their details over; the rest is a failed lure
-            self._refused(attempt, NotFooled("did not take the bait"))
+            self.record_refusal(attempt, NotFooled("did not take the bait"))
             return
         self.attempt_link(attempt)
 
@@ -790,15 +795,15 @@ class Runner:
             a, attacker, attempt, self.result.attackers[a].attempts + attempt.tries * 7919
         )
         if self.opened_wallet:
-            self._stage(attempt, "wallet_opened")
+            self.record_stage(attempt, "wallet_opened")
         if isinstance(account, KouzaError):
-            self._refused(attempt, account)
+            self.record_refusal(attempt, account)
             self.adversary.after_refusal(attempt, account)
             return
         attempt.account = account
-        self._stage(attempt, "wallet_opened")
-        self._stage(attempt, "link_attempted")
-        if getattr(attacker, "gets_internet_banking", False) and self._bank_is_oauth(
+        self.record_stage(attempt, "wallet_opened")
+        self.record_stage(attempt, "link_attempted")
+        if getattr(attacker, "gets_internet_banking", False) and self.bank_is_oauth(
             victim.bank_code
         ):
             # the victim typed the internet-banking password and a live code into the phishing
@@ -807,16 +812,16 @@ class Runner:
         elif attacker.strategy == "reverse_brute_force":
             link_id, refused = self._sweep(account, attacker, victim)
         else:
-            link_id, refused = self._link(account, victim, pin=victim.pin, holder=victim.kana)
+            link_id, refused = self.link_legacy(account, victim, pin=victim.pin, holder=victim.kana)
         if (
             refused is not None
             and refused.code == "step_up_required"
             and self.adversary.answer_step_up(attempt, SensitiveAction.LINK_BANK.value)
         ):
-            link_id, refused = self._link(account, victim, pin=victim.pin, holder=victim.kana)
+            link_id, refused = self.link_legacy(account, victim, pin=victim.pin, holder=victim.kana)
         if refused is not None or link_id is None:
             refusal = refused or KouzaError("no link")
-            self._refused(attempt, refusal)
+            self.record_refusal(attempt, refusal)
             self.adversary.after_refusal(attempt, refusal)
             return
         self.linked(attempt, account, link_id)
@@ -825,14 +830,14 @@ class Runner:
         """A victim's account is linked to a wallet the attacker controls: charge it."""
         attacker = self.scenario.attackers[attempt.attacker]
         account.links += 1
-        self._stage(attempt, "linked")
+        self.record_stage(attempt, "linked")
         if account.wallet_id in self.attack_accounts:
             self.victim_links[link_id] = attempt.victim
             self.link_attacker[link_id] = attempt.attacker
         attempt.account = account
         attempt.link_id = link_id
         attempt.charges_left = list(attacker.charge_plan)
-        self._schedule(self.world.clock.now() + timedelta(minutes=1), FollowUp.CHARGE, attempt)
+        self.schedule(self.world.clock.now() + timedelta(minutes=1), FollowUp.CHARGE, attempt)
 
     def _sweep(
         self, account: Account, attacker: Attacker, victim: Citizen
@@ -850,7 +855,7 @@ class Runner:
         tries = list(dict.fromkeys(pins))[:2]
         refused: KouzaError | None = None
         for pin in tries:
-            link_id, refused = self._link(account, number_of, pin=pin, holder=victim.kana)
+            link_id, refused = self.link_legacy(account, number_of, pin=pin, holder=victim.kana)
             if refused is None:
                 return link_id, None
             if refused.code != "bank_link_refused":
@@ -873,7 +878,7 @@ class Runner:
                     sex=Sex.MALE,
                 )
                 phone = f"0702{a:02d}{self.counter % 100_000:05d}"
-                refused = self._reach_link_level(account, phone, mule, "ハコビ ヤオ")
+                refused = self.reach_link_level(account, phone, mule, "ハコビ ヤオ")
                 if refused is not None:
                     return refused
                 self.mule_verified[a] = account
@@ -891,7 +896,7 @@ class Runner:
                 made = self._attacker_account(a, number)
                 if isinstance(made, KouzaError):
                     return made
-                refused = self._reach_link_level(made, f"0701{a:02d}{number:05d}", None, "")
+                refused = self.reach_link_level(made, f"0701{a:02d}{number:05d}", None, "")
                 if refused is not None:
                     return refused
                 self.source_accounts[key] = current = made
@@ -899,25 +904,25 @@ class Runner:
         account = self._attacker_account(a, number)
         if isinstance(account, KouzaError):
             return account
-        refused = self._reach_link_level(account, f"0701{a:02d}{number:05d}", None, "")
+        refused = self.reach_link_level(account, f"0701{a:02d}{number:05d}", None, "")
         return refused if refused is not None else account
 
     def _charge(self, attempt: Attempt) -> None:
         assert attempt.account is not None and attempt.link_id is not None
         amount = attempt.charges_left.pop(0)
-        refused = self._top_up(attempt.account, attempt.link_id, amount)
+        refused = self.top_up(attempt.account, attempt.link_id, amount)
         if (
             refused is not None
             and refused.code == "step_up_required"
             and self.adversary.answer_step_up(attempt, SensitiveAction.CHARGE.value)
         ):
-            refused = self._top_up(attempt.account, attempt.link_id, amount)
+            refused = self.top_up(attempt.account, attempt.link_id, amount)
         attacker = self.scenario.attackers[attempt.attacker]
         now = self.world.clock.now()
         if refused is None:
-            self._stage(attempt, "charged")
+            self.record_stage(attempt, "charged")
         else:
-            self._refused(attempt, refused)
+            self.record_refusal(attempt, refused)
         limit_hit = refused is not None and refused.code in (
             "limit_exceeded",
             "mandate_exceeded",
@@ -929,10 +934,10 @@ class Runner:
                 if attacker.charge_every_hours
                 else timedelta(seconds=20)
             )
-            self._schedule(now + gap, FollowUp.CHARGE, attempt)
+            self.schedule(now + gap, FollowUp.CHARGE, attempt)
             return
         delay = self.adversary.cash_out_delay(attacker)
-        self._schedule(now + delay, FollowUp.SPEND, attempt)
+        self.schedule(now + delay, FollowUp.SPEND, attempt)
         if attacker.straddle_month_end and not attempt.straddled:
             # charged near a month's end: come back just after midnight on the 1st, when a
             # calendar-month cap starts again (2020: up to ¥600,000 per victim); the same
@@ -950,7 +955,7 @@ class Runner:
             if next_month - local <= STRADDLE_WINDOW and next_month < min(end, last):
                 attempt.straddled = True
                 attempt.charges_left = list(attacker.charge_plan)
-                self._schedule(next_month.astimezone(now.tzinfo), FollowUp.CHARGE, attempt)
+                self.schedule(next_month.astimezone(now.tzinfo), FollowUp.CHARGE, attempt)
 
     # --- the loop ----------------------------------------------------------------------------
 

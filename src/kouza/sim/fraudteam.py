@@ -17,7 +17,6 @@ from __future__ import annotations
 import random
 import re
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -29,10 +28,8 @@ from kouza.kit.notify import Message
 from kouza.linking.models import BankLink, BankLinkStatus
 from kouza.linking.reviews import reviews
 from kouza.sim.agents import Attempt, FollowUp
+from kouza.sim.ports import FraudTeamPort
 from kouza.wallet.locks import locks
-
-if TYPE_CHECKING:
-    from kouza.sim.driver import Runner
 
 REFERENCE = re.compile(r"reference (NM-[A-Z0-9]+)")
 RESPONDS = 0.7
@@ -48,7 +45,7 @@ SHIFT = timedelta(hours=12)
 class FraudTeam:
     """Holders' reactions and the operator's playbook in one world."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: FraudTeamPort) -> None:
         self.r = runner
         self.reported: set[str] = set()
         self.seen_revocations: set[object] = set()
@@ -76,7 +73,7 @@ class FraudTeam:
         self.reported.add(reference)
         letter = "@" not in message.recipient and not message.recipient.startswith("+")
         hours = draw.uniform(48, 120) if letter else draw.uniform(1, 14)
-        self.r._schedule(
+        self.r.schedule(
             self.r.world.clock.now() + timedelta(hours=hours), FollowUp.NOT_ME, data=reference
         )
 
@@ -88,7 +85,7 @@ class FraudTeam:
             return
         self.r.not_me_reports += 1
         if self.playbook:
-            self.r._schedule(self.r.world.clock.now() + timedelta(hours=1), FollowUp.OPERATOR)
+            self.r.schedule(self.r.world.clock.now() + timedelta(hours=1), FollowUp.OPERATOR)
 
     # --- the operator's team -------------------------------------------------------------
 
@@ -96,7 +93,7 @@ class FraudTeam:
         """Schedule the team's regular shifts (reviews of held top-ups)."""
         if self.playbook and not self.scheduled:
             self.scheduled = True
-            self.r._schedule(self.r.scenario.start + SHIFT, FollowUp.OPERATOR, data="shift")
+            self.r.schedule(self.r.scenario.start + SHIFT, FollowUp.OPERATOR, data="shift")
 
     def work_queue(self, shift: bool = False) -> None:
         now = self.r.world.clock.now()
@@ -104,7 +101,7 @@ class FraudTeam:
         self._reopen(now)
         self._decide_reviews(now)
         if shift:
-            self.r._schedule(now + SHIFT, FollowUp.OPERATOR, data="shift")
+            self.r.schedule(now + SHIFT, FollowUp.OPERATOR, data="shift")
 
     def _act_on_revocations(self, now: datetime) -> None:
         with self.r.rt.db.session() as session:
@@ -118,7 +115,7 @@ class FraudTeam:
             if link_id in self.seen_revocations:
                 continue
             self.seen_revocations.add(link_id)
-            self.r._call(
+            self.r.call(
                 lambda s, w=wallet_id: locks.lock(  # type: ignore[misc]
                     s,
                     wallet_id=w,
@@ -147,7 +144,7 @@ class FraudTeam:
             else "attack over: re-opened after review"
         )
         for scope in (SwitchScope.BANK_CHARGES, SwitchScope.BANK_LINKS):
-            self.r._call(
+            self.r.call(
                 lambda s, sc=scope: switches.set(  # type: ignore[misc]
                     s, scope=sc, target=bank_code, active=active, actor=ACTOR, reason=why
                 )
@@ -167,7 +164,7 @@ class FraudTeam:
             ]
         for movement_id, wallet_id, held_at, status in waiting:
             if status == BankLinkStatus.ACTIVE.value:
-                _, refused = self.r._call(
+                _, refused = self.r.call(
                     lambda s, m=movement_id: reviews.release(  # type: ignore[misc]
                         s, m, actor=ACTOR, reason="no report from the holder within a day"
                     )

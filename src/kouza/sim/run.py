@@ -34,23 +34,20 @@ from kouza.kit import zengin
 from kouza.kit.clock import ManualClock
 from kouza.kit.runtime import Runtime
 from kouza.kit.security import password_cost
+from kouza.sim.driver import Runner
 from kouza.sim.population import Plan, ib_password, make_plan
 from kouza.sim.profiles import ABLATION_BASE, LAYERS, PROFILES, profile
 from kouza.sim.results import ProfileResult, SimulationResult
 from kouza.sim.scenario import Scenario, ScenarioError
+from kouza.sim.world import (
+    Ekyc,
+    build_world,
+    migrate_bank_template,
+    migrate_wallet_template,
+    register_wallet_client,
+)
 from kouza.wallet.models import MerchantCategory
 from kouza.wallet.service import wallets
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from kouza.sim.driver import Runner
-    from kouza.sim.world import (
-        Ekyc,
-        build_world,
-        migrate_bank_template,
-        migrate_wallet_template,
-        register_wallet_client,
-    )
 
 Progress = Callable[[str, int, int], None]
 """Called with (profile, actions done since last call, total actions of the profile)."""

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from kouza.errors import BadRequest
 from kouza.kit import zengin
+from kouza.sim.profiles import PROFILES
+from kouza.wallet.models import MerchantCategory
 
 BankCode = Annotated[str, Field(pattern=r"^\d{4}$")]
 
@@ -338,14 +340,10 @@ class Scenario(_Strict):
         missing = sorted(set(self.population.categories) - set(self.merchants))
         if missing:
             raise ValueError(f"payments go to categories without merchants: {missing}")
-        from kouza.wallet.models import MerchantCategory
-
         known = {category.value for category in MerchantCategory}
         strange = sorted((set(self.merchants) | set(self.population.categories)) - known)
         if strange:
             raise ValueError(f"unknown merchant categories {strange}; known: {sorted(known)}")
-        from kouza.sim.profiles import PROFILES
-
         unknown_profiles = sorted(set(self.defences) - set(PROFILES))
         if unknown_profiles:
             raise ValueError(
