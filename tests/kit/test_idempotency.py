@@ -11,6 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from kouza.api.app import create_app
 from kouza.errors import BadRequest, IdempotencyConflict, IdempotencyInFlight
@@ -18,7 +20,7 @@ from kouza.identity.devices import SensitiveAction
 from kouza.identity.service import identity
 from kouza.kit import idempotency
 from kouza.kit.clock import ManualClock
-from kouza.kit.idempotency import IdempotencyRecord, Replay
+from kouza.kit.idempotency import IdempotencyRecord, IdempotentRequest, Replay, Resume
 from kouza.kit.notify import MemoryMailbox
 from kouza.kit.runtime import Runtime
 from kouza.kit.web import run_idempotent
@@ -320,3 +322,138 @@ class TestConcurrentFailingRetries:
         assert (404, "unknown_wallet") in outcomes
         assert records(rt) == []  # no key left stuck in flight
         assert balance_of(rt, alice.wallet) == 10_000
+
+
+def attach(rt: Runtime, resource: str, *, key: str = "key-1") -> None:
+    with rt.db.unit_of_work() as session:
+        idempotency.attach(session, scope=SCOPE, key=key, resource=resource)
+
+
+def resources(rt: Runtime) -> list[tuple[str, str | None]]:
+    with rt.db.session() as session:
+        return [
+            (r.status, r.resource)
+            for r in session.scalars(select(IdempotencyRecord).order_by(IdempotencyRecord.id))
+        ]
+
+
+class TestResume:
+    """A request that attached what it made is resumed by its retry, never run twice."""
+
+    def test_a_failure_after_attaching_leaves_the_key_open(self, rt: Runtime) -> None:
+        claim(rt, HASH_A)
+        attach(rt, "thing:1")
+        idempotency.release(rt.db, scope=SCOPE, key="key-1")
+        assert resources(rt) == [("open", "thing:1")]
+        assert claim(rt, HASH_A) == Resume("thing:1")
+        assert resources(rt) == [("in_flight", "thing:1")]
+
+    def test_a_failure_before_attaching_still_forgets_the_key(self, rt: Runtime) -> None:
+        claim(rt, HASH_A)
+        with pytest.raises(RuntimeError), rt.db.unit_of_work() as session:
+            idempotency.attach(session, scope=SCOPE, key="key-1", resource="thing:1")
+            raise RuntimeError("the record failed after attaching: nothing was committed")
+        assert resources(rt) == [("in_flight", None)]
+        idempotency.release(rt.db, scope=SCOPE, key="key-1")
+        assert records(rt) == []
+        assert claim(rt, HASH_B) is None
+
+    def test_another_request_on_an_open_key_conflicts(self, rt: Runtime) -> None:
+        claim(rt, HASH_A)
+        attach(rt, "thing:1")
+        idempotency.release(rt.db, scope=SCOPE, key="key-1")
+        with pytest.raises(IdempotencyConflict):
+            claim(rt, HASH_B)
+        assert resources(rt) == [("open", "thing:1")]
+
+    def test_only_one_retry_resumes(self, rt: Runtime) -> None:
+        claim(rt, HASH_A)
+        attach(rt, "thing:1")
+        idempotency.release(rt.db, scope=SCOPE, key="key-1")
+        assert claim(rt, HASH_A) == Resume("thing:1")
+        with pytest.raises(IdempotencyInFlight):
+            claim(rt, HASH_A)
+
+    def test_a_crashed_attempt_that_attached_is_resumed_after_its_lease(
+        self, rt: Runtime, clock: ManualClock
+    ) -> None:
+        claim(rt, HASH_A)
+        attach(rt, "thing:1")  # and the process dies: no release
+        with pytest.raises(IdempotencyInFlight):
+            claim(rt, HASH_A)
+        clock.advance(LEASE + timedelta(seconds=1))
+        assert claim(rt, HASH_A) == Resume("thing:1")
+
+    def test_a_second_attach_is_refused_and_rolled_back(self, rt: Runtime) -> None:
+        """Two attempts that both hold the key (the first outlived its lease) cannot both
+        record something: the second one's unit of work fails and makes nothing."""
+        claim(rt, HASH_A)
+        attach(rt, "thing:1")
+        with pytest.raises(IdempotencyInFlight):
+            attach(rt, "thing:2")
+        assert resources(rt) == [("in_flight", "thing:1")]
+
+    def test_a_completed_request_replays_with_what_it_made(self, rt: Runtime) -> None:
+        claim(rt, HASH_A)
+        attach(rt, "thing:1")
+        complete(rt, {"id": "thing-1"})
+        idempotency.release(rt.db, scope=SCOPE, key="key-1")
+        assert claim(rt, HASH_A) == Replay(201, {"id": "thing-1"}, "thing:1")
+        assert resources(rt) == [("completed", "thing:1")]
+
+    def test_an_open_record_must_name_what_it_resumes(
+        self, rt: Runtime, clock: ManualClock
+    ) -> None:
+        with pytest.raises(IntegrityError), rt.db.unit_of_work() as session:
+            session.add(
+                IdempotencyRecord(
+                    scope=SCOPE,
+                    key="key-1",
+                    request_hash=HASH_A,
+                    status="open",
+                    created_at=clock.now(),
+                    locked_until=clock.now(),
+                )
+            )
+        assert records(rt) == []
+
+
+class TestRun:
+    REQUEST = IdempotentRequest(scope=SCOPE, key="key-1", fingerprint=HASH_A)
+
+    def test_a_retry_resumes_what_the_failed_attempt_attached(self, rt: Runtime) -> None:
+        seen: list[Resume | None] = []
+
+        def lost(_session: Session, resumed: Resume | None) -> Replayed:
+            seen.append(resumed)
+            attach(rt, "thing:1")
+            raise RuntimeError("the other system's answer was lost")
+
+        def resumed(_session: Session, resumed: Resume | None) -> Replayed:
+            seen.append(resumed)
+            return Replayed(value=1)
+
+        def never(_session: Session, _resumed: Resume | None) -> Replayed:
+            raise AssertionError("a finished request is replayed, not run")
+
+        def run(operation: Any) -> Any:
+            return idempotency.run(
+                rt, self.REQUEST, operation=operation, answer=lambda r: r.model_dump()
+            )
+
+        with pytest.raises(RuntimeError):
+            run(lost)
+        assert resources(rt) == [("open", "thing:1")]
+        assert run(resumed) == Replayed(value=1)
+        assert seen == [None, Resume("thing:1")]
+        assert run(never) == Replay(201, {"value": 1}, "thing:1")
+
+    def test_a_bad_key_is_refused_before_anything(self, rt: Runtime) -> None:
+        with pytest.raises(BadRequest):
+            idempotency.run(
+                rt,
+                IdempotentRequest(scope=SCOPE, key="tab\there", fingerprint=HASH_A),
+                operation=lambda _session, _resumed: Replayed(value=1),
+                answer=lambda r: r.model_dump(),
+            )
+        assert records(rt) == []

@@ -26,4 +26,4 @@ def test_downgrade_and_upgrade(rt: Runtime) -> None:
         command.downgrade(config, "base")
     assert current(rt.db.engine) is None
     upgrade(rt.db.engine)
-    assert current(rt.db.engine) == "0014"
+    assert current(rt.db.engine) == "0015"

@@ -8,10 +8,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from kouza.errors import IdempotencyConflict
+from kouza.kit.idempotency import IdempotencyRecord
 from kouza.ledger.models import Hold, HoldStatus, JournalEntry
 from kouza.linking.errors import BankOutcomeUnknown
 from kouza.linking.models import MovementStatus
 from kouza.linking.reconcile import ReconcileReport
+from kouza.linking.schemas import BankMovementRead
 from kouza.linking.service import linking
 from tests.conftest import START
 from tests.linking.conftest import World, is_transfer
@@ -223,4 +226,151 @@ class TestConcurrentTopUps:
             thread.join()
         assert sorted(outcomes) == ["limit_exceeded", "ok"]
         assert before - bank_balance(world, world.victim) == 100_000
+        _assert_conserved(world, linked, before)
+
+
+def _direct(world: World, linked: Linked, amount: int, key: str) -> BankMovementRead:
+    """A top-up the way the simulator makes it: the service, no HTTP."""
+    return linking.top_up(
+        world.rt,
+        user=linked.person.user,
+        wallet_id=linked.person.wallet.id,
+        link_id=uuid.UUID(linked.link_id),
+        amount=amount,
+        idempotency_key=key,
+        ip="203.0.113.9",
+    )
+
+
+def _key(world: World, key: str) -> tuple[str, str | None]:
+    """Where the customer's key stands and what it points at."""
+    with world.rt.db.session() as session:
+        record = session.scalars(
+            select(IdempotencyRecord).where(IdempotencyRecord.key == key)
+        ).one()
+        return record.status, record.resource
+
+
+def _bank_keys(world: World) -> list[str]:
+    """The Idempotency-Key of every debit or credit sent to the bank, in order."""
+    return [r.headers["Idempotency-Key"] for r in world.transport.requests if is_transfer(r)]
+
+
+class TestOneKeyRecord:
+    """One record per customer key; the movement, the ledger hold and the bank key hang off it."""
+
+    def test_the_key_points_at_the_movement_and_the_other_keys_derive_from_it(
+        self, world: World
+    ) -> None:
+        linked = linked_under_2019(world)
+        answer = charge(world, linked, 50_000, "k")
+        assert answer.status_code == 201, answer.text
+        [movement] = movements(world)
+        assert answer.json()["id"] == str(movement.id)
+        assert _key(world, "k") == ("completed", f"bank_movement:{movement.id}")
+        assert _bank_keys(world) == [f"kouza-mv-{movement.id}"] == [movement.bank_key]
+        with world.rt.db.unit_of_work() as session:
+            hold = session.get_one(Hold, movement.hold_id)
+            assert hold.idempotency_key == f"bank-movement:{movement.id}"
+
+    def test_a_lost_answer_leaves_the_key_open_and_the_retry_resumes_it(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        world.transport.lose_response = is_transfer
+        assert charge(world, linked, 30_000, "lost").status_code == 503
+        world.transport.lose_response = lambda _request: False
+        [movement] = movements(world)
+        assert _key(world, "lost") == ("open", f"bank_movement:{movement.id}")
+        retried = charge(world, linked, 30_000, "lost")
+        assert retried.status_code == 201 and retried.json()["id"] == str(movement.id)
+        assert _bank_keys(world) == [movement.bank_key] * 2  # asked again under the same key
+        assert bank_transfer_count(world) == 1 and len(movements(world)) == 1
+        assert _key(world, "lost") == ("completed", f"bank_movement:{movement.id}")
+        assert charge(world, linked, 30_000, "lost").json() == retried.json()
+
+    def test_another_request_on_an_open_key_conflicts(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        world.transport.lose_response = is_transfer
+        assert charge(world, linked, 30_000, "lost").status_code == 503
+        world.transport.lose_response = lambda _request: False
+        other = charge(world, linked, 31_000, "lost")
+        assert other.status_code == 409 and other.json()["error"] == "idempotency_conflict"
+        [movement] = movements(world)
+        assert movement.status == MovementStatus.UNKNOWN.value
+        assert _key(world, "lost") == ("open", f"bank_movement:{movement.id}")
+        assert len(_bank_keys(world)) == 1
+
+    def test_a_retry_after_a_refusal_by_the_bank_is_refused_again(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        for key in ("ok-1", "ok-2", "ok-3"):
+            assert charge(world, linked, 100_000, key).status_code == 201
+        refused = charge(world, linked, 1_000, "over")
+        assert refused.status_code == 422 and refused.json()["error"] == "bank_movement_refused"
+        again = charge(world, linked, 1_000, "over")
+        assert (again.status_code, again.json()["error"]) == (422, "bank_movement_refused")
+        voided = movements(world)[-1]
+        assert refused.json()["details"]["movement_id"] == str(voided.id)
+        assert again.json()["details"] == {"movement_id": str(voided.id)}
+        assert voided.status == MovementStatus.VOIDED.value and len(movements(world)) == 4
+        assert _key(world, "over") == ("open", f"bank_movement:{voided.id}")
+        sent = _bank_keys(world)
+        assert len(sent) == 4 and sent[-1] == voided.bank_key  # the bank is not asked twice
+        assert wallet_balance(world, linked.person).balance == 300_000
+
+
+class TestDirectCallers:
+    """The simulator and tests call the service without HTTP: the same record decides."""
+
+    def test_a_retry_after_a_lost_answer_resumes_the_same_movement(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        before = bank_balance(world, world.victim)
+        world.transport.lose_response = is_transfer
+        with pytest.raises(BankOutcomeUnknown):
+            _direct(world, linked, 20_000, "d")
+        world.transport.lose_response = lambda _request: False
+        resumed = _direct(world, linked, 20_000, "d")
+        [movement] = movements(world)
+        assert (resumed.id, resumed.status) == (movement.id, MovementStatus.POSTED.value)
+        assert _bank_keys(world) == [movement.bank_key] * 2
+        assert bank_transfer_count(world) == 1
+        _assert_conserved(world, linked, before)
+
+    def test_same_key_with_another_amount_is_a_conflict(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        _direct(world, linked, 10_000, "c")
+        with pytest.raises(IdempotencyConflict):
+            _direct(world, linked, 20_000, "c")
+        assert bank_transfer_count(world) == 1 and len(movements(world)) == 1
+
+    def test_a_key_is_one_request_whichever_way_it_came_in(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        first = _direct(world, linked, 10_000, "shared")
+        again = charge(world, linked, 10_000, "shared")
+        assert again.status_code == 201 and again.json() == first.model_dump(mode="json")
+        other = charge(world, linked, 11_000, "shared")
+        assert other.status_code == 409 and other.json()["error"] == "idempotency_conflict"
+        assert bank_transfer_count(world) == 1
+
+
+class TestConcurrentRetries:
+    def test_parallel_retries_of_one_top_up_debit_once(self, world: World) -> None:
+        import threading
+
+        linked = linked_under_2019(world)
+        before = bank_balance(world, world.victim)
+        barrier = threading.Barrier(4)
+        answers: list[tuple[int, str]] = []
+
+        def retry() -> None:
+            barrier.wait()
+            answer = charge(world, linked, 40_000, "same")
+            answers.append((answer.status_code, answer.json().get("error", "")))
+
+        threads = [threading.Thread(target=retry) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert (201, "") in answers
+        assert set(answers) <= {(201, ""), (409, "idempotency_in_flight")}, answers
+        assert bank_transfer_count(world) == 1 and len(movements(world)) == 1
         _assert_conserved(world, linked, before)

@@ -2,7 +2,8 @@
 
 The runtime lives on ``app.state.runtime``. :data:`SessionDep` gives an endpoint the unit of
 work of its request: committed after the endpoint returns, rolled back if it raises.
-:func:`run_idempotent` is the unit of work for writes that carry an ``Idempotency-Key``.
+:func:`run_idempotent` is the unit of work for writes that carry an ``Idempotency-Key`` (the
+claim, replay and conflict decisions are :mod:`kouza.kit.idempotency`'s).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
-from datetime import timedelta
 from http import HTTPStatus
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl
@@ -304,31 +304,29 @@ def run_idempotent(
     operation: Callable[[Session], M],
     status_code: int = 201,
 ) -> M:
-    """Run ``operation`` once per (scope, key); replay its result on a retry of the same request."""
-    idempotency.validate_key(key)
-    fingerprint = idempotency.request_hash(request_payload)
-    lease = timedelta(seconds=runtime.settings.idempotency_lease_seconds)
-    replay = idempotency.claim(
-        runtime.db, scope=scope, key=key, fingerprint=fingerprint, now=runtime.now(), lease=lease
+    """Run ``operation`` once per (scope, key); replay its result on a retry of the same request.
+
+    The operation writes in the unit of work that stores its result
+    (:func:`kouza.kit.idempotency.run`); it never attaches anything, so a failure releases the
+    key and there is never anything to resume."""
+
+    def once(session: Session, resumed: idempotency.Resume | None) -> M:
+        assert resumed is None, "a one-step operation attaches nothing a retry could resume"
+        return operation(session)
+
+    request = idempotency.IdempotentRequest(
+        scope=scope, key=key, fingerprint=idempotency.request_hash(request_payload)
     )
-    if replay is not None:
-        return model.model_validate(replay.body)
-    try:
-        with runtime.db.unit_of_work() as session:
-            result = operation(session)
-            idempotency.complete(
-                session,
-                scope=scope,
-                key=key,
-                status_code=status_code,
-                body=result.model_dump(mode="json"),
-            )
-    except BaseException:
-        # Whatever failed (a refusal, a bug, a lost connection), nothing was committed: forget
-        # the claim so the key is not stuck "in flight" until its lease runs out.
-        idempotency.release(runtime.db, scope=scope, key=key)
-        raise
-    return result
+    outcome = idempotency.run(
+        runtime,
+        request,
+        operation=once,
+        answer=lambda result: result.model_dump(mode="json"),
+        status_code=status_code,
+    )
+    if isinstance(outcome, idempotency.Replay):
+        return model.model_validate(outcome.body)
+    return outcome
 
 
 class ContentTooLarge(StarletteHTTPException):

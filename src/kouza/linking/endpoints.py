@@ -1,12 +1,13 @@
 """Bank-linking endpoints: link accounts, list links, top up, withdraw; the bank's webhooks.
 
 Wallet ids in paths are resolved through the caller's ownership (another user's wallet is "not
-found"). Top-ups and withdrawals need an ``Idempotency-Key``; they run through
-:func:`~kouza.kit.web.run_idempotent`, whose own unit of work is only used to store the result:
-the movement commits its record before calling the bank and settles afterwards in units of work
-of its own (:mod:`kouza.linking.movements`). A lost bank answer is a 503
-``bank_outcome_unknown``; the key is released, so the same request retried with the same key
-asks the bank again under the same bank-side key and can never move money twice.
+found"). Top-ups and withdrawals need an ``Idempotency-Key``, which the linking service claims
+itself (:meth:`kouza.linking.movements.MovementService.move` through
+:func:`kouza.kit.idempotency.run`, as for the simulator's and the tests' direct calls): the
+movement commits its record before calling the bank and settles afterwards in units of work of
+its own. A lost bank answer is a 503 ``bank_outcome_unknown``; the key stays *open* with the
+movement attached, so the same request retried with the same key resumes that movement — asks
+the bank again under the same bank-side key — and can never move money twice.
 
 Links at ``oauth`` banks (ADR 0013) are started with ``POST …/bank-links/oauth`` (the answer is
 the bank's authorization URL for the user's browser) and completed with
@@ -33,7 +34,7 @@ from kouza.identity.errors import (
     StepUpRequired,
 )
 from kouza.kit.openapi import error_responses
-from kouza.kit.web import RuntimeDep, SessionDep, client_ip, run_idempotent
+from kouza.kit.web import RuntimeDep, SessionDep, client_ip
 from kouza.ledger.errors import InsufficientFunds, InvalidAmount
 from kouza.linking.errors import (
     AccountAlreadyLinked,
@@ -63,7 +64,7 @@ from kouza.linking.errors import (
 )
 from kouza.linking.keys import client_jwks
 from kouza.linking.links import Caller
-from kouza.linking.models import BankMovement, ReviewStatus
+from kouza.linking.models import ReviewStatus
 from kouza.linking.oauth import OAuthCallback, oauth_links
 from kouza.linking.policy import DeviceProof
 from kouza.linking.reviews import ReviewView, reviews
@@ -196,34 +197,16 @@ def _movement(
     top_up: bool,
 ) -> BankMovementRead:
     move = linking.top_up if top_up else linking.withdraw
-    ip = client_ip(request)
-
-    def operation(_session: object) -> BankMovementRead:
-        movement: BankMovement = move(
-            runtime,
-            user=user,
-            wallet_id=wallet_id,
-            link_id=body.link_id,
-            amount=body.amount,
-            idempotency_key=key,
-            device_id=body.device_id,
-            proof=_proof(body),
-            ip=ip,
-        )
-        read = BankMovementRead.model_validate(movement)
-        return read.model_copy(update={"review": reviews.status_of(runtime, movement.id)})
-
-    return run_idempotent(
+    return move(
         runtime,
-        scope=f"user:{user.id}",
-        key=key,
-        model=BankMovementRead,
-        request_payload=[
-            "topup" if top_up else "withdrawal",
-            str(wallet_id),
-            body.model_dump(mode="json"),
-        ],
-        operation=operation,
+        user=user,
+        wallet_id=wallet_id,
+        link_id=body.link_id,
+        amount=body.amount,
+        idempotency_key=key,
+        device_id=body.device_id,
+        proof=_proof(body),
+        ip=client_ip(request),
     )
 
 

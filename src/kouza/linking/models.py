@@ -14,6 +14,13 @@ happened), ``unknown`` (the call was made and its answer was lost), ``posted`` (
 the money; the hold became a journal entry — unless the movement is held for review, below) or
 ``voided`` (the bank refused or never received it; the hold was released).
 
+A movement stores no customer key of its own. The customer's ``Idempotency-Key`` lives in
+``idempotency_keys`` (:mod:`kouza.kit.idempotency`), whose row points at the movement it
+recorded (``resource`` = ``bank_movement:<id>``, written in the movement's own unit of work);
+every other key derives from the movement's id: the ledger hold's ``bank-movement:<id>`` and the
+bank's ``bank_key`` ``kouza-mv-<id>``. A refund of a rejected review is made by the wallet, not
+asked for with a key, so no record points at it.
+
 Links made through a bank's OAuth flow (ADR 0013) add two tables: :class:`BankOAuthFlow`, one
 started authorization (its ``state`` kept only as an HMAC, its PKCE verifier and DPoP key only
 sealed), and :class:`BankLinkToken`, the DPoP-bound access token of a link, sealed too.
@@ -134,7 +141,6 @@ class BankMovement(Base):
         CheckConstraint(
             "status IN ('pending', 'unknown', 'posted', 'voided')", name="status_valid"
         ),
-        UniqueConstraint("wallet_id", "idempotency_key"),
         Index("ix_bank_movements_status_created", "status", "created_at"),
     )
 
@@ -145,11 +151,9 @@ class BankMovement(Base):
     direction: Mapped[str] = mapped_column(String(8))
     amount: Mapped[int] = mapped_column(BigInteger)
     """Yen moved (> 0), in the direction given by ``direction``."""
-    idempotency_key: Mapped[str] = mapped_column(String(255))
-    """The customer's key (unique per wallet)."""
-    request_hash: Mapped[str] = mapped_column(String(64))
     bank_key: Mapped[str] = mapped_column(String(64), unique=True)
-    """The idempotency key sent to the bank (derived from this row's id; stable on retries)."""
+    """The idempotency key sent to the bank, ``kouza-mv-<id>``: derived from this row's id, so
+    stable on every retry of the request that recorded it."""
     hold_id: Mapped[int] = mapped_column(BigId, ForeignKey("holds.id"))
     status: Mapped[str] = mapped_column(String(16), default=MovementStatus.PENDING.value)
     bank_transfer_id: Mapped[uuid.UUID | None]

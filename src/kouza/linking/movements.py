@@ -13,6 +13,18 @@ A movement runs in three steps, never holding a database transaction open across
    or mark the movement ``unknown`` when no answer came (the hold stays pending; a retry with
    the same key or ``kouza banks reconcile`` resolves it).
 
+The customer's Idempotency-Key is handled by :mod:`kouza.kit.idempotency` alone, for the HTTP
+endpoints and the direct callers (simulator, tests) alike: :meth:`MovementService.move` claims
+it (one record in ``idempotency_keys``, one fingerprint: :meth:`MoveRequest.fingerprint`), and
+the recording unit of work *attaches* the movement to that record (``bank_movement:<id>``). A
+request that fails after its record was committed (a lost answer, a refusal by the bank, a
+crash) therefore leaves its key ``open`` rather than released, and the same request retried is
+told to *resume* that movement: asked of the bank again under the same bank key if still
+unresolved, answered from the movement if settled. Every other key derives from the movement's
+id: the ledger hold's ``bank-movement:<id>`` and the bank's ``kouza-mv-<id>``. A retry after
+the request finished replays the stored answer; the same key with another request is a 409
+(``idempotency_conflict``), and while the first still runs a 409 (``idempotency_in_flight``).
+
 On a link made through the bank's OAuth flow the call carries the link's DPoP-bound access
 token (:func:`kouza.linking.oauth.dpop_credentials`); a legacy link uses the client secret.
 
@@ -43,10 +55,10 @@ from sqlalchemy.orm import Session
 
 from kouza.controls.models import SwitchScope
 from kouza.controls.switches import switches
-from kouza.errors import IdempotencyConflict, IdempotencyInFlight, KouzaError
+from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction
-from kouza.kit.db import add_unique
-from kouza.kit.idempotency import request_hash
+from kouza.kit import idempotency
+from kouza.kit.idempotency import IdempotentRequest, Replay, Resume, request_hash
 from kouza.kit.locking import lock_row
 from kouza.kit.money import MAX_AMOUNT_YEN
 from kouza.kit.runtime import Runtime, runtime_of
@@ -77,6 +89,7 @@ from kouza.linking.models import (
     ReviewStatus,
 )
 from kouza.linking.oauth import dpop_credentials
+from kouza.linking.schemas import BankMovementRead
 from kouza.risk.events import EventType, RiskEvent
 from kouza.wallet.enforcement import HeldForReview
 from kouza.wallet.limits import Movement
@@ -84,6 +97,20 @@ from kouza.wallet.models import MovementKind, Wallet
 from kouza.wallet.service import limits_of
 
 PASSBOOK_TEXT = "ｺｳｻﾞ"
+RESOURCE_PREFIX = "bank_movement:"
+"""How an idempotency record names the movement its request recorded."""
+
+
+def resource_of(movement_id: uuid.UUID) -> str:
+    """The idempotency record's reference to a movement."""
+    return f"{RESOURCE_PREFIX}{movement_id}"
+
+
+def movement_of(resource: str) -> uuid.UUID:
+    """The movement an idempotency record's reference names."""
+    if not resource.startswith(RESOURCE_PREFIX):
+        raise ValueError(f"not a bank movement: {resource!r}")
+    return uuid.UUID(resource.removeprefix(RESOURCE_PREFIX))
 
 
 class AfterBankCallPort(Protocol):
@@ -102,8 +129,31 @@ class MoveRequest:
     amount: int
     idempotency_key: str
 
+    @property
+    def scope(self) -> str:
+        """The customer's key space (the HTTP endpoints' ``user:<id>`` too)."""
+        return f"user:{self.caller.user.id}"
+
     def fingerprint(self) -> str:
-        return request_hash([self.direction.value, str(self.link_id), self.amount])
+        """The request's one fingerprint: the hash of the HTTP body (``BankMovementCreate``)
+        under its wallet, so a key names one request whichever way it came in — and the keys
+        stored before the direct callers went through the same record still match."""
+        proof = self.caller.proof
+        body = {
+            "device_id": str(self.caller.device_id) if self.caller.device_id else None,
+            "nonce": proof.nonce if proof else None,
+            "signature": proof.signature if proof else None,
+            "link_id": str(self.link_id),
+            "amount": self.amount,
+        }
+        kind = "topup" if self.direction is MovementDirection.DEBIT else "withdrawal"
+        return request_hash([kind, str(self.caller.wallet_id), body])
+
+    def keyed(self) -> IdempotentRequest:
+        """This request as :mod:`kouza.kit.idempotency` claims it."""
+        return IdempotentRequest(
+            scope=self.scope, key=self.idempotency_key, fingerprint=self.fingerprint()
+        )
 
     @property
     def action(self) -> SensitiveAction:
@@ -143,30 +193,57 @@ def check_amount(amount: object) -> int:
 class MovementService:
     """Record, call, settle: top-ups and withdrawals between linked accounts and wallets."""
 
-    def move(self, runtime: Runtime, request: MoveRequest) -> BankMovement:
-        """Run a top-up or withdrawal once per (wallet, Idempotency-Key)."""
+    def move(self, runtime: Runtime, request: MoveRequest) -> BankMovementRead:
+        """Run a top-up or withdrawal once per (customer, Idempotency-Key); return its answer.
+
+        :func:`kouza.kit.idempotency.run` decides: a first request runs, a retry of a finished
+        one gets the stored answer, a retry of one that recorded its movement and then failed
+        (a lost bank answer, a refusal, a crash) resumes that movement under the same bank key.
+        """
+        outcome = idempotency.run(
+            runtime,
+            request.keyed(),
+            operation=lambda _session, resumed: self._run(runtime, request, resumed),
+            answer=lambda read: read.model_dump(mode="json"),
+        )
+        if isinstance(outcome, Replay):
+            return BankMovementRead.model_validate(outcome.body)
+        return outcome
+
+    def _run(
+        self, runtime: Runtime, request: MoveRequest, resumed: Resume | None
+    ) -> BankMovementRead:
         try:
             with runtime.db.unit_of_work() as session:
-                snapshot = self._replay_or_record(session, request)
+                snapshot = self._resume_or_record(session, request, resumed)
         except KouzaError as refusal:
             self._record_refusal(runtime, request, refusal)
             raise
         if snapshot.status == MovementStatus.POSTED.value:
-            return self._load(runtime, snapshot.movement_id)
+            return self._answer(runtime, self._load(runtime, snapshot.movement_id))
         if snapshot.status == MovementStatus.VOIDED.value:
             raise MovementRefused(
                 snapshot.failure or "the bank refused this movement",
                 movement_id=str(snapshot.movement_id),
             )
-        return self._call_and_settle(runtime, snapshot)
+        return self._answer(runtime, self._call_and_settle(runtime, snapshot))
+
+    def _answer(self, runtime: Runtime, movement: BankMovement) -> BankMovementRead:
+        """What the request answers, and what a retry of it replays."""
+        with runtime.db.session() as session:
+            review = session.get(BankMovementReview, movement.id)
+        read = BankMovementRead.model_validate(movement)
+        return read.model_copy(update={"review": review.status if review is not None else None})
 
     # --- step 1: record -------------------------------------------------------------------
 
-    def _replay_or_record(self, session: Session, request: MoveRequest) -> Snapshot:
+    def _resume_or_record(
+        self, session: Session, request: MoveRequest, resumed: Resume | None
+    ) -> Snapshot:
         event = self._event(session, request)
-        earlier = self._earlier(session, request)
-        if earlier is not None:
-            return self._snapshot(session, earlier, event)
+        if resumed is not None:
+            movement = session.get_one(BankMovement, movement_of(resumed.resource))
+            return self._snapshot(session, movement, event)
         movement = self._record(session, request, event)
         return self._snapshot(session, movement, event)
 
@@ -175,23 +252,6 @@ class MovementService:
         with runtime.db.unit_of_work() as session:
             event = self._event(session, request)
             policy.record(session, replace(event, outcome=refusal.code), refusal=refusal)
-
-    def _earlier(self, session: Session, request: MoveRequest) -> BankMovement | None:
-        owned_wallet = session.get(Wallet, request.caller.wallet_id)
-        if owned_wallet is None or owned_wallet.user_id != request.caller.user.id:
-            return None  # the full check in _record answers "not found"
-        earlier = session.scalars(
-            select(BankMovement).where(
-                BankMovement.wallet_id == owned_wallet.id,
-                BankMovement.idempotency_key == request.idempotency_key,
-            )
-        ).one_or_none()
-        if earlier is not None and earlier.request_hash != request.fingerprint():
-            raise IdempotencyConflict(
-                "this Idempotency-Key was already used with a different request",
-                key=request.idempotency_key,
-            )
-        return earlier
 
     def _record(self, session: Session, request: MoveRequest, event: RiskEvent) -> BankMovement:
         caller = request.caller
@@ -309,21 +369,21 @@ class MovementService:
             bank_code=link.bank_code,
             direction=request.direction.value,
             amount=request.amount,
-            idempotency_key=request.idempotency_key,
-            request_hash=request.fingerprint(),
             bank_key=f"kouza-mv-{movement_id}",
             hold_id=hold.id,
             status=MovementStatus.PENDING.value,
             device_id=device_id,
             created_at=runtime.now(),
         )
-        add_unique(
+        session.add(movement)
+        session.flush()
+        # committed with the movement: from now on a failed request leaves its key open, and
+        # the same request retried resumes this movement instead of recording another
+        idempotency.attach(
             session,
-            movement,
-            IdempotencyInFlight(
-                "a request with this Idempotency-Key is still in progress",
-                key=request.idempotency_key,
-            ),
+            scope=request.scope,
+            key=request.idempotency_key,
+            resource=resource_of(movement_id),
         )
         return movement
 

@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 
 from kouza.controls.errors import ReasonRequired
 from kouza.controls.service import controls
-from kouza.kit.idempotency import request_hash
 from kouza.kit.locking import lock_row
 from kouza.kit.runtime import Runtime, runtime_of
 from kouza.ledger.models import AccountKind, EntryKind
@@ -137,12 +136,6 @@ class ReviewService:
         with runtime.db.unit_of_work() as session:
             return self.get(session, movement_id)
 
-    def status_of(self, runtime: Runtime, movement_id: uuid.UUID) -> str | None:
-        """The review status of a movement (None if it was never held)."""
-        with runtime.db.session() as session:
-            review = session.get(BankMovementReview, movement_id)
-            return review.status if review is not None else None
-
     # --- internals ---------------------------------------------------------------------------
 
     def _decidable(
@@ -212,8 +205,6 @@ class ReviewService:
             bank_code=link.bank_code,
             direction=MovementDirection.CREDIT.value,
             amount=movement.amount,
-            idempotency_key=f"review-refund:{movement.id}",
-            request_hash=request_hash(["review-refund", str(movement.id), movement.amount]),
             bank_key=f"kouza-mv-{refund_id}",
             hold_id=hold.id,
             status=MovementStatus.PENDING.value,

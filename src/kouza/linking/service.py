@@ -9,7 +9,9 @@ bank's legacy form, under kouza's :mod:`~kouza.linking.policy`),
 
 Linking runs in the caller's unit of work. Top-ups and withdrawals take the
 :class:`~kouza.kit.runtime.Runtime` instead of a session, because they must commit their record
-*before* calling the bank and settle in a second unit of work after it (ADR 0010).
+*before* calling the bank and settle in a second unit of work after it (ADR 0010), and because
+they claim their Idempotency-Key themselves (:mod:`kouza.kit.idempotency`, ADR 0004): whoever
+calls them — an endpoint, the simulator, a test — gets the same replay, conflict and resume.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from kouza.identity.models import User
 from kouza.kit.runtime import Runtime
 from kouza.linking import receiver
 from kouza.linking.links import Caller, LegacyLinkInput, link_service
-from kouza.linking.models import BankLink, BankMovement, MovementDirection
+from kouza.linking.models import BankLink, MovementDirection
 from kouza.linking.movements import MoveRequest, movements
 from kouza.linking.policy import DeviceProof
 from kouza.linking.reconcile import ReconcileReport, reconciler
+from kouza.linking.schemas import BankMovementRead
 from kouza.wallet.service import wallets
 
 
@@ -84,8 +87,9 @@ class LinkingService:
         device_id: uuid.UUID | None = None,
         proof: DeviceProof | None = None,
         ip: str,
-    ) -> BankMovement:
-        """Charge the wallet from a linked account (bank debit under the mandate)."""
+    ) -> BankMovementRead:
+        """Charge the wallet from a linked account (bank debit under the mandate), once per
+        Idempotency-Key; returns the answer a retry with the same key replays."""
         return self._move(
             runtime,
             MovementDirection.DEBIT,
@@ -111,8 +115,8 @@ class LinkingService:
         device_id: uuid.UUID | None = None,
         proof: DeviceProof | None = None,
         ip: str,
-    ) -> BankMovement:
-        """Send wallet balance to a linked account (bank credit)."""
+    ) -> BankMovementRead:
+        """Send wallet balance to a linked account (bank credit), once per Idempotency-Key."""
         return self._move(
             runtime,
             MovementDirection.CREDIT,
@@ -138,7 +142,7 @@ class LinkingService:
         device_id: uuid.UUID | None,
         proof: DeviceProof | None,
         ip: str,
-    ) -> BankMovement:
+    ) -> BankMovementRead:
         caller = Caller(user=user, wallet_id=wallet_id, ip=ip, device_id=device_id, proof=proof)
         request = MoveRequest(
             caller=caller, direction=direction, link_id=link_id, amount=amount, idempotency_key=key
