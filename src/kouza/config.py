@@ -8,34 +8,33 @@ real secrets; ``KOUZA_SECRET_KEY`` unset means a random key is generated once an
 
 from __future__ import annotations
 
-import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from kouza.kit.settings import BaseServiceSettings
 
 
-class Settings(BaseSettings):
-    """Runtime configuration of the wallet operator."""
+class Settings(BaseServiceSettings):
+    """Runtime configuration of the wallet operator (``var_dir``, ``database_url``,
+    ``secret_key`` and ``max_request_body_bytes`` come from :class:`BaseServiceSettings`)."""
 
-    model_config = SettingsConfigDict(env_prefix="KOUZA_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KOUZA_")
+    DATABASE_FILE: ClassVar[str] = "kouza.db"
+    SECRET_FILE: ClassVar[str] = "secret.key"
 
     env: Literal["development", "production"] = "development"
     """``production`` refuses development-only providers at start: mailbox files (codes in
     clear), the hash-comparing face matcher (ADR 0023)."""
-    var_dir: Path = Path("var")
-    database_url: str = ""
-    secret_key: str = ""
     operator_name: str = "kouza"
 
     token_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     email_code_ttl_seconds: int = Field(default=15 * 60, gt=0)
     email_code_max_attempts: int = Field(default=5, gt=0)
     idempotency_lease_seconds: int = Field(default=60, gt=0)
-    max_request_body_bytes: int = Field(default=64 * 1024, gt=0)
-    """Larger request bodies are refused with 413 before they are read."""
     qr_ttl_seconds: int = Field(default=15 * 60, gt=0)
 
     # Limits (yen). Policy objects are built from these in kouza.wallet.limits.
@@ -171,24 +170,6 @@ class Settings(BaseSettings):
     """``memory`` (this process only) or a ``redis://`` URL shared by several API processes."""
     risk_feature_prefix: str = "kouza:risk:"
     """Prefix of the shared store's keys, so several kouza instances can share one server."""
-
-    def resolved_database_url(self) -> str:
-        """The database URL, defaulting to a SQLite file under ``var_dir``."""
-        if self.database_url:
-            return self.database_url
-        self.var_dir.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{(self.var_dir / 'kouza.db').as_posix()}"
-
-    def resolved_secret_key(self) -> bytes:
-        """The server secret (HMAC keys for codes and tokens), created once if not configured."""
-        if self.secret_key:
-            return self.secret_key.encode()
-        self.var_dir.mkdir(parents=True, exist_ok=True)
-        path = self.var_dir / "secret.key"
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip().encode()
 
 
 @lru_cache

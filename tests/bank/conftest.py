@@ -20,9 +20,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from kouza.bank.assembly import build_bank_runtime
 from kouza.bank.migrate import upgrade
 from kouza.bank.models import BankBase
-from kouza.bank.runtime import BankRuntime, build_bank_runtime
+from kouza.bank.runtime import BankRuntime
 from kouza.bank.settings import BankSettings
 from kouza.kit.clock import ManualClock
 from kouza.kit.db import make_engine

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from kouza.bank.assembly import build_bank_runtime
 from kouza.bank.core import core
 from kouza.bank.legacy_form import legacy_linking
 from kouza.bank.migrate import upgrade
-from kouza.bank.runtime import build_bank_runtime
 from kouza.bank.settings import BankSettings
 from kouza.cli import common
 from kouza.cli.bank_cli import app

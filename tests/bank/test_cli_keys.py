@@ -10,9 +10,9 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from kouza.bank.assembly import build_bank_runtime
 from kouza.bank.migrate import upgrade
 from kouza.bank.models import OAuthClientRegistration
-from kouza.bank.runtime import build_bank_runtime
 from kouza.bank.settings import BankSettings
 from kouza.cli.bank_cli import app
 from tests.bank.test_cli import env  # noqa: F401  (fixture)

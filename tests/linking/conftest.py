@@ -29,9 +29,10 @@ from sqlalchemy import create_engine, text
 
 from kouza.api.app import create_app
 from kouza.bank.app import create_bank_app
+from kouza.bank.assembly import build_bank_runtime
 from kouza.bank.migrate import upgrade
 from kouza.bank.models import AuthProfile, BankBase
-from kouza.bank.runtime import BankRuntime, build_bank_runtime
+from kouza.bank.runtime import BankRuntime
 from kouza.bank.settings import BankSettings
 from kouza.kit.clock import ManualClock
 from kouza.kit.db import make_engine

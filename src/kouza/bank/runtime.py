@@ -1,48 +1,35 @@
-"""The bank's runtime: settings, clock, database, holder-notice senders, webhook transport.
+"""The bank's runtime: kit's runtime on bank settings, plus the webhook transport.
 
-Like the wallet's runtime (``kouza.kit.runtime``) but its own type, so a bank unit of work can
-never reach the wallet's database. The database stamps the runtime into each session's ``info``;
-services get it back with :func:`bank_runtime_of`. Tests inject a ``ManualClock``, a
-``MemoryMailbox`` and an ``httpx.MockTransport`` (or the wallet's ASGI app) for webhooks.
+:class:`BankRuntime` is :class:`~kouza.kit.runtime.BaseRuntime` (settings, clock, database,
+holder-notice senders, secret) parametrised by :class:`BankSettings` and stamped into each
+session's ``info`` under its own key, so a bank unit of work can never reach the wallet's runtime
+or database; services get it back with :func:`bank_runtime_of`. It is built in
+:mod:`kouza.bank.assembly`. Tests inject a ``ManualClock``, a ``MemoryMailbox`` and an
+``httpx.MockTransport`` (or the wallet's ASGI app) for webhooks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import ClassVar
 
 import httpx
 from sqlalchemy.orm import Session
 
 from kouza.bank.settings import BankSettings
-from kouza.kit.clock import Clock, SystemClock
-from kouza.kit.db import Database, make_engine
-from kouza.kit.notify import FileMailbox, Sender
+from kouza.kit.runtime import BaseRuntime
 from kouza.kit.security import hash_password, random_digits
 
 
-@dataclass
-class BankRuntime:
+@dataclass(eq=False)
+class BankRuntime(BaseRuntime[BankSettings]):
     """Everything a bank unit of work may need beyond SQL."""
 
-    settings: BankSettings
-    db: Database = field(init=False)
-    clock: Clock = field(default_factory=SystemClock)
-    senders: dict[str, Sender] = field(default_factory=dict)
+    SESSION_KEY: ClassVar[str] = "bank_runtime"
+
     webhook_transport: httpx.BaseTransport | None = None
     """Transport for webhook POSTs; None means real sockets."""
-    secret: bytes = b""
     _dummy_pin_hash: str = field(default="", repr=False)
-
-    def now(self) -> datetime:
-        return self.clock.now()
-
-    def sender(self, channel: str) -> Sender:
-        """The sender for a notice channel (``email``, ``sms``, ``post``)."""
-        try:
-            return self.senders[channel]
-        except KeyError:
-            raise LookupError(f"no sender configured for channel {channel!r}") from None
 
     def dummy_pin_hash(self) -> str:
         """A PIN hash of a random PIN, verified against for unknown accounts (equal timing)."""
@@ -59,32 +46,7 @@ class BankRuntime:
 
 def bank_runtime_of(session: Session) -> BankRuntime:
     """The bank runtime bound to ``session``."""
-    runtime = session.info.get("bank_runtime")
+    runtime = session.info.get(BankRuntime.SESSION_KEY)
     if not isinstance(runtime, BankRuntime):
         raise RuntimeError("session has no bank runtime; open it through BankRuntime.db")
-    return runtime
-
-
-def build_bank_runtime(
-    settings: BankSettings,
-    *,
-    clock: Clock | None = None,
-    senders: dict[str, Sender] | None = None,
-    webhook_transport: httpx.BaseTransport | None = None,
-    database_url: str | None = None,
-) -> BankRuntime:
-    """A bank runtime with its database opened; development senders write under ``var/``."""
-    runtime = BankRuntime(
-        settings=settings, clock=clock or SystemClock(), webhook_transport=webhook_transport
-    )
-    runtime.secret = settings.resolved_secret_key()
-    mail_dir = settings.var_dir / "bank-mailbox"
-    runtime.senders = senders or {
-        channel: FileMailbox(mail_dir / f"{channel}.jsonl") for channel in ("email", "sms", "post")
-    }
-    url = database_url or settings.resolved_database_url()
-    runtime.db = Database(make_engine(url), info={"bank_runtime": runtime})
-    from kouza.bank.outbox import deliver_after_commit  # avoid an import cycle
-
-    runtime.db.after_commit_hooks.append(deliver_after_commit)
     return runtime

@@ -17,13 +17,14 @@ import typer
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from kouza.bank.assembly import build_bank_runtime
 from kouza.bank.core import core
 from kouza.bank.holder import holder
 from kouza.bank.migrate import upgrade
 from kouza.bank.models import OperatorClient
 from kouza.bank.oauth.clients import oauth_clients
 from kouza.bank.outbox import deliver
-from kouza.bank.runtime import BankRuntime, build_bank_runtime
+from kouza.bank.runtime import BankRuntime
 from kouza.bank.seed import SeedReport, seed_banks
 from kouza.bank.settings import BankSettings
 from kouza.cli.common import console, fail, reports_errors

@@ -25,11 +25,12 @@ from sqlalchemy.orm import Session
 from kouza.kit.clock import Clock, SystemClock
 from kouza.kit.db import Database, make_engine
 from kouza.kit.notify import FileMailbox, Sender, SmtpEndpoint, SmtpSender, smtp_ssl_context
+from kouza.kit.settings import BaseServiceSettings
 
 if TYPE_CHECKING:
     from kouza.config import Settings
 
-SettingsT = TypeVar("SettingsT")
+SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
 
 
 @dataclass(eq=False)

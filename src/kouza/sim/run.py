@@ -24,9 +24,9 @@ from queue import Queue
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kouza.bank.assembly import build_bank_runtime
 from kouza.bank.core import BankConfig, CustomerData, core
 from kouza.bank.models import AccountType, AuthProfile
-from kouza.bank.runtime import build_bank_runtime
 from kouza.bank.settings import BankSettings
 from kouza.identity.ekyc.devca import DevCertificateAuthority, generate_rsa_key
 from kouza.identity.ekyc.devchip import DevDocumentIssuer

@@ -32,10 +32,11 @@ from sqlalchemy import update
 from kouza.api.app import create_app
 from kouza.assembly import build_runtime
 from kouza.bank.app import create_bank_app
+from kouza.bank.assembly import build_bank_runtime
 from kouza.bank.core import core
 from kouza.bank.migrate import upgrade as upgrade_bank
 from kouza.bank.models import AuthProfile, Bank, NoticeChannel
-from kouza.bank.runtime import BankRuntime, build_bank_runtime
+from kouza.bank.runtime import BankRuntime
 from kouza.bank.settings import BankSettings
 from kouza.config import Settings
 from kouza.identity.ekyc import CrlRevocationChecker, DevFaceMatcher

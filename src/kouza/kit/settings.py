@@ -1,0 +1,53 @@
+"""What every kouza system's settings share: where it keeps its files, its database and secret.
+
+The wallet's ``kouza.config.Settings`` (``KOUZA_*``) and the bank's
+``kouza.bank.settings.BankSettings`` (``KOUZA_BANK_*``) both subclass
+:class:`BaseServiceSettings`, each with its own ``env_prefix`` and file names, so the two systems
+read separate variables from the environment and the same optional ``.env`` file, yet resolve
+their database URL and secret the same way: SQLite under ``var_dir`` by default, and a random
+secret created once in ``var_dir`` so that restarts keep signed tokens valid.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BaseServiceSettings(BaseSettings):
+    """Settings of one system; subclasses set ``env_prefix`` and the two file names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    DATABASE_FILE: ClassVar[str]
+    """The SQLite file under ``var_dir`` used when ``database_url`` is empty."""
+    SECRET_FILE: ClassVar[str]
+    """The file under ``var_dir`` keeping the generated secret when ``secret_key`` is empty."""
+
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    secret_key: str = ""
+    max_request_body_bytes: int = Field(default=64 * 1024, gt=0)
+    """Larger request bodies are refused with 413 before they are read."""
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under ``var_dir``."""
+        if self.database_url:
+            return self.database_url
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.var_dir / self.DATABASE_FILE).as_posix()}"
+
+    def resolved_secret_key(self) -> bytes:
+        """The system's secret, created once under ``var_dir`` if not configured."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        path = self.var_dir / self.SECRET_FILE
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
