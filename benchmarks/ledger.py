@@ -66,9 +66,9 @@ from kouza.assembly import build_runtime
 from kouza.config import Settings
 from kouza.kit.clock import SystemClock
 from kouza.kit.migrate import upgrade
-from kouza.kit.runtime import Runtime
 from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.service import EntrySpec, ledger, transfer_spec
+from kouza.runtime import Runtime
 
 ACCOUNTS = 10_000
 HOT = 10

@@ -30,10 +30,10 @@ from kouza.kit.clock import ManualClock
 from kouza.kit.db import make_engine
 from kouza.kit.migrate import upgrade
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.models import Base
 from kouza.risk.engine import RiskEngine
 from kouza.risk.rules import parse_rule_set
+from kouza.runtime import Runtime
 
 POSTGRES_URL = os.environ.get("KOUZA_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("KOUZA_REQUIRE_POSTGRES") == "1"

@@ -15,7 +15,7 @@ from kouza.identity.devices import SensitiveAction, SignedChallenge, signing_pay
 from kouza.identity.models import User, VerificationLevel
 from kouza.identity.service import identity
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from kouza.wallet.models import Merchant, MerchantCategory, Wallet
 from kouza.wallet.service import wallets
 

@@ -1,5 +1,5 @@
-from kouza.kit.runtime import Runtime
 from kouza.ledger.service import ledger
+from kouza.runtime import Runtime
 from tests.factories import balance_of, customer
 
 

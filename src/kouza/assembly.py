@@ -1,6 +1,6 @@
 """The wallet's composition root: the one place its runtime is typed and built.
 
-:class:`KouzaRuntime` is :class:`~kouza.kit.runtime.Runtime` (settings, clock, database,
+:class:`KouzaRuntime` is :class:`~kouza.runtime.Runtime` (settings, clock, database,
 senders, secret) plus every collaborator a domain keeps per runtime, each a typed field:
 
 ==========================  =========================================================  ==========
@@ -53,7 +53,6 @@ from kouza.identity.providers import build_sms_sender, load_ekyc_configuration
 from kouza.kit.clock import Clock, SystemClock
 from kouza.kit.notify import Sender, require_production_senders
 from kouza.kit.outbox import deliver_after_commit
-from kouza.kit.runtime import Runtime, build_email_sender
 from kouza.linking.client import BankClient, BankClientPort
 from kouza.linking.keys import ClientKeyPort
 from kouza.linking.movements import AfterBankCallPort
@@ -65,6 +64,7 @@ from kouza.protocol.webhooks import MemoryReplayCache
 from kouza.risk.engine import RiskEngine
 from kouza.risk.plan import ReadPlanner
 from kouza.risk.service import RiskPort
+from kouza.runtime import Runtime, build_email_sender
 from kouza.wallet.limits import LimitSet, LimitsPort
 from kouza.wallet.locks import LockListener, LockListenersPort
 

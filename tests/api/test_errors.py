@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from kouza.api.app import create_app
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from tests.conftest import make_runtime
 from tests.factories import customer
 from tests.problems import problem

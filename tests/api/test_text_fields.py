@@ -22,8 +22,8 @@ from kouza.controls.models import OperatorRole
 from kouza.controls.service import controls
 from kouza.identity.service import identity
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.kit.text import MULTI_LINE_PATTERN, SINGLE_LINE_PATTERN, Note, Text
+from kouza.runtime import Runtime
 from tests.factories import PASSWORD, customer
 
 BAD = ["\x00", "\u202e", "\x85"]

@@ -22,8 +22,8 @@ from kouza.cli.main import app
 from kouza.config import get_settings
 from kouza.identity.service import identity
 from kouza.kit.notify import FileMailbox
-from kouza.kit.runtime import Runtime
 from kouza.ledger.service import ledger
+from kouza.runtime import Runtime
 from kouza.wallet import qr as qr_codes
 from kouza.wallet.models import Wallet
 from kouza.wallet.service import wallets

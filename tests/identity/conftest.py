@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kouza.identity.ekyc.devca import DevCertificateAuthority, generate_rsa_key
 from kouza.identity.ekyc.devchip import DevDocumentIssuer
 from kouza.kit.clock import ManualClock
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from tests.identity.support import CITIZEN, CrlShelf, EkycWorld, ekyc_configuration
 
 

@@ -25,7 +25,7 @@ from kouza.identity.models import Device, EkycVerification, User
 from kouza.identity.proofing import EkycConfiguration, IcChipConfiguration, JpkiConfiguration
 from kouza.identity.service import identity
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from tests.factories import verified_user
 
 CODE = re.compile(r"\b(\d{6})\b")

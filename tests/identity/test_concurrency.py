@@ -17,7 +17,7 @@ from kouza.identity.devices import SensitiveAction
 from kouza.identity.models import ContactChange, OtpChallenge, User
 from kouza.identity.service import identity
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from tests.factories import verified_user
 from tests.identity.support import configure, count, phone_user, sms_code, wrong
 

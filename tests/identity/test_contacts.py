@@ -30,8 +30,8 @@ from kouza.identity.models import ContactChange, OtpChallenge, UserPhone, Verifi
 from kouza.identity.service import identity
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.risk.models import RiskEventRecord
+from kouza.runtime import Runtime
 from tests.factories import PASSWORD, verified_user
 from tests.identity.support import (
     E164,

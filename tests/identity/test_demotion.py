@@ -22,7 +22,7 @@ from kouza.identity.models import EkycRecheck, User, VerifiedIdentity
 from kouza.identity.service import identity
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from tests.identity.support import (
     CITIZEN,
     E164,

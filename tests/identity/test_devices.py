@@ -33,7 +33,7 @@ from kouza.identity.models import Device, DeviceChallenge
 from kouza.identity.service import identity
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from tests.factories import verified_user
 from tests.identity.support import (
     DeviceKey,

@@ -23,7 +23,7 @@ from kouza.identity.proofing import declared_kana
 from kouza.identity.service import identity
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from tests.factories import verified_user
 from tests.identity.support import (
     CITIZEN,

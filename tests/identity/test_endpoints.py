@@ -15,7 +15,7 @@ from kouza.api.app import create_app
 from kouza.identity.models import AccessToken, EmailVerification, User
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from tests.factories import PASSWORD
 from tests.problems import problem
 

@@ -15,7 +15,7 @@ from kouza.config import get_settings
 from kouza.controls.models import AuditEvent
 from kouza.identity.models import ReverificationRequirement
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from tests.factories import verified_user
 from tests.identity.support import count
 

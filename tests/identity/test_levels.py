@@ -18,7 +18,7 @@ from kouza.identity.models import ReverificationCampaign, ReverificationRequirem
 from kouza.identity.service import identity
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from kouza.wallet.models import Wallet
 from kouza.wallet.service import wallets
 from tests.factories import balance_of, verified_user

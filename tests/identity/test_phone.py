@@ -32,7 +32,7 @@ from kouza.identity.service import identity
 from kouza.kit import security
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from tests.factories import PASSWORD, verified_user
 from tests.identity.support import (
     E164,

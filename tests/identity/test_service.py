@@ -26,8 +26,8 @@ from kouza.kit import outbox, security
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox, Message
 from kouza.kit.outbox import OutboxMessage
-from kouza.kit.runtime import Runtime
 from kouza.models import Base
+from kouza.runtime import Runtime
 from tests.factories import PASSWORD, verified_user
 
 CODE = re.compile(r"\b(\d{6})\b")

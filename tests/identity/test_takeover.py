@@ -24,8 +24,8 @@ from kouza.identity.models import AccessToken
 from kouza.identity.service import identity
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.ledger.models import JournalEntry
+from kouza.runtime import Runtime
 from kouza.wallet.models import Merchant, Payment, Transfer, WalletStatus
 from kouza.wallet.service import wallets
 from tests.factories import (

@@ -16,7 +16,7 @@ from kouza.controls.service import controls
 from kouza.identity.models import OtpChallenge, ReverificationCampaign
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from tests.factories import PASSWORD
 from tests.identity.support import E164, KANA, DeviceKey, EkycWorld, count, sms_code
 

@@ -22,10 +22,10 @@ from kouza.kit import idempotency
 from kouza.kit.clock import ManualClock
 from kouza.kit.idempotency import IdempotencyRecord, IdempotentRequest, Replay, Resume
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.kit.web import run_idempotent
 from kouza.ledger.models import EntryKind, JournalEntry
 from kouza.ledger.service import ledger
+from kouza.runtime import Runtime
 from kouza.wallet.models import Payment
 from kouza.wallet.service import wallets
 from tests.factories import PASSWORD, balance_of, customer, merchant, signed_body

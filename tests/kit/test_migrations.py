@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from kouza.kit.migrate import alembic_config, current, upgrade
-from kouza.kit.runtime import Runtime
 from kouza.models import Base
+from kouza.runtime import Runtime
 
 
 def test_schema_matches_models(rt: Runtime) -> None:

@@ -13,7 +13,7 @@ from kouza.kit import outbox
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox, Message
 from kouza.kit.outbox import OutboxMessage
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 
 BODY = "Your code is 424242."
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kouza.kit.runtime import Runtime
 from kouza.ledger.models import AccountKind
 from kouza.ledger.service import ledger
+from kouza.runtime import Runtime
 
 
 def accounts(rt: Runtime, *codes: str) -> list[int]:

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from kouza.errors import KouzaError
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.ledger.models import EntryKind, JournalEntry
 from kouza.ledger.service import ledger
+from kouza.runtime import Runtime
 from kouza.wallet.models import Payment
 from kouza.wallet.service import wallets
 from tests.factories import balance_of, customer, merchant

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
-from kouza.kit.runtime import Runtime
 from kouza.ledger.models import EntryKind
 from kouza.ledger.service import ledger
+from kouza.runtime import Runtime
 from tests.ledger.helpers import accounts, balances, float_account
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)

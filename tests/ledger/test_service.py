@@ -9,7 +9,6 @@ from sqlalchemy import func, select
 
 from kouza.errors import IdempotencyConflict
 from kouza.kit.clock import ManualClock
-from kouza.kit.runtime import Runtime
 from kouza.ledger.errors import (
     AlreadyReversed,
     HoldExpired,
@@ -23,6 +22,7 @@ from kouza.ledger.errors import (
 )
 from kouza.ledger.models import AccountKind, EntryKind, HoldStatus, JournalEntry, Posting
 from kouza.ledger.service import EntrySpec, Leg, ledger, transfer_spec
+from kouza.runtime import Runtime
 from tests.ledger.helpers import accounts, available, balances, float_account, verified
 
 

@@ -20,10 +20,10 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from kouza.errors import KouzaError
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.ledger.errors import InsufficientFunds
 from kouza.ledger.models import AccountKind, EntryKind, HoldStatus
 from kouza.ledger.service import ledger, transfer_spec
+from kouza.runtime import Runtime
 from tests.conftest import START, make_runtime
 
 WALLETS = 4

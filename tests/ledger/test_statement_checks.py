@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DatabaseError, IntegrityError
 
-from kouza.kit.runtime import Runtime
 from kouza.ledger.models import EntryKind
 from kouza.ledger.service import ledger
+from kouza.runtime import Runtime
 from tests.ledger.helpers import accounts, balances, float_account, verified
 
 NEW_ENTRY = text(

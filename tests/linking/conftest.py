@@ -37,8 +37,8 @@ from kouza.bank.settings import BankSettings
 from kouza.kit.clock import ManualClock
 from kouza.kit.db import make_engine
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.linking.client import BankClient
+from kouza.runtime import Runtime
 from tests.bank.helpers import Holder, make_bank, make_client, make_holder
 from tests.conftest import POSTGRES_URL
 

@@ -20,7 +20,7 @@ from kouza.controls.models import AuditEvent
 from kouza.controls.service import controls
 from kouza.kit.clock import ManualClock
 from kouza.kit.migrate import alembic_config, upgrade
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 
 
 def _write(rt: Runtime, count: int, *, per_unit: int = 1) -> None:

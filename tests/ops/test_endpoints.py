@@ -12,9 +12,9 @@ from kouza.controls.models import AuditEvent, OperatorRole
 from kouza.controls.service import controls
 from kouza.identity.devices import SensitiveAction
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.ledger.models import AccountKind
 from kouza.ledger.service import ledger
+from kouza.runtime import Runtime
 from tests.factories import PASSWORD, balance_of, customer, signed_body
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 
 from kouza.controls.service import controls
 from kouza.kit.clock import ManualClock
-from kouza.kit.runtime import Runtime
 from kouza.ops import report
+from kouza.runtime import Runtime
 
 LATE_UTC = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
 """2026-03-02 08:30 in Tokyo."""

@@ -10,7 +10,7 @@ from kouza.controls.models import AuditEvent, CaseStatus, SwitchScope
 from kouza.controls.switches import switches
 from kouza.identity.devices import SensitiveAction
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from kouza.wallet.errors import WalletNotActive
 from kouza.wallet.locks import locks
 from kouza.wallet.service import wallets

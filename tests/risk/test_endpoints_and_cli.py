@@ -13,11 +13,11 @@ from kouza.api.app import create_app
 from kouza.cli.main import app as cli
 from kouza.controls.models import OperatorRole
 from kouza.controls.service import controls
-from kouza.kit.runtime import Runtime
 from kouza.risk.engine import RiskEngine
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
 from kouza.risk.service import risk, shipped_rule_set
+from kouza.runtime import Runtime
 from tests.risk.stores import Stores
 from tests.risk.test_engine import SHIPPED, ev
 

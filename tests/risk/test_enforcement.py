@@ -9,8 +9,8 @@ from kouza.identity.devices import SensitiveAction
 from kouza.identity.errors import StepUpRequired
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.risk.service import risk, shipped_rule_set
+from kouza.runtime import Runtime
 from kouza.wallet.enforcement import HeldForReview, RiskRefused
 from kouza.wallet.models import MerchantCategory, WalletStatus
 from kouza.wallet.service import wallets

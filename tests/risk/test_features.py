@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kouza.kit.runtime import Runtime
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.features import InMemoryFeatureStore
 from kouza.risk.plan import plan_reads, reads_of
 from kouza.risk.redis_store import RedisFeatureStore, decode, encode, open_feature_store
 from kouza.risk.service import risk, shipped_rule_set
+from kouza.runtime import Runtime
 from tests.risk.stores import REDIS_URL, Stores, redis_client, unique_prefix
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -10,13 +10,13 @@ from sqlalchemy import select
 
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.features import InMemoryFeatureStore
 from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
 from kouza.risk.plan import history_needed
 from kouza.risk.rules import parse_rule_set
 from kouza.risk.service import risk, shipped_rule_set
+from kouza.runtime import Runtime
 from tests.conftest import make_runtime
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -16,11 +16,11 @@ import pytest
 from kouza.identity.devices import SensitiveAction
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.ledger import repository as ledger_repository
 from kouza.ledger.errors import InsufficientFunds
 from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.service import VerificationReport, ledger, transfer_spec
+from kouza.runtime import Runtime
 from kouza.wallet.models import Merchant, MerchantCategory, Payment
 from kouza.wallet.service import wallets
 from tests.factories import Customer, customer, merchant, signed

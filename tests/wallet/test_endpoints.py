@@ -24,9 +24,9 @@ from kouza.identity.service import identity
 from kouza.kit.clock import ManualClock
 from kouza.kit.idempotency import IdempotencyRecord
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.ledger.models import JournalEntry
 from kouza.ledger.service import ledger
+from kouza.runtime import Runtime
 from kouza.wallet import qr as qr_codes
 from kouza.wallet.models import Merchant, Payment, Transfer, Wallet, WalletStatus
 from kouza.wallet.service import wallets

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from kouza.identity.devices import SensitiveAction
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.ledger.models import JournalEntry
 from kouza.ledger.service import ledger
+from kouza.runtime import Runtime
 from kouza.wallet.errors import LimitExceeded
 from kouza.wallet.limits import (
     JST,

@@ -23,11 +23,11 @@ from kouza.identity.models import User
 from kouza.identity.service import identity
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
-from kouza.kit.runtime import Runtime
 from kouza.ledger import repository as ledger_repository
 from kouza.ledger.errors import InsufficientFunds, InvalidAmount
 from kouza.ledger.models import AccountKind, JournalEntry, LedgerAccount, Posting
 from kouza.ledger.service import ledger
+from kouza.runtime import Runtime
 from kouza.wallet import qr as qr_codes
 from kouza.wallet.errors import (
     AmountMismatch,

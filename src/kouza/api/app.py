@@ -1,6 +1,6 @@
 """The wallet operator's FastAPI application.
 
-:func:`create_app` wires the domain routers to a :class:`~kouza.kit.runtime.Runtime` and renders
+:func:`create_app` wires the domain routers to a :class:`~kouza.runtime.Runtime` and renders
 every :class:`~kouza.errors.KouzaError` — and every request that fails validation, an unknown
 route, a body over the size limit — as an RFC 9457 problem (``application/problem+json``) with
 kouza's ``error`` code, never a trace (see ``kouza.kit.web``).
@@ -16,11 +16,11 @@ import kouza
 from kouza.assembly import build_runtime
 from kouza.config import get_settings
 from kouza.identity.endpoints import router as identity_router
-from kouza.kit.runtime import Runtime
 from kouza.kit.web import create_api
 from kouza.linking.endpoints import router as bank_linking_router
 from kouza.ops.endpoints import router as ops_router
 from kouza.risk.endpoints import router as risk_router
+from kouza.runtime import Runtime
 from kouza.wallet.endpoints import router as wallet_router
 from kouza.wallet.endpoints import takeover_router
 

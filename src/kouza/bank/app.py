@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import kouza
 from kouza.bank.endpoints import counter, router, wellknown
-from kouza.bank.oauth.endpoints import oauth_router
 from kouza.bank.oauth.errors import InvalidRequest, OAuthError
+from kouza.bank.oauth_endpoints import oauth_router
 from kouza.bank.runtime import BankRuntime
 from kouza.errors import KouzaError
 from kouza.kit.web import (

@@ -17,7 +17,7 @@ from kouza.config import get_settings
 from kouza.errors import KouzaError
 from kouza.kit.migrate import upgrade
 from kouza.kit.money import format_yen
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 
 console = Console()
 error_console = Console(stderr=True)

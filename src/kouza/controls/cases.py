@@ -19,7 +19,7 @@ from kouza.controls.errors import InvalidCaseTransition, UnknownCase
 from kouza.controls.models import Case, CaseNote, CaseStatus
 from kouza.controls.service import controls
 from kouza.kit.locking import lock_row
-from kouza.kit.runtime import runtime_of
+from kouza.runtime import runtime_of
 
 _NEXT = {
     CaseStatus.OPEN: {CaseStatus.INVESTIGATING, CaseStatus.CONFIRMED_FRAUD, CaseStatus.CLEARED},

@@ -12,7 +12,7 @@ from kouza.controls.errors import InvalidOperatorToken
 from kouza.controls.models import Operator, OperatorRole
 from kouza.controls.service import controls
 from kouza.kit.security import keyed_hash
-from kouza.kit.web import RuntimeDep
+from kouza.runtime import RuntimeDep
 
 _bearer = HTTPBearer(
     auto_error=False,

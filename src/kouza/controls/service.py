@@ -12,8 +12,8 @@ from kouza.controls import audit as audit_chain
 from kouza.controls.errors import InvalidOperatorToken, OperatorExists, ReasonRequired, RoleRequired
 from kouza.controls.models import AuditEvent, Operator, OperatorRole
 from kouza.kit.db import add_unique
-from kouza.kit.runtime import runtime_of
 from kouza.kit.security import keyed_hash, random_token
+from kouza.runtime import runtime_of
 
 _RANK = {OperatorRole.ANALYST: 0, OperatorRole.ADMIN: 1}
 

@@ -17,7 +17,7 @@ from kouza.controls.errors import KillSwitchActive
 from kouza.controls.models import KillSwitch, SwitchScope
 from kouza.controls.service import controls
 from kouza.kit.db import add_unique
-from kouza.kit.runtime import runtime_of
+from kouza.runtime import runtime_of
 
 _MESSAGES = {
     SwitchScope.ALL_LINKS: "new bank links are stopped",

@@ -59,9 +59,9 @@ from kouza.identity.models import (
 from kouza.identity.settings import seconds, setting
 from kouza.kit import outbox
 from kouza.kit.locking import lock_row
-from kouza.kit.runtime import runtime_of
 from kouza.kit.security import constant_time_equal, keyed_hash, random_digits
 from kouza.risk.events import EventType
+from kouza.runtime import runtime_of
 
 DAY = timedelta(days=1)
 _EMAIL_CODE_PURPOSE = "email-change-code"

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kouza.identity.errors import InvalidToken
 from kouza.identity.models import User
 from kouza.identity.service import identity
-from kouza.kit.web import RuntimeDep
+from kouza.runtime import RuntimeDep
 
 _bearer = HTTPBearer(auto_error=False, description="Token from POST /v1/auth/login")
 

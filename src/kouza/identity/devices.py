@@ -55,9 +55,9 @@ from kouza.identity.errors import (
 from kouza.identity.models import Device, DeviceChallenge, User
 from kouza.identity.settings import seconds
 from kouza.kit.db import add_unique
-from kouza.kit.runtime import runtime_of
 from kouza.kit.security import keyed_hash, random_token
 from kouza.risk.events import EventType
+from kouza.runtime import runtime_of
 
 DeviceKey = ECKey | OKPKey
 

@@ -102,7 +102,8 @@ from kouza.identity.schemas import (
 from kouza.identity.service import identity
 from kouza.identity.settings import setting
 from kouza.kit.openapi import error_responses
-from kouza.kit.web import RuntimeDep, SessionDep, client_ip
+from kouza.kit.web import client_ip
+from kouza.runtime import RuntimeDep, SessionDep
 
 router = APIRouter(tags=["identity"])
 

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from kouza.identity.models import User
-from kouza.kit.runtime import runtime_of
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.service import risk
+from kouza.runtime import runtime_of
 
 
 def record(

@@ -52,7 +52,7 @@ from kouza.identity.models import (
     VerificationLevel,
     VerifiedIdentity,
 )
-from kouza.kit.runtime import runtime_of
+from kouza.runtime import runtime_of
 
 Cohort = Iterable[uuid.UUID] | Callable[[Session], Iterable[uuid.UUID]]
 

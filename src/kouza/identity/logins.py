@@ -32,9 +32,9 @@ from kouza.identity.errors import InvalidNotMeToken
 from kouza.identity.models import AccessToken, User
 from kouza.identity.settings import setting
 from kouza.kit import outbox
-from kouza.kit.runtime import runtime_of
 from kouza.kit.security import constant_time_equal, keyed_hash
 from kouza.risk.events import ip_prefix
+from kouza.runtime import runtime_of
 
 NOT_ME_PURPOSE = "not-me"
 

@@ -38,8 +38,8 @@ from kouza.identity.errors import (
 from kouza.identity.models import OtpChallenge, OtpPurpose, User, UserPhone
 from kouza.identity.settings import seconds, setting
 from kouza.kit import outbox
-from kouza.kit.runtime import runtime_of
 from kouza.kit.security import constant_time_equal, keyed_hash, random_digits
+from kouza.runtime import runtime_of
 
 CODE_PURPOSE = "sms-code"
 HOUR = timedelta(hours=1)

@@ -39,8 +39,8 @@ from kouza.identity.models import (
 )
 from kouza.identity.settings import setting
 from kouza.kit.locking import lock_row
-from kouza.kit.runtime import runtime_of
 from kouza.risk.events import EventType
+from kouza.runtime import runtime_of
 
 DEFAULT_REGION = "JP"
 _SMS_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}

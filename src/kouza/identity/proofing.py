@@ -62,8 +62,8 @@ from kouza.identity.models import (
 )
 from kouza.identity.names import NameNormalizationError, normalize_zengin_name
 from kouza.identity.settings import seconds, setting
-from kouza.kit.runtime import runtime_of
 from kouza.kit.security import keyed_hash, random_token
+from kouza.runtime import runtime_of
 
 KANA_INCONSISTENT = "kana_name_inconsistent"
 _KANA_ONLY = re.compile(r"^[\uff66-\uff9f ]+$")

@@ -37,7 +37,7 @@ from kouza.identity import devices, otp
 from kouza.identity.devices import SensitiveAction, SignedChallenge
 from kouza.identity.errors import PhoneRequired, StepUpRequired
 from kouza.identity.models import ContactChange, User
-from kouza.kit.runtime import runtime_of
+from kouza.runtime import runtime_of
 
 
 class ProofMethod(StrEnum):

@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from kouza.identity.errors import RateLimited
 from kouza.identity.models import RateLimitHit, RateLimitKey
 from kouza.kit.locking import lock_rows
-from kouza.kit.runtime import runtime_of
 from kouza.kit.security import keyed_hash
+from kouza.runtime import runtime_of
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from kouza.identity.models import (
 )
 from kouza.identity.proofing import JpkiConfiguration, ekyc_configuration
 from kouza.kit import outbox
-from kouza.kit.runtime import runtime_of
+from kouza.runtime import runtime_of
 
 
 @dataclass

@@ -70,7 +70,6 @@ from kouza.identity.models import (
 )
 from kouza.kit import outbox
 from kouza.kit.db import add_unique
-from kouza.kit.runtime import runtime_of
 from kouza.kit.security import (
     constant_time_equal,
     hash_password,
@@ -80,6 +79,7 @@ from kouza.kit.security import (
     verify_password,
 )
 from kouza.risk.events import EventType
+from kouza.runtime import runtime_of
 
 _DUMMY_HASH = hash_password("kouza-timing-equaliser")
 RESEND_INTERVAL = timedelta(seconds=60)

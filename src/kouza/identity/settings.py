@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from kouza.kit.runtime import runtime_of
+from kouza.runtime import runtime_of
 
 
 def setting(session: Session, name: str) -> int:

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from kouza.errors import BadRequest, IdempotencyConflict, IdempotencyInFlight
 from kouza.kit.db import Base, BigId, Database
-from kouza.kit.runtime import Runtime
+from kouza.kit.runtime import BaseRuntime
 
 T = TypeVar("T")
 
@@ -270,7 +270,7 @@ def release(db: Database, *, scope: str, key: str) -> None:
 
 
 def run(
-    runtime: Runtime,
+    runtime: BaseRuntime[Any],
     request: IdempotentRequest,
     *,
     operation: Callable[[Session, Resume | None], T],

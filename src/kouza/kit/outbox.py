@@ -17,6 +17,7 @@ import base64
 import hashlib
 import json
 from datetime import datetime
+from typing import Any
 
 from cryptography.fernet import Fernet
 from sqlalchemy import String, Text, select
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from kouza.kit.db import Base, BigId
 from kouza.kit.notify import Message
-from kouza.kit.runtime import runtime_of
+from kouza.kit.runtime import BaseRuntime, runtime_in
 
 
 class OutboxMessage(Base):
@@ -50,7 +51,7 @@ def _fernet(secret: bytes) -> Fernet:
 
 def enqueue(session: Session, *, channel: str, recipient: str, subject: str, body: str) -> None:
     """Queue a message to go out after this unit of work commits."""
-    runtime = runtime_of(session)
+    runtime = runtime_in(session)
     payload = json.dumps({"subject": subject, "body": body}, ensure_ascii=False).encode()
     row = OutboxMessage(
         channel=channel,
@@ -72,7 +73,7 @@ def deliver_after_commit(committed: Session) -> None:
 
 def deliver(any_session: Session, *, ids: list[int] | None = None) -> int:
     """Deliver pending messages (all, or those in ``ids``); returns how many went out."""
-    runtime = runtime_of(any_session)
+    runtime = runtime_in(any_session)
     fernet = _fernet(runtime.secret)
     delivered = 0
     with runtime.db.session() as session:
@@ -90,10 +91,7 @@ def deliver(any_session: Session, *, ids: list[int] | None = None) -> int:
     return delivered
 
 
-def _deliver_one(row: OutboxMessage, runtime: object, fernet: Fernet) -> int:
-    from kouza.kit.runtime import Runtime
-
-    assert isinstance(runtime, Runtime)
+def _deliver_one(row: OutboxMessage, runtime: BaseRuntime[Any], fernet: Fernet) -> int:
     row.attempts += 1
     try:
         content = json.loads(fernet.decrypt((row.payload or "").encode()))

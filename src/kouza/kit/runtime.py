@@ -2,15 +2,16 @@
 
 A runtime bundles settings, the clock, the database, the outward senders and the server secret.
 The database stamps it into every session's ``info``, so a service that receives a ``Session``
-can reach the right clock and settings with :func:`runtime_of` — which is how the simulator runs
-several isolated kouza instances, each on its own database and simulated clock, in one process,
-and how tests inject a :class:`~kouza.kit.clock.ManualClock`.
+can reach the right clock and settings (``kouza.runtime.runtime_of``) — which is how the
+simulator runs several isolated kouza instances, each on its own database and simulated clock,
+in one process, and how tests inject a :class:`~kouza.kit.clock.ManualClock`.
 
-:class:`BaseRuntime` is the part both systems share: the wallet's :class:`Runtime` and the bank's
-``kouza.bank.runtime.BankRuntime`` differ only in their settings and in the session key they are
-stamped under, so a bank unit of work can never reach the wallet's runtime or the reverse. The
-wallet's typed collaborators (limits, eKYC, bank client, risk engine, hooks) are fields of
-``kouza.assembly.KouzaRuntime``, the composition root: kit names no business object.
+:class:`BaseRuntime` is the part both systems share: the wallet's ``kouza.runtime.Runtime``
+and the bank's ``kouza.bank.runtime.BankRuntime`` differ only in their settings and in the
+session key they are stamped under, so a bank unit of work can never reach the wallet's runtime
+or the reverse. The wallet's typed collaborators (limits, eKYC, bank client, risk engine,
+hooks) are fields of ``kouza.assembly.KouzaRuntime``, the composition root: kit names no
+business object.
 """
 
 from __future__ import annotations
@@ -18,17 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
 from kouza.kit.clock import Clock, SystemClock
 from kouza.kit.db import Database, make_engine
-from kouza.kit.notify import FileMailbox, Sender, SmtpEndpoint, SmtpSender, smtp_ssl_context
+from kouza.kit.notify import Sender
 from kouza.kit.settings import BaseServiceSettings
-
-if TYPE_CHECKING:
-    from kouza.config import Settings
 
 SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
 
@@ -65,27 +63,10 @@ class BaseRuntime(Generic[SettingsT]):
         self.db.after_commit_hooks.extend(after_commit)
 
 
-@dataclass(eq=False)
-class Runtime(BaseRuntime["Settings"]):
-    """The wallet's runtime as kit and every domain see it (``kouza.assembly`` extends it)."""
-
-
-def runtime_of(session: Session) -> Runtime:
-    """The wallet runtime bound to ``session``."""
-    runtime = session.info.get(Runtime.SESSION_KEY)
-    if not isinstance(runtime, Runtime):
-        raise RuntimeError("session has no kouza runtime; open it through Runtime.db")
+def runtime_in(session: Session, key: str = BaseRuntime.SESSION_KEY) -> BaseRuntime[Any]:
+    """The runtime stamped into ``session`` under ``key`` (either system's: kit code such as
+    the outbox needs only the clock, the database, the senders and the secret)."""
+    runtime = session.info.get(key)
+    if not isinstance(runtime, BaseRuntime):
+        raise RuntimeError("session has no runtime; open it through the runtime's database")
     return runtime
-
-
-def build_email_sender(settings: Settings) -> Sender:
-    """SMTP when ``KOUZA_SMTP_URL`` is set, else the development mailbox file."""
-    url = settings.smtp_url.get_secret_value()
-    if not url:
-        return FileMailbox(settings.var_dir / "mailbox" / "email.jsonl")
-    return SmtpSender(
-        SmtpEndpoint.from_url(url),
-        from_address=settings.smtp_from,
-        ssl_context=smtp_ssl_context(settings.smtp_ca_file),
-        timeout_seconds=settings.smtp_timeout_seconds,
-    )

@@ -9,13 +9,13 @@ claim, replay and conflict decisions are :mod:`kouza.kit.idempotency`'s).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from http import HTTPStatus
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import solve_dependencies
 from fastapi.exceptions import RequestValidationError
@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kouza.errors import KouzaError
 from kouza.kit import idempotency, text
 from kouza.kit.openapi import PROBLEM_JSON, document_problems
-from kouza.kit.runtime import Runtime
+from kouza.kit.runtime import BaseRuntime
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -272,30 +272,13 @@ def install_error_handlers(app: FastAPI, *, www_authenticate: str) -> None:
     app.add_exception_handler(Exception, unexpected_error_handler)
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime = request.app.state.runtime
-    assert isinstance(runtime, Runtime)
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    with runtime.db.unit_of_work() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
-
-
 def client_ip(request: Request) -> str:
     """The caller's IP address (the socket peer; a proxy setup would read X-Forwarded-For)."""
     return request.client.host if request.client else "0.0.0.0"
 
 
 def run_idempotent(
-    runtime: Runtime,
+    runtime: BaseRuntime[Any],
     *,
     scope: str,
     key: str,

@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
 from kouza.kit.idempotency import request_hash
 from kouza.kit.money import MAX_AMOUNT_YEN
-from kouza.kit.runtime import runtime_of
 from kouza.ledger import repository
 from kouza.ledger.errors import (
     AlreadyReversed,
@@ -42,6 +41,7 @@ from kouza.ledger.errors import (
     UnknownHold,
 )
 from kouza.ledger.models import AccountKind, EntryKind, Hold, HoldStatus, LedgerAccount
+from kouza.runtime import runtime_of
 
 
 @dataclass(frozen=True)

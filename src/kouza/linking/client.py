@@ -43,7 +43,6 @@ from joserfc.jwk import ECKey
 
 from kouza.config import Settings
 from kouza.errors import KouzaError
-from kouza.kit.runtime import Runtime
 from kouza.linking.errors import (
     AccountAlreadyLinked,
     BankLinkRefused,
@@ -53,6 +52,7 @@ from kouza.linking.errors import (
     UnknownBank,
 )
 from kouza.linking.keys import ASSERTION_TYPE, Signer
+from kouza.runtime import Runtime
 
 _INDEFINITE_CODES = frozenset({"idempotency_in_flight"})
 

@@ -34,7 +34,7 @@ from kouza.identity.errors import (
     StepUpRequired,
 )
 from kouza.kit.openapi import error_responses
-from kouza.kit.web import RuntimeDep, SessionDep, client_ip
+from kouza.kit.web import client_ip
 from kouza.ledger.errors import InsufficientFunds, InvalidAmount
 from kouza.linking.errors import (
     AccountAlreadyLinked,
@@ -83,6 +83,7 @@ from kouza.linking.schemas import (
 )
 from kouza.linking.service import linking
 from kouza.protocol.webhooks import MEDIA_TYPE, WebhookRejected
+from kouza.runtime import RuntimeDep, SessionDep
 from kouza.wallet.errors import LimitExceeded, UnknownWallet, WalletNotActive
 
 router = APIRouter(tags=["bank linking"])

@@ -30,8 +30,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from kouza.kit.runtime import Runtime
 from kouza.linking.errors import OAuthMaterialUnavailable as ClientKeyUnavailable
+from kouza.runtime import Runtime
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALGORITHM = "ES256"

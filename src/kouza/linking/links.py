@@ -34,7 +34,6 @@ from kouza.identity.names import NameNormalizationError, normalize_zengin_name
 from kouza.kit import zengin
 from kouza.kit.db import add_unique
 from kouza.kit.locking import lock_row
-from kouza.kit.runtime import runtime_of
 from kouza.linking import policy
 from kouza.linking.client import LegacyLinkRequest, bank_client_of
 from kouza.linking.errors import (
@@ -46,6 +45,7 @@ from kouza.linking.errors import (
 )
 from kouza.linking.models import BankLink, BankLinkStatus
 from kouza.risk.events import EventType, RiskEvent, account_fingerprint
+from kouza.runtime import runtime_of
 from kouza.wallet.errors import UnknownWallet, WalletNotActive
 from kouza.wallet.models import Wallet, WalletStatus
 

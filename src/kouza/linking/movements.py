@@ -61,7 +61,6 @@ from kouza.kit import idempotency
 from kouza.kit.idempotency import IdempotentRequest, Replay, Resume, request_hash
 from kouza.kit.locking import lock_row
 from kouza.kit.money import MAX_AMOUNT_YEN
-from kouza.kit.runtime import Runtime, runtime_of
 from kouza.ledger.errors import InvalidAmount
 from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.service import ledger
@@ -91,6 +90,7 @@ from kouza.linking.models import (
 from kouza.linking.oauth import dpop_credentials
 from kouza.linking.schemas import BankMovementRead
 from kouza.risk.events import EventType, RiskEvent
+from kouza.runtime import Runtime, runtime_of
 from kouza.wallet.enforcement import HeldForReview
 from kouza.wallet.limits import Movement
 from kouza.wallet.models import MovementKind, Wallet

@@ -34,10 +34,10 @@ from sqlalchemy.orm import Session
 from kouza.kit import outbox
 from kouza.kit.notify import Message
 from kouza.kit.outbox import OutboxMessage
-from kouza.kit.runtime import Runtime, runtime_of
 from kouza.linking.client import bank_client_of
 from kouza.linking.keys import ALGORITHM, client_key
 from kouza.linking.models import BankLink, BankLockNotice
+from kouza.runtime import Runtime, runtime_of
 from kouza.wallet.models import WalletLock
 
 CHANNEL = "bank_notice"

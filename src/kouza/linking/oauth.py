@@ -44,7 +44,6 @@ from kouza.identity.models import VerifiedIdentity
 from kouza.kit import zengin
 from kouza.kit.db import add_unique
 from kouza.kit.locking import lock_row
-from kouza.kit.runtime import Runtime, runtime_of
 from kouza.kit.security import keyed_hash, random_token
 from kouza.linking import policy
 from kouza.linking.client import (
@@ -73,6 +72,7 @@ from kouza.linking.models import (
     OAuthFlowStatus,
 )
 from kouza.risk.events import EventType, RiskEvent, account_fingerprint
+from kouza.runtime import Runtime, runtime_of
 
 OAUTH_PROFILE = "oauth"
 SCOPE = "debit"

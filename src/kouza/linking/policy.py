@@ -33,7 +33,6 @@ from kouza.identity.devices import SensitiveAction
 from kouza.identity.errors import ReverificationRequired
 from kouza.identity.models import User, VerificationLevel
 from kouza.identity.service import identity
-from kouza.kit.runtime import runtime_of
 from kouza.linking.errors import (
     DeviceSignatureRequired,
     InvalidBankDetails,
@@ -44,6 +43,7 @@ from kouza.risk.engine import Decision
 from kouza.risk.events import RiskEvent
 from kouza.risk.rules import Outcome
 from kouza.risk.service import risk
+from kouza.runtime import runtime_of
 from kouza.wallet import enforcement
 
 RISK_SOURCE = "risk"

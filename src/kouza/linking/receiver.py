@@ -21,7 +21,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kouza.kit.db import add_unique
-from kouza.kit.runtime import Runtime, runtime_of
 from kouza.linking import policy
 from kouza.linking.client import bank_client_of
 from kouza.linking.models import BankLink, BankLinkStatus, BankWebhookEvent
@@ -35,6 +34,7 @@ from kouza.protocol.webhooks import (
     verify_event,
 )
 from kouza.risk.events import EventType, RiskEvent
+from kouza.runtime import Runtime, runtime_of
 
 _TRANSITIONS = {
     LINK_REVOKED: ({BankLinkStatus.ACTIVE, BankLinkStatus.SUSPENDED}, BankLinkStatus.REVOKED),

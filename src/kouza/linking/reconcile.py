@@ -27,11 +27,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kouza.errors import KouzaError
-from kouza.kit.runtime import runtime_of
 from kouza.linking.client import BankTransfer, bank_client_of
 from kouza.linking.errors import InvalidBankDetails
 from kouza.linking.models import UNRESOLVED, BankMovement, MovementStatus
 from kouza.linking.movements import settle
+from kouza.runtime import runtime_of
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ from sqlalchemy.orm import Session
 from kouza.controls.errors import ReasonRequired
 from kouza.controls.service import controls
 from kouza.kit.locking import lock_row
-from kouza.kit.runtime import Runtime, runtime_of
 from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.service import ledger
 from kouza.linking.client import bank_client_of
@@ -55,6 +54,7 @@ from kouza.linking.models import (
 )
 from kouza.linking.movements import PASSBOOK_TEXT, settle
 from kouza.linking.oauth import dpop_credentials
+from kouza.runtime import Runtime, runtime_of
 from kouza.wallet.models import Wallet
 
 

@@ -8,7 +8,7 @@ bank's legacy form, under kouza's :mod:`~kouza.linking.policy`),
 :class:`~kouza.linking.client.BankClient` over HTTP (``KouzaRuntime.bank_client``).
 
 Linking runs in the caller's unit of work. Top-ups and withdrawals take the
-:class:`~kouza.kit.runtime.Runtime` instead of a session, because they must commit their record
+:class:`~kouza.runtime.Runtime` instead of a session, because they must commit their record
 *before* calling the bank and settle in a second unit of work after it (ADR 0010), and because
 they claim their Idempotency-Key themselves (:mod:`kouza.kit.idempotency`, ADR 0004): whoever
 calls them — an endpoint, the simulator, a test — gets the same replay, conflict and resume.
@@ -22,7 +22,6 @@ from datetime import date, datetime
 from sqlalchemy.orm import Session
 
 from kouza.identity.models import User
-from kouza.kit.runtime import Runtime
 from kouza.linking import receiver
 from kouza.linking.links import Caller, LegacyLinkInput, link_service
 from kouza.linking.models import BankLink, MovementDirection
@@ -30,6 +29,7 @@ from kouza.linking.movements import MoveRequest, movements
 from kouza.linking.policy import DeviceProof
 from kouza.linking.reconcile import ReconcileReport, reconciler
 from kouza.linking.schemas import BankMovementRead
+from kouza.runtime import Runtime
 from kouza.wallet.service import wallets
 
 

@@ -28,11 +28,11 @@ from kouza.controls.cases import cases
 from kouza.controls.models import Case
 from kouza.controls.service import controls
 from kouza.kit import zengin
-from kouza.kit.runtime import runtime_of
 from kouza.linking.models import BankLink, BankLockNotice, BankMovement, MovementDirection
 from kouza.ops.errors import InvalidOpsInput
 from kouza.ops.models import Enquiry
 from kouza.risk.events import account_fingerprint
+from kouza.runtime import runtime_of
 from kouza.wallet.models import Merchant, Payment, Transfer, Wallet, WalletLock
 
 _FORMATS = {

@@ -40,7 +40,6 @@ from kouza.controls.errors import UnknownCase
 from kouza.controls.models import Case, CaseStatus
 from kouza.controls.service import controls
 from kouza.kit.locking import lock_row
-from kouza.kit.runtime import Runtime, runtime_of
 from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.service import ledger
 from kouza.linking.client import BankTransfer, bank_client_of
@@ -67,6 +66,7 @@ from kouza.ops.models import (
     PaymentPurpose,
     VictimCost,
 )
+from kouza.runtime import Runtime, runtime_of
 from kouza.wallet.models import Wallet, WalletStatus
 
 PASSBOOK_TEXT = "ｺｳｻﾞ ﾎｼﾖｳ"

@@ -30,7 +30,7 @@ from kouza.controls.service import controls
 from kouza.controls.switches import switches
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
 from kouza.kit.openapi import error_responses
-from kouza.kit.web import RuntimeDep, SessionDep, run_idempotent
+from kouza.kit.web import run_idempotent
 from kouza.ledger.errors import InsufficientFunds, InvalidAmount, InvalidEntry, UnknownAccount
 from kouza.ledger.service import EntrySpec, Leg, ledger
 from kouza.linking import notices
@@ -78,6 +78,7 @@ from kouza.ops.schemas import (
     VictimRead,
     WalletStatusRead,
 )
+from kouza.runtime import RuntimeDep, SessionDep
 from kouza.wallet.errors import (
     LimitExceeded,
     RefundTooLarge,

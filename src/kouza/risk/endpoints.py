@@ -31,14 +31,14 @@ from kouza.controls.errors import InvalidOperatorToken, RoleRequired
 from kouza.controls.service import controls
 from kouza.errors import NotFound
 from kouza.kit.openapi import error_responses
-from kouza.kit.runtime import Runtime
 from kouza.kit.text import JsonObject, Text
-from kouza.kit.web import MAX_BIGINT, RuntimeDep, SessionDep, get_runtime
+from kouza.kit.web import MAX_BIGINT
 from kouza.risk.engine import Decision
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
 from kouza.risk.rules import RuleSetError
 from kouza.risk.service import risk
+from kouza.runtime import Runtime, RuntimeDep, SessionDep, get_runtime
 
 router = APIRouter(prefix="/v1/ops/risk", tags=["risk"])
 

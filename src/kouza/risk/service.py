@@ -25,7 +25,6 @@ from typing import Protocol, cast
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from kouza.kit.runtime import Runtime, runtime_of
 from kouza.risk import repository
 from kouza.risk.engine import Decision, RiskEngine
 from kouza.risk.events import RiskEvent
@@ -33,6 +32,7 @@ from kouza.risk.features import InMemoryFeatureStore, SharedFeatureStore
 from kouza.risk.plan import ReadPlanner, history_needed
 from kouza.risk.redis_store import open_feature_store
 from kouza.risk.rules import RuleSet, load_rule_set, parse_rule_set
+from kouza.runtime import Runtime, runtime_of
 
 
 def shipped_rule_set() -> RuleSet:

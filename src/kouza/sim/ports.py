@@ -21,7 +21,7 @@ from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction, SignedChallenge
 from kouza.identity.ekyc.devca import TestCitizen
 from kouza.identity.models import User
-from kouza.kit.runtime import Runtime
+from kouza.runtime import Runtime
 from kouza.sim.agents import Account, Attempt
 from kouza.sim.population import Citizen, Plan
 from kouza.sim.profiles import DefenceProfile

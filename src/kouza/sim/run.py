@@ -32,8 +32,8 @@ from kouza.identity.ekyc.devca import DevCertificateAuthority, generate_rsa_key
 from kouza.identity.ekyc.devchip import DevDocumentIssuer
 from kouza.kit import zengin
 from kouza.kit.clock import ManualClock
-from kouza.kit.runtime import Runtime
 from kouza.kit.security import password_cost
+from kouza.runtime import Runtime
 from kouza.sim.driver import Runner
 from kouza.sim.population import Plan, ib_password, make_plan
 from kouza.sim.profiles import ABLATION_BASE, LAYERS, PROFILES, profile

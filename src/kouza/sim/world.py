@@ -47,11 +47,11 @@ from kouza.kit.clock import ManualClock
 from kouza.kit.db import make_engine
 from kouza.kit.migrate import upgrade
 from kouza.kit.notify import Message
-from kouza.kit.runtime import Runtime
 from kouza.linking.client import BankClient
 from kouza.linking.keys import Signer, client_jwks
 from kouza.risk.rules import RuleSet, parse_rule_set
 from kouza.risk.service import risk, shipped_rule_set
+from kouza.runtime import Runtime
 from kouza.sim.profiles import DefenceProfile, TopUpCap
 from kouza.wallet.limits import (
     OUTGOING,

@@ -35,8 +35,9 @@ from kouza.identity.errors import (
 from kouza.identity.schemas import NotMeRead, NotMeReport
 from kouza.identity.service import identity
 from kouza.kit.openapi import error_responses
-from kouza.kit.web import MAX_BIGINT, RuntimeDep, SessionDep, client_ip, run_idempotent
+from kouza.kit.web import MAX_BIGINT, client_ip, run_idempotent
 from kouza.ledger.errors import InsufficientFunds
+from kouza.runtime import RuntimeDep, SessionDep
 from kouza.wallet.enforcement import HeldForReview, RiskRefused
 from kouza.wallet.errors import (
     AmountMismatch,

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kouza.controls.service import controls
-from kouza.kit.runtime import runtime_of
+from kouza.runtime import runtime_of
 from kouza.wallet.models import Wallet, WalletLock, WalletStatus
 from kouza.wallet.repository import lock_wallet
 

@@ -26,13 +26,13 @@ from kouza.identity.proofs import ProofMethod, Proven, prove
 from kouza.identity.service import identity
 from kouza.kit.db import add_unique
 from kouza.kit.locking import lock_row, lock_rows
-from kouza.kit.runtime import Runtime, runtime_of
 from kouza.ledger.models import AccountKind, EntryKind
 from kouza.ledger.repository import StatementRow
 from kouza.ledger.service import Balance, ledger, transfer_spec
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.rules import Outcome
 from kouza.risk.service import risk
+from kouza.runtime import Runtime, runtime_of
 from kouza.wallet import qr as qr_codes
 from kouza.wallet.enforcement import enforce
 from kouza.wallet.errors import (
