@@ -33,7 +33,6 @@ from kouza.identity.models import User, VerifiedIdentity
 from kouza.identity.names import NameNormalizationError, normalize_zengin_name
 from kouza.kit import zengin
 from kouza.kit.db import add_unique
-from kouza.kit.locking import lock_row
 from kouza.linking import policy
 from kouza.linking.client import LegacyLinkRequest, bank_client_of
 from kouza.linking.errors import (
@@ -46,8 +45,8 @@ from kouza.linking.errors import (
 from kouza.linking.models import BankLink, BankLinkStatus
 from kouza.risk.events import EventType, RiskEvent, account_fingerprint
 from kouza.runtime import runtime_of
-from kouza.wallet.errors import UnknownWallet, WalletNotActive
-from kouza.wallet.models import Wallet, WalletStatus
+from kouza.wallet import banking
+from kouza.wallet.models import Wallet
 
 LEGACY_PROFILES = frozenset({"legacy_pin", "legacy_pin_dob"})
 ACCOUNT_TYPES = frozenset({"ordinary", "checking", "savings"})
@@ -97,15 +96,7 @@ class Caller:
 
 def owned_wallet_locked(session: Session, caller: Caller) -> Wallet:
     """The caller's wallet, row-locked, if active; "not found" for anyone else's."""
-    wallet = lock_row(session, Wallet, caller.wallet_id)
-    if wallet is None or wallet.user_id != caller.user.id:
-        raise UnknownWallet("no such wallet", wallet_id=str(caller.wallet_id))
-    if wallet.status != WalletStatus.ACTIVE.value:
-        raise WalletNotActive(
-            f"this wallet is {wallet.status} and cannot use a bank account",
-            wallet_id=str(wallet.id),
-        )
-    return wallet
+    return banking.lock_for_bank(session, user_id=caller.user.id, wallet_id=caller.wallet_id)
 
 
 def fingerprint_of(session: Session, form: LegacyLinkInput) -> str:

@@ -47,7 +47,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import func, select
@@ -62,8 +61,6 @@ from kouza.kit.idempotency import IdempotentRequest, Replay, Resume, request_has
 from kouza.kit.locking import lock_row
 from kouza.kit.money import MAX_AMOUNT_YEN
 from kouza.ledger.errors import InvalidAmount
-from kouza.ledger.models import AccountKind, EntryKind
-from kouza.ledger.service import ledger
 from kouza.linking import policy
 from kouza.linking.client import BankTransfer, bank_client_of
 from kouza.linking.errors import (
@@ -91,10 +88,9 @@ from kouza.linking.oauth import dpop_credentials
 from kouza.linking.schemas import BankMovementRead
 from kouza.risk.events import EventType, RiskEvent
 from kouza.runtime import Runtime, runtime_of
+from kouza.wallet import banking
 from kouza.wallet.enforcement import HeldForReview
-from kouza.wallet.limits import Movement
-from kouza.wallet.models import MovementKind, Wallet
-from kouza.wallet.service import limits_of
+from kouza.wallet.models import Wallet
 
 PASSBOOK_TEXT = "ｺｳｻﾞ"
 RESOURCE_PREFIX = "bank_movement:"
@@ -314,7 +310,6 @@ class MovementService:
         direction: MovementDirection,
         amount: int,
     ) -> None:
-        runtime = runtime_of(session)
         in_flight = session.scalar(
             select(func.coalesce(func.sum(BankMovement.amount), 0)).where(
                 BankMovement.wallet_id == wallet.id,
@@ -322,18 +317,13 @@ class MovementService:
                 BankMovement.status.in_(UNRESOLVED),
             )
         )
-        kind = (
-            MovementKind.TOPUP if direction is MovementDirection.DEBIT else MovementKind.WITHDRAWAL
+        banking.check_bank_limits(
+            session,
+            wallet,
+            incoming=direction is MovementDirection.DEBIT,
+            amount=amount,
+            in_flight=int(in_flight or 0),
         )
-        # movements still in flight count as done, so concurrent top-ups cannot pass a cap
-        movement = Movement(
-            kind=kind,
-            wallet_id=wallet.id,
-            ledger_account_id=wallet.ledger_account_id,
-            amount=amount + int(in_flight or 0),
-            now=runtime.now(),
-        )
-        limits_of(runtime).check(session, movement)
 
     def _hold_and_insert(
         self,
@@ -345,21 +335,16 @@ class MovementService:
     ) -> BankMovement:
         runtime = runtime_of(session)
         movement_id = uuid.uuid4()
-        clearing = ledger.system_account(session, AccountKind.BANK_CLEARING, link.bank_code)
         debit = request.direction is MovementDirection.DEBIT
-        source, destination = (
-            (clearing, wallet.ledger_account_id) if debit else (wallet.ledger_account_id, clearing)
-        )
-        hold = ledger.create_hold(
+        hold = banking.hold(
             session,
-            kind=EntryKind.TOPUP if debit else EntryKind.WITHDRAWAL,
-            source=source,
-            destination=destination,
+            wallet=wallet,
+            incoming=debit,
+            bank_code=link.bank_code,
             amount=request.amount,
-            expires_at=runtime.now() + timedelta(days=runtime.settings.bank_hold_days),
+            movement_id=movement_id,
             description=f"{'top-up from' if debit else 'withdrawal to'} bank {link.bank_code} "
             f"account ***{link.account_last3}",
-            idempotency_key=f"bank-movement:{movement_id}",
             reference={"bank_movement": str(movement_id), "bank_link": str(link.id)},
         )
         movement = BankMovement(
@@ -489,11 +474,11 @@ def settle(
     held = review is not None and review.status == ReviewStatus.HELD.value
     if transfer is not None:
         if not held:
-            ledger.post_hold(session, hold_id=movement.hold_id)
+            banking.settle(session, movement.hold_id, moved=True)
         movement.status = MovementStatus.POSTED.value
         movement.bank_transfer_id = transfer.id
     else:
-        ledger.void_hold(session, hold_id=movement.hold_id)
+        banking.settle(session, movement.hold_id, moved=False)
         movement.status = MovementStatus.VOIDED.value
         movement.failure = failure[:300]
         if review is not None and held:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,8 +32,6 @@ from sqlalchemy.orm import Session
 from kouza.controls.errors import ReasonRequired
 from kouza.controls.service import controls
 from kouza.kit.locking import lock_row
-from kouza.ledger.models import AccountKind, EntryKind
-from kouza.ledger.service import ledger
 from kouza.linking.client import bank_client_of
 from kouza.linking.errors import (
     BankRefused,
@@ -55,6 +52,7 @@ from kouza.linking.models import (
 from kouza.linking.movements import PASSBOOK_TEXT, settle
 from kouza.linking.oauth import dpop_credentials
 from kouza.runtime import Runtime, runtime_of
+from kouza.wallet import banking
 from kouza.wallet.models import Wallet
 
 
@@ -113,7 +111,7 @@ class ReviewService:
         """Post the held top-up: the money becomes spendable (audited)."""
         why = _reason(reason)
         review, movement = self._decidable(session, movement_id)
-        ledger.post_hold(session, hold_id=movement.hold_id)
+        banking.settle(session, movement.hold_id, moved=True)
         self._decide(session, review, ReviewStatus.RELEASED, actor=actor, reason=why)
         controls.audit(
             session,
@@ -184,18 +182,16 @@ class ReviewService:
         link = session.get_one(BankLink, movement.link_id)
         wallet = session.get_one(Wallet, movement.wallet_id)
         # posted and re-held in one unit of work: the money is never spendable in between
-        ledger.post_hold(session, hold_id=movement.hold_id)
+        banking.settle(session, movement.hold_id, moved=True)
         refund_id = uuid.uuid4()
-        clearing = ledger.system_account(session, AccountKind.BANK_CLEARING, link.bank_code)
-        hold = ledger.create_hold(
+        hold = banking.hold(
             session,
-            kind=EntryKind.WITHDRAWAL,
-            source=wallet.ledger_account_id,
-            destination=clearing,
+            wallet=wallet,
+            incoming=False,
+            bank_code=link.bank_code,
             amount=movement.amount,
-            expires_at=runtime.now() + timedelta(days=runtime.settings.bank_hold_days),
+            movement_id=refund_id,
             description=f"refund of a rejected top-up to bank {link.bank_code}",
-            idempotency_key=f"bank-movement:{refund_id}",
             reference={"bank_movement": str(refund_id), "refund_of": str(movement.id)},
         )
         refund = BankMovement(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 from kouza.config import Settings
 from kouza.kit.money import format_yen
 from kouza.ledger import repository as ledger_repository
+from kouza.runtime import Runtime, runtime_of
 from kouza.wallet.errors import LimitExceeded
-from kouza.wallet.models import MovementKind, Payment
+from kouza.wallet.models import MovementKind, Payment, Wallet
 
 JST = ZoneInfo("Asia/Tokyo")
 OUTGOING = (MovementKind.PAYMENT, MovementKind.TRANSFER, MovementKind.WITHDRAWAL)
@@ -227,4 +228,36 @@ class LimitsPort(Protocol):
     """Where the runtime keeps the limit set (``kouza.assembly.KouzaRuntime``)."""
 
     limits: LimitSet | None
-    """None until first used: then built from settings (``wallet.service.limits_of``)."""
+    """None until first used: then built from settings (:func:`limits_of`)."""
+
+
+def limits_of(runtime: Runtime) -> LimitSet:
+    """The limit set in force for this runtime (built from settings unless one was injected)."""
+    port = cast(LimitsPort, runtime)
+    if port.limits is None:
+        port.limits = LimitSet.from_settings(runtime.settings)
+    return port.limits
+
+
+def check_limits(
+    session: Session,
+    wallet: Wallet,
+    kind: MovementKind,
+    amount: int,
+    *,
+    category: str | None = None,
+) -> None:
+    """Refuse (LimitExceeded) if ``amount`` more of ``kind`` would break a limit of ``wallet``:
+    the one check every movement of customer money passes, payments and transfers
+    (:mod:`kouza.wallet.service`) and bank top-ups and withdrawals (:mod:`kouza.wallet.banking`,
+    which adds the movements still in flight to ``amount``)."""
+    runtime = runtime_of(session)
+    movement = Movement(
+        kind=kind,
+        wallet_id=wallet.id,
+        ledger_account_id=wallet.ledger_account_id,
+        amount=amount,
+        now=runtime.now(),
+        category=category,
+    )
+    limits_of(runtime).check(session, movement)

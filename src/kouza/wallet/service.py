@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,7 +31,7 @@ from kouza.ledger.service import Balance, ledger, transfer_spec
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.rules import Outcome
 from kouza.risk.service import risk
-from kouza.runtime import Runtime, runtime_of
+from kouza.runtime import runtime_of
 from kouza.wallet import qr as qr_codes
 from kouza.wallet.enforcement import enforce
 from kouza.wallet.errors import (
@@ -48,7 +47,7 @@ from kouza.wallet.errors import (
     WalletExists,
     WalletNotActive,
 )
-from kouza.wallet.limits import LimitSet, LimitsPort, Movement
+from kouza.wallet.limits import check_limits
 from kouza.wallet.models import (
     Merchant,
     MerchantCategory,
@@ -61,14 +60,6 @@ from kouza.wallet.models import (
     WalletStatus,
 )
 from kouza.wallet.repository import lock_wallet
-
-
-def limits_of(runtime: Runtime) -> LimitSet:
-    """The limit set in force for this runtime (built from settings unless one was injected)."""
-    port = cast(LimitsPort, runtime)
-    if port.limits is None:
-        port.limits = LimitSet.from_settings(runtime.settings)
-    return port.limits
 
 
 class WalletService:
@@ -520,16 +511,7 @@ class WalletService:
         amount: int,
         category: str | None = None,
     ) -> None:
-        runtime = runtime_of(session)
-        movement = Movement(
-            kind=kind,
-            wallet_id=wallet.id,
-            ledger_account_id=wallet.ledger_account_id,
-            amount=amount,
-            now=runtime.now(),
-            category=category,
-        )
-        limits_of(runtime).check(session, movement)
+        check_limits(session, wallet, kind, amount, category=category)
 
 
 wallets = WalletService()
