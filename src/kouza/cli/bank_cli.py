@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvicorn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from kouza.bank.app import create_bank_app
 from kouza.bank.assembly import build_bank_runtime
 from kouza.bank.core import core
 from kouza.bank.holder import holder
@@ -51,10 +53,6 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8100,
 ) -> None:
     """Serve the bank API (OpenAPI docs at /docs)."""
-    import uvicorn
-
-    from kouza.bank.app import create_bank_app
-
     with bank_runtime() as runtime:
         url = runtime.db.engine.url.render_as_string(hide_password=True)
         console.print(
