@@ -17,20 +17,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from kouza.kit.locking import lock_row
 from kouza.ledger.models import AccountKind, EntryKind, Hold
 from kouza.ledger.service import ledger
 from kouza.runtime import runtime_of
-from kouza.wallet.errors import UnknownWallet, WalletNotActive
+from kouza.wallet.errors import WalletNotActive
 from kouza.wallet.limits import check_limits
 from kouza.wallet.models import MovementKind, Wallet, WalletStatus
+from kouza.wallet.repository import lock_owned_wallet
 
 
 def lock_for_bank(session: Session, *, user_id: uuid.UUID, wallet_id: uuid.UUID) -> Wallet:
     """The user's wallet, row-locked, if active; "not found" for anyone else's."""
-    wallet = lock_row(session, Wallet, wallet_id)
-    if wallet is None or wallet.user_id != user_id:
-        raise UnknownWallet("no such wallet", wallet_id=str(wallet_id))
+    wallet = lock_owned_wallet(session, user_id=user_id, wallet_id=wallet_id)
     if wallet.status != WalletStatus.ACTIVE.value:
         raise WalletNotActive(
             f"this wallet is {wallet.status} and cannot use a bank account",

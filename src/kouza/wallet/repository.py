@@ -17,3 +17,12 @@ def lock_wallet(session: Session, wallet_id: uuid.UUID) -> Wallet:
     if wallet is None:
         raise UnknownWallet("no such wallet", wallet_id=str(wallet_id))
     return wallet
+
+
+def lock_owned_wallet(session: Session, *, user_id: uuid.UUID, wallet_id: uuid.UUID) -> Wallet:
+    """The user's wallet, locked for update; UnknownWallet for a missing wallet and for anyone
+    else's alike."""
+    wallet = lock_row(session, Wallet, wallet_id)
+    if wallet is None or wallet.user_id != user_id:
+        raise UnknownWallet("no such wallet", wallet_id=str(wallet_id))
+    return wallet

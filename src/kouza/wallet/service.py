@@ -59,7 +59,7 @@ from kouza.wallet.models import (
     Wallet,
     WalletStatus,
 )
-from kouza.wallet.repository import lock_wallet
+from kouza.wallet.repository import lock_owned_wallet, lock_wallet
 
 
 class WalletService:
@@ -490,10 +490,7 @@ class WalletService:
         return lock_wallet(session, wallet_id)
 
     def _lock_owned(self, session: Session, *, user: User, wallet_id: uuid.UUID) -> Wallet:
-        wallet = lock_row(session, Wallet, wallet_id)
-        if wallet is None or wallet.user_id != user.id:
-            raise UnknownWallet("no such wallet", wallet_id=str(wallet_id))
-        return wallet
+        return lock_owned_wallet(session, user_id=user.id, wallet_id=wallet_id)
 
     def _require_active(self, wallet: Wallet, *, incoming: bool = False) -> None:
         if wallet.status == WalletStatus.ACTIVE.value:
