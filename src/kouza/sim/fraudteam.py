@@ -48,6 +48,8 @@ class FraudTeam:
     def __init__(self, runner: FraudTeamPort) -> None:
         self.r = runner
         self.reported: set[str] = set()
+        self.notices_to: dict[int, int] = {}
+        """Citizen → notices of an attacker's doing they received so far."""
         self.seen_revocations: set[object] = set()
         self.reports_at_bank: dict[str, list[datetime]] = {}
         self.switched: dict[str, datetime] = {}
@@ -67,7 +69,11 @@ class FraudTeam:
         if found is None or found.group(1) in self.reported:
             return
         reference = found.group(1)
-        draw = random.Random(f"{self.r.scenario.seed}-notice-{citizen}-{reference}")
+        # the draw must not depend on the reference: the bank makes it up at random, so the
+        # same seed would not give the same world (the n-th notice of this citizen instead)
+        nth = self.notices_to.get(citizen, 0)
+        self.notices_to[citizen] = nth + 1
+        draw = random.Random(f"{self.r.scenario.seed}-notice-{citizen}-{nth}")
         if draw.random() >= RESPONDS:
             return
         self.reported.add(reference)
