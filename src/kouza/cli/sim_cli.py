@@ -45,10 +45,27 @@ def simulate_command(
         int,
         typer.Option(
             "--jobs",
-            help="Worlds (seed × profile) run at once, each in its own process "
-            "(default: CPUs, at most 4)",
+            help="Worlds (seed × profile × population shard) run at once, on a local Dask "
+            "cluster of this many worker processes; 1: in this process (default: CPUs, at most 4)",
         ),
     ] = max(1, min(4, os.cpu_count() or 1)),
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Run the worlds on the Dask cluster at this scheduler address "
+            "(tcp://host:8786) instead of a local one",
+        ),
+    ] = None,
+    population: Annotated[
+        int | None,
+        typer.Option(
+            "--population",
+            help="Honest wallet users in all (default: the scenario's population.honest_users); "
+            "beyond the attacked world's sample they run in honest worlds of "
+            "population.shard_size users",
+        ),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of the first world (default: the scenario's)")
     ] = None,
@@ -86,7 +103,9 @@ def simulate_command(
     from kouza.sim.scenario import load_scenario
 
     try:
-        _check_numbers(jobs=jobs, seeds=seeds, population_scale=population_scale)
+        _check_numbers(
+            jobs=jobs, seeds=seeds, population_scale=population_scale, population=population
+        )
         loaded = load_scenario(scenario)
         names = _profile_names(defences, ablation=ablation)
         first = loaded.seed if seed is None else seed
@@ -100,19 +119,21 @@ def simulate_command(
         ) as progress:
             tasks: dict[str, TaskID] = {}
 
-            def advance(world: str, done: int, total: int) -> None:
-                if world not in tasks:
-                    tasks[world] = progress.add_task(world, total=total)
-                progress.advance(tasks[world], done)
+            def advance(label: str, done: int, total: int) -> None:
+                if label not in tasks:
+                    tasks[label] = progress.add_task(label, total=total)
+                progress.update(tasks[label], total=total, advance=done)
 
             result = simulate(
                 loaded,
                 profiles=names,
                 seeds=list(range(first, first + seeds)),
                 population_scale=population_scale,
+                honest_users=population,
                 progress=advance,
                 export_events=export_events,
                 jobs=jobs,
+                scheduler=scheduler,
             )
         written = write_report(result, out)
     except KouzaError as exc:
@@ -124,9 +145,12 @@ def simulate_command(
         console.print(layers)
     seconds = time.perf_counter() - started
     operations = sum(profile.operations for profile in result.profiles)
+    worlds = sum(profile.worlds for profile in result.profiles)
+    honest = max((profile.honest_active_users for profile in result.profiles), default=0)
     console.print(
         f"{operations:,} operations through the real services in {seconds:.1f} s "
-        f"({operations / seconds:,.0f}/s), {len(result.profiles)} worlds"
+        f"({operations / seconds:,.0f}/s), {worlds} worlds, up to {honest:,} honest active "
+        "users per profile"
     )
     if population_scale != 1:
         console.print(
@@ -139,8 +163,12 @@ def simulate_command(
         console.print(f"wrote {export_events}")
 
 
-def _check_numbers(*, jobs: int, seeds: int, population_scale: float) -> None:
+def _check_numbers(
+    *, jobs: int, seeds: int, population_scale: float, population: int | None
+) -> None:
     """Refuse impossible counts with one line naming the option (before any work)."""
+    if population is not None and not 1 <= population <= 10_000_000:
+        raise fail(f"--population must be between 1 and 10,000,000 honest users, got {population}")
     if jobs < 1:
         raise fail(f"--jobs must be at least 1, got {jobs}")
     if seeds < 1:

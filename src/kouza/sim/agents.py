@@ -31,6 +31,8 @@ class FollowUp:
     """The operator's fraud team works its queue (playbook profiles)."""
     RETRY = "retry"
     """An attacker comes back to a victim after a refusal (adaptive, within its budget)."""
+    CONTROL = "control"
+    """The operator's switch from the attacked world, replayed in an honest one."""
 
 
 @dataclass

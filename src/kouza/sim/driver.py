@@ -49,7 +49,7 @@ from kouza.sim.adversary import Adversary
 from kouza.sim.agents import Account, Attempt, Device, Dynamic, FollowUp, NotFooled
 from kouza.sim.fraudteam import FraudTeam
 from kouza.sim.population import Citizen, Honest, Kind, Plan, Planned, ib_password
-from kouza.sim.results import STAGES, AttackerResult, ProfileResult
+from kouza.sim.results import STAGES, AttackerResult, ControlChange, ProfileResult
 from kouza.sim.scenario import Attacker
 from kouza.sim.world import REDIRECT_URI, World
 from kouza.wallet.models import Payment, Transfer, Wallet, WalletStatus
@@ -119,8 +119,11 @@ class Runner:
         card_key: rsa.RSAPrivateKey,
         ekyc: Any,
         merchants: list[tuple[uuid.UUID, str, str]],
+        controls: list[ControlChange] | None = None,
     ) -> None:
         self.plan = plan
+        self.controls = controls or []
+        """The attacked world's switches, replayed here (an honest world of the same run)."""
         self.world = world
         self.rt = world.rt
         self.scenario = plan.scenario
@@ -966,6 +969,8 @@ class Runner:
         done = 0
         end = self.scenario.start + timedelta(days=self.scenario.days)
         self.fraud_team.start()
+        for change in self.controls:
+            self.schedule(datetime.fromisoformat(change.at), FollowUp.CONTROL, data=change)
         with password_cost(time_cost=1, memory_cost=1024):
             while i < len(planned) or self.dynamic:
                 take_planned = not self.dynamic or (
@@ -1011,6 +1016,8 @@ class Runner:
             self.fraud_team.holder_says_not_me(follow.data)
         elif follow.kind == FollowUp.OPERATOR:
             self.fraud_team.work_queue(shift=follow.data == "shift")
+        elif follow.kind == FollowUp.CONTROL:
+            self.fraud_team.replay(follow.data)
         elif attempt is not None:
             self._as_attacker(attempt, lambda: self._follow_attack(follow.kind, attempt))
 

@@ -29,6 +29,7 @@ from kouza.linking.models import BankLink, BankLinkStatus
 from kouza.linking.reviews import reviews
 from kouza.sim.agents import Attempt, FollowUp
 from kouza.sim.ports import FraudTeamPort
+from kouza.sim.results import ControlChange
 from kouza.wallet.locks import locks
 
 REFERENCE = re.compile(r"reference (NM-[A-Z0-9]+)")
@@ -149,12 +150,24 @@ class FraudTeam:
             if active
             else "attack over: re-opened after review"
         )
+        at = self.r.world.clock.now().isoformat()
         for scope in (SwitchScope.BANK_CHARGES, SwitchScope.BANK_LINKS):
-            self.r.call(
-                lambda s, sc=scope: switches.set(  # type: ignore[misc]
-                    s, scope=sc, target=bank_code, active=active, actor=ACTOR, reason=why
-                )
+            change = ControlChange(at, scope.value, bank_code, active, why)
+            self.replay(change)
+            self.r.result.controls.append(change)
+
+    def replay(self, change: ControlChange) -> None:
+        """Set a switch as the team did (here, or in the attacked world of an honest one)."""
+        self.r.call(
+            lambda s: switches.set(
+                s,
+                scope=SwitchScope(change.scope),
+                target=change.target,
+                active=change.active,
+                actor=ACTOR,
+                reason=change.reason,
             )
+        )
 
     def _decide_reviews(self, now: datetime) -> None:
         with self.r.rt.db.session() as session:

@@ -183,7 +183,7 @@ def _pins(rng: np.random.Generator, count: int) -> list[str]:
     return pins
 
 
-def _citizens(scenario: Scenario, rng: np.random.Generator) -> list[Citizen]:
+def _citizens(scenario: Scenario, rng: np.random.Generator, shard: int = 0) -> list[Citizen]:
     citizens: list[Citizen] = []
     for bank in scenario.banks:
         n = bank.customers
@@ -195,7 +195,7 @@ def _citizens(scenario: Scenario, rng: np.random.Generator) -> list[Citizen]:
         numbers = rng.choice(np.arange(1_000_000, 10_000_000), size=n, replace=False)
         pins = _pins(rng, n)
         if scenario.population.pin_birth_share:
-            side = np.random.default_rng([scenario.seed, 2, len(citizens)])
+            side = np.random.default_rng([scenario.seed, 2, len(citizens), *_stream(shard)])
             birth_pins = side.random(n) < scenario.population.pin_birth_share
             for j in np.flatnonzero(birth_pins).tolist():
                 born = date(1940, 1, 1) + timedelta(days=int(births[j]))
@@ -238,17 +238,24 @@ EVEN_CAMPAIGNS = ("phishing_relay", "account_takeover", "verified_mule_market", 
 RELAYS_BANKING = ("phishing_relay", "verified_mule_market")
 
 
-def make_plan(scenario: Scenario) -> Plan:
+def _stream(shard: int) -> list[int]:
+    """What sets an honest world's random streams apart from the attacked world's (none for
+    shard 0, so the attacked world draws what it always drew)."""
+    return [1000, shard] if shard else []
+
+
+def make_plan(scenario: Scenario, shard: int = 0) -> Plan:
     """Draw the population and everyone's actions from the scenario's seed.
 
     Two random streams: the main one draws what the 2020 replay has always drawn (so its
     calibration stays put), a side stream (seeded from the same seed) draws everything added
     since — people's traits, device and phone changes, travel, rate changes, and the victims
-    of attacks on existing customers.
+    of attacks on existing customers. ``shard`` > 0 draws an honest world
+    (:func:`honest_world`'s scenario) from streams of its own.
     """
-    rng = np.random.default_rng(scenario.seed)
-    side = np.random.default_rng([scenario.seed, 14])
-    citizens = _citizens(scenario, rng)
+    rng = np.random.default_rng([scenario.seed, *_stream(shard)] if shard else scenario.seed)
+    side = np.random.default_rng([scenario.seed, 14, *_stream(shard)])
+    citizens = _citizens(scenario, rng, shard)
     pop = scenario.population
     start = scenario.start
     merchants = [
@@ -519,3 +526,36 @@ def _attack_times(
         when = scenario.start + timedelta(days=first + whole, hours=float(rng.uniform(low, high)))
         times.append((when, victim))
     return times
+
+
+def shard_sizes(scenario: Scenario, attacked_world_users: int) -> list[int]:
+    """Honest users in each additional world: what ``population.honest_users`` asks beyond the
+    attacked world's own sample, cut into worlds of at most ``shard_size`` (as even as can be).
+    Depends on the scenario and its seed only, never on how many processes run it."""
+    wanted = scenario.population.honest_users
+    extra = max(0, (wanted or 0) - attacked_world_users)
+    if extra == 0:
+        return []
+    count = -(-extra // scenario.population.shard_size)
+    return [extra // count + (1 if i < extra % count else 0) for i in range(count)]
+
+
+def honest_world(scenario: Scenario, users: int) -> Scenario:
+    """The scenario of an honest world of ``users`` wallet users: customers of the scenario's
+    banks in proportion to theirs (largest remainder), every one of them a wallet user, with the
+    same habits, merchants and dates, and no attacker. Its plan is drawn by
+    ``make_plan(world, shard)`` from streams of its own."""
+    weights = [bank.customers for bank in scenario.banks]
+    total = sum(weights)
+    exact = [users * weight / total for weight in weights]
+    counts = [int(share) for share in exact]
+    by_remainder = sorted(range(len(exact)), key=lambda i: (counts[i] - exact[i], i))
+    for i in by_remainder[: users - sum(counts)]:
+        counts[i] += 1
+    banks = [
+        bank.model_copy(update={"customers": count})
+        for bank, count in zip(scenario.banks, counts, strict=True)
+        if count
+    ]
+    population = scenario.population.model_copy(update={"wallet_share": 1.0, "honest_users": None})
+    return scenario.model_copy(update={"banks": banks, "attackers": [], "population": population})

@@ -174,11 +174,16 @@ def _seeds(result: SimulationResult) -> str:
 
 
 def _population(result: SimulationResult) -> str | None:
-    """The honest population's scale when the run was not at the scenario's size."""
-    if result.population_scale == 1:
-        return None
-    share = "" if result.wallet_share is None else f", wallet share {result.wallet_share:g}"
-    return f"honest population ×{result.population_scale:g}{share}"
+    """The honest population asked for (in how many worlds), and its scale when the run was
+    not at the scenario's size."""
+    parts = []
+    if result.honest_users is not None:
+        worlds = max((world.worlds for world in result.profiles), default=1)
+        parts.append(f"{result.honest_users:,} honest users in {worlds} worlds")
+    if result.population_scale != 1:
+        share = "" if result.wallet_share is None else f", wallet share {result.wallet_share:g}"
+        parts.append(f"honest population ×{result.population_scale:g}{share}")
+    return ", ".join(parts) or None
 
 
 def run_label(result: SimulationResult) -> str:
@@ -980,6 +985,7 @@ def results_data(result: SimulationResult) -> dict[str, Any]:
         "seeds": list(result.seeds),
         "population_scale": result.population_scale,
         "wallet_share": result.wallet_share,
+        "honest_users": result.honest_users,
         "start": result.start,
         "days": result.days,
         "bank_names": result.bank_names,

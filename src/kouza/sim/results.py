@@ -86,6 +86,34 @@ class AttackerResult:
     """Attempts that moved money out of a victim (linked and charged, took over, or pushed)."""
 
 
+@dataclass(frozen=True)
+class ControlChange:
+    """An operator action that reaches every customer, not one wallet: a kill switch turned on
+    or off. Recorded in the attacked world; replayed at the same moment in its honest worlds
+    (ADR 0030), where no attack could have caused it."""
+
+    at: str
+    """When (ISO 8601, the simulated clock)."""
+    scope: str
+    target: str
+    active: bool
+    reason: str
+
+
+HONEST_COUNTS = (
+    "honest_active_users",
+    "honest_operations",
+    "honest_step_ups",
+    "honest_reviews",
+    "honest_blocks",
+    "false_locks",
+    "honest_link_refusals",
+    "honest_link_attempters",
+    "operations",
+)
+"""The counts an honest world adds to its attacked world's (:meth:`ProfileResult.absorb`)."""
+
+
 @dataclass
 class ProfileResult:
     """One defence profile's run."""
@@ -145,6 +173,31 @@ class ProfileResult:
     cpu_seconds: float = 0.0
     """CPU time of this profile's process during the run, every thread (the bank's endpoints
     run in FastAPI's worker threads): what the operations cost, whatever else the machine ran."""
+    controls: list[ControlChange] = field(default_factory=list)
+    """The operator's switches in this world, in order (the attacked world's are replayed in
+    the honest worlds)."""
+    worlds: int = 1
+    """Worlds measured together: the attacked world and the honest worlds absorbed into it."""
+
+    def absorb(self, honest: ProfileResult) -> None:
+        """Add an honest world of the same seed and profile to this attacked world's figures:
+        its honest counts, friction and delays (its users are other people, so users add up);
+        the attack figures stay this world's. An honest world that lost money is a bug."""
+        if honest.loss_yen or honest.attack_attempts or honest.victims:
+            raise ValueError(f"honest world of {honest.profile} lost money or was attacked")
+        for name in HONEST_COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(honest, name))
+        for mine, theirs in (
+            (self.honest_refusals, honest.honest_refusals),
+            (self.friction_users, honest.friction_users),
+            (self.friction_events, honest.friction_events),
+        ):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count
+        self.time_to_money_hours.extend(honest.time_to_money_hours)
+        self.seconds += honest.seconds
+        self.cpu_seconds += honest.cpu_seconds
+        self.worlds += honest.worlds
 
     @property
     def detection_delay_median_hours(self) -> float | None:
@@ -186,6 +239,7 @@ class ProfileResult:
             "friction": self.friction(),
             "net_loss_yen": self.net_loss_yen,
             "attacks_succeeded": sum(a.succeeded for a in self.attackers),
+            "worlds": self.worlds,
         }
 
     def friction(self) -> dict[str, Any]:
@@ -253,6 +307,9 @@ class SimulationResult:
     """Factor applied to the scenario's honest population (``population.wallet_share``)."""
     wallet_share: float | None = None
     """The share of bank customers who used the wallet in this run (after the scale)."""
+    honest_users: int | None = None
+    """The honest users the run was asked to carry in all (``population.honest_users``, after
+    the scale; None: the attacked world's sample alone)."""
 
     def by_profile(self) -> dict[str, list[ProfileResult]]:
         """Profile name → its worlds in seed order, profiles in run order."""
@@ -286,6 +343,7 @@ class SimulationResult:
             "seeds": list(self.seeds),
             "population_scale": self.population_scale,
             "wallet_share": self.wallet_share,
+            "honest_users": self.honest_users,
             "start": self.start,
             "days": self.days,
             "profiles": {
