@@ -88,6 +88,8 @@ def create_bank_app(runtime: BankRuntime) -> FastAPI:
         "`{error, error_description}`.",
         max_body_size=runtime.settings.max_request_body_bytes,
         www_authenticate=WWW_AUTHENTICATE,
+        metrics=runtime.metrics if runtime.settings.metrics else None,
+        access_log=runtime.settings.access_log,
     )
     app.state.bank_runtime = runtime
     app.add_exception_handler(
