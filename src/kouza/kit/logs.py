@@ -80,7 +80,8 @@ _PATTERNS = (
     (re.compile(rf"(?i)\b({_SECRET_NAME})=[^&\s\"',;]+"), rf"\1={REDACTED}"),
     (re.compile(rf"(?i)\"({_SECRET_NAME})\"(\s*:\s*)\"[^\"]*\""), rf'"\1"\2"{REDACTED}"'),
 )
-_DROPPED = ("color_message", "_from_structlog", "_record")
+_DROPPED = ("color_message", "message", "_from_structlog", "_record")
+"""Copies of the event (uvicorn's coloured one, the formatter's) and structlog's internals."""
 
 
 def is_secret_key(key: str) -> bool:

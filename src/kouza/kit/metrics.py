@@ -43,7 +43,7 @@ from prometheus_client.registry import Collector
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """Where the server processes of one ``kouza serve --workers N`` keep their metric files."""
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-"""The media type of :meth:`Metrics.exposition` (Prometheus text format 0.0.4)."""
+"""The media type of :meth:`Metrics.exposition` (Prometheus text exposition format)."""
 DURATION_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Request duration buckets (seconds): the API's work is milliseconds, a bank call tens."""
 UNMATCHED_ROUTE = "unmatched"
