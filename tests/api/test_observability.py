@@ -19,6 +19,7 @@ from kouza.identity.service import identity
 from kouza.kit.logs import configure_logging, mask, redact_secrets, reset_logging
 from kouza.kit.metrics import sample_value
 from kouza.kit.notify import MemoryMailbox
+from kouza.kit.outbox import OutboxMessage
 from kouza.kit.tracing import otlp_endpoint
 from kouza.runtime import Runtime
 from kouza.wallet.locks import locks
@@ -124,8 +125,6 @@ def test_gauges_show_kill_switches_and_locked_wallets(
 
 
 def test_outbox_backlog_counts_undelivered_messages(api: TestClient, rt: Runtime) -> None:
-    from kouza.kit.outbox import OutboxMessage
-
     with rt.db.unit_of_work() as session:
         for channel in ("email", "email", "sms"):
             session.add(

@@ -187,6 +187,12 @@ def configure_logging(
         logger = logging.getLogger(name)  # uvicorn's own handlers would print them unmasked
         logger.handlers.clear()
         logger.propagate = True
+    # SQLAlchemy logs every statement at INFO and every row at DEBUG: statements (parameters
+    # hidden, kouza.kit.db) only when DEBUG is asked for, rows never — a row can hold what
+    # must not leave the database; SQL is in the traces
+    sql = logging.INFO if level == "DEBUG" else logging.WARNING
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    logging.getLogger("sqlalchemy.engine").setLevel(sql)
 
 
 def reset_logging() -> None:
@@ -196,6 +202,8 @@ def reset_logging() -> None:
         logging.getLogger().removeHandler(_handler)
         _handler = None
     logging.getLogger().setLevel(logging.WARNING)
+    for name in ("sqlalchemy", "sqlalchemy.engine"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -33,6 +33,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -48,6 +49,8 @@ DURATION_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 """Request duration buckets (seconds): the API's work is milliseconds, a bank call tens."""
 UNMATCHED_ROUTE = "unmatched"
 """The route label of a request no route matched (a 404): never its raw path."""
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no ``*_created`` series: they would double every family's size
 
 GaugeRows = Iterable[tuple[Sequence[str], float]]
 """What a scrape-time reader returns: one (label values, value) per series."""

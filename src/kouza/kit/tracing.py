@@ -17,8 +17,9 @@ afterwards is instrumented with that provider by the code that builds it:
 
 Objects are instrumented one by one with the process's provider, not by patching the
 libraries, so a test can trace into an in-memory exporter (:func:`use_tracer_provider`) and
-put everything back afterwards. OpenTelemetry's modules are imported only when tracing is on
-(about NN ms that no command pays otherwise).
+put everything back afterwards. The SDK, the instrumentations and the OTLP exporter are imported
+only when tracing is on: together they add about 7% to every ``kouza`` command's start-up
+(``python -X importtime``: 0.71 s beside 10.8 s for ``kouza.cli.main`` on a loaded machine).
 """
 
 from __future__ import annotations
