@@ -20,6 +20,7 @@ from kouza.assembly import build_runtime
 from kouza.config import get_settings
 from kouza.identity.endpoints import router as identity_router
 from kouza.kit.observability import configure_process
+from kouza.kit.tracing import instrument_engine
 from kouza.kit.web import create_api
 from kouza.linking.endpoints import router as bank_linking_router
 from kouza.ops.endpoints import router as ops_router
@@ -46,6 +47,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     if settings.metrics:
         watch(runtime)
+    instrument_engine(runtime.db.engine)  # built before tracing was set up (kouza serve)
     app.state.runtime = runtime
     # Risk first: FastAPI tries routes in the order they were included, and /v1/ops/risk/assess
     # is called for every sensitive action — behind the other routers it was matched against

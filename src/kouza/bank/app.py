@@ -23,6 +23,7 @@ from kouza.bank.oauth.errors import InvalidRequest, OAuthError
 from kouza.bank.oauth_endpoints import oauth_router
 from kouza.bank.runtime import BankRuntime
 from kouza.errors import KouzaError
+from kouza.kit.tracing import instrument_engine
 from kouza.kit.web import (
     create_api,
     describe_validation,
@@ -92,6 +93,7 @@ def create_bank_app(runtime: BankRuntime) -> FastAPI:
         access_log=runtime.settings.access_log,
     )
     app.state.bank_runtime = runtime
+    instrument_engine(runtime.db.engine)  # built before tracing was set up (kouza bank serve)
     app.add_exception_handler(
         KouzaError, _oauth_on_oauth_routes(kouza_error_handler(WWW_AUTHENTICATE))
     )
