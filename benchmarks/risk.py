@@ -282,7 +282,8 @@ def _serve_and_drive(
             "--timeout-keep-alive",
             "60",
         ],
-        env=environment,
+        # --no-access-log: uvicorn's line; kouza's own access line (kouza.kit.observability)
+        env=environment | {"KOUZA_ACCESS_LOG": "false"},
         start_new_session=True,
     )
     try:

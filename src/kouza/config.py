@@ -24,6 +24,7 @@ class Settings(BaseServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="KOUZA_")
     DATABASE_FILE: ClassVar[str] = "kouza.db"
+    SERVICE_NAME: ClassVar[str] = "kouza-wallet"
     SECRET_FILE: ClassVar[str] = "secret.key"
 
     env: Literal["development", "production"] = "development"

@@ -1,5 +1,6 @@
-"""``kouza serve --workers N``: several server processes sharing the database and the risk
-feature store, each built by ``kouza.api.app:serve_app`` — a real subprocess on a free port."""
+"""``kouza serve --workers N``: several server processes sharing the database, the risk
+feature store and their metrics, each built by ``kouza.api.app:serve_app`` — a real subprocess
+on a free port."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from kouza.assembly import build_runtime
 from kouza.config import Settings
 from kouza.controls.models import OperatorRole
 from kouza.controls.service import controls
+from kouza.kit.metrics import sample_value
 from kouza.kit.migrate import upgrade
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.models import RiskDecisionRecord
@@ -41,7 +43,9 @@ def test_two_workers_share_the_risk_windows(tmp_path: Path) -> None:
         "KOUZA_SECRET_KEY": "s" * 32,
         "KOUZA_RISK_FEATURE_STORE": redis_url,
         "KOUZA_RISK_FEATURE_PREFIX": prefix,
+        "TMPDIR": str(tmp_path / "tmp"),  # where the serve command makes its metrics directory
     }
+    (tmp_path / "tmp").mkdir()
     runtime = build_runtime(
         Settings(var_dir=tmp_path, secret_key="s" * 32),
         database_url=environment["KOUZA_DATABASE_URL"],
@@ -111,9 +115,33 @@ def test_two_workers_share_the_risk_windows(tmp_path: Path) -> None:
         assert any(client.scan_iter(f"{prefix}*"))  # the windows live in Redis, not a worker
         with runtime.db.session() as session:
             assert session.scalar(select(func.count()).select_from(RiskDecisionRecord)) == 6
+        _metrics_add_up_every_worker(base, tmp_path / "tmp", outcomes)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         runtime.db.dispose()
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
+    assert not list((tmp_path / "tmp").glob("kouza-metrics-*"))  # removed when it stopped
+
+
+def _metrics_add_up_every_worker(base: str, tmp: Path, outcomes: list[str]) -> None:
+    """Whichever worker answers /metrics, it reports every worker's requests."""
+    (directory,) = tmp.glob("kouza-metrics-*")
+    health = {"method": "GET", "route": "/health", "status": "200"}
+    before = httpx.get(f"{base}/metrics", timeout=10).text
+    sent = int(sample_value(before, "kouza_http_requests_total", health) or 0)  # start-up polls
+    while len(list(directory.glob("counter_*.db"))) < 2 or sent < 12:
+        assert sent < 400, "the kernel never gave the second worker a request"
+        answer = httpx.get(f"{base}/health", headers={"Connection": "close"}, timeout=10)
+        assert answer.status_code == 200
+        sent += 1
+    assess = {"method": "POST", "route": "/v1/ops/risk/assess", "status": "200"}
+    for _ in range(6):
+        text = httpx.get(f"{base}/metrics", headers={"Connection": "close"}, timeout=10).text
+        assert sample_value(text, "kouza_http_requests_total", health) == sent
+        assert sample_value(text, "kouza_http_requests_total", assess) == 6
+        for outcome in set(outcomes):
+            labels = {"event": "link_attempt", "outcome": outcome}
+            counted = sample_value(text, "kouza_risk_decisions_total", labels)
+            assert counted == outcomes.count(outcome), (outcome, counted, outcomes)

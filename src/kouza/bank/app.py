@@ -23,6 +23,7 @@ from kouza.bank.oauth.errors import InvalidRequest, OAuthError
 from kouza.bank.oauth_endpoints import oauth_router
 from kouza.bank.runtime import BankRuntime
 from kouza.errors import KouzaError
+from kouza.kit.tracing import instrument_engine
 from kouza.kit.web import (
     create_api,
     describe_validation,
@@ -88,8 +89,11 @@ def create_bank_app(runtime: BankRuntime) -> FastAPI:
         "`{error, error_description}`.",
         max_body_size=runtime.settings.max_request_body_bytes,
         www_authenticate=WWW_AUTHENTICATE,
+        metrics=runtime.metrics if runtime.settings.metrics else None,
+        access_log=runtime.settings.access_log,
     )
     app.state.bank_runtime = runtime
+    instrument_engine(runtime.db.engine)  # built before tracing was set up (kouza bank serve)
     app.add_exception_handler(
         KouzaError, _oauth_on_oauth_routes(kouza_error_handler(WWW_AUTHENTICATE))
     )

@@ -129,6 +129,7 @@ class LegacyLinking:
             raise LegacyFormNotOffered("this bank links accounts only through its OAuth flow")
         _validate(form)
         now = bank_runtime_of(session).now()
+        bank_runtime_of(session).metrics.legacy_link_attempts.inc(bank=bank.code)
         if self._blocked(session, bank, source, now):
             self._record(session, bank, client, form, source, None, AttemptOutcome.SOURCE_BLOCKED)
             raise SourceBlocked(
@@ -300,6 +301,9 @@ class LegacyLinking:
         account: Account | None,
         outcome: AttemptOutcome,
     ) -> None:
+        if outcome is not AttemptOutcome.LINKED:
+            metrics = bank_runtime_of(session).metrics
+            metrics.legacy_link_refusals.inc(bank=bank.code, reason=outcome.value)
         session.add(
             LinkAttempt(
                 bank_id=bank.id,

@@ -21,6 +21,7 @@ class BankSettings(BaseServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="KOUZA_BANK_")
     DATABASE_FILE: ClassVar[str] = "bank.db"
+    SERVICE_NAME: ClassVar[str] = "kouza-bank"
     SECRET_FILE: ClassVar[str] = "bank-secret.key"
 
     issuer: str = "https://bank.kouza.test"

@@ -45,7 +45,7 @@ from kouza.bank.models import (
 )
 from kouza.bank.notices import notify_holder
 from kouza.bank.runtime import bank_runtime_of
-from kouza.errors import IdempotencyConflict, IdempotencyInFlight
+from kouza.errors import IdempotencyConflict, IdempotencyInFlight, KouzaError
 from kouza.kit.idempotency import request_hash, validate_key
 from kouza.kit.locking import lock_row
 
@@ -90,6 +90,22 @@ class Transfers:
         self, session: Session, *, client: OperatorClient, request: TransferRequest
     ) -> TransferResult:
         """Run a debit or credit once per idempotency key (replay or 409 on reuse)."""
+        if request.kind is not TransferKind.DEBIT:
+            return self._execute(session, client=client, request=request)
+        metrics = bank_runtime_of(session).metrics
+        try:
+            result = self._execute(session, client=client, request=request)
+        except KouzaError as refusal:
+            metrics.debits.inc(outcome=refusal.code)
+            raise
+        metrics.debits.inc(outcome="replayed" if result.replayed else "executed")
+        if not result.replayed:
+            metrics.debited_yen.inc(request.amount)
+        return result
+
+    def _execute(
+        self, session: Session, *, client: OperatorClient, request: TransferRequest
+    ) -> TransferResult:
         _validate(request)
         earlier = self._by_key(session, client, request.idempotency_key)
         if earlier is not None:

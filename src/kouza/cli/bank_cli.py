@@ -30,6 +30,7 @@ from kouza.bank.runtime import BankRuntime
 from kouza.bank.seed import SeedReport, seed_banks
 from kouza.bank.settings import BankSettings
 from kouza.cli.common import console, fail, reports_errors
+from kouza.kit.observability import configure_process
 
 app = typer.Typer(
     help="The simulated bank system (its own database and API).", no_args_is_help=True
@@ -58,7 +59,16 @@ def serve(
         console.print(
             f"[bold]kouza bank[/] API on http://{host}:{port}  (docs: /docs, database: {url})"
         )
-        uvicorn.run(create_bank_app(runtime), host=host, port=port, log_level="info")
+        settings = runtime.settings
+        configure_process(settings)  # logs (KOUZA_BANK_LOG_FORMAT) and traces
+        uvicorn.run(
+            create_bank_app(runtime),
+            host=host,
+            port=port,
+            log_config=None,  # ours: masked, with the request id
+            access_log=False,  # ours: the route template, not the raw path
+            log_level=settings.log_level.lower(),
+        )
 
 
 @app.command()

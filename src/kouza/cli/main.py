@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -22,7 +23,9 @@ from kouza.cli import (
     wallets_cli,
 )
 from kouza.cli.common import console, fail, runtime
+from kouza.kit.metrics import shared_between_processes
 from kouza.kit.migrate import current
+from kouza.kit.observability import configure_process
 
 app = typer.Typer(
     name="kouza",
@@ -61,11 +64,19 @@ def serve(
             min=1, help="Server processes (more than one needs a shared risk feature store)"
         ),
     ] = 1,
-    access_log: Annotated[bool, typer.Option(help="Log every request")] = True,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(help="One log line per request (default: KOUZA_ACCESS_LOG, on)"),
+    ] = None,
 ) -> None:
-    """Serve the wallet API (OpenAPI docs at /docs) on the configured database."""
+    """Serve the wallet API (OpenAPI docs at /docs, metrics at /metrics) on the configured
+    database. Logs go to stderr (KOUZA_LOG_FORMAT: json or console)."""
     rt = runtime()  # configured and migrated here, once, before any worker starts
-    store = rt.settings.risk_feature_store
+    settings = rt.settings
+    if access_log is not None:
+        settings.access_log = access_log
+        os.environ["KOUZA_ACCESS_LOG"] = str(access_log).lower()  # what the workers read
+    store = settings.risk_feature_store
     if workers > 1 and store == "memory":
         raise fail(
             "several workers need a shared risk feature store, or each would see only "
@@ -78,21 +89,27 @@ def serve(
         f"database: {rt.db.dialect} {rt.db.engine.url.render_as_string(hide_password=True)}, "
         f"workers: {workers}, risk features: {'memory' if store == 'memory' else 'shared'})"
     )
+    configure_process(settings)
+    # uvicorn's own logging set-up and access lines are off: ours mask secrets and name the
+    # route template, not the raw path (kouza.kit.observability)
+    level = settings.log_level.lower()
     if workers == 1:
         app = create_app(rt)
         settle_heap()
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, log_level=level)
         return
     rt.db.dispose()
-    uvicorn.run(
-        "kouza.api.app:serve_app",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=access_log,
-    )
+    with shared_between_processes():  # /metrics adds up every worker's counters
+        uvicorn.run(
+            "kouza.api.app:serve_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            log_level=level,
+        )
 
 
 @db_app.command("upgrade")

@@ -91,17 +91,29 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for ``url`` with kouza's dialect settings applied."""
+    """An engine for ``url`` with kouza's dialect settings applied. Statement parameters never
+    appear in its log lines or error messages (``hide_parameters``): they carry hashes,
+    encrypted tokens and personal data, and an error message ends up in a log."""
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            url,
+            echo=echo,
+            hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": 30},
         )
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # no pre-ping: it would cost a round trip per unit of work; recycle stale connections instead
-    return create_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_recycle=1800)
+    return create_engine(
+        url,
+        echo=echo,
+        hide_parameters=True,
+        pool_size=20,
+        max_overflow=20,
+        pool_recycle=1800,
+    )
 
 
 def add_unique(session: Session, row: object, error: KouzaError) -> None:

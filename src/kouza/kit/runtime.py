@@ -25,8 +25,10 @@ from sqlalchemy.orm import Session
 
 from kouza.kit.clock import Clock, SystemClock
 from kouza.kit.db import Database, make_engine
+from kouza.kit.metrics import Metrics
 from kouza.kit.notify import Sender
 from kouza.kit.settings import BaseServiceSettings
+from kouza.kit.tracing import instrument_engine
 
 SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
 
@@ -43,6 +45,8 @@ class BaseRuntime(Generic[SettingsT]):
     clock: Clock = field(default_factory=SystemClock)
     senders: dict[str, Sender] = field(default_factory=dict)
     secret: bytes = b""
+    metrics: Metrics = field(default_factory=Metrics)
+    """What this system counts (each system declares its counters on a subclass)."""
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -61,6 +65,7 @@ class BaseRuntime(Generic[SettingsT]):
         under :attr:`SESSION_KEY`, and ``after_commit`` hooks run after each commit."""
         self.db = Database(make_engine(url), info={self.SESSION_KEY: self})
         self.db.after_commit_hooks.extend(after_commit)
+        instrument_engine(self.db.engine)  # a span per statement when this process traces
 
 
 def runtime_in(session: Session, key: str = BaseRuntime.SESSION_KEY) -> BaseRuntime[Any]:

@@ -5,14 +5,16 @@ The wallet's ``kouza.config.Settings`` (``KOUZA_*``) and the bank's
 :class:`BaseServiceSettings`, each with its own ``env_prefix`` and file names, so the two systems
 read separate variables from the environment and the same optional ``.env`` file, yet resolve
 their database URL and secret the same way: SQLite under ``var_dir`` by default, and a random
-secret created once in ``var_dir`` so that restarts keep signed tokens valid.
+secret created once in ``var_dir`` so that restarts keep signed tokens valid. They also share
+how a server process is observed (logs, metrics, traces: ``docs/observability.md``), so
+``KOUZA_LOG_FORMAT`` and ``KOUZA_BANK_LOG_FORMAT`` mean the same thing for each system.
 """
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,12 +29,44 @@ class BaseServiceSettings(BaseSettings):
     """The SQLite file under ``var_dir`` used when ``database_url`` is empty."""
     SECRET_FILE: ClassVar[str]
     """The file under ``var_dir`` keeping the generated secret when ``secret_key`` is empty."""
+    SERVICE_NAME: ClassVar[str]
+    """The system's name in traces (OpenTelemetry ``service.name``)."""
 
     var_dir: Path = Path("var")
     database_url: str = ""
     secret_key: str = ""
     max_request_body_bytes: int = Field(default=64 * 1024, gt=0)
     """Larger request bodies are refused with 413 before they are read."""
+
+    # Observability of the server processes (kouza.kit.logs, .metrics, .tracing)
+    log_format: Literal["json", "console"] = Field(
+        default="json",
+        description="How the server writes its log lines to stderr: one JSON object per line "
+        "(for a log pipeline) or an aligned human line. Other commands print for a person.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="The lowest level a server logs (every logger)."
+    )
+    access_log: bool = Field(
+        default=True,
+        description="One log line per request: method, route template, status, duration, "
+        "request id (never the raw path or query, which may carry ids or codes).",
+    )
+    metrics: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics at /metrics (requests per route, the system's own "
+        "counters). Expose it to the monitoring network only.",
+    )
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none",
+        description="Where OpenTelemetry traces go: nowhere (nothing is instrumented), to "
+        "stderr as JSON, or over OTLP/HTTP to a collector at otel_endpoint.",
+    )
+    otel_endpoint: str = Field(
+        default="",
+        description="The OTLP/HTTP collector: a base URL (http://collector:4318, /v1/traces is "
+        "added) or the full traces URL; empty uses OTEL_EXPORTER_OTLP_* or localhost:4318.",
+    )
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under ``var_dir``."""

@@ -32,6 +32,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kouza.errors import KouzaError
 from kouza.kit import idempotency, text
+from kouza.kit.logs import REQUEST_ID_HEADER, current_request_id
+from kouza.kit.metrics import Metrics
+from kouza.kit.observability import observe, route_of
 from kouza.kit.openapi import PROBLEM_JSON, document_problems
 from kouza.kit.runtime import BaseRuntime
 
@@ -254,14 +257,21 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
-    """A bug: 500 as a problem with no detail of the failure (it is logged, not returned)."""
+    """A bug: 500 as a problem with no detail of the failure (it is logged, not returned,
+    under the request id the answer carries)."""
     _log.error(
         "unhandled error on %s %s",
         request.method,
-        request.url.path,
+        route_of(request.scope),
         exc_info=(type(exc), exc, exc.__traceback__),
     )
-    return problem_response(500, "internal_error", "internal error; it has been logged")
+    request_id = current_request_id()
+    return problem_response(
+        500,
+        "internal_error",
+        "internal error; it has been logged",
+        headers={REQUEST_ID_HEADER: request_id} if request_id else None,
+    )
 
 
 def install_error_handlers(app: FastAPI, *, www_authenticate: str) -> None:
@@ -394,11 +404,20 @@ def _unsafe_location(scope: Scope) -> tuple[str, str] | None:
 
 
 def create_api(
-    *, title: str, version: str, description: str, max_body_size: int, www_authenticate: str
+    *,
+    title: str,
+    version: str,
+    description: str,
+    max_body_size: int,
+    www_authenticate: str,
+    metrics: Metrics | None = None,
+    access_log: bool = True,
 ) -> FastAPI:
     """A FastAPI app with kouza's conventions: problem-details errors documented on every
     operation, request bodies capped at ``max_body_size`` bytes (413 before the excess is
-    read), and Swagger UI / ReDoc served from the app's own assets (no CDN)."""
+    read), Swagger UI / ReDoc served from the app's own assets (no CDN), and observed
+    (:func:`kouza.kit.observability.observe`: request ids, ``metrics`` at ``/metrics``, access
+    lines, traces) — outermost, so that refusals before routing are counted too."""
     app = FastAPIOffline(
         title=title, version=version, description=description, static_url=DOCS_ASSETS
     )
@@ -406,4 +425,5 @@ def create_api(
     app.add_middleware(RefuseUnsafeText)
     install_error_handlers(app, www_authenticate=www_authenticate)
     document_problems(app)
+    observe(app, metrics=metrics, access_log=access_log)
     return app

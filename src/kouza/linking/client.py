@@ -21,7 +21,10 @@ accepts on the legacy form and legacy links only. Answers are sorted into three 
 * no answer (timeout, connection error, 5xx, or the bank's own "still in flight" 409):
   :class:`~kouza.linking.errors.BankUnavailable` — the bank may or may not have acted.
 
-Secrets (PIN, account number) travel only in request bodies and are never logged here.
+Secrets (PIN, account number) travel only in request bodies and are never logged here. Every
+call made while serving a request carries that request's ``X-Request-ID``, so the bank's log
+lines for it carry the wallet's id, and, when the process traces, a ``traceparent`` header that
+makes the bank's server span a child of the wallet's client span (``kouza.kit.tracing``).
 
 For ``oauth`` banks (ADR 0013) the same client speaks OAuth: discovery (RFC 8414), the pushed
 authorization request and the code exchange with ``private_key_jwt`` (RFC 7523), and debits and
@@ -43,6 +46,8 @@ from joserfc.jwk import ECKey
 
 from kouza.config import Settings
 from kouza.errors import KouzaError
+from kouza.kit.logs import carry_request_id
+from kouza.kit.tracing import instrument_http_client
 from kouza.linking.errors import (
     AccountAlreadyLinked,
     BankLinkRefused,
@@ -169,7 +174,8 @@ class BankClient:
         client_secret: str = "",
         signer: Signer | None = None,
     ) -> None:
-        self.http = http
+        self.http = carry_request_id(http)
+        instrument_http_client(http)
         self._auth = httpx.BasicAuth(client_id, client_secret)
         self.signer = signer
         """Signs a ``private_key_jwt`` assertion per call; None: the legacy client secret."""

@@ -153,12 +153,19 @@ def require_room(session: Session, wallet: Wallet) -> None:
         )
 
 
+LEGACY_METHOD = "legacy"
+"""The ``method`` label of links made through a bank's legacy form."""
+
+
 class LinkService:
     """Link accounts through the legacy form; list links."""
 
     def link_legacy(self, session: Session, caller: Caller, form: LegacyLinkInput) -> BankLink:
         """Link a bank account through its legacy form, under kouza's policy."""
         event = self._event(session, caller, form)
+        metrics = runtime_of(session).metrics
+        bank = metrics.bank(form.bank_code)
+        metrics.link_attempts.inc(bank=bank, method=LEGACY_METHOD)
         try:
             link = self._link(session, caller, form, event)
         except KouzaError as refusal:
@@ -166,9 +173,11 @@ class LinkService:
             # nothing else is written before a refusal but a spent device challenge or a lock
             policy.record(session, replace(event, outcome=refusal.code), refusal=refusal)
             refusal.keep_changes = True
+            metrics.link_refusals.inc(bank=bank, method=LEGACY_METHOD, reason=refusal.code)
             raise
         policy.record(session, event)
         policy.record(session, replace(event, type=EventType.LINK_CREATED))
+        metrics.links_created.inc(bank=bank, method=LEGACY_METHOD)
         return link
 
     def _event(self, session: Session, caller: Caller, form: LegacyLinkInput) -> RiskEvent:

@@ -222,7 +222,17 @@ class MovementService:
                 snapshot.failure or "the bank refused this movement",
                 movement_id=str(snapshot.movement_id),
             )
-        return self._answer(runtime, self._call_and_settle(runtime, snapshot))
+        answer = self._answer(runtime, self._call_and_settle(runtime, snapshot))
+        held = answer.review == ReviewStatus.HELD.value
+        self._count(runtime, snapshot.direction, snapshot.event.bank, "held" if held else "posted")
+        return answer
+
+    def _count(
+        self, runtime: Runtime, direction: MovementDirection, bank_code: str, outcome: str
+    ) -> None:
+        metrics = runtime.metrics
+        family = metrics.topups if direction is MovementDirection.DEBIT else metrics.withdrawals
+        family.inc(bank=metrics.bank(bank_code), outcome=outcome)
 
     def _answer(self, runtime: Runtime, movement: BankMovement) -> BankMovementRead:
         """What the request answers, and what a retry of it replays."""
@@ -248,6 +258,7 @@ class MovementService:
         with runtime.db.unit_of_work() as session:
             event = self._event(session, request)
             policy.record(session, replace(event, outcome=refusal.code), refusal=refusal)
+        self._count(runtime, request.direction, event.bank, "refused")
 
     def _record(self, session: Session, request: MoveRequest, event: RiskEvent) -> BankMovement:
         caller = request.caller
@@ -435,6 +446,7 @@ class MovementService:
                 session, snapshot.movement_id, transfer=None, failure=f"{code}: {refusal.message}"
             )
             policy.record(session, replace(snapshot.event, outcome=code))
+        self._count(runtime, snapshot.direction, snapshot.event.bank, "refused")
         raise MovementRefused(
             refusal.message, bank_error=code, movement_id=str(snapshot.movement_id)
         )
@@ -445,6 +457,7 @@ class MovementService:
             if movement is not None and movement.status == MovementStatus.PENDING.value:
                 movement.status = MovementStatus.UNKNOWN.value
             policy.record(session, replace(snapshot.event, outcome="bank_no_answer"))
+        self._count(runtime, snapshot.direction, snapshot.event.bank, "unknown")
         raise BankOutcomeUnknown(
             "the bank did not answer; the money is held until it does: retry with the same "
             "Idempotency-Key, or reconciliation will settle it",

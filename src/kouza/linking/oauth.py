@@ -118,6 +118,10 @@ def _state_hash(session: Session, state: str) -> str:
     return keyed_hash(runtime_of(session).secret, state, purpose=_STATE_PURPOSE)
 
 
+OAUTH_METHOD = "oauth"
+"""The ``method`` label of links made through a bank's OAuth flow."""
+
+
 class OAuthLinkService:
     """Start and complete links through a bank's OAuth flow."""
 
@@ -136,12 +140,16 @@ class OAuthLinkService:
         identity only when ``link_name_match`` is off: the 2020 wallets that replay the JBA
         guideline sent what their user declared, and kouza never does."""
         event = self._event(session, caller, bank_code)
+        metrics = runtime_of(session).metrics
+        bank = metrics.bank(bank_code)
+        metrics.link_attempts.inc(bank=bank, method=OAUTH_METHOD)
         try:
             return self._start(session, caller, bank_code, event, declared)
         except KouzaError as refusal:
             # as for legacy links: a refused attempt is evidence and commits with its event
             policy.record(session, replace(event, outcome=refusal.code), refusal=refusal)
             refusal.keep_changes = True
+            metrics.link_refusals.inc(bank=bank, method=OAUTH_METHOD, reason=refusal.code)
             raise
 
     def _start(
@@ -256,6 +264,8 @@ class OAuthLinkService:
         """Check the bank's answer against the flow, exchange the code, store the link."""
         flow = self._pending_flow(session, caller, callback.state)
         event = self._event(session, caller, flow.bank_code)
+        metrics = runtime_of(session).metrics
+        bank = metrics.bank(flow.bank_code)
         try:
             link = self._complete(session, caller, flow, callback)
         except KouzaError as refusal:
@@ -263,11 +273,13 @@ class OAuthLinkService:
             self._finish(session, flow, OAuthFlowStatus.FAILED, failure=refusal.code)
             policy.record(session, replace(event, outcome=refusal.code))
             refusal.keep_changes = True
+            metrics.link_refusals.inc(bank=bank, method=OAUTH_METHOD, reason=refusal.code)
             raise
         self._finish(session, flow, OAuthFlowStatus.COMPLETED, link_id=link.id)
         linked = replace(event, account=link.account_fingerprint)
         policy.record(session, linked)
         policy.record(session, replace(linked, type=EventType.LINK_CREATED))
+        metrics.links_created.inc(bank=bank, method=OAUTH_METHOD)
         return link
 
     def _pending_flow(self, session: Session, caller: Caller, state: str) -> BankOAuthFlow:

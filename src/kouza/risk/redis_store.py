@@ -39,6 +39,7 @@ from typing import Any, cast
 import redis
 from redis.exceptions import NoScriptError
 
+from kouza.kit.tracing import instrument_redis
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.features import FeatureStore, InMemoryFeatureStore, keys_of
 
@@ -164,6 +165,7 @@ class RedisFeatureStore:
     def from_url(cls, url: str, **options: Any) -> RedisFeatureStore:
         """A store on the server at ``url`` (a refused or hung server fails within 5 s)."""
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        instrument_redis(client)  # a span per command when this process traces
         return cls(client, **options)
 
     def _events_key(self, key: str) -> str:

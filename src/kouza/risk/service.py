@@ -81,6 +81,7 @@ class RiskService:
         """Judge ``event`` against its history, record it, and store the decision."""
         runtime = runtime_of(session)
         decision = self._decide(runtime, event, record=True, session=session)
+        count_decision(runtime, decision)
         return replace(decision, record_id=self.store(session, decision))
 
     def preview(self, session: Session, event: RiskEvent) -> Decision:
@@ -110,6 +111,7 @@ class RiskService:
             )
         with autocommit.connect() as connection:
             repository.store_decision_in_one_statement(connection, decision, runtime.now())
+        count_decision(runtime, decision)
         return decision
 
     def store(self, session: Session, decision: Decision) -> int:
@@ -127,6 +129,18 @@ class RiskService:
         rules = parse_rule_set(text, source=source)
         self.engine(runtime).replace_rules(rules)
         return rules
+
+
+def count_decision(runtime: Runtime, decision: Decision) -> None:
+    """Count a recorded decision by event and outcome, and each rule that fired."""
+    metrics = runtime.metrics
+    metrics.risk_decisions.inc(event=decision.event.type.value, outcome=decision.outcome.value)
+    for rule in decision.fired:
+        metrics.risk_rules_fired.inc(
+            rule=rule.id,
+            outcome=rule.outcome.value if rule.outcome is not None else "score",
+            shadow="true" if rule.shadow else "false",
+        )
 
 
 def warm(
