@@ -127,4 +127,7 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+"""The request's unit of work. ``scope="function"``: it commits when the endpoint returns,
+before the answer is sent — a client never sees a 2xx for a write that then failed to commit,
+nor reads before the row it was told exists (FastAPI's default scope ends after the answer)."""
