@@ -62,4 +62,10 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+"""The request's unit of work, committed when the endpoint returns and *before* the response is
+sent (``scope="function"``). FastAPI's default scope closes a dependency with ``yield`` only
+after the response has gone out, so a client could hold a login token, or a 201 for a payment,
+whose transaction had not committed yet — and use it on another worker before it existed, or
+keep it although the commit then failed (found by ``benchmarks/load.py``: a fresh token
+answered 401 on the next request)."""
