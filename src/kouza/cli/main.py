@@ -51,6 +51,10 @@ app.add_typer(db_app, name="db")
 app.command("simulate")(sim_cli.simulate_command)
 
 
+WORKER_HEALTHCHECK_SECONDS = 60
+"""How long uvicorn's master waits for a worker's answer before killing it as hung."""
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -92,6 +96,10 @@ def serve(
         port=port,
         log_level="info",
         access_log=access_log,
+        # a worker answers the master's health check only once it has imported the app; on a
+        # busy machine that takes longer than uvicorn's 5 s, and the master killed and
+        # restarted workers in a loop (seen by benchmarks/load.py at a load average of 9)
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 
