@@ -468,7 +468,10 @@ def ramp(
         else:
             worst = rate
             if best == 0:
-                break
+                rate = rate / 2  # not even the first rate: look below it
+                if rate < 1:
+                    break
+                continue
             middle = round((best + worst) / 2)
             if middle <= best or middle >= worst or len(steps) >= max_steps:
                 break

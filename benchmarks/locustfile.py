@@ -1,7 +1,7 @@
 """The load test's customers for locust (started by ``benchmarks/load.py``; not alone).
 
 One locust user is one seeded customer (``KOUZA_LOAD_SEED``, written by
-``benchmarks/load_seed.py``): it logs in, then runs the mix below at
+``benchmarks/load_seed.py``, with a session already open): it runs the mix below at
 ``KOUZA_LOAD_RATE / customers`` operations per second (``constant_throughput``: closed loop, so
 a server that falls behind shows as an achieved rate below the offered one). Every request is
 checked for the status the API documents for success; anything else is a failure.
@@ -90,8 +90,8 @@ class Customer(FastHttpUser):
         self.wallet = self.me["wallet_id"]
         self.device_id = self.me["device_id"]
         self.key = ECKey.import_key(self.me["device_jwk"])
-        self.token = ""
-        self.login()
+        self.token: str = self.me["token"]
+        """Issued by the seeding (the app is signed in already); the ``login`` task renews it."""
 
     # --- plumbing ---------------------------------------------------------------------------
 
