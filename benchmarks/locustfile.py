@@ -2,8 +2,8 @@
 
 One locust user is one seeded customer (``KOUZA_LOAD_SEED``, written by
 ``benchmarks/load_seed.py``, with a session already open): it runs the mix below at
-``KOUZA_LOAD_RATE / customers`` operations per second (``constant_throughput``: closed loop, so
-a server that falls behind shows as an achieved rate below the offered one). Every request is
+``KOUZA_LOAD_RATE / customers`` operations per second, Poisson arrivals (closed loop: a server
+that falls behind shows as an achieved rate below the offered one). Every request is
 checked for the status the API documents for success; anything else is a failure.
 
 | operation | weight | requests |
@@ -36,9 +36,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import gevent
 from joserfc import jws
 from joserfc.jwk import ECKey
-from locust import FastHttpUser, constant_throughput, events, task
+from locust import FastHttpUser, events, task
 
 SEED = json.loads(Path(os.environ["KOUZA_LOAD_SEED"]).read_text())
 CUSTOMERS: list[dict[str, Any]] = SEED["customers"]
@@ -81,7 +82,16 @@ class Refused(Exception):
 class Customer(FastHttpUser):
     """A seeded customer with a linked bank account and a device key."""
 
-    wait_time = constant_throughput(RATE / len(CUSTOMERS))
+    per_user_rate = RATE / len(CUSTOMERS)
+
+    def wait_time(self) -> float:
+        """Poisson arrivals at ``per_user_rate`` (together: Poisson at ``RATE``), each user
+        starting at a random phase; a user whose operations take longer than the gaps falls
+        behind (closed loop), and the achieved rate shows it. (``constant_throughput`` kept
+        every user in the phase it was spawned in: bursts of all users at once.)"""
+        self.due += random.expovariate(self.per_user_rate)
+        return max(0.0, self.due - time.monotonic())
+
     network_timeout = 30.0
     connection_timeout = 10.0
 
@@ -90,6 +100,9 @@ class Customer(FastHttpUser):
         self.wallet = self.me["wallet_id"]
         self.device_id = self.me["device_id"]
         self.key = ECKey.import_key(self.me["device_jwk"])
+        self.due = time.monotonic()
+        gevent.sleep(random.expovariate(self.per_user_rate))
+        self.due = time.monotonic()
         self.token: str = self.me["token"]
         """Issued by the seeding (the app is signed in already); the ``login`` task renews it."""
 
