@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import gevent
+import gevent  # type: ignore[import-untyped]
 from joserfc import jws
 from joserfc.jwk import ECKey
 from locust import FastHttpUser, events, task
