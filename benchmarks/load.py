@@ -397,7 +397,7 @@ def run_locust(
         "--run-time", f"{int(seconds + warmup)}s", "--stop-timeout", "35", "--only-summary",
         "--loglevel", "ERROR", "--skip-log-setup",
     ]  # fmt: skip
-    log(f"{label}: offering {rate:.0f} ops/s for {seconds:.0f}s (+{warmup:.0f}s warm-up)")
+    log(f"{label}: offering {rate:.1f} ops/s for {seconds:.0f}s (+{warmup:.0f}s warm-up)")
     started = time.time()
     with (the_stack.work / f"locust-{label}.log").open("wb") as out:
         process = subprocess.Popen(
@@ -482,7 +482,7 @@ def ramp(
 def _log_step(step: Step) -> None:
     verdict = "sustainable" if step.sustainable else "NOT sustainable"
     log(
-        f"  {step.label}: achieved {step.achieved:.1f}/{step.offered:.0f} ops/s, "
+        f"  {step.label}: achieved {step.achieved:.1f}/{step.offered:.1f} ops/s, "
         f"p50 {step.p50_ms:.0f} ms, p99 {step.p99_ms:.0f} ms, {step.failures} failures "
         f"→ {verdict} (load {step.load_average:.1f})"
     )
@@ -761,7 +761,7 @@ def _table(result: dict[str, Any]) -> str:
         steps += [result["crash"]["worker_step"], result["crash"]["bank_step"]]
     for step in steps:
         lines.append(
-            f"| {step['label']} | {step['offered_ops_per_s']:.0f} | "
+            f"| {step['label']} | {step['offered_ops_per_s']:.1f} | "
             f"{step['achieved_ops_per_s']:.1f} | {step['requests']:,} | {step['failures']} | "
             f"{step['p50_ms']:.0f} | {step['p99_ms']:.0f} | "
             f"{'yes' if step['sustainable'] else 'no'} | {step['load_average_1m']:.1f} |"
