@@ -128,6 +128,9 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-"""The request's unit of work. ``scope="function"``: it commits when the endpoint returns,
-before the answer is sent — a client never sees a 2xx for a write that then failed to commit,
-nor reads before the row it was told exists (FastAPI's default scope ends after the answer)."""
+"""The request's unit of work, committed when the endpoint returns and *before* the response is
+sent (``scope="function"``). FastAPI's default scope closes a dependency with ``yield`` only
+after the response has gone out, so a client could hold a login token, or a 201 for a payment,
+whose transaction had not committed yet — and use it on another worker before it existed, or
+keep it although the commit then failed (found by ``benchmarks/load.py``: a fresh token
+answered 401 on the next request)."""

@@ -214,21 +214,3 @@ class TestOfflineDocs:
         assert not [u for u in urls if "//" in u], urls  # no host: nothing from a CDN
         for url in urls:
             assert client.get(url).status_code == 200, url
-
-
-class TestCommitBeforeAnswer:
-    def test_a_write_that_fails_to_commit_is_never_answered_2xx(
-        self, client: TestClient, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """The request's unit of work commits before the answer is sent (SessionDep's
-        ``scope="function"``): were it to commit after, the client would already hold a 2xx."""
-        from sqlalchemy.orm import Session
-
-        def refuse(self: Session) -> None:
-            raise RuntimeError("the database went away at commit")
-
-        monkeypatch.setattr(Session, "commit", refuse)
-        response = client.post(
-            "/v1/auth/signup", json={"email": "late@example.jp", "password": "x7!Kq9#mZt2&vLp"}
-        )
-        assert response.status_code == 500, response.text

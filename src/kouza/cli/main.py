@@ -54,6 +54,10 @@ app.add_typer(db_app, name="db")
 app.command("simulate")(sim_cli.simulate_command)
 
 
+WORKER_HEALTHCHECK_SECONDS = 60
+"""How long uvicorn's master waits for a worker's answer before killing it as hung."""
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -109,6 +113,10 @@ def serve(
             log_config=None,
             access_log=False,
             log_level=level,
+            # a worker answers the master's health check only once it has imported the app; on
+            # a busy machine that takes longer than uvicorn's 5 s, and the master killed and
+            # restarted workers in a loop (seen by benchmarks/load.py at a load average of 9)
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
 
 
