@@ -165,6 +165,8 @@ class Meter:
         self.commits = 0
         self.tag: str | None = None
         self.capturing = False
+        self.trace: list[tuple[str, str]] | None = None
+        """(tag, statement) of every measured statement, when asked for (``--statements``)."""
         self.committed: list[Committed] = []
         self._open: dict[int, list[Written]] = {}
         self._savepoints: dict[int, dict[str, int]] = {}
@@ -178,13 +180,16 @@ class Meter:
         event.listen(engine, "rollback_savepoint", self._rollback_savepoint)
 
     def _before(
-        self, conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool
+        self, conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
         head = statement.lstrip()[:8].upper()
         if head.startswith(TRANSACTION_CONTROL):
             return
         with self._lock:
             self.statements += 1
+            if self.tag is not None and self.trace is not None:
+                stats = context._get_cache_stats() if context is not None else ""
+                self.trace.append((self.tag, f"[{stats}] " + " ".join(statement.split())))
             if self.capturing and _writes(head, statement):
                 self._open.setdefault(id(conn), []).append(Written(statement, parameters, many))
 
@@ -198,6 +203,8 @@ class Meter:
     def _begin(self, conn: Any) -> None:
         with self._lock:
             self.transactions += 1
+            if self.tag is not None and self.trace is not None:
+                self.trace.append((self.tag, "BEGIN"))
             self._open[id(conn)] = []
             self._savepoints[id(conn)] = {}
 
@@ -749,12 +756,13 @@ def _csrf(page: str) -> str:
     return found.group(1)
 
 
-def drive(bench: Bench) -> Driver:
+def drive(bench: Bench, *, trace: bool = False) -> Driver:
     """Every operation once per customer, in the order a customer's first day takes them."""
     driver = Driver(bench)
     customers = bench.customers
     for meter in bench.meters.values():
         meter.capturing = True
+        meter.trace = [] if trace else None
     for customer in customers:
         driver.sign_up(customer.index)
         driver.login(customer)
@@ -840,11 +848,13 @@ def floor(bench: Bench) -> tuple[dict[str, list[float]], int]:
 # --- figures -----------------------------------------------------------------------------------
 
 
-def one_run(count: int, postgres: str | None) -> dict[str, Any]:
+def one_run(count: int, postgres: str | None, *, trace: str = "") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kouza-paths-") as folder:
         bench = build(Path(folder), count, postgres)
         try:
-            driver = drive(bench)
+            driver = drive(bench, trace=bool(trace))
+            if trace:
+                _print_trace(bench, trace)
             floors, mismatches = floor(bench)
         finally:
             bench.close()
@@ -866,6 +876,19 @@ def one_run(count: int, postgres: str | None) -> dict[str, Any]:
             "share_of_floor": (floor_s / wall) if floor_s else None,
         }
     return {"operations": figures, "floor_mismatches": mismatches}
+
+
+def _print_trace(bench: Bench, operation: str) -> None:
+    """The statements of the last ``operation`` of the run, database by database, in order."""
+    for name, meter in bench.meters.items():
+        assert meter.trace is not None
+        tags = [tag for tag, _ in meter.trace if tag.rpartition("#")[0] == operation]
+        if not tags:
+            continue
+        print(f"-- {name}", file=sys.stderr)
+        for tag, statement in meter.trace:
+            if tag == tags[-1]:
+                print(f"   {statement[:200]}", file=sys.stderr)
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -902,6 +925,13 @@ def main() -> None:
         default=os.environ.get("KOUZA_BENCH_POSTGRES_URL"),
         help="a PostgreSQL server URL (two databases of the run's own are made on it)",
     )
+    parser.add_argument(
+        "--statements",
+        metavar="OPERATION",
+        default="",
+        choices=["", *OPERATIONS],
+        help="also print (on stderr) the SQL statements of one such operation of the first run",
+    )
     args = parser.parse_args()
     if args.customers < 2 or args.runs < 1:
         parser.error("--customers must be at least 2 and --runs at least 1")
@@ -910,7 +940,8 @@ def main() -> None:
     for number in range(args.runs):
         if not args.json:
             console.print(f"run {number + 1}/{args.runs} …")
-        runs.append(one_run(args.customers, args.postgres))
+        trace = args.statements if number == 0 else ""
+        runs.append(one_run(args.customers, args.postgres, trace=trace))
     figures = {
         "database": "postgresql" if args.postgres else "sqlite",
         "bank_database": "postgresql (a database of its own)" if args.postgres else "sqlite",
