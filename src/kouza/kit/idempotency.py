@@ -21,16 +21,18 @@ concurrent duplicate sees it at once. A first request can instead claim the key 
 of work that does its work (:func:`claimed`): nothing uncommitted is visible, but a concurrent
 duplicate's insert waits on the unique key until that unit of work commits or rolls back, so
 the outcome is the same with one transaction fewer (ADR 0028). :func:`run_in_one` is that for a
-one-step request: scope, key, work and stored answer in one transaction. A request that works in one unit of work stores its result
-with :func:`complete` in that same unit of work, so a stored result always matches what was done.
-A request that must commit part of its work before it can finish (a record, then a call to
-another system, then a settlement) names what it recorded with :func:`attach`, in the unit of
-work that records it. If the request then fails, :func:`release` decides by that reference: with
-none, nothing was committed, so the key is forgotten and a corrected retry can run; with one, the
-key becomes ``open`` and the same request retried resumes it (a different one still conflicts).
-A concurrent duplicate that collides with a claim released in the meantime simply claims again.
-A crashed process leaves its claim, which expires after a lease; a later retry takes it over —
-and resumes, if the crashed request had attached something.
+one-step request: scope, key, work and stored answer in one transaction.
+
+A request that works in one unit of work stores its result with :func:`complete` in that same unit
+of work, so a stored result always matches what was done. A request that must commit part of its
+work before it can finish (a record, then a call to another system, then a settlement) names what it
+recorded with :func:`attach`, in the unit of work that records it. If the request then fails,
+:func:`release` decides by that reference: with none, nothing was committed, so the key is forgotten
+and a corrected retry can run; with one, the key becomes ``open`` and the same request retried
+resumes it (a different one still conflicts). A concurrent duplicate that collides with a claim
+released in the meantime simply claims again. A crashed process leaves its claim, which expires
+after a lease; a later retry takes it over — and resumes, if the crashed request had attached
+something.
 
 :func:`run` is that whole sequence for one request; :func:`kouza.kit.web.run_idempotent` is it
 for an HTTP endpoint.
