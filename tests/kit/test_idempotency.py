@@ -491,9 +491,17 @@ class TestRunInOne:
 
     def test_a_retry_replays_without_running_again(self, rt: Runtime) -> None:
         ran: list[int] = []
-        self.run(rt, lambda _session: ran.append(1) or 7)
-        replay = self.run(rt, lambda _session: ran.append(1) or 8)
-        assert replay == Replay(201, {"value": 7}) and ran == [1]
+
+        def once(value: int) -> Any:
+            def operation(_session: Session) -> int:
+                ran.append(value)
+                return value
+
+            return operation
+
+        self.run(rt, once(7))
+        replay = self.run(rt, once(8))
+        assert replay == Replay(201, {"value": 7}) and ran == [7]
 
     def test_a_refusal_forgets_the_key(self, rt: Runtime) -> None:
         def refuse(_session: Session) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -77,7 +78,7 @@ class TestTransactions:
         linked = linked_under_2019(world)
         begun = {"wallet": 0, "bank": 0}
 
-        def counter(name: str) -> object:
+        def counter(name: str) -> Callable[[object], None]:
             def count(_connection: object) -> None:
                 begun[name] += 1
 
