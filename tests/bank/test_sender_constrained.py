@@ -168,6 +168,27 @@ class TestOnlyTheBoundKeyOpensAnOauthLink:
         assert balance(bank_rt, holder.account_ids[0]) == after_first
         assert transfer_count(bank_rt) == moved
 
+    def test_a_refused_debit_still_spends_its_proof(
+        self, bank_rt: BankRuntime, wallet: Wallet, holder: IbHolder, token: dict[str, Any]
+    ) -> None:
+        """The debit and its authentication are one transaction (ADR 0028): a refusal undoes
+        the debit, not the proof's jti, so the proof cannot be replayed for another debit."""
+        link_id = token["link_id"]
+        headers = dpop(wallet, "debit", link_id, token["access_token"])
+        refused = wallet.api.post(
+            f"{BASE_URL}/v1/links/{link_id}/debits",
+            json={"amount": 900_000},
+            headers={**headers, "Idempotency-Key": "too-much"},
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"] == "mandate_exceeded"
+
+        replay = call(wallet, "debit", link_id, headers, "within-the-mandate")
+
+        assert (replay.status_code, replay.json()["error"]) == (401, "invalid_dpop_proof")
+        assert balance(bank_rt, holder.account_ids[0]) == 399_000
+        assert transfer_count(bank_rt) == 1
+
     @pytest.mark.parametrize("operation", ["debit", "credit", "revoke", "status"])
     def test_the_bound_key_works(
         self,

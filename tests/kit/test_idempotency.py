@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -457,3 +457,77 @@ class TestRun:
                 answer=lambda r: r.model_dump(),
             )
         assert records(rt) == []
+
+
+def transactions(rt: Runtime) -> list[int]:
+    """A counter of the transactions begun on ``rt``'s engine from now on."""
+    begun = [0]
+
+    def count(_connection: Any) -> None:
+        begun[0] += 1
+
+    event.listen(rt.db.engine, "begin", count)
+    return begun
+
+
+class TestRunInOne:
+    """A one-step request's key, work and answer in one transaction (ADR 0028)."""
+
+    def run(self, rt: Runtime, operation: Any, *, key: str = "key-1") -> Any:
+        return idempotency.run_in_one(
+            rt,
+            key=key,
+            fingerprint=HASH_A,
+            scope_of=lambda _session: SCOPE,
+            operation=operation,
+            answer=lambda value: {"value": value},
+        )
+
+    def test_key_work_and_answer_commit_in_one_transaction(self, rt: Runtime) -> None:
+        begun = transactions(rt)
+        assert self.run(rt, lambda _session: 7) == 7
+        assert begun[0] == 1
+        assert records(rt) == [(SCOPE, "key-1", HASH_A, "completed", 201)]
+
+    def test_a_retry_replays_without_running_again(self, rt: Runtime) -> None:
+        ran: list[int] = []
+
+        def once(value: int) -> Any:
+            def operation(_session: Session) -> int:
+                ran.append(value)
+                return value
+
+            return operation
+
+        self.run(rt, once(7))
+        replay = self.run(rt, once(8))
+        assert replay == Replay(201, {"value": 7}) and ran == [7]
+
+    def test_a_refusal_forgets_the_key(self, rt: Runtime) -> None:
+        def refuse(_session: Session) -> int:
+            raise BadRequest("no")
+
+        with pytest.raises(BadRequest):
+            self.run(rt, refuse)
+        assert records(rt) == []
+        assert self.run(rt, lambda _session: 7) == 7  # a corrected retry runs
+
+    def test_a_refusal_that_keeps_its_changes_still_forgets_the_key(self, rt: Runtime) -> None:
+        def lock_then_refuse(session: Session) -> int:
+            # what the refusal keeps (here: another key's record) commits; the key does not
+            now = rt.now()
+            session.add(
+                IdempotencyRecord(
+                    scope=SCOPE,
+                    key="kept",
+                    request_hash=HASH_B,
+                    status="in_flight",
+                    created_at=now,
+                    locked_until=now + LEASE,
+                )
+            )
+            raise BadRequest("refused, keeping a change", keep_changes=True)
+
+        with pytest.raises(BadRequest):
+            self.run(rt, lock_then_refuse)
+        assert records(rt) == [(SCOPE, "kept", HASH_B, "in_flight", None)]

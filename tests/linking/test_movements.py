@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from kouza.errors import IdempotencyConflict
 from kouza.kit.idempotency import IdempotencyRecord
@@ -67,6 +68,36 @@ def _top_up(world: World, linked: Linked, amount: int, key: str) -> None:
         idempotency_key=key,
         ip="203.0.113.9",
     )
+
+
+class TestTransactions:
+    """ADR 0028: a top-up is two wallet transactions around the bank call (record, settle) and
+    one at the bank besides the notice's delivery; a retry still replays."""
+
+    def test_a_top_up_takes_two_wallet_transactions(self, world: World) -> None:
+        linked = linked_under_2019(world)
+        begun = {"wallet": 0, "bank": 0}
+
+        def counter(name: str) -> Callable[[object], None]:
+            def count(_connection: object) -> None:
+                begun[name] += 1
+
+            return count
+
+        wallet_count, bank_count = counter("wallet"), counter("bank")
+        event.listen(world.rt.db.engine, "begin", wallet_count)
+        event.listen(world.bank_rt.db.engine, "begin", bank_count)
+        try:
+            assert charge(world, linked, 10_000, "count-me").status_code == 201
+        finally:
+            event.remove(world.rt.db.engine, "begin", wallet_count)
+            event.remove(world.bank_rt.db.engine, "begin", bank_count)
+        assert begun["wallet"] == 2
+        assert begun["bank"] == 2  # the debit with its authentication; the notice's delivery
+        (movement,) = movements(world)
+        with world.rt.db.session() as session:
+            (record,) = session.scalars(select(IdempotencyRecord)).all()
+            assert (record.status, record.resource) == ("completed", f"bank_movement:{movement.id}")
 
 
 class TestIdempotentTopUps:

@@ -51,7 +51,7 @@ from kouza.bank.oauth.errors import (
 )
 from kouza.bank.oauth.grants import access_token_grant, is_sender_constrained
 from kouza.bank.oauth.proofs import htu_of, verify_dpop_proof
-from kouza.bank.runtime import BankRuntime
+from kouza.bank.runtime import BankRuntime, bank_runtime_of
 from kouza.kit.security import constant_time_equal
 
 _bearer = HTTPBearer(
@@ -99,27 +99,49 @@ class ClientAuth:
 
 
 def get_client_auth(runtime: BankRuntimeDep, request: Request) -> ClientAuth:
-    """The calling operator client and its authentication method."""
+    """The calling operator client and its authentication method (its own transaction)."""
+    with runtime.db.unit_of_work() as session:
+        return authenticate_client(session, request)
+
+
+def authenticate_client(session: Session, request: Request) -> ClientAuth:
+    """:func:`get_client_auth` in the caller's unit of work (a client assertion's or a DPoP
+    proof's ``jti`` is remembered in it: the caller commits it even if its own work fails)."""
+    runtime = bank_runtime_of(session)
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     value = value.strip()
     if scheme.lower() == "dpop":
-        return _dpop_client(runtime, request, value)
+        return _dpop_client(session, runtime, request, value)
     if scheme.lower() == "bearer" and value.count(".") == 2:
-        return _assertion_client(runtime, value)
+        return _assertion_client(session, runtime, value)
     client_id, secret = _client_credentials(request)
-    with runtime.db.unit_of_work() as session:
-        try:
-            client = core.authenticate_client(session, client_id=client_id, secret=secret)
-        except InvalidClient:
-            if client_id is None and _is_access_token(session, secret):
-                raise resource_error(
-                    InvalidToken(
-                        "a DPoP-bound access token is sent as 'Authorization: DPoP' with a DPoP "
-                        "proof, never as a bearer token"
-                    )
-                ) from None
-            raise
-        return ClientAuth(client, ClientAuthMethod.CLIENT_SECRET)
+    try:
+        client = core.authenticate_client(session, client_id=client_id, secret=secret)
+    except InvalidClient:
+        if client_id is None and _is_access_token(session, secret):
+            raise resource_error(
+                InvalidToken(
+                    "a DPoP-bound access token is sent as 'Authorization: DPoP' with a DPoP "
+                    "proof, never as a bearer token"
+                )
+            ) from None
+        raise
+    return ClientAuth(client, ClientAuthMethod.CLIENT_SECRET)
+
+
+class ClientInUnitOfWork:
+    """The operator client, authenticated by the endpoint inside its own unit of work
+    (:func:`authenticate_client`): a transfer's authentication and work are one transaction.
+    An undecodable body has it checked at once (``kouza.kit.web.DeferredAuthentication``)."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+    def authenticate(self, session: Session) -> ClientAuth:
+        return authenticate_client(session, self.request)
+
+    def authenticate_now(self, request: Request) -> None:
+        get_client_auth(get_bank_runtime(request), request)
 
 
 def _is_access_token(session: Session, value: str) -> bool:
@@ -135,14 +157,13 @@ def get_client(auth: Annotated[ClientAuth, Depends(get_client_auth)]) -> Operato
     return auth.client
 
 
-def _assertion_client(runtime: BankRuntime, assertion: str) -> ClientAuth:
+def _assertion_client(session: Session, runtime: BankRuntime, assertion: str) -> ClientAuth:
     audience = runtime.settings.issuer.rstrip("/")
     try:
-        with runtime.db.unit_of_work() as session:  # commits the assertion's jti
-            client = oauth_clients.authenticate_assertion(session, assertion, audiences=(audience,))
-            return ClientAuth(client, ClientAuthMethod.PRIVATE_KEY_JWT)
+        client = oauth_clients.authenticate_assertion(session, assertion, audiences=(audience,))
     except OAuthError as error:
         raise InvalidClient(f"private_key_jwt: {error.message}") from None
+    return ClientAuth(client, ClientAuthMethod.PRIVATE_KEY_JWT)
 
 
 def require_link_credentials(
@@ -164,26 +185,27 @@ def require_link_credentials(
     )
 
 
-def _dpop_client(runtime: BankRuntime, request: Request, token: str) -> ClientAuth:
+def _dpop_client(
+    session: Session, runtime: BankRuntime, request: Request, token: str
+) -> ClientAuth:
     proofs = request.headers.getlist("DPoP")
-    with runtime.db.unit_of_work() as session:
-        try:
-            grant = access_token_grant(session, token)
-            _check_route(request, grant.link_id)
-            if len(proofs) != 1:
-                raise InvalidDPoPProof("send exactly one DPoP proof with a DPoP access token")
-            proof = verify_dpop_proof(
-                session,
-                proofs[0],
-                method=request.method,
-                url=htu_of(runtime.settings.issuer, request.url.path),
-                access_token=token,
-            )
-            if proof.jkt != grant.jkt:
-                raise InvalidDPoPProof("the DPoP proof is not signed by the token's key")
-        except OAuthError as error:
-            raise resource_error(error) from None
-        return ClientAuth(grant.client, ClientAuthMethod.DPOP, grant.link_id)
+    try:
+        grant = access_token_grant(session, token)
+        _check_route(request, grant.link_id)
+        if len(proofs) != 1:
+            raise InvalidDPoPProof("send exactly one DPoP proof with a DPoP access token")
+        proof = verify_dpop_proof(
+            session,
+            proofs[0],
+            method=request.method,
+            url=htu_of(runtime.settings.issuer, request.url.path),
+            access_token=token,
+        )
+        if proof.jkt != grant.jkt:
+            raise InvalidDPoPProof("the DPoP proof is not signed by the token's key")
+    except OAuthError as error:
+        raise resource_error(error) from None
+    return ClientAuth(grant.client, ClientAuthMethod.DPOP, grant.link_id)
 
 
 def _check_route(request: Request, link_id: str) -> None:
@@ -240,6 +262,17 @@ def get_documented_client_auth(
 
 
 CurrentClientAuth = Annotated[ClientAuth, Depends(get_documented_client_auth)]
+
+
+def get_client_in_unit_of_work(
+    request: Request, _schemes: Annotated[None, Depends(_openapi_client_scheme)]
+) -> ClientInUnitOfWork:
+    return ClientInUnitOfWork(request)
+
+
+ClientAuthInUnitOfWork = Annotated[ClientInUnitOfWork, Depends(get_client_in_unit_of_work)]
+"""The operator client, authenticated by the endpoint in its unit of work
+(:class:`ClientInUnitOfWork`); documented like :data:`CurrentClientAuth`."""
 
 
 def require_staff(

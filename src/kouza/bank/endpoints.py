@@ -20,7 +20,8 @@ from kouza.bank.alerts import NoticeRejected, operator_alerts
 from kouza.bank.core import core
 from kouza.bank.dependencies import (
     BankRuntimeDep,
-    ClientAuth,
+    ClientAuthInUnitOfWork,
+    ClientInUnitOfWork,
     CurrentClient,
     CurrentClientAuth,
     StaffDep,
@@ -70,7 +71,7 @@ from kouza.bank.schemas import (
     TransferRead,
 )
 from kouza.bank.transfers import TransferRequest, TransferResult, transfers
-from kouza.errors import BadRequest, IdempotencyConflict, IdempotencyInFlight
+from kouza.errors import BadRequest, IdempotencyConflict, IdempotencyInFlight, KouzaError
 from kouza.kit.openapi import error_responses
 from kouza.kit.web import client_ip
 
@@ -182,12 +183,15 @@ def revoke_link(
 
 def _run_transfer(
     runtime: BankRuntimeDep,
-    auth: ClientAuth,
+    client: ClientInUnitOfWork,
     kind: TransferKind,
     link_id: uuid.UUID,
     body: TransferCreate,
     key: str,
 ) -> TransferRead:
+    """Authenticate and transfer in one transaction. The transfer runs in a savepoint: a
+    refusal undoes it alone, and the authentication's writes (the DPoP proof's or the client
+    assertion's ``jti``, spent) commit all the same, as they did in a transaction of their own."""
     request = TransferRequest(
         kind=kind,
         link_id=link_id,
@@ -196,8 +200,14 @@ def _run_transfer(
         description=body.description,
     )
     with runtime.db.unit_of_work() as session:
-        require_link_credentials(session, auth, link_id)
-        result = transfers.execute(session, client=auth.client, request=request)
+        auth = client.authenticate(session)
+        try:
+            with session.begin_nested():
+                require_link_credentials(session, auth, link_id)
+                result = transfers.execute(session, client=auth.client, request=request)
+        except KouzaError as refusal:
+            refusal.keep_changes = True
+            raise
         return _transfer_read(result.transfer, result)
 
 
@@ -210,7 +220,7 @@ def _run_transfer(
 def debit(
     link_id: uuid.UUID,
     body: TransferCreate,
-    auth: CurrentClientAuth,
+    auth: ClientAuthInUnitOfWork,
     runtime: BankRuntimeDep,
     idempotency_key: IdempotencyKey,
 ) -> TransferRead:
@@ -227,7 +237,7 @@ def debit(
 def credit(
     link_id: uuid.UUID,
     body: TransferCreate,
-    auth: CurrentClientAuth,
+    auth: ClientAuthInUnitOfWork,
     runtime: BankRuntimeDep,
     idempotency_key: IdempotencyKey,
 ) -> TransferRead:

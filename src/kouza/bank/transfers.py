@@ -107,14 +107,12 @@ class Transfers:
         self, session: Session, *, client: OperatorClient, request: TransferRequest
     ) -> TransferResult:
         _validate(request)
-        earlier = self._by_key(session, client, request.idempotency_key)
-        if earlier is not None:
-            return self._replay(session, earlier, request)
         link = lock_row(session, Link, request.link_id)
         if link is None or link.client_pk != client.id:
             raise UnknownLink("no such link for this client", link_id=str(request.link_id))
+        # looked up under the link's lock, once: a concurrent duplicate has committed by now
         earlier = self._by_key(session, client, request.idempotency_key)
-        if earlier is not None:  # a concurrent duplicate committed while we waited for the lock
+        if earlier is not None:
             return self._replay(session, earlier, request)
         account = lock_row(session, Account, link.account_id)
         assert account is not None

@@ -20,7 +20,7 @@ from kouza.controls.errors import InvalidOperatorToken, ReasonRequired, RoleRequ
 from kouza.controls.service import controls
 from kouza.errors import BadRequest
 from kouza.identity import levels
-from kouza.identity.dependencies import BearerToken, CurrentUser
+from kouza.identity.dependencies import BearerToken, CurrentUser, SessionUser
 from kouza.identity.ekyc import ChipRead
 from kouza.identity.errors import (
     AlreadyVerified,
@@ -174,7 +174,7 @@ def login(
     ),
 )
 def change_password(
-    body: PasswordChange, request: Request, user: CurrentUser, session: SessionDep
+    body: PasswordChange, request: Request, user: SessionUser, session: SessionDep
 ) -> UserRead:
     """Replace the password (device-signed or SMS stepped-up for ``password.change`` once the
     account has a device key or phone); every session is signed out, log in again."""
@@ -194,7 +194,7 @@ def change_password(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(InvalidToken),
 )
-def logout(token: BearerToken, user: CurrentUser, session: SessionDep) -> None:
+def logout(token: BearerToken, user: SessionUser, session: SessionDep) -> None:
     """Revoke the bearer token used for this call."""
     identity.logout(session, token)
 
@@ -225,7 +225,7 @@ _AUTH = (InvalidToken,)
     ),
 )
 def start_phone_verification(
-    body: PhoneVerificationCreate, request: Request, user: CurrentUser, session: SessionDep
+    body: PhoneVerificationCreate, request: Request, user: SessionUser, session: SessionDep
 ) -> OtpChallengeRead:
     """Send a six-digit code by SMS to a mobile number (E.164 or Japanese national form)."""
     challenge = identity.start_phone_verification(
@@ -251,7 +251,7 @@ def start_phone_verification(
     ),
 )
 def confirm_phone_verification(
-    challenge_id: uuid.UUID, body: PhoneVerificationConfirm, user: CurrentUser, session: SessionDep
+    challenge_id: uuid.UUID, body: PhoneVerificationConfirm, user: SessionUser, session: SessionDep
 ) -> PhoneVerifiedRead:
     """Confirm the code and register this device's public key; may reach level ``phone``."""
     device = identity.complete_phone_verification(
@@ -285,7 +285,7 @@ def _phone_of(session: Session, user: User) -> str | None:
     responses=error_responses(*_AUTH, InvalidPurpose, PhoneRequired, RateLimited, TooManyAttempts),
 )
 def start_step_up(
-    body: StepUpCreate, request: Request, user: CurrentUser, session: SessionDep
+    body: StepUpCreate, request: Request, user: SessionUser, session: SessionDep
 ) -> OtpChallengeRead:
     """Send a step-up code to the verified phone, for one purpose (e.g. ``device.register``)."""
     challenge_id = identity.start_step_up(session, user, body.purpose, ip=client_ip(request))
@@ -298,7 +298,7 @@ def start_step_up(
     responses=error_responses(*_AUTH, UnknownChallenge, InvalidCode, CodeExpired, TooManyAttempts),
 )
 def confirm_step_up(
-    challenge_id: uuid.UUID, body: StepUpConfirm, user: CurrentUser, session: SessionDep
+    challenge_id: uuid.UUID, body: StepUpConfirm, user: SessionUser, session: SessionDep
 ) -> StepUpRead:
     """Confirm a step-up code; the purpose counts as satisfied for a few minutes."""
     challenge = identity.complete_step_up(session, user, challenge_id, body.code)
@@ -315,7 +315,7 @@ def confirm_step_up(
 
 
 @router.get("/v1/devices", response_model=list[DeviceRead], responses=error_responses(*_AUTH))
-def list_devices(user: CurrentUser, session: SessionDep) -> list[DeviceRead]:
+def list_devices(user: SessionUser, session: SessionDep) -> list[DeviceRead]:
     """The caller's active device keys."""
     return [DeviceRead.model_validate(d) for d in identity.devices_of(session, user)]
 
@@ -329,7 +329,7 @@ def list_devices(user: CurrentUser, session: SessionDep) -> list[DeviceRead]:
     ),
 )
 def register_device(
-    body: DeviceKeyCreate, request: Request, user: CurrentUser, session: SessionDep
+    body: DeviceKeyCreate, request: Request, user: SessionUser, session: SessionDep
 ) -> DeviceRead:
     """Register another device key; needs a step-up for ``device.register`` first."""
     device = identity.register_device(
@@ -344,7 +344,7 @@ def register_device(
     responses=error_responses(*_AUTH, UnknownDevice, DeviceRevoked, StepUpRequired),
 )
 def revoke_device(
-    device_id: uuid.UUID, request: Request, user: CurrentUser, session: SessionDep
+    device_id: uuid.UUID, request: Request, user: SessionUser, session: SessionDep
 ) -> DeviceRead:
     """Revoke a device key; needs a step-up for ``device.revoke`` first. Revoking the last one
     lowers the account to level ``email`` until a device is registered again."""
@@ -359,7 +359,7 @@ def revoke_device(
     responses=error_responses(*_AUTH, UnknownAction, UnknownDevice, DeviceRevoked),
 )
 def issue_device_challenge(
-    device_id: uuid.UUID, body: DeviceChallengeCreate, user: CurrentUser, session: SessionDep
+    device_id: uuid.UUID, body: DeviceChallengeCreate, user: SessionUser, session: SessionDep
 ) -> DeviceChallengeRead:
     """A single-use nonce the device signs (compact JWS) to authorise one sensitive action."""
     nonce = identity.issue_device_challenge(session, user, device_id, body.action)
@@ -402,7 +402,7 @@ _CONFIRM_ERRORS = (*_AUTH, UnknownChallenge, InvalidCode, CodeExpired, TooManyAt
     ),
 )
 def start_phone_change(
-    body: PhoneChangeCreate, request: Request, user: CurrentUser, session: SessionDep
+    body: PhoneChangeCreate, request: Request, user: SessionUser, session: SessionDep
 ) -> ContactChangeRead:
     """Change the verified phone: the device signs ``phone.change``; a code goes to the new
     number."""
@@ -427,7 +427,7 @@ def confirm_phone_change(
     change_id: uuid.UUID,
     body: ContactChangeConfirm,
     request: Request,
-    user: CurrentUser,
+    user: SessionUser,
     session: SessionDep,
 ) -> ContactChangeRead:
     """Confirm the code sent to the new number; the old number is warned by SMS."""
@@ -452,7 +452,7 @@ def confirm_phone_change(
     ),
 )
 def start_email_change(
-    body: EmailChangeCreate, request: Request, user: CurrentUser, session: SessionDep
+    body: EmailChangeCreate, request: Request, user: SessionUser, session: SessionDep
 ) -> ContactChangeRead:
     """Change the e-mail address: the device signs ``email.change``; a code goes to the new
     address."""
@@ -477,7 +477,7 @@ def confirm_email_change(
     change_id: uuid.UUID,
     body: ContactChangeConfirm,
     request: Request,
-    user: CurrentUser,
+    user: SessionUser,
     session: SessionDep,
 ) -> ContactChangeRead:
     """Confirm the code sent to the new address; the old address is warned."""
@@ -496,7 +496,7 @@ def confirm_email_change(
     response_model=EkycNonceRead,
     responses=error_responses(*_AUTH, LevelRequired, RateLimited, EkycNotConfigured),
 )
-def start_ekyc(body: EkycStart, user: CurrentUser, session: SessionDep) -> EkycNonceRead:
+def start_ekyc(body: EkycStart, user: SessionUser, session: SessionDep) -> EkycNonceRead:
     """A nonce for the My Number card (JPKI) or the ID card's chip to sign."""
     nonce = identity.start_ekyc(session, user, body.method)
     return EkycNonceRead(
@@ -517,7 +517,7 @@ def _verified(session: Session, user: User, record: EkycVerification) -> EkycVer
 @router.post(
     "/v1/ekyc/jpki", response_model=EkycVerifiedRead, responses=error_responses(*EKYC_ERRORS)
 )
-def submit_jpki(body: JpkiSubmit, user: CurrentUser, session: SessionDep) -> EkycVerifiedRead:
+def submit_jpki(body: JpkiSubmit, user: SessionUser, session: SessionDep) -> EkycVerifiedRead:
     """Verify the card's signing certificate and its signature over the nonce (method ワ)."""
     record = identity.submit_jpki(
         session,
@@ -533,7 +533,7 @@ def submit_jpki(body: JpkiSubmit, user: CurrentUser, session: SessionDep) -> Eky
 @router.post(
     "/v1/ekyc/ic-chip", response_model=EkycVerifiedRead, responses=error_responses(*EKYC_ERRORS)
 )
-def submit_ic_chip(body: IcChipSubmit, user: CurrentUser, session: SessionDep) -> EkycVerifiedRead:
+def submit_ic_chip(body: IcChipSubmit, user: SessionUser, session: SessionDep) -> EkycVerifiedRead:
     """Verify an ID card's chip data, its active authentication and a selfie (method へ)."""
     chip = ChipRead(
         data_groups=dict(body.data_groups),
@@ -547,7 +547,7 @@ def submit_ic_chip(body: IcChipSubmit, user: CurrentUser, session: SessionDep) -
 
 
 @router.get("/v1/identity", response_model=IdentityStatusRead, responses=error_responses(*_AUTH))
-def identity_status(user: CurrentUser, session: SessionDep) -> IdentityStatusRead:
+def identity_status(user: SessionUser, session: SessionDep) -> IdentityStatusRead:
     """The caller's level, phone, devices, declared kana and whether charging is allowed."""
     current = identity.get_user(session, user.id)
     verified = session.get(VerifiedIdentity, user.id)

@@ -17,16 +17,22 @@ act on its typed answer: ``None`` (run: the key is yours), :class:`Replay` (the 
 :class:`Resume` (carry on with ``resource``).
 
 :func:`claim` records the key as *in flight* in its own short, committed transaction so that a
-concurrent duplicate sees it at once. A request that works in one unit of work stores its result
-with :func:`complete` in that same unit of work, so a stored result always matches what was done.
-A request that must commit part of its work before it can finish (a record, then a call to
-another system, then a settlement) names what it recorded with :func:`attach`, in the unit of
-work that records it. If the request then fails, :func:`release` decides by that reference: with
-none, nothing was committed, so the key is forgotten and a corrected retry can run; with one, the
-key becomes ``open`` and the same request retried resumes it (a different one still conflicts).
-A concurrent duplicate that collides with a claim released in the meantime simply claims again.
-A crashed process leaves its claim, which expires after a lease; a later retry takes it over —
-and resumes, if the crashed request had attached something.
+concurrent duplicate sees it at once. A first request can instead claim the key *inside* the unit
+of work that does its work (:func:`claimed`): nothing uncommitted is visible, but a concurrent
+duplicate's insert waits on the unique key until that unit of work commits or rolls back, so
+the outcome is the same with one transaction fewer (ADR 0028). :func:`run_in_one` is that for a
+one-step request: scope, key, work and stored answer in one transaction.
+
+A request that works in one unit of work stores its result with :func:`complete` in that same unit
+of work, so a stored result always matches what was done. A request that must commit part of its
+work before it can finish (a record, then a call to another system, then a settlement) names what it
+recorded with :func:`attach`, in the unit of work that records it. If the request then fails,
+:func:`release` decides by that reference: with none, nothing was committed, so the key is forgotten
+and a corrected retry can run; with one, the key becomes ``open`` and the same request retried
+resumes it (a different one still conflicts). A concurrent duplicate that collides with a claim
+released in the meantime simply claims again. A crashed process leaves its claim, which expires
+after a lease; a later retry takes it over — and resumes, if the crashed request had attached
+something.
 
 :func:`run` is that whole sequence for one request; :func:`kouza.kit.web.run_idempotent` is it
 for an HTTP endpoint.
@@ -36,7 +42,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -46,7 +53,7 @@ from sqlalchemy import JSON, CheckConstraint, String, UniqueConstraint, delete, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from kouza.errors import BadRequest, IdempotencyConflict, IdempotencyInFlight
+from kouza.errors import BadRequest, IdempotencyConflict, IdempotencyInFlight, KouzaError
 from kouza.kit.db import Base, BigId, Database
 from kouza.kit.runtime import BaseRuntime
 
@@ -267,6 +274,91 @@ def release(db: Database, *, scope: str, key: str) -> None:
             .values(status=ClaimStatus.OPEN.value)
         )
         session.commit()
+
+
+class KeyHeld(Exception):
+    """Inserting the key's record met an existing one: another request holds (or held) the key.
+    :func:`run` decides what that means (replay, conflict, in flight, take over, resume)."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(scope)
+        self.scope = scope
+
+
+@contextmanager
+def claimed(
+    session: Session,
+    request: IdempotentRequest,
+    *,
+    now: datetime,
+    lease: timedelta,
+    resource: str | None = None,
+) -> Iterator[IdempotencyRecord]:
+    """Claim the key *inside* the caller's unit of work: its record, in flight (already naming
+    ``resource`` if the unit of work makes it), inserted first — or :class:`KeyHeld`.
+
+    Nothing uncommitted is visible, so a concurrent duplicate's insert waits on the unique key
+    (PostgreSQL; SQLite serialises writers) until this unit of work commits — and then finds the
+    record — or rolls back — and then claims the key itself. A refusal that keeps its changes (a
+    lock, a counted attempt) drops the record before they commit: the key is forgotten, as
+    :func:`release` would have it.
+    """
+    record = IdempotencyRecord(
+        scope=request.scope,
+        key=request.key,
+        request_hash=request.fingerprint,
+        status=ClaimStatus.IN_FLIGHT.value,
+        resource=resource,
+        created_at=now,
+        locked_until=now + lease,
+    )
+    session.add(record)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise KeyHeld(request.scope) from None
+    try:
+        yield record
+    except KouzaError as refusal:
+        if refusal.keep_changes:
+            session.delete(record)
+        raise
+
+
+def run_in_one(
+    runtime: BaseRuntime[Any],
+    *,
+    key: str,
+    fingerprint: str,
+    scope_of: Callable[[Session], str],
+    operation: Callable[[Session], T],
+    answer: Callable[[T], Any],
+    status_code: int = 201,
+) -> T | Replay:
+    """A one-step request (it makes nothing a retry could resume) in **one** transaction:
+    ``scope_of`` (e.g. authenticating the caller), the key's record (:func:`claimed`), the
+    operation, and the record completed with its answer — committed together or not at all.
+    When the key's record already exists, :func:`run` decides."""
+    validate_key(key)
+    now = runtime.now()
+    lease = timedelta(seconds=runtime.settings.idempotency_lease_seconds)
+    try:
+        with runtime.db.unit_of_work() as session:
+            request = IdempotentRequest(scope=scope_of(session), key=key, fingerprint=fingerprint)
+            with claimed(session, request, now=now, lease=lease) as record:
+                result = operation(session)
+                record.status = ClaimStatus.COMPLETED.value
+                record.response_status = status_code
+                record.response_body = answer(result)
+        return result
+    except KeyHeld as held:
+
+        def again(session: Session, _resumed: Resume | None) -> T:
+            scope_of(session)
+            return operation(session)
+
+        request = IdempotentRequest(scope=held.scope, key=key, fingerprint=fingerprint)
+        return run(runtime, request, operation=again, answer=answer, status_code=status_code)
 
 
 def run(

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
@@ -25,6 +25,7 @@ from fastapi.security.base import SecurityBase
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -158,13 +159,25 @@ async def _authenticate_first(request: Request, exc: RequestValidationError) -> 
         return
     dependant = Dependant(path=route.path_format, dependencies=guards)
     async with AsyncExitStack() as stack:
-        await solve_dependencies(
+        solved = await solve_dependencies(
             request=request,
             dependant=dependant,
             body=None,
             async_exit_stack=stack,
             embed_body_fields=False,
         )
+    for value in solved.values.values():
+        if isinstance(value, DeferredAuthentication):
+            await run_in_threadpool(value.authenticate_now, request)
+
+
+@runtime_checkable
+class DeferredAuthentication(Protocol):
+    """A security dependency whose credential is checked later, inside the request's own unit
+    of work (``kouza.identity.dependencies.TokenCaller``); an undecodable body has it checked
+    at once, so a bad credential still answers 401 before the 422."""
+
+    def authenticate_now(self, request: Request) -> None: ...
 
 
 def _uses_security(dependant: Dependant) -> bool:
@@ -290,7 +303,7 @@ def client_ip(request: Request) -> str:
 def run_idempotent(
     runtime: BaseRuntime[Any],
     *,
-    scope: str,
+    scope: str | Callable[[Session], str],
     key: str,
     request_payload: Any,
     model: type[M],
@@ -299,21 +312,18 @@ def run_idempotent(
 ) -> M:
     """Run ``operation`` once per (scope, key); replay its result on a retry of the same request.
 
-    The operation writes in the unit of work that stores its result
-    (:func:`kouza.kit.idempotency.run`); it never attaches anything, so a failure releases the
-    key and there is never anything to resume."""
-
-    def once(session: Session, resumed: idempotency.Resume | None) -> M:
-        assert resumed is None, "a one-step operation attaches nothing a retry could resume"
-        return operation(session)
-
-    request = idempotency.IdempotentRequest(
-        scope=scope, key=key, fingerprint=idempotency.request_hash(request_payload)
-    )
-    outcome = idempotency.run(
+    One transaction (:func:`kouza.kit.idempotency.run_in_one`): ``scope`` — or, given a callable,
+    what it answers in that transaction (the endpoint authenticating its caller there, rather
+    than in a transaction of its own) — the key's record, the operation and its stored answer
+    commit together. The operation never attaches anything, so a failure leaves no key behind
+    and there is never anything to resume."""
+    scope_of = scope if callable(scope) else (lambda _session: scope)
+    outcome = idempotency.run_in_one(
         runtime,
-        request,
-        operation=once,
+        key=key,
+        fingerprint=idempotency.request_hash(request_payload),
+        scope_of=scope_of,
+        operation=operation,
         answer=lambda result: result.model_dump(mode="json"),
         status_code=status_code,
     )

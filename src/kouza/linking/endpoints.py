@@ -26,7 +26,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, status
 from kouza.controls.dependencies import CurrentOperator
 from kouza.controls.errors import InvalidOperatorToken, KillSwitchActive, ReasonRequired
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
-from kouza.identity.dependencies import CurrentUser
+from kouza.identity.dependencies import AuthenticatedInUnitOfWork, SessionUser
 from kouza.identity.errors import (
     InvalidToken,
     LevelRequired,
@@ -151,7 +151,7 @@ def _proof(body: DeviceSigned) -> DeviceProof | None:
 def link_account(
     wallet_id: uuid.UUID,
     body: BankLinkCreate,
-    user: CurrentUser,
+    user: SessionUser,
     session: SessionDep,
     request: Request,
 ) -> BankLinkRead:
@@ -179,7 +179,7 @@ def link_account(
     response_model=list[BankLinkRead],
     responses=error_responses(InvalidToken, UnknownWallet),
 )
-def list_links(wallet_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> list[BankLinkRead]:
+def list_links(wallet_id: uuid.UUID, user: SessionUser, session: SessionDep) -> list[BankLinkRead]:
     """The wallet's linked accounts (revoked ones included, with their status)."""
     return [
         BankLinkRead.model_validate(link)
@@ -191,7 +191,7 @@ def _movement(
     runtime: RuntimeDep,
     wallet_id: uuid.UUID,
     body: BankMovementCreate,
-    user: CurrentUser,
+    caller: AuthenticatedInUnitOfWork,
     key: str,
     request: Request,
     *,
@@ -200,7 +200,7 @@ def _movement(
     move = linking.top_up if top_up else linking.withdraw
     return move(
         runtime,
-        user=user,
+        user=caller.detached_user,
         wallet_id=wallet_id,
         link_id=body.link_id,
         amount=body.amount,
@@ -220,13 +220,13 @@ def _movement(
 def top_up(
     wallet_id: uuid.UUID,
     body: BankMovementCreate,
-    user: CurrentUser,
+    caller: AuthenticatedInUnitOfWork,
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey,
     request: Request,
 ) -> BankMovementRead:
     """Charge the wallet from a linked account (instant debit under the mandate)."""
-    return _movement(runtime, wallet_id, body, user, idempotency_key, request, top_up=True)
+    return _movement(runtime, wallet_id, body, caller, idempotency_key, request, top_up=True)
 
 
 @router.post(
@@ -238,13 +238,13 @@ def top_up(
 def withdraw(
     wallet_id: uuid.UUID,
     body: BankMovementCreate,
-    user: CurrentUser,
+    caller: AuthenticatedInUnitOfWork,
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey,
     request: Request,
 ) -> BankMovementRead:
     """Send wallet balance to a linked account."""
-    return _movement(runtime, wallet_id, body, user, idempotency_key, request, top_up=False)
+    return _movement(runtime, wallet_id, body, caller, idempotency_key, request, top_up=False)
 
 
 @router.post(
@@ -288,7 +288,7 @@ OAUTH_START_ERRORS = (
 def start_oauth_link(
     wallet_id: uuid.UUID,
     body: OAuthLinkStart,
-    user: CurrentUser,
+    user: SessionUser,
     session: SessionDep,
     request: Request,
 ) -> OAuthLinkStarted:
@@ -326,7 +326,7 @@ def start_oauth_link(
 def complete_oauth_link(
     wallet_id: uuid.UUID,
     body: OAuthLinkCallback,
-    user: CurrentUser,
+    user: SessionUser,
     session: SessionDep,
     request: Request,
 ) -> BankLinkRead:

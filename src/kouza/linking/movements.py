@@ -15,8 +15,11 @@ A movement runs in three steps, never holding a database transaction open across
 
 The customer's Idempotency-Key is handled by :mod:`kouza.kit.idempotency` alone, for the HTTP
 endpoints and the direct callers (simulator, tests) alike: :meth:`MovementService.move` claims
-it (one record in ``idempotency_keys``, one fingerprint: :meth:`MoveRequest.fingerprint`), and
-the recording unit of work *attaches* the movement to that record (``bank_movement:<id>``). A
+it (one record in ``idempotency_keys``, one fingerprint: :meth:`MoveRequest.fingerprint`) in
+the recording unit of work, the record naming the movement from the start
+(``bank_movement:<id>``), and completes it in the settling one (ADR 0028: two wallet
+transactions around the bank call; a key that already has a record goes the general way, where
+the recording unit of work *attaches* the movement to the claimed record). A
 request that fails after its record was committed (a lost answer, a refusal by the bank, a
 crash) therefore leaves its key ``open`` rather than released, and the same request retried is
 told to *resume* that movement: asked of the bank again under the same bank key if still
@@ -47,7 +50,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, cast
+from datetime import timedelta
+from typing import Any, NoReturn, Protocol, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -62,7 +66,7 @@ from kouza.kit.locking import lock_row
 from kouza.kit.money import MAX_AMOUNT_YEN
 from kouza.ledger.errors import InvalidAmount
 from kouza.linking import policy
-from kouza.linking.client import BankTransfer, bank_client_of
+from kouza.linking.client import BankTransfer, DPoPCredentials, bank_client_of
 from kouza.linking.errors import (
     BankLinkNotActive,
     BankOutcomeUnknown,
@@ -84,7 +88,7 @@ from kouza.linking.models import (
     MovementStatus,
     ReviewStatus,
 )
-from kouza.linking.oauth import dpop_credentials
+from kouza.linking.oauth import credentials_of
 from kouza.linking.schemas import BankMovementRead
 from kouza.risk.events import EventType, RiskEvent
 from kouza.runtime import Runtime, runtime_of
@@ -175,6 +179,8 @@ class Snapshot:
     failure: str
     event: RiskEvent
     link_id: uuid.UUID
+    credentials: DPoPCredentials | None
+    """The OAuth link's DPoP-bound token (None for a legacy link), read with the movement."""
 
 
 def check_amount(amount: object) -> int:
@@ -189,22 +195,75 @@ def check_amount(amount: object) -> int:
 class MovementService:
     """Record, call, settle: top-ups and withdrawals between linked accounts and wallets."""
 
-    def move(self, runtime: Runtime, request: MoveRequest) -> BankMovementRead:
+    def move(
+        self, runtime: Runtime, request: MoveRequest | Callable[[Session], MoveRequest]
+    ) -> BankMovementRead:
         """Run a top-up or withdrawal once per (customer, Idempotency-Key); return its answer.
 
-        :func:`kouza.kit.idempotency.run` decides: a first request runs, a retry of a finished
-        one gets the stored answer, a retry of one that recorded its movement and then failed
-        (a lost bank answer, a refusal, a crash) resumes that movement under the same bank key.
+        A first request claims its key in the unit of work that records the movement (the
+        record names the movement from the start), and completes it in the one that settles —
+        two wallet transactions around the bank call. ``request`` may be built in the first of
+        them (the HTTP endpoint authenticates its caller there). A key that already has a
+        record goes through :func:`kouza.kit.idempotency.run`: a retry of a finished request
+        gets the stored answer, a retry of one that recorded its movement and then failed (a
+        lost bank answer, a refusal, a crash) resumes that movement under the same bank key.
         """
-        outcome = idempotency.run(
-            runtime,
-            request.keyed(),
-            operation=lambda _session, resumed: self._run(runtime, request, resumed),
-            answer=lambda read: read.model_dump(mode="json"),
-        )
-        if isinstance(outcome, Replay):
-            return BankMovementRead.model_validate(outcome.body)
-        return outcome
+        if isinstance(request, MoveRequest):
+            idempotency.validate_key(request.idempotency_key)
+            given = request
+            recorded = self._claim_and_record(runtime, lambda _session: given)
+        else:
+            recorded = self._claim_and_record(runtime, request)
+        if isinstance(recorded, MoveRequest):  # the key has a record already
+            outcome = idempotency.run(
+                runtime,
+                recorded.keyed(),
+                operation=lambda _session, resumed: self._run(runtime, recorded, resumed),
+                answer=lambda read: read.model_dump(mode="json"),
+            )
+            if isinstance(outcome, Replay):
+                return BankMovementRead.model_validate(outcome.body)
+            return outcome
+        keyed, snapshot = recorded
+        try:
+            return self._call_and_settle(runtime, snapshot, completes=keyed)
+        except BaseException:
+            # the movement was recorded: the key stays open for the same request to resume it
+            idempotency.release(runtime.db, scope=keyed.scope, key=keyed.key)
+            raise
+
+    def _claim_and_record(
+        self, runtime: Runtime, build: Callable[[Session], MoveRequest]
+    ) -> tuple[IdempotentRequest, Snapshot] | MoveRequest:
+        """One unit of work: the request, its key's record (naming the movement) and the
+        movement with its hold; or the request alone if its key has a record already."""
+        lease = timedelta(seconds=runtime.settings.idempotency_lease_seconds)
+        movement_id = uuid.uuid4()
+        request: MoveRequest | None = None
+        try:
+            with runtime.db.unit_of_work() as session:
+                request = build(session)
+                keyed = request.keyed()
+                with idempotency.claimed(
+                    session,
+                    keyed,
+                    now=runtime.now(),
+                    lease=lease,
+                    resource=resource_of(movement_id),
+                ):
+                    # held for the whole unit of work: the session's identity map is weak, and
+                    # the checks and the snapshot get the link again (a SELECT each, if dropped)
+                    link = session.get(BankLink, request.link_id)
+                    event = self._event(session, request, link)
+                    movement = self._record(session, request, event, movement_id=movement_id)
+                    return keyed, self._snapshot(session, movement, event)
+        except idempotency.KeyHeld:
+            assert request is not None
+            return request
+        except KouzaError as refusal:
+            if request is not None:  # (not an authentication failure)
+                self._record_refusal(runtime, request, refusal)
+            raise
 
     def _run(
         self, runtime: Runtime, request: MoveRequest, resumed: Resume | None
@@ -222,24 +281,12 @@ class MovementService:
                 snapshot.failure or "the bank refused this movement",
                 movement_id=str(snapshot.movement_id),
             )
-        answer = self._answer(runtime, self._call_and_settle(runtime, snapshot))
-        held = answer.review == ReviewStatus.HELD.value
-        self._count(runtime, snapshot.direction, snapshot.event.bank, "held" if held else "posted")
-        return answer
-
-    def _count(
-        self, runtime: Runtime, direction: MovementDirection, bank_code: str, outcome: str
-    ) -> None:
-        metrics = runtime.metrics
-        family = metrics.topups if direction is MovementDirection.DEBIT else metrics.withdrawals
-        family.inc(bank=metrics.bank(bank_code), outcome=outcome)
+        return self._call_and_settle(runtime, snapshot)
 
     def _answer(self, runtime: Runtime, movement: BankMovement) -> BankMovementRead:
         """What the request answers, and what a retry of it replays."""
         with runtime.db.session() as session:
-            review = session.get(BankMovementReview, movement.id)
-        read = BankMovementRead.model_validate(movement)
-        return read.model_copy(update={"review": review.status if review is not None else None})
+            return _read(session, session.merge(movement, load=False))
 
     # --- step 1: record -------------------------------------------------------------------
 
@@ -260,7 +307,16 @@ class MovementService:
             policy.record(session, replace(event, outcome=refusal.code), refusal=refusal)
         self._count(runtime, request.direction, event.bank, "refused")
 
-    def _record(self, session: Session, request: MoveRequest, event: RiskEvent) -> BankMovement:
+    def _record(
+        self,
+        session: Session,
+        request: MoveRequest,
+        event: RiskEvent,
+        *,
+        movement_id: uuid.UUID | None = None,
+    ) -> BankMovement:
+        """Check and record a movement; with ``movement_id``, the key's record claimed in this
+        unit of work already names it (:func:`kouza.kit.idempotency.claimed`)."""
         caller = request.caller
         amount = check_amount(request.amount)
         wallet = owned_wallet_locked(session, caller)
@@ -284,7 +340,9 @@ class MovementService:
         except (UnderReview, HeldForReview) as review:
             if request.direction is not MovementDirection.DEBIT:
                 raise  # money leaving the wallet waits for nobody: refused
-            movement = self._hold_and_insert(session, request, wallet, link, device_id)
+            movement = self._hold_and_insert(
+                session, request, wallet, link, device_id, movement_id=movement_id
+            )
             session.add(
                 BankMovementReview(
                     movement_id=movement.id,
@@ -296,7 +354,9 @@ class MovementService:
             )
             session.flush()
             return movement
-        return self._hold_and_insert(session, request, wallet, link, device_id)
+        return self._hold_and_insert(
+            session, request, wallet, link, device_id, movement_id=movement_id
+        )
 
     def _usable_link(self, session: Session, wallet: Wallet, request: MoveRequest) -> BankLink:
         link = session.get(BankLink, request.link_id)
@@ -343,9 +403,12 @@ class MovementService:
         wallet: Wallet,
         link: BankLink,
         device_id: uuid.UUID | None,
+        *,
+        movement_id: uuid.UUID | None,
     ) -> BankMovement:
         runtime = runtime_of(session)
-        movement_id = uuid.uuid4()
+        named = movement_id is not None
+        movement_id = movement_id or uuid.uuid4()
         debit = request.direction is MovementDirection.DEBIT
         hold = banking.hold(
             session,
@@ -373,19 +436,22 @@ class MovementService:
         )
         session.add(movement)
         session.flush()
-        # committed with the movement: from now on a failed request leaves its key open, and
-        # the same request retried resumes this movement instead of recording another
-        idempotency.attach(
-            session,
-            scope=request.scope,
-            key=request.idempotency_key,
-            resource=resource_of(movement_id),
-        )
+        if not named:
+            # committed with the movement: from now on a failed request leaves its key open,
+            # and the same request retried resumes this movement instead of recording another
+            idempotency.attach(
+                session,
+                scope=request.scope,
+                key=request.idempotency_key,
+                resource=resource_of(movement_id),
+            )
         return movement
 
-    def _event(self, session: Session, request: MoveRequest) -> RiskEvent:
+    def _event(
+        self, session: Session, request: MoveRequest, link: BankLink | None = None
+    ) -> RiskEvent:
         caller = request.caller
-        link = session.get(BankLink, request.link_id)
+        link = link or session.get(BankLink, request.link_id)
         amount = request.amount if type(request.amount) is int else 0
         return RiskEvent(
             type=request.event_type,
@@ -412,11 +478,16 @@ class MovementService:
             movement.failure,
             event,
             link.id,
+            credentials_of(session, link.id),
         )
 
     # --- steps 2 and 3: call and settle -----------------------------------------------------
 
-    def _call_and_settle(self, runtime: Runtime, snapshot: Snapshot) -> BankMovement:
+    def _call_and_settle(
+        self, runtime: Runtime, snapshot: Snapshot, *, completes: IdempotentRequest | None = None
+    ) -> BankMovementRead:
+        """Call the bank and settle; the answer, stored with the settlement as the key's
+        completed answer when ``completes`` names the key (the first attempt's own claim)."""
         client = bank_client_of(runtime)
         call = client.debit if snapshot.direction is MovementDirection.DEBIT else client.credit
         try:
@@ -425,21 +496,39 @@ class MovementService:
                 amount=snapshot.amount,
                 idempotency_key=snapshot.bank_key,
                 description=PASSBOOK_TEXT,
-                credentials=dpop_credentials(runtime, snapshot.link_id),
+                credentials=snapshot.credentials,
             )
         except BankRefused as refusal:
-            return self._refused(runtime, snapshot, refusal)
+            self._refused(runtime, snapshot, refusal)
         except BankUnavailable:
-            return self._lost(runtime, snapshot)
+            self._lost(runtime, snapshot)
         hook = cast(AfterBankCallPort, runtime).after_bank_call
         if hook is not None:
             hook(snapshot.movement_id)
         with runtime.db.unit_of_work() as session:
             movement = settle(session, snapshot.movement_id, transfer=transfer)
             policy.record(session, snapshot.event)
-        return movement
+            read = _read(session, movement)
+            if completes is not None:
+                idempotency.complete(
+                    session,
+                    scope=completes.scope,
+                    key=completes.key,
+                    status_code=201,
+                    body=read.model_dump(mode="json"),
+                )
+        held = read.review == ReviewStatus.HELD.value
+        self._count(runtime, snapshot.direction, snapshot.event.bank, "held" if held else "posted")
+        return read
 
-    def _refused(self, runtime: Runtime, snapshot: Snapshot, refusal: BankRefused) -> BankMovement:
+    def _count(
+        self, runtime: Runtime, direction: MovementDirection, bank_code: str, outcome: str
+    ) -> None:
+        metrics = runtime.metrics
+        family = metrics.topups if direction is MovementDirection.DEBIT else metrics.withdrawals
+        family.inc(bank=metrics.bank(bank_code), outcome=outcome)
+
+    def _refused(self, runtime: Runtime, snapshot: Snapshot, refusal: BankRefused) -> NoReturn:
         code = str(refusal.details.get("bank_error") or refusal.code)
         with runtime.db.unit_of_work() as session:
             settle(
@@ -451,7 +540,7 @@ class MovementService:
             refusal.message, bank_error=code, movement_id=str(snapshot.movement_id)
         )
 
-    def _lost(self, runtime: Runtime, snapshot: Snapshot) -> BankMovement:
+    def _lost(self, runtime: Runtime, snapshot: Snapshot) -> NoReturn:
         with runtime.db.unit_of_work() as session:
             movement = lock_row(session, BankMovement, snapshot.movement_id)
             if movement is not None and movement.status == MovementStatus.PENDING.value:
@@ -467,6 +556,13 @@ class MovementService:
     def _load(self, runtime: Runtime, movement_id: uuid.UUID) -> BankMovement:
         with runtime.db.unit_of_work() as session:
             return session.get_one(BankMovement, movement_id)
+
+
+def _read(session: Session, movement: BankMovement) -> BankMovementRead:
+    """A movement as the request answers it (and a retry replays it), with its review."""
+    review = session.get(BankMovementReview, movement.id)  # settle() loaded it already
+    read = BankMovementRead.model_validate(movement)
+    return read.model_copy(update={"review": review.status if review is not None else None})
 
 
 def settle(

@@ -427,10 +427,16 @@ class OAuthLinkService:
 def dpop_credentials(runtime: Runtime, link_id: uuid.UUID) -> DPoPCredentials | None:
     """The DPoP-bound token of an OAuth link (None for a legacy link), unsealed in memory."""
     with runtime.db.session() as session:
-        row = session.get(BankLinkToken, link_id)
-        if row is None:
-            return None
-        values = unseal(runtime, row.sealed)
+        return credentials_of(session, link_id)
+
+
+def credentials_of(session: Session, link_id: uuid.UUID) -> DPoPCredentials | None:
+    """:func:`dpop_credentials`, read in the caller's unit of work."""
+    runtime = runtime_of(session)
+    row = session.get(BankLinkToken, link_id)
+    if row is None:
+        return None
+    values = unseal(runtime, row.sealed)
     return DPoPCredentials(
         access_token=str(values["access_token"]),
         key=ECKey.import_key(values["dpop_key"]),

@@ -17,11 +17,13 @@ calls them — an endpoint, the simulator, a test — gets the same replay, conf
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
 from kouza.identity.models import User
+from kouza.kit.idempotency import validate_key
 from kouza.linking import receiver
 from kouza.linking.links import Caller, LegacyLinkInput, link_service
 from kouza.linking.models import BankLink, MovementDirection
@@ -79,7 +81,7 @@ class LinkingService:
         self,
         runtime: Runtime,
         *,
-        user: User,
+        user: User | Callable[[Session], User],
         wallet_id: uuid.UUID,
         link_id: uuid.UUID,
         amount: int,
@@ -89,7 +91,8 @@ class LinkingService:
         ip: str,
     ) -> BankMovementRead:
         """Charge the wallet from a linked account (bank debit under the mandate), once per
-        Idempotency-Key; returns the answer a retry with the same key replays."""
+        Idempotency-Key; returns the answer a retry with the same key replays. ``user`` may be
+        a function that authenticates the caller in the movement's recording unit of work."""
         return self._move(
             runtime,
             MovementDirection.DEBIT,
@@ -107,7 +110,7 @@ class LinkingService:
         self,
         runtime: Runtime,
         *,
-        user: User,
+        user: User | Callable[[Session], User],
         wallet_id: uuid.UUID,
         link_id: uuid.UUID,
         amount: int,
@@ -134,7 +137,7 @@ class LinkingService:
         self,
         runtime: Runtime,
         direction: MovementDirection,
-        user: User,
+        user: User | Callable[[Session], User],
         wallet_id: uuid.UUID,
         link_id: uuid.UUID,
         amount: int,
@@ -143,11 +146,22 @@ class LinkingService:
         proof: DeviceProof | None,
         ip: str,
     ) -> BankMovementRead:
-        caller = Caller(user=user, wallet_id=wallet_id, ip=ip, device_id=device_id, proof=proof)
-        request = MoveRequest(
-            caller=caller, direction=direction, link_id=link_id, amount=amount, idempotency_key=key
-        )
-        return movements.move(runtime, request)
+        def request(who: User) -> MoveRequest:
+            caller = Caller(user=who, wallet_id=wallet_id, ip=ip, device_id=device_id, proof=proof)
+            return MoveRequest(
+                caller=caller,
+                direction=direction,
+                link_id=link_id,
+                amount=amount,
+                idempotency_key=key,
+            )
+
+        if isinstance(user, User):
+            return movements.move(runtime, request(user))
+        # the caller is authenticated in the unit of work that records the movement
+        authenticate = user
+        validate_key(key)
+        return movements.move(runtime, lambda session: request(authenticate(session)))
 
     def receive_webhook(self, session: Session, token: str) -> BankLink | None:
         """Verify and apply a signed bank event (link revoked, suspended, resumed)."""

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Query, Request, status
 
 from kouza.controls.cases import cases
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
-from kouza.identity.dependencies import CurrentUser
+from kouza.identity.dependencies import AuthenticatedInUnitOfWork, SessionUser
 from kouza.identity.errors import (
     DeviceChallengeExpired,
     DeviceChallengeInvalid,
@@ -119,14 +119,14 @@ def _wallet_read(session: SessionDep, wallet: Wallet) -> WalletRead:
     response_model=WalletRead,
     responses=error_responses(InvalidToken, LevelRequired, WalletExists),
 )
-def open_wallet(user: CurrentUser, session: SessionDep, request: Request) -> WalletRead:
+def open_wallet(user: SessionUser, session: SessionDep, request: Request) -> WalletRead:
     """Open the caller's wallet (needs a verified e-mail address)."""
     wallet = wallets.open_wallet(session, user=user, ip=client_ip(request))
     return _wallet_read(session, wallet)
 
 
 @router.get("/v1/wallets", response_model=list[WalletRead], responses=error_responses(InvalidToken))
-def list_wallets(user: CurrentUser, session: SessionDep) -> list[WalletRead]:
+def list_wallets(user: SessionUser, session: SessionDep) -> list[WalletRead]:
     """The caller's wallets."""
     return [_wallet_read(session, w) for w in wallets.wallets_of(session, user=user)]
 
@@ -136,7 +136,7 @@ def list_wallets(user: CurrentUser, session: SessionDep) -> list[WalletRead]:
     response_model=WalletRead,
     responses=error_responses(InvalidToken, UnknownWallet),
 )
-def get_wallet(wallet_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> WalletRead:
+def get_wallet(wallet_id: uuid.UUID, user: SessionUser, session: SessionDep) -> WalletRead:
     """Balance and status of one of the caller's wallets."""
     return _wallet_read(session, wallets.owned_wallet(session, user=user, wallet_id=wallet_id))
 
@@ -148,7 +148,7 @@ def get_wallet(wallet_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> 
 )
 def statement(
     wallet_id: uuid.UUID,
-    user: CurrentUser,
+    user: SessionUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     before: Annotated[
@@ -178,7 +178,7 @@ def statement(
 def pay(
     wallet_id: uuid.UUID,
     body: PaymentCreate,
-    user: CurrentUser,
+    caller: AuthenticatedInUnitOfWork,
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey,
     request: Request,
@@ -188,14 +188,14 @@ def pay(
     signed = body.signed_challenge()
     return run_idempotent(
         runtime,
-        scope=f"user:{user.id}",
+        scope=caller.scope,
         key=idempotency_key,
         model=PaymentRead,
         request_payload=["pay", str(wallet_id), body.request_fields()],
         operation=lambda session: PaymentRead.model_validate(
             wallets.pay(
                 session,
-                user=user,
+                user=caller.user,
                 wallet_id=wallet_id,
                 qr=body.qr,
                 amount=body.amount,
@@ -215,7 +215,7 @@ def pay(
 def transfer(
     wallet_id: uuid.UUID,
     body: TransferCreate,
-    user: CurrentUser,
+    caller: AuthenticatedInUnitOfWork,
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey,
     request: Request,
@@ -224,14 +224,14 @@ def transfer(
     signed = body.signed_challenge()
     return run_idempotent(
         runtime,
-        scope=f"user:{user.id}",
+        scope=caller.scope,
         key=idempotency_key,
         model=TransferRead,
         request_payload=["transfer", str(wallet_id), body.request_fields()],
         operation=lambda session: TransferRead.model_validate(
             wallets.transfer(
                 session,
-                user=user,
+                user=caller.user,
                 source_wallet_id=wallet_id,
                 destination_wallet_id=body.to_wallet_id,
                 amount=body.amount,

@@ -345,7 +345,13 @@ class WalletService:
             entry_id=posted.id,
             created_at=runtime_of(session).now(),
         )
-        add_unique(session, payment, QrAlreadyPaid("this QR code has already been paid"))
+        if order_ref is None:
+            # a static QR: no order to pay twice (NULLs never collide in the unique key), so no
+            # savepoint around the insert
+            session.add(payment)
+            session.flush()
+        else:
+            add_unique(session, payment, QrAlreadyPaid("this QR code has already been paid"))
         return payment
 
     def refund(
