@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
@@ -25,9 +26,14 @@ from tests.linking.support import (
     bank_transfer_count,
     charge,
     ledger_ok,
+    link_body,
     linked_under_2019,
     links,
+    login,
     movements,
+    policy_2019,
+    signed,
+    verified_customer,
     wallet_balance,
 )
 
@@ -120,6 +126,47 @@ class TestIdempotentTopUps:
         assert answer.status_code == 409
         assert answer.json()["error"] == "idempotency_conflict"
         assert bank_transfer_count(world) == 1
+
+    def test_a_retry_with_a_fresh_device_proof_is_the_same_request(self, world: World) -> None:
+        """A proof is single-use: the app's retry signs a new challenge. Same key, same amount
+        and link: the same request (resumed after a lost answer), not a conflict."""
+        policy_2019(world)
+        holder = verified_customer(
+            world,
+            name="山田　太郎",
+            birth_date=date(1960, 4, 1),
+            kana="ﾔﾏﾀﾞ ﾀﾛｳ",
+            phone="090-4444-5555",
+            e164="+819044445555",
+        )
+        headers = login(world, holder)
+        made = world.wallet.post(
+            f"/v1/wallets/{holder.wallet.id}/bank-links",
+            json=link_body(world.victim) | signed(world, holder, "bank.link"),
+            headers=headers,
+        )
+        assert made.status_code == 201, made.text
+        linked = Linked(holder, headers, made.json()["id"])
+        before = bank_balance(world, world.victim)
+
+        def signed_charge() -> Any:
+            return world.wallet.post(
+                f"/v1/wallets/{linked.person.wallet.id}/topups",
+                json={"link_id": linked.link_id, "amount": 30_000}
+                | signed(world, linked.person, "charge"),
+                headers=linked.headers | {"Idempotency-Key": "signed-retry"},
+            )
+
+        world.transport.lose_response = is_transfer
+        lost = signed_charge()
+        assert lost.status_code == 503 and lost.json()["error"] == "bank_outcome_unknown"
+        world.transport.lose_response = lambda _request: False
+        retried = signed_charge()
+        assert retried.status_code == 201, retried.text
+        assert retried.json()["status"] == "posted"
+        assert signed_charge().json() == retried.json()  # and a third replays the answer
+        assert bank_transfer_count(world) == 1
+        _assert_conserved(world, linked, before)
 
     def test_a_retry_after_a_lost_answer_settles_without_a_second_debit(self, world: World) -> None:
         linked = linked_under_2019(world)

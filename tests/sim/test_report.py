@@ -248,6 +248,7 @@ class TestWriteReport:
             "seeds",
             "population_scale",
             "wallet_share",
+            "honest_users",
             "start",
             "days",
             "profiles",

@@ -135,14 +135,12 @@ class MoveRequest:
         return f"user:{self.caller.user.id}"
 
     def fingerprint(self) -> str:
-        """The request's one fingerprint: the hash of the HTTP body (``BankMovementCreate``)
-        under its wallet, so a key names one request whichever way it came in — and the keys
-        stored before the direct callers went through the same record still match."""
-        proof = self.caller.proof
+        """The request's one fingerprint: the hash of what it asks (``BankMovementCreate``
+        less its proof) under its wallet, so a key names one request whichever way it came in.
+        The device's challenge and signature are left out, as for payments and transfers: a
+        proof is single-use, so a retry of the same request carries a fresh one."""
         body = {
             "device_id": str(self.caller.device_id) if self.caller.device_id else None,
-            "nonce": proof.nonce if proof else None,
-            "signature": proof.signature if proof else None,
             "link_id": str(self.link_id),
             "amount": self.amount,
         }
