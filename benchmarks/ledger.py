@@ -27,6 +27,15 @@ What is measured, per database, each through the real ledger service and real mi
   had until migration 0010 (posting → entry, posting → account, reversal → entry): how much of
   the gap per-row referential integrity alone costs, before any ledger logic (ADR 0014). The
   real ``postings`` now checks its two references per statement instead (ADR 0017).
+
+On SQLite the plain write is the fastest the driver allows (ADR 0029): one ``executemany`` per
+table of positional tuples on the raw ``sqlite3`` cursor of the ledger engine's own connection,
+in the engine's transaction (``BEGIN IMMEDIATE``, the same pragmas), no SQLAlchemy in between.
+
+Every measurement runs ``--rounds`` times (default 3) in one invocation, the floors beside the
+ledger in each round, and each printed figure is the median of the rounds (a ratio: the median
+of the rounds' ratios; ``*_runs`` lists them). Before the rounds, an SQLAlchemy event hook counts
+the statements, transactions and round trips of one transfer, one batch and their plain writes.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    event,
     text,
 )
 
@@ -141,8 +151,22 @@ def _partition(
     return [_specs(ids[w::writers], count // writers, rng, hot // writers) for w in range(writers)]
 
 
+def _settle(rt: Runtime) -> None:
+    """SQLite: write the WAL back into the database before a timed phase, so no phase pays
+    for the checkpoint of the pages the previous one wrote (the ledger's phases run first and
+    write more pages; their checkpoint fell into the plain INSERTs' time)."""
+    if rt.db.dialect != "sqlite":
+        return
+    raw = rt.db.engine.raw_connection()  # no BEGIN IMMEDIATE: a checkpoint runs outside one
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # type: ignore[union-attr]
+    finally:
+        raw.close()
+
+
 def _single(rt: Runtime, specs: list[EntrySpec], clients: int) -> dict[str, float]:
     """One transfer per unit of work, from ``clients`` concurrent clients (as an API would)."""
+    _settle(rt)
     latencies: list[float] = []
     queue = iter(specs)
     lock = threading.Lock()
@@ -177,10 +201,11 @@ def _single(rt: Runtime, specs: list[EntrySpec], clients: int) -> dict[str, floa
     }
 
 
-def _parallel(work: Any, partitions: list[list[EntrySpec]]) -> float:
+def _parallel(rt: Runtime, work: Any, partitions: list[list[EntrySpec]]) -> float:
     """Run ``work(partition)`` in one thread per partition; transfers/s over all of them (a
     failure in any thread fails the benchmark)."""
     failures: list[BaseException] = []
+    _settle(rt)
 
     def run(part: list[EntrySpec]) -> None:
         try:
@@ -208,7 +233,7 @@ def _batched(rt: Runtime, partitions: list[list[EntrySpec]]) -> float:
             with rt.db.unit_of_work() as session:
                 ledger.post_batch(session, specs[start : start + BATCH])
 
-    return _parallel(writer, partitions)
+    return _parallel(rt, writer, partitions)
 
 
 def _raw_tables(rt: Runtime, *, foreign_keys: bool = False) -> tuple[Table, Table]:
@@ -291,7 +316,7 @@ def _raw(
             with rt.db.engine.begin() as connection:
                 _raw_write(connection, entries, postings, chunk, first)
 
-    return _parallel(writer, partitions)
+    return _parallel(rt, writer, partitions)
 
 
 def _raw_write(
@@ -316,71 +341,213 @@ def _raw_write(
             },
         ).scalars().all()
         return
+    _raw_write_sqlite(connection, entries, postings, chunk, first_id, now)
+
+
+def _raw_write_sqlite(
+    connection: Connection,
+    entries: Table,
+    postings: Table,
+    chunk: list[EntrySpec],
+    first_id: int,
+    now: datetime,
+) -> None:
+    """The fastest plain write of these rows that the driver allows: one ``executemany`` per
+    table of positional tuples on the raw ``sqlite3`` cursor of the engine's own connection,
+    inside the transaction the engine began (``BEGIN IMMEDIATE``, the ledger's pragmas), with
+    the timestamp as the text SQLAlchemy stores — no SQLAlchemy parameter processing."""
+    stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    _DRIVER_STATEMENTS[0] += 2  # the raw cursor is invisible to SQLAlchemy's event hooks
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     ids = range(first_id, first_id + len(chunk))
-    connection.execute(
-        entries.insert(),
-        [
-            {"id": i, "kind": s.kind.value, "description": s.description, "created_at": now}
-            for i, s in zip(ids, chunk, strict=True)
-        ],
+    cursor.executemany(
+        f"INSERT INTO {entries.name} (id, kind, description, created_at) VALUES (?, ?, ?, ?)",
+        [(i, s.kind.value, s.description, stamp) for i, s in zip(ids, chunk, strict=True)],
     )
-    connection.execute(
-        postings.insert(),
+    cursor.executemany(
+        f"INSERT INTO {postings.name} (entry_id, account_id, amount, created_at) "
+        "VALUES (?, ?, ?, ?)",
         [
-            {"entry_id": i, "account_id": leg.account_id, "amount": leg.amount, "created_at": now}
+            (i, leg.account_id, leg.amount, stamp)
             for i, spec in zip(ids, chunk, strict=True)
             for leg in spec.legs
         ],
     )
+    cursor.close()
+
+
+_DRIVER_STATEMENTS = [0]
+"""Statements sent on a raw DB-API cursor (the SQLite floor), for :class:`_Counter`."""
+
+
+class _Counter:
+    """Counts the SQL statements and transactions an engine runs (an SQLAlchemy event hook),
+    switched on only around the calls it counts, never while a figure is timed."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.statements = 0
+        self.transactions = 0
+        self.engine = rt.db.engine
+
+    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE, issued by kit.db
+            self.statements += 1
+
+    def _commit(self, _conn: Any) -> None:
+        self.transactions += 1
+
+    def count(self, work: Any, calls: int) -> dict[str, float]:
+        """Statements, transactions and round trips per call of ``work()``."""
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "commit", self._commit)
+        self.statements = -_DRIVER_STATEMENTS[0]
+        try:
+            for _ in range(calls):
+                work()
+        finally:
+            event.remove(self.engine, "before_cursor_execute", self._statement)
+            event.remove(self.engine, "commit", self._commit)
+        self.statements += _DRIVER_STATEMENTS[0]
+        statements, transactions = self.statements / calls, self.transactions / calls
+        self.statements = self.transactions = 0
+        # psycopg sends BEGIN and COMMIT as round trips of their own; SQLite is in-process
+        trips = statements + 2 * transactions if self.engine.dialect.name == "postgresql" else 0
+        return {"statements": statements, "transactions": transactions, "round_trips": trips}
+
+
+def _costs(rt: Runtime, ids: list[int], rng: random.Random) -> dict[str, float]:
+    """Statements, transactions and round trips of one single transfer, one batch, and the
+    plain writes of the same rows (the floors)."""
+    counter = _Counter(rt)
+    singles = iter(_specs(ids, 100, rng))
+    batch = _specs(ids, BATCH, rng)
+
+    def single() -> None:
+        with rt.db.unit_of_work() as session:
+            ledger.post_entry(session, next(singles))
+
+    def batched() -> None:
+        with rt.db.unit_of_work() as session:
+            ledger.post_batch(session, batch)
+
+    entries, postings = _raw_tables(rt)
+    first = itertools.count(1, BATCH)
+
+    def raw(chunk: list[EntrySpec]) -> Any:
+        def write() -> None:
+            with rt.db.engine.begin() as connection:
+                _raw_write(connection, entries, postings, chunk, next(first))
+
+        return write
+
+    figures = {}
+    for label, work, calls in (
+        ("single", single, 100),
+        ("batched", batched, 1),
+        ("raw_single", raw(batch[:1]), 100),
+        ("raw_batched", raw(batch), 1),
+    ):
+        for key, value in counter.count(work, calls).items():
+            figures[f"{label}_{key}_per_call"] = value
+    return figures
+
+
+def _round(
+    rt: Runtime,
+    ids: list[int],
+    rng: random.Random,
+    *,
+    single: int,
+    batched: int,
+    clients: int,
+    writers: int,
+    log: Any,
+    name: str,
+    number: int,
+) -> dict[str, float]:
+    """One run of every measurement, the floors beside the ledger (same specs)."""
+    single_specs = _specs(ids, single, rng)
+    batch_parts = _partition(ids, batched, writers, rng)
+    hot_parts = _partition(ids, batched, writers, rng, hot=HOT)
+    log(f"[{name} {number}] single transfers ({single:,}, {clients} concurrent clients) …")
+    one = _single(rt, single_specs, clients)
+    log(f"[{name} {number}] batched ({batched:,}, {BATCH:,} per batch, {writers} writers) …")
+    many = _batched(rt, batch_parts)
+    log(f"[{name} {number}] batched, 90% on {HOT} hot accounts …")
+    hot = _batched(rt, hot_parts)
+    log(f"[{name} {number}] plain INSERTs of the same rows (with and without FKs) …")
+    raw_batched = _raw(rt, batch_parts, BATCH)
+    raw_single = _raw(rt, [single_specs[c::clients] for c in range(clients)], 1)
+    raw_fk_batched = _raw(rt, batch_parts, BATCH, foreign_keys=True)
+    return {
+        "single_tps": one["tps"],
+        "single_p50_ms": one["p50_ms"],
+        "single_p99_ms": one["p99_ms"],
+        "batched_tps": many,
+        "hot_batched_tps": hot,
+        "raw_insert_tps": raw_batched,
+        "raw_insert_single_tps": raw_single,
+        "raw_insert_fk_tps": raw_fk_batched,
+        "batched_vs_raw_ratio": many / raw_batched,
+        "single_vs_raw_ratio": one["tps"] / raw_single,
+        "raw_fk_vs_raw_ratio": raw_fk_batched / raw_batched,
+    }
 
 
 def run(
-    name: str, url: str, *, single: int, batched: int, clients: int, writers: int, log: Any
-) -> dict[str, float]:
-    """Every measurement on one database; returns the figures prefixed with ``name``."""
+    name: str,
+    url: str,
+    *,
+    single: int,
+    batched: int,
+    clients: int,
+    writers: int,
+    rounds: int,
+    log: Any,
+) -> dict[str, Any]:
+    """Every measurement on one database, ``rounds`` times; returns the median of each figure
+    (a ratio is the median of the rounds' ratios), prefixed with ``name``."""
     with tempfile.TemporaryDirectory() as var:
         rt = _runtime(url, Path(var))
         upgrade(rt.db.engine)
         log(f"[{name}] opening and funding {ACCOUNTS:,} accounts …")
         ids = _open_accounts(rt)
         rng = random.Random(7)
-        single_specs = _specs(ids, single, rng)
-        batch_parts = _partition(ids, batched, writers, rng)
-        hot_parts = _partition(ids, batched, writers, rng, hot=HOT)
-        log(f"[{name}] single transfers ({single:,}, {clients} concurrent clients) …")
-        one = _single(rt, single_specs, clients)
-        log(f"[{name}] batched transfers ({batched:,}, {BATCH:,} per batch, {writers} writers) …")
-        many = _batched(rt, batch_parts)
-        log(f"[{name}] batched, 90% on {HOT} hot accounts …")
-        hot = _batched(rt, hot_parts)
-        log(f"[{name}] plain INSERTs of the same rows …")
-        raw_batched = _raw(rt, batch_parts, BATCH)
-        raw_single = _raw(rt, [single_specs[c::clients] for c in range(clients)], 1)
-        log(f"[{name}] plain INSERTs of the same rows, with the foreign keys …")
-        raw_fk_batched = _raw(rt, batch_parts, BATCH, foreign_keys=True)
+        costs = _costs(rt, ids, rng)
+        runs = [
+            _round(
+                rt,
+                ids,
+                rng,
+                single=single,
+                batched=batched,
+                clients=clients,
+                writers=writers,
+                log=log,
+                name=name,
+                number=n + 1,
+            )
+            for n in range(rounds)
+        ]
         with rt.db.unit_of_work() as session:
             report = ledger.verify(session)
         if not report.ok:
             raise SystemExit(f"ledger verification failed after the benchmark: {report.problems}")
         rt.db.dispose()
-    return {
+    figures: dict[str, Any] = {
+        f"{name}_rounds": rounds,
         f"{name}_single_clients": clients,
         f"{name}_batched_writers": writers,
-        f"{name}_single_tps": one["tps"],
-        f"{name}_single_p50_ms": one["p50_ms"],
-        f"{name}_single_p99_ms": one["p99_ms"],
-        f"{name}_batched_tps": many,
-        f"{name}_hot_batched_tps": hot,
-        f"{name}_raw_insert_tps": raw_batched,
-        f"{name}_raw_insert_single_tps": raw_single,
-        f"{name}_raw_insert_fk_tps": raw_fk_batched,
-        f"{name}_batched_vs_raw_ratio": many / raw_batched,
-        f"{name}_single_vs_raw_ratio": one["tps"] / raw_single,
-        f"{name}_raw_fk_vs_raw_ratio": raw_fk_batched / raw_batched,
     }
+    figures |= {f"{name}_{key}": value for key, value in costs.items()}
+    for key in runs[0]:
+        figures[f"{name}_{key}"] = statistics.median(r[key] for r in runs)
+    for key in ("single_vs_raw_ratio", "batched_vs_raw_ratio"):
+        figures[f"{name}_{key}_runs"] = [round(r[key], 3) for r in runs]
+    return figures
 
 
-def _print_table(figures: dict[str, float]) -> None:
+def _print_table(figures: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table as RichTable
 
@@ -416,6 +583,32 @@ def _print_table(figures: dict[str, float]) -> None:
             f"{f['single_vs_raw_ratio']:.0%}",
         )
     Console().print(table)
+    costs = RichTable(
+        "database",
+        "per call",
+        "statements",
+        "transactions",
+        "round trips",
+        title="what one call costs",
+    )
+    for name in ("sqlite", "postgres"):
+        if f"{name}_single_tps" not in figures:
+            continue
+        for label, what in (
+            ("single", "ledger: one transfer"),
+            ("raw_single", "plain INSERT: one transfer"),
+            ("batched", f"ledger: a batch of {BATCH:,}"),
+            ("raw_batched", f"plain INSERT: a batch of {BATCH:,}"),
+        ):
+            costs.add_row(
+                name,
+                what,
+                *(
+                    f"{figures[f'{name}_{label}_{key}_per_call']:.1f}"
+                    for key in ("statements", "transactions", "round_trips")
+                ),
+            )
+    Console().print(costs)
 
 
 def main() -> None:
@@ -436,6 +629,9 @@ def main() -> None:
         default=2,
         help="concurrent batch writers on PostgreSQL, each on its own accounts (SQLite: one)",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of every measurement; medians are printed"
+    )
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
 
@@ -443,7 +639,7 @@ def main() -> None:
         if not args.json:
             print(message, file=sys.stderr)
 
-    figures: dict[str, float] = {}
+    figures: dict[str, Any] = {}
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{folder}/bench.db"
@@ -454,6 +650,7 @@ def main() -> None:
                 batched=args.batched,
                 clients=1,
                 writers=1,
+                rounds=args.rounds,
                 log=log,
             )
     postgres = os.environ.get("KOUZA_BENCH_POSTGRES_URL") or os.environ.get(
@@ -468,12 +665,15 @@ def main() -> None:
             batched=args.batched,
             clients=args.clients,
             writers=args.writers,
+            rounds=args.rounds,
             log=log,
         )
     else:
         log("PostgreSQL skipped: set KOUZA_BENCH_POSTGRES_URL")
     if args.json:
-        print(json.dumps({k: round(v, 3) for k, v in figures.items()}))
+        print(
+            json.dumps({k: v if isinstance(v, list) else round(v, 3) for k, v in figures.items()})
+        )
     else:
         _print_table(figures)
 

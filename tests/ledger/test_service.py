@@ -216,6 +216,26 @@ class TestPostBatch:
         assert balances(rt, alice, bob) == [1_000, 0]
         assert _entry_count(rt) == entries
 
+    def test_refusal_leaves_no_trace_when_the_caller_goes_on(self, rt: Runtime) -> None:
+        """The credits of a refused batch are undone even if the caller catches the error,
+        writes something else and commits."""
+        alice, bob, carol = accounts(rt, "wallet:a", "wallet:b", "wallet:c")
+        _fund(rt, alice, 1_000)
+        specs = [
+            transfer_spec(kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=300),
+            transfer_spec(kind=EntryKind.TRANSFER, source=alice, destination=carol, amount=900),
+        ]
+        entries = _entry_count(rt)
+        with rt.db.unit_of_work() as session:
+            with pytest.raises(InsufficientFunds) as refused:
+                ledger.post_batch(session, specs)
+            assert refused.value.details["account_ids"] == [alice]
+            ledger.transfer(
+                session, kind=EntryKind.TRANSFER, source=alice, destination=bob, amount=100
+            )
+        assert balances(rt, alice, bob, carol) == [900, 100, 0]
+        assert _entry_count(rt) == entries + 1
+
     def test_many_entries_net_per_account(self, rt: Runtime) -> None:
         alice, bob = accounts(rt, "wallet:a", "wallet:b")
         _fund(rt, alice, 1_000)
