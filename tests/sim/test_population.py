@@ -96,12 +96,15 @@ class TestShards:
         with pytest.raises(ValueError, match="lost money"):
             attacked.absorb(ProfileResult(profile="kouza", description="", loss_yen=1))
 
-    def test_a_population_of_none_is_refused(self, tiny: Scenario) -> None:
-        with pytest.raises(ScenarioError, match="at least 1 honest user"):
-            simulate(tiny, profiles=["kouza"], honest_users=0)
-        refused = CliRunner().invoke(app, ["simulate", TINY, "--population", "0"])
+    def test_an_impossible_population_is_refused_and_0_is_the_attacked_world_alone(
+        self, tiny: Scenario, base: int
+    ) -> None:
+        with pytest.raises(ScenarioError, match="0 to 10,000,000 honest users"):
+            simulate(tiny, profiles=["kouza"], honest_users=-1)
+        refused = CliRunner().invoke(app, ["simulate", TINY, "--population", "-5"])
         assert refused.exit_code != 0
-        assert "--population must be between 1 and 10,000,000" in refused.output
+        assert "--population must be between 0 and 10,000,000" in refused.output
+        assert shard_sizes(with_honest_users(tiny, 0), base) == []
 
 
 class TestOperatorSwitchesReachTheHonestWorlds:

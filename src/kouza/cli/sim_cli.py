@@ -63,7 +63,7 @@ def simulate_command(
             "--population",
             help="Honest wallet users in all (default: the scenario's population.honest_users); "
             "beyond the attacked world's sample they run in honest worlds of "
-            "population.shard_size users",
+            "population.shard_size users; 0: the attacked world's sample alone (quick)",
         ),
     ] = None,
     seed: Annotated[
@@ -109,6 +109,13 @@ def simulate_command(
         loaded = load_scenario(scenario)
         names = _profile_names(defences, ablation=ablation)
         first = loaded.seed if seed is None else seed
+        asked = loaded.population.honest_users if population is None else population
+        if asked:
+            console.print(
+                f"{loaded.name}: {round(asked * population_scale):,} honest users per profile "
+                "and seed, the attacked world's sample and honest worlds beside it (hours of "
+                "CPU at 10,000; --population 0 for the attacked world's sample alone)"
+            )
         started = time.perf_counter()
         with Progress(
             TextColumn("{task.description:<36}"),
@@ -167,8 +174,8 @@ def _check_numbers(
     *, jobs: int, seeds: int, population_scale: float, population: int | None
 ) -> None:
     """Refuse impossible counts with one line naming the option (before any work)."""
-    if population is not None and not 1 <= population <= 10_000_000:
-        raise fail(f"--population must be between 1 and 10,000,000 honest users, got {population}")
+    if population is not None and not 0 <= population <= 10_000_000:
+        raise fail(f"--population must be between 0 and 10,000,000 honest users, got {population}")
     if jobs < 1:
         raise fail(f"--jobs must be at least 1, got {jobs}")
     if seeds < 1:

@@ -205,8 +205,8 @@ def simulate(
 
 def with_honest_users(scenario: Scenario, users: int) -> Scenario:
     """``scenario`` carrying ``users`` honest wallet users in all (``population.honest_users``)."""
-    if users < 1:
-        raise ScenarioError(f"the population must be at least 1 honest user, got {users}")
+    if not 0 <= users <= 10_000_000:
+        raise ScenarioError(f"the population must be 0 to 10,000,000 honest users, got {users}")
     population = scenario.population.model_copy(update={"honest_users": users})
     return scenario.model_copy(update={"population": population})
 
@@ -224,7 +224,7 @@ def scale_population(scenario: Scenario, factor: float) -> Scenario:
     users = scenario.population.honest_users
     update: dict[str, Any] = {"wallet_share": share}
     if users is not None:
-        update["honest_users"] = max(1, round(users * factor))
+        update["honest_users"] = round(users * factor)
     return scenario.model_copy(update={"population": scenario.population.model_copy(update=update)})
 
 

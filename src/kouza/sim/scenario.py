@@ -109,10 +109,11 @@ class PopulationSpec(_Strict):
     """Share of cash-card PINs that are the holder's birth month and day (MMDD) or year."""
     rate_changes: list[RateChange] = Field(default_factory=list)
     """Periods when honest activity runs at another rate (a holiday week)."""
-    honest_users: int | None = Field(default=None, ge=1, le=10_000_000)
+    honest_users: int | None = Field(default=None, ge=0, le=10_000_000)
     """Honest wallet users the run carries in all (a sample of the operator's customers). The
     attacked world holds ``wallet_share`` of its banks' customers; the rest are drawn into
-    honest worlds of ``shard_size`` users each (ADR 0030). None: the attacked world alone."""
+    honest worlds of ``shard_size`` users each (ADR 0030). None, or no more than the attacked
+    world's sample (0): the attacked world alone."""
     shard_size: int = Field(default=2_500, ge=100, le=1_000_000)
     """Honest users per additional world: fixed by the scenario, never by the number of
     processes, so the figures do not depend on how the run is spread."""
