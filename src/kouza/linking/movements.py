@@ -135,12 +135,15 @@ class MoveRequest:
         return f"user:{self.caller.user.id}"
 
     def fingerprint(self) -> str:
-        """The request's one fingerprint: the hash of what it asks (``BankMovementCreate``
-        less its proof) under its wallet, so a key names one request whichever way it came in.
-        The device's challenge and signature are left out, as for payments and transfers: a
-        proof is single-use, so a retry of the same request carries a fresh one."""
+        """The request's one fingerprint: the hash of what it asks (``BankMovementCreate``)
+        under its wallet, so a key names one request whichever way it came in. The device's
+        challenge and signature count as absent, as for payments and transfers: a proof is
+        single-use, so a retry of the same request carries a fresh one. (The body keeps their
+        members, empty, so the keys stored before — and those migration 0015 moved — match.)"""
         body = {
             "device_id": str(self.caller.device_id) if self.caller.device_id else None,
+            "nonce": None,
+            "signature": None,
             "link_id": str(self.link_id),
             "amount": self.amount,
         }
