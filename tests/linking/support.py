@@ -59,9 +59,23 @@ def verified_customer(
     """A customer at level ``verified`` with a device key and a wallet: ``name`` and
     ``birth_date`` are what their card said, ``kana`` the reading they declared."""
     someone = phone_user(world.rt, world.mailbox, phone=phone, e164=e164)
-    now = world.rt.now()
+    record_ekyc(world, someone.user.id, name=name, kana=kana, birth_date=birth_date)
     with world.rt.db.unit_of_work() as session:
         user = session.get_one(User, someone.user.id)
+        wallet = wallets.open_wallet(session, user=user)
+    with world.rt.db.unit_of_work() as session:
+        user = session.get_one(User, someone.user.id)
+    return Person(user, wallet, someone.device, someone.key)
+
+
+def record_ekyc(
+    world: World, user_id: uuid.UUID, *, name: str, kana: str, birth_date: date
+) -> None:
+    """A passed JPKI check for the user whose card said ``name`` and ``birth_date`` (the eKYC
+    protocols have their own tests): the verification, the verified identity, the level."""
+    now = world.rt.now()
+    with world.rt.db.unit_of_work() as session:
+        user = session.get_one(User, user_id)
         check = EkycVerification(
             user_id=user.id,
             method="jpki",
@@ -89,10 +103,6 @@ def verified_customer(
         )
         session.flush()
         promote(session, user)
-        wallet = wallets.open_wallet(session, user=user)
-    with world.rt.db.unit_of_work() as session:
-        user = session.get_one(User, someone.user.id)
-    return Person(user, wallet, someone.device, someone.key)
 
 
 def signed(world: World, person: Person, action: str) -> dict[str, Any]:

@@ -28,8 +28,7 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy import select
 
 from kouza.api.app import create_app
-from kouza.identity.levels import promote
-from kouza.identity.models import Device, EkycVerification, User, VerifiedIdentity
+from kouza.identity.models import Device, User
 from kouza.kit.logs import configure_logging, reset_logging
 from kouza.kit.metrics import sample_value
 from kouza.kit.tracing import use_tracer_provider
@@ -53,6 +52,7 @@ from tests.linking.support import (
     linked_under_2019,
     login,
     policy_2019,
+    record_ekyc,
     signed,
 )
 
@@ -304,38 +304,10 @@ def _code(world: World, recipient: str) -> str:
 
 
 def _record_ekyc(world: World, user_id: uuid.UUID) -> None:
-    """The user's card said 佐藤　花子, born 1985-05-05 (the eKYC protocols have their own
-    tests): a verification, the verified identity, the level it allows."""
-    now = world.rt.now()
-    with world.rt.db.unit_of_work() as session:
-        user = session.get_one(User, user_id)
-        check = EkycVerification(
-            user_id=user.id,
-            method="jpki",
-            ok=True,
-            failure=None,
-            message="ok",
-            certificate_der=b"test",
-            signature=b"test",
-            nonce=uuid.uuid4().hex,
-            declared_kana="サトウ ハナコ",
-            checked_at=now,
-        )
-        session.add(check)
-        session.flush()
-        session.add(
-            VerifiedIdentity(
-                user_id=user.id,
-                verification_id=check.id,
-                name="佐藤　花子",
-                kana_name="サトウ ハナコ",
-                address="東京都千代田区1-1",
-                birth_date=date(1985, 5, 5),
-                verified_at=now,
-            )
-        )
-        session.flush()
-        promote(session, user)
+    """The user's card said 佐藤　花子, born 1985-05-05."""
+    record_ekyc(
+        world, user_id, name="佐藤　花子", kana="サトウ ハナコ", birth_date=date(1985, 5, 5)
+    )
 
 
 def _person(world: World, user_id: uuid.UUID, wallet_id: str, key: DeviceKey) -> Person:
