@@ -58,6 +58,10 @@ class Settings(BaseServiceSettings):
     sms_limit_per_user_per_hour: int = Field(default=10, gt=0)
     step_up_validity_seconds: int = Field(default=300, gt=0)
     device_challenge_ttl_seconds: int = Field(default=120, gt=0)
+    device_trust_after_hours: int = Field(default=72, ge=0)
+    """A device key counts as *established* (its signature answers a risk step-up without an
+    SMS code) once it has been registered this long, or at once when an established device of
+    the same user approved its registration (ADR 0033)."""
     ekyc_nonce_ttl_seconds: int = Field(default=300, gt=0)
     ekyc_starts_per_user_per_day: int = Field(default=10, gt=0)
 

@@ -357,7 +357,10 @@ class TestDeviceEvents:
     ) -> None:
         someone = phone_user(rt, mailbox)
         [first] = events_of(rt, someone, "device_added")
-        assert (first.device, first.attributes) == (str(someone.device.id), {"first": True})
+        assert (first.device, first.attributes) == (
+            str(someone.device.id),
+            {"first": True, "added_by": "phone_verification"},
+        )
         assert len(events_of(rt, someone, "phone_verified")) == 1
         step_up(rt, mailbox, someone, "device.register")
         with rt.db.unit_of_work() as session:
@@ -373,6 +376,7 @@ class TestDeviceEvents:
             (str(someone.device.id), "192.0.2.1"),
             (str(second.id), "198.51.100.4"),
         ]
+        assert added[1].attributes == {"first": False, "added_by": "sms_otp"}
         step_up(rt, mailbox, someone, "device.revoke")
         with rt.db.unit_of_work() as session:
             identity.revoke_device(session, someone.user, someone.device.id)

@@ -34,12 +34,16 @@ def test_assess_over_http(rt: Runtime, stores: Stores) -> None:
     rt.risk_engine = RiskEngine(shipped_rule_set(), stores.new())
     client = TestClient(create_app(rt))
     headers = _headers(rt, OperatorRole.ANALYST)
-    for event in [ev(E.SIGNUP, 0), ev(E.LINK_ATTEMPT, 2, account="a1")]:
+    for event in [
+        ev(E.SIGNUP, 0),
+        ev(E.LINK_ATTEMPT, 2, account="a1"),
+        ev(E.LINK_ATTEMPT, 3, account="a2"),
+    ]:
         response = client.post("/v1/ops/risk/assess", json=event.to_json(), headers=headers)
         assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["outcome"], body["score"]) == ("step_up", 30)
-    assert [r["id"] for r in body["fired"]] == ["link-soon-after-signup"]
+    assert (body["outcome"], body["score"]) == ("step_up", 40)
+    assert [r["id"] for r in body["fired"]] == ["many-accounts-from-device"]
     # committed before the answer (on PostgreSQL as one autocommitted statement)
     with rt.db.session() as session:
         stored = session.execute(
@@ -49,9 +53,10 @@ def test_assess_over_http(rt: Runtime, stores: Stores) -> None:
         ).all()
         assert [(d.outcome, d.score, kind) for d, kind in stored] == [
             ("allow", 0, "signup"),
-            ("step_up", 30, "link_attempt"),
+            ("allow", 0, "link_attempt"),
+            ("step_up", 40, "link_attempt"),
         ]
-        assert stored[1][0].fired[0]["id"] == "link-soon-after-signup"
+        assert stored[2][0].fired[0]["id"] == "many-accounts-from-device"
     bad = client.post("/v1/ops/risk/assess", json={"type": "teleport", "at": "x"}, headers=headers)
     assert bad.status_code == 422
     naive = client.post(
@@ -115,7 +120,7 @@ def test_cli_backtest(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["risk", "backtest", str(rules), "--events", str(events)])
     assert result.exit_code == 0, result.output
     assert "charge-to-cap-after-link" in result.output
-    assert "link-soon-after-signup" in result.output
+    assert "device-changed-since-link" in result.output
 
 
 def test_cli_refuses_bad_files(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from kouza.identity.devices import SensitiveAction
 from kouza.identity.errors import StepUpRequired
 from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
+from kouza.risk.rules import parse_rule_set
 from kouza.risk.service import risk, shipped_rule_set
 from kouza.runtime import Runtime
 from kouza.wallet.enforcement import HeldForReview, RiskRefused
@@ -121,7 +122,14 @@ def test_decisions_are_stored_and_backtest_matches_live(
     from kouza.risk.engine import backtest
     from kouza.risk.models import RiskDecisionRecord
 
-    # no device: the e-mail-level history the rules are judged on (small payments need no proof)
+    # no device: the e-mail-level history the rules are judged on (small payments need no
+    # proof), and a rule that holds even small ones for review
+    rules = parse_rule_set(
+        "version: t1\nrules:\n  - id: electronics-in-a-new-wallet\n    events: [payment]\n"
+        '    when: event.category == "electronics" and age(wallet) < hours(24)\n'
+        "    outcome: review\n"
+    )
+    risk.engine(shipped).replace_rules(rules)
     buyer = customer(shipped, mailbox, balance=100_000, device=False)
     shop = merchant(shipped, "Bic Camera", MerchantCategory.ELECTRONICS)
     start = clock.now() - timedelta(hours=1)
@@ -140,7 +148,7 @@ def test_decisions_are_stored_and_backtest_matches_live(
         events = risk.recorded_events(session, since=start)
     # e-mail verified, wallet opened, two payments
     assert [d.outcome for d in stored] == ["allow", "allow", "review", "review"]
-    assert stored[2].fired[0]["id"] == "resellable-spend-new-wallet"
+    assert stored[2].fired[0]["id"] == "electronics-in-a-new-wallet"
     assert [e.type.value for e in events] == ["email_verified", "signup", "payment", "payment"]
-    replayed = backtest(shipped_rule_set(), events)
+    replayed = backtest(rules, events)
     assert [d.outcome.value for d in replayed] == [d.outcome for d in stored]

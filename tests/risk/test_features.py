@@ -189,11 +189,16 @@ class TestOpenFeatureStore:
         try:
             with rt.db.unit_of_work() as session:
                 risk.assess(session, ev(0, E.SIGNUP))
+                risk.assess(session, ev(1, account="a0"))
                 decision = risk.assess(session, ev(2, account="a1"))
-                preview = risk.preview(session, ev(3, account="a1"))
-            assert [r.id for r in decision.fired] == ["link-soon-after-signup"]
-            assert {r.id for r in preview.fired} == {"link-soon-after-signup"}
-            assert [e.type for e in store.window("wallet:w1", T0)] == [E.LINK_ATTEMPT, E.SIGNUP]
+                preview = risk.preview(session, ev(3, account="a2"))
+            assert [r.id for r in decision.fired] == ["many-accounts-from-device"]
+            assert {r.id for r in preview.fired} == {"many-accounts-from-device"}
+            assert [e.type for e in store.window("wallet:w1", T0)] == [
+                E.LINK_ATTEMPT,
+                E.LINK_ATTEMPT,
+                E.SIGNUP,
+            ]
         finally:
             store.clear()
 

@@ -23,8 +23,8 @@ rules:
 
 def test_shipped_rule_set_loads() -> None:
     rules = load_rule_set(SHIPPED)
-    assert rules.version == "2026-11-22.1"
-    assert len(rules.rules) == 11
+    assert rules.version == "2026-12-03.1"
+    assert len(rules.rules) == 13
 
 
 def test_parse_and_thresholds() -> None:

@@ -38,8 +38,18 @@ class TestStore:
             outcome="wrong_pin",
             attributes={"name_match": "review"},
         )
+        earlier = RiskEvent(
+            EventType.LINK_ATTEMPT,
+            T0 + timedelta(minutes=1),
+            wallet="w1",
+            device="d1",
+            ip="192.0.2.1",
+            bank="0005",
+            account="fp0",
+        )
         with rt.db.unit_of_work() as session:
             risk.assess(session, signup)
+            risk.assess(session, earlier)
             decision_id = risk.store(session, risk.preview(session, link))
         with rt.db.unit_of_work() as session:
             stored = session.get(RiskDecisionRecord, decision_id)
@@ -48,16 +58,16 @@ class TestStore:
             assert event_row is not None
             assert (stored.outcome, stored.score, stored.rule_set_version) == (
                 "review",
-                30,
+                40,
                 shipped_rule_set().version,
             )
             assert stored.fired == [
                 {
-                    "id": "link-soon-after-signup",
-                    "score": 30,
+                    "id": "many-accounts-from-device",
+                    "score": 40,
                     "outcome": None,
                     "shadow": False,
-                    "features": {"age(wallet)": 180.0},
+                    "features": {"others(device, 'account', '24h', type='link_attempt')": 1},
                 },
                 {
                     "id": "holder-name-near-miss",
@@ -74,9 +84,9 @@ class TestStore:
                 "fp1",
                 {"name_match": "review"},
             )
-            assert risk.recorded_events(session, since=T0) == [signup, link]
+            assert risk.recorded_events(session, since=T0) == [signup, earlier, link]
             count = len(session.scalars(select(RiskDecisionRecord)).all())
-            assert count == 2
+            assert count == 3
 
 
 VELOCITY_RULES = """

@@ -117,11 +117,14 @@ def test_what_stops_each_strategy_under_kouza(
     # key and without their SMS, nothing leaves the wallet
     assert kouza["stuffing"].loss_yen == 0 < legacy["stuffing"].loss_yen
     assert "step_up_required" in kouza["stuffing"].refusals
-    # not stopped (the input for issue 18): a customer persuaded to send money themselves, and
-    # a taker-over who also holds the SMS (a relayed live code, a swapped SIM) passes the
-    # step-up and registers a key of its own; the risk rules hold some of it for review
+    # stopped since issue 18 (ADR 0033): a taker-over who also holds the SMS (a relayed live
+    # code, a swapped SIM) registers a key of its own, but a key added by SMS alone moves no
+    # money out for 72 hours without a person; a customer persuaded to send money to a
+    # days-old wallet is held for review
     for name in ("relay-own", "push"):
-        assert 0 < kouza[name].loss_yen <= legacy[name].loss_yen, name
+        assert kouza[name].loss_yen == 0 < legacy[name].loss_yen, name
+    assert kouza["relay-own"].stopped_by_rule.get("money-out-from-device-added-by-sms")
+    assert kouza["push"].stopped_by_rule.get("first-transfer-to-mule-like-wallet")
     held = sum(
         kouza[name].refusals.get("held_for_review", 0)
         for name in ("relay-own", "stuffing", "sim-swap", "push")
@@ -144,8 +147,8 @@ def test_friction_is_counted_with_its_denominators(
     assert refused["users"] == kouza.honest_link_refusals > 0
     assert refused["of"] == kouza.honest_link_attempters
     stepped = friction["per_user"]["step_up"]
-    assert 0 < stepped["users"] <= friction["honest_active_users"]
-    assert friction["per_event"]["step_up"]["count"] == kouza.honest_step_ups
+    assert stepped["of"] == friction["honest_active_users"]
+    assert stepped["users"] <= friction["per_event"]["step_up"]["count"] == kouza.honest_step_ups
     # every honest top-up at a bank is a notice to its holder (e-mail under kouza)
     assert friction["per_event"]["holder_notice"]["count"] > 0
 

@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from kouza.kit import zengin
-from kouza.sim.profiles import PROFILES, DefenceProfile, TopUpCap, ablation_profiles
+from kouza.risk.service import shipped_rule_set
+from kouza.sim.profiles import (
+    PROFILES,
+    RULE_GROUPS,
+    DefenceProfile,
+    TopUpCap,
+    ablation_profiles,
+)
 from kouza.sim.scenario import ScenarioError, load_scenario, parse_scenario
 
 SHIPPED = Path(__file__).resolve().parents[2] / "src/kouza/sim/scenarios/docomo-2020.yaml"
@@ -94,6 +101,10 @@ class TestProfilesClaimOnlyWhatTheyDo:
     """A defence profile switch must change what the real services do. There was a
     ``reverify_existing_links`` switch that nothing read: it is gone, and no profile claims a
     re-verification of existing links."""
+
+    def test_every_shipped_rule_is_in_exactly_one_ablation_group(self) -> None:
+        grouped = [rule for rules in RULE_GROUPS.values() for rule in rules]
+        assert sorted(grouped) == sorted(rule.id for rule in shipped_rule_set().rules)
 
     def test_no_unapplied_reverification_switch(self) -> None:
         assert "reverify_existing_links" not in {f.name for f in fields(DefenceProfile)}

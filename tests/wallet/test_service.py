@@ -901,3 +901,42 @@ class TestStatement:
         ]
         assert [x.posting_id for x in paged] == [x.posting_id for x in lines[:2]]
         assert [x.posting_id for x in rest] == [lines[2].posting_id]
+
+
+class TestTransferPayeeSignals:
+    """What the risk engine is told about a transfer's payee (ADR 0033)."""
+
+    def _last_transfer_event(self, rt: Runtime) -> dict[str, Any]:
+        from kouza.risk.models import RiskEventRecord
+
+        with rt.db.session() as session:
+            row = session.scalars(
+                select(RiskEventRecord)
+                .where(RiskEventRecord.type == "transfer")
+                .order_by(RiskEventRecord.id.desc())
+            ).first()
+            assert row is not None and row.attributes is not None
+            return dict(row.attributes)
+
+    def test_age_first_payment_and_other_senders(
+        self, rt: Runtime, mailbox: MemoryMailbox, clock: ManualClock
+    ) -> None:
+        payee = customer(rt, mailbox)
+        clock.advance(hours=30)
+        senders = [customer(rt, mailbox, balance=10_000) for _ in range(3)]
+        transfer(rt, senders[0], payee.wallet.id, 1_000)
+        first = self._last_transfer_event(rt)
+        assert first == {
+            "to": str(payee.wallet.id),
+            "payee_age_hours": 30.0,
+            "payee_known": False,
+            "payee_senders_7d": 0,
+        }
+        transfer(rt, senders[1], payee.wallet.id, 1_000)
+        transfer(rt, senders[0], payee.wallet.id, 1_000)
+        again = self._last_transfer_event(rt)
+        assert (again["payee_known"], again["payee_senders_7d"]) == (True, 1)
+        clock.advance(days=8)
+        transfer(rt, senders[2], payee.wallet.id, 1_000)
+        later = self._last_transfer_event(rt)
+        assert (later["payee_known"], later["payee_senders_7d"]) == (False, 0)

@@ -2,8 +2,14 @@
 
 A device (the customer's phone app) holds a private key that never leaves it and registers the
 public half as a JWK: **ES256** (EC P-256) or **Ed25519** (OKP, JWS algorithm ``Ed25519`` of
-RFC 9864). The first device is registered together with the phone verification; any later
-device needs a satisfied OTP step-up for ``device.register``. kouza records each device's
+RFC 9864). The first device is registered together with the phone verification; a later device
+is approved either by an *established* device of the same user signing a ``device.register``
+challenge (a new phone beside the old one: no code to type) or by a satisfied OTP step-up for
+``device.register`` (the old phone is lost). How it was added is kept (``added_by``) and fed to
+the risk history, because a key added by SMS alone is what a SIM swap or a relayed code gives an
+attacker. A device is *established* (:func:`established`) once it has been registered for
+``device_trust_after_hours`` or when an established device approved it; its signature then
+answers a risk step-up without an SMS code (ADR 0033). kouza records each device's
 RFC 7638 thumbprint, name, first-seen and last-used times, and feeds every device added or
 revoked to the risk history (``device_added`` / ``contact_change``). Revoking the last active
 device lowers the user to ``email`` (:func:`kouza.identity.levels.settle`, audited); adding a
@@ -29,6 +35,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -44,6 +51,7 @@ from kouza.identity.errors import (
     DeviceChallengeInvalid,
     DeviceChallengeReplayed,
     DeviceExists,
+    DeviceNotEstablished,
     DeviceRevoked,
     DeviceSignatureInvalid,
     InvalidDeviceKey,
@@ -130,7 +138,20 @@ def parse_device_key(jwk: Mapping[str, Any]) -> ParsedKey:
     return ParsedKey(key, algorithm, key.thumbprint(), key.as_dict(private=False))
 
 
-def add_device(session: Session, user: User, key: ParsedKey, name: str) -> Device:
+class DeviceAddedBy(StrEnum):
+    """What proved a device's registration."""
+
+    PHONE_VERIFICATION = "phone_verification"
+    """The first device, registered with the SMS code that verified the phone."""
+    SMS_OTP = "sms_otp"
+    """A later device, after an SMS step-up for ``device.register``."""
+    DEVICE_SIGNATURE = "device_signature"
+    """A later device, approved by an established device's signature."""
+
+
+def add_device(
+    session: Session, user: User, key: ParsedKey, name: str, added_by: DeviceAddedBy
+) -> Device:
     """Record a device key for the user (refused if this key is already registered)."""
     now = runtime_of(session).now()
     device = Device(
@@ -141,23 +162,69 @@ def add_device(session: Session, user: User, key: ParsedKey, name: str) -> Devic
         public_jwk=key.public_jwk,
         name=name.strip()[:100] or "device",
         created_at=now,
+        added_by=added_by.value,
     )
     add_unique(session, device, DeviceExists("this device key is already registered"))
     return device
 
 
+def established(session: Session, device: Device, *, at: datetime | None = None) -> bool:
+    """Whether ``device`` is established: live, and approved by an established device or
+    registered at least ``device_trust_after_hours`` before ``at`` (default now)."""
+    if device.revoked_at is not None:
+        return False
+    if device.added_by == DeviceAddedBy.DEVICE_SIGNATURE.value:
+        return True
+    runtime = runtime_of(session)
+    now = at if at is not None else runtime.now()
+    return device.created_at <= now - timedelta(hours=runtime.settings.device_trust_after_hours)
+
+
 def register_device(
-    session: Session, user: User, *, jwk: Mapping[str, Any], name: str, ip: str = ""
+    session: Session,
+    user: User,
+    *,
+    jwk: Mapping[str, Any],
+    name: str,
+    ip: str = "",
+    approval: SignedChallenge | None = None,
 ) -> Device:
-    """Register another device; needs a verified phone and a satisfied step-up (recorded)."""
+    """Register another device (recorded with how it was proven): approved by an established
+    device's signature over a ``device.register`` challenge, or else after a satisfied SMS
+    step-up. An approval from a device that is not established yet is refused (a key added by
+    a relayed code must not vouch for the next one)."""
     key = parse_device_key(jwk)
     if otp.verified_phone(session, user) is None:
         raise PhoneRequired("verify a phone number first; the first device comes with it")
-    otp.spend_step_up(session, user, SensitiveAction.REGISTER_DEVICE.value)
-    device = add_device(session, user, key, name)
+    if approval is not None:
+        approver = verify_device_signature(
+            session,
+            user,
+            device_id=approval.device_id,
+            action=SensitiveAction.REGISTER_DEVICE.value,
+            nonce=approval.nonce,
+            signature=approval.signature,
+        )
+        if not established(session, approver):
+            raise DeviceNotEstablished(
+                "this device is too new to approve another one: confirm with the code sent "
+                "to your phone instead (POST /v1/step-up with purpose 'device.register')",
+                device_id=str(approver.id),
+                keep_changes=True,
+            )
+        added_by = DeviceAddedBy.DEVICE_SIGNATURE
+    else:
+        otp.spend_step_up(session, user, SensitiveAction.REGISTER_DEVICE.value)
+        added_by = DeviceAddedBy.SMS_OTP
+    device = add_device(session, user, key, name, added_by)
     user = levels.attached(session, user)
     events.record(
-        session, EventType.DEVICE_ADDED, user, device=device.id, ip=ip, attributes={"first": False}
+        session,
+        EventType.DEVICE_ADDED,
+        user,
+        device=device.id,
+        ip=ip,
+        attributes={"first": False, "added_by": added_by.value},
     )
     levels.promote(session, user)  # back up if a revoked last device had lowered the level
     return device

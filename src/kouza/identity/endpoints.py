@@ -29,6 +29,7 @@ from kouza.identity.errors import (
     DeviceChallengeInvalid,
     DeviceChallengeReplayed,
     DeviceExists,
+    DeviceNotEstablished,
     DeviceRevoked,
     DeviceSignatureInvalid,
     EkycNotConfigured,
@@ -72,8 +73,8 @@ from kouza.identity.schemas import (
     ContactChangeRead,
     DeviceChallengeCreate,
     DeviceChallengeRead,
-    DeviceKeyCreate,
     DeviceRead,
+    DeviceRegister,
     EkycNonceRead,
     EkycStart,
     EkycVerificationRead,
@@ -325,15 +326,35 @@ def list_devices(user: SessionUser, session: SessionDep) -> list[DeviceRead]:
     status_code=status.HTTP_201_CREATED,
     response_model=DeviceRead,
     responses=error_responses(
-        *_AUTH, InvalidDeviceKey, UnsupportedDeviceKey, PhoneRequired, StepUpRequired, DeviceExists
+        *_AUTH,
+        InvalidDeviceKey,
+        UnsupportedDeviceKey,
+        PhoneRequired,
+        StepUpRequired,
+        DeviceExists,
+        ProofIncomplete,
+        UnknownDevice,
+        DeviceRevoked,
+        DeviceNotEstablished,
+        DeviceChallengeInvalid,
+        DeviceChallengeExpired,
+        DeviceChallengeReplayed,
+        DeviceSignatureInvalid,
     ),
 )
 def register_device(
-    body: DeviceKeyCreate, request: Request, user: SessionUser, session: SessionDep
+    body: DeviceRegister, request: Request, user: SessionUser, session: SessionDep
 ) -> DeviceRead:
-    """Register another device key; needs a step-up for ``device.register`` first."""
+    """Register another device key: approved by one of your established devices (send its
+    ``device_id``, ``nonce`` and ``signature`` over a ``device.register`` challenge), or after
+    an SMS step-up for ``device.register``."""
     device = identity.register_device(
-        session, user, jwk=body.jwk, name=body.name, ip=client_ip(request)
+        session,
+        user,
+        jwk=body.jwk,
+        name=body.name,
+        ip=client_ip(request),
+        approval=body.signed_challenge(),
     )
     return DeviceRead.model_validate(device)
 

@@ -4,7 +4,7 @@ BadRequest: InvalidCode, CodeExpired, InvalidPhoneNumber, InvalidDeviceKey,
             UnsupportedDeviceKey, UnknownAction, InvalidPurpose, InvalidKanaName,
             EmptyCohort, InvalidNotMeToken
 Unauthorized: InvalidCredentials, InvalidToken
-Forbidden: LevelRequired, PhoneRequired, StepUpRequired, DeviceRevoked,
+Forbidden: LevelRequired, PhoneRequired, StepUpRequired, DeviceRevoked, DeviceNotEstablished,
            DeviceChallengeInvalid, DeviceChallengeExpired, DeviceChallengeReplayed,
            DeviceSignatureInvalid, ReverificationRequired
 NotFound: UnknownChallenge, UnknownDevice, UnknownCampaign, UnknownUsers
@@ -114,6 +114,12 @@ class UnknownDevice(NotFound):
 
 class DeviceRevoked(Forbidden):
     code = "device_revoked"
+
+
+class DeviceNotEstablished(Forbidden):
+    """A device too new to approve another device's registration (ADR 0033)."""
+
+    code = "device_not_established"
 
 
 class UnknownAction(BadRequest):

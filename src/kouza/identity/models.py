@@ -218,6 +218,9 @@ class Device(Base):
     """First seen."""
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    added_by: Mapped[str | None] = mapped_column(String(24), default=None)
+    """How the registration was proven (:class:`kouza.identity.devices.DeviceAddedBy`); None
+    for keys registered before the column existed (trusted by age alone)."""
 
 
 class DeviceChallenge(Base):

@@ -123,7 +123,9 @@ def complete_phone_verification(
         UserPhone(user_id=user.id, e164=challenge.e164, verified_at=runtime_of(session).now())
     )
     session.flush()
-    device = devices.add_device(session, user, key, device_name)
+    device = devices.add_device(
+        session, user, key, device_name, devices.DeviceAddedBy.PHONE_VERIFICATION
+    )
     levels.promote(session, user)
     events.record(session, EventType.PHONE_VERIFIED, user, device=device.id, ip=challenge.ip)
     events.record(
@@ -132,6 +134,6 @@ def complete_phone_verification(
         user,
         device=device.id,
         ip=challenge.ip,
-        attributes={"first": True},
+        attributes={"first": True, "added_by": devices.DeviceAddedBy.PHONE_VERIFICATION.value},
     )
     return device

@@ -137,6 +137,14 @@ class DeviceKeyCreate(BaseModel):
     name: Text = Field(min_length=1, max_length=100, examples=["Hanako's iPhone"])
 
 
+class DeviceRegister(DeviceKeyCreate, DeviceSigned):
+    """A new device key, approved by one of the user's established devices (``device_id``,
+    ``nonce``, ``signature`` over a ``device.register`` challenge) or, without them, after an
+    SMS step-up for ``device.register``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class PhoneVerificationConfirm(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: str = Field(pattern=r"^\s*\d{6}\s*$", description="The six-digit code from the SMS")
@@ -152,6 +160,11 @@ class DeviceRead(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    added_by: str | None = Field(
+        default=None,
+        description="How the registration was proven: phone_verification, sms_otp or "
+        "device_signature (null: registered before this was recorded)",
+    )
 
 
 class PhoneVerifiedRead(BaseModel):

@@ -416,10 +416,26 @@ class IdentityService:
     # --- devices -------------------------------------------------------------------------
 
     def register_device(
-        self, session: Session, user: User, *, jwk: Mapping[str, Any], name: str, ip: str = ""
+        self,
+        session: Session,
+        user: User,
+        *,
+        jwk: Mapping[str, Any],
+        name: str,
+        ip: str = "",
+        approval: SignedChallenge | None = None,
     ) -> Device:
-        """Register another device key (needs a step-up for ``device.register``)."""
-        return devices.register_device(session, user, jwk=jwk, name=name, ip=ip)
+        """Register another device key: approved by an established device's signature, or
+        after a step-up for ``device.register``."""
+        return devices.register_device(session, user, jwk=jwk, name=name, ip=ip, approval=approval)
+
+    def device_established(self, session: Session, user: User, device_id: uuid.UUID) -> bool:
+        """Whether the user's device ``device_id`` is established (ADR 0033): its signature
+        answers a risk step-up without an SMS code."""
+        device = session.get(Device, device_id)
+        if device is None or device.user_id != user.id:
+            return False
+        return devices.established(session, device)
 
     def revoke_device(
         self, session: Session, user: User, device_id: uuid.UUID, *, ip: str = ""

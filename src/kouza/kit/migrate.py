@@ -16,6 +16,7 @@ from pathlib import Path
 from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection, Engine
 
@@ -44,6 +45,10 @@ class Migrations:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+
+    def head(self) -> str | None:
+        """The newest revision the package's migrations define."""
+        return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
 
     def current(self, engine: Engine) -> str | None:
         """The revision the database is at (None if never migrated)."""
@@ -97,3 +102,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def current(engine: Engine) -> str | None:
     """The revision the wallet database is at (None if never migrated)."""
     return WALLET.current(engine)
+
+
+def head() -> str | None:
+    """The newest revision of the wallet's migrations."""
+    return WALLET.head()

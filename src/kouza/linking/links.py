@@ -227,6 +227,7 @@ class LinkService:
             user=caller.user,
             wallet_id=wallet.id,
             purpose=SensitiveAction.LINK_BANK,
+            signed_by=device_id,
         )
         return self._create(session, caller, form, holder, fingerprint, device_id)
 

@@ -336,7 +336,12 @@ class MovementService:
         decision = policy.decide(session, event)
         try:
             policy.enforce(
-                session, decision, user=caller.user, wallet_id=wallet.id, purpose=request.action
+                session,
+                decision,
+                user=caller.user,
+                wallet_id=wallet.id,
+                purpose=request.action,
+                signed_by=device_id,
             )
         except (UnderReview, HeldForReview) as review:
             if request.direction is not MovementDirection.DEBIT:

@@ -193,6 +193,7 @@ class OAuthLinkService:
             user=caller.user,
             wallet_id=wallet.id,
             purpose=SensitiveAction.LINK_BANK,
+            signed_by=device_id,
         )
         server = client.authorization_server(bank_code)
         return self._push(session, caller, server, verified, bank_code, device_id)

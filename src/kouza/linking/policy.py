@@ -7,7 +7,8 @@ simulator flips them to replay 2019/2020 (ADR 0010):
 * the verification level (``link_min_level``, default ``verified``) and no pending
   re-verification (the identity charge gate);
 * a device-key signature over a server challenge (``require_device_signature``);
-* the risk decision: ``step_up`` spends a satisfied OTP step-up or refuses with
+* the risk decision: ``step_up`` is met by the request's own signature when its device is
+  established (ADR 0033), else spends a satisfied OTP step-up or refuses with
   ``StepUpRequired``; ``review`` raises :class:`UnderReview` — a link is refused (it has no
   funds to hold), a top-up goes ahead at the bank and is credited as held funds until an
   operator releases or rejects it (``kouza.linking.reviews``, ADR 0013), a withdrawal is
@@ -122,6 +123,7 @@ def enforce(
     user: User,
     wallet_id: uuid.UUID,
     purpose: SensitiveAction,
+    signed_by: uuid.UUID | None = None,
 ) -> None:
     """Act on a risk decision taken before the bank is called (through :mod:`risk.enforcement`).
 
@@ -150,4 +152,5 @@ def enforce(
         purpose=purpose.value,
         case_source=RISK_SOURCE,
         step_up_within=None,
+        signed_by=signed_by,
     )

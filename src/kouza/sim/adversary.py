@@ -95,6 +95,7 @@ class Adversary:
         if isinstance(account, KouzaError):
             return account
         self.r.attack_accounts[account.wallet_id] = a
+        self.r.attack_users[account.user_id] = a
         refused = self.r.reach_link_level(
             account, f"0703{a:02d}{self.r.counter % 100_000:05d}", None, ""
         )

@@ -141,6 +141,8 @@ class Runner:
         self.honest: dict[int, Account] = {}
         self.joined: list[int] = []
         self.attack_accounts: dict[uuid.UUID, int] = {}
+        self.attack_users: dict[uuid.UUID, int] = {}
+        """Users of the wallets attackers opened (labels of events that name only a user)."""
         """Attacker wallet id → attacker index."""
         self.source_accounts: dict[tuple[int, int], Account] = {}
         self.victim_links: dict[uuid.UUID, int] = {}
@@ -679,26 +681,36 @@ class Runner:
         self.contacts[e164] = account.citizen
 
     def _new_device(self, account: Account) -> None:
-        """A new phone: its key is registered after an SMS step-up, and used from then on."""
+        """A new phone beside the old one: the old phone approves its key (ADR 0033); when
+        the old one is too new to vouch, an SMS step-up does. The new key is used from then on."""
         if not account.phone:
             return
         device = Device(ECKey.generate_key("P-256"))
+        old = account.device
 
-        def register() -> KouzaError | None:
-            made, refused = self.call(
-                lambda s: identity.register_device(
+        def register(approved: bool = False) -> KouzaError | None:
+            def act(s: Session) -> Any:
+                user = self.user(s, account)
+                approval = None
+                if approved and old is not None and old.device_id is not None:
+                    approval = old.signed(s, user, SensitiveAction.REGISTER_DEVICE)
+                return identity.register_device(
                     s,
-                    self.user(s, account),
+                    user,
                     jwk=dict(device.key.as_dict(private=False)),
                     name="new phone",
                     ip=account.ip,
+                    approval=approval,
                 )
-            )
+
+            made, refused = self.call(act)
             if made is not None:
                 device.device_id = made.id
             return refused
 
-        refused = register()
+        refused = register(approved=True) if old is not None else register()
+        if refused is not None and refused.code == "device_not_established":
+            refused = register()
         if refused is not None:
             self._honest_friction(refused, account, "device.register", register)
         if device.device_id is not None:
@@ -750,6 +762,7 @@ class Runner:
         if isinstance(account, KouzaError):
             return account
         self.attack_accounts[account.wallet_id] = a
+        self.attack_users[account.user_id] = a
         self.opened_wallet = True
         return account
 
@@ -1187,6 +1200,9 @@ class Runner:
         wallet = _uuid_or_none(event.wallet)
         if wallet in self.attack_accounts:
             return self.attack_accounts[wallet]
+        user = _uuid_or_none(event.user)
+        if user in self.attack_users:
+            return self.attack_users[user]
         if event.ip in self.attacker_ips:
             return self.attacker_ips[event.ip]
         payee = _uuid_or_none(str(event.attributes.get("to", "")))

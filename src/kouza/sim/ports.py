@@ -76,6 +76,8 @@ class AdversaryPort(DriverPort, Protocol):
     """Numbers new e-mail addresses and idempotency keys (the adversary draws from it too)."""
     attack_accounts: dict[uuid.UUID, int]
     """Attacker wallet id → attacker index."""
+    attack_users: dict[uuid.UUID, int]
+    """User of an attacker's wallet → attacker index."""
     attacker_ips: dict[str, int]
     """Networks attackers acted from → attacker index."""
     taken_payments: list[tuple[uuid.UUID, int, int]]

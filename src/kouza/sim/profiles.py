@@ -116,7 +116,6 @@ PROFILES: dict[str, DefenceProfile] = {
 
 RULE_GROUPS: dict[str, tuple[str, ...]] = {
     "linking-rules": (
-        "link-soon-after-signup",
         "many-accounts-from-device",
         "many-accounts-from-network",
         "many-holder-names-from-wallet",
@@ -126,7 +125,8 @@ RULE_GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "charging-rules": ("charge-to-cap-after-link", "device-changed-since-link"),
     "spending-rules": ("resellable-spend-new-wallet",),
-    "device-rules": ("many-wallets-on-device",),
+    "money-out-rules": ("money-out-from-device-added-by-sms", "first-transfer-to-mule-like-wallet"),
+    "device-rules": ("many-wallets-on-device", "established-device"),
 }
 """The shipped rules by the stage they watch (each group is one row of the ablation table)."""
 

@@ -2,9 +2,10 @@
 
 ============  ==============================================================================
 ``allow``     go ahead
-``step_up``   go ahead only if the user passed an SMS step-up for this action in the last
-              five minutes (it is used up); otherwise refuse with ``step_up_required`` so the
-              app can ask for one and retry
+``step_up``   go ahead if the action was signed by an *established* device of the user (the
+              cheapest sufficient factor: nothing more to type, ADR 0033), or if the user
+              passed an SMS step-up for this action in the last five minutes (it is used up);
+              otherwise refuse with ``step_up_required`` so the app can ask for one and retry
 ``review``    refuse for now and open a case for a person (a held payment helps no merchant;
               money *into* a wallet is held instead by the caller, see linking)
 ``block``     refuse
@@ -60,17 +61,21 @@ def enforce(
     purpose: str,
     case_source: str | None = None,
     step_up_within: timedelta | None = STEP_UP_WINDOW,
+    signed_by: uuid.UUID | None = None,
 ) -> None:
     """Let the action go ahead, or refuse it as the decision says (see the table above).
 
     ``case_source`` names the cases opened (default ``risk:<rule ids>``); ``step_up_within``
-    None means the configured ``step_up_validity_seconds``.
+    None means the configured ``step_up_validity_seconds``; ``signed_by`` is the device whose
+    signature this very action carried, if any.
     """
     outcome = decision.outcome
     rules = [rule.id for rule in decision.enforced]
     if outcome is Outcome.ALLOW:
         return
     if outcome is Outcome.STEP_UP:
+        if signed_by is not None and identity.device_established(session, user, signed_by):
+            return
         identity.spend_step_up(session, user, purpose, within=step_up_within)
         return
     if outcome is Outcome.REVIEW:

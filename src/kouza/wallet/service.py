@@ -13,8 +13,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kouza.controls.models import SwitchScope
@@ -436,7 +437,7 @@ class WalletService:
                 device=proven.device,
                 ip=ip,
                 amount=amount,
-                attributes={"to": str(destination.id)},
+                attributes=self._payee_attributes(session, source, destination),
             ),
             proven,
         )
@@ -469,6 +470,36 @@ class WalletService:
 
     # --- helpers -------------------------------------------------------------------------
 
+    def _payee_attributes(
+        self, session: Session, source: Wallet, destination: Wallet
+    ) -> dict[str, Any]:
+        """What the risk engine is told about a transfer's payee: its wallet, how long that
+        wallet has existed, whether this wallet has sent it money before, and how many other
+        wallets sent it money in the last seven days (a first transfer to a days-old wallet,
+        or to one collecting from many people, is how mules are paid, ADR 0033)."""
+        now = runtime_of(session).now()
+        paid_before = session.scalar(
+            select(Transfer.id)
+            .where(
+                Transfer.source_wallet_id == source.id,
+                Transfer.destination_wallet_id == destination.id,
+            )
+            .limit(1)
+        )
+        senders = session.scalar(
+            select(func.count(func.distinct(Transfer.source_wallet_id))).where(
+                Transfer.destination_wallet_id == destination.id,
+                Transfer.source_wallet_id != source.id,
+                Transfer.created_at >= now - timedelta(days=7),
+            )
+        )
+        return {
+            "to": str(destination.id),
+            "payee_age_hours": round((now - destination.created_at).total_seconds() / 3600, 1),
+            "payee_known": paid_before is not None,
+            "payee_senders_7d": int(senders or 0),
+        }
+
     def _judge(
         self,
         session: Session,
@@ -481,7 +512,8 @@ class WalletService:
         """Ask the risk engine and act on its decision (kouza.wallet.enforcement).
 
         A ``step_up`` decision is already met when this very action was proven with an SMS
-        step-up (the same code would be asked for twice otherwise).
+        step-up (the same code would be asked for twice otherwise), or signed by an
+        established device (:func:`kouza.wallet.enforcement.enforce`).
         """
         decision = risk.assess(session, event)
         if (
@@ -490,7 +522,14 @@ class WalletService:
             and proven.method is ProofMethod.SMS_OTP
         ):
             return
-        enforce(session, decision, user=user, wallet_id=wallet.id, purpose=purpose)
+        enforce(
+            session,
+            decision,
+            user=user,
+            wallet_id=wallet.id,
+            purpose=purpose,
+            signed_by=proven.device_id if proven is not None else None,
+        )
 
     def _lock_wallet(self, session: Session, wallet_id: uuid.UUID) -> Wallet:
         return lock_wallet(session, wallet_id)
