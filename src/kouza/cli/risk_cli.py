@@ -125,7 +125,7 @@ def _exports(paths: list[Path]) -> list[ExportFile]:
 
 
 def _progress(files: list[ExportFile], description: str) -> tuple[Progress, Callable[[int], None]]:
-    progress = Progress(console=console)
+    progress = Progress(console=error_console)  # stdout stays clean for --json
     task = progress.add_task(description, total=sum(f.events for f in files))
     return progress, lambda n: progress.advance(task, n)
 
@@ -171,7 +171,9 @@ def train_command(
             document = train(files, options, advance)
     except TrainingError as exc:
         raise fail(str(exc)) from None
-    text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    text = (
+        json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    )
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -182,12 +184,16 @@ def train_command(
         f"[green]wrote[/] {out}: {document['version']} — trained on {counts['train_events']:,} "
         f"events ({counts['train_fraud_labels']:,} fraud labels known, "
         f"{counts['train_attacks_unlabelled']:,} attacks not yet labelled); validation "
-        f"AP {validation['average_precision']:.3f}, threshold {document['threshold']:.4f} "
+        f"AP {_ap(validation['average_precision'])}, threshold {document['threshold']:.4f} "
         f"flags {validation['honest_users_flagged']}/{validation['honest_users']} honest users"
     )
     leaks = document["leak_check"]["suspected_leaks"]
     if leaks:
         console.print(f"[yellow]suspected leaks (one feature alone, AP > 0.95):[/] {leaks}")
+
+
+def _ap(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def _pct(value: float | None) -> str:
@@ -208,7 +214,7 @@ def _table(name: str, part: dict[str, Any]) -> Table:
         "¥ per 1,000 flags",
         "honest users",
         title=f"{name}: {part['events']:,} events, {part['attacks']:,} attacks "
-        f"({_yen(part['attack_yen'])}), model AP {part['average_precision']:.3f}",
+        f"({_yen(part['attack_yen'])}), model AP {_ap(part['average_precision'])}",
     )
     rows = [
         ("rules", part["rules"]),
@@ -270,7 +276,7 @@ def evaluate_command(
             report["overall"], str(frontier_png), f"{learned.version} · rules {rule_set.version}"
         )
     if as_json:
-        print(json.dumps(report, indent=1, ensure_ascii=False, default=str))
+        print(json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False))
     else:
         console.print(
             f"model {learned.version} (threshold {learned.threshold:.4f}), rules "

@@ -26,6 +26,7 @@ from kouza.risk.learned.metrics import (
     Floats,
     average_precision,
     budget_threshold,
+    finite,
     max_per_user,
     single_feature_ap,
     users_flagged,
@@ -97,7 +98,7 @@ def _at_budget(part: _Part, budget: float, with_rules: bool) -> dict[str, Any] |
         per_user = max_per_user(part.honest_users, part.honest_scores)
         threshold = budget_threshold(np.array(list(per_user.values())), budget)
         flagged = part.scores >= threshold
-    return {"threshold": threshold, **_row(flagged, part)}
+    return {"threshold": finite(threshold), **_row(flagged, part)}
 
 
 def _frontier(part: _Part) -> dict[str, Any]:
@@ -111,8 +112,8 @@ def _frontier(part: _Part) -> dict[str, Any]:
         flagged = part.scores >= t
         m = _row(flagged, part)
         b = _row(flagged | part.rules, part)
-        model.append([t, m["honest_user_share"], m["attack_yen_not_flagged"]])
-        both.append([t, b["honest_user_share"], b["attack_yen_not_flagged"]])
+        model.append([finite(t), m["honest_user_share"], m["attack_yen_not_flagged"]])
+        both.append([finite(t), b["honest_user_share"], b["attack_yen_not_flagged"]])
     rules = _row(part.rules, part)
     return {
         "columns": ["threshold", "honest_user_share", "attack_yen_not_flagged"],
@@ -129,7 +130,7 @@ def summarise(part: _Part, threshold: float, budget: float) -> dict[str, Any]:
         "events": int(part.attack.size),
         "attacks": int(part.attack.sum()),
         "attack_yen": int(part.amounts[part.attack].sum()),
-        "average_precision": average_precision(part.scores, part.attack),
+        "average_precision": finite(average_precision(part.scores, part.attack)),
         "rules": _row(part.rules, part),
         "model": _row(by_model, part),
         "rules_or_model": _row(part.rules | by_model, part),

@@ -38,6 +38,11 @@ def average_precision(scores: Floats, labels: Bools) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def finite(value: float) -> float | None:
+    """``value``, or None for NaN and infinities (JSON has neither)."""
+    return value if np.isfinite(value) else None
+
+
 def budget_threshold(user_scores: Floats, budget: float) -> float:
     """The lowest threshold (``score >= t`` flags) at which at most ``budget`` of the users
     are flagged, given each user's highest score. ``inf`` when even one user is too many."""
@@ -88,6 +93,6 @@ def single_feature_ap(vectors: Floats, labels: Bools) -> dict[str, Any]:
             ap = average_precision(rates, labels)
         else:
             ap = max(average_precision(column, labels), average_precision(-column, labels))
-        result[name] = round(ap, 4)
+        result[name] = round(ap, 4) if np.isfinite(ap) else 0.0
     suspected = sorted(name for name, ap in result.items() if ap > LEAK_LIMIT)
     return {"limit": LEAK_LIMIT, "single_feature_ap": result, "suspected_leaks": suspected}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class LearnedModel:
         self.document = document
         self.version = version
         self.threshold = float(threshold)
-        self.reads: dict[str, timedelta | None] = dict(reads())
+        self.reads: Mapping[str, timedelta | None] = dict(reads())
         self._lock = threading.Lock()
 
     @classmethod

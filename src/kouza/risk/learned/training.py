@@ -31,6 +31,7 @@ from kouza.risk.learned.metrics import (
     Floats,
     average_precision,
     budget_threshold,
+    finite,
     max_per_user,
     single_feature_ap,
     users_flagged,
@@ -204,7 +205,7 @@ def train(
     document["validation"] = {
         "events": int(yv.size),
         "attacks": int(yv.sum()),
-        "average_precision": average_precision(scores, yv),
+        "average_precision": finite(average_precision(scores, yv)),
         "threshold": threshold,
         "flagged": int(flagged.sum()),
         "precision": float((flagged & yv).sum() / flagged.sum()) if flagged.any() else None,
