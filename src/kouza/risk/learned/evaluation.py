@@ -102,11 +102,12 @@ def _at_budget(part: _Part, budget: float, with_rules: bool) -> dict[str, Any] |
 
 
 def _frontier(part: _Part) -> dict[str, Any]:
-    """(honest-user friction share, attack yen not flagged) over a range of thresholds."""
-    qs = np.unique(
-        np.quantile(part.scores, np.linspace(0.0, 1.0, FRONTIER_POINTS)).round(6)
-    ).tolist()
-    thresholds = [*qs, float("inf")]
+    """(honest-user friction share, attack yen not flagged) over a range of thresholds: those
+    that flag 0.1 % … 100 % of the honest users (log-spaced, where the budget decisions are),
+    and one that flags nothing."""
+    per_user = np.array(list(max_per_user(part.honest_users, part.honest_scores).values()))
+    budgets = np.geomspace(0.001, 1.0, FRONTIER_POINTS)
+    thresholds = sorted({budget_threshold(per_user, float(b)) for b in budgets} | {np.inf})
     model, both = [], []
     for t in thresholds:
         flagged = part.scores >= t
@@ -196,14 +197,14 @@ def draw_frontier(part: dict[str, Any], path: str, title: str) -> None:
         ("model", "model alone", "-"),
         ("rules_or_model", "rules or model", "--"),
     ):
-        points = sorted((p[1] * 100, p[2]) for p in frontier[key] if p[1] is not None)
+        points = sorted((p[1] * 100, p[2] / 1e6) for p in frontier[key] if p[1] is not None)
         axes.plot([p[0] for p in points], [p[1] for p in points], style, marker=".", label=label)
     share, missed = frontier["rules"]
     if share is not None:
-        axes.plot([share * 100], [missed], "o", color="black", label="rules alone")
-    axes.set_xscale("symlog", linthresh=1.0)
+        axes.plot([share * 100], [missed / 1e6], "o", color="black", label="rules alone")
+    axes.set_xscale("symlog", linthresh=0.1)
     axes.set_xlabel("honest users flagged (%)")
-    axes.set_ylabel("attack yen not flagged")
+    axes.set_ylabel("attack yen not flagged (¥ millions)")
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend()
