@@ -10,6 +10,7 @@ import math
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,11 +31,13 @@ from kouza.risk.learned.model import LearnedModel, ModelFileError
 from kouza.risk.learned.training import TrainOptions, split, train
 from kouza.risk.learned.vector import FEATURE_NAMES, FEATURES, vector
 from kouza.risk.models import RiskDecisionRecord
+from kouza.risk.redis_store import RedisFeatureStore
 from kouza.risk.rules import parse_rule_set
 from kouza.risk.service import risk, shipped_rule_set
 from kouza.runtime import Runtime
 from kouza.wallet.enforcement import RiskRefused
 from tests.risk.learned_data import START, world, write_export
+from tests.risk.stores import Stores
 from tests.risk.test_endpoints_and_cli import _headers
 
 runner = CliRunner()
@@ -345,3 +348,31 @@ def test_on_a_shared_store_the_model_reads_join_the_rules_reads(model_file: Path
     assert set(merged) == set(plan) | set(model.reads)
     assert merged["wallet"] is None  # since(wallet, "link_created"): the whole history
     assert merged["ip24"] == max(w for w in (plan.get("ip24"), model.reads["ip24"]) if w)
+
+
+def test_every_store_gives_the_model_the_same_history(
+    stores: Stores, exports: dict[str, Path], model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In memory, on Redis read feature by feature, and on Redis in one snapshot per decision
+    (the rules' reads and the vector's together), the model scores what training saw; with
+    snapshots no read goes back to Redis outside the decision's one round trip."""
+    direct: list[str] = []
+    members = RedisFeatureStore._members
+
+    def counted(self: RedisFeatureStore, key: str, since: Any) -> Any:
+        direct.append(key)
+        return members(self, key, since)
+
+    monkeypatch.setattr(RedisFeatureStore, "_members", counted)
+    model = LearnedModel.load(model_file)
+    one = read_export(exports["other"]).worlds[0]
+    events = one.events[:300]
+    engine = RiskEngine(shipped_rule_set(), stores.new(), learned=model)
+    verdicts = [d.model for d in stores.judge(engine, events)]
+    expected = model.scores(
+        replay(replace(one, events=events, attackers=one.attackers[:300])).vectors
+    )
+    scores = [v.score for v in verdicts if v is not None]
+    assert np.allclose(scores, expected, rtol=1e-9, atol=1e-12)
+    if stores.kind == "redis-snapshot":
+        assert direct == []
