@@ -22,6 +22,8 @@ from kouza.assembly import build_runtime
 from kouza.cli.main import app as cli
 from kouza.config import Settings
 from kouza.controls.models import OperatorRole
+from kouza.kit.clock import ManualClock
+from kouza.kit.notify import MemoryMailbox
 from kouza.risk.engine import RiskEngine
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.features import InMemoryFeatureStore
@@ -36,6 +38,7 @@ from kouza.risk.rules import parse_rule_set
 from kouza.risk.service import risk, shipped_rule_set
 from kouza.runtime import Runtime
 from kouza.wallet.enforcement import RiskRefused
+from tests.conftest import make_runtime
 from tests.risk.learned_data import START, world, write_export
 from tests.risk.stores import Stores
 from tests.risk.test_endpoints_and_cli import _headers
@@ -254,6 +257,7 @@ def test_evaluate_compares_rules_model_and_both(
     assert overall["at_budget"]["model"]["honest_user_share"] <= 0.01
     assert set(overall["leak_check"]["single_feature_ap"]) == set(FEATURE_NAMES)
     assert report["suspected_leaks"] == []
+    assert [part["trained_on"] for part in report["files"].values()] == [False]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert overall["frontier"]["model"] and overall["frontier"]["rules"][0] is not None
 
@@ -281,6 +285,23 @@ def test_bad_inputs_fail_clearly(exports: dict[str, Path], tmp_path: Path) -> No
         cli, ["risk", "evaluate", "--events", str(exports["other"]), "--model", str(broken)]
     )
     assert result.exit_code == 1 and "retrain" in result.output
+    early = ["--cutoff", "2025-12-01", "--out", str(out)]
+    result = runner.invoke(cli, ["risk", "train", "--events", str(exports["train"]), *early])
+    assert result.exit_code == 1 and "0 fraud labels" in result.output and not out.exists()
+
+
+def test_the_runtime_builds_its_engine_with_the_configured_model(
+    db_url: str, tmp_path: Path, model_file: Path
+) -> None:
+    clock, mailbox = ManualClock(START), MemoryMailbox()
+    runtime = make_runtime(db_url, tmp_path, clock, mailbox, risk_model_path=str(model_file))
+    try:
+        runtime.risk_engine = None  # built from settings on first use, as in a server
+        engine = risk.engine(runtime)
+        assert engine.learned is not None
+        assert engine.learned.version == LearnedModel.load(model_file).version
+    finally:
+        runtime.db.dispose()
 
 
 # -- at decision time ------------------------------------------------------------------------

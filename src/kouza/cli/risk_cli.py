@@ -293,6 +293,12 @@ def evaluate_command(
         )
         if frontier_png is not None:
             console.print(f"wrote {frontier_png}")
+    seen = [path for path, part in report["files"].items() if part["trained_on"]]
+    if seen:
+        error_console.print(
+            f"[yellow]the model was trained on {', '.join(seen)}:[/] its figures there are not "
+            "an evaluation"
+        )
     if report["suspected_leaks"]:
         error_console.print(
             f"[yellow]suspected leaks (AP > 0.95 alone):[/] {report['suspected_leaks']}"

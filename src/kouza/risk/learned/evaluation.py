@@ -162,6 +162,7 @@ def evaluate(
         "threshold": model.threshold,
         "files": {},
     }
+    trained_on = {f["sha256"] for f in model.document.get("training", {}).get("files", [])}
     for file in files:
         replayed = [replay(world, rules, progress) for world in file.worlds]
         scores = [model.scores(r.vectors) for r in replayed]
@@ -169,6 +170,7 @@ def evaluate(
         all_scores.extend(scores)
         report["files"][file.path] = {
             "sha256": file.sha256,
+            "trained_on": file.sha256 in trained_on,
             "worlds": [w.name for w in file.worlds],
             **summarise(_Part(replayed, scores), model.threshold, budget),
         }
