@@ -11,6 +11,7 @@ field                       what                                                
 ``risk_engine``             rules + feature store                                       risk
 ``risk_reads``              which feature reads an event needs                          risk
 ``risk_autocommit``         the API's one-statement decision store (PostgreSQL)         risk
+``risk_model``              the learned risk model (``KOUZA_RISK_MODEL``), or None      risk
 ``bank_client``             the wallet's HTTP client of the bank                        linking
 ``bank_client_key``         the wallet's private_key_jwt / DPoP signing key             linking
 ``bank_jwks``               the bank's webhook signing keys, cached                     linking
@@ -61,9 +62,9 @@ from kouza.linking.receiver import CachedKeys, WebhookPort
 from kouza.linking.reconcile import TransferMatcher, TransferMatchersPort
 from kouza.ops.compensation import AfterCompensationCallPort, reconcile_compensation
 from kouza.protocol.webhooks import MemoryReplayCache
-from kouza.risk.engine import RiskEngine
+from kouza.risk.engine import LearnedScorer, RiskEngine
 from kouza.risk.plan import ReadPlanner
-from kouza.risk.service import RiskPort
+from kouza.risk.service import RiskPort, load_risk_model
 from kouza.runtime import Runtime, build_email_sender
 from kouza.wallet.limits import LimitSet, LimitsPort
 from kouza.wallet.locks import LockListener, LockListenersPort
@@ -78,6 +79,7 @@ class KouzaRuntime(Runtime):
     risk_engine: RiskEngine | None = None
     risk_reads: ReadPlanner = field(default_factory=ReadPlanner)
     risk_autocommit: Engine | None = None
+    risk_model: LearnedScorer | None = None
     bank_client: BankClient | None = None
     bank_client_key: ECKey | None = None
     bank_jwks: CachedKeys | None = None
@@ -132,6 +134,7 @@ def build_runtime(
         database_url or settings.resolved_database_url(), after_commit=[deliver_after_commit]
     )
     runtime.ekyc = load_ekyc_configuration(settings, now=runtime.now())
+    runtime.risk_model = load_risk_model(settings)
     if settings.env == "production":
         require_production_senders(runtime.senders)
     return runtime

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kouza.kit.settings import BaseServiceSettings
@@ -86,6 +86,12 @@ class Settings(BaseServiceSettings):
 
     risk_rules: str = ""
     """Path of the risk rule set (YAML); empty means the shipped default."""
+    risk_model_path: str = Field(
+        default="", validation_alias=AliasChoices("KOUZA_RISK_MODEL", "risk_model_path")
+    )
+    """Path of a learned risk model (``kouza risk train``); empty means none. Loaded at start
+    (a bad file stops the start) and readable by rules as ``model("risk")``; shadow until a
+    rule reads it (ADR 0031)."""
 
     # Bank linking and money movement (kouza.linking). Secure defaults; the simulator
     # flips them to replay 2019/2020 (ADR 0010).

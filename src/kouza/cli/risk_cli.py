@@ -1,22 +1,28 @@
-"""``kouza risk``: check rule files and backtest them over recorded events."""
+"""``kouza risk``: check rule files, backtest them over recorded events, and train and evaluate
+the learned model beside them."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import track
+from rich.progress import Progress, track
 from rich.table import Column, Table
 
-from kouza.cli.common import console, fail, runtime
+from kouza.cli.common import console, error_console, fail, runtime
 from kouza.errors import KouzaError
 from kouza.risk.backtesting import Backtest, Labelled, read_labelled, rule_report
 from kouza.risk.events import RiskEvent
+from kouza.risk.learned.dataset import ExportFile, read_export
+from kouza.risk.learned.evaluation import draw_frontier, evaluate
+from kouza.risk.learned.model import LearnedModel, ModelFileError
+from kouza.risk.learned.training import TrainingError, TrainOptions, train
 from kouza.risk.rules import RuleSet, load_rule_set
-from kouza.risk.service import risk
+from kouza.risk.service import risk, shipped_rule_set
 
 app = typer.Typer(help="The risk engine's rule sets.", no_args_is_help=True)
 
@@ -129,7 +135,7 @@ def _print_backtest(report: Backtest, show: int) -> None:
     for figures in rows:
         total = figures.honest_hits + figures.attack_hits + figures.unlabelled_hits
         name = figures.rule + (" (shadow)" if figures.shadow else "")
-        extra = (
+        cells: tuple[str, ...] = (
             (
                 str(figures.honest_hits),
                 str(len(figures.honest_people)),
@@ -140,7 +146,7 @@ def _print_backtest(report: Backtest, show: int) -> None:
             if labelled
             else ()
         )
-        fired.add_row(name, str(total), *extra)
+        fired.add_row(name, str(total), *cells)
     console.print(fired)
     listing = Table(
         *(
@@ -159,3 +165,196 @@ def _print_backtest(report: Backtest, show: int) -> None:
             ", ".join(r.id for r in decision.fired),
         )
     console.print(listing)
+
+
+def _exports(paths: list[Path]) -> list[ExportFile]:
+    files = []
+    for path in paths:
+        try:
+            files.append(read_export(path))
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    return files
+
+
+def _progress(files: list[ExportFile], description: str) -> tuple[Progress, Callable[[int], None]]:
+    progress = Progress(console=error_console)  # stdout stays clean for --json
+    task = progress.add_task(description, total=sum(f.events for f in files))
+    return progress, lambda n: progress.advance(task, n)
+
+
+@app.command("train")
+def train_command(
+    events: Annotated[
+        list[Path], typer.Option("--events", help="Labelled export (JSON lines); repeatable")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Model file to write (JSON)")],
+    cutoff: Annotated[
+        datetime | None,
+        typer.Option(help="Train on events before this date (UTC), validate on the rest"),
+    ] = None,
+    train_share: Annotated[
+        float, typer.Option("--train-share", help="Without --cutoff: share of each world's period")
+    ] = 0.7,
+    label_delay_days: Annotated[
+        float, typer.Option("--label-delay-days", help="Days until an attack's label is known")
+    ] = 7.0,
+    seed: Annotated[int, typer.Option(help="LightGBM's seed")] = 0,
+    budget: Annotated[
+        float, typer.Option(help="Share of honest users the threshold may flag (validation)")
+    ] = 0.01,
+) -> None:
+    """Train a LightGBM risk model on labelled exports, split by time per world (late labels
+    count as not-fraud at the cutoff), and write one versioned model file."""
+    if cutoff is None and not 0.0 < train_share < 1.0:
+        raise fail("--train-share must be between 0 and 1")
+    if label_delay_days < 0 or not 0.0 < budget < 1.0:
+        raise fail("--label-delay-days must be >= 0 and --budget between 0 and 1")
+    files = _exports(events)
+    options = TrainOptions(
+        cutoff=_utc(cutoff),
+        train_share=train_share,
+        label_delay=timedelta(days=label_delay_days),
+        seed=seed,
+        budget=budget,
+    )
+    progress, advance = _progress(files, "replaying")
+    try:
+        with progress:
+            document = train(files, options, advance)
+    except TrainingError as exc:
+        raise fail(str(exc)) from None
+    text = (
+        json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    )
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"{out}: cannot write: {exc}") from None
+    validation = document["validation"]
+    counts = document["training"]["counts"]
+    console.print(
+        f"[green]wrote[/] {out}: {document['version']} — trained on {counts['train_events']:,} "
+        f"events ({counts['train_fraud_labels']:,} fraud labels known, "
+        f"{counts['train_attacks_unlabelled']:,} attacks not yet labelled); validation "
+        f"AP {_ap(validation['average_precision'])}, threshold {document['threshold']:.4f} "
+        f"flags {validation['honest_users_flagged']}/{validation['honest_users']} honest users"
+    )
+    leaks = document["leak_check"]["suspected_leaks"]
+    if leaks:
+        console.print(f"[yellow]suspected leaks (one feature alone, AP > 0.95):[/] {leaks}")
+
+
+def _ap(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def _yen(value: float | None) -> str:
+    return "—" if value is None else f"¥{value:,.0f}"
+
+
+def _table(name: str, part: dict[str, Any]) -> Table:
+    table = Table(
+        "",
+        "flagged",
+        "precision",
+        "recall",
+        "recall ¥",
+        "¥ per 1,000 flags",
+        "honest users",
+        title=f"{name}: {part['events']:,} events, {part['attacks']:,} attacks "
+        f"({_yen(part['attack_yen'])}), model AP {_ap(part['average_precision'])}",
+    )
+    rows = [
+        ("rules", part["rules"]),
+        ("model", part["model"]),
+        ("rules or model", part["rules_or_model"]),
+        ("model at budget", part["at_budget"]["model"]),
+        ("rules or model at budget", part["at_budget"]["rules_or_model"]),
+    ]
+    for label, row in rows:
+        if row is None:
+            table.add_row(label, "rules alone exceed the budget", "", "", "", "", "")
+            continue
+        table.add_row(
+            label,
+            f"{row['flagged']:,}",
+            _pct(row["precision"]),
+            _pct(row["recall"]),
+            _pct(row["recall_yen"]),
+            _yen(row["yen_flagged_per_1000_flags"]),
+            f"{row['honest_users_flagged']}/{row['honest_users']} "
+            f"({_pct(row['honest_user_share'])})",
+        )
+    return table
+
+
+@app.command("evaluate")
+def evaluate_command(
+    events: Annotated[
+        list[Path], typer.Option("--events", help="Labelled export (JSON lines); repeatable")
+    ],
+    model: Annotated[Path, typer.Option("--model", help="Model file from `kouza risk train`")],
+    rules: Annotated[
+        Path | None, typer.Option("--rules", help="Rule file (default: the shipped rules)")
+    ] = None,
+    budget: Annotated[float, typer.Option(help="Share of honest users that may be flagged")] = 0.01,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 2 when a feature alone looks like a leak")
+    ] = False,
+    frontier_png: Annotated[
+        Path | None, typer.Option("--frontier-png", help="Draw the overall friction–loss frontier")
+    ] = None,
+) -> None:
+    """Rules alone, the model alone and rules-or-model side by side on labelled exports (per
+    file and overall), with a leak check and the friction–loss frontier."""
+    if not 0.0 < budget < 1.0:
+        raise fail("--budget must be between 0 and 1")
+    try:
+        learned = LearnedModel.load(model)
+    except ModelFileError as exc:
+        raise fail(str(exc)) from None
+    rule_set = _rules(rules) if rules is not None else shipped_rule_set()
+    files = _exports(events)
+    progress, advance = _progress(files, "replaying")
+    with progress:
+        report = evaluate(files, learned, rule_set, budget=budget, progress=advance)
+    if frontier_png is not None:
+        draw_frontier(
+            report["overall"], str(frontier_png), f"{learned.version} · rules {rule_set.version}"
+        )
+    if as_json:
+        print(json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False))
+    else:
+        console.print(
+            f"model {learned.version} (threshold {learned.threshold:.4f}), rules "
+            f"{rule_set.version}, budget {_pct(budget)} of honest users"
+        )
+        for path, part in report["files"].items():
+            console.print(_table(Path(path).name, part))
+        console.print(_table("overall", report["overall"]))
+        aps = report["overall"]["leak_check"]["single_feature_ap"]
+        strongest = sorted(aps.items(), key=lambda kv: -kv[1])[:5]
+        console.print(
+            "leak check (AP of one feature alone, overall): "
+            + ", ".join(f"{name} {ap:.3f}" for name, ap in strongest)
+        )
+        if frontier_png is not None:
+            console.print(f"wrote {frontier_png}")
+    seen = [path for path, part in report["files"].items() if part["trained_on"]]
+    if seen:
+        error_console.print(
+            f"[yellow]the model was trained on {', '.join(seen)}:[/] its figures there are not "
+            "an evaluation"
+        )
+    if report["suspected_leaks"]:
+        error_console.print(
+            f"[yellow]suspected leaks (AP > 0.95 alone):[/] {report['suspected_leaks']}"
+        )
+        if strict:
+            raise typer.Exit(2)

@@ -86,11 +86,28 @@ class FiredRead(BaseModel):
     features: dict[str, Any]
 
 
+class ContributionRead(BaseModel):
+    feature: str
+    value: float | str | None
+    contribution: float
+    """Log-odds the feature added to the score (negative: it spoke for the customer)."""
+
+
+class ModelRead(BaseModel):
+    """The learned model's verdict (ADR 0031): operators only, never shown to customers."""
+
+    version: str
+    score: float
+    top: list[ContributionRead]
+
+
 class DecisionRead(BaseModel):
     outcome: str
     score: int
     rule_set_version: str
     fired: list[FiredRead]
+    model: ModelRead | None = None
+    """Present when a learned model is loaded (``KOUZA_RISK_MODEL``)."""
 
 
 class StoredDecisionRead(DecisionRead):
@@ -152,6 +169,7 @@ def _read(decision: Decision) -> DecisionRead:
             )
             for r in decision.fired
         ],
+        model=ModelRead.model_validate(decision.model.to_json()) if decision.model else None,
     )
 
 
@@ -201,8 +219,8 @@ def decision(
     operator: CurrentOperator,
     session: SessionDep,
 ) -> StoredDecisionRead:
-    """A stored decision with the rules that fired — what a refused customer's ``reference``
-    points at (customers are never shown the rules)."""
+    """A stored decision with the rules that fired and the learned model's verdict — what a
+    refused customer's ``reference`` points at (customers are never shown either)."""
     del operator
     found = session.get(RiskDecisionRecord, decision_id)
     if found is None:
@@ -227,4 +245,5 @@ def decision(
             )
             for rule in found.fired
         ],
+        model=ModelRead.model_validate(found.model) if found.model else None,
     )

@@ -7,16 +7,21 @@ summed score reaches in the thresholds. Shadow rules are evaluated and reported 
 neither. Every decision carries the rules that fired and the feature values their conditions
 read, so it can be stored, explained and backtested.
 
-The engine does not care where a score comes from: a learned model is registered by name and
-read in a rule with ``model("name")`` like any other feature.
+The engine does not care where a score comes from: a model is registered by name and read in a
+rule with ``model("name")`` like any other feature. A *learned* model (:class:`LearnedScorer`,
+e.g. :mod:`kouza.risk.learned`) needs the history too, so the engine scores it once per decision
+from the same store the rules read, registers that score under the model's name for the rules,
+and puts the score and its largest feature contributions on the decision (for operators). It
+changes nothing unless a rule reads it: until then it runs in shadow.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Any, Protocol
 
 from kouza.risk.events import RiskEvent
 from kouza.risk.features import FeatureStore, InMemoryFeatureStore
@@ -36,6 +41,47 @@ class FiredRule:
 
 
 @dataclass(frozen=True)
+class Contribution:
+    """How much one feature moved a learned model's score (log-odds), and its value."""
+
+    feature: str
+    value: float | str | None
+    contribution: float
+
+
+@dataclass(frozen=True)
+class ModelVerdict:
+    """A learned model's score on one event, with the features that moved it most."""
+
+    version: str
+    score: float
+    top: tuple[Contribution, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """What is stored on the decision and shown to operators (never to customers)."""
+        return {
+            "version": self.version,
+            "score": round(self.score, 6),
+            "top": [
+                {"feature": c.feature, "value": c.value, "contribution": round(c.contribution, 6)}
+                for c in self.top
+            ],
+        }
+
+
+class LearnedScorer(Protocol):
+    """A model that scores an event from the history before it (the engine's store)."""
+
+    name: str
+    """What rules call it: ``model("risk")``."""
+    version: str
+    reads: Mapping[str, timedelta | None]
+    """Dimension → longest window it reads (``None``: all), for the shared store's one read."""
+
+    def assess(self, event: RiskEvent, store: FeatureStore) -> ModelVerdict: ...
+
+
+@dataclass(frozen=True)
 class Decision:
     """What the engine decided about one event."""
 
@@ -46,6 +92,8 @@ class Decision:
     fired: tuple[FiredRule, ...] = field(default_factory=tuple)
     record_id: int | None = None
     """The stored decision's id, once stored: the reference a refused customer is given."""
+    model: ModelVerdict | None = None
+    """The learned model's verdict when one is loaded (operators only)."""
 
     @property
     def enforced(self) -> tuple[FiredRule, ...]:
@@ -64,10 +112,12 @@ class RiskEngine:
         rules: RuleSet,
         store: FeatureStore | None = None,
         models: dict[str, Model] | None = None,
+        learned: LearnedScorer | None = None,
     ) -> None:
         self.rules = rules
         self.store = store if store is not None else InMemoryFeatureStore()
         self.models = dict(models or {})
+        self.learned = learned
         self._lock = threading.Lock()
 
     def replace_rules(self, rules: RuleSet) -> None:
@@ -84,9 +134,14 @@ class RiskEngine:
     def evaluate(self, event: RiskEvent) -> Decision:
         """Decide without recording (what-if)."""
         rules = self.rules
+        models, verdict = self.models, None
+        if self.learned is not None:
+            verdict = self.learned.assess(event, self.store)
+            score_ = verdict.score
+            models = {**models, self.learned.name: lambda _event: score_}
         fired = []
         for rule in rules.for_event(event.type):
-            ctx = Context.for_event(event, self.store, self.models)
+            ctx = Context.for_event(event, self.store, models)
             if rule.condition(ctx):
                 fired.append(
                     FiredRule(rule.id, rule.score, rule.outcome, rule.shadow, dict(ctx.seen))
@@ -101,6 +156,7 @@ class RiskEngine:
             score=score,
             rule_set_version=rules.version,
             fired=tuple(fired),
+            model=verdict,
         )
 
 

@@ -1,7 +1,8 @@
 """Recorded risk events and the decisions taken on them.
 
 Every assessed event is stored with its decision: the outcome, the score, the rule set version,
-and each fired rule with the feature values its condition read — enough to explain a decision to
+each fired rule with the feature values its condition read, and the learned model's verdict
+when one is loaded — enough to explain a decision to
 an analyst or a regulator, and to backtest a new rule set over what really happened
 (``kouza risk backtest RULESET --since …``). Bank accounts appear only as keyed fingerprints.
 """
@@ -59,4 +60,7 @@ class RiskDecisionRecord(Base):
     rule_set_version: Mapped[str] = mapped_column(String(64))
     fired: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     """Each fired rule: id, score, outcome, shadow, and the feature values it read."""
+    model: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The learned model's verdict when one was loaded: version, score and the five largest
+    feature contributions (for operators; never shown to customers)."""
     created_at: Mapped[datetime]

@@ -45,9 +45,11 @@ _STORE_BOTH = text(
     + ", attributes) VALUES ("
     + ", ".join(f":{c}" for c in _EVENT_COLUMNS)
     + ", CAST(:attributes AS JSON)) RETURNING id) "
-    "INSERT INTO risk_decisions (event_id, outcome, score, rule_set_version, fired, created_at) "
+    "INSERT INTO risk_decisions "
+    "(event_id, outcome, score, rule_set_version, fired, model, created_at) "
     "SELECT id, :decision_outcome, :decision_score, :decision_rule_set_version, "
-    "CAST(:fired AS JSON), :decision_created_at FROM event RETURNING id"
+    "CAST(:fired AS JSON), CAST(:decision_model AS JSON), :decision_created_at "
+    "FROM event RETURNING id"
 ).bindparams(
     bindparam("at", type_=UtcDateTime()), bindparam("decision_created_at", type_=UtcDateTime())
 )
@@ -89,6 +91,7 @@ def _rows(
         "outcome": decision.outcome.value,
         "score": decision.score,
         "rule_set_version": decision.rule_set_version,
+        "model": decision.model.to_json() if decision.model is not None else None,
         "created_at": now,
     }
     return row, fired, stored
@@ -102,6 +105,7 @@ def _both_params(decision: Decision, now: datetime) -> dict[str, Any]:
         **row,
         "attributes": json.dumps(attributes) if attributes else None,
         **{f"decision_{k}": v for k, v in stored.items()},
+        "decision_model": json.dumps(stored["model"]) if stored["model"] is not None else None,
         "fired": json.dumps(fired),
     }
 

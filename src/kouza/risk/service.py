@@ -11,6 +11,11 @@ built (:func:`warm`), as far back as the rule set can look
 With a shared store each decision reads what the rule set needs for its event type and records
 the event in one round trip (:meth:`~kouza.risk.features.SharedFeatureStore.snapshot`), instead
 of one round trip per feature.
+
+A learned model (``KOUZA_RISK_MODEL``, :mod:`kouza.risk.learned`) is loaded when the runtime is
+built (:func:`load_risk_model`: a bad file stops the start), scores every decision from the
+same history as the rules, and is readable by rules as ``model("risk")``; on a shared store its
+reads join the rules' in the decision's one round trip.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from kouza.risk import repository
-from kouza.risk.engine import Decision, RiskEngine
+from kouza.risk.engine import Decision, LearnedScorer, RiskEngine
 from kouza.risk.events import RiskEvent
 from kouza.risk.features import InMemoryFeatureStore, SharedFeatureStore
-from kouza.risk.plan import ReadPlanner, history_needed
+from kouza.risk.learned.model import LearnedModel
+from kouza.risk.plan import ReadPlan, ReadPlanner, history_needed
 from kouza.risk.redis_store import open_feature_store
 from kouza.risk.rules import RuleSet, load_rule_set, parse_rule_set
 from kouza.runtime import Runtime, runtime_of
@@ -49,6 +55,16 @@ class RiskPort(Protocol):
     risk_reads: ReadPlanner
     risk_autocommit: Engine | None
     """An autocommit engine for the HTTP API's one-statement store on PostgreSQL."""
+    risk_model: LearnedScorer | None
+    """The learned model loaded at start (``KOUZA_RISK_MODEL``), or None."""
+
+
+def load_risk_model(settings: object) -> LearnedModel | None:
+    """The model file named by ``risk_model_path`` (``KOUZA_RISK_MODEL``), or None when unset;
+    raises :class:`~kouza.risk.learned.model.ModelFileError` saying what is wrong with a bad
+    one, so a misconfigured process stops at start rather than deciding without its model."""
+    path = getattr(settings, "risk_model_path", "")
+    return LearnedModel.load(Path(path)) if path else None
 
 
 def _port(runtime: Runtime) -> RiskPort:
@@ -71,10 +87,14 @@ class RiskService:
                 getattr(settings, "risk_feature_store", "memory"),
                 prefix=getattr(settings, "risk_feature_prefix", "kouza:risk:"),
             )
+            learned = port.risk_model
             if isinstance(store, InMemoryFeatureStore):
-                since = runtime.now() - history_needed(rules, store.retention)
+                # a model reads ages and whole-history features: warm the whole retention
+                retention = store.retention
+                window = retention if learned else history_needed(rules, retention)
+                since = runtime.now() - window
                 warm(store, runtime, since=since, session=session)
-            engine = port.risk_engine = RiskEngine(rules, store)
+            engine = port.risk_engine = RiskEngine(rules, store, learned=learned)
         return engine
 
     def assess(self, session: Session, event: RiskEvent) -> Decision:
@@ -174,9 +194,24 @@ def decide(engine: RiskEngine, planner: ReadPlanner, event: RiskEvent, *, record
         return engine.assess(event) if record else engine.evaluate(event)
     rules = engine.rules
     shared = cast(SharedFeatureStore, store)
-    snapshot = shared.snapshot(event, planner.plan(rules, event.type), record=record)
+    plan = planner.plan(rules, event.type)
+    if engine.learned is not None:
+        plan = _with(plan, engine.learned.reads)
+    snapshot = shared.snapshot(event, plan, record=record)
     # the engine's own evaluation, over this decision's snapshot instead of the live store
-    return RiskEngine(rules, snapshot, engine.models).evaluate(event)
+    return RiskEngine(rules, snapshot, engine.models, engine.learned).evaluate(event)
+
+
+def _with(plan: ReadPlan, more: ReadPlan) -> ReadPlan:
+    """Both plans' reads: per dimension the longer window (None, the whole history, wins)."""
+    merged = dict(plan)
+    for dimension, window in more.items():
+        if dimension not in merged:
+            merged[dimension] = window
+        else:
+            old = merged[dimension]
+            merged[dimension] = None if old is None or window is None else max(old, window)
+    return merged
 
 
 _SHARED: dict[type, bool] = {}

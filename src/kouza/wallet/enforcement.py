@@ -105,7 +105,8 @@ def _open_case(
         source=source or "risk:" + ",".join(rules)[:110],
         summary=f"{decision.event.type.value} → {decision.outcome.value}",
         actor="risk-engine",
-        details={"score": decision.score, "rules": rules},
+        details={"score": decision.score, "rules": rules}
+        | ({"model": decision.model.to_json()} if decision.model is not None else {}),
     )
 
 
