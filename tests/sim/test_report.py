@@ -35,6 +35,7 @@ from kouza.sim.report import (
     funnel,
     render_html,
     results_data,
+    targets_rows,
     write_report,
 )
 from kouza.sim.results import (
@@ -700,8 +701,28 @@ class TestSeveralSeeds:
         assert sources[-1] == "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         assert _png_size(png)[0] > 600
 
+    def test_targets_table(self) -> None:
+        headers, rows = targets_rows(_seeded())
+        assert headers[1:] == [
+            "honest step-ups ≤ 2%",
+            "reviews ≤ 0.50%",
+            "false locks ≤ 0.05%",
+            "link refusals ≤ 1%",
+            "loss ≤ 0.5% of legacy-2019",
+        ]
+        kouza = next(row for row in rows if row[0] == "kouza")
+        # 10 of 100 and 14 of 120 stepped up; 4 of 50 and 6 of 60 link refusals; ¥20,000 of
+        # ¥925,000 lost on seed 2020, nothing of ¥600,000 on 2021
+        assert kouza[1] == "12 / 110 (11.67% at worst) ✗"
+        assert kouza[2] == "0 / 110 (0.00% at worst) ✓"
+        assert kouza[4] == "5 / 55 (10.00% at worst) ✗"
+        assert kouza[5] == "2.16% at worst ✗"
+        legacy = next(row for row in rows if row[0] == "legacy-2019")
+        assert legacy[5] == "—"
+
     def test_markdown_file(self, out: Path) -> None:
         text = (out / "comparison.md").read_text(encoding="utf-8")
+        assert "## Against an operator's targets" in text
         assert text.startswith("docomo-2020 · seeds 2020–2021 (median [min–max] of 2) · ")
         assert "honest population ×0.5" in text.splitlines()[0]
         assert "## What each layer of kouza does" in text

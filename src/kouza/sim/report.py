@@ -1081,9 +1081,80 @@ def render_html(result: SimulationResult, charts: Mapping[str, bytes]) -> str:
     )
 
 
+TARGETS: tuple[tuple[str, str, float], ...] = (
+    ("step_up", "honest step-ups", 0.02),
+    ("review", "reviews", 0.005),
+    ("false_lock", "false locks", 0.0005),
+    ("link_refusal", "link refusals", 0.01),
+)
+"""What a real operator accepts (issue 18): per kind of honest friction, the largest share of
+its denominator (honest active users; honest link attempters for link refusals)."""
+LOSS_TARGET = 0.005
+"""Loss at most this share of ``legacy-2019``'s on the same seed."""
+LOSS_BASELINE = "legacy-2019"
+
+
+def _target_cell(median: Mapping[str, Any], rates: Sequence[float], target: float) -> str:
+    users, of = median.get("users", 0), median.get("of", 0)
+    if not of:
+        return _NONE
+    worst = max(rates, default=0.0)
+    mark = "✓" if worst <= target else "✗"
+    return f"{_count(users)} / {_count(of)} ({worst:.2%} at worst) {mark}"
+
+
+def targets_rows(result: SimulationResult) -> tuple[list[str], list[list[str]]]:
+    """Each profile against the operator's targets (:data:`TARGETS`, :data:`LOSS_TARGET`):
+    median users / median denominator, the worst seed's rate, and ✓ when every seed meets it.
+    The loss column compares each seed's loss with ``legacy-2019``'s on the same seed."""
+    summary = result.summary()["profiles"]
+    baseline = summary.get(LOSS_BASELINE, {}).get("per_seed", {})
+    headers = [
+        "profile",
+        *(f"{label} ≤ {target:.2%}".replace(".00%", "%") for _, label, target in TARGETS),
+        f"loss ≤ {LOSS_TARGET:.1%} of {LOSS_BASELINE}",
+    ]
+    rows = []
+    for name, figures in summary.items():
+        per_seed = figures["per_seed"]
+        row = [name]
+        for kind, _, target in TARGETS:
+            rates = [
+                float(seed["friction"]["per_user"][kind]["rate"] or 0.0)
+                for seed in per_seed.values()
+            ]
+            row.append(_target_cell(figures["median"]["friction"]["per_user"][kind], rates, target))
+        shares = [
+            seed["loss_yen"] / baseline[label]["loss_yen"]
+            for label, seed in per_seed.items()
+            if baseline.get(label, {}).get("loss_yen")
+        ]
+        if name == LOSS_BASELINE or not shares:
+            row.append(_NONE)
+        else:
+            worst = max(shares)
+            row.append(f"{worst:.2%} at worst {'✓' if worst <= LOSS_TARGET else '✗'}")
+        rows.append(row)
+    return headers, rows
+
+
+def targets_markdown(result: SimulationResult) -> str:
+    """:func:`targets_rows` as GitHub Markdown."""
+    headers, rows = targets_rows(result)
+    return _markdown(headers, rows, [False, *(True for _ in headers[1:])])
+
+
 def markdown_file(result: SimulationResult) -> str:
-    """``comparison.md``: what ran, the comparison table and, if any, the ablation table."""
-    parts = [f"{run_label(result)}\n", comparison_markdown(result)]
+    """``comparison.md``: what ran, the comparison table, the operator's targets and, if any,
+    the ablation table."""
+    parts = [
+        f"{run_label(result)}\n",
+        comparison_markdown(result),
+        "## Against an operator's targets\n",
+        "Honest users who met each kind of friction over its denominator (median over the "
+        "seeds), the worst seed's rate, and ✓ when every seed meets the target.\n",
+        targets_markdown(result),
+    ]
     ablation = ablation_markdown(result)
     if ablation:
         parts += [
