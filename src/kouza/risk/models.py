@@ -2,9 +2,10 @@
 
 Every assessed event is stored with its decision: the outcome, the score, the rule set version,
 each fired rule with the feature values its condition read, the learned model's verdict
-when one is loaded and a candidate rule set's verdict when one runs in shadow — enough to explain a decision to
-an analyst or a regulator, and to backtest a new rule set over what really happened
-(``kouza risk backtest RULESET --since …``). Bank accounts appear only as keyed fingerprints.
+when one is loaded and a candidate rule set's verdict when one runs in shadow — enough to
+explain a decision to an analyst or a regulator, and to backtest a new rule set over what
+really happened (``kouza risk backtest RULESET --since …``). Bank accounts appear only as
+keyed fingerprints.
 """
 
 from __future__ import annotations
