@@ -16,6 +16,7 @@ from rich.table import Column, Table
 
 from kouza.cli.common import console, error_console, fail, runtime
 from kouza.errors import KouzaError
+from kouza.ops.shadow import shadow_report
 from kouza.risk.backtesting import Backtest, Labelled, read_labelled, rule_report
 from kouza.risk.comparing import Candidate, CandidateError, compare, parse_candidate
 from kouza.risk.events import RiskEvent
@@ -493,3 +494,69 @@ def _comparison_table(report: dict[str, Any]) -> Table:
         *("yes" if row["within_budget"] else "no" for row in rows),
     )
     return table
+
+
+@app.command("shadow-report")
+def shadow_report_command(
+    since: Annotated[datetime, typer.Option(help="Decisions on events from (UTC)")],
+    until: Annotated[datetime | None, typer.Option(help="… until (UTC)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """The candidate rule set run in shadow against the live rules, over stored decisions: the
+    confusion of their outcomes, what each flagged that the other allowed, and what each caught
+    of the wallets confirmed as fraud (a confirmed_fraud case, or a lock by a person)."""
+    start, end = _utc(since), _utc(until)
+    assert start is not None
+    if end is not None and end <= start:
+        raise fail("--until must be after --since")
+    with runtime().db.unit_of_work() as session:
+        report = shadow_report(session, since=start, until=end)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    versions = ", ".join(f"{v} ({n:,})" for v, n in report["candidate_versions"].items())
+    console.print(
+        f"{report['decisions']:,} decisions with a candidate since {report['since']}"
+        + (f" until {report['until']}" if report["until"] else "")
+        + (f": {versions}" if versions else "")
+    )
+    outcomes = list(report["confusion"])
+    confusion = Table(
+        "live ↓ / candidate →", *outcomes, title="decisions by live and candidate outcome"
+    )
+    for live, row in report["confusion"].items():
+        confusion.add_row(live, *(f"{row[o]:,}" for o in outcomes))
+    console.print(confusion)
+    moved = Table("outcome", "candidate flags, live allowed", "live flags, candidate allows")
+    for outcome in report["candidate_flagged_live_allowed"]:
+        moved.add_row(
+            outcome,
+            f"{report['candidate_flagged_live_allowed'][outcome]:,}",
+            f"{report['live_flagged_candidate_allowed'][outcome]:,}",
+        )
+    console.print(moved)
+    fraud = report["confirmed_fraud"]
+    caught = Table(
+        "confirmed fraud",
+        "live",
+        "candidate",
+        title=f"{fraud['wallets']:,} wallets confirmed as fraud, {fraud['events']:,} events",
+    )
+    for label, key in (
+        ("wallets flagged (step_up+)", "flagged"),
+        ("wallets stopped (review+)", "stopped"),
+    ):
+        caught.add_row(
+            label, f"{fraud[f'wallets_live_{key}']:,}", f"{fraud[f'wallets_candidate_{key}']:,}"
+        )
+        caught.add_row(
+            label.replace("wallets", "events"),
+            f"{fraud[f'live_{key}']:,}",
+            f"{fraud[f'candidate_{key}']:,}",
+        )
+    caught.add_row(
+        "wallets flagged by one only",
+        f"{fraud['wallets_flagged_by_live_only']:,}",
+        f"{fraud['wallets_flagged_by_candidate_only']:,}",
+    )
+    console.print(caught)
