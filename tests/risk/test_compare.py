@@ -126,3 +126,39 @@ def test_bad_files_fail_clearly(
     broken.write_text('{"type": "teleport"}\n')
     result = runner.invoke(cli, ["risk", "compare", SHIPPED_PATH, "--events", str(broken)])
     assert result.exit_code == 1 and "line 1" in " ".join(result.output.split())
+
+
+def test_models_alone_and_beside_rules(files: dict[str, Path], tmp_path: Path) -> None:
+    """A model alone flags by its file's threshold (as step-ups only); rules with the model
+    loaded decide as the rules do, reading ``model("risk")``."""
+    train = write_export(tmp_path / "train.jsonl", (11,))
+    model = tmp_path / "model.json"
+    trained = runner.invoke(cli, ["risk", "train", "--events", str(train), "--out", str(model)])
+    assert trained.exit_code == 0, trained.output
+    reads = tmp_path / "reads-model.yaml"
+    reads.write_text(
+        'version: "reads-model"\nrules:\n'
+        "  - {id: m, events: [topup, payment], when: 'model(\"risk\") >= 0.5', outcome: review}\n"
+    )
+    report = _compare(
+        str(files["empty"]),
+        f"{reads}+{model}",
+        "--model",
+        str(model),
+        "--events",
+        str(files["events"]),
+    )
+    empty, with_model, alone = report["candidates"]
+    assert with_model["name"] == "reads-model.yaml+model.json"
+    version = json.loads(model.read_text())["version"]
+    assert with_model["version"] == f"reads-model + {version}"
+    assert alone["version"].startswith(f"{version} ≥ ")
+    # the model alone only ever asks for a step-up
+    assert alone["flagged"] > 0
+    assert alone["honest_people_by_class"]["review"] == 0 and alone["attack_wallets_stopped"] == 0
+    # the rule reading the model holds for review, and catches what the empty set does not
+    assert with_model["attack_wallets_stopped"] > 0
+    assert (
+        with_model["difference"]["attack_wallets_stopped"] == with_model["attack_wallets_stopped"]
+    )
+    assert empty["flagged"] == 0
