@@ -86,6 +86,10 @@ class Settings(BaseServiceSettings):
 
     risk_rules: str = ""
     """Path of the risk rule set (YAML); empty means the shipped default."""
+    risk_candidate_rules: str = ""
+    """Path of a candidate rule set (YAML) judged beside the live one on every decision and
+    never enforced (shadow, docs/risk.md); empty means none. ``PUT /v1/ops/risk/rules/candidate``
+    sets it at run time."""
     risk_model_path: str = Field(
         default="", validation_alias=AliasChoices("KOUZA_RISK_MODEL", "risk_model_path")
     )

@@ -1,5 +1,6 @@
-"""``kouza risk``: check rule files, backtest them over recorded events, and train and evaluate
-the learned model beside them."""
+"""``kouza risk``: check rule files, backtest them over recorded events, compare versions side
+by side, train and evaluate the learned model beside them, and report on a candidate run in
+shadow."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from rich.table import Column, Table
 
 from kouza.cli.common import console, error_console, fail, runtime
 from kouza.errors import KouzaError
+from kouza.ops.shadow import shadow_report
 from kouza.risk.backtesting import Backtest, Labelled, read_labelled, rule_report
+from kouza.risk.comparing import Candidate, CandidateError, compare, parse_candidate
 from kouza.risk.events import RiskEvent
 from kouza.risk.learned.dataset import ExportFile, read_export
 from kouza.risk.learned.evaluation import draw_frontier, evaluate
@@ -358,3 +361,202 @@ def evaluate_command(
         )
         if strict:
             raise typer.Exit(2)
+
+
+def _labelled(paths: list[Path], profile: str | None) -> list[Labelled]:
+    """The labelled events of ``paths`` (every file's worlds), optionally one profile's."""
+    recorded: list[Labelled] = []
+    for path in paths:
+        try:
+            recorded.extend(read_labelled(path))
+        except OSError as exc:
+            raise fail(f"{path}: cannot read: {exc}") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise fail(str(exc)) from None
+    if not recorded:
+        raise fail("no events in " + ", ".join(str(p) for p in paths))
+    if profile is not None:
+        recorded = [e for e in recorded if e.event.attributes.get("sim_profile") == profile]
+        if not recorded:
+            raise fail(f"no events of profile {profile!r} in the files")
+    return recorded
+
+
+@app.command("compare")
+def compare_command(
+    candidates: Annotated[
+        list[str],
+        typer.Argument(
+            help="RULES.yaml, MODEL.json (the model alone at its threshold) or "
+            "RULES.yaml+MODEL.json (rules with the model loaded); the first is the reference"
+        ),
+    ],
+    events: Annotated[
+        list[Path], typer.Option("--events", help="Labelled export (JSON lines); repeatable")
+    ],
+    model: Annotated[
+        list[Path] | None,
+        typer.Option("--model", help="Also compare this model alone (repeatable)"),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="Only the simulated worlds of this defence profile (sim_profile)"),
+    ] = None,
+    budget: Annotated[
+        float, typer.Option(help="Share of honest people a candidate may flag (marked)")
+    ] = 0.01,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON")] = False,
+) -> None:
+    """Replay the same labelled events through several rule sets and models (world by world)
+    and print them side by side, with each one's difference to the first."""
+    if not 0.0 < budget < 1.0:
+        raise fail("--budget must be between 0 and 1")
+    loaded: list[Candidate] = []
+    try:
+        loaded = [parse_candidate(spec) for spec in [*candidates, *map(str, model or [])]]
+    except CandidateError as exc:
+        raise fail(str(exc)) from None
+    recorded = _labelled(events, profile)
+    with Progress(console=error_console, disable=as_json) as progress:
+
+        def advancing(items: Any, name: str) -> Any:
+            task = progress.add_task(f"replaying {name}", total=len(recorded))
+            for item in items:
+                yield item
+                progress.advance(task)
+
+        report = compare(loaded, recorded, budget=budget, progress=advancing)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    console.print(_comparison_table(report))
+
+
+def _comparison_table(report: dict[str, Any]) -> Table:
+    rows = report["candidates"]
+    honest = report["honest_people"]
+    table = Table(
+        "",
+        *(Column(f"{row['name']}\n{row['version']}", overflow="fold") for row in rows),
+        title=f"{report['events']:,} events: {report['attack_events']:,} attack events of "
+        f"{report['attack_wallets']:,} attack wallets moving ¥{report['attack_yen']:,}; "
+        f"{honest:,} honest people",
+    )
+
+    def cells(
+        show: Callable[[dict[str, Any]], str], delta: Callable[[dict[str, Any]], str]
+    ) -> list[str]:
+        out = [show(rows[0])]
+        out += [f"{show(row)} ({delta(row['difference'])})" for row in rows[1:]]
+        return out
+
+    def number(key: str, sub: str | None = None) -> tuple[Callable[..., str], Callable[..., str]]:
+        def pick(row: dict[str, Any]) -> Any:
+            return row[key][sub] if sub is not None else row[key]
+
+        return (lambda row: f"{pick(row):,}"), (lambda diff: f"{pick(diff):+,}")
+
+    def share(key: str) -> tuple[Callable[..., str], Callable[..., str]]:
+        return (lambda row: _pct(row[key])), (
+            lambda diff: "—" if diff[key] is None else f"{diff[key] * 100:+.1f} pt"
+        )
+
+    def yen(key: str) -> tuple[Callable[..., str], Callable[..., str]]:
+        return (lambda row: f"¥{row[key]:,}"), (lambda diff: f"{diff[key]:+,} ¥")
+
+    def of(
+        key: str, total: int, sub: str | None = None
+    ) -> tuple[Callable[..., str], Callable[..., str]]:
+        show, delta = number(key, sub)
+        return (lambda row: f"{show(row)}/{total:,}"), delta
+
+    lines: list[tuple[str, tuple[Callable[..., str], Callable[..., str]]]] = [
+        ("flagged events (step_up+)", number("flagged")),
+        ("attack events flagged", of("attacks_flagged", report["attack_events"])),
+        ("precision", share("precision")),
+        ("recall (events)", share("recall")),
+        ("recall (yen)", share("recall_yen")),
+        ("yen at stake flagged", yen("yen_at_stake")),
+        ("honest people flagged", of("honest_people_flagged", honest)),
+        ("… asked to step up", of("honest_people_by_class", honest, "step_up")),
+        ("… held for review", of("honest_people_by_class", honest, "review")),
+        ("… blocked or locked", of("honest_people_by_class", honest, "block_or_lock")),
+        ("attack wallets flagged", of("attack_wallets_flagged", report["attack_wallets"])),
+        (
+            "attack wallets stopped (review+)",
+            of("attack_wallets_stopped", report["attack_wallets"]),
+        ),
+    ]
+    for label, (show, delta) in lines:
+        table.add_row(label, *cells(show, delta))
+    table.add_row(
+        f"within budget ({_pct(report['budget'])} of honest people)",
+        *("yes" if row["within_budget"] else "no" for row in rows),
+    )
+    return table
+
+
+@app.command("shadow-report")
+def shadow_report_command(
+    since: Annotated[datetime, typer.Option(help="Decisions on events from (UTC)")],
+    until: Annotated[datetime | None, typer.Option(help="… until (UTC)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """The candidate rule set run in shadow against the live rules, over stored decisions: the
+    confusion of their outcomes, what each flagged that the other allowed, and what each caught
+    of the wallets confirmed as fraud (a confirmed_fraud case, or a lock by a person)."""
+    start, end = _utc(since), _utc(until)
+    assert start is not None
+    if end is not None and end <= start:
+        raise fail("--until must be after --since")
+    with runtime().db.unit_of_work() as session:
+        report = shadow_report(session, since=start, until=end)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    versions = ", ".join(f"{v} ({n:,})" for v, n in report["candidate_versions"].items())
+    console.print(
+        f"{report['decisions']:,} decisions with a candidate since {report['since']}"
+        + (f" until {report['until']}" if report["until"] else "")
+        + (f": {versions}" if versions else "")
+    )
+    outcomes = list(report["confusion"])
+    confusion = Table(
+        "live ↓ / candidate →", *outcomes, title="decisions by live and candidate outcome"
+    )
+    for live, row in report["confusion"].items():
+        confusion.add_row(live, *(f"{row[o]:,}" for o in outcomes))
+    console.print(confusion)
+    moved = Table("outcome", "candidate flags, live allowed", "live flags, candidate allows")
+    for outcome in report["candidate_flagged_live_allowed"]:
+        moved.add_row(
+            outcome,
+            f"{report['candidate_flagged_live_allowed'][outcome]:,}",
+            f"{report['live_flagged_candidate_allowed'][outcome]:,}",
+        )
+    console.print(moved)
+    fraud = report["confirmed_fraud"]
+    caught = Table(
+        "confirmed fraud",
+        "live",
+        "candidate",
+        title=f"{fraud['wallets']:,} wallets confirmed as fraud, {fraud['events']:,} events",
+    )
+    for label, key in (
+        ("wallets flagged (step_up+)", "flagged"),
+        ("wallets stopped (review+)", "stopped"),
+    ):
+        caught.add_row(
+            label, f"{fraud[f'wallets_live_{key}']:,}", f"{fraud[f'wallets_candidate_{key}']:,}"
+        )
+        caught.add_row(
+            label.replace("wallets", "events"),
+            f"{fraud[f'live_{key}']:,}",
+            f"{fraud[f'candidate_{key}']:,}",
+        )
+    caught.add_row(
+        "wallets flagged by one only",
+        f"{fraud['wallets_flagged_by_live_only']:,}",
+        f"{fraud['wallets_flagged_by_candidate_only']:,}",
+    )
+    console.print(caught)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from kouza.controls.cases import cases
@@ -78,6 +79,7 @@ from kouza.ops.schemas import (
     VictimRead,
     WalletStatusRead,
 )
+from kouza.ops.shadow import shadow_report
 from kouza.runtime import RuntimeDep, SessionDep
 from kouza.wallet.errors import (
     LimitExceeded,
@@ -635,3 +637,40 @@ def regulator_report(
     if output == "md":
         return PlainTextResponse(report.to_markdown(built), media_type="text/markdown")
     return JSONResponse(report.to_json(built))
+
+
+# --- a candidate rule set in shadow -------------------------------------------------------
+
+
+class ShadowReportRead(BaseModel):
+    """Live against candidate outcomes over stored decisions (``kouza.ops.shadow``)."""
+
+    since: str
+    until: str | None
+    decisions: int
+    candidate_versions: dict[str, int]
+    confusion: dict[str, dict[str, int]]
+    """live outcome → candidate outcome → decisions."""
+    candidate_flagged_live_allowed: dict[str, int]
+    live_flagged_candidate_allowed: dict[str, int]
+    confirmed_fraud: dict[str, int]
+
+
+@router.get(
+    "/risk/shadow",
+    response_model=ShadowReportRead,
+    responses=error_responses(*AUTH, InvalidOpsInput),
+)
+def risk_shadow(
+    operator: CurrentOperator,
+    session: SessionDep,
+    since: Annotated[datetime, Query(description="events at or after (RFC 3339, with zone)")],
+    until: Annotated[datetime | None, Query(description="… and before")] = None,
+) -> ShadowReportRead:
+    """How the candidate rule set run in shadow decided against the live rules, and what each
+    caught of the wallets later confirmed as fraud."""
+    if since.tzinfo is None or (until is not None and until.tzinfo is None):
+        raise InvalidOpsInput("since and until need their time zone (e.g. 2026-12-01T00:00:00Z)")
+    if until is not None and until <= since:
+        raise InvalidOpsInput("until must be after since")
+    return ShadowReportRead.model_validate(shadow_report(session, since=since, until=until))

@@ -11,19 +11,21 @@ For each rule, :func:`rule_report` counts the events it fired on and the distinc
 them, honest and attack apart, and the **yen at stake**: for every attack wallet the rule fired
 on, the money that wallet moved at or after the first event it fired on (top-ups, payments,
 transfers, withdrawals) — what stopping the attack there could have saved. A rule whose honest
-hits are many and whose yen at stake is nil costs friction and saves nothing.
+hits are many and whose yen at stake is nil costs friction and saves nothing. The same figures
+for the rule set as a whole (a flag: an outcome of ``step_up`` or more) are what
+``kouza risk compare`` (:mod:`kouza.risk.comparing`) puts side by side for several versions.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kouza.risk.engine import Decision, RiskEngine
+from kouza.risk.engine import Decision, LearnedScorer, RiskEngine
 from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.features import InMemoryFeatureStore
 from kouza.risk.language import Model
@@ -88,12 +90,15 @@ def worlds(events: Iterable[Labelled]) -> dict[tuple[str, ...], list[Labelled]]:
 
 
 def replay(
-    rules: RuleSet, events: Iterable[Labelled], models: dict[str, Model] | None = None
+    rules: RuleSet,
+    events: Iterable[Labelled],
+    models: dict[str, Model] | None = None,
+    learned: LearnedScorer | None = None,
 ) -> Iterator[tuple[Labelled, Decision]]:
-    """Every event with the decision ``rules`` would have taken, each world through a fresh
-    engine; nothing is acted on."""
+    """Every event with the decision ``rules`` would have taken (and the learned model's
+    verdict, when given), each world through a fresh engine; nothing is acted on."""
     for items in worlds(events).values():
-        engine = RiskEngine(rules, InMemoryFeatureStore(), models)
+        engine = RiskEngine(rules, InMemoryFeatureStore(), models, learned)
         for item in items:
             yield item, engine.assess(item.event)
 
@@ -141,6 +146,18 @@ class Backtest:
     outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
     """outcome → {"honest": events, "attack": events, "unlabelled": events}."""
     honest_people_by_outcome: dict[str, int] = field(default_factory=dict)
+    honest_people_flagged: int = 0
+    """Honest people with at least one outcome of ``step_up`` or more."""
+    flagged: dict[str, int] = field(default_factory=dict)
+    """Events with an outcome of ``step_up`` or more: {"honest", "attack", "unlabelled"}."""
+    attack_events: int = 0
+    attack_yen_flagged: int = 0
+    """Yen of the attack money events that were flagged themselves."""
+    yen_at_stake: int = 0
+    """What the attack wallets moved at or after the first event flagged on each (as per rule)."""
+    attack_wallets_flagged: int = 0
+    attack_wallets_stopped: int = 0
+    """Attack wallets with at least one outcome of ``review`` or more (held, refused, locked)."""
     decisions: list[tuple[Labelled, Decision]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -152,16 +169,33 @@ class Backtest:
             "attack_yen": self.attack_yen,
             "outcomes": self.outcomes,
             "honest_people_by_outcome": self.honest_people_by_outcome,
+            "honest_people_flagged": self.honest_people_flagged,
+            "flagged": self.flagged,
+            "attack_events": self.attack_events,
+            "attack_yen_flagged": self.attack_yen_flagged,
+            "yen_at_stake": self.yen_at_stake,
+            "attack_wallets_flagged": self.attack_wallets_flagged,
+            "attack_wallets_stopped": self.attack_wallets_stopped,
             "rules": [figures.row(self.honest_people) for figures in self.rules.values()],
         }
 
 
 def rule_report(
-    rules: RuleSet, events: Iterable[Labelled], models: dict[str, Model] | None = None
+    rules: RuleSet,
+    events: Iterable[Labelled],
+    models: dict[str, Model] | None = None,
+    learned: LearnedScorer | None = None,
+    outcome_of: Callable[[Decision], Outcome] | None = None,
 ) -> Backtest:
     """Replay ``events`` through ``rules`` (world by world) and count, per rule, honest and
-    attack hits and the yen at stake (module docstring)."""
+    attack hits and the yen at stake (module docstring), and the same for the rule set as a
+    whole: a *flag* is an outcome of ``step_up`` or more — the decision's, or what
+    ``outcome_of`` makes of it (e.g. a learned model's score against its threshold)."""
     report = Backtest(rules.version)
+    report.flagged = {HONEST: 0, "attack": 0, "unlabelled": 0}
+    flagged_people: set[tuple[tuple[str, ...], str]] = set()
+    stopped: set[tuple[tuple[str, ...], str]] = set()
+    first_flag: dict[tuple[tuple[str, ...], str], Any] = {}
     report.rules = {rule.id: RuleFigures(rule.id, rule.shadow) for rule in rules.rules}
     honest: set[tuple[tuple[str, ...], str]] = set()
     attack: set[tuple[tuple[str, ...], str]] = set()
@@ -170,7 +204,7 @@ def rule_report(
     moved: dict[tuple[tuple[str, ...], str], list[tuple[Any, int]]] = defaultdict(list)
     first_fired: dict[tuple[str, tuple[tuple[str, ...], str]], Any] = {}
     owner: dict[tuple[tuple[str, ...], str], str] = {}
-    for item, decision in replay(rules, events, models):
+    for item, decision in replay(rules, events, models, learned):
         report.decisions.append((item, decision))
         report.events += 1
         event = item.event
@@ -179,18 +213,31 @@ def rule_report(
         who = (item.world, event.user or owner.get((item.world, event.wallet), event.wallet))
         wallet = (item.world, event.wallet)
         kind = "attack" if item.attack else HONEST if item.honest else "unlabelled"
+        outcome = outcome_of(decision) if outcome_of is not None else decision.outcome
+        flag = outcome.severity >= Outcome.STEP_UP.severity
         counts = report.outcomes.setdefault(
-            decision.outcome.value, {HONEST: 0, "attack": 0, "unlabelled": 0}
+            outcome.value, {HONEST: 0, "attack": 0, "unlabelled": 0}
         )
         counts[kind] += 1
+        report.flagged[kind] += flag
         if item.honest and who[1]:
             honest.add(who)
-            if decision.outcome is not Outcome.ALLOW:
-                flagged_honest[decision.outcome.value].add(who)
+            if outcome is not Outcome.ALLOW:
+                flagged_honest[outcome.value].add(who)
+            if flag:
+                flagged_people.add(who)
+        if item.attack:
+            report.attack_events += 1
+            if flag and event.type in MONEY:
+                report.attack_yen_flagged += event.amount
         if item.attack and event.wallet:
             attack.add(wallet)
             if event.type in MONEY:
                 moved[wallet].append((event.at, event.amount))
+            if flag:
+                first_flag.setdefault(wallet, event.at)
+            if outcome.severity >= Outcome.REVIEW.severity:
+                stopped.add(wallet)
         for fired in decision.fired:
             figures = report.rules.setdefault(fired.id, RuleFigures(fired.id, fired.shadow))
             if item.honest:
@@ -204,13 +251,25 @@ def rule_report(
             else:
                 figures.unlabelled_hits += 1
     for (rule_id, wallet), since in first_fired.items():
-        report.rules[rule_id].yen_at_stake += sum(
-            yen for at, yen in moved.get(wallet, []) if at >= since
-        )
+        report.rules[rule_id].yen_at_stake += _moved_since(moved, wallet, since)
+    for wallet, since in first_flag.items():
+        report.yen_at_stake += _moved_since(moved, wallet, since)
+    report.attack_wallets_flagged = len(first_flag)
     report.honest_people = len(honest)
     report.attack_wallets = len(attack)
     report.attack_yen = sum(yen for items in moved.values() for _, yen in items)
+    report.honest_people_flagged = len(flagged_people)
+    report.attack_wallets_stopped = len(stopped)
     report.honest_people_by_outcome = {
         outcome: len(people) for outcome, people in sorted(flagged_honest.items())
     }
     return report
+
+
+def _moved_since(
+    moved: dict[tuple[tuple[str, ...], str], list[tuple[Any, int]]],
+    wallet: tuple[tuple[str, ...], str],
+    since: Any,
+) -> int:
+    """Yen an attack wallet moved at or after ``since``."""
+    return sum(yen for at, yen in moved.get(wallet, []) if at >= since)

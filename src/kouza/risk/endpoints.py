@@ -101,6 +101,15 @@ class ModelRead(BaseModel):
     top: list[ContributionRead]
 
 
+class CandidateRead(BaseModel):
+    """What the candidate rule set would have decided (shadow: never enforced; operators only)."""
+
+    version: str
+    outcome: str
+    score: int
+    fired: list[str]
+
+
 class DecisionRead(BaseModel):
     outcome: str
     score: int
@@ -108,6 +117,8 @@ class DecisionRead(BaseModel):
     fired: list[FiredRead]
     model: ModelRead | None = None
     """Present when a learned model is loaded (``KOUZA_RISK_MODEL``)."""
+    candidate: CandidateRead | None = None
+    """Present when a candidate rule set runs beside the live one (never enforced)."""
 
 
 class StoredDecisionRead(DecisionRead):
@@ -170,6 +181,9 @@ def _read(decision: Decision) -> DecisionRead:
             for r in decision.fired
         ],
         model=ModelRead.model_validate(decision.model.to_json()) if decision.model else None,
+        candidate=CandidateRead.model_validate(decision.candidate.to_json())
+        if decision.candidate
+        else None,
     )
 
 
@@ -209,6 +223,63 @@ def replace_rules(
     return RulesRead(version=rules.version, rules=len(rules.rules))
 
 
+class CandidateRulesRead(BaseModel):
+    version: str | None
+    """The candidate's version; None when no candidate is set."""
+    rules: int
+
+
+@router.put(
+    "/rules/candidate",
+    response_model=CandidateRulesRead,
+    responses=error_responses(InvalidOperatorToken, RoleRequired, RuleSetError),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/yaml": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def set_candidate_rules(
+    operator: CurrentAdmin, runtime: RuntimeDep, text: Annotated[str, Depends(_yaml_body)]
+) -> CandidateRulesRead:
+    """Run a candidate rule set beside the live one: judged on every decision, stored on it,
+    never enforced. A bad file is refused and the previous candidate (if any) stays."""
+    rules = risk.load_candidate(runtime, text, source="request body")
+    assert rules is not None
+    with runtime.db.unit_of_work() as session:
+        controls.audit(
+            session,
+            actor=f"operator:{operator.name}",
+            action="risk.rules.candidate",
+            subject=rules.version,
+            reason="candidate rule set set (shadow)",
+            details={"rules": len(rules.rules)},
+        )
+    return CandidateRulesRead(version=rules.version, rules=len(rules.rules))
+
+
+@router.delete(
+    "/rules/candidate",
+    response_model=CandidateRulesRead,
+    responses=error_responses(InvalidOperatorToken, RoleRequired),
+)
+def clear_candidate_rules(operator: CurrentAdmin, runtime: RuntimeDep) -> CandidateRulesRead:
+    """Stop running a candidate rule set (decisions from now on carry none)."""
+    previous = risk.engine(runtime).candidate
+    risk.load_candidate(runtime, None, source="request")
+    with runtime.db.unit_of_work() as session:
+        controls.audit(
+            session,
+            actor=f"operator:{operator.name}",
+            action="risk.rules.candidate",
+            subject=previous.version if previous is not None else "-",
+            reason="candidate rule set removed",
+            details={"removed": previous is not None},
+        )
+    return CandidateRulesRead(version=None, rules=0)
+
+
 @router.get(
     "/decisions/{decision_id}",
     response_model=StoredDecisionRead,
@@ -246,4 +317,5 @@ def decision(
             for rule in found.fired
         ],
         model=ModelRead.model_validate(found.model) if found.model else None,
+        candidate=CandidateRead.model_validate(found.candidate) if found.candidate else None,
     )

@@ -13,6 +13,12 @@ e.g. :mod:`kouza.risk.learned`) needs the history too, so the engine scores it o
 from the same store the rules read, registers that score under the model's name for the rules,
 and puts the score and its largest feature contributions on the decision (for operators). It
 changes nothing unless a rule reads it: until then it runs in shadow.
+
+A *candidate* rule set can sit beside the live one (:attr:`RiskEngine.candidate`): every event
+is also judged by it, over the same features at the same moment (before the event is recorded,
+with the same model score), and the decision carries the candidate's verdict
+(:class:`CandidateVerdict`) — but only the live rules decide. That is how a new rule set's
+friction and catch are measured on live traffic before it is published.
 """
 
 from __future__ import annotations
@@ -69,6 +75,26 @@ class ModelVerdict:
         }
 
 
+@dataclass(frozen=True)
+class CandidateVerdict:
+    """What the candidate rule set would have decided (never enforced)."""
+
+    version: str
+    outcome: Outcome
+    score: int
+    fired: tuple[str, ...] = ()
+    """Ids of the candidate's rules that fired (its shadow rules included)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """What is stored on the decision and shown to operators (never to customers)."""
+        return {
+            "version": self.version,
+            "outcome": self.outcome.value,
+            "score": self.score,
+            "fired": list(self.fired),
+        }
+
+
 class LearnedScorer(Protocol):
     """A model that scores an event from the history before it (the engine's store)."""
 
@@ -94,6 +120,8 @@ class Decision:
     """The stored decision's id, once stored: the reference a refused customer is given."""
     model: ModelVerdict | None = None
     """The learned model's verdict when one is loaded (operators only)."""
+    candidate: CandidateVerdict | None = None
+    """The candidate rule set's verdict when one is set (operators only; never enforced)."""
 
     @property
     def enforced(self) -> tuple[FiredRule, ...]:
@@ -113,8 +141,10 @@ class RiskEngine:
         store: FeatureStore | None = None,
         models: dict[str, Model] | None = None,
         learned: LearnedScorer | None = None,
+        candidate: RuleSet | None = None,
     ) -> None:
         self.rules = rules
+        self.candidate = candidate
         self.store = store if store is not None else InMemoryFeatureStore()
         self.models = dict(models or {})
         self.learned = learned
@@ -123,6 +153,10 @@ class RiskEngine:
     def replace_rules(self, rules: RuleSet) -> None:
         """Switch to a new (already validated) rule set at once."""
         self.rules = rules
+
+    def replace_candidate(self, candidate: RuleSet | None) -> None:
+        """Set (an already validated) candidate rule set beside the live one, or remove it."""
+        self.candidate = candidate
 
     def assess(self, event: RiskEvent) -> Decision:
         """Decide about ``event`` from what came before it, then record it."""
@@ -133,23 +167,20 @@ class RiskEngine:
 
     def evaluate(self, event: RiskEvent) -> Decision:
         """Decide without recording (what-if)."""
-        rules = self.rules
+        rules, candidate = self.rules, self.candidate
         models, verdict = self.models, None
         if self.learned is not None:
             verdict = self.learned.assess(event, self.store)
             score_ = verdict.score
             models = {**models, self.learned.name: lambda _event: score_}
-        fired = []
-        for rule in rules.for_event(event.type):
-            ctx = Context.for_event(event, self.store, models)
-            if rule.condition(ctx):
-                fired.append(
-                    FiredRule(rule.id, rule.score, rule.outcome, rule.shadow, dict(ctx.seen))
-                )
-        enforced = [rule for rule in fired if not rule.shadow]
-        score = sum(rule.score for rule in enforced)
-        outcomes = [rule.outcome for rule in enforced if rule.outcome is not None]
-        outcome = most_severe([*outcomes, rules.outcome_for_score(score)])
+        outcome, score, fired = judge(rules, event, self.store, models)
+        shadowed = None
+        if candidate is not None:
+            # the same store and model score, before the event is recorded: only the rules differ
+            c_outcome, c_score, c_fired = judge(candidate, event, self.store, models)
+            shadowed = CandidateVerdict(
+                candidate.version, c_outcome, c_score, tuple(rule.id for rule in c_fired)
+            )
         return Decision(
             event=event,
             outcome=outcome,
@@ -157,7 +188,23 @@ class RiskEngine:
             rule_set_version=rules.version,
             fired=tuple(fired),
             model=verdict,
+            candidate=shadowed,
         )
+
+
+def judge(
+    rules: RuleSet, event: RiskEvent, store: FeatureStore, models: dict[str, Model]
+) -> tuple[Outcome, int, list[FiredRule]]:
+    """``rules``' outcome, score and fired rules for ``event`` over the history in ``store``."""
+    fired = []
+    for rule in rules.for_event(event.type):
+        ctx = Context.for_event(event, store, models)
+        if rule.condition(ctx):
+            fired.append(FiredRule(rule.id, rule.score, rule.outcome, rule.shadow, dict(ctx.seen)))
+    enforced = [rule for rule in fired if not rule.shadow]
+    score = sum(rule.score for rule in enforced)
+    outcomes = [rule.outcome for rule in enforced if rule.outcome is not None]
+    return most_severe([*outcomes, rules.outcome_for_score(score)]), score, fired
 
 
 def backtest(

@@ -1,10 +1,11 @@
 """Recorded risk events and the decisions taken on them.
 
 Every assessed event is stored with its decision: the outcome, the score, the rule set version,
-each fired rule with the feature values its condition read, and the learned model's verdict
-when one is loaded — enough to explain a decision to
-an analyst or a regulator, and to backtest a new rule set over what really happened
-(``kouza risk backtest RULESET --since …``). Bank accounts appear only as keyed fingerprints.
+each fired rule with the feature values its condition read, the learned model's verdict
+when one is loaded and a candidate rule set's verdict when one runs in shadow — enough to
+explain a decision to an analyst or a regulator, and to backtest a new rule set over what
+really happened (``kouza risk backtest RULESET --since …``). Bank accounts appear only as
+keyed fingerprints.
 """
 
 from __future__ import annotations
@@ -63,4 +64,7 @@ class RiskDecisionRecord(Base):
     model: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     """The learned model's verdict when one was loaded: version, score and the five largest
     feature contributions (for operators; never shown to customers)."""
+    candidate: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The candidate rule set's verdict when one was set beside the live one: version, outcome,
+    score and the ids of its rules that fired (shadow: never enforced; operators only)."""
     created_at: Mapped[datetime]

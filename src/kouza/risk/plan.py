@@ -101,16 +101,30 @@ def history_needed(rules: RuleSet, retention: timedelta) -> timedelta:
 
 
 class ReadPlanner:
-    """Plans for the rule set in use, computed once per rule set (rule sets are immutable)."""
+    """Plans for the rule sets in use (the live one and a candidate beside it), computed once per
+    rule set (rule sets are immutable)."""
 
     def __init__(self) -> None:
-        # one tuple, replaced whole, so a thread never pairs one rule set with another's plans
-        self._cache: tuple[RuleSet | None, dict[EventType, ReadPlan]] = (None, {})
+        # one tuple, replaced whole, so a thread never pairs one rule set with another's plans;
+        # the two most recently planned rule sets are kept (live and candidate)
+        self._cache: tuple[tuple[RuleSet, dict[EventType, ReadPlan]], ...] = ()
 
     def plan(self, rules: RuleSet, event_type: EventType) -> ReadPlan:
         """The plan of ``event_type`` under ``rules``."""
-        cached_rules, plans = self._cache
-        if rules is not cached_rules:
-            plans = plan_reads(rules)
-            self._cache = (rules, plans)
+        cache = self._cache
+        for cached_rules, plans in cache:
+            if cached_rules is rules:
+                return plans.get(event_type, EMPTY_PLAN)
+        plans = plan_reads(rules)
+        self._cache = ((rules, plans), *cache[:1])
         return plans.get(event_type, EMPTY_PLAN)
+
+
+def merge(plan: ReadPlan, more: ReadPlan) -> ReadPlan:
+    """Both plans' reads: per dimension the longer window (None, the whole history, wins)."""
+    if not more:
+        return plan
+    merged = dict(plan)
+    for dimension, window in more.items():
+        merged[dimension] = _longer(merged[dimension], window) if dimension in merged else window
+    return merged

@@ -46,9 +46,10 @@ _STORE_BOTH = text(
     + ", ".join(f":{c}" for c in _EVENT_COLUMNS)
     + ", CAST(:attributes AS JSON)) RETURNING id) "
     "INSERT INTO risk_decisions "
-    "(event_id, outcome, score, rule_set_version, fired, model, created_at) "
+    "(event_id, outcome, score, rule_set_version, fired, model, candidate, created_at) "
     "SELECT id, :decision_outcome, :decision_score, :decision_rule_set_version, "
-    "CAST(:fired AS JSON), CAST(:decision_model AS JSON), :decision_created_at "
+    "CAST(:fired AS JSON), CAST(:decision_model AS JSON), CAST(:decision_candidate AS JSON), "
+    ":decision_created_at "
     "FROM event RETURNING id"
 ).bindparams(
     bindparam("at", type_=UtcDateTime()), bindparam("decision_created_at", type_=UtcDateTime())
@@ -92,6 +93,7 @@ def _rows(
         "score": decision.score,
         "rule_set_version": decision.rule_set_version,
         "model": decision.model.to_json() if decision.model is not None else None,
+        "candidate": decision.candidate.to_json() if decision.candidate is not None else None,
         "created_at": now,
     }
     return row, fired, stored
@@ -106,6 +108,9 @@ def _both_params(decision: Decision, now: datetime) -> dict[str, Any]:
         "attributes": json.dumps(attributes) if attributes else None,
         **{f"decision_{k}": v for k, v in stored.items()},
         "decision_model": json.dumps(stored["model"]) if stored["model"] is not None else None,
+        "decision_candidate": json.dumps(stored["candidate"])
+        if stored["candidate"] is not None
+        else None,
         "fired": json.dumps(fired),
     }
 

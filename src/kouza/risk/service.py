@@ -16,13 +16,18 @@ A learned model (``KOUZA_RISK_MODEL``, :mod:`kouza.risk.learned`) is loaded when
 built (:func:`load_risk_model`: a bad file stops the start), scores every decision from the
 same history as the rules, and is readable by rules as ``model("risk")``; on a shared store its
 reads join the rules' in the decision's one round trip.
+
+A candidate rule set (``KOUZA_RISK_CANDIDATE_RULES`` at start, :meth:`RiskService.load_candidate`
+at run time) is judged beside the live one on every decision and never enforced; on a shared
+store its reads join the same round trip, and the in-memory store is warmed for whichever of the
+two looks further back.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Protocol, cast
@@ -35,7 +40,7 @@ from kouza.risk.engine import Decision, LearnedScorer, RiskEngine
 from kouza.risk.events import RiskEvent
 from kouza.risk.features import InMemoryFeatureStore, SharedFeatureStore
 from kouza.risk.learned.model import LearnedModel
-from kouza.risk.plan import ReadPlan, ReadPlanner, history_needed
+from kouza.risk.plan import ReadPlan, ReadPlanner, history_needed, merge
 from kouza.risk.redis_store import open_feature_store
 from kouza.risk.rules import RuleSet, load_rule_set, parse_rule_set
 from kouza.runtime import Runtime, runtime_of
@@ -83,6 +88,8 @@ class RiskService:
             settings = runtime.settings
             path = getattr(settings, "risk_rules", "")
             rules = load_rule_set(Path(path)) if path else shipped_rule_set()
+            candidate_path = getattr(settings, "risk_candidate_rules", "")
+            candidate = load_rule_set(Path(candidate_path)) if candidate_path else None
             store = open_feature_store(
                 getattr(settings, "risk_feature_store", "memory"),
                 prefix=getattr(settings, "risk_feature_prefix", "kouza:risk:"),
@@ -91,10 +98,19 @@ class RiskService:
             if isinstance(store, InMemoryFeatureStore):
                 # a model reads ages and whole-history features: warm the whole retention
                 retention = store.retention
-                window = retention if learned else history_needed(rules, retention)
+                window = (
+                    retention
+                    if learned
+                    else max(
+                        history_needed(rules, retention),
+                        history_needed(candidate, retention) if candidate else timedelta(0),
+                    )
+                )
                 since = runtime.now() - window
                 warm(store, runtime, since=since, session=session)
-            engine = port.risk_engine = RiskEngine(rules, store, learned=learned)
+            engine = port.risk_engine = RiskEngine(
+                rules, store, learned=learned, candidate=candidate
+            )
         return engine
 
     def assess(self, session: Session, event: RiskEvent) -> Decision:
@@ -150,6 +166,13 @@ class RiskService:
         self.engine(runtime).replace_rules(rules)
         return rules
 
+    def load_candidate(self, runtime: Runtime, text: str | None, *, source: str) -> RuleSet | None:
+        """Validate and set a candidate rule set beside the live one (``None``: remove it); a bad
+        one raises and changes nothing. It is judged on every decision and never enforced."""
+        candidate = parse_rule_set(text, source=source) if text is not None else None
+        self.engine(runtime).replace_candidate(candidate)
+        return candidate
+
 
 def count_decision(runtime: Runtime, decision: Decision) -> None:
     """Count a recorded decision by event and outcome, and each rule that fired."""
@@ -192,26 +215,21 @@ def decide(engine: RiskEngine, planner: ReadPlanner, event: RiskEvent, *, record
     store = engine.store
     if not _is_shared(store):
         return engine.assess(event) if record else engine.evaluate(event)
-    rules = engine.rules
+    rules, candidate = engine.rules, engine.candidate
     shared = cast(SharedFeatureStore, store)
     plan = planner.plan(rules, event.type)
+    if candidate is not None:
+        plan = merge(plan, planner.plan(candidate, event.type))
     if engine.learned is not None:
         plan = _with(plan, engine.learned.reads)
     snapshot = shared.snapshot(event, plan, record=record)
     # the engine's own evaluation, over this decision's snapshot instead of the live store
-    return RiskEngine(rules, snapshot, engine.models, engine.learned).evaluate(event)
+    return RiskEngine(rules, snapshot, engine.models, engine.learned, candidate).evaluate(event)
 
 
 def _with(plan: ReadPlan, more: ReadPlan) -> ReadPlan:
     """Both plans' reads: per dimension the longer window (None, the whole history, wins)."""
-    merged = dict(plan)
-    for dimension, window in more.items():
-        if dimension not in merged:
-            merged[dimension] = window
-        else:
-            old = merged[dimension]
-            merged[dimension] = None if old is None or window is None else max(old, window)
-    return merged
+    return merge(plan, more)
 
 
 _SHARED: dict[type, bool] = {}

@@ -106,7 +106,8 @@ def _open_case(
         summary=f"{decision.event.type.value} → {decision.outcome.value}",
         actor="risk-engine",
         details={"score": decision.score, "rules": rules}
-        | ({"model": decision.model.to_json()} if decision.model is not None else {}),
+        | ({"model": decision.model.to_json()} if decision.model is not None else {})
+        | ({"candidate": decision.candidate.to_json()} if decision.candidate is not None else {}),
     )
 
 
