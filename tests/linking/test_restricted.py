@@ -15,12 +15,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from kouza.bank.errors import AlreadyReversed, LinkNotActive, UnknownTransfer
 from kouza.bank.holder import holder as bank_holder
 from kouza.bank.models import AttemptOutcome, Link, LinkAttempt, Transfer, TransferKind
 from kouza.bank.models import OperatorClient as BankClientRow
 from kouza.bank.transfers import TransferRequest, transfers
+from kouza.cli import common
+from kouza.cli.main import app
 from kouza.controls.models import AuditEvent
 from kouza.linking.models import BankMovementReview, MovementStatus, ReviewStatus
 from kouza.linking.probation import release_due
@@ -304,3 +307,19 @@ class TestBankReversals:
             self._credit(world, client, link_row, "twice", amount=1, reverses=debit.id)
 
         assert done.reverses_id == debit.id and replay.id == done.id
+
+
+def test_the_cli_runs_the_job(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``kouza links release-due``, as cron runs it, on the wallet's runtime."""
+    person, link_id = linked(world)
+    top_up(world, person, link_id, 20_000, "p-1")
+    monkeypatch.setattr(common, "_runtime", world.rt)
+    world.clock.advance(timedelta(hours=48))
+
+    first = CliRunner().invoke(app, ["links", "release-due"])
+    second = CliRunner().invoke(app, ["links", "release-due"])
+
+    assert first.exit_code == 0, first.output
+    assert "released 1, returned to the bank 0, waiting 0" in first.output
+    assert "released 0, returned to the bank 0, waiting 0" in second.output
+    assert wallet_balance(world, person).available == 20_000
