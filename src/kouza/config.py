@@ -119,7 +119,22 @@ class Settings(BaseServiceSettings):
     link_name_match: bool = True
     """Send the user's eKYC-verified kana name to the bank (false: the typed name, as in 2020)."""
     accepted_legacy_banks: list[str] = Field(default_factory=list)
-    """Bank codes whose ``legacy_pin`` form an operator accepted; others are refused."""
+    """Bank codes whose ``legacy_pin`` form an operator accepted (full links); the others get
+    what ``legacy_bank_links`` says."""
+    legacy_bank_links: Literal["refuse", "restricted"] = "restricted"
+    """Banks with only the legacy PIN form, not in ``accepted_legacy_banks``: ``refuse`` them,
+    or give their customers a *restricted* link (lower mandate, first top-ups held; ADR 0032).
+    Restricted links are made only with ``link_name_match`` on and ``link_min_level`` =
+    ``verified`` (the card's name and birth date compared by the bank are what make them
+    safe); otherwise such banks are refused."""
+    restricted_link_max_per_debit_yen: int = Field(default=30_000, gt=0)
+    """A restricted link's mandate: the largest single debit sent to the bank."""
+    restricted_link_max_30_days_yen: int = Field(default=50_000, gt=0)
+    """A restricted link's mandate: the most debited in any 30 days."""
+    restricted_link_probation_days: int = Field(default=30, gt=0)
+    """How long after linking a restricted link's top-ups are held before they are spendable."""
+    restricted_link_hold_hours: int = Field(default=48, gt=0)
+    """How long each top-up on probation is held (the holder's time to say "not me")."""
     require_device_signature: bool = True
     """Linking, charging and withdrawing need a device-key signature."""
     link_max_accounts_per_wallet: int = Field(default=2, gt=0)

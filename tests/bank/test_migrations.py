@@ -31,7 +31,7 @@ def test_downgrade_and_upgrade(bank_rt: BankRuntime) -> None:
 
     upgrade(bank_rt.db.engine)
 
-    assert current(bank_rt.db.engine) == "0004"
+    assert current(bank_rt.db.engine) == "0005"
     tables = set(inspect(bank_rt.db.engine).get_table_names())
     assert {"banks", "accounts", "links", "movements", VERSION_TABLE} <= tables
     assert "alembic_version" not in tables  # never the wallet's version table

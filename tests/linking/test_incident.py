@@ -89,7 +89,9 @@ class TestRefusedByKouza:
         assert links(world) == [] and movements(world) == []
 
     def test_legacy_bank_is_refused_unless_accepted(self, world: World) -> None:
+        """``legacy_bank_links = refuse``: as before restricted links (ADR 0032)."""
         no_rules(world)
+        world.rt.settings.legacy_bank_links = "refuse"
         victim_self = verified_customer(
             world,
             name="山田　太郎",

@@ -109,10 +109,12 @@ def test_what_stops_each_strategy_under_kouza(
     # stopped: a relay into a fresh wallet cannot pass eKYC as the victim
     assert kouza["relay-fresh"].loss_yen == 0
     assert "verification_level_required" in kouza["relay-fresh"].refusals
-    # stopped: verified mules need the legacy form, which kouza refuses
+    # stopped: verified mules need the legacy form, which gives them at most a restricted link
+    # (ADR 0032), and the bank compares the name and birth date of the mule's own card
     for name in ("mules", "mules-kana"):
         assert kouza[name].loss_yen == 0
-        assert "legacy_bank_not_accepted" in kouza[name].refusals
+        assert "bank_link_refused" in kouza[name].refusals, kouza[name].refusals
+        assert "legacy_bank_not_accepted" not in kouza[name].refusals
     # stopped (ADR 0021): with a reused password alone, from a device without the customer's
     # key and without their SMS, nothing leaves the wallet
     assert kouza["stuffing"].loss_yen == 0 < legacy["stuffing"].loss_yen
@@ -142,10 +144,14 @@ def test_friction_is_counted_with_its_denominators(
     friction = kouza.friction()
     assert friction["honest_active_users"] == kouza.honest_active_users > 0
     assert friction["honest_link_attempters"] > 0
-    refused = friction["per_user"]["link_refusal"]
-    # customers of the legacy-form bank cannot link under kouza
-    assert refused["users"] == kouza.honest_link_refusals > 0
+    # customers of the legacy-form bank link restricted under kouza (ADR 0032): a refusal
+    # has another cause now, and their first top-ups wait 48 h (delayed money, no review)
+    refused = friction["per_user"].get(
+        "link_refusal", {"users": 0, "of": kouza.honest_link_attempters}
+    )
+    assert refused["users"] == kouza.honest_link_refusals
     assert refused["of"] == kouza.honest_link_attempters
+    assert friction["per_user"]["delayed_money"]["users"] > 0
     stepped = friction["per_user"]["step_up"]
     assert stepped["of"] == friction["honest_active_users"]
     assert stepped["users"] <= friction["per_event"]["step_up"]["count"] == kouza.honest_step_ups

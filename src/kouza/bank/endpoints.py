@@ -29,6 +29,7 @@ from kouza.bank.dependencies import (
 )
 from kouza.bank.errors import (
     AlreadyLinked,
+    AlreadyReversed,
     InsufficientBalance,
     InvalidAmount,
     InvalidBankData,
@@ -88,6 +89,8 @@ TRANSFER_ERRORS = (
     InvalidAmount,
     IdempotencyConflict,
     IdempotencyInFlight,
+    UnknownTransfer,
+    AlreadyReversed,
 )
 TRANSFER_RESPONSES = oauth_error_responses(
     InvalidToken,
@@ -198,6 +201,7 @@ def _run_transfer(
         amount=body.amount,
         idempotency_key=key,
         description=body.description,
+        reverses=body.reverses if kind is TransferKind.CREDIT else None,
     )
     with runtime.db.unit_of_work() as session:
         auth = client.authenticate(session)

@@ -75,6 +75,10 @@ class AlreadyLinked(Conflict):
     code = "already_linked"
 
 
+class AlreadyReversed(Conflict):
+    code = "already_reversed"
+
+
 class BankExists(Conflict):
     code = "bank_exists"
 

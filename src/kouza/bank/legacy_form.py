@@ -70,7 +70,12 @@ from kouza.bank.models import (
     OperatorClient,
     SourceBlock,
 )
-from kouza.bank.notices import LEGACY_ATTEMPTS_FAILED, notify_holder, warn_holder
+from kouza.bank.notices import (
+    LEGACY_ATTEMPTS_FAILED,
+    notify_holder,
+    probation_note,
+    warn_holder,
+)
 from kouza.bank.runtime import bank_runtime_of
 from kouza.kit.db import add_unique
 from kouza.kit.security import verify_password
@@ -105,6 +110,10 @@ class LegacyLinkForm:
     card's too, and both are compared at every profile)."""
     max_per_debit: int | None = None
     max_30_days: int | None = None
+    probation_days: int | None = None
+    """A restricted link (ADR 0032 of the wallet): for this many days the operator holds each
+    top-up for ``hold_hours`` before it is spendable; the holder's notices say so."""
+    hold_hours: int | None = None
 
     @property
     def account_key(self) -> str:
@@ -284,6 +293,10 @@ class LegacyLinking:
                 max_per_debit=per_debit,
                 max_30_days=per_30_days,
                 expires_at=now + timedelta(days=bank.mandate_days),
+                probation_until=(
+                    now + timedelta(days=form.probation_days) if form.probation_days else None
+                ),
+                hold_hours=form.hold_hours if form.probation_days else None,
             )
         except AlreadyLinked:
             self._record(
@@ -389,10 +402,14 @@ def create_link(
     max_per_debit: int,
     max_30_days: int,
     expires_at: datetime,
+    probation_until: datetime | None = None,
+    hold_hours: int | None = None,
 ) -> Link:
     """Link ``account`` to ``client`` with a mandate and notify the holder (every profile).
 
-    One live link per (account, operator): a second one is :class:`AlreadyLinked` (409).
+    One live link per (account, operator): a second one is :class:`AlreadyLinked` (409). A
+    restricted link's notice also says that its first top-ups are held (``probation_until``,
+    ``hold_hours``) and that "not me" sends them back.
     """
     link = Link(
         bank_id=bank.id,
@@ -404,6 +421,8 @@ def create_link(
         expires_at=expires_at,
         notice_reference=_notice_reference(),
         created_at=bank_runtime_of(session).now(),
+        probation_until=probation_until,
+        hold_hours=hold_hours,
     )
     add_unique(
         session,
@@ -434,6 +453,11 @@ def _validate(form: LegacyLinkForm) -> None:
     for limit in (form.max_per_debit, form.max_30_days):
         if limit is not None and limit <= 0:
             raise InvalidBankData("mandate limits must be positive yen amounts")
+    if (form.probation_days is None) != (form.hold_hours is None):
+        raise InvalidBankData("probation_days and hold_hours come together")
+    for period in (form.probation_days, form.hold_hours):
+        if period is not None and period <= 0:
+            raise InvalidBankData("probation_days and hold_hours must be positive")
 
 
 def _notice_reference() -> str:
@@ -441,13 +465,14 @@ def _notice_reference() -> str:
 
 
 def _link_notice(client: OperatorClient, link: Link) -> str:
-    return (
+    text = (
         f"お客様の口座が {client.name} のウォレットに口座振替登録されました。\n"
         f"Your account was linked to a wallet of {client.name} "
         f"(debits up to ¥{link.max_per_debit:,} each, ¥{link.max_30_days:,} per 30 days).\n"
         f"If this was not you, contact the bank quoting reference {link.notice_reference} "
         "(not me): the link will be revoked at once."
     )
+    return text + probation_note(link, at=link.created_at)
 
 
 legacy_linking = LegacyLinking()

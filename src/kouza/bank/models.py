@@ -309,6 +309,10 @@ class Link(BankBase):
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     revoked_reason: Mapped[str | None] = mapped_column(String(200))
+    probation_until: Mapped[datetime | None]
+    """A restricted wallet link (ADR 0032): until then the operator holds each top-up for
+    ``hold_hours``, and the holder's link and debit notices say so."""
+    hold_hours: Mapped[int | None]
 
 
 class LinkAttempt(BankBase):
@@ -407,6 +411,7 @@ class Transfer(BankBase):
         CheckConstraint(f"kind IN {_in(TransferKind)}", name="kind_valid"),
         Index("ix_transfers_link", "link_id", "created_at"),
         Index("ix_transfers_client_time", "client_pk", "created_at"),
+        Index("uq_transfers_reverses_id", "reverses_id", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -421,6 +426,10 @@ class Transfer(BankBase):
     request_hash: Mapped[str] = mapped_column(String(64))
     movement_id: Mapped[int] = mapped_column(BigId, ForeignKey("movements.id"), unique=True)
     created_at: Mapped[datetime]
+    reverses_id: Mapped[uuid.UUID | None]
+    """A credit that returns an earlier debit of the same link (at most its amount, once):
+    accepted even on a revoked link, so a holder who disowned a link gets back what the
+    operator still held (ADR 0032)."""
 
 
 class BankOutboxMessage(BankBase):

@@ -18,11 +18,20 @@ from __future__ import annotations
 
 import secrets
 import string
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from kouza.bank.models import Account, Alert, Bank, Customer, NoticeChannel, OperatorClient
+from kouza.bank.models import (
+    Account,
+    Alert,
+    Bank,
+    Customer,
+    Link,
+    NoticeChannel,
+    OperatorClient,
+)
 from kouza.bank.outbox import enqueue_notice
 from kouza.bank.runtime import bank_runtime_of
 from kouza.errors import Conflict
@@ -65,6 +74,22 @@ def notify_customer(
         destination=contact_on_file(customer, channel),
         subject=f"[{bank.name}] {subject}",
         body=body,
+    )
+
+
+def probation_note(link: Link, *, at: datetime) -> str:
+    """What a restricted link's link and debit notices add while it is on probation (ADR 0032
+    of the wallet): the top-ups are held, and "not me" in that time brings the money back.
+    Empty for other links and after the probation."""
+    if link.probation_until is None or link.hold_hours is None or at >= link.probation_until:
+        return ""
+    until = link.probation_until.date().isoformat()
+    hours = link.hold_hours
+    return (
+        f"\n{until} までのチャージは {hours} 時間保留され、その間に「心当たりがない」と"
+        "お申し出いただければ、保留中のお金はこの口座に戻ります。\n"
+        f"Until {until}, each top-up is held by the wallet for {hours} hours before it can be "
+        'spent: say "not me" within that time and the held money comes back to this account.'
     )
 
 

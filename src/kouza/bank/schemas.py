@@ -49,6 +49,10 @@ class LegacyLinkCreate(BaseModel):
     """The end user's IP address or device id as the operator saw it (for monitoring)."""
     max_per_debit: Yen | None = None
     max_30_days: Yen | None = None
+    probation_days: int | None = Field(default=None, gt=0, le=365)
+    """A restricted link: for this many days the operator holds each top-up ``hold_hours``
+    (the holder's notices say so, and that "not me" brings held money back)."""
+    hold_hours: int | None = Field(default=None, gt=0, le=24 * 30)
 
 
 class LinkRead(BaseModel):
@@ -83,6 +87,9 @@ class TransferCreate(BaseModel):
     amount: Yen
     description: Text = Field(default="", max_length=100)
     """Passbook text (e.g. ``ﾄﾞｺﾓｺｳｻﾞ``); the operator's name when empty."""
+    reverses: uuid.UUID | None = None
+    """Credits only: the id of an earlier debit of the same link this credit returns (at most
+    its amount, once); the one credit a revoked link accepts."""
 
 
 class TransferRead(BaseModel):

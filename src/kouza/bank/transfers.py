@@ -6,6 +6,10 @@ the same key with a different request is a 409. A refused request stores nothing
 retry may reuse its key (ADR 0004). Concurrent duplicates: the second insert fails the unique
 constraint, its whole unit of work rolls back, and it is told to retry (which then replays).
 
+A credit is refused on a revoked link, except the *reversal* of one of that link's debits
+(``reverses``: at most its amount, once; ADR 0032), which returns money the operator held to the
+holder who disowned the link.
+
 A debit is refused unless the link is active and unexpired, the amount is within the per-debit
 maximum and the rolling 30-day maximum (the sum of the link's debits in the 30 days before now,
 not a calendar month), and the account can pay it: down to zero, or into the secured overdraft
@@ -26,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kouza.bank.errors import (
+    AlreadyReversed,
     InsufficientBalance,
     InvalidAmount,
     LinkNotActive,
@@ -43,7 +48,7 @@ from kouza.bank.models import (
     Transfer,
     TransferKind,
 )
-from kouza.bank.notices import notify_holder
+from kouza.bank.notices import notify_holder, probation_note
 from kouza.bank.runtime import bank_runtime_of
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight, KouzaError
 from kouza.kit.idempotency import request_hash, validate_key
@@ -63,16 +68,19 @@ class TransferRequest:
     amount: int
     idempotency_key: str
     description: str = ""
+    reverses: uuid.UUID | None = None
+    """A credit returning this earlier debit of the same link (a reversal)."""
 
     def fingerprint(self) -> str:
-        return request_hash(
-            {
-                "kind": self.kind.value,
-                "link_id": str(self.link_id),
-                "amount": self.amount,
-                "description": self.description,
-            }
-        )
+        body: dict[str, object] = {
+            "kind": self.kind.value,
+            "link_id": str(self.link_id),
+            "amount": self.amount,
+            "description": self.description,
+        }
+        if self.reverses is not None:  # absent otherwise: earlier transfers' hashes still match
+            body["reverses"] = str(self.reverses)
+        return request_hash(body)
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,7 @@ class Transfers:
             self._check_debit(session, link, account, request.amount)
             account.balance -= request.amount
         else:
-            self._check_credit(link)
+            self._check_credit(session, link, request)
             account.balance += request.amount
         return self._record(session, client, link, account, request)
 
@@ -156,9 +164,28 @@ class Transfers:
         if account.balance - amount < floor:
             raise InsufficientBalance("the account cannot pay this debit")
 
-    def _check_credit(self, link: Link) -> None:
-        if link.status == LinkStatus.REVOKED:
-            raise LinkNotActive("this link is revoked", status=link.status)
+    def _check_credit(self, session: Session, link: Link, request: TransferRequest) -> None:
+        """A revoked link takes one kind of credit: the reversal of one of its own debits, at
+        most its amount, once — so a holder who disowned the link gets back what the operator
+        still held (ADR 0032). Any other credit needs a link that is not revoked."""
+        if request.reverses is None:
+            if link.status == LinkStatus.REVOKED:
+                raise LinkNotActive("this link is revoked", status=link.status)
+            return
+        debit = session.get(Transfer, request.reverses)
+        if debit is None or debit.link_id != link.id or debit.kind != TransferKind.DEBIT.value:
+            raise UnknownTransfer(
+                "a reversal must name a debit of the same link", reverses=str(request.reverses)
+            )
+        if request.amount > debit.amount:
+            raise InvalidAmount(
+                "a reversal returns at most the debit's amount", debit_amount=debit.amount
+            )
+        done = session.scalar(select(Transfer.id).where(Transfer.reverses_id == debit.id))
+        if done is not None:
+            raise AlreadyReversed(
+                "this debit was already reversed", reverses=str(debit.id), reversal=str(done)
+            )
 
     def debited_since(self, session: Session, link: Link, since: datetime) -> int:
         """Yen debited under ``link`` since ``since``."""
@@ -203,6 +230,7 @@ class Transfers:
             request_hash=request.fingerprint(),
             movement_id=movement.id,
             created_at=now,
+            reverses_id=request.reverses if request.kind is TransferKind.CREDIT else None,
         )
         try:
             with session.begin_nested():
@@ -282,7 +310,7 @@ def _debit_notice(client: OperatorClient, link: Link, movement: Movement) -> str
         f"¥{movement.amount:,} was debited by {client.name}; balance ¥{movement.balance_after:,}.\n"
         f"If this was not you, contact the bank quoting reference {link.notice_reference} "
         "(not me): debits stop at once."
-    )
+    ) + probation_note(link, at=movement.created_at)
 
 
 transfers = Transfers()

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from kouza.cli.common import console, fail, money, parse_uuid, reports_errors, runtime
+from kouza.linking import probation
 from kouza.linking.keys import client_jwks
 from kouza.linking.reconcile import ReconcileReport
 from kouza.linking.service import linking
@@ -93,3 +94,25 @@ def links(wallet_id: Annotated[str, typer.Argument(help="Wallet id")]) -> None:
 def oauth_jwks() -> None:
     """Print the wallet's public client keys (JWKS) to register at an ``oauth`` bank."""
     typer.echo(json.dumps(client_jwks(runtime()), indent=2))
+
+
+links_app = typer.Typer(
+    help="Restricted links to legacy-form banks (ADR 0032).", no_args_is_help=True
+)
+
+
+@links_app.command("release-due")
+@reports_errors
+def release_due() -> None:
+    """Release the probation holds that are due; send back those of revoked links.
+
+    Run it from cron every few minutes (``kouza serve`` has no periodic worker). Idempotent;
+    every decision is audited with the actor ``probation``. Exits 0 also when holds wait
+    (a suspended link, a locked wallet, a bank answer still unknown): they are listed."""
+    report = probation.release_due(runtime())
+    console.print(
+        f"released {len(report.released)}, returned to the bank {len(report.returned)}, "
+        f"waiting {len(report.waiting)}"
+    )
+    for movement_id in report.waiting:
+        console.print(f"waiting: {movement_id}")

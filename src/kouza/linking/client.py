@@ -87,9 +87,17 @@ class LegacyLinkRequest:
     """The kanji name from the user's card (with the card's ``birth_date``)."""
     max_per_debit: int | None = None
     max_30_days: int | None = None
+    probation_days: int | None = None
+    """A restricted link (ADR 0032): the bank's notices say top-ups are held this long."""
+    hold_hours: int | None = None
 
     def body(self) -> dict[str, Any]:
-        return {
+        restricted = (
+            {"probation_days": self.probation_days, "hold_hours": self.hold_hours}
+            if self.probation_days is not None
+            else {}
+        )
+        return restricted | {
             "branch_code": self.branch,
             "account_type": self.account_type,
             "account_number": self.account_number,
@@ -240,9 +248,13 @@ class BankClient:
         idempotency_key: str,
         description: str = "",
         credentials: DPoPCredentials | None = None,
+        reverses: uuid.UUID | None = None,
     ) -> BankTransfer:
-        """Credit the linked account (idempotent per key at the bank)."""
-        return self._transfer("credits", link_id, amount, idempotency_key, description, credentials)
+        """Credit the linked account (idempotent per key at the bank). ``reverses``: the bank
+        transfer id of the debit this credit returns — the one credit a revoked link takes."""
+        return self._transfer(
+            "credits", link_id, amount, idempotency_key, description, credentials, reverses
+        )
 
     def refund(
         self, link_id: uuid.UUID, *, amount: int, idempotency_key: str, description: str = ""
@@ -294,9 +306,12 @@ class BankClient:
         key: str,
         description: str,
         credentials: DPoPCredentials | None = None,
+        reverses: uuid.UUID | None = None,
     ) -> BankTransfer:
         path = f"/v1/links/{link_id}/{what}"
-        body = {"amount": amount, "description": description}
+        body: dict[str, Any] = {"amount": amount, "description": description}
+        if reverses is not None:
+            body["reverses"] = str(reverses)
         if credentials is not None:
             return _transfer(self._dpop_call(path, credentials, json=body, key=key))
         row = self._call("POST", path, json=body, headers={"Idempotency-Key": key})

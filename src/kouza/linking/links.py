@@ -3,7 +3,8 @@
 Order of checks (each refusal is recorded as one ``link_attempt`` risk event with its reason):
 kill switches → well-formed details → the caller's active wallet → level gate → device
 signature → holder name → room for another account and the account not linked elsewhere →
-the bank's profile accepted → risk decision → the bank's form. Only then is the link stored.
+the bank's profile accepted (or, for a bank with only the legacy form, a *restricted* link:
+ADR 0032) → risk decision → the bank's form. Only then is the link stored.
 
 The identity sent to the bank is, by default (``link_name_match``), the one the user's eKYC read
 from their card: the kanji name and birth date, which the bank compares with the account
@@ -20,11 +21,12 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kouza.config import Settings
 from kouza.controls.models import SwitchScope
 from kouza.controls.switches import switches
 from kouza.errors import KouzaError
@@ -153,6 +155,22 @@ def require_room(session: Session, wallet: Wallet) -> None:
         )
 
 
+def restricted_links_offered(settings: Settings) -> bool:
+    """Whether banks with only the legacy form get restricted links (ADR 0032): asked for by
+    ``legacy_bank_links``, and only when the bank compares the card's name and birth date."""
+    return (
+        settings.legacy_bank_links == "restricted"
+        and settings.link_name_match
+        and settings.link_min_level == "verified"
+    )
+
+
+def on_probation(link: BankLink, settings: Settings, now: datetime) -> bool:
+    """Whether a top-up through ``link`` now is held (a restricted link's first days)."""
+    probation = timedelta(days=settings.restricted_link_probation_days)
+    return link.restricted and now < link.created_at + probation
+
+
 LEGACY_METHOD = "legacy"
 """The ``method`` label of links made through a bank's legacy form."""
 
@@ -176,7 +194,10 @@ class LinkService:
             metrics.link_refusals.inc(bank=bank, method=LEGACY_METHOD, reason=refusal.code)
             raise
         policy.record(session, event)
-        policy.record(session, replace(event, type=EventType.LINK_CREATED))
+        created = replace(event, type=EventType.LINK_CREATED)
+        if link.restricted:  # rules and models can tell a restricted link (ADR 0032)
+            created = replace(created, attributes=created.attributes | {"restricted": True})
+        policy.record(session, created)
         metrics.links_created.inc(bank=bank, method=LEGACY_METHOD)
         return link
 
@@ -219,7 +240,7 @@ class LinkService:
         holder = holder_for(session, caller.user, form)
         fingerprint = fingerprint_of(session, form)
         self._require_room(session, wallet, fingerprint)
-        self._require_accepted(session, form.bank_code)
+        restricted = self._restricted_or_accepted(session, form.bank_code)
         decision = policy.decide(session, event)
         policy.enforce(
             session,
@@ -229,7 +250,7 @@ class LinkService:
             purpose=SensitiveAction.LINK_BANK,
             signed_by=device_id,
         )
-        return self._create(session, caller, form, holder, fingerprint, device_id)
+        return self._create(session, caller, form, holder, fingerprint, device_id, restricted)
 
     def _require_room(self, session: Session, wallet: Wallet, fingerprint: str) -> None:
         require_room(session, wallet)
@@ -245,16 +266,23 @@ class LinkService:
             # checked before calling the bank; the partial unique index is the guarantee
             raise AccountAlreadyLinked("this account is already linked to a kouza wallet")
 
-    def _require_accepted(self, session: Session, bank_code: str) -> None:
+    def _restricted_or_accepted(self, session: Session, bank_code: str) -> bool:
+        """Whether the link will be restricted (ADR 0032); LegacyBankNotAccepted if refused.
+
+        A bank with only the legacy form, not accepted by an operator, gets a restricted link
+        when the policy offers them and the bank is sent what makes them safe — the card's
+        name and birth date (``link_name_match`` with the ``verified`` level); else refused."""
         runtime = runtime_of(session)
         info = bank_client_of(runtime).bank(bank_code)
-        accepted = bank_code in runtime.settings.accepted_legacy_banks
-        if info.auth_profile in LEGACY_PROFILES and not accepted:
-            raise LegacyBankNotAccepted(
-                "kouza does not link accounts at this bank: its registration form has no "
-                "second factor",
-                bank_code=bank_code,
-            )
+        settings = runtime.settings
+        if info.auth_profile not in LEGACY_PROFILES or bank_code in settings.accepted_legacy_banks:
+            return False
+        if restricted_links_offered(settings):
+            return True
+        raise LegacyBankNotAccepted(
+            "kouza does not link accounts at this bank: its registration form has no second factor",
+            bank_code=bank_code,
+        )
 
     def _create(
         self,
@@ -264,8 +292,17 @@ class LinkService:
         holder: SentHolder,
         fingerprint: str,
         device_id: uuid.UUID | None,
+        restricted: bool,
     ) -> BankLink:
         runtime = runtime_of(session)
+        settings = runtime.settings
+        per_debit, per_30_days = (
+            settings.link_mandate_max_per_debit_yen,
+            settings.link_mandate_max_30_days_yen,
+        )
+        if restricted:
+            per_debit = min(per_debit, settings.restricted_link_max_per_debit_yen)
+            per_30_days = max(min(per_30_days, settings.restricted_link_max_30_days_yen), per_debit)
         request = LegacyLinkRequest(
             branch=form.branch,
             account_type=form.account_type,
@@ -276,8 +313,10 @@ class LinkService:
             birth_date=holder.birth_date,
             wallet_reference=str(caller.wallet_id),
             end_user_source=f"ip:{caller.ip}"[:150],
-            max_per_debit=runtime.settings.link_mandate_max_per_debit_yen,
-            max_30_days=runtime.settings.link_mandate_max_30_days_yen,
+            max_per_debit=per_debit,
+            max_30_days=per_30_days,
+            probation_days=settings.restricted_link_probation_days if restricted else None,
+            hold_hours=settings.restricted_link_hold_hours if restricted else None,
         )
         mandate = bank_client_of(runtime).legacy_link(form.bank_code, request)
         link = BankLink(
@@ -295,6 +334,7 @@ class LinkService:
             device_id=device_id,
             ip=caller.ip[:64],
             created_at=runtime.now(),
+            restricted=restricted,
         )
         add_unique(
             session, link, AccountAlreadyLinked("this account is already linked to a kouza wallet")

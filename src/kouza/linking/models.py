@@ -27,6 +27,8 @@ sealed), and :class:`BankLinkToken`, the DPoP-bound access token of a link, seal
 :class:`BankMovementReview` marks a top-up the risk engine sent to review: the bank moved the
 money (the movement is ``posted``) but the ledger hold stays pending, not spendable, until an
 operator releases it (hold posted) or rejects it (the money goes back to the bank account).
+A top-up through a restricted link on probation is held the same way, with a ``release_at``
+instead of an operator (ADR 0032).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -129,6 +132,9 @@ class BankLink(Base):
     ip: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime]
     status_changed_at: Mapped[datetime | None]
+    restricted: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """A restricted link to a legacy-form bank (ADR 0032): a lower mandate, and its top-ups
+    during probation are credited as held funds released automatically later."""
 
 
 class BankMovement(Base):
@@ -269,6 +275,10 @@ class BankMovementReview(Base):
     decision_reason: Mapped[str] = mapped_column(String(500), default="")
     refund_movement_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bank_movements.id"))
     """The credit that sent a rejected top-up back to the bank account."""
+    release_at: Mapped[datetime | None]
+    """A restricted link's probation hold (ADR 0032): when the release job
+    (:func:`kouza.linking.probation.release_due`) makes the money spendable if the link is
+    still in good standing. None: a risk review, decided by an operator."""
 
 
 class BankLockNotice(Base):

@@ -35,7 +35,9 @@ A top-up the risk engine sends to ``review`` is not refused: it is recorded with
 :class:`~kouza.linking.models.BankMovementReview` and goes to the bank like any other;
 when the bank moved the money, settling marks the movement ``posted`` but leaves the hold
 pending — credited, not spendable — until an operator releases or rejects it
-(:mod:`kouza.linking.reviews`). Withdrawals under review are still refused.
+(:mod:`kouza.linking.reviews`). Withdrawals under review are still refused. A top-up through a
+restricted link on probation (ADR 0032) is held the same way, with a ``release_at`` after
+which :mod:`kouza.linking.probation` releases it (or sends it back if the link was revoked).
 
 A crash between 2 and 3 leaves a ``pending`` movement and a pending hold: money that the bank
 may have moved is never spendable before reconciliation has seen the bank's report.
@@ -77,7 +79,7 @@ from kouza.linking.errors import (
     UnderReview,
     UnknownBankLink,
 )
-from kouza.linking.links import Caller, owned_wallet_locked
+from kouza.linking.links import Caller, on_probation, owned_wallet_locked
 from kouza.linking.models import (
     UNRESOLVED,
     BankLink,
@@ -97,6 +99,8 @@ from kouza.wallet.enforcement import HeldForReview
 from kouza.wallet.models import Wallet
 
 PASSBOOK_TEXT = "ｺｳｻﾞ"
+PROBATION = "restricted-link-probation"
+"""The ``rules`` entry of a review that is a restricted link's probation hold (ADR 0032)."""
 RESOURCE_PREFIX = "bank_movement:"
 """How an idempotency record names the movement its request recorded."""
 
@@ -360,9 +364,28 @@ class MovementService:
             )
             session.flush()
             return movement
-        return self._hold_and_insert(
+        movement = self._hold_and_insert(
             session, request, wallet, link, device_id, movement_id=movement_id
         )
+        runtime = runtime_of(session)
+        now = runtime.now()
+        if request.direction is MovementDirection.DEBIT and on_probation(
+            link, runtime.settings, now
+        ):
+            # a restricted link's first top-ups: debited now, spendable later unless the holder
+            # says "not me" meanwhile (ADR 0032); released by kouza.linking.probation
+            session.add(
+                BankMovementReview(
+                    movement_id=movement.id,
+                    wallet_id=wallet.id,
+                    status=ReviewStatus.HELD.value,
+                    rules=[PROBATION],
+                    created_at=now,
+                    release_at=now + timedelta(hours=runtime.settings.restricted_link_hold_hours),
+                )
+            )
+            session.flush()
+        return movement
 
     def _usable_link(self, session: Session, wallet: Wallet, request: MoveRequest) -> BankLink:
         link = session.get(BankLink, request.link_id)
@@ -470,6 +493,7 @@ class MovementService:
             bank=link.bank_code if link else "",
             account=link.account_fingerprint if link else "",
             amount=amount,
+            attributes={"restricted": True} if link is not None and link.restricted else {},
         )
 
     def _snapshot(self, session: Session, movement: BankMovement, event: RiskEvent) -> Snapshot:
@@ -565,10 +589,27 @@ class MovementService:
 
 
 def _read(session: Session, movement: BankMovement) -> BankMovementRead:
-    """A movement as the request answers it (and a retry replays it), with its review."""
+    """A movement as the request answers it (and a retry replays it), with its review: a
+    top-up held for a restricted link's probation says when it becomes spendable."""
     review = session.get(BankMovementReview, movement.id)  # settle() loaded it already
     read = BankMovementRead.model_validate(movement)
-    return read.model_copy(update={"review": review.status if review is not None else None})
+    if review is None:
+        return read
+    update: dict[str, object] = {"review": review.status}
+    held = review.status == ReviewStatus.HELD.value
+    if review.release_at is not None:
+        update["hold"] = "probation"
+        if held and movement.status == MovementStatus.POSTED.value:
+            update["available_at"] = review.release_at
+            update["message"] = (
+                "Your bank account was debited. Top-ups through a newly linked account at this "
+                "bank are held for "
+                f"{runtime_of(session).settings.restricted_link_hold_hours} hours: the money "
+                f"becomes spendable at {review.release_at.isoformat()}."
+            )
+    else:
+        update["hold"] = "review"
+    return read.model_copy(update=update)
 
 
 def settle(

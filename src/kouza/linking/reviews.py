@@ -12,7 +12,8 @@ customer sees the money as ``pending_in`` and cannot spend it. An operator then 
   bank credit under the link (its DPoP token for an OAuth link) with an idempotency key derived
   from the refund's id, settled like any withdrawal — a lost answer leaves it ``unknown`` for a
   retry or ``kouza banks reconcile``, and both bank transfers reconcile against their movements.
-  If the bank refuses the credit (a revoked link, a closed account), the refund is voided and
+  The credit names the held debit it reverses, so the bank takes it even on a link the holder
+  revoked (ADR 0032). If the bank refuses it (a closed account), the refund is voided and
   the money stays in the wallet: the review says so and the operator goes on with compensation
   and, if need be, a wallet lock.
 
@@ -74,6 +75,9 @@ class _Refund:
     bank_link_id: uuid.UUID
     amount: int
     bank_key: str
+    reverses: uuid.UUID | None
+    """The bank transfer of the held debit: the refund is its reversal, which the bank takes
+    even on a link the holder revoked (ADR 0032)."""
 
 
 def _reason(reason: str) -> str:
@@ -86,14 +90,24 @@ class ReviewService:
     """List, release and reject top-ups held for review."""
 
     def list(
-        self, session: Session, *, status: ReviewStatus | None = ReviewStatus.HELD, limit: int = 100
+        self,
+        session: Session,
+        *,
+        status: ReviewStatus | None = ReviewStatus.HELD,
+        limit: int = 100,
+        probation: bool | None = False,
     ) -> list[ReviewView]:
-        """Reviews (oldest first), by default the ones waiting for a decision."""
+        """Reviews (oldest first), by default the ones waiting for an operator's decision.
+        ``probation``: False (default) the risk engine's reviews only, True only restricted
+        links' probation holds (released by the job, ADR 0032), None both."""
         query = select(BankMovementReview).order_by(
             BankMovementReview.created_at, BankMovementReview.movement_id
         )
         if status is not None:
             query = query.where(BankMovementReview.status == status.value)
+        if probation is not None:
+            release_at = BankMovementReview.release_at
+            query = query.where(release_at.is_not(None) if probation else release_at.is_(None))
         return [self._view(session, review) for review in session.scalars(query.limit(limit))]
 
     def get(self, session: Session, movement_id: uuid.UUID) -> ReviewView:
@@ -222,7 +236,14 @@ class ReviewService:
                 "refund_movement": str(refund.id),
             },
         )
-        return _Refund(refund.id, link.id, link.bank_link_id, refund.amount, refund.bank_key)
+        return _Refund(
+            refund.id,
+            link.id,
+            link.bank_link_id,
+            refund.amount,
+            refund.bank_key,
+            movement.bank_transfer_id,
+        )
 
     def _call_bank(self, runtime: Runtime, refund: _Refund) -> None:
         client = bank_client_of(runtime)
@@ -233,6 +254,7 @@ class ReviewService:
                 idempotency_key=refund.bank_key,
                 description=PASSBOOK_TEXT,
                 credentials=dpop_credentials(runtime, refund.link_id),
+                reverses=refund.reverses,
             )
         except BankRefused as refusal:
             code = str(refusal.details.get("bank_error") or refusal.code)

@@ -88,6 +88,14 @@ class BankMovementRead(BaseModel):
     review: str | None = None
     """For a top-up the risk engine held for review: ``held``, ``released``, ``rejected`` or
     ``cancelled``; None otherwise."""
+    hold: str | None = None
+    """Why a top-up was held: ``review`` (the risk engine; an operator decides) or
+    ``probation`` (a restricted link's first days: released automatically, ADR 0032)."""
+    available_at: datetime | None = None
+    """A top-up held for probation: when it becomes spendable (if the holder does not say
+    "not me" at the bank meanwhile)."""
+    message: str | None = None
+    """What to tell the customer about a held top-up."""
 
 
 class WebhookAccepted(BaseModel):

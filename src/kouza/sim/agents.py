@@ -33,6 +33,8 @@ class FollowUp:
     """An attacker comes back to a victim after a refusal (adaptive, within its budget)."""
     CONTROL = "control"
     """The operator's switch from the attacked world, replayed in an honest one."""
+    PROBATION = "probation"
+    """The hourly run of the release job of restricted links' probation holds (ADR 0032)."""
 
 
 @dataclass

@@ -440,11 +440,14 @@ class Runner:
             session.expunge_all()
         self.result.operations += 1
         try:
-            self.movements.move(
+            read = self.movements.move(
                 self.rt, MoveRequest(caller, MovementDirection.DEBIT, link_id, amount, key)
             )
         except KouzaError as refusal:
             return refusal
+        if read.hold == "probation" and self.acting is None and self.acting_honest is not None:
+            # a restricted link's first top-ups: debited, spendable 48 h later (not a review)
+            self._friction("delayed_money", self.acting_honest)
         return None
 
     def step_up(self, account: Account, purpose: str) -> bool:
@@ -1031,6 +1034,8 @@ class Runner:
             self.fraud_team.work_queue(shift=follow.data == "shift")
         elif follow.kind == FollowUp.CONTROL:
             self.fraud_team.replay(follow.data)
+        elif follow.kind == FollowUp.PROBATION:
+            self.fraud_team.release_probation()
         elif attempt is not None:
             self._as_attacker(attempt, lambda: self._follow_attack(follow.kind, attempt))
 

@@ -9,7 +9,8 @@ code. The fraud team then sees what the wallet's own records show: links the ban
 a holder's word. Its playbook locks the wallet behind each such link, stops charges and links at
 a bank where three holders said "not me" within a day (stop, don't throttle; re-opened after
 three days), and decides the top-ups held for review after a day: released when the link is
-still in good standing, sent back to the bank otherwise.
+still in good standing, sent back to the bank otherwise. Where restricted links exist, the
+probation release job runs every simulated hour, as cron would run it (ADR 0032).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from kouza.controls.models import SwitchScope
 from kouza.controls.switches import switches
 from kouza.errors import KouzaError
 from kouza.kit.notify import Message
-from kouza.linking.models import BankLink, BankLinkStatus
+from kouza.linking.models import BankLink, BankLinkStatus, BankMovementReview
+from kouza.linking.probation import release_due
 from kouza.linking.reviews import reviews
 from kouza.sim.agents import Attempt, FollowUp
 from kouza.sim.ports import FraudTeamPort
@@ -41,6 +43,8 @@ BURST = 3
 SWITCH_HOURS = 72
 REVIEW_AFTER = timedelta(hours=24)
 SHIFT = timedelta(hours=12)
+PROBATION_TICK = timedelta(hours=1)
+"""How often the probation release job runs (a hold is released at most this late)."""
 
 
 class FraudTeam:
@@ -97,10 +101,32 @@ class FraudTeam:
     # --- the operator's team -------------------------------------------------------------
 
     def start(self) -> None:
-        """Schedule the team's regular shifts (reviews of held top-ups)."""
+        """Schedule the team's regular shifts (reviews of held top-ups), and the hourly run
+        of the probation release job where restricted links exist (ADR 0032)."""
         if self.playbook and not self.scheduled:
             self.scheduled = True
             self.r.schedule(self.r.scenario.start + SHIFT, FollowUp.OPERATOR, data="shift")
+        if self.r.profile.restricted_legacy_links:
+            self.r.schedule(self.r.scenario.start + PROBATION_TICK, FollowUp.PROBATION)
+
+    def release_probation(self) -> None:
+        """The release job, as cron runs it: holds due are released, those of links the
+        holder disowned go back to the bank account; then again in an hour. One indexed query
+        when nothing is due."""
+        now = self.r.world.clock.now()
+        report = release_due(self.r.rt)
+        if report.released:
+            with self.r.rt.db.session() as session:
+                held = session.execute(
+                    select(BankMovementReview.wallet_id, BankMovementReview.created_at).where(
+                        BankMovementReview.movement_id.in_(report.released)
+                    )
+                ).all()
+            for wallet_id, held_at in held:
+                if wallet_id in self.r.owner_of_wallet:
+                    hours = (now - held_at).total_seconds() / 3600
+                    self.r.result.time_to_money_hours.append(round(hours, 2))
+        self.r.schedule(now + PROBATION_TICK, FollowUp.PROBATION)
 
     def work_queue(self, shift: bool = False) -> None:
         now = self.r.world.clock.now()

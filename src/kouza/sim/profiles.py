@@ -51,6 +51,11 @@ class DefenceProfile:
     money_out_proof: bool = False
     """Payments above ¥3,000 and every transfer need a device signature or an SMS step-up
     (ADR 0021); honest customers register their phone's key at onboarding."""
+    restricted_legacy_links: bool = False
+    """Banks that only have the legacy PIN form (and are not accepted) get *restricted* links
+    instead of a refusal: a ¥30,000 / ¥50,000 mandate and, for 30 days, each top-up held 48 h
+    and sent back if the holder says "not me" (``legacy_bank_links``, ADR 0032). Needs the
+    card's name sent to the bank (``link_name_match``, ``verified``), else still refused."""
     risk_rules_without: tuple[str, ...] = ()
     """Shipped rule ids left out (ablation of a rule group)."""
     tags: tuple[str, ...] = field(default_factory=tuple)
@@ -97,7 +102,8 @@ PROFILES: dict[str, DefenceProfile] = {
         DefenceProfile(
             name="kouza",
             description="Everything kouza has: verified identity + device keys, name match, "
-            "legacy banks refused, strong bank authentication where offered, bank-side "
+            "legacy-form banks given restricted links (lower mandate, first top-ups held 48 h), "
+            "strong bank authentication where offered, bank-side "
             "monitoring, rolling caps, the shipped risk rules, immediate holder notices and "
             "the fraud team's playbook (locks, kill switches, reviews).",
             link_min_level="verified",
@@ -110,6 +116,7 @@ PROFILES: dict[str, DefenceProfile] = {
             holder_notices=True,
             operator_playbook=True,
             money_out_proof=True,
+            restricted_legacy_links=True,
         ),
     )
 }
@@ -141,8 +148,12 @@ LAYERS: dict[str, tuple[str, dict[str, object]]] = {
     ),
     "name-match": ("the verified name sent to the bank", {"link_name_match": False}),
     "legacy-bank-refusal": (
-        "refusing banks that only have the legacy PIN form",
+        "no full links at banks that only have the legacy PIN form (restricted ones at most)",
         {"accept_legacy_banks": True},
+    ),
+    "restricted-legacy-links": (
+        "restricted links for banks that only have the legacy PIN form (refused instead)",
+        {"restricted_legacy_links": False},
     ),
     "bank-monitoring": (
         "banks watching failed link attempts across accounts",

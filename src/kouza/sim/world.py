@@ -257,6 +257,7 @@ def build_world(
         link_min_level=profile.link_min_level,
         link_name_match=profile.link_name_match,
         accepted_legacy_banks=legacy_banks if profile.accept_legacy_banks else [],
+        legacy_bank_links="restricted" if profile.restricted_legacy_links else "refuse",
         require_device_signature=profile.require_device_signature,
         money_out_proof=profile.money_out_proof,
         link_mandate_max_per_debit_yen=profile.topup_cap_yen,
