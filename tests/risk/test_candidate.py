@@ -329,4 +329,7 @@ def test_shadow_report_counts(rt: Runtime, mailbox: MemoryMailbox, clock: Manual
         "/v1/ops/risk/shadow", params={"since": "2026-01-01T00:00:00"}, headers=analyst
     )
     assert naive.status_code == 400
+    for number in ("0.5", "1700000000"):  # a Unix time is not the RFC 3339 the schema says
+        numeric = client.get("/v1/ops/risk/shadow", params={"since": number}, headers=analyst)
+        assert numeric.status_code == 422, numeric.text
     assert client.get("/v1/ops/risk/shadow", params={"since": start.isoformat()}).status_code == 401

@@ -7,6 +7,7 @@ Only operator tokens are accepted here; every write needs a reason and is audite
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import asdict
 from datetime import date, datetime
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from sqlalchemy.orm import Session
 
 from kouza.controls.cases import cases
@@ -656,6 +657,17 @@ class ShadowReportRead(BaseModel):
     confirmed_fraud: dict[str, int]
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339(value: Any) -> Any:
+    """A time in a query is an RFC 3339 string, as the schema says (pydantic would otherwise
+    read ``0.5`` as a Unix time)."""
+    if value is not None and not (isinstance(value, str) and _RFC3339.match(value)):
+        raise ValueError("a time is an RFC 3339 string with its zone, e.g. 2026-12-01T00:00:00Z")
+    return value
+
+
 @router.get(
     "/risk/shadow",
     response_model=ShadowReportRead,
@@ -664,8 +676,14 @@ class ShadowReportRead(BaseModel):
 def risk_shadow(
     operator: CurrentOperator,
     session: SessionDep,
-    since: Annotated[datetime, Query(description="events at or after (RFC 3339, with zone)")],
-    until: Annotated[datetime | None, Query(description="… and before")] = None,
+    since: Annotated[
+        datetime,
+        BeforeValidator(_rfc3339),
+        Query(description="events at or after (RFC 3339, with zone)"),
+    ],
+    until: Annotated[
+        datetime | None, BeforeValidator(_rfc3339), Query(description="… and before")
+    ] = None,
 ) -> ShadowReportRead:
     """How the candidate rule set run in shadow decided against the live rules, and what each
     caught of the wallets later confirmed as fraud."""
