@@ -17,7 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 
 from kouza.risk.engine import Contribution, ModelVerdict
@@ -57,6 +56,8 @@ class LearnedModel:
             raise ModelFileError("the model file lacks its version or its LightGBM model")
         if not isinstance(threshold, (int, float)):
             raise ModelFileError("the model file lacks its score threshold")
+        import lightgbm as lgb  # only when a model is loaded: ~1 s at start otherwise
+
         try:
             self.booster = lgb.Booster(model_str=text)
         except lgb.basic.LightGBMError as exc:

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 
 from kouza.risk.learned.dataset import ExportFile, Replayed, World, replay
@@ -156,6 +155,8 @@ def train(
             f"the training part has {int(y.sum())} fraud labels among {y.size} events: both "
             "classes are needed (an earlier --cutoff or a shorter --label-delay-days?)"
         )
+    import lightgbm as lgb  # only to train: every kouza command would pay ~1 s to import it
+
     booster = lgb.train(
         {**PARAMS, "seed": options.seed},
         lgb.Dataset(
