@@ -98,42 +98,32 @@ def step_up_decision(someone: PhoneUser) -> Decision:
     return Decision(event=event, outcome=Outcome.STEP_UP, score=30, rule_set_version="t")
 
 
+def enforce_step_up(rt: Runtime, someone: PhoneUser) -> None:
+    """A risk step-up on a charge signed by the user's device."""
+    with rt.db.unit_of_work() as session:
+        enforce(
+            session,
+            step_up_decision(someone),
+            user=someone.user,
+            wallet_id=someone.user.id,
+            purpose="charge",
+            signed_by=someone.device.id,
+        )
+
+
 class TestStepUpByTheCheapestFactor:
     def test_an_established_devices_signature_answers_a_risk_step_up(
         self, rt: Runtime, mailbox: MemoryMailbox, clock: ManualClock
     ) -> None:
         someone = phone_user(rt, mailbox)
         clock.advance(hours=73)
-        with rt.db.unit_of_work() as session:
-            enforce(
-                session,
-                step_up_decision(someone),
-                user=someone.user,
-                wallet_id=someone.user.id,
-                purpose="charge",
-                signed_by=someone.device.id,
-            )
+        enforce_step_up(rt, someone)
 
     def test_a_new_devices_signature_does_not_and_the_sms_code_is_asked(
         self, rt: Runtime, mailbox: MemoryMailbox
     ) -> None:
         someone = phone_user(rt, mailbox)
-        with rt.db.unit_of_work() as session, pytest.raises(StepUpRequired):
-            enforce(
-                session,
-                step_up_decision(someone),
-                user=someone.user,
-                wallet_id=someone.user.id,
-                purpose="charge",
-                signed_by=someone.device.id,
-            )
+        with pytest.raises(StepUpRequired):
+            enforce_step_up(rt, someone)
         step_up(rt, mailbox, someone, "charge")
-        with rt.db.unit_of_work() as session:
-            enforce(
-                session,
-                step_up_decision(someone),
-                user=someone.user,
-                wallet_id=someone.user.id,
-                purpose="charge",
-                signed_by=someone.device.id,
-            )
+        enforce_step_up(rt, someone)

@@ -187,6 +187,15 @@ def _read(decision: Decision) -> DecisionRead:
     )
 
 
+_YAML_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/yaml": {"schema": {"type": "string"}}},
+    }
+}
+"""The OpenAPI body of the endpoints that take a rule file."""
+
+
 async def _yaml_body(request: Request) -> str:
     raw = await request.body()
     try:
@@ -199,12 +208,7 @@ async def _yaml_body(request: Request) -> str:
     "/rules",
     response_model=RulesRead,
     responses=error_responses(InvalidOperatorToken, RoleRequired, RuleSetError),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/yaml": {"schema": {"type": "string"}}},
-        }
-    },
+    openapi_extra=_YAML_BODY,
 )
 def replace_rules(
     operator: CurrentAdmin, runtime: RuntimeDep, text: Annotated[str, Depends(_yaml_body)]
@@ -233,12 +237,7 @@ class CandidateRulesRead(BaseModel):
     "/rules/candidate",
     response_model=CandidateRulesRead,
     responses=error_responses(InvalidOperatorToken, RoleRequired, RuleSetError),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/yaml": {"schema": {"type": "string"}}},
-        }
-    },
+    openapi_extra=_YAML_BODY,
 )
 def set_candidate_rules(
     operator: CurrentAdmin, runtime: RuntimeDep, text: Annotated[str, Depends(_yaml_body)]
