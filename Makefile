@@ -28,7 +28,15 @@ install: $(STAMP) ## Create .venv and install kouza with its pinned dependencies
 run: $(STAMP) ## Serve the wallet API on SQLite under ./var/ (docs at http://127.0.0.1:8000/docs)
 	$(BIN)/kouza serve
 
-test: $(STAMP) ## Run the import contracts and the whole test suite (PostgreSQL too when KOUZA_TEST_POSTGRES_URL is set)
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+
+# axe-core for the browser tests, from the npm registry at the locked version; only where npm and
+# Chromium are (without Chromium the browser tests skip, saying why).
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	@if command -v npm >/dev/null 2>&1 && [ -x "$${KOUZA_CHROMIUM:-/usr/bin/chromium}" ]; then \
+	  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error && touch $@; fi
+
+test: $(STAMP) $(AXE) ## Run the import contracts and the whole test suite (PostgreSQL too when KOUZA_TEST_POSTGRES_URL is set; the browser tests when Chromium is at /usr/bin/chromium)
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
