@@ -20,6 +20,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -95,6 +96,14 @@ class LastMessages:
         return self.last[recipient]
 
 
+def _loop_running_in_this_thread() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class InProcess(httpx.BaseTransport):
     """Forwards httpx requests to an ASGI app in this process: httpx's own
     :class:`httpx.ASGITransport`, driven synchronously on an event loop the simulator owns.
@@ -122,7 +131,12 @@ class InProcess(httpx.BaseTransport):
             response = await self.asgi.handle_async_request(request)
             return response.status_code, response.headers.raw, await response.aread()
 
-        if threading.get_ident() == self.owner and not self.loop.is_running():
+        if _loop_running_in_this_thread():
+            # someone else's loop owns this thread (a notebook, Playwright's sync API): the app
+            # runs on a thread of its own, with a loop of its own, for this request
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="inprocess") as pool:
+                status, headers, content = pool.submit(asyncio.run, call()).result()
+        elif threading.get_ident() == self.owner and not self.loop.is_running():
             status, headers, content = self.loop.run_until_complete(call())
         else:
             status, headers, content = asyncio.run(call())
@@ -134,7 +148,8 @@ class InProcess(httpx.BaseTransport):
 
     def shutdown(self) -> None:
         if not self.loop.is_closed():
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            if not _loop_running_in_this_thread():
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
 
 
