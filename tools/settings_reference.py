@@ -37,6 +37,7 @@ from pydantic_settings import BaseSettings
 
 from kouza.bank.settings import BankSettings
 from kouza.config import Settings
+from kouza.controls.overrides import RUNTIME_SETTINGS
 from kouza.kit.settings import BaseServiceSettings
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -46,7 +47,6 @@ SYSTEMS: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("The wallet", Settings),
     ("The bank", BankSettings),
 )
-RUNTIME_SETTINGS: frozenset[str] = frozenset()
 SECRETS = frozenset({"secret_key", "bank_client_secret", "staff_token"})
 """Fields holding a secret though typed ``str`` (``SecretStr`` fields are secrets too)."""
 GENERATED = frozenset({"secret_key"})

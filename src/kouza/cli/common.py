@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import functools
 import getpass
+import json
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -78,3 +83,19 @@ def confirm_or_exit(question: str, yes: bool) -> None:
 
 def money(amount: Any) -> str:
     return format_yen(int(amount))
+
+
+def _json_default(value: Any) -> Any:
+    """ids as strings, times as RFC 3339 (what ``--json`` promises); yen stay ints."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Path | Decimal):
+        return str(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def print_json(data: Any) -> None:
+    """``--json`` output: plain JSON on stdout, never wrapped or coloured by rich."""
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default))
