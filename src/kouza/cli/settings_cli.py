@@ -13,9 +13,8 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from kouza.cli.common import cli_actor, console, print_json, reports_errors, runtime
+from kouza.cli.common import Listing, cli_actor, console, print_json, reports_errors, runtime
 from kouza.controls.overrides import RELOAD_SECONDS, SettingView, overrides, parse_text
 
 app = typer.Typer(
@@ -56,8 +55,9 @@ def list_settings(
     if as_json:
         print_json([view_json(view) for view in views])
         return
-    table = Table("setting", "environment", "override", "effective", "changed by", "reason")
-    table.columns[0].no_wrap = True
+    table = Listing(
+        "setting", "environment", "override", "effective", "changed by", "reason", keep=("setting",)
+    )
     for view in views:
         table.add_row(
             view.key,
@@ -67,7 +67,7 @@ def list_settings(
             f"{view.actor} {view.changed_at:%Y-%m-%d %H:%M}" if view.changed_at else "-",
             view.reason or "-",
         )
-    console.print(table)
+    table.print()
 
 
 def _report(view: SettingView, as_json: bool) -> None:
