@@ -229,7 +229,8 @@ class Settings(BaseServiceSettings):
     ekyc_revocation: Literal["ocsp", "crl"] = "ocsp"
     """How JPKI revocation is asked: the platform operator's OCSP responder, or a CRL URL."""
     ekyc_revocation_url: str = ""
-    """The OCSP responder or CRL distribution URL (required when roots are configured)."""
+    """The OCSP responder or CRL distribution URL (required when roots are configured); in
+    development ``file:var/devca/crl`` reads the development CA's CRLs from disk (docs/ekyc.md)."""
     ekyc_revocation_timeout_seconds: float = Field(default=10.0, gt=0)
     """Timeout of one OCSP or CRL request."""
 
