@@ -102,7 +102,8 @@ def seed(
     as_json: JsonOption = False,
 ) -> None:
     """Create the 2020 partner banks with realistic customers and accounts (their secrets
-    only with --show-secrets; get a TOTP code with `kouza demo otp SEED`)."""
+    only with --show-secrets; a TOTP code: python -c "import pyotp;
+    print(pyotp.TOTP('SEED').now())")."""
     codes = [code.strip() for code in banks.split(",")] if banks else None
     with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
         report = seed_banks(session, rng_seed=rng_seed, customers_per_bank=customers, codes=codes)
