@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint format typecheck imports architecture bench audit lock clean
+.PHONY: help install run test fuzz lint format typecheck imports architecture settings bench audit lock clean
 
 help: ## List the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,12 +45,13 @@ fuzz: $(STAMP) ## schemathesis --checks all on the wallet and bank APIs (real se
 
 LINTED := src tests benchmarks tools
 
-lint: $(STAMP) ## ruff check + format --check + mypy --strict + import contracts + architecture.md current
+lint: $(STAMP) ## ruff check + format --check + mypy --strict + import contracts + architecture.md and settings.md current
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python tools/architecture.py --check
+	$(BIN)/python tools/settings_reference.py --check
 
 format: $(STAMP) ## Apply ruff's formatting and its safe fixes (what make lint checks)
 	$(BIN)/ruff format $(LINTED)
@@ -67,6 +68,9 @@ imports: $(STAMP) ## Import circles between files and packages, cross-package an
 
 architecture: $(STAMP) ## Regenerate docs/architecture.md's import graph and docs/architecture/*.svg from the code
 	$(BIN)/python tools/architecture.py
+
+settings: $(STAMP) ## Regenerate docs/settings.md (every KOUZA_* / KOUZA_BANK_* variable) from the settings classes
+	$(BIN)/python tools/settings_reference.py
 
 lock: $(STAMP) ## Re-resolve requirements.lock (hashes, every platform) from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml requirements-build.in --extra dev --universal \

@@ -31,39 +31,64 @@ class Settings(BaseServiceSettings):
     """``production`` refuses development-only providers at start: mailbox files (codes in
     clear), the hash-comparing face matcher (ADR 0023)."""
     operator_name: str = "kouza"
+    """The operator's name in e-mails, SMS and notices to customers and banks."""
 
     token_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    """How long a customer's login (bearer token) stays valid."""
     email_code_ttl_seconds: int = Field(default=15 * 60, gt=0)
+    """How long an e-mailed verification code works."""
     email_code_max_attempts: int = Field(default=5, gt=0)
+    """Wrong tries of one e-mailed code before it stops working."""
     idempotency_lease_seconds: int = Field(default=60, gt=0)
+    """How long a request holding an ``Idempotency-Key`` keeps it; a retry within the lease gets
+    409 ``idempotency_in_flight``."""
     qr_ttl_seconds: int = Field(default=15 * 60, gt=0)
+    """How long a signed dynamic QR code can be paid."""
 
     # Limits (yen). Policy objects are built from these in kouza.wallet.limits.
     limit_per_transaction_yen: int = Field(default=500_000, gt=0)
+    """Largest single payment, transfer, withdrawal or top-up (yen)."""
     limit_per_day_yen: int = Field(default=500_000, gt=0)
+    """Most a wallet may spend in any rolling 24 hours (yen)."""
     limit_rolling_30d_yen: int = Field(default=1_000_000, gt=0)
+    """Most a wallet may spend, and separately top up, in any rolling 30 days (yen)."""
     limit_type2_ceiling_yen: int = Field(default=1_000_000, gt=0)
+    """The legal ceiling of one transfer for a Type-2 funds-transfer operator (yen)."""
     limit_category_per_day_yen: dict[str, int] = Field(
         default_factory=lambda: {"electronics": 300_000, "tobacco": 50_000, "gift_cards": 50_000}
     )
+    """Rolling 24-hour spending cap per merchant category (yen), e.g.
+    ``{"electronics": 300000}``."""
     max_wallet_balance_yen: int = Field(default=1_000_000, gt=0)
+    """Largest balance a wallet may hold (yen); a movement above it is refused."""
 
     # Phone, SMS codes, step-up, devices, eKYC (kouza.identity)
     phone_max_users_per_number: int = Field(default=1, gt=0)
+    """How many users may verify the same phone number."""
     sms_code_ttl_seconds: int = Field(default=300, gt=0)
+    """How long an SMS one-time code works."""
     sms_code_max_attempts: int = Field(default=5, gt=0)
+    """Wrong tries of one SMS code before it stops working."""
     sms_resend_interval_seconds: int = Field(default=60, gt=0)
+    """Least time between two codes sent to one number."""
     sms_limit_per_phone_per_hour: int = Field(default=5, gt=0)
+    """SMS codes sent to one number per hour."""
     sms_limit_per_ip_per_hour: int = Field(default=20, gt=0)
+    """SMS codes requested from one IP address per hour."""
     sms_limit_per_user_per_hour: int = Field(default=10, gt=0)
+    """SMS codes requested by one user per hour."""
     step_up_validity_seconds: int = Field(default=300, gt=0)
+    """How long a passed SMS step-up counts for the action it was asked for."""
     device_challenge_ttl_seconds: int = Field(default=120, gt=0)
+    """How long a device-key challenge can be signed."""
     device_trust_after_hours: int = Field(default=72, ge=0)
     """A device key counts as *established* (its signature answers a risk step-up without an
     SMS code) once it has been registered this long, or at once when an established device of
     the same user approved its registration (ADR 0033)."""
     ekyc_nonce_ttl_seconds: int = Field(default=300, gt=0)
+    """How long an eKYC session's nonce (what the card signs) is valid."""
     ekyc_starts_per_user_per_day: int = Field(default=10, gt=0)
+    """eKYC sessions one user may start per day."""
 
     # Account-takeover protections (kouza.identity.proofs, ADR 0021)
     money_out_proof: bool = True
@@ -81,6 +106,7 @@ class Settings(BaseServiceSettings):
     login_failures_per_ip: int = Field(default=20, gt=0)
     """Wrong passwords from one IP address (any accounts) per window before 429."""
     login_failure_window_seconds: int = Field(default=15 * 60, gt=0)
+    """The window over which wrong passwords are counted for the two limits above."""
     not_me_link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     """How long the "not me" link of a new-login notice works."""
 
@@ -112,8 +138,11 @@ class Settings(BaseServiceSettings):
     bank_issuer: str = "https://bank.kouza.test"
     """``iss`` expected in the bank's signed webhooks."""
     bank_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Timeout of one call to the bank's API."""
     bank_jwks_ttl_seconds: int = Field(default=3600, gt=0)
+    """How long the bank's webhook signing keys (JWKS) are cached."""
     bank_webhook_max_age_seconds: int = Field(default=300, gt=0)
+    """Oldest bank webhook accepted (its ``iat``); older ones are refused as replays."""
     link_min_level: Literal["email", "phone", "verified"] = "verified"
     """Level needed to link and charge (``email`` replays 2019)."""
     link_name_match: bool = True
@@ -138,8 +167,11 @@ class Settings(BaseServiceSettings):
     require_device_signature: bool = True
     """Linking, charging and withdrawing need a device-key signature."""
     link_max_accounts_per_wallet: int = Field(default=2, gt=0)
+    """Bank accounts one wallet may have linked at once."""
     link_mandate_max_per_debit_yen: int = Field(default=100_000, gt=0)
+    """A full link's mandate asked of the bank: the largest single debit (yen)."""
     link_mandate_max_30_days_yen: int = Field(default=300_000, gt=0)
+    """A full link's mandate asked of the bank: the most debited in any 30 days (yen)."""
     bank_hold_days: int = Field(default=30, gt=0)
     """How long a top-up or withdrawal hold waits for the bank's answer before it expires."""
     bank_reconcile_grace_seconds: int = Field(default=900, gt=0)
@@ -174,26 +206,33 @@ class Settings(BaseServiceSettings):
     smtp_ca_file: Path | None = None
     """PEM CA bundle that the SMTP server's certificate must chain to (default: system roots)."""
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Timeout of one SMTP conversation."""
     sms_sender: Literal["file", "http"] = "file"
     """``file``: SMS go to ``var/mailbox/sms.jsonl`` (development); ``http``: the gateway below."""
     sms_gateway_url: str = ""
     """HTTPS endpoint of the SMS gateway (JSON ``{"to", "from", "text"}``, bearer API key)."""
     sms_gateway_api_key: SecretStr = SecretStr("")
+    """Bearer API key of the SMS gateway (``sms_sender = http``)."""
     sms_gateway_sender_id: str = "kouza"
     """The ``from`` shown on the handset (an alphanumeric sender id or a number)."""
     sms_gateway_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Timeout of one call to the SMS gateway."""
     sms_gateway_max_attempts: int = Field(default=3, gt=0, le=10)
     """Tries per message on 5xx, 429 and network errors (4xx is final)."""
     ekyc_jpki_root_certificates: list[Path] = Field(default_factory=list)
     """PEM or DER files of the pinned JPKI roots (J-LIS); empty means JPKI is not offered."""
     ekyc_jpki_intermediate_certificates: list[Path] = Field(default_factory=list)
+    """PEM or DER files of JPKI intermediate CA certificates, used to build the chain to a pinned
+    root."""
     ekyc_jpki_policy_oids: list[str] = Field(default_factory=list)
     """Accepted certificate policies; empty means the J-LIS signing-certificate policy."""
     ekyc_revocation: Literal["ocsp", "crl"] = "ocsp"
     """How JPKI revocation is asked: the platform operator's OCSP responder, or a CRL URL."""
     ekyc_revocation_url: str = ""
-    """The OCSP responder or CRL distribution URL (required when roots are configured)."""
+    """The OCSP responder or CRL distribution URL (required when roots are configured); in
+    development ``file:var/devca/crl`` reads the development CA's CRLs from disk (docs/ekyc.md)."""
     ekyc_revocation_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Timeout of one OCSP or CRL request."""
 
     # Risk feature store (kouza.risk.features, ADR 0015)
     risk_feature_store: str = "memory"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -16,6 +17,7 @@ from kouza.assembly import build_runtime
 from kouza.config import Settings
 from kouza.identity.ekyc import CrlRevocationChecker, OcspRevocationChecker
 from kouza.identity.ekyc.devca import DevCertificateAuthority
+from kouza.identity.ekyc.devca_store import DEFAULT_PASSPHRASE, DevCaStore
 from kouza.identity.models import EkycRecheckOutcome
 from kouza.identity.providers import (
     ProviderConfigurationError,
@@ -187,6 +189,46 @@ class TestEkycConfigurationLoader:
         dev_ca.revoke(card.certificate.serial_number, now=NOW)
         assert outcome() is EkycRecheckOutcome.REVOKED
         assert fetched == ["https://crl.example.test/jpki.crl"] * 2
+
+    def test_the_dev_cas_crls_are_read_from_disk_at_every_check(
+        self,
+        tmp_path: Path,
+        identity_rsa_keys: list[rsa.RSAPrivateKey],
+    ) -> None:
+        """``file:var/devca/crl``: what ``kouza dev ca init`` prints; no CRL server to run,
+        and a revocation written by ``kouza dev ca revoke`` counts at the next check."""
+        ca = DevCertificateAuthority.create(now=NOW, root_key=identity_rsa_keys[0])
+        card = ca.issue_card(CITIZEN, now=NOW, key=identity_rsa_keys[1])
+        store = DevCaStore(tmp_path / "devca", DEFAULT_PASSPHRASE)
+        store.create(ca)
+        store.write_crls(ca, now=NOW)
+        settings = ekyc_settings(
+            tmp_path,
+            [tmp_path / "devca" / "root.cert.pem"],
+            ekyc_revocation="crl",
+            ekyc_revocation_url=f"file:{tmp_path / 'devca' / 'crl'}",
+        )
+        config = load_ekyc_configuration(settings, now=NOW)
+        assert config is not None and config.jpki is not None
+
+        assert check_certificate(config.jpki, card.certificate_der, NOW)[0] is (
+            EkycRecheckOutcome.GOOD
+        )
+        store.revoke(
+            ca, card.certificate.serial_number, now=NOW, reason=x509.ReasonFlags.unspecified
+        )
+        store.write_crls(ca, now=NOW)
+        assert check_certificate(config.jpki, card.certificate_der, NOW)[0] is (
+            EkycRecheckOutcome.REVOKED
+        )
+
+        for refused, message in (
+            ({"env": "production"}, "refused in production"),
+            ({"ekyc_revocation": "ocsp"}, "KOUZA_EKYC_REVOCATION=crl"),
+        ):
+            wrong = settings.model_copy(update=refused)
+            with pytest.raises(ProviderConfigurationError, match=message):
+                load_ekyc_configuration(wrong, now=NOW)
 
     def test_clear_errors(self, tmp_path: Path, dev_ca: DevCertificateAuthority) -> None:
         missing = tmp_path / "nope.pem"

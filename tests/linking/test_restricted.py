@@ -25,6 +25,7 @@ from kouza.bank.transfers import TransferRequest, transfers
 from kouza.cli import common
 from kouza.cli.main import app
 from kouza.controls.models import AuditEvent
+from kouza.controls.overrides import overrides
 from kouza.linking.models import BankMovementReview, MovementStatus, ReviewStatus
 from kouza.linking.probation import release_due
 from kouza.linking.reviews import reviews
@@ -119,6 +120,31 @@ class TestLinking:
         (made,) = links(world)
         assert not made.restricted and made.max_per_debit == 100_000
         assert bank_link(world).probation_until is None
+
+    def test_a_bank_an_operator_accepts_at_run_time_gets_a_full_link(self, world: World) -> None:
+        with world.rt.db.unit_of_work() as session:
+            overrides.accept_legacy_bank(
+                session, bank_code="0125", accepted=True, actor="ops", reason="bank added SMS"
+            )
+        linked(world)
+
+        (made,) = links(world)
+        assert not made.restricted and made.max_per_debit == 100_000
+
+    def test_refused_at_run_time_the_bank_gets_no_link(self, world: World) -> None:
+        with world.rt.db.unit_of_work() as session:
+            overrides.set(
+                session, key="legacy_bank_links", value="refuse", actor="ops", reason="incident"
+            )
+        no_rules(world)
+        person = taro(world)
+        body = link_body(world.victim) | signed(world, person, "bank.link")
+        answer = world.wallet.post(
+            f"/v1/wallets/{person.wallet.id}/bank-links", json=body, headers=login(world, person)
+        )
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["error"] == "legacy_bank_not_accepted"
+        assert links(world) == []
 
     @pytest.mark.parametrize(
         "change",

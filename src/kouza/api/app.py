@@ -24,6 +24,7 @@ from kouza.kit.tracing import instrument_engine
 from kouza.kit.web import create_api
 from kouza.linking.endpoints import router as bank_linking_router
 from kouza.ops.endpoints import router as ops_router
+from kouza.ops.settings_endpoints import router as ops_settings_router
 from kouza.ops.watch import watch
 from kouza.risk.endpoints import router as risk_router
 from kouza.runtime import Runtime
@@ -57,6 +58,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(takeover_router)
     app.include_router(wallet_router)
     app.include_router(ops_router)
+    app.include_router(ops_settings_router)
     app.include_router(bank_linking_router)
 
     @app.get("/health", tags=["meta"])

@@ -29,4 +29,6 @@ class BankSettings(BaseServiceSettings):
     staff_token: str = ""
     """Bearer token of branch-counter staff on ``/v1/counter``; empty disables those routes."""
     pin_max_failures: int = Field(default=3, gt=0)
+    """Wrong PINs (legacy form) or internet-banking logins before the account or login is locked."""
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Timeout of one signed webhook delivery to an operator."""

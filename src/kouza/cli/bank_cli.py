@@ -15,7 +15,6 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from rich.table import Table
 from sqlalchemy.orm import Session
 
 from kouza.bank.app import create_bank_app
@@ -29,7 +28,16 @@ from kouza.bank.outbox import deliver
 from kouza.bank.runtime import BankRuntime
 from kouza.bank.seed import SeedReport, seed_banks
 from kouza.bank.settings import BankSettings
-from kouza.cli.common import console, fail, reports_errors
+from kouza.cli.common import (
+    Col,
+    JsonOption,
+    console,
+    fail,
+    print_json,
+    print_records,
+    reports_errors,
+    yen_cell,
+)
 from kouza.kit.observability import configure_process
 
 app = typer.Typer(
@@ -83,17 +91,50 @@ def seed(
         typer.Option(help="Comma-separated bank codes (default: all embedded partner banks)"),
     ] = None,
     show_secrets: Annotated[
-        bool, typer.Option(help="Print PINs and OTP seeds (development only)")
+        bool,
+        typer.Option(
+            help="Also print every account's PIN, internet-banking password and TOTP seed "
+            "(development only: nothing else ever shows them, they are stored hashed or "
+            "encrypted). Without it only the counts are printed. A narrow terminal gets one "
+            "block per account, so no secret is ever cut"
+        ),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Create the 2020 partner banks with realistic customers and accounts."""
+    """Create the 2020 partner banks with realistic customers and accounts (their secrets
+    only with --show-secrets; a TOTP code: python -c "import pyotp;
+    print(pyotp.TOTP('SEED').now())")."""
     codes = [code.strip() for code in banks.split(",")] if banks else None
     with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
         report = seed_banks(session, rng_seed=rng_seed, customers_per_bank=customers, codes=codes)
-    _print_seed(report, show_secrets)
+    _print_seed(report, show_secrets, as_json)
 
 
-def _print_seed(report: SeedReport, show_secrets: bool) -> None:
+def _print_seed(report: SeedReport, show_secrets: bool, as_json: bool) -> None:
+    accounts: list[dict[str, str | None]] = []
+    for account in report.accounts:
+        record: dict[str, str | None] = {
+            "bank_code": account.bank_code,
+            "branch_code": account.branch_code,
+            "number": account.number,
+            "name_kana": account.name_kana,
+        }
+        if show_secrets:
+            record["pin"] = account.pin
+            record["internet_banking_password"] = account.internet_banking_password
+            record["totp_seed"] = account.totp_seed
+        accounts.append(record)
+    if as_json:
+        print_json(
+            {
+                "banks": report.banks,
+                "branches": report.branches,
+                "customers": report.customers,
+                "skipped_banks": report.skipped_banks,
+                "accounts": accounts,
+            }
+        )
+        return
     console.print(
         f"created {report.banks} banks, {report.branches} branches, "
         f"{report.customers} customers, {len(report.accounts)} accounts"
@@ -101,37 +142,45 @@ def _print_seed(report: SeedReport, show_secrets: bool) -> None:
     if report.skipped_banks:
         console.print(f"skipped existing banks: {', '.join(report.skipped_banks)}")
     if not show_secrets:
+        console.print("(--show-secrets prints what each holder logs in with)")
         return
-    table = Table("bank", "branch", "number", "holder", "PIN", "IB password", "TOTP seed")
-    for account in report.accounts:
-        table.add_row(
-            account.bank_code,
-            account.branch_code,
-            account.number,
-            account.name_kana,
-            account.pin,
-            account.internet_banking_password or "",
-            account.totp_seed or "",
-        )
-    console.print(table)
+    columns = [
+        Col("bank", "bank_code", keep=True),
+        Col("branch", "branch_code", keep=True),
+        Col("number", "number", keep=True),
+        Col("holder", "name_kana"),
+        Col("PIN", "pin", keep=True),
+        Col("IB password", "internet_banking_password", keep=True),
+        Col("TOTP seed", "totp_seed", keep=True),
+    ]
+    print_records(accounts, columns, as_json=False)
 
 
 @app.command("banks")
 @reports_errors
-def list_banks() -> None:
+def list_banks(as_json: JsonOption = False) -> None:
     """List the banks of this deployment and how each links accounts."""
     with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
-        table = Table("code", "name", "kana", "linking", "monitoring", "notices")
-        for bank in core.banks(session):
-            table.add_row(
-                bank.code,
-                bank.name,
-                bank.name_kana,
-                bank.auth_profile,
-                "on" if bank.monitor_failed_links else "off",
-                bank.notice_channel,
-            )
-    console.print(table)
+        records = [
+            {
+                "code": bank.code,
+                "name": bank.name,
+                "name_kana": bank.name_kana,
+                "auth_profile": bank.auth_profile,
+                "monitor_failed_links": bank.monitor_failed_links,
+                "notice_channel": bank.notice_channel,
+            }
+            for bank in core.banks(session)
+        ]
+    columns = [
+        Col("code", "code", keep=True),
+        Col("name", "name"),
+        Col("kana", "name_kana"),
+        Col("linking", "auth_profile"),
+        Col("monitoring", "monitor_failed_links", show=lambda on: "on" if on else "off"),
+        Col("notices", "notice_channel"),
+    ]
+    print_records(records, columns, as_json=as_json, empty="no banks: run `kouza bank seed`")
 
 
 @app.command("register-client")
@@ -202,28 +251,36 @@ def _register_keys(
 @reports_errors
 def links(
     account: Annotated[str, typer.Argument(help="BANK-BRANCH-NUMBER, e.g. 0125-100-1234567")],
+    as_json: JsonOption = False,
 ) -> None:
     """Every wallet link on an account ("is my account linked to a wallet?")."""
     bank_code, branch_code, number = _split_account(account)
     with bank_runtime() as runtime, runtime.db.unit_of_work() as session:
         found = core.account(session, bank_code=bank_code, branch_code=branch_code, number=number)
-        table = Table(
-            "link", "operator", "wallet", "status", "per debit", "30 days", "created", "reference"
-        )
-        rows = holder.links(session, found)
-        for link in rows:
-            operator = session.get_one(OperatorClient, link.client_pk)
-            table.add_row(
-                str(link.id),
-                operator.name,
-                link.wallet_reference,
-                link.status,
-                f"¥{link.max_per_debit:,}",
-                f"¥{link.max_30_days:,}",
-                link.created_at.isoformat(timespec="seconds"),
-                link.notice_reference,
-            )
-    console.print(table if rows else "no wallet links on this account")
+        records = [
+            {
+                "link_id": str(link.id),
+                "operator": session.get_one(OperatorClient, link.client_pk).name,
+                "wallet_reference": link.wallet_reference,
+                "status": link.status,
+                "max_per_debit_yen": link.max_per_debit,
+                "max_30_days_yen": link.max_30_days,
+                "created_at": link.created_at,
+                "notice_reference": link.notice_reference,
+            }
+            for link in holder.links(session, found)
+        ]
+    columns = [
+        Col("link", "link_id", keep=True),
+        Col("operator", "operator"),
+        Col("wallet", "wallet_reference", keep=True),
+        Col("status", "status"),
+        Col("per debit", "max_per_debit_yen", show=yen_cell),
+        Col("30 days", "max_30_days_yen", show=yen_cell),
+        Col("created (UTC)", "created_at"),
+        Col("reference", "notice_reference", keep=True),
+    ]
+    print_records(records, columns, as_json=as_json, empty="no wallet links on this account")
 
 
 def _split_account(account: str) -> tuple[str, str, str]:

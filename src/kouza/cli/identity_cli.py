@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from kouza.cli.common import (
+    Listing,
     cli_actor,
     confirm_or_exit,
     console,
@@ -49,7 +50,7 @@ def show(email: Annotated[str, typer.Argument(help="The user's e-mail address")]
         user = identity.user_by_email(session, email)
         phone = session.get(UserPhone, user.id)
         verified = session.get(VerifiedIdentity, user.id)
-        table = Table("field", "value")
+        table = Listing("field", "value", keep=("value",))
         table.add_row("id", str(user.id))
         table.add_row("level", user.level)
         table.add_row("phone", phone.e164 if phone else "-")
@@ -65,7 +66,7 @@ def show(email: Annotated[str, typer.Argument(help="The user's e-mail address")]
         table.add_row("may charge", "yes" if identity.may_charge(session, user) else "no")
         pending = levels.pending_reverifications(session, user)
         table.add_row("re-verification", ", ".join(str(p.campaign_id) for p in pending) or "-")
-    console.print(table)
+    table.print()
 
 
 @app.command("recheck-ekyc")

@@ -12,9 +12,20 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from kouza.cli.common import console, fail, money, parse_uuid, reports_errors, runtime
+from kouza.cli.common import (
+    Col,
+    JsonOption,
+    Listing,
+    console,
+    fail,
+    money,
+    parse_uuid,
+    print_records,
+    reports_errors,
+    runtime,
+    yen_cell,
+)
 from kouza.linking import probation
 from kouza.linking.keys import client_jwks
 from kouza.linking.reconcile import ReconcileReport
@@ -41,7 +52,9 @@ def _print(report: ReconcileReport) -> None:
     )
     if not report.differences:
         return
-    table = Table("kind", "movement", "bank key", "wallet", "bank", "detail")
+    table = Listing(
+        "kind", "movement", "bank key", "wallet", "bank", "detail", keep=("movement", "bank key")
+    )
     for item in report.differences:
         table.add_row(
             item.kind,
@@ -51,7 +64,7 @@ def _print(report: ReconcileReport) -> None:
             money(item.bank_amount) if item.bank_amount is not None else "-",
             item.detail,
         )
-    console.print(table)
+    table.print()
 
 
 @app.command("reconcile")
@@ -71,22 +84,37 @@ def reconcile(
 
 @app.command("links")
 @reports_errors
-def links(wallet_id: Annotated[str, typer.Argument(help="Wallet id")]) -> None:
+def links(
+    wallet_id: Annotated[str, typer.Argument(help="Wallet id")], as_json: JsonOption = False
+) -> None:
     """The bank accounts linked to a wallet (last three digits only)."""
-    table = Table("link", "bank", "branch", "account", "status", "per debit", "30 days", "created")
     with runtime().db.unit_of_work() as session:
-        for link in linking.links_of_wallet(session, parse_uuid(wallet_id, "wallet")):
-            table.add_row(
-                str(link.id),
-                link.bank_code,
-                link.branch,
-                f"{link.account_type} ***{link.account_last3}",
-                link.status,
-                money(link.max_per_debit),
-                money(link.max_30_days),
-                link.created_at.isoformat(timespec="seconds"),
-            )
-    console.print(table)
+        records = [
+            {
+                "link_id": str(link.id),
+                "bank_code": link.bank_code,
+                "branch": link.branch,
+                "account_type": link.account_type,
+                "account_last3": link.account_last3,
+                "status": link.status,
+                "restricted": link.restricted,
+                "max_per_debit_yen": link.max_per_debit,
+                "max_30_days_yen": link.max_30_days,
+                "created_at": link.created_at,
+            }
+            for link in linking.links_of_wallet(session, parse_uuid(wallet_id, "wallet"))
+        ]
+    columns = [
+        Col("link", "link_id", keep=True),
+        Col("bank", "bank_code", keep=True),
+        Col("branch", "branch", keep=True),
+        Col("account", "account_last3", show=lambda last3: f"***{last3}"),
+        Col("status", "status"),
+        Col("per debit", "max_per_debit_yen", show=yen_cell),
+        Col("30 days", "max_30_days_yen", show=yen_cell),
+        Col("created (UTC)", "created_at"),
+    ]
+    print_records(records, columns, as_json=as_json, empty="no bank links on this wallet")
 
 
 @app.command("oauth-jwks")

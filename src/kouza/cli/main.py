@@ -19,6 +19,7 @@ from kouza.cli import (
     operators,
     ops_cli,
     risk_cli,
+    settings_cli,
     sim_cli,
     wallets_cli,
 )
@@ -48,6 +49,9 @@ app.add_typer(identity_cli.app, name="users")
 app.add_typer(bank_cli.app, name="bank")
 app.add_typer(linking_cli.app, name="banks")
 app.add_typer(linking_cli.links_app, name="links")
+app.add_typer(settings_cli.app, name="settings")
+linking_cli.app.command("accept-legacy")(settings_cli.accept_legacy)
+linking_cli.app.command("refuse-legacy")(settings_cli.refuse_legacy)
 dev.app.add_typer(identity_cli.dev_ca_app, name="ca")
 app.add_typer(dev.app, name="dev")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

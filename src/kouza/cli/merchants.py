@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from kouza.cli.common import (
+    Col,
+    JsonOption,
     cli_actor,
     console,
     fail,
-    money,
     parse_uuid,
+    print_records,
     reports_errors,
     runtime,
+    yen_cell,
 )
 from kouza.controls.service import controls
 from kouza.ledger.service import ledger
@@ -50,14 +52,26 @@ def create(
 
 @app.command("list")
 @reports_errors
-def list_merchants() -> None:
+def list_merchants(as_json: JsonOption = False) -> None:
     """All merchants with what they have received."""
-    table = Table("id", "name", "category", "balance")
     with runtime().db.unit_of_work() as session:
-        for merchant in wallets.list_merchants(session):
-            balance = ledger.balance(session, merchant.ledger_account_id).balance
-            table.add_row(str(merchant.id), merchant.name, merchant.category, money(balance))
-    console.print(table)
+        records = [
+            {
+                "merchant_id": str(merchant.id),
+                "name": merchant.name,
+                "category": merchant.category,
+                "active": merchant.active,
+                "balance_yen": ledger.balance(session, merchant.ledger_account_id).balance,
+            }
+            for merchant in wallets.list_merchants(session)
+        ]
+    columns = [
+        Col("id", "merchant_id", keep=True),
+        Col("name", "name"),
+        Col("category", "category"),
+        Col("balance", "balance_yen", show=yen_cell),
+    ]
+    print_records(records, columns, as_json=as_json, empty="no merchants")
 
 
 @app.command("qr")

@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from kouza.cli.common import cli_actor, console, fail, reports_errors, runtime
+from kouza.cli.common import (
+    Col,
+    JsonOption,
+    cli_actor,
+    console,
+    fail,
+    print_records,
+    reports_errors,
+    runtime,
+)
 from kouza.controls import audit
 from kouza.controls.models import OperatorRole
 from kouza.controls.service import controls
@@ -32,19 +40,31 @@ def create(
 
 @audit_app.command("list")
 @reports_errors
-def list_events(limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50) -> None:
+def list_events(
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50, as_json: JsonOption = False
+) -> None:
     """Newest operator actions first."""
-    table = Table("time (UTC)", "actor", "action", "subject", "reason")
     with runtime().db.unit_of_work() as session:
-        for event in controls.audit_trail(session, limit=limit):
-            table.add_row(
-                event.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                event.actor,
-                event.action,
-                event.subject,
-                event.reason,
-            )
-    console.print(table)
+        records = [
+            {
+                "id": event.id,
+                "created_at": event.created_at,
+                "actor": event.actor,
+                "action": event.action,
+                "subject": event.subject,
+                "reason": event.reason,
+                "details": event.details,
+            }
+            for event in controls.audit_trail(session, limit=limit)
+        ]
+    columns = [
+        Col("time (UTC)", "created_at"),
+        Col("actor", "actor"),
+        Col("action", "action"),
+        Col("subject", "subject", keep=True),
+        Col("reason", "reason"),
+    ]
+    print_records(records, columns, as_json=as_json, empty="no audit events")
 
 
 @audit_app.command("verify")

@@ -15,17 +15,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from kouza.cli.common import (
+    Col,
+    JsonOption,
+    Listing,
+    cell,
     cli_actor,
     confirm_or_exit,
     console,
     fail,
     money,
     parse_uuid,
+    print_records,
     reports_errors,
     runtime,
+    yen_cell,
 )
 from kouza.controls.cases import cases
 from kouza.controls.models import CaseStatus, SwitchScope
@@ -76,37 +81,57 @@ def switch_off(
 
 @switches_app.command("list")
 @reports_errors
-def switch_list() -> None:
+def switch_list(as_json: JsonOption = False) -> None:
     """The switches that are on."""
-    table = Table("scope", "target", "since (UTC)", "by", "reason")
     with runtime().db.unit_of_work() as session:
-        for switch in switches.active(session):
-            table.add_row(
-                switch.scope,
-                switch.target or "(all)",
-                switch.changed_at.strftime("%Y-%m-%d %H:%M:%S"),
-                switch.actor,
-                switch.reason,
-            )
-    console.print(table)
+        records = [
+            {
+                "scope": switch.scope,
+                "target": switch.target,
+                "active": switch.active,
+                "changed_at": switch.changed_at,
+                "actor": switch.actor,
+                "reason": switch.reason,
+            }
+            for switch in switches.active(session)
+        ]
+    columns = [
+        Col("scope", "scope"),
+        Col("target", "target", keep=True, show=lambda target: target or "(all)"),
+        Col("since (UTC)", "changed_at"),
+        Col("by", "actor"),
+        Col("reason", "reason"),
+    ]
+    print_records(records, columns, as_json=as_json, empty="no switch is on")
 
 
 @cases_app.command("list")
 @reports_errors
-def case_list(status: Annotated[CaseStatus | None, typer.Option()] = None) -> None:
+def case_list(
+    status: Annotated[CaseStatus | None, typer.Option()] = None, as_json: JsonOption = False
+) -> None:
     """Cases, newest first."""
-    table = Table("case", "wallet", "status", "source", "summary", "opened (UTC)")
     with runtime().db.unit_of_work() as session:
-        for case in cases.list(session, status=status):
-            table.add_row(
-                str(case.id),
-                str(case.wallet_id),
-                case.status,
-                case.source,
-                case.summary,
-                case.created_at.strftime("%Y-%m-%d %H:%M"),
-            )
-    console.print(table)
+        records = [
+            {
+                "case_id": str(case.id),
+                "wallet_id": str(case.wallet_id),
+                "status": case.status,
+                "source": case.source,
+                "summary": case.summary,
+                "created_at": case.created_at,
+            }
+            for case in cases.list(session, status=status)
+        ]
+    columns = [
+        Col("case", "case_id", keep=True),
+        Col("wallet", "wallet_id", keep=True),
+        Col("status", "status"),
+        Col("source", "source"),
+        Col("summary", "summary"),
+        Col("opened (UTC)", "created_at"),
+    ]
+    print_records(records, columns, as_json=as_json, empty="no cases")
 
 
 @cases_app.command("open")
@@ -156,7 +181,7 @@ def _emit(text: str, out: Path | None) -> None:
 
 
 def _print_compensation(result: CompensationReport) -> None:
-    table = Table("purpose", "bank", "amount", "status", "attempt", "failure")
+    table = Listing("purpose", "bank", "amount", "status", "attempt", "failure", keep=("bank",))
     for payment in result.payments:
         table.add_row(
             payment["purpose"],
@@ -166,7 +191,7 @@ def _print_compensation(result: CompensationReport) -> None:
             str(payment["attempt"]),
             payment["failure"],
         )
-    console.print(table)
+    table.print()
     console.print(
         f"compensation [bold]{result.status}[/]: refunded {money(result.refunded)}, "
         f"costs {money(result.costs_paid)}, clawed back {money(result.clawed_back)}, "
@@ -176,21 +201,30 @@ def _print_compensation(result: CompensationReport) -> None:
 
 @ops_app.command("victims")
 @reports_errors
-def victims(case_id: str) -> None:
+def victims(case_id: str, as_json: JsonOption = False) -> None:
     """The accounts the case's wallet took money from, and what each is owed."""
-    table = Table("link", "bank", "account", "debited", "credited back", "owed")
     with runtime().db.unit_of_work() as session:
         case = cases.get(session, parse_uuid(case_id, "case"))
-        for victim in compensations.victims(session, case.wallet_id):
-            table.add_row(
-                str(victim.link_id),
-                victim.bank_code,
-                f"***{victim.account_last3}",
-                money(victim.debited),
-                money(victim.credited_back),
-                money(victim.owed),
-            )
-    console.print(table)
+        records = [
+            {
+                "link_id": str(victim.link_id),
+                "bank_code": victim.bank_code,
+                "account_last3": victim.account_last3,
+                "debited_yen": victim.debited,
+                "credited_back_yen": victim.credited_back,
+                "owed_yen": victim.owed,
+            }
+            for victim in compensations.victims(session, case.wallet_id)
+        ]
+    columns = [
+        Col("link", "link_id", keep=True),
+        Col("bank", "bank_code", keep=True),
+        Col("account", "account_last3", show=lambda last3: f"***{last3}"),
+        Col("debited", "debited_yen", show=yen_cell),
+        Col("credited back", "credited_back_yen", show=yen_cell),
+        Col("owed", "owed_yen", show=yen_cell),
+    ]
+    print_records(records, columns, as_json=as_json, empty="no victim accounts")
 
 
 @ops_app.command("cost")
@@ -371,25 +405,31 @@ def regulator_report(
 
 @notices_app.command("list")
 @reports_errors
-def notices_list(wallet_id: str) -> None:
+def notices_list(wallet_id: str, as_json: JsonOption = False) -> None:
     """The notices sent to banks about a wallet's locks, with their delivery state."""
-    table = Table(
-        "notice", "bank", "link", "queued (UTC)", "delivered (UTC)", "attempts", "last error"
-    )
     with runtime().db.unit_of_work() as session:
-        for notice, message in notices.notices_of(session, parse_uuid(wallet_id, "wallet")):
-            table.add_row(
-                str(notice.id),
-                notice.bank_code,
-                str(notice.link_id),
-                f"{notice.created_at:%Y-%m-%d %H:%M:%S}",
-                f"{message.delivered_at:%Y-%m-%d %H:%M:%S}"
-                if message.delivered_at
-                else "[yellow]pending[/]",
-                str(message.attempts),
-                message.last_error or "",
-            )
-    console.print(table)
+        records = [
+            {
+                "notice_id": str(notice.id),
+                "bank_code": notice.bank_code,
+                "link_id": str(notice.link_id),
+                "created_at": notice.created_at,
+                "delivered_at": message.delivered_at,
+                "attempts": message.attempts,
+                "last_error": message.last_error,
+            }
+            for notice, message in notices.notices_of(session, parse_uuid(wallet_id, "wallet"))
+        ]
+    columns = [
+        Col("notice", "notice_id", keep=True),
+        Col("bank", "bank_code", keep=True),
+        Col("link", "link_id", keep=True),
+        Col("queued (UTC)", "created_at"),
+        Col("delivered (UTC)", "delivered_at", show=lambda at: cell(at) if at else "pending"),
+        Col("attempts", "attempts"),
+        Col("last error", "last_error"),
+    ]
+    print_records(records, columns, as_json=as_json, empty="no bank notices for this wallet")
 
 
 @notices_app.command("deliver")

@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlalchemy import select
 
 from kouza.cli.common import (
+    Col,
+    JsonOption,
     cli_actor,
     confirm_or_exit,
     console,
     money,
     parse_uuid,
+    print_records,
     reports_errors,
     runtime,
+    yen_cell,
 )
 from kouza.controls.service import controls
 from kouza.identity.models import User
@@ -29,24 +32,35 @@ payments_app = typer.Typer(help="Payments.", no_args_is_help=True)
 
 @app.command("list")
 @reports_errors
-def list_wallets() -> None:
+def list_wallets(as_json: JsonOption = False) -> None:
     """Every wallet with its owner and balance."""
-    table = Table("wallet", "owner", "level", "status", "balance", "available")
+    records = []
     with runtime().db.unit_of_work() as session:
         rows = session.execute(
             select(Wallet, User).join(User, User.id == Wallet.user_id).order_by(Wallet.created_at)
         )
         for wallet, user in rows:
             balance = wallets.balance(session, wallet)
-            table.add_row(
-                str(wallet.id),
-                user.email,
-                user.level,
-                wallet.status,
-                money(balance.balance),
-                money(balance.available),
+            records.append(
+                {
+                    "wallet_id": str(wallet.id),
+                    "email": user.email,
+                    "level": user.level,
+                    "status": wallet.status,
+                    "balance_yen": balance.balance,
+                    "available_yen": balance.available,
+                    "created_at": wallet.created_at,
+                }
             )
-    console.print(table)
+    columns = [
+        Col("wallet", "wallet_id", keep=True),
+        Col("owner", "email", keep=True),
+        Col("level", "level"),
+        Col("status", "status"),
+        Col("balance", "balance_yen", show=yen_cell),
+        Col("available", "available_yen", show=yen_cell),
+    ]
+    print_records(records, columns, as_json=as_json, empty="no wallets")
 
 
 @app.command("show")
@@ -67,21 +81,31 @@ def show(wallet_id: Annotated[str, typer.Argument(help="Wallet id")]) -> None:
 def statement(
     wallet_id: Annotated[str, typer.Argument(help="Wallet id")],
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """Movements of one wallet, newest first."""
-    table = Table("time (UTC)", "entry", "kind", "description", "amount", "balance")
     with runtime().db.unit_of_work() as session:
         wallet = wallets.get_wallet(session, parse_uuid(wallet_id, "wallet"))
-        for row in wallets.statement(session, wallet, limit=limit):
-            table.add_row(
-                row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                str(row.entry_id),
-                row.kind,
-                row.description,
-                money(row.amount),
-                money(row.balance_after),
-            )
-    console.print(table)
+        records = [
+            {
+                "created_at": row.created_at,
+                "entry_id": str(row.entry_id),
+                "kind": row.kind,
+                "description": row.description,
+                "amount_yen": row.amount,
+                "balance_after_yen": row.balance_after,
+            }
+            for row in wallets.statement(session, wallet, limit=limit)
+        ]
+    columns = [
+        Col("time (UTC)", "created_at"),
+        Col("entry", "entry_id", keep=True),
+        Col("kind", "kind"),
+        Col("description", "description"),
+        Col("amount", "amount_yen", show=yen_cell),
+        Col("balance", "balance_after_yen", show=yen_cell),
+    ]
+    print_records(records, columns, as_json=as_json, empty="no movements")
 
 
 @app.command("credit")

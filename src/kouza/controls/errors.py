@@ -1,4 +1,5 @@
-"""Errors of the operator controls: tokens, roles, reasons, kill switches, cases."""
+"""Errors of the operator controls: tokens, roles, reasons, kill switches, cases, run-time
+settings."""
 
 from __future__ import annotations
 
@@ -31,3 +32,17 @@ class UnknownCase(NotFound):
 
 class InvalidCaseTransition(Conflict):
     code = "invalid_case_transition"
+
+
+class UnknownSetting(NotFound):
+    code = "unknown_setting"
+
+
+class SettingNotChangeable(BadRequest):
+    """A real setting, but only the environment sets it (a restart is needed)."""
+
+    code = "setting_not_runtime"
+
+
+class InvalidSettingValue(BadRequest):
+    code = "invalid_setting_value"

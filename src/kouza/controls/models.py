@@ -106,6 +106,21 @@ class KillSwitch(Base):
     changed_at: Mapped[datetime]
 
 
+class SettingOverride(Base):
+    """An operator's run-time value of one setting, winning over the environment's
+    (:mod:`kouza.controls.overrides`, ADR 0035); its history is in the audit trail."""
+
+    __tablename__ = "setting_overrides"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The ``Settings`` field name, e.g. ``accepted_legacy_banks``."""
+    value: Mapped[Any] = mapped_column(JSON, nullable=False)
+    """The value in JSON form, validated against the field's type and constraints."""
+    actor: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str] = mapped_column(String(500))
+    changed_at: Mapped[datetime]
+
+
 class CaseStatus(StrEnum):
     """Where an investigation stands."""
 

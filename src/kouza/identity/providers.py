@@ -167,8 +167,32 @@ class HttpCrlLoader:
         return min(next_update, now + _CRL_MAX_CACHE) if next_update else now
 
 
+class CrlFileLoader:
+    """Reads the development CA's CRLs from disk for :class:`CrlRevocationChecker`, on every
+    check, so ``kouza dev ca revoke`` takes effect at once with no server to run. ``path`` is a
+    CRL file or a directory of them (``var/devca/crl``: one per CA); the CRL whose issuer is
+    the certificate's issuer is returned. Development only (``file:`` revocation URLs)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def __call__(self, issuer: x509.Certificate) -> bytes | None:
+        files = sorted(self._path.glob("*.der")) if self._path.is_dir() else [self._path]
+        for file in files:
+            try:
+                raw = file.read_bytes()
+                crl = x509.load_der_x509_crl(raw)
+            except (OSError, ValueError):
+                continue
+            if crl.issuer == issuer.subject:
+                return raw
+        return None
+
+
 def _revocation(settings: Settings, client: httpx.Client) -> RevocationChecker:
     url = settings.ekyc_revocation_url
+    if url.startswith("file:"):
+        return _file_revocation(settings, Path(url.removeprefix("file:")))
     if not url.startswith(("https://", "http://")):
         raise ProviderConfigurationError(
             "KOUZA_EKYC_REVOCATION_URL must be the http(s) URL of the OCSP responder or CRL "
@@ -177,6 +201,20 @@ def _revocation(settings: Settings, client: httpx.Client) -> RevocationChecker:
     if settings.ekyc_revocation == "ocsp":
         return OcspRevocationChecker(client=client, responder_url=url)
     return CrlRevocationChecker(loader=HttpCrlLoader(url, client))
+
+
+def _file_revocation(settings: Settings, path: Path) -> RevocationChecker:
+    """The development CA's CRLs read from disk (``file:var/devca/crl``)."""
+    if settings.env == "production":
+        raise ProviderConfigurationError(
+            "KOUZA_EKYC_REVOCATION_URL: file: URLs read the development CA's CRLs and are "
+            "refused in production"
+        )
+    if settings.ekyc_revocation != "crl":
+        raise ProviderConfigurationError(
+            "KOUZA_EKYC_REVOCATION_URL: a file: URL holds CRLs; set KOUZA_EKYC_REVOCATION=crl"
+        )
+    return CrlRevocationChecker(loader=CrlFileLoader(path))
 
 
 def load_ekyc_configuration(

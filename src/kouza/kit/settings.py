@@ -33,8 +33,14 @@ class BaseServiceSettings(BaseSettings):
     """The system's name in traces (OpenTelemetry ``service.name``)."""
 
     var_dir: Path = Path("var")
+    """Directory of the system's local files: the SQLite database, the generated secret and
+    keys, the development mailbox."""
     database_url: str = ""
+    """SQLAlchemy URL of the database (``postgresql+psycopg://user@host/db`` in production); empty
+    means a SQLite file under ``var_dir``."""
     secret_key: str = ""
+    """The system's master secret (keys HMACs, encryption and signing); empty means a random one
+    created once under ``var_dir``. Production provides it."""
     max_request_body_bytes: int = Field(default=64 * 1024, gt=0)
     """Larger request bodies are refused with 413 before they are read."""
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from kouza.config import Settings
 from kouza.controls.models import SwitchScope
+from kouza.controls.overrides import overrides
 from kouza.controls.switches import switches
 from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction
@@ -274,7 +275,7 @@ class LinkService:
         name and birth date (``link_name_match`` with the ``verified`` level); else refused."""
         runtime = runtime_of(session)
         info = bank_client_of(runtime).bank(bank_code)
-        settings = runtime.settings
+        settings = overrides.settings(session)  # operators change these at run time
         if info.auth_profile not in LEGACY_PROFILES or bank_code in settings.accepted_legacy_banks:
             return False
         if restricted_links_offered(settings):
@@ -295,7 +296,7 @@ class LinkService:
         restricted: bool,
     ) -> BankLink:
         runtime = runtime_of(session)
-        settings = runtime.settings
+        settings = overrides.settings(session)  # the mandate caps change at run time
         per_debit, per_30_days = (
             settings.link_mandate_max_per_debit_yen,
             settings.link_mandate_max_30_days_yen,

@@ -59,6 +59,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kouza.controls.models import SwitchScope
+from kouza.controls.overrides import overrides
 from kouza.controls.switches import switches
 from kouza.errors import KouzaError
 from kouza.identity.devices import SensitiveAction
@@ -367,11 +368,9 @@ class MovementService:
         movement = self._hold_and_insert(
             session, request, wallet, link, device_id, movement_id=movement_id
         )
-        runtime = runtime_of(session)
-        now = runtime.now()
-        if request.direction is MovementDirection.DEBIT and on_probation(
-            link, runtime.settings, now
-        ):
+        now = runtime_of(session).now()
+        settings = overrides.settings(session)
+        if request.direction is MovementDirection.DEBIT and on_probation(link, settings, now):
             # a restricted link's first top-ups: debited now, spendable later unless the holder
             # says "not me" meanwhile (ADR 0032); released by kouza.linking.probation
             session.add(
@@ -381,7 +380,7 @@ class MovementService:
                     status=ReviewStatus.HELD.value,
                     rules=[PROBATION],
                     created_at=now,
-                    release_at=now + timedelta(hours=runtime.settings.restricted_link_hold_hours),
+                    release_at=now + timedelta(hours=settings.restricted_link_hold_hours),
                 )
             )
             session.flush()
@@ -588,6 +587,12 @@ class MovementService:
             return session.get_one(BankMovement, movement_id)
 
 
+def _hours(held: timedelta) -> int:
+    """A hold's length in whole hours (what the customer is told; the setting may have changed
+    since the hold was placed)."""
+    return round(held.total_seconds() / 3600)
+
+
 def _read(session: Session, movement: BankMovement) -> BankMovementRead:
     """A movement as the request answers it (and a retry replays it), with its review: a
     top-up held for a restricted link's probation says when it becomes spendable."""
@@ -604,7 +609,7 @@ def _read(session: Session, movement: BankMovement) -> BankMovementRead:
             update["message"] = (
                 "Your bank account was debited. Top-ups through a newly linked account at this "
                 "bank are held for "
-                f"{runtime_of(session).settings.restricted_link_hold_hours} hours: the money "
+                f"{_hours(review.release_at - review.created_at)} hours: the money "
                 f"becomes spendable at {review.release_at.isoformat()}."
             )
     else:

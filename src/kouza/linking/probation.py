@@ -97,14 +97,13 @@ def release_due(runtime: Runtime, *, limit: int = 500) -> ReleaseReport:
 
 
 def _release(runtime: Runtime, movement_id: uuid.UUID, report: ReleaseReport) -> None:
-    hours = runtime.settings.restricted_link_hold_hours
     try:
         with runtime.db.unit_of_work() as session:
             reviews.release(
                 session,
                 movement_id,
                 actor=ACTOR,
-                reason=f"probation hold of {hours} h over; the link is in good standing",
+                reason="probation hold over; the link is in good standing",
             )
     except KouzaError:  # decided meanwhile (another run, an operator): nothing to do
         report.waiting.append(movement_id)

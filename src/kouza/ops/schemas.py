@@ -326,3 +326,32 @@ class BankNoticeRead(BaseModel):
 class DeliveryRead(BaseModel):
     delivered: int
     pending: int
+
+
+SettingValue = StrictInt | Text | list[Text] | dict[Text, StrictInt]
+"""What a run-time setting holds: yen and counts, a choice, bank codes, caps per category."""
+
+
+class SettingChange(BaseModel):
+    """A run-time override (``PUT /v1/ops/settings/{key}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    value: SettingValue = Field(
+        description='validated like the environment variable: e.g. 300000, "refuse", '
+        '["0125"], {"electronics": 300000}'
+    )
+    reason: Text = Field(min_length=1, max_length=500)
+
+
+class SettingRead(BaseModel):
+    """A run-time setting: the environment's value, the override if any, the effective one."""
+
+    key: str
+    env_var: str
+    environment: Any
+    override: Any | None
+    effective: Any
+    overridden: bool
+    actor: str | None
+    reason: str | None
+    changed_at: datetime | None

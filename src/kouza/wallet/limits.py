@@ -17,12 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol, cast
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kouza.config import Settings
+from kouza.controls.overrides import overrides
 from kouza.kit.money import format_yen
 from kouza.ledger import repository as ledger_repository
 from kouza.runtime import Runtime, runtime_of
@@ -225,18 +227,30 @@ class LimitSet:
 
 
 class LimitsPort(Protocol):
-    """Where the runtime keeps the limit set (``kouza.assembly.KouzaRuntime``)."""
+    """Where the runtime keeps an injected limit set (``kouza.assembly.KouzaRuntime``)."""
 
     limits: LimitSet | None
-    """None until first used: then built from settings (:func:`limits_of`)."""
+    """None: the set is built from the effective settings (:func:`limits_of`); a set put here
+    (the simulator's profiles, tests) is used as it is."""
 
 
-def limits_of(runtime: Runtime) -> LimitSet:
-    """The limit set in force for this runtime (built from settings unless one was injected)."""
-    port = cast(LimitsPort, runtime)
-    if port.limits is None:
-        port.limits = LimitSet.from_settings(runtime.settings)
-    return port.limits
+_built: WeakKeyDictionary[Runtime, tuple[Settings, LimitSet]] = WeakKeyDictionary()
+
+
+def limits_of(session: Session) -> LimitSet:
+    """The limit set in force: an injected one, else built from the effective settings — the
+    environment's with an operator's run-time overrides (:mod:`kouza.controls.overrides`) —
+    and rebuilt only when those change."""
+    runtime = runtime_of(session)
+    injected = cast(LimitsPort, runtime).limits
+    if injected is not None:
+        return injected
+    settings = overrides.settings(session)  # the same object until an override changes
+    built = _built.get(runtime)
+    if built is None or built[0] is not settings:
+        built = (settings, LimitSet.from_settings(settings))
+        _built[runtime] = built
+    return built[1]
 
 
 def check_limits(
@@ -260,4 +274,4 @@ def check_limits(
         now=runtime.now(),
         category=category,
     )
-    limits_of(runtime).check(session, movement)
+    limits_of(session).check(session, movement)

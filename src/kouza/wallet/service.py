@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kouza.controls.models import SwitchScope
+from kouza.controls.overrides import overrides
 from kouza.controls.switches import switches
 from kouza.identity.devices import SensitiveAction, SignedChallenge
 from kouza.identity.models import User, VerificationLevel
@@ -278,7 +279,7 @@ class WalletService:
             user,
             action=SensitiveAction.PAY,
             signed=signed,
-            required=amount > runtime.settings.money_out_free_payment_yen,
+            required=amount > overrides.settings(session).money_out_free_payment_yen,
         )
         self._check_limits(session, wallet, MovementKind.PAYMENT, amount, merchant.category)
         self._judge(

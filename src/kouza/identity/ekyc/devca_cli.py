@@ -79,8 +79,10 @@ def init(
     try:
         if store.exists():  # checked before generating keys, not only when writing
             raise DevCaAlreadyInitialized(f"a development CA already exists in {directory}")
-        ca = DevCertificateAuthority.create(now=_now(), with_intermediate=intermediate)
+        now = _now()
+        ca = DevCertificateAuthority.create(now=now, with_intermediate=intermediate)
         store.create(ca)
+        store.write_crls(ca, now=now)  # the wallet can read them at once (docs/ekyc.md)
     except KouzaError as error:
         raise _fail(error) from None
     for dev_ca in ca.cas:
@@ -91,6 +93,14 @@ def init(
             soft_wrap=True,
         )
     console.print(f"trust anchor: {directory / 'root.cert.pem'}", highlight=False, soft_wrap=True)
+    console.print(
+        "the wallet trusts it with: KOUZA_EKYC_JPKI_ROOT_CERTIFICATES="
+        f"'[\"{directory / 'root.cert.pem'}\"]' KOUZA_EKYC_REVOCATION=crl "
+        f"KOUZA_EKYC_REVOCATION_URL=file:{directory / 'crl'}",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 @app.command()
@@ -137,16 +147,20 @@ def revoke(
     directory: DirectoryOption = DEFAULT_DIRECTORY,
     passphrase: PassphraseOption = DEFAULT_PASSPHRASE,
 ) -> None:
-    """Revoke a certificate (run `crl` afterwards to publish it)."""
+    """Revoke a certificate and publish fresh CRLs (crl/<label>.der)."""
     store = DevCaStore(directory, passphrase)
     try:
         number = parse_serial(serial)
         ca = store.load()
-        store.revoke(ca, number, now=_now(), reason=_reason(reason))
+        now = _now()
+        store.revoke(ca, number, now=now, reason=_reason(reason))
+        paths = store.write_crls(ca, now=now)
     except KouzaError as error:
         raise _fail(error) from None
     console.print(
-        f"revoked {format_serial(number)}; run `crl` to publish", highlight=False, soft_wrap=True
+        f"revoked {format_serial(number)}; published {', '.join(str(p) for p in paths)}",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
