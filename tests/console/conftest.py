@@ -13,5 +13,7 @@ from kouza.runtime import Runtime
 
 @pytest.fixture
 def client(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt), base_url="http://testserver") as test_client:
+    with TestClient(
+        create_app(rt), base_url="http://testserver", headers={"Accept-Language": "en"}
+    ) as test_client:
         yield test_client

@@ -10,7 +10,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from kouza.console import overview, signin  # noqa: F401  (they register their routes)
+from kouza.console import (  # noqa: F401  (they register their routes)
+    approvals_page,
+    casework,
+    overview,
+    signin,
+)
 from kouza.console.web import (
     HERE,
     STATIC_PREFIX,
