@@ -91,10 +91,11 @@ class ApprovalService:
         """Approve and run the action; ``failed`` (with the refusal) if the service refuses."""
         with runtime.db.unit_of_work() as session:
             approval = self._decidable(session, approval_id, operator)
-            action = ApprovalAction(approval.action)
-            if action is ApprovalAction.COMPENSATE:
+            compensate = approval.action == ApprovalAction.COMPENSATE.value
+            if compensate:
                 self._decide(session, approval, operator, ApprovalStatus.APPROVED, note)
-                return self._compensate(runtime, approval.id, operator)
+        if compensate:  # committed as approved first: the run calls banks in its own steps
+            return self._compensate(runtime, approval_id, operator)
         try:
             with runtime.db.unit_of_work() as session:
                 approval = self._decidable(session, approval_id, operator)

@@ -7,7 +7,8 @@ Where each figure comes from:
 * top-ups — debit ``bank_movements`` by status (posted, voided = refused, pending/unknown) and
   the ``bank_movement_reviews`` still ``held``;
 * risk decisions — ``risk_decisions`` by outcome;
-* alerts — cases whose source is a risk rule (``risk:…``), still open or under investigation;
+* alerts — cases the risk engine opened (source ``risk`` or ``risk:<rules>``), still open or
+  under investigation;
 * kill switches that are on, locked wallets.
 
 Time buckets (hours, days, UTC) are computed in the database: ``strftime`` on SQLite,
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from kouza.controls.models import Case, CaseStatus, KillSwitch
@@ -151,7 +152,7 @@ def overview(session: Session) -> Overview:
         session.scalars(
             select(Case)
             .where(
-                Case.source.like("risk:%"),
+                or_(Case.source == "risk", Case.source.like("risk:%")),
                 Case.status.in_([CaseStatus.OPEN.value, CaseStatus.INVESTIGATING.value]),
             )
             .order_by(Case.created_at.desc())
