@@ -6,6 +6,7 @@ without touching this file (a missed import once hid the incident tooling's tabl
 ``alembic check``: ``tests/kit/test_migrations.py`` now checks this in a fresh interpreter).
 """
 
+from kouza.console import models as console_models
 from kouza.controls import models as controls_models
 from kouza.identity import models as identity_models
 from kouza.kit import idempotency, outbox
@@ -17,6 +18,7 @@ from kouza.risk import models as risk_models
 from kouza.wallet import models as wallet_models
 
 MODEL_MODULES = (
+    console_models,
     controls_models,
     identity_models,
     idempotency,

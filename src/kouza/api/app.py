@@ -18,6 +18,7 @@ from fastapi import FastAPI
 import kouza
 from kouza.assembly import build_runtime
 from kouza.config import get_settings
+from kouza.console.app import install as install_console
 from kouza.identity.endpoints import router as identity_router
 from kouza.kit.observability import configure_process
 from kouza.kit.tracing import instrument_engine
@@ -60,6 +61,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(ops_settings_router)
     app.include_router(bank_linking_router)
+    install_console(app)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

@@ -16,6 +16,7 @@ from kouza.cli.common import (
     reports_errors,
     runtime,
 )
+from kouza.console.auth import MIN_PASSWORD_LENGTH, console_auth
 from kouza.controls import audit
 from kouza.controls.models import OperatorRole
 from kouza.controls.service import controls
@@ -28,14 +29,62 @@ audit_app = typer.Typer(help="The audit trail of operator actions.", no_args_is_
 @reports_errors
 def create(
     name: Annotated[str, typer.Argument(help="Operator name (unique)")],
-    role: Annotated[OperatorRole, typer.Option(help="analyst or admin")] = OperatorRole.ANALYST,
+    role: Annotated[
+        OperatorRole, typer.Option(help="analyst, admin or call_centre")
+    ] = OperatorRole.ANALYST,
+    with_console: Annotated[
+        bool,
+        typer.Option(
+            "--console", help="Also set a console password (prompted) and a TOTP authenticator"
+        ),
+    ] = False,
 ) -> None:
     """Create an operator and print its API token once (it is stored hashed)."""
+    password = _console_password() if with_console else ""
     with runtime().db.unit_of_work() as session:
         operator, token = controls.create_operator(session, name=name, role=role, actor=cli_actor())
+        seed = (
+            console_auth.set_credential(
+                session, operator_name=name, password=password, actor=cli_actor()
+            )
+            if with_console
+            else ""
+        )
     console.print(f"operator [bold]{operator.name}[/] ({operator.role}) created")
     console.print("token (shown once, keep it secret):")
     typer.echo(token)
+    if seed:
+        _print_totp(name, seed)
+
+
+@app.command("set-console")
+@reports_errors
+def set_console(name: Annotated[str, typer.Argument(help="Operator name")]) -> None:
+    """(Re)set an operator's console password and TOTP authenticator; ends their sessions."""
+    password = _console_password()
+    with runtime().db.unit_of_work() as session:
+        seed = console_auth.set_credential(
+            session, operator_name=name, password=password, actor=cli_actor()
+        )
+    console.print(f"console sign-in set for [bold]{name}[/]")
+    _print_totp(name, seed)
+
+
+def _console_password() -> str:
+    password: str = typer.prompt(
+        f"console password (at least {MIN_PASSWORD_LENGTH} characters)",
+        hide_input=True,
+        confirmation_prompt=True,
+    )
+    return password
+
+
+def _print_totp(name: str, seed: str) -> None:
+    console.print(
+        "add this to the operator's authenticator app (shown once; scan it as a QR code or "
+        "paste it):"
+    )
+    typer.echo(console_auth.provisioning_uri(name, seed))
 
 
 @audit_app.command("list")

@@ -90,6 +90,24 @@ class CaseService:
         )
         return case
 
+    def assign(
+        self, session: Session, *, case_id: uuid.UUID, assignee: str | None, actor: str
+    ) -> Case:
+        """Give a case to an operator (``None``: back to the queue); audited, idempotent."""
+        case = lock_row(session, Case, case_id)
+        if case is None:
+            raise UnknownCase("no such case", case_id=str(case_id))
+        if case.assigned_to == assignee:
+            return case
+        case.assigned_to = assignee
+        case.updated_at = runtime_of(session).now()
+        text = f"assigned to {assignee}" if assignee else "unassigned"
+        self._note(session, case, actor, "assign", text, {"assignee": assignee})
+        controls.audit(
+            session, actor=actor, action="case.assign", subject=str(case.id), reason=text
+        )
+        return case
+
     def get(self, session: Session, case_id: uuid.UUID) -> Case:
         case = session.get(Case, case_id)
         if case is None:
@@ -107,11 +125,21 @@ class CaseService:
         ).all()
 
     def list(
-        self, session: Session, *, status: CaseStatus | None = None, limit: int = 100
+        self,
+        session: Session,
+        *,
+        status: CaseStatus | None = None,
+        assigned_to: str | None = None,
+        limit: int = 100,
     ) -> Sequence[Case]:
+        """Cases, newest first; ``assigned_to=""`` lists the unassigned ones."""
         statement = select(Case).order_by(Case.created_at.desc()).limit(limit)
         if status is not None:
             statement = statement.where(Case.status == status.value)
+        if assigned_to == "":
+            statement = statement.where(Case.assigned_to.is_(None))
+        elif assigned_to is not None:
+            statement = statement.where(Case.assigned_to == assigned_to)
         return session.scalars(statement).all()
 
     def _note(

@@ -33,13 +33,17 @@ class OperatorRole(StrEnum):
     """Read everything, investigate; no money movement."""
     ADMIN = "admin"
     """Everything, including moving money and changing configuration."""
+    CALL_CENTRE = "call_centre"
+    """Answers callers: the console's call-centre page only (account look-up, the script)."""
 
 
 class Operator(Base):
     """A member of the operator's staff (or a service account of theirs)."""
 
     __tablename__ = "operators"
-    __table_args__ = (CheckConstraint("role IN ('analyst', 'admin')", name="role_valid"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('analyst', 'admin', 'call_centre')", name="role_valid"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -154,6 +158,8 @@ class Case(Base):
     summary: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    assigned_to: Mapped[str | None] = mapped_column(String(100), default=None)
+    """The name of the operator working on it (NULL: unassigned)."""
 
 
 class CaseNote(Base):

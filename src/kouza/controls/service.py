@@ -15,7 +15,7 @@ from kouza.kit.db import add_unique
 from kouza.kit.security import keyed_hash, random_token
 from kouza.runtime import runtime_of
 
-_RANK = {OperatorRole.ANALYST: 0, OperatorRole.ADMIN: 1}
+_RANK = {OperatorRole.CALL_CENTRE: -1, OperatorRole.ANALYST: 0, OperatorRole.ADMIN: 1}
 
 
 class ControlsService:

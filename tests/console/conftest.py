@@ -1,0 +1,19 @@
+"""Console tests: the wallet app (API + console) in process, on the test runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from kouza.api.app import create_app
+from kouza.runtime import Runtime
+
+
+@pytest.fixture
+def client(rt: Runtime) -> Iterator[TestClient]:
+    with TestClient(
+        create_app(rt), base_url="http://testserver", headers={"Accept-Language": "en"}
+    ) as test_client:
+        yield test_client
