@@ -16,6 +16,7 @@ by the bank app (:func:`mount_bank_static`) with the bank's own stylesheet and i
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,12 @@ from kouza.kit.pages.i18n import Catalog
 HERE = Path(__file__).parent
 CATALOG = Catalog.load(HERE / "messages.yaml")
 STATIC_PREFIX = "/static/bank"
+JST = timezone(timedelta(hours=9), "JST")
+
+
+def jst(moment: datetime | None) -> str:
+    """A moment as a Japanese bank prints it: Japan time, to the minute."""
+    return moment.astimezone(JST).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
 def bank_static(path: str) -> str:
@@ -43,6 +50,7 @@ class BankPages:
         self.pages = Pages(
             HERE / "templates", catalog=CATALOG, globals_={"bank_static": bank_static}
         )
+        self.pages.env.filters["jst"] = jst
 
     def render(
         self,
