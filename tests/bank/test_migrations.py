@@ -31,7 +31,7 @@ def test_downgrade_and_upgrade(bank_rt: BankRuntime) -> None:
 
     upgrade(bank_rt.db.engine)
 
-    assert current(bank_rt.db.engine) == "0005"
+    assert current(bank_rt.db.engine) == "0006"
     tables = set(inspect(bank_rt.db.engine).get_table_names())
-    assert {"banks", "accounts", "links", "movements", VERSION_TABLE} <= tables
+    assert {"banks", "accounts", "links", "movements", "portal_sessions", VERSION_TABLE} <= tables
     assert "alembic_version" not in tables  # never the wallet's version table

@@ -591,7 +591,7 @@ class TestRequestUri:
 
 class TestHolderLogin:
     def _failure_text(self, page: httpx.Response) -> str:
-        found = re.search(r'<p role="alert">(.*?)</p>', page.text)
+        found = re.search(r'<p role="alert"[^>]*>(.*?)</p>', page.text, re.S)
         assert found, page.text
         return found.group(1)
 

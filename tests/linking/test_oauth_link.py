@@ -330,7 +330,7 @@ def _return_url(page: str) -> str:
     import html
     import re
 
-    found = re.search(r'href="([^"]+)"', page)
+    found = re.search(r'id="return" href="([^"]+)"', page)
     assert found, page
     return html.unescape(found.group(1))
 

@@ -21,6 +21,8 @@ import kouza
 from kouza.bank.endpoints import counter, router, wellknown
 from kouza.bank.oauth.errors import InvalidRequest, OAuthError
 from kouza.bank.oauth_endpoints import oauth_router
+from kouza.bank.pages import mount_bank_static
+from kouza.bank.portal.endpoints import portal_router
 from kouza.bank.runtime import BankRuntime
 from kouza.errors import KouzaError
 from kouza.kit.tracing import instrument_engine
@@ -106,6 +108,8 @@ def create_bank_app(runtime: BankRuntime) -> FastAPI:
     app.include_router(router)
     app.include_router(counter)
     app.include_router(oauth_router)
+    app.include_router(portal_router)
+    mount_bank_static(app)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

@@ -594,3 +594,36 @@ class OAuthAccessToken(BankBase):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class PortalStage(StrEnum):
+    """Where a holder's portal session is in the sign-in."""
+
+    OTP = "otp"
+    """Branch, account number and password typed; waiting for the one-time password."""
+    ACTIVE = "active"
+    """Signed in with password and one-time password."""
+    ENDED = "ended"
+    """Signed out, or ended by the bank (the login was locked); never usable again."""
+
+
+class PortalSession(BankBase):
+    """A holder's signed-in session on the holder portal (server-side; the cookie is random
+    and only its HMAC is stored, so a database reader cannot use a session)."""
+
+    __tablename__ = "portal_sessions"
+    __table_args__ = (CheckConstraint(f"stage IN {_in(PortalStage)}", name="stage_valid"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bank_id: Mapped[int] = mapped_column(BigId, ForeignKey("banks.id"))
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """HMAC of the session cookie (a new cookie is issued once the OTP is accepted)."""
+    stage: Mapped[str] = mapped_column(String(10), default=PortalStage.OTP.value)
+    customer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customers.id"), index=True)
+    """The customer whose login was typed (set before the password is known to be right)."""
+    password_matched: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    """Absolute end of the session, whatever the activity."""
+    ended_at: Mapped[datetime | None]

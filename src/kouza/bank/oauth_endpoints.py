@@ -41,7 +41,7 @@ from kouza.bank.models import (
     OAuthInteraction,
     OperatorClient,
 )
-from kouza.bank.oauth import grants, pages, pushed
+from kouza.bank.oauth import grants, pushed
 from kouza.bank.oauth.clients import oauth_clients
 from kouza.bank.oauth.errors import (
     DPOP_ALGORITHMS,
@@ -57,21 +57,18 @@ from kouza.bank.oauth.errors import (
 )
 from kouza.bank.oauth.interaction import LoginOutcome, SessionInvalid, interactions
 from kouza.bank.oauth.proofs import DPoPProof, current_nonce, htu_of, verify_dpop_proof
+from kouza.bank.pages import ib
 from kouza.bank.runtime import BankRuntime
 from kouza.bank.schemas import BankCodePath
 from kouza.errors import KouzaError
 from kouza.kit.openapi import error_responses
+from kouza.kit.pages import page_headers
 from kouza.kit.text import JsonObject, Text
 
 oauth_router = APIRouter(tags=["oauth"])
 BASE = "/v1/banks/{bank_code}"
 COOKIE = "kouza_bank_session"
 NO_STORE = {"Cache-Control": "no-store"}
-LOGIN_FAILED = (
-    "ログインできませんでした。入力内容をご確認ください。Login failed: check what you "
-    "entered. After repeated failures internet-banking login is locked; then "
-    "contact your branch."
-)
 REFUSED = oauth_error_responses(InvalidRequest)
 """The holder's pages answer a malformed request (bank code, form) as OAuth's invalid_request."""
 ACCOUNT_TYPES = {
@@ -270,16 +267,30 @@ def _bank_name(runtime: BankRuntime, bank_code: str) -> str:
             return "bank"
 
 
-def _error_page(runtime: BankRuntime, bank_code: str, message: str) -> HTMLResponse:
-    return pages.message_page(
-        _bank_name(runtime, bank_code), "エラー (error)", message, status_code=400
+def _error_page(
+    runtime: BankRuntime, request: Request, bank_code: str, message: str
+) -> HTMLResponse:
+    return ib.message_page(
+        request,
+        bank_name=_bank_name(runtime, bank_code),
+        bank_code=bank_code,
+        title_key="error.title",
+        body_key="error.body",
+        detail=message,
+        status_code=400,
     )
+
+
+def _secure(request: Request) -> bool:
+    """Cookies are ``Secure`` when the browser reached the bank over https."""
+    return request.url.scheme == "https"
 
 
 @oauth_router.get(BASE + "/oauth/authorize", response_class=HTMLResponse, responses=REFUSED)
 def authorize(
     bank_code: BankCodePath,
     runtime: BankRuntimeDep,
+    request: Request,
     client_id: Annotated[str, Query(max_length=64)] = "",
     request_uri: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
@@ -292,15 +303,25 @@ def authorize(
             )
             started = interactions.start(session, bank, pushed_request)
             name = bank.name
+            operator = core.client(
+                session, interactions.parameters(session, started.interaction).client_id
+            ).name
     except OAuthError as error:
-        return _error_page(runtime, bank_code, f"{error.oauth_code}: {error.message}")
-    response = pages.login_page(name, _action(bank_code, "login"), started.csrf_token)
+        return _error_page(runtime, request, bank_code, f"{error.oauth_code}: {error.message}")
+    response = ib.login_page(
+        request,
+        bank_name=name,
+        bank_code=bank_code,
+        action=_action(bank_code, "login"),
+        csrf=started.csrf_token,
+        operator=operator,
+    )
     response.set_cookie(
         COOKIE,
         started.session_token,
         httponly=True,
         samesite="lax",
-        secure=runtime.settings.issuer.startswith("https://"),
+        secure=_secure(request),
         path=f"/v1/banks/{bank_code}/oauth",
     )
     return response
@@ -342,8 +363,14 @@ def submit_login(
             )
             name = bank.name
     except (SessionInvalid, OAuthError) as error:
-        return _error_page(runtime, bank_code, str(error))
-    return pages.otp_page(name, _action(bank_code, "otp"), fields["csrf_token"])
+        return _error_page(runtime, request, bank_code, str(error))
+    return ib.otp_page(
+        request,
+        bank_name=name,
+        bank_code=bank_code,
+        action=_action(bank_code, "otp"),
+        csrf=fields["csrf_token"],
+    )
 
 
 @oauth_router.post(BASE + "/oauth/authorize/otp", response_class=HTMLResponse, responses=REFUSED)
@@ -355,22 +382,32 @@ def submit_otp(
         with runtime.db.unit_of_work() as session:
             bank, interaction = _resume(session, request, bank_code, fields, InteractionStage.OTP)
             outcome = interactions.submit_otp(session, interaction, fields.get("otp", "")[:10])
-            page = _after_login(session, runtime, bank, interaction, outcome, fields["csrf_token"])
+            page = _after_login(
+                session, runtime, request, bank, interaction, outcome, fields["csrf_token"]
+            )
     except (SessionInvalid, OAuthError) as error:
-        return _error_page(runtime, bank_code, str(error))
+        return _error_page(runtime, request, bank_code, str(error))
     return page
 
 
 def _after_login(
     session: Session,
     runtime: BankRuntime,
+    request: Request,
     bank: Bank,
     interaction: OAuthInteraction,
     outcome: LoginOutcome,
     csrf: str,
 ) -> Response:
     if outcome is LoginOutcome.FAILED:
-        return pages.login_page(bank.name, _action(bank.code, "login"), csrf, LOGIN_FAILED)
+        return ib.login_page(
+            request,
+            bank_name=bank.name,
+            bank_code=bank.code,
+            action=_action(bank.code, "login"),
+            csrf=csrf,
+            failed=True,
+        )
     parameters = interactions.parameters(session, interaction)
     if outcome is LoginOutcome.IDENTITY_MISMATCH:
         back = _redirect(
@@ -380,12 +417,12 @@ def _after_login(
             error="access_denied",
             error_description="the account holder is not the wallet's owner",
         )
-        return pages.message_page(
-            bank.name,
-            "ご本人確認ができませんでした (identity mismatch)",
-            "ウォレットに登録された本人情報が口座名義人と一致しないため、連携できません。"
-            "The name or birth date the wallet holds does not match this account's holder: "
-            "no link was made.",
+        return ib.message_page(
+            request,
+            bank_name=bank.name,
+            bank_code=bank.code,
+            title_key="mismatch.title",
+            body_key="mismatch.body",
             status_code=403,
             return_url=back,
         )
@@ -395,8 +432,15 @@ def _after_login(
             (str(a.id), _account_label(session, a))
             for a in interactions.accounts(session, customer)
         ]
-        return pages.account_page(bank.name, _action(bank.code, "account"), csrf, choices)
-    return _consent(session, bank, interaction, csrf)
+        return ib.account_page(
+            request,
+            bank_name=bank.name,
+            bank_code=bank.code,
+            action=_action(bank.code, "account"),
+            csrf=csrf,
+            accounts=choices,
+        )
+    return _consent(session, request, bank, interaction, csrf)
 
 
 def _account_label(session: Session, account: Account) -> str:
@@ -407,19 +451,25 @@ def _account_label(session: Session, account: Account) -> str:
     )
 
 
-def _consent(session: Session, bank: Bank, interaction: OAuthInteraction, csrf: str) -> Response:
+def _consent(
+    session: Session, request: Request, bank: Bank, interaction: OAuthInteraction, csrf: str
+) -> Response:
     parameters = interactions.parameters(session, interaction)
     client = core.client(session, parameters.client_id)
     account = session.get_one(Account, interaction.account_id)
-    view = pages.ConsentView(
+    customer = session.get_one(Customer, account.customer_id)
+    view = ib.ConsentView(
         bank_name=bank.name,
+        bank_code=bank.code,
         operator_name=client.name,
         account_label=_account_label(session, account),
         max_per_debit=parameters.max_per_debit,
         max_30_days=parameters.max_30_days,
         expires_on=parameters.mandate_expires_on,
+        redirect_uri=parameters.redirect_uri,
+        several_accounts=len(interactions.accounts(session, customer)) > 1,
     )
-    return pages.consent_page(view, _action(bank.code, "consent"), csrf)
+    return ib.consent_page(request, view, action=_action(bank.code, "consent"), csrf=csrf)
 
 
 @oauth_router.post(
@@ -436,9 +486,11 @@ def submit_account(
             )
             chosen = interactions.choose_account(session, interaction, fields.get("account_id", ""))
             outcome = LoginOutcome.CONSENT if chosen else LoginOutcome.CHOOSE_ACCOUNT
-            page = _after_login(session, runtime, bank, interaction, outcome, fields["csrf_token"])
+            page = _after_login(
+                session, runtime, request, bank, interaction, outcome, fields["csrf_token"]
+            )
     except (SessionInvalid, OAuthError) as error:
-        return _error_page(runtime, bank_code, str(error))
+        return _error_page(runtime, request, bank_code, str(error))
     return page
 
 
@@ -478,9 +530,9 @@ def submit_consent(
                 )
                 target = _redirect(runtime, bank_code, parameters, code=code)
     except (SessionInvalid, OAuthError) as error:
-        return _error_page(runtime, bank_code, str(error))
+        return _error_page(runtime, request, bank_code, str(error))
     response = RedirectResponse(
-        target, status_code=status.HTTP_303_SEE_OTHER, headers=pages.SECURITY_HEADERS
+        target, status_code=status.HTTP_303_SEE_OTHER, headers=page_headers()
     )
     response.delete_cookie(COOKIE, path=f"/v1/banks/{bank_code}/oauth")
     return response

@@ -157,6 +157,28 @@ class Interactions:
         password: str,
     ) -> None:
         """Remember who tried to log in and whether the password matched; always go to OTP."""
+        customer, matched = self.check_password(
+            session,
+            bank,
+            branch_code=branch_code,
+            account_number=account_number,
+            password=password,
+        )
+        interaction.customer_id = customer.id if customer else None
+        interaction.password_matched = matched
+        interaction.stage = InteractionStage.OTP.value
+
+    def check_password(
+        self,
+        session: Session,
+        bank: Bank,
+        *,
+        branch_code: str,
+        account_number: str,
+        password: str,
+    ) -> tuple[Customer | None, bool]:
+        """The customer a login names (if any) and whether the internet-banking password is
+        theirs; an unknown login costs one argon2 verification all the same."""
         account = (
             core.find_account(session, bank, branch_code=branch_code, number=account_number)
             if branch_code.isdigit() and account_number.isdigit()
@@ -166,9 +188,7 @@ class Interactions:
         stored = customer.internet_banking_password_hash if customer else None
         runtime = bank_runtime_of(session)
         matched = verify_password(stored or runtime.dummy_pin_hash(), password)
-        interaction.customer_id = customer.id if customer else None
-        interaction.password_matched = matched and stored is not None
-        interaction.stage = InteractionStage.OTP.value
+        return customer, matched and stored is not None
 
     def submit_otp(
         self, session: Session, interaction: OAuthInteraction, code: str
@@ -177,7 +197,9 @@ class Interactions:
         customer = (
             session.get(Customer, interaction.customer_id) if interaction.customer_id else None
         )
-        if customer is None or not self._second_factor(session, interaction, customer, code):
+        if customer is None or not self.second_factor(
+            session, customer, password_matched=interaction.password_matched, code=code
+        ):
             interaction.customer_id, interaction.password_matched = None, False
             interaction.stage = InteractionStage.LOGIN.value
             return LoginOutcome.FAILED
@@ -213,14 +235,16 @@ class Interactions:
         interaction.stage = InteractionStage.ACCOUNT.value
         return LoginOutcome.CHOOSE_ACCOUNT
 
-    def _second_factor(
-        self, session: Session, interaction: OAuthInteraction, customer: Customer, code: str
+    def second_factor(
+        self, session: Session, customer: Customer, *, password_matched: bool, code: str
     ) -> bool:
+        """Whether the login succeeds: not locked, the password matched and ``code`` is a fresh
+        TOTP code of the customer's device. A failure counts; enough of them lock the login."""
         login = self._login_state(session, customer)
         if login.locked_at is not None:
             return False
         step = self._otp_step(session, customer, code)
-        if interaction.password_matched and step is not None and step > login.last_otp_step:
+        if password_matched and step is not None and step > login.last_otp_step:
             login.failures, login.last_otp_step = 0, step
             return True
         login.failures += 1
