@@ -20,6 +20,7 @@ their next request.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -62,7 +63,13 @@ FAILURE_WINDOW = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 12
 TOTP_ISSUER = "kouza console"
 _SEEN_EVERY = timedelta(seconds=30)
-_DUMMY_HASH = hash_password("not a real password: keeps timing equal for unknown names")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown names (timing equal to a known one); made on first
+    use, not at import: every ``kouza`` command imports this module."""
+    return hash_password("not a real password: keeps timing equal for unknown names")
 
 
 def _fernet(secret: bytes) -> Fernet:
@@ -139,7 +146,7 @@ class ConsoleAuth:
             lock_row(session, ConsoleCredential, operator.id) if operator is not None else None
         )
         if credential is None:
-            verify_password(_DUMMY_HASH, password)
+            verify_password(_dummy_hash(), password)
         step = self._accepted_step(session, credential, password, code)
         if operator is None or credential is None or step is None or operator.disabled_at:
             ratelimits.record(session, limits)
