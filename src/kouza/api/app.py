@@ -29,6 +29,7 @@ from kouza.risk.endpoints import router as risk_router
 from kouza.runtime import Runtime
 from kouza.wallet.endpoints import router as wallet_router
 from kouza.wallet.endpoints import takeover_router
+from kouza.webapp.routes import install as install_customer_pages
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -58,6 +59,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(wallet_router)
     app.include_router(ops_router)
     app.include_router(bank_linking_router)
+    install_customer_pages(app)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:
