@@ -149,6 +149,7 @@ def live_world(tmp_path: Path) -> Iterator[LiveWorld]:
         var_dir=tmp_path / "bank",
         secret_key="browser-bank-secret-not-for-production",
         staff_token=STAFF_TOKEN,
+        issuer=bank_url,  # the browser follows the bank's authorization URL: a real origin
     )
     bank_rt = build_bank_runtime(
         bank_settings,

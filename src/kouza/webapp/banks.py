@@ -97,7 +97,7 @@ def banks_page(visitor: VisitorDep, stepped: str = "") -> Response:
 def start_oauth(
     visitor: VisitorDep,
     request: Request,
-    bank_code: FormText = "",
+    oauth_bank_code: FormText = "",
     device_id: FormText = "",
     nonce: FormText = "",
     signature: FormText = "",
@@ -105,6 +105,7 @@ def start_oauth(
 ) -> Response:
     if visitor.user is None:
         return to_sign_in(visitor)
+    bank_code = oauth_bank_code
     context = banks_context(visitor, oauth_bank_code=bank_code, form="oauth")
     if not visitor.csrf_ok(csrf_token):
         return refused_banks(visitor, BadRequest(visitor.t("error.csrf")), context)
@@ -123,7 +124,7 @@ def start_oauth(
             )
             started = oauth_links.start(session, caller, bank_code.strip())
     except KouzaError as error:
-        context["errors"] = {"bank_code": error.message} if "bank" in error.code else {}
+        context["errors"] = {"oauth_bank_code": error.message} if "bank" in error.code else {}
         return refused_banks(visitor, error, context)
     if proof is not None:
         visitor.cookies_to_set[LINK_DEVICE_COOKIE] = (str(proof.device_id), LINK_DEVICE_SECONDS)
