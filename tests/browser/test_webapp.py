@@ -41,6 +41,19 @@ HANAKO = TestCitizen(
 )
 
 
+KEYS_IN_INDEXEDDB = """() => new Promise((resolve) => {
+  const open = indexedDB.open("kouza-wallet", 1);
+  open.onsuccess = () => {
+    const store = open.result.transaction("device-keys").objectStore("device-keys");
+    const all = store.getAll();
+    all.onsuccess = () => resolve(all.result.map((record) => ({
+      extractable: record.keys.privateKey.extractable,
+      curve: record.keys.privateKey.algorithm.namedCurve,
+    })));
+  };
+})"""
+
+
 def code_sent_to(world: LiveWorld, recipient: str) -> str:
     found = CODE.search(world.mailbox.last_to(recipient).body)
     assert found is not None
@@ -155,17 +168,7 @@ def test_a_customer_signs_up_verifies_links_through_the_bank_tops_up_and_pays_a_
     page.get_by_role("link", name="Device keys").click()
     expect(page.get_by_text("This browser holds a registered device key.")).to_be_visible()
     assert_accessible(page, "device keys")
-    stored = page.evaluate(
-        """() => new Promise((resolve) => {
-             const open = indexedDB.open("kouza-wallet", 1);
-             open.onsuccess = () => {
-               const all = open.result.transaction("device-keys").objectStore("device-keys").getAll();
-               all.onsuccess = () => resolve(all.result.map((r) => ({
-                 extractable: r.keys.privateKey.extractable, curve: r.keys.privateKey.algorithm.namedCurve
-               })));
-             };
-           })"""
-    )
+    stored = page.evaluate(KEYS_IN_INDEXEDDB)
     assert stored == [{"extractable": False, "curve": "P-256"}]
 
     # eKYC with the development card
