@@ -407,3 +407,18 @@ def test_wallets_and_users_stay_one_per_sign_in(rt: Runtime, mailbox: MemoryMail
         )
     with rt.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Wallet)) == 1
+
+
+class TestOddInput:
+    def test_odd_query_strings_and_amounts_are_pages_not_errors(
+        self, rt: Runtime, mailbox: MemoryMailbox
+    ) -> None:
+        with pages(rt, mailbox) as visitor:
+            onboarded(visitor, "odd@example.jp", "090-1212-3434")
+            assert visitor.get("/app/statement?before=abc").status_code == 200
+            assert visitor.get("/app/statement?before=" + "9" * 40).status_code == 200
+            assert visitor.get(f"/app/merchants/{uuid.uuid4()}/qr?amount=x").status_code == 404
+            form = visitor.get("/app/pay?lang=en")
+            page = visitor.post("/app/pay", form_of(form, qr="x", amount="9" * 5000))
+        assert page.status_code == 400
+        assert "whole number of yen" in error_shown(page)

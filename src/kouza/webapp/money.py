@@ -13,7 +13,7 @@ import uuid
 from typing import Annotated, Any
 
 import segno
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -378,11 +378,12 @@ def transfer(
 
 
 @router.get("/statement")
-def statement(
-    visitor: VisitorDep, before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None
-) -> Response:
+def statement(visitor: VisitorDep, before: str = "") -> Response:
     if visitor.user is None:
         return to_sign_in(visitor)
+    page_from = int(before) if before.isascii() and before.isdigit() and len(before) < 19 else None
+    if page_from is not None and not 1 <= page_from < 2**63:
+        page_from = None
     with visitor.runtime.db.unit_of_work() as session:
         facts = wallet_facts(session, visitor.signed_in)
         lines = []
@@ -390,7 +391,7 @@ def statement(
             wallet = wallets.owned_wallet(
                 session, user=visitor.signed_in, wallet_id=uuid.UUID(facts["wallet_id"])
             )
-            lines = wallets.statement(session, wallet, limit=50, before_id=before)
+            lines = wallets.statement(session, wallet, limit=50, before_id=page_from)
     next_before = lines[-1].posting_id if len(lines) == 50 else None
     return render(visitor, "statement.html", {**facts, "lines": lines, "next_before": next_before})
 
@@ -432,7 +433,7 @@ def notices(visitor: VisitorDep) -> Response:
 def merchant_qr(
     visitor: VisitorDep,
     merchant_id: str,
-    amount: Annotated[str, Query(max_length=20)] = "",
+    amount: str = "",
 ) -> Response:
     """The merchant's kouza-signed QR as an image (segno, SVG) with its payload to copy: static
     (the customer types the amount) or, with ``amount``, dynamic for one purchase."""

@@ -248,7 +248,7 @@ def parse_yen(text: str) -> int | None:
     """A positive whole yen amount typed in a form (``1,000``, ``１０００`` and ``¥1000`` too)."""
     cleaned = text.strip().translate(_FULL_WIDTH).replace(",", "").replace("¥", "")
     cleaned = cleaned.replace("円", "").strip()
-    if not cleaned.isascii() or not cleaned.isdigit():
+    if not cleaned.isascii() or not cleaned.isdigit() or len(cleaned) > 12:
         return None
     amount = int(cleaned)
     return amount if 0 < amount <= 10_000_000_000 else None
