@@ -3,13 +3,16 @@ shown with the service's message, money moved once per rendered form."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import timedelta
 
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select
 
 from kouza.identity.models import Device, EkycVerification, User
 from kouza.identity.service import identity
+from kouza.kit.clock import ManualClock
 from kouza.kit.notify import MemoryMailbox
 from kouza.ledger.service import ledger
 from kouza.runtime import Runtime
@@ -19,7 +22,7 @@ from kouza.webapp.account import DEV_CARD_PASSPHRASE
 from kouza.webapp.screen import CATALOG
 from tests.factories import customer
 from tests.identity.support import KANA, EkycWorld
-from tests.webapp.support import Visitor, error_shown, form_of, last_code, pages
+from tests.webapp.support import PASSWORD, Visitor, error_shown, form_of, last_code, pages
 
 
 def balance_of(rt: Runtime, email: str) -> int:
@@ -422,3 +425,64 @@ class TestOddInput:
             page = visitor.post("/app/pay", form_of(form, qr="x", amount="9" * 5000))
         assert page.status_code == 400
         assert "whole number of yen" in error_shown(page)
+
+
+class TestOnceAndExpiry:
+    def test_a_payment_form_sent_twice_pays_once(self, rt: Runtime, mailbox: MemoryMailbox) -> None:
+        with rt.db.unit_of_work() as session:
+            shop = wallets.create_merchant(
+                session, name="Sukiya", category=MerchantCategory.RESTAURANT
+            )
+            payload = wallets.merchant_qr(session, merchant_id=shop.id)
+        with pages(rt, mailbox) as visitor:
+            onboarded(visitor, "twice@example.jp", "090-4545-6767")
+            credit(rt, "twice@example.jp", 9_000)
+            form = form_of(visitor.get("/app/pay"), qr=payload, amount="4000")
+            first = visitor.post("/app/pay", {**form, **visitor.sign("payment")})
+            second = visitor.post("/app/pay", {**form, **visitor.sign("payment")})
+        assert first.status_code == second.status_code == 201
+        assert balance_of(rt, "twice@example.jp") == 5_000
+
+    def test_the_page_session_ends_with_the_token(
+        self, rt: Runtime, mailbox: MemoryMailbox, clock: ManualClock
+    ) -> None:
+        with pages(rt, mailbox) as visitor:
+            visitor.sign_up("expires@example.jp")
+            assert visitor.client.get("/app", follow_redirects=False).status_code == 200
+            clock.advance(timedelta(seconds=rt.settings.token_ttl_seconds + 1))
+            answer = visitor.client.get("/app", follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"] == "/app/signin"
+
+
+class TestAnotherBrowser:
+    def test_a_second_browser_is_added_after_an_sms_step_up(
+        self, rt: Runtime, mailbox: MemoryMailbox
+    ) -> None:
+        with pages(rt, mailbox) as first:
+            onboarded(first, "two@example.jp", "090-8989-1212")
+        with pages(rt, mailbox) as second:
+            second.get("/app/signin?lang=en")
+            second.post("/app/signin", {"email": "two@example.jp", "password": PASSWORD})
+            jwk = json.dumps(second.key.public_jwk)
+            second.get("/app/devices")
+            refused = second.post("/app/devices", {"device_jwk": jwk, "device_name": "laptop"})
+            assert refused.status_code == 403
+            assert 'name="purpose" value="device.register"' in refused.text
+            sent = second.post(
+                "/app/step-up", {"purpose": "device.register", "back": "/app/devices"}
+            )
+            second.post(
+                "/app/step-up/confirm",
+                {
+                    **form_of(sent),
+                    "code": last_code(mailbox, "+819089891212"),
+                },
+            )
+            added = second.post("/app/devices", {"device_jwk": jwk, "device_name": "laptop"})
+        assert added.status_code == 200 and "done=device" in str(added.url), error_shown(added)
+        with rt.db.session() as session:
+            rows = session.scalars(select(Device).order_by(Device.created_at)).all()
+        assert [(d.name, d.added_by) for d in rows] == [
+            ("test browser", "phone_verification"),
+            ("laptop", "sms_otp"),
+        ]
