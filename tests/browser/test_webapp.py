@@ -123,6 +123,9 @@ def test_the_2020_attack_through_the_customer_pages_is_refused_with_the_reason(
             number=victim.number,
         )
         assert account.balance == 500_000
+    page.goto(f"{live_world.wallet_url}/app/banks?lang=ja")  # Japanese, the pages' default
+    expect(page.locator("html")).to_have_attribute("lang", "ja")
+    assert_accessible(page, "bank accounts in Japanese")
 
 
 def dev_card(world: LiveWorld) -> tuple[str, str]:

@@ -486,3 +486,18 @@ class TestAnotherBrowser:
             ("test browser", "phone_verification"),
             ("laptop", "sms_otp"),
         ]
+
+
+def test_pages_carry_the_strict_policy_and_the_link_form_may_go_to_the_bank(
+    rt: Runtime, mailbox: MemoryMailbox
+) -> None:
+    rt.settings.bank_issuer = "https://bank.kouza.test"
+    with pages(rt, mailbox) as visitor:
+        visitor.sign_up("csp@example.jp")
+        home = visitor.get("/app")
+        banks = visitor.get("/app/banks")
+    policy = home.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "form-action 'self';" in policy
+    assert home.headers["cache-control"] == "no-store"
+    assert "form-action 'self' https://bank.kouza.test;" in banks.headers["content-security-policy"]
+    assert " style=" not in home.text + banks.text and "<script>" not in home.text + banks.text
