@@ -182,8 +182,10 @@ class Settings(BaseServiceSettings):
     """Private JWK (JSON) signing the wallet's ``private_key_jwt`` assertions. Production points
     this at a provisioned file (never generated); empty means ``var/bank-oauth-key.jwk``,
     generated once for development like ``var/secret.key``."""
-    bank_oauth_redirect_uri: str = "http://127.0.0.1:8000/bank-callback"
-    """The redirect URI registered at the banks; the app there posts code, state and iss back."""
+    bank_oauth_redirect_uri: str = "http://127.0.0.1:8000/app/bank-callback"
+    """The redirect URI registered at the banks: the wallet's page ``/app/bank-callback``
+    completes the link (``/bank-callback`` still forwards there); an app may relay code, state
+    and iss to ``POST …/bank-links/oauth/callback`` instead."""
     bank_oauth_flow_ttl_seconds: int = Field(default=600, gt=0)
     """How long a started OAuth link may take (the bank's holder session lives 10 minutes)."""
 

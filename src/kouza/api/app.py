@@ -31,6 +31,7 @@ from kouza.risk.endpoints import router as risk_router
 from kouza.runtime import Runtime
 from kouza.wallet.endpoints import router as wallet_router
 from kouza.wallet.endpoints import takeover_router
+from kouza.webapp.routes import install as install_customer_pages
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -62,6 +63,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(ops_settings_router)
     app.include_router(bank_linking_router)
     install_console(app)
+    install_customer_pages(app)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:
