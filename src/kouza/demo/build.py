@@ -24,7 +24,6 @@ merchants and operators through the services their CLI commands call.
 from __future__ import annotations
 
 import random
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
@@ -36,12 +35,12 @@ from kouza.bank.holder import holder as bank_holder
 from kouza.bank.models import AccountType
 from kouza.bank.oauth.clients import oauth_clients
 from kouza.bank.seed import SeededAccount, seed_banks
+from kouza.console.auth import console_auth
 from kouza.controls.cases import cases
 from kouza.controls.models import CaseStatus, OperatorRole
 from kouza.controls.service import controls
-from kouza.console.auth import console_auth
 from kouza.demo.people import Customer, IbLogin, WalletApi, totp_code
-from kouza.demo.systems import CLIENT_ID, DemoError, Systems
+from kouza.demo.systems import CLIENT_ID, Systems
 from kouza.demo.world import (
     Attack,
     Card,
@@ -52,8 +51,8 @@ from kouza.demo.world import (
     WalletLogin,
 )
 from kouza.identity.ekyc.devca import TestCard, TestCitizen
-from kouza.identity.ekyc.result import Sex
 from kouza.identity.ekyc.devca_store import DEFAULT_PASSPHRASE
+from kouza.identity.ekyc.result import Sex
 from kouza.kit import zengin
 from kouza.kit.security import password_cost
 from kouza.linking.keys import client_jwks
@@ -154,14 +153,15 @@ class Builder:
             self.register_wallet()
             operators = self.operators()
             self.shop()
-            hanako, taro = self.honest_customers()
+            hanako, kenji = self.honest_customers()
             attack = self.attack()
             self.customers.insert(0, self.login_of(hanako, "verified, りそな linked", HANAKO))
-            self.customers.insert(1, self.login_of(taro, "e-mail only", None))
+            self.customers.insert(1, self.login_of(kenji, "e-mail only", None))
         finally:
             self.api.close()
             self.systems.clock.release()
         self.systems.devca.write_crls(self.systems.devca.load(), now=self.systems.clock.now())
+        self.bank_balances()
         return DemoWorld(
             folder=str(self.systems.folder),
             wallet_url=self.systems.wallet_url,
@@ -236,6 +236,17 @@ class Builder:
             )
         )
 
+    def bank_balances(self) -> None:
+        """Each named holder's balance as the bank keeps it now (after the story's debits)."""
+        with self.systems.bank_rt.db.unit_of_work() as session:
+            for held in self.holders:
+                held.balance = core.account(
+                    session,
+                    bank_code=held.bank_code,
+                    branch_code=held.branch,
+                    number=held.account_number,
+                ).balance
+
     def ib_login(self, person: Person) -> IbLogin:
         held = next(h for h in self.holders if h.label == person.label)
         return IbLogin(
@@ -275,7 +286,9 @@ class Builder:
                 seed = console_auth.set_credential(
                     session, operator_name=name, password=password, actor=ACTOR
                 )
-            made.append(OperatorLogin(name=name, role=role.value, password=password, totp_seed=seed))
+            made.append(
+                OperatorLogin(name=name, role=role.value, password=password, totp_seed=seed)
+            )
         return made
 
     def shop(self) -> None:
@@ -340,18 +353,20 @@ class Builder:
         self.at(1.3)
         api.top_up(hanako, link_id, 30_000)
         self.at(3)
-        taro = api.sign_up("kenji@example.jp", self.passphrase())
-        self.issue_card(ICHIRO, "Ichiro's card: use it for eKYC at /app, then link his りそな account")
+        kenji = api.sign_up("kenji@example.jp", self.passphrase())
+        self.issue_card(
+            ICHIRO, "Ichiro's card: use it for eKYC at /app, then link his りそな account"
+        )
         for hours, merchant, amount in ((5, "konbini", 1_200), (20, "cafe", 4_800)):
             self.at(hours)
             api.pay(hanako, self.merchants[merchant].qr, amount)
         self.at(26)
-        api.transfer(hanako, taro, 2_000, "lunch, thanks!")
+        api.transfer(hanako, kenji, 2_000, "lunch, thanks!")
         self.at(30)
         api.top_up(hanako, link_id, 20_000)
         self.at(40)
         api.pay(hanako, self.merchants["super"].qr, 3_500)
-        return hanako, taro
+        return hanako, kenji
 
     def totp(self, person: Person) -> str:
         return self.holder(person).totp_seed
@@ -497,9 +512,7 @@ def wrong_pin(pin: str) -> str:
 
 def locked_wallets(systems: Systems) -> list[str]:
     with systems.rt.db.unit_of_work() as session:
-        found = session.scalars(
-            select(Wallet.id).where(Wallet.status == WalletStatus.LOCKED.value)
-        )
+        found = session.scalars(select(Wallet.id).where(Wallet.status == WalletStatus.LOCKED.value))
         return [str(wallet_id) for wallet_id in found]
 
 
@@ -510,4 +523,3 @@ def open_cases(systems: Systems) -> list[str]:
 
 def shipped_rules() -> str:
     return resources.files("kouza.risk").joinpath("rulesets/default.yaml").read_text("utf-8")
-

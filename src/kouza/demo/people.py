@@ -123,7 +123,10 @@ class WalletApi:
         confirmed = self.call(
             "POST",
             f"/v1/phone/verification/{challenge['challenge_id']}/confirm",
-            body={"code": code, "device": {"name": "demo phone", "jwk": key.as_dict(private=False)}},
+            body={
+                "code": code,
+                "device": {"name": "demo phone", "jwk": key.as_dict(private=False)},
+            },
             who=who,
         ).json()
         who.phone, who.key = challenge["phone"], key

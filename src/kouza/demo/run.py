@@ -86,7 +86,8 @@ def build_demo(
 ) -> DemoWorld:
     """Build (or reuse) the demo world in ``var_dir`` with both systems served at their URLs
     while it is built; the servers stop when it returns."""
-    with open_demo(
-        var_dir, wallet_url=wallet_url, bank_url=bank_url, seed=seed, reset=reset
-    ) as (_, world):
+    with open_demo(var_dir, wallet_url=wallet_url, bank_url=bank_url, seed=seed, reset=reset) as (
+        _,
+        world,
+    ):
         return world

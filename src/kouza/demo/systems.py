@@ -15,7 +15,6 @@ and never goes backwards, so what the servers stamp afterwards is later than any
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
@@ -128,13 +127,13 @@ class Systems:
 
 
 def refuse_production() -> None:
-    """The demo prints passwords, PINs and TOTP seeds: never where KOUZA_ENV=production."""
-    for name in ("KOUZA_ENV", "KOUZA_BANK_ENV"):
-        if os.environ.get(name, "").strip().lower() == "production":
-            raise DemoError(
-                f"{name}=production: the demo prints passwords, PINs and TOTP seeds, so it runs "
-                "only in development"
-            )
+    """The demo prints passwords, PINs and TOTP seeds: never where KOUZA_ENV=production (in the
+    environment or in ``.env``)."""
+    if Settings().env == "production":
+        raise DemoError(
+            "KOUZA_ENV=production: the demo prints passwords, PINs and TOTP seeds, so it runs "
+            "only in development"
+        )
 
 
 def port_of(url: str) -> int:
@@ -197,12 +196,16 @@ def running(
     rt = build_runtime(settings, clock=clock, senders=dict(wallet_mail))
     upgrade_bank(bank_rt.db.engine)
     upgrade(rt.db.engine)
-    systems = Systems(folder, wallet_url, bank_url, clock, rt, bank_rt, wallet_mail, bank_mail, devca)
+    systems = Systems(
+        folder, wallet_url, bank_url, clock, rt, bank_rt, wallet_mail, bank_mail, devca
+    )
     try:
         with ExitStack() as stack:
             for app, url in ((create_bank_app(bank_rt), bank_url), (create_app(rt), wallet_url)):
                 bind = host or urlsplit(url).hostname or "127.0.0.1"
-                systems.servers.append(stack.enter_context(serve(app, host=bind, port=port_of(url))))
+                systems.servers.append(
+                    stack.enter_context(serve(app, host=bind, port=port_of(url)))
+                )
             yield systems
     finally:
         rt.db.dispose()
