@@ -59,7 +59,7 @@ def demo(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     urls = {"wallet_url": f"http://{shown}:{port}", "bank_url": f"http://{shown}:{bank_port}"}
     if not as_json:
-        console.print(f"[bold]kouza demo[/] in {folder} (a first build takes about half a minute) …")
+        console.print(f"[bold]kouza demo[/] in {folder} (a first build: about 30 s) …")
     try:
         if not serve:
             _print(build_demo(folder, seed=seed, reset=reset, **urls), as_json)
