@@ -6,6 +6,7 @@ to run with ``KOUZA_ENV=production`` (ADR 0042).
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -74,6 +75,12 @@ def demo(
 
 
 def _wait() -> None:
+    """Until Ctrl-C or SIGTERM; then the servers stop and the databases close."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         while True:
             time.sleep(3600)
