@@ -219,6 +219,9 @@ class TestRunningAgain:
         with systems.rt.db.unit_of_work() as session:
             users = session.scalar(select(func.count()).select_from(User))
         assert users == 6  # hanako, kenji and four attackers: nothing built twice
+        env = (built.folder / "wallet.env").read_text().splitlines()
+        assert f"KOUZA_BANK_ISSUER={world.bank_url}" in env  # the CLI reaches this bank
+        assert f"KOUZA_VAR_DIR={(built.folder / 'wallet').resolve()}" in env
 
     def test_a_folder_with_other_files_is_never_wiped(self, tmp_path: Path) -> None:
         (tmp_path / "notes.txt").write_text("mine")

@@ -124,13 +124,12 @@ def _print(world: DemoWorld, as_json: bool) -> None:
             border_style="red",
         )
     )
-    wallet_dir = Path(world.folder) / "wallet"
-    bank_dir = Path(world.folder) / "bank"
+    folder = Path(world.folder)
     console.print(
-        "The CLI on the demo's databases: "
-        f"[bold]KOUZA_VAR_DIR={wallet_dir} kouza cases list[/] (or any wallet command; e-mail and "
-        f"SMS codes: [bold]KOUZA_VAR_DIR={wallet_dir} kouza dev outbox[/]), "
-        f"[bold]KOUZA_BANK_VAR_DIR={bank_dir} kouza bank banks[/]. "
+        "Any kouza command on the demo's systems: "
+        f"[bold]set -a; . {folder / 'wallet.env'}; set +a[/] then e.g. [bold]kouza cases list[/], "
+        "[bold]kouza dev outbox[/] (the e-mail and SMS codes); for the bank "
+        f"[bold]set -a; . {folder / 'bank.env'}; set +a[/] then [bold]kouza bank banks[/]. "
         "A one-time code: [bold]kouza demo otp SEED[/].",
         soft_wrap=True,
     )

@@ -14,7 +14,7 @@ from kouza.demo.world import FORMAT, DemoWorld
 
 DEFAULT_FOLDER = Path("var/demo")
 DEFAULT_SEED = 2020
-DEMO_ENTRIES = frozenset({"wallet", "bank", "devca", "demo.json"})
+DEMO_ENTRIES = frozenset({"wallet", "bank", "devca", "demo.json", "wallet.env", "bank.env"})
 """What a demo folder holds; a folder with anything else is not wiped."""
 
 

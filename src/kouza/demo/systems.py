@@ -6,6 +6,8 @@ Layout of the folder (default ``./var/demo``)::
     bank/       the bank's var_dir: bank.db, its secret, bank-mailbox/*.jsonl
     devca/      the development CA that plays J-LIS (eKYC cards), CRLs in devca/crl
     demo.json   what the demo printed (logins and secrets; mode 0600)
+    wallet.env  bank.env   the demo's settings as KOUZA_* / KOUZA_BANK_* lines, so that any
+                `kouza` command can work on the demo (``set -a; . var/demo/wallet.env``)
 
 Both runtimes share one :class:`DemoClock`: while the world is built it reads a pinned time that
 the builder moves forward over the last days (so the console's charts have hours and days to
@@ -15,7 +17,9 @@ and never goes backwards, so what the servers stamp afterwards is later than any
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import socket
 import threading
 import time
@@ -172,6 +176,29 @@ def wallet_settings(folder: Path, wallet_url: str, bank_url: str, devca: DevCaSt
     )
 
 
+def write_env_files(folder: Path, settings: Settings, bank_settings: BankSettings) -> None:
+    """``wallet.env`` and ``bank.env``: the settings a ``kouza`` command needs to work on the
+    demo's systems (its folders, the bank's URL and issuer, the eKYC trust)."""
+    wallet = {
+        "KOUZA_VAR_DIR": settings.var_dir.resolve(),
+        "KOUZA_BANK_API_URL": settings.bank_api_url,
+        "KOUZA_BANK_ISSUER": settings.bank_issuer,
+        "KOUZA_BANK_OAUTH_REDIRECT_URI": settings.bank_oauth_redirect_uri,
+        "KOUZA_EKYC_JPKI_ROOT_CERTIFICATES": json.dumps(
+            [str(path.resolve()) for path in settings.ekyc_jpki_root_certificates]
+        ),
+        "KOUZA_EKYC_REVOCATION": settings.ekyc_revocation,
+        "KOUZA_EKYC_REVOCATION_URL": settings.ekyc_revocation_url,
+    }
+    bank = {
+        "KOUZA_BANK_VAR_DIR": bank_settings.var_dir.resolve(),
+        "KOUZA_BANK_ISSUER": bank_settings.issuer,
+    }
+    for name, values in (("wallet.env", wallet), ("bank.env", bank)):
+        lines = [f"{key}={shlex.quote(str(value))}" for key, value in values.items()]
+        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _mailboxes(folder: Path, channels: tuple[str, ...]) -> dict[str, Tee]:
     return {channel: Tee(folder / f"{channel}.jsonl") for channel in channels}
 
@@ -194,6 +221,7 @@ def running(
     settings = wallet_settings(folder, wallet_url, bank_url, devca)
     wallet_mail = _mailboxes(settings.var_dir / "mailbox", ("email", "sms"))
     rt = build_runtime(settings, clock=clock, senders=dict(wallet_mail))
+    write_env_files(folder, settings, bank_settings)
     upgrade_bank(bank_rt.db.engine)
     upgrade(rt.db.engine)
     systems = Systems(
