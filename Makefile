@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint format typecheck imports architecture settings bench audit lock clean
+.PHONY: help install run demo test fuzz lint format typecheck imports architecture settings bench audit lock clean
 
 help: ## List the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ install: $(STAMP) ## Create .venv and install kouza with its pinned dependencies
 
 run: $(STAMP) ## Serve the wallet API on SQLite under ./var/ (docs at http://127.0.0.1:8000/docs)
 	$(BIN)/kouza serve
+
+demo: $(STAMP) ## Wallet + bank with seeded customers, an attack in progress and cases; prints what to open and type (ARGS=--reset rebuilds)
+	$(BIN)/kouza demo $(ARGS)
 
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 

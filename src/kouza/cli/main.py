@@ -11,6 +11,7 @@ import uvicorn
 from kouza.api.app import create_app, settle_heap
 from kouza.cli import (
     bank_cli,
+    demo_cli,
     dev,
     identity_cli,
     ledger_cli,
@@ -54,6 +55,7 @@ linking_cli.app.command("accept-legacy")(settings_cli.accept_legacy)
 linking_cli.app.command("refuse-legacy")(settings_cli.refuse_legacy)
 dev.app.add_typer(identity_cli.dev_ca_app, name="ca")
 app.add_typer(dev.app, name="dev")
+app.add_typer(demo_cli.app, name="demo")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("simulate")(sim_cli.simulate_command)
