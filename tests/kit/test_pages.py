@@ -74,3 +74,13 @@ def test_assets_are_served_from_the_package() -> None:
     assert answer.status_code == 200 and "htmx" in answer.text[:2000]
     assert client.get("/static/kit/kit.css").status_code == 200
     assert client.get("/static/kit/../__init__.py").status_code == 404
+
+
+def test_times_are_shown_in_japan_time() -> None:
+    from datetime import UTC, datetime
+
+    from kouza.kit.pages import japan_time
+
+    assert japan_time(datetime(2026, 12, 4, 16, 55, tzinfo=UTC)) == "2026-12-05 01:55 JST"
+    assert japan_time(datetime(2026, 12, 4, 16, 55)) == "2026-12-05 01:55 JST"
+    assert japan_time(None) == "—"

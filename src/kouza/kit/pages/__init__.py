@@ -19,6 +19,7 @@ pages work offline and load nothing from a CDN (ADR 0037). What this module give
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,19 @@ def csrf_valid(secret: bytes, session_key: str, token: str | None) -> bool:
     return constant_time_equal(token, csrf_token(secret, session_key))
 
 
+JST = timezone(timedelta(hours=9), "JST")
+
+
+def japan_time(moment: datetime | None) -> str:
+    """``2026-12-04 18:55 JST``: what a customer in Japan reads (stored times are UTC; a naive
+    one, as SQLite gives back, is taken as UTC)."""
+    if moment is None:
+        return "—"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
+
+
 def yen(amount: int) -> str:
     """``¥12,345`` (negative amounts with a minus sign)."""
     return format_yen(int(amount))
@@ -110,6 +124,7 @@ class Pages:
         )
         self.env.globals.update(static=static_url, yen=yen, **dict(globals_ or {}))
         self.env.filters["yen"] = yen
+        self.env.filters["japan_time"] = japan_time
 
     def render(
         self,

@@ -8,6 +8,7 @@ per category (counts per bank, per reason); :func:`stacked_columns` draws bucket
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -83,6 +84,9 @@ def stacked_columns(
         _text(left - 4, top + 10, f"{peak:,}", anchor="end", size=11),
         _text(left - 4, top + plot_height, "0", anchor="end", size=11),
     ]
+    # every label fits beside its neighbours: about 6 px per character at font size 10
+    widest = max((len(label) for label in buckets), default=1) * 6 + 8
+    step = max(1, math.ceil(widest / column))
     for index, label in enumerate(buckets):
         x = left + index * column
         y = float(top + plot_height)
@@ -97,7 +101,6 @@ def stacked_columns(
                 f'height="{bar:.1f}" fill="{colour}"><title>{escape(label)} {escape(name)}: '
                 f"{value:,}</title></rect>"
             )
-        step = max(1, len(buckets) // 8)
         if index % step == 0:
             parts.append(
                 _text(x + column / 2, top + plot_height + 14, label, anchor="middle", size=10)
