@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml $(LOCK)
 
 install: $(STAMP) ## Create .venv and install kouza with its pinned dependencies
 
-run: $(STAMP) ## Serve the wallet API on SQLite under ./var/ (docs at http://127.0.0.1:8000/docs)
+run: $(STAMP) ## Serve the wallet on SQLite under ./var/: API (/docs), operator console (/console), customer pages (/app)
 	$(BIN)/kouza serve
 
 demo: $(STAMP) ## Wallet + bank with seeded customers, an attack in progress and cases; prints what to open and type (ARGS=--reset rebuilds)

@@ -80,8 +80,8 @@ def serve(
         typer.Option(help="One log line per request (default: KOUZA_ACCESS_LOG, on)"),
     ] = None,
 ) -> None:
-    """Serve the wallet API (OpenAPI docs at /docs, metrics at /metrics) on the configured
-    database. Logs go to stderr (KOUZA_LOG_FORMAT: json or console)."""
+    """Serve the wallet: its API (OpenAPI docs at /docs, metrics at /metrics), the operator
+    console (/console) and the customer pages (/app), on the configured database. Logs go to stderr (KOUZA_LOG_FORMAT: json or console)."""
     rt = runtime()  # configured and migrated here, once, before any worker starts
     settings = rt.settings
     if access_log is not None:
@@ -96,7 +96,8 @@ def serve(
             code=2,
         )
     console.print(
-        f"[bold]kouza[/] wallet API on http://{host}:{port}  (docs: /docs, "
+        f"[bold]kouza[/] wallet on http://{host}:{port}  (API docs: /docs, operator console: "
+        f"/console, customer pages: /app, "
         f"database: {rt.db.dialect} {rt.db.engine.url.render_as_string(hide_password=True)}, "
         f"workers: {workers}, risk features: {'memory' if store == 'memory' else 'shared'})"
     )
