@@ -45,8 +45,10 @@ def notices_to(mailbox: MemoryMailbox, recipient: str) -> list[str]:
 
 
 def reference_in(text: str) -> str:
+    """The notice's "not me" reference, which its link to the bank's notice page carries too."""
     found = REFERENCE.search(text)
     assert found, text
+    assert re.search(rf"https?://\S+/banks/\d{{4}}/notice#{found.group(1)}", text), text
     return found.group(1)
 
 

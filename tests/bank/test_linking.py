@@ -92,6 +92,8 @@ class TestLegacyLink:
         with bank_rt.db.session() as session:
             reference = session.scalars(select(Link.notice_reference)).one()
         assert reference in notice.body and "not me" in notice.body
+        issuer = bank_rt.settings.issuer
+        assert f"{issuer}/banks/{holder.bank_code}/notice#{reference}" in notice.body
         assert "ドコモ口座" in notice.body
         assert holder.pin not in notice.body
         assert outcomes(bank_rt) == ["linked"]

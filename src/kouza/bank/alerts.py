@@ -41,7 +41,7 @@ from kouza.bank.models import (
     Transfer,
     TransferKind,
 )
-from kouza.bank.notices import notify_holder
+from kouza.bank.notices import notify_holder, open_notice_line
 from kouza.bank.oauth.clients import oauth_clients
 from kouza.bank.oauth.errors import OAuthError
 from kouza.bank.runtime import bank_runtime_of
@@ -208,7 +208,8 @@ class OperatorAlerts:
                 "frozen for suspected fraud. If you did not link it, contact "
                 f"{bank.name} quoting reference {link.notice_reference} (not me): debits stop "
                 "at once, and money taken without your consent is refunded in full."
-            ),
+            )
+            + open_notice_line(session, bank.code, link.notice_reference),
         )
 
     # --- compensation credits --------------------------------------------------------------

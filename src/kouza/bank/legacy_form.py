@@ -73,6 +73,7 @@ from kouza.bank.models import (
 from kouza.bank.notices import (
     LEGACY_ATTEMPTS_FAILED,
     notify_holder,
+    open_notice_line,
     probation_note,
     warn_holder,
 )
@@ -436,7 +437,8 @@ def create_link(
         bank,
         account,
         subject="口座振替の登録 (new wallet link)",
-        body=_link_notice(client, link),
+        body=_link_notice(client, link)
+        + open_notice_line(session, bank.code, link.notice_reference),
     )
     return link
 

@@ -40,6 +40,23 @@ from kouza.kit.db import add_unique
 _REFERENCE_ALPHABET = string.ascii_uppercase + string.digits
 
 
+NOTICE_PATH = "/banks/{bank_code}/notice"
+"""Where a holder opens a notice at the bank (``kouza.bank.portal``); the reference follows
+``#`` in the link, so it never reaches a server's logs."""
+
+
+def notice_link(session: Session, bank_code: str, reference: str) -> str:
+    """The link printed in a notice: the bank's public address, the notice page, the reference."""
+    issuer = bank_runtime_of(session).settings.issuer.rstrip("/")
+    return f"{issuer}{NOTICE_PATH.format(bank_code=bank_code)}#{reference}"
+
+
+def open_notice_line(session: Session, bank_code: str, reference: str) -> str:
+    """The last line of every notice with a "not me" reference."""
+    url = notice_link(session, bank_code, reference)
+    return f"\nお知らせの確認・お申し出 / Open this notice at the bank: {url}"
+
+
 def notice_reference() -> str:
     """A fresh "not me" reference (``NM-`` and ten letters or digits)."""
     return "NM-" + "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(10))
@@ -123,6 +140,7 @@ def warn_holder(
     )
     add_unique(session, alert, Conflict("a notice reference collided; try again"))
     subject, body = _security_notice(kind, client, account, alert.notice_reference or "")
+    body += open_notice_line(session, bank.code, alert.notice_reference or "")
     notify_customer(session, bank, customer, subject=subject, body=body)
     return alert
 

@@ -27,6 +27,7 @@ from kouza.bank.core import core
 from kouza.bank.dependencies import BankRuntimeDep
 from kouza.bank.errors import UnknownLink
 from kouza.bank.models import Bank, Customer, PortalSession
+from kouza.bank.notices import NOTICE_PATH
 from kouza.bank.pages import bank_pages, bank_static
 from kouza.bank.portal.service import NotMeOutcome, NotMeResult, parse_link_id, portal
 from kouza.bank.portal.sessions import (
@@ -43,7 +44,7 @@ from kouza.kit.security import constant_time_equal, random_token
 
 portal_router = APIRouter(include_in_schema=False)
 PORTAL = "/banks/{bank_code}/portal"
-NOTICE = "/banks/{bank_code}/notice"
+NOTICE = NOTICE_PATH
 SERVICE = "portal.name"
 REFERENCE = re.compile(r"^NM-[A-Z0-9]{10}$")
 PRE_COOKIE = "kouza_portal_pre"
