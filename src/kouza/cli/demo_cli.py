@@ -1,7 +1,7 @@
 """``kouza demo``: the wallet and the bank with a seeded world, and what to open and type.
 
 Development only: it prints passwords, PINs and TOTP seeds (made up for the demo), so it refuses
-to run with ``KOUZA_ENV=production`` (ADR 0042).
+to run with ``KOUZA_ENV=production`` (ADR 0036).
 """
 
 from __future__ import annotations

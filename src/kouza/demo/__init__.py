@@ -7,5 +7,5 @@ follows the OAuth redirects between the two origins). :mod:`kouza.demo.build` fi
 through the real APIs and services (customers, links, payments, an attack in progress, cases,
 operators) and :mod:`kouza.demo.world` keeps what a person needs to log in, so that running
 again without ``--reset`` serves the same world. Development only: the demo prints secrets, so
-it refuses ``KOUZA_ENV=production`` (ADR 0042).
+it refuses ``KOUZA_ENV=production`` (ADR 0036).
 """

@@ -2,7 +2,7 @@
 
 Kept in ``demo.json`` (mode 0600) beside the databases, so that ``kouza demo`` without
 ``--reset`` prints the same world it serves. It holds passwords and TOTP seeds in clear: a
-development demo's made-up secrets, printed anyway (ADR 0042); the demo refuses production.
+development demo's made-up secrets, printed anyway (ADR 0036); the demo refuses production.
 """
 
 from __future__ import annotations
