@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
-from kouza.controls.dependencies import CurrentAdmin, CurrentOperator, get_operator
+from kouza.controls.dependencies import CurrentAdmin, CurrentOperator, get_operator, get_staff
 from kouza.controls.errors import InvalidOperatorToken, RoleRequired
 from kouza.controls.service import controls
 from kouza.errors import NotFound
@@ -138,7 +138,9 @@ class RulesRead(BaseModel):
 
 
 @router.post(
-    "/assess", response_model=DecisionRead, responses=error_responses(InvalidOperatorToken)
+    "/assess",
+    response_model=DecisionRead,
+    responses=error_responses(InvalidOperatorToken, RoleRequired),
 )
 async def assess(
     body: EventCreate,
@@ -161,7 +163,7 @@ async def assess(
 def _assess(
     runtime: Runtime, credentials: HTTPAuthorizationCredentials | None, body: EventCreate
 ) -> DecisionRead:
-    get_operator(runtime, credentials)  # what CurrentOperator checks, in this thread
+    get_staff(get_operator(runtime, credentials))  # what CurrentOperator checks, in this thread
     return _read(risk.assess_on_its_own(runtime, RiskEvent(**body.model_dump())))
 
 
@@ -282,7 +284,7 @@ def clear_candidate_rules(operator: CurrentAdmin, runtime: RuntimeDep) -> Candid
 @router.get(
     "/decisions/{decision_id}",
     response_model=StoredDecisionRead,
-    responses=error_responses(InvalidOperatorToken, UnknownDecision),
+    responses=error_responses(InvalidOperatorToken, RoleRequired, UnknownDecision),
 )
 def decision(
     decision_id: Annotated[int, Path(ge=1, le=MAX_BIGINT)],
