@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from kouza.console import (  # noqa: F401  (they register their routes)
     approvals_page,
+    callcentre_page,
     casework,
     overview,
     signin,
