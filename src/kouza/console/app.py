@@ -15,6 +15,7 @@ from kouza.console import (  # noqa: F401  (they register their routes)
     callcentre_page,
     casework,
     overview,
+    rules_page,
     signin,
 )
 from kouza.console.web import (
