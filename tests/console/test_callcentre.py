@@ -65,7 +65,7 @@ class TestLookup:
         page = client.get("/console/call-centre")
         assert page.status_code == 200
         assert 'href="/console/cases"' not in page.text
-        for url in ("/console/cases", "/console/approvals", "/console/rules"):
+        for url in ("/console/cases", "/console/approvals", "/console/rules", "/console/reports"):
             assert client.get(url).status_code == 403, url
 
     def test_linked_and_moved_with_the_script_and_the_spend(

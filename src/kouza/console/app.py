@@ -15,6 +15,7 @@ from kouza.console import (  # noqa: F401  (they register their routes)
     callcentre_page,
     casework,
     overview,
+    reports_page,
     rules_page,
     signin,
 )
