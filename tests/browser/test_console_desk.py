@@ -122,6 +122,15 @@ def test_a_candidate_rule_set_is_backtested_and_published_with_approval(
     assert_accessible(page, "the rule set difference")
     page.get_by_role("link", name="Back to the rules").click()
 
+    page.get_by_label("Tested rule set").select_option("pasted")
+    page.get_by_label("Pasted rule set (YAML, when “pasted” is chosen)").fill("rules: [oops")
+    page.get_by_role("button", name="Run the backtest").click()
+    expect(page.get_by_text("pasted: line 1: not valid YAML")).to_be_visible()
+    assert page.url.endswith("/console/rules")  # swapped in place by HTMX, no navigation
+    expect(page.get_by_label("Pasted rule set (YAML, when “pasted” is chosen)")).to_have_attribute(
+        "aria-invalid", "true"
+    )
+    assert_accessible(page, "the rules page with a refused backtest")
     page.get_by_label("Tested rule set").select_option("candidate")
     page.get_by_label("Period", exact=True).select_option("24h")
     page.get_by_role("button", name="Run the backtest").click()
