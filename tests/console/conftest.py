@@ -9,6 +9,12 @@ from fastapi.testclient import TestClient
 
 from kouza.api.app import create_app
 from kouza.runtime import Runtime
+from tests.linking.conftest import (  # noqa: F401  (the wallet + bank world, for the call centre)
+    bank_url,
+    linking_bank_postgres,
+    linking_bank_template,
+    world,
+)
 
 
 @pytest.fixture

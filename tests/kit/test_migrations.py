@@ -31,7 +31,7 @@ def test_downgrade_and_upgrade(rt: Runtime) -> None:
         command.downgrade(config, "base")
     assert current(rt.db.engine) is None
     upgrade(rt.db.engine)
-    assert current(rt.db.engine) == head() == "0021"
+    assert current(rt.db.engine) == head() == "0022"
 
 
 def test_kouza_models_alone_registers_every_migrated_table(rt: Runtime) -> None:

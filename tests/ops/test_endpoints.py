@@ -192,6 +192,72 @@ class TestAccessControl:
         assert client.get("/v1/ops/ledger/verify").status_code == 401
 
 
+CALL_CENTRE_LOOKUP = {"bank_code": "0005", "branch": "001", "account_number": "1234567"}
+
+
+class TestCallCentreTokens:
+    """A call-centre token opens the call-centre endpoints and nothing else."""
+
+    @pytest.mark.parametrize(
+        ("method", "path", "body"),
+        [
+            ("get", "/v1/ops/ledger/verify", None),
+            ("get", "/v1/ops/cases", None),
+            ("get", "/v1/ops/switches", None),
+            ("get", "/v1/ops/enquiries", None),
+            ("get", "/v1/ops/settings", None),
+            ("get", "/v1/ops/reports/regulator?from=2026-12-01&to=2026-12-02", None),
+            ("get", "/v1/ops/risk/shadow?since=2026-12-01T00:00:00Z", None),
+            ("get", "/v1/ops/risk/decisions/1", None),
+            ("get", "/v1/ops/bank-reviews", None),
+            ("post", "/v1/ops/risk/assess", {"type": "signup", "at": "2026-12-01T00:00:00Z"}),
+            (
+                "post",
+                "/v1/ops/cases",
+                {"wallet_id": "00000000-0000-0000-0000-000000000000", "summary": "x"},
+            ),
+        ],
+    )
+    def test_refused_everywhere_else(
+        self, rt: Runtime, client: TestClient, method: str, path: str, body: Any
+    ) -> None:
+        caller = _operator(rt, "cc", OperatorRole.CALL_CENTRE)
+        before = _audit_count(rt)
+        response = client.request(method.upper(), path, json=body, headers=caller)
+        assert (response.status_code, response.json()["error"]) == (403, "operator_role_required")
+        assert _audit_count(rt) == before
+
+    def test_the_call_centre_endpoints_answer(
+        self, rt: Runtime, mailbox: MemoryMailbox, client: TestClient
+    ) -> None:
+        caller = _operator(rt, "cc", OperatorRole.CALL_CENTRE)
+        alice = customer(rt, mailbox)
+        lookup = client.post("/v1/ops/accounts/lookup", json=CALL_CENTRE_LOOKUP, headers=caller)
+        assert (lookup.status_code, lookup.json()["linked"]) == (200, False)
+        taken = client.post(
+            "/v1/ops/enquiries",
+            json={
+                "caller_name": "山田",
+                "notes": "is my account linked?",
+                "account": CALL_CENTRE_LOOKUP,
+            },
+            headers=caller,
+        )
+        assert taken.status_code == 201, taken.text
+        trace = client.get(f"/v1/ops/wallets/{alice.wallet.id}/spend-trace", headers=caller)
+        assert (trace.status_code, trace.json()) == (200, [])
+
+    def test_analysts_still_read_everything(self, rt: Runtime, client: TestClient) -> None:
+        analyst = _operator(rt, "ana", OperatorRole.ANALYST)
+        for path in (
+            "/v1/ops/cases",
+            "/v1/ops/enquiries",
+            "/v1/ops/settings",
+            "/v1/ops/bank-reviews",
+        ):
+            assert client.get(path, headers=analyst).status_code == 200, path
+
+
 class TestCreditAndRefund:
     def test_credit_pay_refund_audited(
         self, rt: Runtime, mailbox: MemoryMailbox, client: TestClient

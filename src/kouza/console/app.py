@@ -12,8 +12,11 @@ from fastapi.staticfiles import StaticFiles
 
 from kouza.console import (  # noqa: F401  (they register their routes)
     approvals_page,
+    callcentre_page,
     casework,
     overview,
+    reports_page,
+    rules_page,
     signin,
 )
 from kouza.console.web import (

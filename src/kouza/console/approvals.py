@@ -1,11 +1,13 @@
 """Maker-checker: dangerous actions wait for a second operator (ADR 0038).
 
-Unlocking a wallet, turning a kill switch off, compensating a case and publishing rules are
-*requested* (:meth:`ApprovalService.request`, audited as ``approval.request``) and run only when
-an admin other than the requester approves (:meth:`ApprovalService.approve`). The action then
-runs through the same service the operator API uses — :mod:`kouza.wallet.locks`,
-:mod:`kouza.controls.switches`, :mod:`kouza.ops.compensation` — so the same checks and audit
-apply, with the approver as actor and the requester named in the reason.
+Unlocking a wallet, turning a kill switch off, compensating a case and publishing a rule set
+(:mod:`kouza.risk.versions`; the request carries the set's text and digest, so what is approved
+is what was requested) are *requested* (:meth:`ApprovalService.request`, audited as
+``approval.request``) and run only when an admin other than the requester approves
+(:meth:`ApprovalService.approve`). The action then runs through the same service the operator
+API uses — :mod:`kouza.wallet.locks`, :mod:`kouza.controls.switches`,
+:mod:`kouza.ops.compensation` — so the same checks and audit apply, with the approver as actor
+and the requester named in the reason.
 
 The checker is never the maker: the service refuses it (:class:`SelfApproval`) and a CHECK
 constraint on ``console_approvals`` would refuse it again. Safe-direction actions (lock,
@@ -39,6 +41,7 @@ from kouza.controls.switches import switches
 from kouza.errors import KouzaError
 from kouza.kit.locking import lock_row
 from kouza.ops.compensation import compensations
+from kouza.risk.versions import digest, rule_versions
 from kouza.runtime import Runtime, runtime_of
 from kouza.wallet.locks import locks
 
@@ -191,6 +194,14 @@ class ApprovalService:
                 reason=reason,
             )
             return {"scope": switch.scope, "target": switch.target, "active": switch.active}
+        if approval.action == ApprovalAction.PUBLISH_RULES.value:
+            text = str(params["text"])
+            if digest(text) != params.get("digest"):
+                raise InvalidConsoleInput("the rule set changed after it was requested")
+            rules = rule_versions.publish(
+                session, text, source=f"approval #{approval.id}", actor=actor, reason=reason
+            )
+            return {"version": rules.version, "rules": len(rules.rules)}
         raise InvalidConsoleInput(f"{approval.action} cannot be approved from the console yet")
 
     def _compensate(self, runtime: Runtime, approval_id: int, operator: Operator) -> Approval:

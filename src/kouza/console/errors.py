@@ -9,7 +9,8 @@
     ├── Forbidden
     │   └── SelfApproval           the maker tried to approve their own request
     ├── NotFound
-    │   └── UnknownApproval
+    │   ├── UnknownApproval
+    │   └── UnknownRuleVersion     no rule set with that key (rules page)
     ├── Conflict
     │   └── ApprovalDecided        approved or rejected already
     ├── BadRequest
@@ -38,6 +39,10 @@ class SelfApproval(Forbidden):
 
 class UnknownApproval(NotFound):
     code = "unknown_approval"
+
+
+class UnknownRuleVersion(NotFound):
+    code = "unknown_rule_version"
 
 
 class ApprovalDecided(Conflict):

@@ -52,10 +52,21 @@ def get_operator(
     return operator
 
 
+def get_staff(operator: Annotated[Operator, Depends(get_operator)]) -> Operator:
+    """An analyst or an admin: a call-centre token is refused (403) outside the call-centre
+    endpoints, which take :data:`CallCentreOperator` instead."""
+    controls.require_role(operator, OperatorRole.ANALYST)
+    return operator
+
+
 def get_admin(operator: Annotated[Operator, Depends(get_operator)]) -> Operator:
     controls.require_role(operator, OperatorRole.ADMIN)
     return operator
 
 
-CurrentOperator = Annotated[Operator, Depends(get_operator)]
+CallCentreOperator = Annotated[Operator, Depends(get_operator)]
+"""Any operator, the call centre's staff included: only the call-centre endpoints (account
+look-up, enquiries, spend trace) take it."""
+CurrentOperator = Annotated[Operator, Depends(get_staff)]
+"""An analyst or an admin (every operator endpoint but the call centre's)."""
 CurrentAdmin = Annotated[Operator, Depends(get_admin)]

@@ -24,7 +24,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Request, status
 
 from kouza.controls.dependencies import CurrentOperator
-from kouza.controls.errors import InvalidOperatorToken, KillSwitchActive, ReasonRequired
+from kouza.controls.errors import (
+    InvalidOperatorToken,
+    KillSwitchActive,
+    ReasonRequired,
+    RoleRequired,
+)
 from kouza.errors import IdempotencyConflict, IdempotencyInFlight
 from kouza.identity.dependencies import AuthenticatedInUnitOfWork, SessionUser
 from kouza.identity.errors import (
@@ -369,6 +374,7 @@ def _review_read(view: ReviewView) -> BankReviewRead:
 
 REVIEW_DECISION_ERRORS = (
     InvalidOperatorToken,
+    RoleRequired,
     ReasonRequired,
     ReviewNotFound,
     ReviewNotPending,
@@ -380,7 +386,7 @@ REVIEW_DECISION_ERRORS = (
     "/v1/ops/bank-reviews",
     tags=["operations"],
     response_model=list[BankReviewRead],
-    responses=error_responses(InvalidOperatorToken),
+    responses=error_responses(InvalidOperatorToken, RoleRequired),
 )
 def list_reviews(
     _operator: CurrentOperator,
@@ -396,7 +402,7 @@ def list_reviews(
     "/v1/ops/bank-reviews/{movement_id}",
     tags=["operations"],
     response_model=BankReviewRead,
-    responses=error_responses(InvalidOperatorToken, ReviewNotFound),
+    responses=error_responses(InvalidOperatorToken, RoleRequired, ReviewNotFound),
 )
 def get_review(
     movement_id: uuid.UUID, _operator: CurrentOperator, session: SessionDep

@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator
 from sqlalchemy.orm import Session
 
 from kouza.controls.cases import cases
-from kouza.controls.dependencies import CurrentAdmin, CurrentOperator
+from kouza.controls.dependencies import CallCentreOperator, CurrentAdmin, CurrentOperator
 from kouza.controls.errors import (
     InvalidCaseTransition,
     InvalidOperatorToken,
@@ -549,7 +549,7 @@ def _account(query: AccountQuery) -> AccountRef:
     responses=error_responses(*AUTH, InvalidOpsInput),
 )
 def take_enquiry(
-    body: EnquiryCreate, operator: CurrentOperator, session: SessionDep
+    body: EnquiryCreate, operator: CallCentreOperator, session: SessionDep
 ) -> EnquiryTaken:
     """Record a call (the account number is reduced to its fingerprint) and look it up."""
     enquiry, lookup = callcentre.take_enquiry(
@@ -579,7 +579,7 @@ def list_enquiries(operator: CurrentOperator, session: SessionDep) -> list[Enqui
     responses=error_responses(*AUTH, InvalidOpsInput),
 )
 def lookup_account(
-    body: AccountQuery, operator: CurrentOperator, session: SessionDep
+    body: AccountQuery, operator: CallCentreOperator, session: SessionDep
 ) -> AccountLookupRead:
     """Is this bank account linked to a wallet, which, since when, and what did it do?"""
     lookup = callcentre.lookup(session, _account(body), actor=_actor(operator))
@@ -593,7 +593,7 @@ def lookup_account(
 )
 def spend_trace(
     wallet_id: uuid.UUID,
-    operator: CurrentOperator,
+    operator: CallCentreOperator,
     session: SessionDep,
     output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> Any:

@@ -26,9 +26,8 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
-from kouza.controls.dependencies import CurrentAdmin, CurrentOperator, get_operator
+from kouza.controls.dependencies import CurrentAdmin, CurrentOperator, get_operator, get_staff
 from kouza.controls.errors import InvalidOperatorToken, RoleRequired
-from kouza.controls.service import controls
 from kouza.errors import NotFound
 from kouza.kit.openapi import error_responses
 from kouza.kit.text import JsonObject, Text
@@ -38,6 +37,7 @@ from kouza.risk.events import EventType, RiskEvent
 from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
 from kouza.risk.rules import RuleSetError
 from kouza.risk.service import risk
+from kouza.risk.versions import rule_versions
 from kouza.runtime import Runtime, RuntimeDep, SessionDep, get_runtime
 
 router = APIRouter(prefix="/v1/ops/risk", tags=["risk"])
@@ -138,7 +138,9 @@ class RulesRead(BaseModel):
 
 
 @router.post(
-    "/assess", response_model=DecisionRead, responses=error_responses(InvalidOperatorToken)
+    "/assess",
+    response_model=DecisionRead,
+    responses=error_responses(InvalidOperatorToken, RoleRequired),
 )
 async def assess(
     body: EventCreate,
@@ -161,7 +163,7 @@ async def assess(
 def _assess(
     runtime: Runtime, credentials: HTTPAuthorizationCredentials | None, body: EventCreate
 ) -> DecisionRead:
-    get_operator(runtime, credentials)  # what CurrentOperator checks, in this thread
+    get_staff(get_operator(runtime, credentials))  # what CurrentOperator checks, in this thread
     return _read(risk.assess_on_its_own(runtime, RiskEvent(**body.model_dump())))
 
 
@@ -214,15 +216,13 @@ def replace_rules(
     operator: CurrentAdmin, runtime: RuntimeDep, text: Annotated[str, Depends(_yaml_body)]
 ) -> RulesRead:
     """Switch to a new rule set at once; a bad file is refused and the old one stays."""
-    rules = risk.load_rules(runtime, text, source="request body")
     with runtime.db.unit_of_work() as session:
-        controls.audit(
+        rules = rule_versions.publish(
             session,
+            text,
+            source="request body",
             actor=f"operator:{operator.name}",
-            action="risk.rules",
-            subject=rules.version,
             reason="rule set replaced",
-            details={"rules": len(rules.rules)},
         )
     return RulesRead(version=rules.version, rules=len(rules.rules))
 
@@ -244,17 +244,15 @@ def set_candidate_rules(
 ) -> CandidateRulesRead:
     """Run a candidate rule set beside the live one: judged on every decision, stored on it,
     never enforced. A bad file is refused and the previous candidate (if any) stays."""
-    rules = risk.load_candidate(runtime, text, source="request body")
-    assert rules is not None
     with runtime.db.unit_of_work() as session:
-        controls.audit(
+        rules = rule_versions.set_candidate(
             session,
+            text,
+            source="request body",
             actor=f"operator:{operator.name}",
-            action="risk.rules.candidate",
-            subject=rules.version,
             reason="candidate rule set set (shadow)",
-            details={"rules": len(rules.rules)},
         )
+    assert rules is not None
     return CandidateRulesRead(version=rules.version, rules=len(rules.rules))
 
 
@@ -265,16 +263,13 @@ def set_candidate_rules(
 )
 def clear_candidate_rules(operator: CurrentAdmin, runtime: RuntimeDep) -> CandidateRulesRead:
     """Stop running a candidate rule set (decisions from now on carry none)."""
-    previous = risk.engine(runtime).candidate
-    risk.load_candidate(runtime, None, source="request")
     with runtime.db.unit_of_work() as session:
-        controls.audit(
+        rule_versions.set_candidate(
             session,
+            None,
+            source="request",
             actor=f"operator:{operator.name}",
-            action="risk.rules.candidate",
-            subject=previous.version if previous is not None else "-",
             reason="candidate rule set removed",
-            details={"removed": previous is not None},
         )
     return CandidateRulesRead(version=None, rules=0)
 
@@ -282,7 +277,7 @@ def clear_candidate_rules(operator: CurrentAdmin, runtime: RuntimeDep) -> Candid
 @router.get(
     "/decisions/{decision_id}",
     response_model=StoredDecisionRead,
-    responses=error_responses(InvalidOperatorToken, UnknownDecision),
+    responses=error_responses(InvalidOperatorToken, RoleRequired, UnknownDecision),
 )
 def decision(
     decision_id: Annotated[int, Path(ge=1, le=MAX_BIGINT)],

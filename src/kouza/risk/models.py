@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kouza.kit.db import Base, BigId
@@ -68,3 +68,26 @@ class RiskDecisionRecord(Base):
     """The candidate rule set's verdict when one was set beside the live one: version, outcome,
     score and the ids of its rules that fired (shadow: never enforced; operators only)."""
     created_at: Mapped[datetime]
+
+
+class RuleSetRecord(Base):
+    """A rule set made live or set as the candidate at run time (``kouza.risk.versions``): its
+    text as loaded, so earlier versions can be read, compared and published again."""
+
+    __tablename__ = "risk_rule_sets"
+    __table_args__ = (
+        CheckConstraint("role IN ('live', 'candidate')", name="role_valid"),
+        Index("ix_risk_rule_sets_loaded_at", "loaded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    """``live`` (enforced from then on) or ``candidate`` (judged in shadow)."""
+    digest: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the text (two loads of the same file share it)."""
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str] = mapped_column(String(500))
+    loaded_at: Mapped[datetime]

@@ -164,12 +164,16 @@ def events_since(connection: Connection, since: datetime) -> Iterator[RiskEvent]
 
 
 def recorded_events(
-    session: Session, *, since: datetime, until: datetime | None = None
+    session: Session, *, since: datetime, until: datetime | None = None, limit: int | None = None
 ) -> list[RiskEvent]:
-    """Stored events in time order, as the engine saw them (for backtests)."""
+    """Stored events in time order, as the engine saw them (for backtests); with ``limit``,
+    only the latest ``limit`` of them."""
     statement = select(RiskEventRecord).where(RiskEventRecord.at >= since)
     if until is not None:
         statement = statement.where(RiskEventRecord.at < until)
+    if limit is not None:
+        latest = statement.order_by(RiskEventRecord.at.desc(), RiskEventRecord.id.desc())
+        return [_event_of(row) for row in session.scalars(latest.limit(limit))][::-1]
     rows = session.scalars(statement.order_by(RiskEventRecord.at, RiskEventRecord.id))
     return [_event_of(row) for row in rows]
 

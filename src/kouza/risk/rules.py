@@ -19,7 +19,7 @@ the caller keeps the rule set that was active before.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,8 @@ class RuleSet:
     version: str
     rules: tuple[Rule, ...]
     thresholds: tuple[tuple[int, Outcome], ...]
+    text: str = field(default="", repr=False, compare=False)
+    """The YAML it was compiled from (shown, compared and recorded by rule-set versions)."""
 
     def for_event(self, event_type: EventType) -> list[Rule]:
         return [rule for rule in self.rules if event_type in rule.on]
@@ -127,6 +129,7 @@ def parse_rule_set(text: str, *, source: str = "<rules>") -> RuleSet:
         version=str(data.get("version", "unversioned")),
         rules=rules,
         thresholds=_thresholds(data.get("thresholds") or {}, source),
+        text=text,
     )
 
 

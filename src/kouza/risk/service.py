@@ -155,10 +155,16 @@ class RiskService:
         return repository.store_decision(session, decision, runtime_of(session).now())
 
     def recorded_events(
-        self, session: Session, *, since: datetime, until: datetime | None = None
+        self,
+        session: Session,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        limit: int | None = None,
     ) -> list[RiskEvent]:
-        """Stored events in time order, as the engine saw them (for backtests)."""
-        return repository.recorded_events(session, since=since, until=until)
+        """Stored events in time order, as the engine saw them (for backtests); with
+        ``limit``, the latest ``limit`` only."""
+        return repository.recorded_events(session, since=since, until=until, limit=limit)
 
     def load_rules(self, runtime: Runtime, text: str, *, source: str) -> RuleSet:
         """Validate and switch to a new rule set; a bad one raises and changes nothing."""
