@@ -81,7 +81,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the wallet: its API (OpenAPI docs at /docs, metrics at /metrics), the operator
-    console (/console) and the customer pages (/app), on the configured database. Logs go to stderr (KOUZA_LOG_FORMAT: json or console)."""
+    console (/console) and the customer pages (/app), on the configured database. Logs go to
+    stderr (KOUZA_LOG_FORMAT: json or console)."""
     rt = runtime()  # configured and migrated here, once, before any worker starts
     settings = rt.settings
     if access_log is not None:
