@@ -148,6 +148,10 @@ class RiskEngine:
         self.store = store if store is not None else InMemoryFeatureStore()
         self.models = dict(models or {})
         self.learned = learned
+        self.published_id: int | None = None
+        """The ``risk_rule_sets`` record the live rules came from (None: a file or the default)."""
+        self.published_checked_at = float("-inf")
+        """When (monotonic seconds) this process last looked for a newer published rule set."""
         self._lock = threading.Lock()
 
     def replace_rules(self, rules: RuleSet) -> None:

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, text
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from kouza.kit.db import UtcDateTime
 from kouza.risk.engine import Decision
 from kouza.risk.events import EventType, RiskEvent
-from kouza.risk.models import RiskDecisionRecord, RiskEventRecord
+from kouza.risk.models import RiskDecisionRecord, RiskEventRecord, RuleSetRecord
 
 _EVENTS = cast(Table, RiskEventRecord.__table__)
 _DECISIONS = cast(Table, RiskDecisionRecord.__table__)
@@ -203,3 +203,15 @@ def _event_of(row: RiskEventRecord) -> RiskEvent:
         outcome=row.outcome,
         attributes=dict(row.attributes or {}),
     )
+
+
+def latest_published_rule_set_id(session: Session) -> int | None:
+    """The id of the rule set published last (``risk_rule_sets``, role ``live``), if any."""
+    found: int | None = session.scalar(
+        select(func.max(RuleSetRecord.id)).where(RuleSetRecord.role == "live")
+    )
+    return found
+
+
+def rule_set_record(session: Session, record_id: int) -> RuleSetRecord | None:
+    return session.get(RuleSetRecord, record_id)

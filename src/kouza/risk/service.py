@@ -26,6 +26,7 @@ two looks further back.
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from importlib import resources
@@ -35,6 +36,7 @@ from typing import Protocol, cast
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from kouza.kit.logs import get_logger
 from kouza.risk import repository
 from kouza.risk.engine import Decision, LearnedScorer, RiskEngine
 from kouza.risk.events import RiskEvent
@@ -42,8 +44,12 @@ from kouza.risk.features import InMemoryFeatureStore, SharedFeatureStore
 from kouza.risk.learned.model import LearnedModel
 from kouza.risk.plan import ReadPlan, ReadPlanner, history_needed, merge
 from kouza.risk.redis_store import open_feature_store
-from kouza.risk.rules import RuleSet, load_rule_set, parse_rule_set
+from kouza.risk.rules import RuleSet, RuleSetError, load_rule_set, parse_rule_set
 from kouza.runtime import Runtime, runtime_of
+
+logger = get_logger("kouza.risk")
+PUBLISHED_RULES_CHECK_SECONDS = 5.0
+"""How often a process looks for a rule set published elsewhere (one indexed query)."""
 
 
 def shipped_rule_set() -> RuleSet:
@@ -111,7 +117,33 @@ class RiskService:
             engine = port.risk_engine = RiskEngine(
                 rules, store, learned=learned, candidate=candidate
             )
+        if session is not None:
+            self._follow_published(engine, session)
         return engine
+
+    def _follow_published(self, engine: RiskEngine, session: Session) -> None:
+        """Switch to the rule set published last, when another process (or an earlier run of
+        this one) published one this engine does not run yet — looked up at most every
+        :data:`PUBLISHED_RULES_CHECK_SECONDS` (ADR 0041). A published set wins over
+        ``KOUZA_RISK_RULES`` and the shipped default, which only seed a fresh database."""
+        now = time.monotonic()
+        if now - engine.published_checked_at < PUBLISHED_RULES_CHECK_SECONDS:
+            return
+        engine.published_checked_at = now
+        latest = repository.latest_published_rule_set_id(session)
+        if latest is None or latest == engine.published_id:
+            return
+        record = repository.rule_set_record(session, latest)
+        if record is None:
+            return
+        try:
+            rules = parse_rule_set(record.text, source=f"risk_rule_sets#{record.id}")
+        except RuleSetError as exc:  # recorded by an older kouza whose language differed
+            logger.error("published rule set not loadable, keeping the current one", error=str(exc))
+            engine.published_id = latest
+            return
+        engine.replace_rules(rules)
+        engine.published_id = latest
 
     def assess(self, session: Session, event: RiskEvent) -> Decision:
         """Judge ``event`` against its history, record it, and store the decision."""

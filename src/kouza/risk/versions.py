@@ -9,9 +9,10 @@ records are what earlier versions are read, compared and backtested from: a rule
 from a file at start (``KOUZA_RISK_RULES``) is not recorded, but it is the live set, whose
 text the engine keeps (:attr:`~kouza.risk.rules.RuleSet.text`).
 
-The swap happens before the unit of work commits; if the commit then failed, this process
-would enforce a set that is not recorded (a restart loads the configured file again). Each API
-process has its own engine: a publish reaches the process that served it (ADR 0041).
+A published set is enforced once its unit of work commits (a rolled-back publish never is), at
+once in the process that served it; every other process — and this one after a restart —
+switches to the set published last within a few seconds
+(:data:`kouza.risk.service.PUBLISHED_RULES_CHECK_SECONDS`, ADR 0041).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from kouza.controls.service import controls
@@ -56,11 +57,19 @@ class RuleVersions:
         rules = parse_rule_set(text, source=source)
         runtime = runtime_of(session)
         engine = risk.engine(runtime, session)
-        engine.replace_rules(rules)
         retired = engine.candidate is not None and digest(engine.candidate.text) == digest(text)
-        if retired:
-            engine.replace_candidate(None)
-        self._record(session, rules, RuleSetRole.LIVE, source=source, actor=actor, reason=reason)
+        record = self._record(
+            session, rules, RuleSetRole.LIVE, source=source, actor=actor, reason=reason
+        )
+
+        def swap(_: Session) -> None:
+            engine.replace_rules(rules)
+            engine.published_id = record.id
+            if retired:
+                engine.replace_candidate(None)
+
+        # enforced once recorded: a rolled-back publish never reaches the engine
+        event.listen(session, "after_commit", swap, once=True)
         controls.audit(
             session,
             actor=actor,
@@ -131,20 +140,20 @@ class RuleVersions:
         source: str,
         actor: str,
         reason: str,
-    ) -> None:
-        session.add(
-            RuleSetRecord(
-                version=rules.version[:64],
-                role=role.value,
-                digest=digest(rules.text),
-                text=rules.text,
-                source=source[:200],
-                actor=actor[:120],
-                reason=reason[:500],
-                loaded_at=runtime_of(session).now(),
-            )
+    ) -> RuleSetRecord:
+        record = RuleSetRecord(
+            version=rules.version[:64],
+            role=role.value,
+            digest=digest(rules.text),
+            text=rules.text,
+            source=source[:200],
+            actor=actor[:120],
+            reason=reason[:500],
+            loaded_at=runtime_of(session).now(),
         )
+        session.add(record)
         session.flush()
+        return record
 
 
 rule_versions = RuleVersions()
