@@ -111,9 +111,14 @@ def stacked_columns(
             f'<rect x="{x}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"></rect>'
         )
         parts.append(_text(x + 14, legend_y, name, size=11))
-        x += 20 + 7 * len(name)
+        x += 20 + _text_width(name, size=11)
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _text_width(text: str, *, size: int) -> int:
+    """About how wide ``text`` draws: CJK characters are square, Latin ones about 0.6 em."""
+    return int(sum(size if ord(ch) >= 0x2E80 else size * 0.62 for ch in text))
 
 
 def _describe(items: Sequence[tuple[str, int]], unit: str) -> str:
