@@ -77,6 +77,10 @@ def test_an_analyst_stops_the_attack_and_an_admin_approves_the_compensation(
     expect(page.get_by_role("heading", level=1)).to_have_text("Overview")
     expect(page.get_by_text("Signed in as aiko")).to_be_visible()
     assert_accessible(page, "the overview")
+    page.get_by_role("link", name="Manage kill switches").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Kill switches")
+    assert_accessible(page, "the kill switches")
+    page.go_back()
     alert = page.get_by_role("table").filter(has_text="Raised by").get_by_role("link").first
     expect(alert).to_be_visible()
     alert.click()

@@ -140,6 +140,28 @@ class TestActions:
             ).one()
         assert (event.actor, event.reason) == ("console:aiko", "burst of links")
 
+    def test_the_banks_are_notified_only_of_a_locked_wallet_with_a_reason(
+        self, client: TestClient, rt: Runtime, mailbox: MemoryMailbox, analyst: Staff
+    ) -> None:
+        case_id, wallet_id = open_case(rt, mailbox)
+        sign_in(client, rt, analyst)
+        refused = post(client, f"/console/cases/{case_id}/notify-banks", {"reason": "tell them"})
+        assert refused.status_code == 409 and "lock it first" in refused.text
+        post(client, f"/console/cases/{case_id}/lock", {"reason": "burst of links"})
+        no_reason = post(client, f"/console/cases/{case_id}/notify-banks", {"reason": ""})
+        assert no_reason.status_code == 400
+        done = post(client, f"/console/cases/{case_id}/notify-banks", {"reason": "tell them"})
+        assert done.status_code == 303 and "done=notified" in done.headers["location"]
+        with rt.db.unit_of_work() as session:
+            [event] = session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "bank.notify")
+            ).all()
+        assert (event.actor, event.subject, event.reason) == (
+            "console:aiko",
+            f"wallet:{wallet_id}",
+            "tell them",
+        )
+
     def test_a_domain_refusal_is_shown_on_the_page(
         self, client: TestClient, rt: Runtime, mailbox: MemoryMailbox, analyst: Staff
     ) -> None:

@@ -18,6 +18,7 @@ from kouza.console import (  # noqa: F401  (they register their routes)
     reports_page,
     rules_page,
     signin,
+    switchboard,
 )
 from kouza.console.web import (
     HERE,

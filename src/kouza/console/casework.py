@@ -26,9 +26,12 @@ from kouza.console.web import CheckedForm, Staff, catalog, error_text, redirect,
 from kouza.controls.cases import cases
 from kouza.controls.errors import InvalidCaseTransition, UnknownCase
 from kouza.controls.models import CaseStatus, SwitchScope
+from kouza.controls.service import controls
 from kouza.controls.switches import switches
 from kouza.errors import KouzaError
 from kouza.kit.pages.i18n import choose_language
+from kouza.linking import notices
+from kouza.ops.errors import WalletNotLocked
 from kouza.runtime import Runtime, RuntimeDep
 from kouza.wallet.locks import locks
 
@@ -240,6 +243,36 @@ def lock(
         return "locked"
 
     return _act(request, runtime, signed_in, case_id, form, action)
+
+
+@router.post("/cases/{case_id}/notify-banks", response_model=None)
+def notify_banks(
+    request: Request, case_id: str, signed_in: Staff, runtime: RuntimeDep, form: CheckedForm
+) -> Response:
+    """Tell the banks of a locked wallet's links (again): a notice is queued for every link the
+    lock has not told yet (a link made after the lock, say), and notices that failed to leave
+    are sent again after the commit. Each bank deduplicates on the notice's id."""
+
+    def action(session: Session, wanted: uuid.UUID, reason: str) -> str:
+        case = cases.get(session, wanted)
+        lock = locks.open_lock(session, case.wallet_id)
+        if lock is None:
+            raise WalletNotLocked("only a locked wallet's banks are notified: lock it first")
+        queued = notices.notify_lock(session, lock)
+        controls.audit(
+            session,
+            actor=actor_of(signed_in.operator),
+            action="bank.notify",
+            subject=f"wallet:{case.wallet_id}",
+            reason=reason,
+            details={"case": str(case.id), "notices": [str(n.id) for n in queued]},
+        )
+        return "notified"
+
+    answer = _act(request, runtime, signed_in, case_id, form, action)
+    if answer.status_code < 400:
+        notices.deliver_pending(runtime)  # retries what an earlier delivery could not send
+    return answer
 
 
 def _request(
