@@ -70,5 +70,5 @@ def test_on_at_once_off_after_another_admin_approves(client: TestClient, rt: Run
             .where(AuditEvent.action.like("switch.%"))
             .order_by(AuditEvent.id)
         ).all()
-    assert [tuple(row) for row in changes][0] == ("switch.on", "console:aiko", "burst at 0125")
+    assert tuple(changes[0]) == ("switch.on", "console:aiko", "burst at 0125")
     assert changes[-1][0] == "switch.off"
