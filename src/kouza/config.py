@@ -195,6 +195,16 @@ class Settings(BaseServiceSettings):
     compensation_hold_days: int = Field(default=30, gt=0)
     """How long a compensation payment's ledger hold waits for the bank's answer."""
 
+    # The operator console (kouza.console, ADR 0038)
+    console_session_idle_minutes: int = Field(default=30, gt=0)
+    """A console session unused this long has ended."""
+    console_session_hours: int = Field(default=12, gt=0)
+    """A console session this old has ended, however busy."""
+    console_signin_failures_per_operator: int = Field(default=5, gt=0)
+    """Failed console sign-ins for one operator name per 15 minutes before sign-ins answer 429."""
+    console_signin_failures_per_address: int = Field(default=20, gt=0)
+    """Failed console sign-ins from one address per 15 minutes before sign-ins answer 429."""
+
     # Identity: contact changes, SMS gateway, production eKYC (kouza.identity, ADR 0012)
     contact_change_limit_per_user_per_day: int = Field(default=5, gt=0)
     """Phone and e-mail change requests per user per day (each sends a code)."""

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from kouza.api.app import create_app
 from kouza.cli import common
 from kouza.cli.main import app
-from kouza.console.auth import ABSOLUTE, FAILURES_PER_OPERATOR, IDLE, console_auth
+from kouza.console.auth import console_auth, idle_limit, session_limit
 from kouza.console.models import ConsoleCredential, ConsoleSession
 from kouza.console.web import catalog
 from kouza.controls.models import AuditEvent, OperatorRole
@@ -97,8 +97,9 @@ class TestSignIn:
     def test_failures_lock_the_operator_out_before_the_password_is_checked(
         self, client: TestClient, rt: Runtime
     ) -> None:
+        rt.settings.console_signin_failures_per_operator = 3  # an operator's setting
         staff = make_staff(rt, "aiko")
-        for _ in range(FAILURES_PER_OPERATOR):
+        for _ in range(3):
             assert sign_in(client, rt, staff, code="000000").status_code == 401
         answer = sign_in(client, rt, staff)
         assert answer.status_code == 429
@@ -111,12 +112,15 @@ class TestSessions:
     def test_an_idle_session_ends(
         self, client: TestClient, rt: Runtime, clock: ManualClock
     ) -> None:
+        rt.settings.console_session_idle_minutes = 15
+        idle = idle_limit(rt.settings)
+        assert idle == timedelta(minutes=15)
         sign_in(client, rt, make_staff(rt, "aiko"))
-        clock.advance(seconds=int((IDLE - timedelta(minutes=1)).total_seconds()))
+        clock.advance(seconds=int((idle - timedelta(minutes=1)).total_seconds()))
         assert client.get("/console/").status_code == 200
-        clock.advance(seconds=int((IDLE - timedelta(minutes=1)).total_seconds()))
+        clock.advance(seconds=int((idle - timedelta(minutes=1)).total_seconds()))
         assert client.get("/console/").status_code == 200
-        clock.advance(seconds=int((IDLE + timedelta(seconds=1)).total_seconds()))
+        clock.advance(seconds=int((idle + timedelta(seconds=1)).total_seconds()))
         answer = client.get("/console/", follow_redirects=False)
         assert answer.status_code == 303 and answer.headers["location"] == "/console/login"
         assert sessions(rt) == 0
@@ -125,7 +129,7 @@ class TestSessions:
         self, client: TestClient, rt: Runtime, clock: ManualClock
     ) -> None:
         sign_in(client, rt, make_staff(rt, "aiko"))
-        steps = int(ABSOLUTE / timedelta(minutes=20))
+        steps = int(session_limit(rt.settings) / timedelta(minutes=20))
         for _ in range(steps - 1):
             clock.advance(seconds=20 * 60)
             assert client.get("/console/").status_code == 200

@@ -12,7 +12,8 @@ reveals nothing) and per source address, in the sliding windows of
 password is checked. Failures are committed although the sign-in fails.
 
 **Sessions.** A sign-in creates a random session id (the cookie) whose keyed hash is the row's
-key. A session ends after :data:`IDLE` without a request or :data:`ABSOLUTE` after sign-in,
+key. A session ends after ``KOUZA_CONSOLE_SESSION_IDLE_MINUTES`` without a request or
+``KOUZA_CONSOLE_SESSION_HOURS`` after sign-in,
 whichever comes first; signing out deletes it. Disabling an operator ends their sessions at
 their next request.
 """
@@ -38,6 +39,7 @@ from kouza.console.errors import (
     WeakConsolePassword,
 )
 from kouza.console.models import ConsoleCredential, ConsoleSession
+from kouza.config import Settings
 from kouza.controls.errors import InvalidOperatorToken
 from kouza.controls.models import Operator
 from kouza.controls.service import controls
@@ -53,12 +55,6 @@ from kouza.kit.security import (
 )
 from kouza.runtime import runtime_of
 
-IDLE = timedelta(minutes=30)
-"""A session unused this long has ended."""
-ABSOLUTE = timedelta(hours=12)
-"""A session this old has ended, however busy."""
-FAILURES_PER_OPERATOR = 5
-FAILURES_PER_ADDRESS = 20
 FAILURE_WINDOW = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 12
 TOTP_ISSUER = "kouza console"
@@ -75,6 +71,16 @@ def _dummy_hash() -> str:
 def _fernet(secret: bytes) -> Fernet:
     key = hashlib.sha256(b"kouza-console-totp\x00" + secret).digest()
     return Fernet(base64.urlsafe_b64encode(key))
+
+
+def idle_limit(settings: Settings) -> timedelta:
+    """How long an unused console session lives."""
+    return timedelta(minutes=settings.console_session_idle_minutes)
+
+
+def session_limit(settings: Settings) -> timedelta:
+    """How long a console session lives at most."""
+    return timedelta(hours=settings.console_session_hours)
 
 
 def actor_of(operator: Operator) -> str:
@@ -134,7 +140,7 @@ class ConsoleAuth:
         self, session: Session, *, name: str, password: str, code: str, ip: str = ""
     ) -> SignedIn:
         """Check password and TOTP code and open a session; throttled, failures committed."""
-        limits = self._limits(name, ip)
+        limits = self._limits(session, name, ip)
         try:
             ratelimits.refuse_if_reached(session, limits)
         except RateLimited as refused:
@@ -166,7 +172,7 @@ class ConsoleAuth:
             operator is None
             or operator.disabled_at is not None
             or row.expires_at <= now
-            or row.last_seen_at + IDLE <= now
+            or row.last_seen_at + idle_limit(runtime.settings) <= now
         ):
             session.delete(row)
             raise ConsoleSessionExpired(
@@ -203,7 +209,7 @@ class ConsoleAuth:
                 operator_id=operator.id,
                 created_at=now,
                 last_seen_at=now,
-                expires_at=now + ABSOLUTE,
+                expires_at=now + session_limit(runtime_of(session).settings),
                 ip=ip[:64],
             )
         )
@@ -239,15 +245,24 @@ class ConsoleAuth:
                 return step
         return None
 
-    def _limits(self, name: str, ip: str) -> list[ratelimits.Limit]:
+    def _limits(self, session: Session, name: str, ip: str) -> list[ratelimits.Limit]:
+        settings = runtime_of(session).settings
         chosen = [
             ratelimits.Limit(
-                "console operator", name.strip().lower(), FAILURES_PER_OPERATOR, FAILURE_WINDOW
+                "console operator",
+                name.strip().lower(),
+                settings.console_signin_failures_per_operator,
+                FAILURE_WINDOW,
             )
         ]
         if ip:
             chosen.append(
-                ratelimits.Limit("console address", ip, FAILURES_PER_ADDRESS, FAILURE_WINDOW)
+                ratelimits.Limit(
+                    "console address",
+                    ip,
+                    settings.console_signin_failures_per_address,
+                    FAILURE_WINDOW,
+                )
             )
         return chosen
 
