@@ -32,6 +32,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from kouza.config import Settings
 from kouza.console.errors import (
     ConsoleSessionExpired,
     InvalidSignIn,
@@ -39,7 +40,6 @@ from kouza.console.errors import (
     WeakConsolePassword,
 )
 from kouza.console.models import ConsoleCredential, ConsoleSession
-from kouza.config import Settings
 from kouza.controls.errors import InvalidOperatorToken
 from kouza.controls.models import Operator
 from kouza.controls.service import controls
