@@ -14,6 +14,8 @@ from playwright.sync_api import Page, expect
 from kouza.controls.models import OperatorRole
 from kouza.identity.service import identity
 from kouza.risk.service import risk
+from kouza.wallet.models import MerchantCategory, Wallet
+from kouza.wallet.service import wallets
 from tests.browser.conftest import LEGACY_BANK, LiveWorld, assert_accessible
 from tests.console.support import Staff, make_staff
 from tests.factories import PASSWORD, customer
@@ -25,12 +27,18 @@ STOLEN = 100_000
 
 def attack(world: LiveWorld) -> uuid.UUID:
     """The 2020 pattern through the real services: an e-mail-only wallet links the victim's
-    account with leaked details and charges it; then, under today's rules, it tries another
-    holder's account and the rules lock it and open a case. Returns the fraud wallet."""
+    account with leaked details and charges it under the 2019 design; then, under today's
+    rules, it tries to spend the money at an electronics shop the same day — refused for review
+    (rule ``resellable-spend-new-wallet``), which raises the alert the analyst picks up. The
+    wallet is not locked yet: that is the analyst's call. Returns the fraud wallet."""
     policy_2019(world)  # type: ignore[arg-type]
     fraud = customer(world.rt, world.mailbox, device=False)
     with world.rt.db.unit_of_work() as session:
         token = identity.login(session, email=fraud.email, password=PASSWORD)
+        shop = wallets.create_merchant(
+            session, name="Akiba Denki", category=MerchantCategory.ELECTRONICS
+        )
+        qr = wallets.merchant_qr(session, merchant_id=shop.id)
     headers = {"Authorization": f"Bearer {token}"}
     wallet = f"{world.wallet_url}/v1/wallets/{fraud.wallet.id}"
     linked = httpx.post(
@@ -45,13 +53,18 @@ def attack(world: LiveWorld) -> uuid.UUID:
     assert charged.status_code == 201, charged.text
     shipped = resources.files("kouza.risk").joinpath("rulesets/default.yaml").read_text("utf-8")
     risk.load_rules(world.rt, shipped, source="default.yaml")
-    another = httpx.post(
-        f"{wallet}/bank-links",
-        json=link_body(world.legacy_victim, account_number="7777777", holder_name="ｽｽﾞｷ ｲﾁﾛｳ"),
-        headers=headers,
+    spent = httpx.post(
+        f"{wallet}/payments",
+        json={"qr": qr, "amount": 60_000},
+        headers=headers | {"Idempotency-Key": "fraud-2"},
     )
-    assert another.status_code >= 400, another.text
+    assert spent.status_code == 422 and spent.json()["error"] == "held_for_review", spent.text
     return fraud.wallet.id
+
+
+def wallet_status(world: LiveWorld, wallet_id: uuid.UUID) -> str:
+    with world.rt.db.unit_of_work() as session:
+        return session.get_one(Wallet, wallet_id).status
 
 
 def sign_in(page: Page, world: LiveWorld, staff: Staff) -> None:
@@ -68,7 +81,7 @@ def test_an_analyst_stops_the_attack_and_an_admin_approves_the_compensation(
     page: Page, live_world: LiveWorld
 ) -> None:
     world = live_world
-    attack(world)
+    fraud_wallet = attack(world)
     assert bank_balance(world, world.legacy_victim) == VICTIM_BALANCE - STOLEN  # type: ignore[arg-type]
     analyst = make_staff(world.rt, "aiko")
     admin = make_staff(world.rt, "bunta", OperatorRole.ADMIN)
@@ -86,14 +99,20 @@ def test_an_analyst_stops_the_attack_and_an_admin_approves_the_compensation(
     alert.click()
 
     expect(page.get_by_role("heading", level=1)).to_contain_text("Case")
-    expect(page.get_by_text("many-holder-names-from-wallet").first).to_be_visible()
-    expect(page.get_by_role("button", name="Request unlock")).to_be_visible()  # locked by the rule
+    expect(page.get_by_text("resellable-spend-new-wallet").first).to_be_visible()
     assert_accessible(page, "the case page")
+    page.locator("#r-lock").fill("spending a stranger's money on electronics")
+    page.get_by_role("button", name="Lock the wallet").click()
+    expect(
+        page.get_by_text("The wallet is locked and the banks are being notified.")
+    ).to_be_visible()
+    expect(page.get_by_role("button", name="Request unlock")).to_be_visible()
+    assert wallet_status(world, fraud_wallet) == "locked"
 
     page.get_by_role("button", name="Assign to me").click()
     expect(page.get_by_text("The case is yours.")).to_be_visible()
     page.get_by_label("New state").select_option("confirmed_fraud")
-    page.get_by_label("Note (reason)").fill("the same wallet tried two holders' accounts")
+    page.get_by_label("Note (reason)").fill("the victim never used the wallet: leaked details")
     page.get_by_role("button", name="Change the state").click()
     expect(page.get_by_text("The case's state changed.")).to_be_visible()
 
