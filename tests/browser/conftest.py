@@ -19,21 +19,18 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pyotp
 import pytest
 
 from kouza.api.app import create_app
 from kouza.assembly import build_runtime
 from kouza.bank.app import create_bank_app
 from kouza.bank.assembly import build_bank_runtime
-from kouza.bank.core import CustomerData, core
 from kouza.bank.migrate import upgrade as upgrade_bank
-from kouza.bank.models import AccountType, AuthProfile
+from kouza.bank.models import AuthProfile
 from kouza.bank.runtime import BankRuntime
 from kouza.bank.settings import BankSettings
 from kouza.config import Settings
@@ -43,7 +40,7 @@ from kouza.linking.keys import client_jwks
 from kouza.runtime import Runtime
 from tests.bank.helpers import Holder, make_bank, make_client, make_holder
 from tests.browser.live import free_port, serve
-from tests.linking.oauth_support import IbHolder
+from tests.linking.oauth_support import IbHolder, ib_holder_at
 
 HERE = Path(__file__).parent
 CHROMIUM = Path(os.environ.get("KOUZA_CHROMIUM", "/usr/bin/chromium"))
@@ -177,7 +174,7 @@ def live_world(tmp_path: Path) -> Iterator[LiveWorld]:
         name_kana="ｻﾄｳ ﾊﾅｺ",
         email="hanako@example.jp",
     )
-    ib = _ib_holder(bank_rt)
+    ib = ib_holder_at(bank_rt)
     client_id, secret = make_client(bank_rt, webhook_url=f"{wallet_url}/v1/banks/webhooks")
 
     mailbox = MemoryMailbox()
@@ -216,39 +213,6 @@ def live_world(tmp_path: Path) -> Iterator[LiveWorld]:
         )
     rt.db.dispose()
     bank_rt.db.dispose()
-
-
-def _ib_holder(bank_rt: BankRuntime) -> IbHolder:
-    password = "correct horse battery"
-    name_kana = "ｻﾄｳ ﾊﾅｺ"
-    birth_date = date(1985, 5, 5)
-    with bank_rt.db.unit_of_work() as session:
-        bank = core.bank(session, OAUTH_BANK)
-        branch = core.branch(session, bank, "100")
-        customer = core.add_customer(
-            session,
-            bank,
-            CustomerData(
-                name_kanji="佐藤 花子",
-                name_kana=name_kana,
-                birth_date=birth_date,
-                address="岡山県岡山市北区1-1",
-                phone="+819011112222",
-                email="hanako.ib@example.jp",
-            ),
-            internet_banking_password=password,
-        )
-        _, seed = core.add_otp_device(session, customer, label="hardware token")
-        core.open_account(
-            session,
-            customer,
-            branch=branch,
-            account_type=AccountType.ORDINARY,
-            number="7000001",
-            pin="2020",
-            balance=400_000,
-        )
-    return IbHolder("7000001", name_kana, birth_date, password, pyotp.TOTP(seed))
 
 
 @pytest.fixture(scope="session", autouse=True)

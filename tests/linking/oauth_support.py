@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from kouza.bank.app import create_bank_app
 from kouza.bank.core import CustomerData, core
 from kouza.bank.models import AccountType
+from kouza.bank.runtime import BankRuntime
 from kouza.linking.keys import client_jwks
 from tests.linking.conftest import OAUTH_BANK, World
 from tests.linking.support import Person, login, signed
@@ -57,8 +58,22 @@ def ib_holder(
     balance: int = 400_000,
 ) -> IbHolder:
     """An account holder at the oauth bank who can log in to internet banking."""
+    return ib_holder_at(
+        world.bank_rt, number=number, name_kana=name_kana, birth_date=birth_date, balance=balance
+    )
+
+
+def ib_holder_at(
+    bank_rt: BankRuntime,
+    *,
+    number: str = "7000001",
+    name_kana: str = "ｻﾄｳ ﾊﾅｺ",
+    birth_date: date = date(1985, 5, 5),
+    balance: int = 400_000,
+) -> IbHolder:
+    """:func:`ib_holder` on a bank runtime of any world (the browser tests' live one too)."""
     password = "correct horse battery"
-    with world.bank_rt.db.unit_of_work() as session:
+    with bank_rt.db.unit_of_work() as session:
         bank = core.bank(session, OAUTH_BANK)
         branch = core.branch(session, bank, "100")
         customer = core.add_customer(

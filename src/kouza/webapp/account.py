@@ -32,7 +32,7 @@ from kouza.webapp.screen import (
     Visitor,
     VisitorDep,
     delete_cookie,
-    describe,
+    forbidden_csrf,
     parse_uuid,
     redirect,
     refused,
@@ -44,17 +44,6 @@ router = APIRouter()
 FormText = Annotated[str, Form()]
 DEV_CARD_PASSPHRASE = "kouza-devca-not-a-secret"
 """The development CA's default passphrase (``kouza dev ca``; public on purpose)."""
-
-
-def forbidden_csrf(visitor: Visitor, template: str, context: dict[str, Any]) -> Response:
-    """A form without this session's CSRF token: 403, nothing done."""
-    error = BadRequest(visitor.t("error.csrf"))
-    return render(
-        visitor,
-        template,
-        {**context, "error": describe(visitor, error)},
-        status_code=403,
-    )
 
 
 def signed_from_form(device_id: str, nonce: str, signature: str) -> SignedChallenge | None:

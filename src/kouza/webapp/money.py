@@ -33,7 +33,7 @@ from kouza.webapp.account import signed_from_form, wallet_of
 from kouza.webapp.screen import (
     Visitor,
     VisitorDep,
-    describe,
+    forbidden_csrf,
     parse_uuid,
     parse_yen,
     refused,
@@ -156,7 +156,7 @@ def topup(
         return to_sign_in(visitor)
     values = {"idempotency_key": idempotency_key, "amount": amount, "link_id": link_id}
     if not visitor.csrf_ok(csrf_token):
-        return csrf_refusal(visitor, "topup.html", topup_context(visitor, **values))
+        return forbidden_csrf(visitor, "topup.html", topup_context(visitor, **values))
     try:
         yen, link = parse_yen(amount), parse_uuid(link_id)
         if yen is None:
@@ -193,13 +193,6 @@ def topup(
 
 def _device_proof(proof: SignedChallenge | None) -> DeviceProof | None:
     return DeviceProof(nonce=proof.nonce, signature=proof.signature) if proof else None
-
-
-def csrf_refusal(visitor: Visitor, template: str, context: dict[str, Any]) -> Response:
-    error = BadRequest(visitor.t("error.csrf"))
-    return render(
-        visitor, template, {**context, "error": describe(visitor, error)}, status_code=403
-    )
 
 
 # --- pay a merchant QR ------------------------------------------------------------------------
@@ -241,7 +234,7 @@ def pay(
         return to_sign_in(visitor)
     values = {"idempotency_key": idempotency_key, "qr": qr, "amount": amount}
     if not visitor.csrf_ok(csrf_token):
-        return csrf_refusal(visitor, "pay.html", pay_context(visitor, **values))
+        return forbidden_csrf(visitor, "pay.html", pay_context(visitor, **values))
     user = visitor.signed_in
     try:
         yen = parse_yen(amount) if amount.strip() else None
@@ -329,7 +322,7 @@ def transfer(
         "note": note,
     }
     if not visitor.csrf_ok(csrf_token):
-        return csrf_refusal(visitor, "transfer.html", transfer_context(visitor, **values))
+        return forbidden_csrf(visitor, "transfer.html", transfer_context(visitor, **values))
     user = visitor.signed_in
     try:
         yen, destination = parse_yen(amount), parse_uuid(to_wallet_id)

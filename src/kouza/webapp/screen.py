@@ -29,7 +29,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kouza.assembly import KouzaRuntime
-from kouza.errors import KouzaError
+from kouza.errors import BadRequest, KouzaError
 from kouza.identity.errors import InvalidToken
 from kouza.identity.models import User
 from kouza.identity.service import identity
@@ -197,6 +197,17 @@ def redirect(visitor: Visitor, path: str) -> Response:
 
 def to_sign_in(visitor: Visitor) -> Response:
     return redirect(visitor, "/app/signin")
+
+
+def forbidden_csrf(visitor: Visitor, template: str, context: Mapping[str, Any]) -> Response:
+    """A form without this session's CSRF token: 403, nothing done."""
+    error = BadRequest(visitor.t("error.csrf"))
+    return render(
+        visitor,
+        template,
+        {**dict(context), "error": describe(visitor, error)},
+        status_code=403,
+    )
 
 
 def refused(
